@@ -1,0 +1,294 @@
+"""The `iotnotify` command: parse flags, call the core, print results, map errors to exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
+
+import click
+
+from iotnotify import __version__, errors
+from iotnotify.settings import Settings, resolve
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _connection_flags(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Flags every command that needs keys takes (they override the same flags before the command)."""
+    for decorator in reversed([
+        click.option("--endpoint", metavar="URL", help="Keys endpoint URL [env IOTNOTIFY_ENDPOINT]."),
+        click.option("--ca-file", metavar="PATH", help="CA bundle for a private broker [env IOTNOTIFY_CA_FILE]."),
+        click.option("--no-cache", is_flag=True, default=None, help="Fetch new keys; do not use or save the cache."),
+    ]):
+        command = decorator(command)
+    return command
+
+
+def _mqtt_flags(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Flags of the commands that connect to the broker."""
+    for decorator in reversed([
+        click.option("--protocol", type=click.Choice(["5", "3.1.1"]), default=None,
+                     help="MQTT version (default 5) [env IOTNOTIFY_PROTOCOL]."),
+        click.option("--client-id", "-i", metavar="ID",
+                     help="MQTT client id (default: random iotnotify-...) [env IOTNOTIFY_CLIENT_ID]."),
+        click.option("--qos", "-q", type=click.IntRange(0, 1), default=1, show_default=True,
+                     help="Quality of service: 0 at most once, 1 at least once."),
+    ]):
+        command = decorator(command)
+    return command
+
+
+def _settings(ctx: click.Context, **flags: Any) -> Settings:
+    """Resolve settings: this command's flags, then the group's, then env, then the profile."""
+    group = ctx.find_root().params
+    merged = {name: flags.get(name) if flags.get(name) not in (None, False) else group.get(name)
+              for name in ("endpoint", "ca_file", "no_cache", "protocol", "client_id")}
+    merged["keys_timeout"] = group.get("keys_timeout")
+    return resolve(merged, profile=group.get("profile"))
+
+
+def _source(settings: Settings):  # type: ignore[no-untyped-def]
+    from iotnotify.keys import key_source
+
+    return key_source(settings.endpoint, settings.keys_timeout, use_cache=not settings.no_cache)
+
+
+def _options(settings: Settings):  # type: ignore[no-untyped-def]
+    from iotnotify.connection import ConnectOptions
+
+    return ConnectOptions(protocol=settings.protocol, client_id=settings.client_id, ca_file=settings.ca_file)
+
+
+def _note(message: str, quiet: bool = False) -> None:
+    """A status line for people on stderr (never on stdout, which belongs to the data)."""
+    if not quiet:
+        click.echo(message, err=True)
+
+
+@click.group(context_settings=CONTEXT, epilog="""\b
+Examples:
+  iotnotify local                                  # start a broker and keys endpoint on loopback
+  iotnotify --profile local subscribe 'demo/#' -v  # in another terminal
+  iotnotify --profile local send demo/hello 'hi'
+  iotnotify --endpoint https://ID.execute-api.REGION.amazonaws.com/iot/keys keys""")
+@click.version_option(__version__, "--version", "-V", prog_name="iotnotify")
+@click.option("--profile", "-p", metavar="NAME", help="Profile in the config file [env IOTNOTIFY_PROFILE].")
+@click.option("--endpoint", metavar="URL", help="Keys endpoint URL [env IOTNOTIFY_ENDPOINT].")
+@click.option("--ca-file", metavar="PATH", help="CA bundle for a private broker [env IOTNOTIFY_CA_FILE].")
+@click.option("--no-cache", is_flag=True, default=None, help="Fetch new keys; do not use or save the cache.")
+@click.option("--keys-timeout", type=float, metavar="S",
+              help="Seconds to wait for the keys endpoint (default 10) [env IOTNOTIFY_KEYS_TIMEOUT].")
+def cli(**_flags: Any) -> None:
+    """Real-time notifications over AWS IoT Core (MQTT over WebSocket, SigV4) from the command line.
+
+    Settings come from flags, then IOTNOTIFY_* environment variables, then the profile
+    (IOTNOTIFY_CONFIG or config.toml in the app dir; `default` unless --profile names another).
+    """
+
+
+@cli.command(context_settings=CONTEXT, epilog="""\b
+Examples:
+  iotnotify --profile local keys
+  iotnotify keys --json | jq -r .iotEndpoint
+  eval "$(iotnotify keys --export)"
+""")
+@_connection_flags
+@click.option("--json", "as_json", is_flag=True, help="Print the endpoint's full JSON (includes the secrets).")
+@click.option("--export", is_flag=True, help="Print `export AWS_...=` lines for eval (includes the secrets).")
+@click.option("--show-secrets", is_flag=True, help="Show the secret key and session token.")
+@click.pass_context
+def keys(ctx: click.Context, as_json: bool, export: bool, show_secrets: bool, **flags: Any) -> None:
+    """Fetch temporary keys (or reuse cached ones) and show them; secrets are redacted."""
+    from iotnotify import keys_view
+
+    if as_json and export:
+        raise click.UsageError("--json and --export cannot be used together")
+    settings = _settings(ctx, **flags)
+    temporary = _source(settings).get()
+    if as_json:
+        click.echo(keys_view.as_json(temporary))
+    elif export:
+        click.echo(keys_view.as_exports(temporary))
+    else:
+        click.echo(keys_view.as_text(temporary, settings.endpoint or "", show_secrets))
+
+
+def _payloads(message: str | None, file: BinaryIO | None, stdin: bool, lines: bool) -> list[bytes] | Iterator[bytes]:
+    """The payloads to send from exactly one source: argument, file, all of stdin, or stdin lines."""
+    from iotnotify.messages import read_lines
+
+    if message == "-":
+        message, stdin = None, True
+    chosen = [name for name, given in (("MESSAGE", message is not None), ("-f", file is not None),
+                                       ("-s", stdin), ("-l", lines)) if given]
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of MESSAGE, -m, -f FILE, -s or -l"
+                               + (f" (got {', '.join(chosen)})" if chosen else ""))
+    if message is not None:
+        return [os.fsencode(message)]
+    if file is not None:
+        return [file.read()]
+    if stdin:
+        return [sys.stdin.buffer.read()]
+    return read_lines(sys.stdin.buffer)
+
+
+@cli.command(context_settings=CONTEXT, epilog="""\b
+Examples:
+  iotnotify send alerts/disk 'disk 91% full'
+  iotnotify send -f report.json reports/nightly
+  tail -F app.log | iotnotify send -l logs/app     # one message per line, sent as lines arrive
+  iotnotify send --qos 0 metrics/cpu "$(uptime)" """)
+@click.argument("topic")
+@click.argument("message", required=False)
+@click.option("--message", "-m", "message_opt", metavar="TEXT", help="The message (like mosquitto_pub -m).")
+@click.option("--file", "-f", type=click.File("rb"), help="Send the contents of FILE as one message.")
+@click.option("--stdin", "-s", is_flag=True, help="Send all of standard input as one message.")
+@click.option("--lines", "-l", is_flag=True, help="Send each line of standard input as a message.")
+@click.option("--retain", "-r", is_flag=True, help="Ask the broker to retain the message.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True, metavar="S",
+              help="Seconds to wait for acknowledgements after the input ends.")
+@_mqtt_flags
+@_connection_flags
+@click.pass_context
+def send(ctx: click.Context, topic: str, message: str | None, message_opt: str | None, file: BinaryIO | None,
+         stdin: bool, lines: bool, retain: bool, timeout: float, qos: int, **flags: Any) -> None:
+    """Publish MESSAGE to TOPIC; exit 0 only once the broker acknowledged every QoS 1 message."""
+    from iotnotify.send import send as send_messages
+
+    if message is not None and message_opt is not None:
+        raise click.UsageError("give the message once: as MESSAGE or with -m")
+    payloads = _payloads(message if message is not None else message_opt, file, stdin, lines)
+    settings = _settings(ctx, **flags)
+
+    def rejected(index: int, error: errors.UsageError) -> None:
+        _note(f"iotnotify: message {index} not sent: {error}")
+
+    send_messages(_source(settings), _options(settings), topic, payloads, qos, retain, timeout, rejected)
+
+
+@cli.command(context_settings=CONTEXT, epilog="""\b
+Examples:
+  iotnotify subscribe 'alerts/#' -v
+  iotnotify subscribe jobs/done -C 1 -W 60 && echo finished
+  iotnotify subscribe --json 'sensors/+/temp' | jq .payload
+  iotnotify subscribe t --ready-file /tmp/ready & while [ ! -e /tmp/ready ]; do sleep 0.1; done; iotnotify send t hi""")
+@click.argument("filters", nargs=-1, required=True, metavar="FILTER...")
+@click.option("--verbose", "-v", is_flag=True, help="Print the topic before each payload.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines: topic, payload, qos, retain, time.")
+@click.option("--count", "-C", type=click.IntRange(min=1), metavar="N", help="Exit 0 after N messages.")
+@click.option("--timeout", "-W", type=click.FloatRange(min=0, min_open=True), metavar="S",
+              help="Stop after S seconds; exit 7 if fewer than --count messages (or any --count) arrived.")
+@click.option("--ready-file", type=click.Path(dir_okay=False), metavar="PATH",
+              help="Create PATH once the broker acknowledged the subscription.")
+@click.option("--quiet", is_flag=True, help="Do not print `subscribed` or other status lines on stderr.")
+@_mqtt_flags
+@_connection_flags
+@click.pass_context
+def subscribe(ctx: click.Context, filters: tuple[str, ...], verbose: bool, as_json: bool, count: int | None,
+              timeout: float | None, ready_file: str | None, quiet: bool, qos: int, **flags: Any) -> None:
+    """Print each message on FILTER... to stdout, one line per message, flushed at once."""
+    from iotnotify.output import formatter
+    from iotnotify.subscribe import subscribe as open_subscription
+
+    settings = _settings(ctx, **flags)
+    connection, inbox = open_subscription(_source(settings), _options(settings), list(filters), qos)
+    received = 0
+    try:
+        _note("subscribed", quiet)
+        if ready_file:
+            open(ready_file, "a").close()
+        write, flush = sys.stdout.buffer.write, sys.stdout.buffer.flush
+        render = formatter(json_lines=as_json, verbose=verbose)
+        for message in inbox.messages(count=count, timeout=timeout):
+            write(render(message))
+            flush()
+            received += 1
+    except BrokenPipeError:
+        _quiet_stdout()
+    except KeyboardInterrupt:
+        raise errors.Interrupted(f"interrupted after {received} messages") from None
+    finally:
+        connection.disconnect()
+    if timeout is not None and (count is None or received < count):
+        expected = f" of {count}" if count is not None else ""
+        raise errors.ReceiveTimeout(f"received {received}{expected} messages within {timeout:g} s")
+
+
+def _quiet_stdout() -> None:
+    """After the reader of stdout went away: point stdout at /dev/null so exit does not complain."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+@cli.command(context_settings=CONTEXT, epilog="""\b
+Examples:
+  iotnotify local                       # then, elsewhere: iotnotify --profile local send demo hi
+  iotnotify local --port 19443 --keys-port 19080 --mqtt-port 0""")
+@click.option("--port", type=click.IntRange(1, 65535), default=9443, show_default=True,
+              help="Broker port for MQTT over WebSocket with TLS.")
+@click.option("--keys-port", type=click.IntRange(1, 65535), default=9080, show_default=True,
+              help="Port of the keys endpoint (HTTP).")
+@click.option("--mqtt-port", type=click.IntRange(0, 65535), default=9883, show_default=True,
+              help="Plain MQTT port for other clients (mosquitto_pub/sub); 0 turns it off.")
+@click.option("--lifetime", type=click.IntRange(60, 43200), default=3600, show_default=True, metavar="S",
+              help="Lifetime of the keys the endpoint mints, in seconds.")
+@click.option("--profile-name", default="local", show_default=True, metavar="NAME",
+              help="Profile to write to the config file for this stack.")
+def local(port: int, keys_port: int, mqtt_port: int, lifetime: int, profile_name: str) -> None:
+    """Run a local stack on loopback until Ctrl-C: Mosquitto with a TLS WebSocket listener and a keys endpoint."""
+    from iotnotify.local.stack import LocalStack, StackConfig, default_state_dir, run_until_stopped
+    from iotnotify.settings import save_profile
+
+    stack = LocalStack(StackConfig(default_state_dir(), port, keys_port, mqtt_port, lifetime))
+    stack.start()
+    try:
+        config_file = save_profile(profile_name, stack.profile())
+        _print_local_banner(stack, profile_name, str(config_file))
+        run_until_stopped(stack)
+    finally:
+        stack.stop()
+    _note("iotnotify local: stopped")
+
+
+def _print_local_banner(stack: Any, profile: str, config_file: str) -> None:
+    """Tell a person what `local` started and how to use it."""
+    from rich.console import Console
+
+    console = Console(highlight=False, soft_wrap=True)
+    cfg = stack.config
+    console.print(f"[bold green]iotnotify local[/] is running on loopback (Ctrl-C stops it)")
+    console.print(f"  broker   wss://127.0.0.1:{cfg.wss_port}/mqtt  MQTT over WebSocket, TLS (CA {stack.tls.ca_file})")
+    if cfg.mqtt_port:
+        console.print(f"  broker   mqtt://127.0.0.1:{cfg.mqtt_port}  plain MQTT for other clients")
+    console.print(f"  keys     {stack.endpoint_url}  keys last {cfg.lifetime} s")
+    console.print(f"  profile  [bold]{profile}[/] written to {config_file}")
+    console.print("Try, in another terminal:")
+    console.print(f"  iotnotify --profile {profile} subscribe 'demo/#' -v")
+    console.print(f"  iotnotify --profile {profile} send demo/hello 'hello'")
+
+
+def main() -> None:
+    """Entry point: run the command; turn every failure into one line on stderr and an exit code."""
+    try:
+        code = cli.main(prog_name="iotnotify", standalone_mode=False)
+    except errors.IotNotifyError as e:
+        click.echo(f"iotnotify: {'' if isinstance(e, errors.Interrupted) else 'error: '}{e}", err=True)
+        code = e.exit_code
+    except click.exceptions.Abort:
+        click.echo("iotnotify: interrupted", err=True)
+        code = errors.EXIT_INTERRUPTED
+    except click.ClickException as e:
+        e.show()
+        code = e.exit_code
+    except BrokenPipeError:
+        _quiet_stdout()
+        code = errors.EXIT_OK
+    except Exception as e:  # noqa: BLE001 - a bug: one line unless asked for the traceback
+        if os.environ.get("IOTNOTIFY_DEBUG"):
+            raise
+        click.echo(f"iotnotify: internal error: {type(e).__name__}: {e} (IOTNOTIFY_DEBUG=1 shows more)", err=True)
+        code = errors.EXIT_INTERNAL
+    sys.exit(code or 0)

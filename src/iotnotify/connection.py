@@ -1,0 +1,159 @@
+"""The MQTT connection: awsiotsdk's MQTT 5 client or MQTT 3.1.1 connection over SigV4-signed wss."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from iotnotify.errors import ConnectError, DeliveryError, IotNotifyError
+from iotnotify.keys import KeySource, TemporaryKeys
+from iotnotify.messages import Message
+from iotnotify.topics import is_aws_host
+
+OnMessage = Callable[[Message], None]
+OnDone = Callable[[bool], None]
+
+TLS_PROBE_AFTER = 1.5  # s: awscrt reports TLS failures only after a long delay; diagnose sooner
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    """How to connect, beyond what the keys say."""
+
+    protocol: str = "5"
+    client_id: str | None = None
+    ca_file: str | None = None
+    connect_timeout: float = 20.0
+    keep_alive: int = 60
+
+
+def random_client_id() -> str:
+    """A client id that is unique enough for one broker: iotnotify- and 12 hex digits."""
+    return "iotnotify-" + secrets.token_hex(6)
+
+
+class Connection:
+    """A connected MQTT client whatever the protocol: connect, subscribe, publish, disconnect."""
+
+    def __init__(self, source: KeySource, keys: TemporaryKeys, options: ConnectOptions,
+                 on_message: OnMessage | None = None) -> None:
+        from awscrt import auth
+
+        self.source = source
+        self.keys = keys
+        self.options = options
+        self.client_id = options.client_id or random_client_id()
+        self.aws = is_aws_host(keys.host)
+        self.on_message = on_message
+        self.key_error: IotNotifyError | None = None
+        self.credentials = auth.AwsCredentialsProvider.new_delegate(self._credentials)
+
+    def _credentials(self):  # type: ignore[no-untyped-def]
+        """Called by awscrt at each (re)connection: keys in hand if fresh, else fetched anew."""
+        from awscrt import auth
+
+        try:
+            keys = self.source.get()
+        except IotNotifyError as e:
+            self.key_error = e
+            raise
+        self.key_error = None
+        return auth.AwsCredentials(keys.access_key, keys.secret_key, keys.session_token)
+
+    @property
+    def where(self) -> str:
+        """host:port of the broker, for messages."""
+        return f"{self.keys.host}:{self.keys.port}"
+
+    def _wait_connected(self, done: threading.Event, outcome: Callable[[], BaseException | None]) -> None:
+        """Wait for the first connection outcome; diagnose a TLS failure early; raise ConnectError."""
+        if not done.wait(TLS_PROBE_AFTER):
+            probe_tls(self.keys.host, self.keys.port, self.options.ca_file)
+            if not done.wait(max(self.options.connect_timeout - TLS_PROBE_AFTER, 0)):
+                raise ConnectError(f"no answer from broker {self.where} within "
+                                   f"{self.options.connect_timeout:g} s")
+        error = outcome()
+        if error is not None:
+            if self.key_error is not None:
+                raise self.key_error
+            raise classify(error, self.where)
+
+    def connect(self) -> None:
+        raise NotImplementedError
+
+    def subscribe(self, filters: list[str], qos: int, timeout: float = 20.0) -> None:
+        raise NotImplementedError
+
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone) -> None:
+        raise NotImplementedError
+
+    def disconnect(self, timeout: float = 5.0) -> None:
+        raise NotImplementedError
+
+
+def classify(error: BaseException, where: str) -> ConnectError:
+    """Turn an awscrt connection error into a one-line ConnectError that says what failed."""
+    name = getattr(error, "name", "") or type(error).__name__
+    if name.startswith("AWS_IO_TLS") or "TLS" in name:
+        return ConnectError(f"TLS failure with broker {where} ({name}): check --ca-file")
+    if name in ("AWS_IO_SOCKET_CONNECTION_REFUSED", "AWS_IO_SOCKET_TIMEOUT", "AWS_IO_DNS_INVALID_NAME",
+                "AWS_IO_DNS_QUERY_FAILED", "AWS_IO_SOCKET_NO_ROUTE_TO_HOST", "AWS_IO_SOCKET_NETWORK_DOWN",
+                "AWS_IO_DNS_NO_ADDRESS_FOR_HOST"):
+        return ConnectError(f"broker {where} is unreachable ({name})")
+    if name in ("AWS_ERROR_HTTP_WEBSOCKET_UPGRADE_FAILURE", "AWS_IO_SOCKET_CLOSED",
+                "AWS_ERROR_HTTP_CONNECTION_CLOSED"):
+        return ConnectError(f"broker {where} refused the MQTT WebSocket connection ({name}): "
+                            "keys not accepted, or not an MQTT-over-WebSocket endpoint")
+    return ConnectError(f"cannot connect to broker {where}: {name or error}")
+
+
+def probe_tls(host: str, port: int, ca_file: str | None, timeout: float = 5.0) -> None:
+    """Raise ConnectError if a TLS handshake with host:port fails certificate checks."""
+    import socket
+    import ssl
+
+    context = ssl.create_default_context(cafile=ca_file)
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            with context.wrap_socket(sock, server_hostname=host):
+                return
+    except ssl.SSLCertVerificationError as e:
+        raise ConnectError(f"TLS failure with broker {host}:{port}: {e.verify_message}: "
+                           "check --ca-file") from None
+    except ssl.SSLError as e:
+        raise ConnectError(f"TLS failure with broker {host}:{port}: {e.reason or e}") from None
+    except OSError:
+        return  # not a TLS problem; the client reports what it sees
+
+
+def open_connection(source: KeySource, options: ConnectOptions,
+                    on_message: OnMessage | None = None) -> Connection:
+    """Get keys, build the client for the chosen protocol and connect; raise our errors."""
+    keys = source.get()
+    if options.ca_file is not None:
+        import os
+
+        if not os.path.isfile(options.ca_file):
+            raise ConnectError(f"CA file {options.ca_file} does not exist")
+    if options.protocol == "3.1.1":
+        from iotnotify.mqtt311 import Mqtt311Connection as Impl
+    else:
+        from iotnotify.mqtt5 import Mqtt5Connection as Impl  # type: ignore[assignment]
+    connection = Impl(source, keys, options, on_message)
+    connection.connect()
+    return connection
+
+
+def check_granted(filters: list[str], granted: list[int | None]) -> None:
+    """Raise DeliveryError naming the first filter the broker refused (a code of 0x80 or more)."""
+    for topic_filter, code in zip(filters, granted):
+        if code is None or int(code) >= 0x80:
+            raise DeliveryError(f"broker refused the subscription to {topic_filter!r}")
+
+
+def future_ok(future: Future) -> bool:
+    """Whether an awscrt operation future completed without an exception."""
+    return future.exception() is None

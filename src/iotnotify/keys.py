@@ -1,0 +1,226 @@
+"""Temporary keys: parsing the endpoint's answer, fetching it, and the per-endpoint 0600 cache."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from iotnotify.errors import KeysError
+
+DEFAULT_LIFETIME = 3600.0  # the tutorial's endpoint does not say; its keys last one hour
+DEFAULT_PORT = 443
+REQUIRED = ("iotEndpoint", "region", "accessKey", "secretKey", "sessionToken")
+SECRET_FIELDS = ("secretKey", "sessionToken")
+MAX_REFRESH_MARGIN = 300.0
+
+
+@dataclass(frozen=True)
+class TemporaryKeys:
+    """Short-lived AWS keys and where to use them, as the keys endpoint returned them."""
+
+    host: str
+    port: int
+    region: str
+    access_key: str
+    secret_key: str = field(repr=False)
+    session_token: str = field(repr=False)
+    expiration: dt.datetime
+    fetched_at: dt.datetime
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    def expires_in(self, now: dt.datetime | None = None) -> float:
+        """Seconds until the keys expire (negative once expired)."""
+        now = now or dt.datetime.now(dt.timezone.utc)
+        return (self.expiration - now).total_seconds()
+
+    def fresh(self, now: dt.datetime | None = None) -> bool:
+        """Whether the keys are still good for a new connection (not within the refresh margin)."""
+        lifetime = (self.expiration - self.fetched_at).total_seconds()
+        margin = min(MAX_REFRESH_MARGIN, max(lifetime, 0) / 4)
+        return self.expires_in(now) > margin
+
+
+def _parse_time(value: str) -> dt.datetime:
+    """Parse an ISO 8601 time (a trailing Z allowed); naive times are UTC."""
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def _split_endpoint(value: str, port: int) -> tuple[str, int]:
+    """Accept a bare host name (the tutorial) or a URL such as wss://host:port/mqtt."""
+    if "://" in value:
+        parts = urlsplit(value)
+        if not parts.hostname:
+            raise KeysError(f"keys endpoint answered with an iotEndpoint that has no host: {value!r}")
+        return parts.hostname, parts.port or port
+    return value, port
+
+
+def parse_keys(data: Any, fetched_at: dt.datetime | None = None) -> TemporaryKeys:
+    """Turn the endpoint's JSON into TemporaryKeys, naming any missing or mistyped field."""
+    if not isinstance(data, dict):
+        raise KeysError(f"keys endpoint answered with JSON {type(data).__name__}, not an object")
+    for name in REQUIRED:
+        if name not in data:
+            raise KeysError(f"keys endpoint answer is missing field {name!r}")
+        if not isinstance(data[name], str) or not data[name].strip():
+            raise KeysError(f"keys endpoint field {name!r} must be a non-empty string")
+    fetched_at = fetched_at or dt.datetime.now(dt.timezone.utc)
+    port = data.get("port", DEFAULT_PORT)
+    if isinstance(port, str) and port.isdigit():
+        port = int(port)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise KeysError("keys endpoint field 'port' must be a port number")
+    expiration = data.get("expiration")
+    if expiration is None:
+        expires = fetched_at + dt.timedelta(seconds=DEFAULT_LIFETIME)
+    elif isinstance(expiration, str):
+        try:
+            expires = _parse_time(expiration)
+        except ValueError:
+            raise KeysError("keys endpoint field 'expiration' is not an ISO 8601 time") from None
+    else:
+        raise KeysError("keys endpoint field 'expiration' must be an ISO 8601 string")
+    host, port = _split_endpoint(data["iotEndpoint"].strip(), port)
+    return TemporaryKeys(
+        host=host,
+        port=port,
+        region=data["region"],
+        access_key=data["accessKey"],
+        secret_key=data["secretKey"],
+        session_token=data["sessionToken"],
+        expiration=expires,
+        fetched_at=fetched_at,
+        raw=dict(data),
+    )
+
+
+def _excerpt(body: bytes, limit: int = 80) -> str:
+    """A short, single-line excerpt of a response body for an error message."""
+    text = " ".join(body.decode("utf-8", "replace").split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def fetch_keys(url: str, timeout: float) -> TemporaryKeys:
+    """GET the keys endpoint and parse its answer; every failure is a one-line KeysError."""
+    import socket
+    import urllib.error
+    import urllib.request
+
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise KeysError(f"keys endpoint {url!r} is not an http:// or https:// URL")
+    request = urllib.request.Request(url, headers={"Accept": "application/json",
+                                                   "User-Agent": "iotnotify"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read()
+    except urllib.error.HTTPError as e:
+        excerpt = _excerpt(e.read() or b"")
+        raise KeysError(f"keys endpoint {url} answered HTTP {e.code}" + (f": {excerpt}" if excerpt else "")) from None
+    except (TimeoutError, socket.timeout):
+        raise KeysError(f"keys endpoint {url} did not answer within {timeout:g} s") from None
+    except urllib.error.URLError as e:
+        if isinstance(e.reason, (TimeoutError, socket.timeout)):
+            raise KeysError(f"keys endpoint {url} did not answer within {timeout:g} s") from None
+        raise KeysError(f"keys endpoint {url} is unreachable: {e.reason}") from None
+    except (OSError, ValueError) as e:  # connection reset, bad status line, malformed URL
+        raise KeysError(f"keys endpoint {url} failed: {e}") from None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise KeysError(f"keys endpoint {url} did not answer JSON: {_excerpt(body)!r}") from None
+    return parse_keys(data)
+
+
+class KeyCache:
+    """Keys saved per endpoint URL in files of mode 0600, reused while fresh."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def path(self, url: str) -> Path:
+        """The cache file for one endpoint URL."""
+        return self.folder / (hashlib.sha256(url.encode()).hexdigest()[:32] + ".json")
+
+    def load(self, url: str) -> TemporaryKeys | None:
+        """The cached keys for `url` if present, readable and fresh; else None."""
+        try:
+            saved = json.loads(self.path(url).read_bytes())
+            if saved.get("endpoint") != url:
+                return None
+            keys = parse_keys(saved["keys"], _parse_time(saved["fetchedAt"]))
+        except (OSError, ValueError, KeyError, TypeError, KeysError):
+            return None
+        return keys if keys.fresh() else None
+
+    def save(self, url: str, keys: TemporaryKeys) -> None:
+        """Save keys for `url`; a cache that cannot be written is not an error."""
+        from iotnotify.files import write_private
+
+        record = {"endpoint": url, "fetchedAt": keys.fetched_at.isoformat(), "keys": keys.raw}
+        try:
+            write_private(self.path(url), json.dumps(record).encode())
+        except OSError:
+            pass
+
+
+class KeySource:
+    """Keys for one endpoint, from the cache or fetched; safe to call from the MQTT threads."""
+
+    def __init__(self, url: str, timeout: float, cache: KeyCache | None) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.cache = cache
+        self._lock = threading.Lock()
+        self._keys: TemporaryKeys | None = None
+        self.fetches = 0
+
+    def get(self, refresh: bool = False) -> TemporaryKeys:
+        """Fresh keys: the ones in hand or cached if still fresh (unless `refresh`), else fetched."""
+        with self._lock:
+            if not refresh:
+                if self._keys is not None and self._keys.fresh():
+                    return self._keys
+                if self.cache is not None and (cached := self.cache.load(self.url)) is not None:
+                    self._keys = cached
+                    return cached
+            keys = fetch_keys(self.url, self.timeout)
+            self.fetches += 1
+            if self.cache is not None:
+                self.cache.save(self.url, keys)
+            self._keys = keys
+            return keys
+
+
+def key_source(endpoint: str | None, timeout: float, use_cache: bool) -> KeySource:
+    """The KeySource for the configured endpoint; no endpoint at all is a configuration error."""
+    from iotnotify.errors import ConfigError
+
+    if not endpoint:
+        raise ConfigError("no keys endpoint configured: use --endpoint URL, set IOTNOTIFY_ENDPOINT, "
+                          "or start `iotnotify local` and use --profile local")
+    return KeySource(endpoint, timeout, KeyCache(default_cache_folder()) if use_cache else None)
+
+
+def default_cache_folder() -> Path:
+    """Where keys are cached: the user's cache folder for iotnotify."""
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("iotnotify", appauthor=False)) / "keys"
+
+
+def iso(moment: dt.datetime) -> str:
+    """ISO 8601 in UTC with a Z, to the second."""
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_utc() -> dt.datetime:
+    """The current time, timezone-aware UTC."""
+    return dt.datetime.fromtimestamp(time.time(), dt.timezone.utc)

@@ -1,0 +1,46 @@
+"""Showing temporary keys: redacted text for people, JSON and shell exports for scripts."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+from iotnotify.keys import TemporaryKeys, iso, now_utc
+
+REDACTED = "******** (--show-secrets to show)"
+
+
+def as_text(keys: TemporaryKeys, endpoint_url: str, show_secrets: bool) -> str:
+    """Aligned `name  value` lines; the secret key and session token redacted unless asked."""
+    minutes = int(keys.expires_in(now_utc()) // 60)
+    rows = [
+        ("keys endpoint", endpoint_url),
+        ("iot endpoint", f"{keys.host}:{keys.port}"),
+        ("region", keys.region),
+        ("access key", keys.access_key),
+        ("secret key", keys.secret_key if show_secrets else REDACTED),
+        ("session token", keys.session_token if show_secrets else REDACTED),
+        ("expires", f"{iso(keys.expiration)} (in {minutes} min)" if minutes >= 0 else f"{iso(keys.expiration)} (expired)"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)
+
+
+def as_json(keys: TemporaryKeys) -> str:
+    """The endpoint's full JSON answer, with port and expiration filled in."""
+    data = dict(keys.raw)
+    data.setdefault("port", keys.port)
+    data.setdefault("expiration", iso(keys.expiration))
+    return json.dumps(data, indent=2)
+
+
+def as_exports(keys: TemporaryKeys) -> str:
+    """`export NAME=value` lines for eval, quoted for the shell."""
+    values = {
+        "AWS_ACCESS_KEY_ID": keys.access_key,
+        "AWS_SECRET_ACCESS_KEY": keys.secret_key,
+        "AWS_SESSION_TOKEN": keys.session_token,
+        "AWS_REGION": keys.region,
+        "IOTNOTIFY_IOT_ENDPOINT": f"{keys.host}:{keys.port}",
+    }
+    return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in values.items())

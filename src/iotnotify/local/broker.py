@@ -1,0 +1,141 @@
+"""The local Mosquitto broker: its config file, its process, and waiting for it to listen."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from iotnotify.errors import LocalStackError
+from iotnotify.local.tls import TlsFiles
+
+INSTALL_HINT = "install it with: sudo apt-get install -y mosquitto (Debian/Ubuntu) or brew install mosquitto"
+
+
+@dataclass(frozen=True)
+class BrokerPorts:
+    """Loopback ports of the broker: MQTT over TLS WebSocket, and plain MQTT (0 = off)."""
+
+    wss: int
+    mqtt: int
+
+
+def find_mosquitto() -> str:
+    """Path of the mosquitto binary: on PATH, or in /usr/sbin where Debian puts it."""
+    found = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
+    if not found:
+        raise LocalStackError(f"mosquitto was not found on PATH: {INSTALL_HINT}")
+    return found
+
+
+def render_config(ports: BrokerPorts, tls: TlsFiles) -> str:
+    """mosquitto.conf for loopback listeners; `user` keeps a root start from dropping to a user
+    that cannot read our files (Debian's Mosquitto switches to `mosquitto` when run as root)."""
+    lines = [
+        "# written by `iotnotify local`; regenerated at every start",
+        f"user {getpass.getuser()}",
+        "persistence false",
+        "allow_anonymous true",
+        "per_listener_settings false",
+        "max_queued_messages 100000",
+        "log_dest stderr",
+        "log_type error",
+        "log_type warning",
+        "log_type notice",
+        f"listener {ports.wss} 127.0.0.1",
+        "protocol websockets",
+        f"cafile {tls.ca_file}",
+        f"certfile {tls.cert_file}",
+        f"keyfile {tls.key_file}",
+    ]
+    if ports.mqtt:
+        lines += [f"listener {ports.mqtt} 127.0.0.1", "protocol mqtt"]
+    return "\n".join(lines) + "\n"
+
+
+def check_port_free(port: int, what: str, flag: str) -> None:
+    """Raise LocalStackError if something already listens on 127.0.0.1:port."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise LocalStackError(f"port {port} ({what}) is in use: choose another with {flag}") from None
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux to stop the broker if iotnotify dies without cleaning up."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
+class Broker:
+    """A Mosquitto process started with our config; `stop` leaves nothing behind."""
+
+    def __init__(self, folder: Path, ports: BrokerPorts, tls: TlsFiles) -> None:
+        self.folder = folder
+        self.ports = ports
+        self.tls = tls
+        self.config_file = folder / "mosquitto.conf"
+        self.log_file = folder / "mosquitto.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start Mosquitto and return once every listener accepts connections."""
+        binary = find_mosquitto()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text(render_config(self.ports, self.tls))
+        with self.log_file.open("wb") as log:
+            self.process = subprocess.Popen(
+                [binary, "-c", str(self.config_file)], stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+            )
+        deadline = time.monotonic() + timeout
+        for port in (p for p in (self.ports.wss, self.ports.mqtt) if p):
+            while not _listening(port):
+                if self.process.poll() is not None:
+                    raise LocalStackError(f"mosquitto exited at start: {self.last_log_line()}")
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise LocalStackError(f"mosquitto did not listen on port {port} within {timeout:g} s")
+                time.sleep(0.05)
+
+    def last_log_line(self) -> str:
+        """The last line Mosquitto logged, for an error message."""
+        try:
+            lines = [ln for ln in self.log_file.read_text(errors="replace").splitlines() if ln.strip()]
+        except OSError:
+            return "no log"
+        return lines[-1].split(": ", 1)[-1] if lines else "no log"
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Terminate Mosquitto (kill it if it lingers) and reap it."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _listening(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:port."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False

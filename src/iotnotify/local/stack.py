@@ -1,0 +1,93 @@
+"""`iotnotify local`: the broker, the keys endpoint and the `local` profile, started and stopped together."""
+
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from iotnotify.errors import LocalStackError
+
+from iotnotify.local.broker import Broker, BrokerPorts, check_port_free
+from iotnotify.local.keys_server import KeysServer, LocalIssuer
+from iotnotify.local.tls import ensure_tls_files
+
+DEFAULT_WSS_PORT = 9443
+DEFAULT_KEYS_PORT = 9080
+DEFAULT_MQTT_PORT = 9883
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """What `iotnotify local` starts and where."""
+
+    state_dir: Path
+    wss_port: int = DEFAULT_WSS_PORT
+    keys_port: int = DEFAULT_KEYS_PORT
+    mqtt_port: int = DEFAULT_MQTT_PORT
+    lifetime: int = 3600
+
+
+class LocalStack:
+    """Mosquitto with a TLS WebSocket listener plus the keys endpoint, on loopback."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.tls = ensure_tls_files(config.state_dir / "tls")
+        self.broker = Broker(config.state_dir / "broker", BrokerPorts(config.wss_port, config.mqtt_port), self.tls)
+        self.keys: KeysServer | None = None
+
+    def start(self) -> None:
+        """Check the ports, then start the broker and the keys endpoint; on failure start nothing."""
+        check_port_free(self.config.wss_port, "MQTT over WebSocket", "--port")
+        if self.config.mqtt_port:
+            check_port_free(self.config.mqtt_port, "plain MQTT", "--mqtt-port")
+        issuer = LocalIssuer(LOOPBACK, self.config.wss_port, lifetime=self.config.lifetime)
+        self.keys = KeysServer(self.config.keys_port, issuer)
+        try:
+            self.broker.start()
+        except BaseException:
+            self.keys.httpd.server_close()
+            raise
+        self.keys.start()
+
+    @property
+    def endpoint_url(self) -> str:
+        """The keys endpoint URL clients use."""
+        assert self.keys is not None
+        return self.keys.url
+
+    def profile(self) -> dict[str, str]:
+        """The values of the `local` profile."""
+        return {"endpoint": self.endpoint_url, "ca_file": str(self.tls.ca_file)}
+
+    def stop(self) -> None:
+        """Stop the keys endpoint and the broker."""
+        if self.keys is not None:
+            self.keys.stop()
+        self.broker.stop()
+
+
+def default_state_dir() -> Path:
+    """Where the local stack keeps its TLS material and broker files."""
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir("iotnotify", appauthor=False)) / "local"
+
+
+def run_until_stopped(stack: LocalStack) -> None:
+    """Block until Ctrl-C or SIGTERM (a normal stop); raise LocalStackError if the broker dies."""
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        while stack.broker.process is not None and stack.broker.process.poll() is None:
+            time.sleep(0.2)
+        raise LocalStackError(f"mosquitto stopped: {stack.broker.last_log_line()}")
+    except KeyboardInterrupt:
+        return
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,57 @@
+"""The MQTT 3.1.1 side of Connection: awsiotsdk's mqtt connection over SigV4-signed WebSocket."""
+
+from __future__ import annotations
+
+import threading
+
+from awscrt import mqtt
+from awsiot import mqtt_connection_builder
+
+from iotnotify.connection import Connection, OnDone, check_granted, future_ok
+from iotnotify.errors import DeliveryError
+from iotnotify.messages import Message
+
+
+class Mqtt311Connection(Connection):
+    """awscrt.mqtt.Connection (MQTT 3.1.1) with a clean session."""
+
+    def connect(self) -> None:
+        self.connection = mqtt_connection_builder.websockets_with_default_aws_signing(
+            endpoint=self.keys.host,
+            port=self.keys.port,
+            region=self.keys.region,
+            credentials_provider=self.credentials,
+            client_id=self.client_id,
+            ca_filepath=self.options.ca_file,
+            clean_session=True,
+            keep_alive_secs=self.options.keep_alive,
+            enable_metrics_collection=self.aws,
+        )
+        if self.on_message is not None:
+            self.connection.on_message(self._received)
+        future = self.connection.connect()
+        done = threading.Event()
+        future.add_done_callback(lambda _f: done.set())
+        self._wait_connected(done, future.exception)
+
+    def _received(self, topic: str, payload: bytes, dup: bool, qos: mqtt.QoS, retain: bool,
+                  **_kwargs: object) -> None:
+        self.on_message(Message(topic, bytes(payload), int(qos), bool(retain)))  # type: ignore[misc]
+
+    def subscribe(self, filters: list[str], qos: int, timeout: float = 20.0) -> None:
+        future, _packet_id = self.connection.subscribe_multiple([(f, mqtt.QoS(qos)) for f in filters])
+        try:
+            result = future.result(timeout)
+        except Exception as e:  # noqa: BLE001 - any failure here is the broker not acknowledging
+            raise DeliveryError(f"broker {self.where} did not acknowledge the subscription: {e}") from None
+        check_granted(filters, [code for _topic, code in result["topic_qos"]])
+
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone) -> None:
+        future, _packet_id = self.connection.publish(topic, payload, mqtt.QoS(qos), retain)
+        future.add_done_callback(lambda f: on_done(future_ok(f)))
+
+    def disconnect(self, timeout: float = 5.0) -> None:
+        try:
+            self.connection.disconnect().result(timeout)
+        except Exception:  # noqa: BLE001 - already gone is as good as disconnected
+            pass

@@ -1,0 +1,92 @@
+"""The MQTT 5 side of Connection: awsiotsdk's mqtt5 client over SigV4-signed WebSocket."""
+
+from __future__ import annotations
+
+import threading
+
+from awscrt import mqtt5
+from awsiot import mqtt5_client_builder
+
+from iotnotify.connection import Connection, OnDone, check_granted
+from iotnotify.errors import ConnectError, DeliveryError
+from iotnotify.messages import Message
+
+
+class Mqtt5Connection(Connection):
+    """awscrt.mqtt5.Client with AWS IoT Core flow control on for AWS endpoints only."""
+
+    def _build(self) -> mqtt5.Client:
+        validation = mqtt5.ExtendedValidationAndFlowControlOptions
+        return mqtt5_client_builder.websockets_with_default_aws_signing(
+            endpoint=self.keys.host,
+            port=self.keys.port,
+            region=self.keys.region,
+            credentials_provider=self.credentials,
+            client_id=self.client_id,
+            ca_filepath=self.options.ca_file,
+            keep_alive_interval_sec=self.options.keep_alive,
+            session_behavior=mqtt5.ClientSessionBehaviorType.CLEAN,
+            extended_validation_and_flow_control_options=(
+                validation.AWS_IOT_CORE_DEFAULTS if self.aws else validation.NONE),
+            enable_metrics_collection=self.aws,
+            on_publish_received=self._received if self.on_message else None,
+            on_lifecycle_connection_success=self._connected,
+            on_lifecycle_connection_failure=self._failed,
+            on_lifecycle_stopped=lambda _data: self._stopped.set(),
+        )
+
+    def connect(self) -> None:
+        self._outcome = threading.Event()
+        self._stopped = threading.Event()
+        self._error: BaseException | None = None
+        self.client = self._build()
+        self.client.start()
+        try:
+            self._wait_connected(self._outcome, lambda: self._error)
+        except BaseException:
+            self.client.stop()
+            raise
+
+    def _connected(self, _data: mqtt5.LifecycleConnectSuccessData) -> None:
+        self._outcome.set()
+
+    def _failed(self, data: mqtt5.LifecycleConnectFailureData) -> None:
+        if self._outcome.is_set():
+            return  # a later reconnect attempt; the client keeps trying
+        connack = data.connack_packet
+        if connack is not None and connack.reason_code is not None and int(connack.reason_code) >= 0x80:
+            reason = connack.reason_string or connack.reason_code.name
+            self._error = ConnectError(f"broker {self.where} refused the connection: {reason}")
+        else:
+            self._error = data.exception
+        self._outcome.set()
+
+    def _received(self, data: mqtt5.PublishReceivedData) -> None:
+        packet = data.publish_packet
+        self.on_message(Message(packet.topic, bytes(packet.payload or b""), int(packet.qos),  # type: ignore[misc]
+                                bool(packet.retain)))
+
+    def subscribe(self, filters: list[str], qos: int, timeout: float = 20.0) -> None:
+        packet = mqtt5.SubscribePacket(subscriptions=[mqtt5.Subscription(f, mqtt5.QoS(qos)) for f in filters])
+        try:
+            suback = self.client.subscribe(packet).result(timeout)
+        except Exception as e:  # noqa: BLE001 - any failure here is the broker not acknowledging
+            raise DeliveryError(f"broker {self.where} did not acknowledge the subscription: {e}") from None
+        check_granted(filters, list(suback.reason_codes))
+
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone) -> None:
+        future = self.client.publish(mqtt5.PublishPacket(topic=topic, payload=payload,
+                                                         qos=mqtt5.QoS(qos), retain=retain))
+        future.add_done_callback(lambda f: on_done(_published(f)))
+
+    def disconnect(self, timeout: float = 5.0) -> None:
+        self.client.stop(mqtt5.DisconnectPacket())
+        self._stopped.wait(timeout)
+
+
+def _published(future) -> bool:  # type: ignore[no-untyped-def]
+    """A publish succeeded if it completed and any PUBACK has a success reason code."""
+    if future.exception() is not None:
+        return False
+    puback = future.result().puback
+    return puback is None or int(puback.reason_code) < 0x80

@@ -1,0 +1,81 @@
+"""Topic and filter validation: MQTT's rules plus AWS IoT Core's hard limits. Pure functions."""
+
+from __future__ import annotations
+
+from iotnotify.errors import UsageError
+
+MAX_TOPIC_BYTES = 256
+AWS_MAX_SLASHES = 7
+AWS_MAX_PAYLOAD_BYTES = 128 * 1024
+AWS_MAX_FILTERS_PER_SUBSCRIBE = 8
+MQTT_MAX_PAYLOAD_BYTES = 268_435_455 - 65_535  # packet limit less the largest topic, a safe bound
+
+
+def _encoded(text: str, kind: str) -> bytes:
+    """Return `text` as UTF-8, or raise if it is empty or not encodable (e.g. undecodable argv bytes)."""
+    if text == "":
+        raise UsageError(f"{kind} is empty")
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"{kind} {text.encode('utf-8', 'replace').decode()!r} is not valid UTF-8") from None
+    if "\x00" in text:
+        raise UsageError(f"{kind} {text!r} contains a NUL character")
+    if len(data) > MAX_TOPIC_BYTES:
+        raise UsageError(f"{kind} is {len(data)} UTF-8 bytes, over the limit of {MAX_TOPIC_BYTES}")
+    return data
+
+
+def _check_aws_depth(text: str, kind: str) -> None:
+    """AWS IoT Core refuses topics and filters with more than 7 forward slashes."""
+    slashes = text.count("/")
+    if slashes > AWS_MAX_SLASHES:
+        raise UsageError(
+            f"{kind} {text!r} has {slashes} '/' but AWS IoT Core allows at most {AWS_MAX_SLASHES}"
+        )
+
+
+def check_topic(topic: str, aws: bool) -> str:
+    """Validate a topic to publish to; `aws` adds AWS IoT Core's limits. Returns the topic."""
+    _encoded(topic, "topic")
+    if "+" in topic or "#" in topic:
+        raise UsageError(f"topic {topic!r} contains a wildcard ('+' or '#'): publish needs an exact topic")
+    if aws:
+        _check_aws_depth(topic, "topic")
+    return topic
+
+
+def check_filter(topic_filter: str, aws: bool) -> str:
+    """Validate a subscription filter (wildcards allowed where MQTT allows them). Returns it."""
+    _encoded(topic_filter, "filter")
+    levels = topic_filter.split("/")
+    for index, level in enumerate(levels):
+        if "#" in level and (level != "#" or index != len(levels) - 1):
+            raise UsageError(f"filter {topic_filter!r}: '#' must be a whole level and the last one")
+        if "+" in level and level != "+":
+            raise UsageError(f"filter {topic_filter!r}: '+' must be a whole level")
+    if aws:
+        _check_aws_depth(topic_filter, "filter")
+    return topic_filter
+
+
+def check_payload(size: int, aws: bool) -> None:
+    """Refuse a payload the broker would refuse: 128 KB on AWS IoT Core, MQTT's packet limit elsewhere."""
+    limit = AWS_MAX_PAYLOAD_BYTES if aws else MQTT_MAX_PAYLOAD_BYTES
+    if size > limit:
+        where = "AWS IoT Core's limit" if aws else "MQTT's limit"
+        raise UsageError(f"payload of {size} bytes is over {where} of {limit} bytes")
+
+
+def subscribe_batches(filters: list[str], aws: bool) -> list[list[str]]:
+    """Split filters into SUBSCRIBE packets: AWS IoT Core takes at most 8 filters in one."""
+    if not aws:
+        return [list(filters)]
+    size = AWS_MAX_FILTERS_PER_SUBSCRIBE
+    return [filters[i : i + size] for i in range(0, len(filters), size)]
+
+
+def is_aws_host(host: str) -> bool:
+    """Whether `host` is an AWS IoT Core endpoint (its limits and flow control then apply)."""
+    host = host.lower().rstrip(".")
+    return host.endswith(".amazonaws.com") or host.endswith(".amazonaws.com.cn")
