@@ -226,13 +226,13 @@ def _quiet_stdout() -> None:
 @cli.command(context_settings=CONTEXT, epilog="""\b
 Examples:
   iotnotify local                       # then, elsewhere: iotnotify --profile local send demo hi
-  iotnotify local --port 19443 --keys-port 19080 --mqtt-port 0""")
+  iotnotify local --port 19443 --keys-port 19080 --mqtt-port 19883""")
 @click.option("--port", type=click.IntRange(1, 65535), default=9443, show_default=True,
               help="Broker port for MQTT over WebSocket with TLS.")
 @click.option("--keys-port", type=click.IntRange(1, 65535), default=9080, show_default=True,
               help="Port of the keys endpoint (HTTP).")
-@click.option("--mqtt-port", type=click.IntRange(0, 65535), default=9883, show_default=True,
-              help="Plain MQTT port for other clients (mosquitto_pub/sub); 0 turns it off.")
+@click.option("--mqtt-port", type=click.IntRange(1, 65535), default=9883, show_default=True,
+              help="Plain MQTT port for other clients (mosquitto_pub/sub).")
 @click.option("--lifetime", type=click.IntRange(60, 43200), default=3600, show_default=True, metavar="S",
               help="Lifetime of the keys the endpoint mints, in seconds.")
 @click.option("--profile-name", default="local", show_default=True, metavar="NAME",
@@ -243,11 +243,13 @@ def local(port: int, keys_port: int, mqtt_port: int, lifetime: int, profile_name
     from iotnotify.settings import save_profile
 
     stack = LocalStack(StackConfig(default_state_dir(), port, keys_port, mqtt_port, lifetime))
-    stack.start()
     try:
+        stack.start()
         config_file = save_profile(profile_name, stack.profile())
         _print_local_banner(stack, profile_name, str(config_file))
         run_until_stopped(stack)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C or SIGTERM is how `local` is meant to stop
     finally:
         stack.stop()
     _note("iotnotify local: stopped")
@@ -261,8 +263,7 @@ def _print_local_banner(stack: Any, profile: str, config_file: str) -> None:
     cfg = stack.config
     console.print(f"[bold green]iotnotify local[/] is running on loopback (Ctrl-C stops it)")
     console.print(f"  broker   wss://127.0.0.1:{cfg.wss_port}/mqtt  MQTT over WebSocket, TLS (CA {stack.tls.ca_file})")
-    if cfg.mqtt_port:
-        console.print(f"  broker   mqtt://127.0.0.1:{cfg.mqtt_port}  plain MQTT for other clients")
+    console.print(f"  broker   mqtt://127.0.0.1:{cfg.mqtt_port}  plain MQTT for other clients")
     console.print(f"  keys     {stack.endpoint_url}  keys last {cfg.lifetime} s")
     console.print(f"  profile  [bold]{profile}[/] written to {config_file}")
     console.print("Try, in another terminal:")
@@ -270,8 +271,20 @@ def _print_local_banner(stack: Any, profile: str, config_file: str) -> None:
     console.print(f"  iotnotify --profile {profile} send demo/hello 'hello'")
 
 
+def _interrupt_on_signals() -> None:
+    """SIGINT and SIGTERM both stop a command cleanly (KeyboardInterrupt), even in a background job."""
+    import signal
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main() -> None:
     """Entry point: run the command; turn every failure into one line on stderr and an exit code."""
+    _interrupt_on_signals()
     try:
         code = cli.main(prog_name="iotnotify", standalone_mode=False)
     except errors.IotNotifyError as e:

@@ -39,12 +39,13 @@ class Mqtt311Connection(Connection):
         self.on_message(Message(topic, bytes(payload), int(qos), bool(retain)))  # type: ignore[misc]
 
     def subscribe(self, filters: list[str], qos: int, timeout: float = 20.0) -> None:
-        future, _packet_id = self.connection.subscribe_multiple([(f, mqtt.QoS(qos)) for f in filters])
+        # the Python binding has one filter per SUBSCRIBE: send them all, then collect the SUBACKs
+        futures = [self.connection.subscribe(f, mqtt.QoS(qos))[0] for f in filters]
         try:
-            result = future.result(timeout)
+            granted = [future.result(timeout)["qos"] for future in futures]
         except Exception as e:  # noqa: BLE001 - any failure here is the broker not acknowledging
             raise DeliveryError(f"broker {self.where} did not acknowledge the subscription: {e}") from None
-        check_granted(filters, [code for _topic, code in result["topic_qos"]])
+        check_granted(filters, granted)
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone) -> None:
         future, _packet_id = self.connection.publish(topic, payload, mqtt.QoS(qos), retain)

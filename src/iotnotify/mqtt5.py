@@ -89,4 +89,4 @@ def _published(future) -> bool:  # type: ignore[no-untyped-def]
     if future.exception() is not None:
         return False
     puback = future.result().puback
-    return puback is None or int(puback.reason_code) < 0x80
+    return puback is None or puback.reason_code is None or int(puback.reason_code) < 0x80

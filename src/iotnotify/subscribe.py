@@ -52,7 +52,7 @@ def subscribe(source: KeySource, options: ConnectOptions, filters: list[str], qo
     inbox = Inbox()
     connection = open_connection(source, options, inbox.put)
     try:
-        for batch in subscribe_batches(filters, connection.aws):
+        for batch in subscribe_batches(filters):
             connection.subscribe(batch, qos)
     except BaseException:
         connection.disconnect()

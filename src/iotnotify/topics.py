@@ -67,10 +67,8 @@ def check_payload(size: int, aws: bool) -> None:
         raise UsageError(f"payload of {size} bytes is over {where} of {limit} bytes")
 
 
-def subscribe_batches(filters: list[str], aws: bool) -> list[list[str]]:
-    """Split filters into SUBSCRIBE packets: AWS IoT Core takes at most 8 filters in one."""
-    if not aws:
-        return [list(filters)]
+def subscribe_batches(filters: list[str]) -> list[list[str]]:
+    """Split filters into SUBSCRIBE packets of at most 8, AWS IoT Core's limit (harmless elsewhere)."""
     size = AWS_MAX_FILTERS_PER_SUBSCRIBE
     return [filters[i : i + size] for i in range(0, len(filters), size)]
 

@@ -15,20 +15,25 @@ from pathlib import Path
 from iotnotify.errors import LocalStackError
 from iotnotify.local.tls import TlsFiles
 
+SBIN = "/usr/sbin:/usr/local/sbin"  # not on a non-root user's PATH on Debian
 INSTALL_HINT = "install it with: sudo apt-get install -y mosquitto (Debian/Ubuntu) or brew install mosquitto"
 
 
 @dataclass(frozen=True)
 class BrokerPorts:
-    """Loopback ports of the broker: MQTT over TLS WebSocket, and plain MQTT (0 = off)."""
+    """Loopback ports of the broker: MQTT over TLS WebSocket, and plain MQTT.
+
+    The plain listener is not optional: Mosquitto 2.0.11 refuses to start with a websockets
+    listener bound to an address as its only listener ("Unable to start any listening sockets")."""
 
     wss: int
     mqtt: int
 
 
-def find_mosquitto() -> str:
-    """Path of the mosquitto binary: on PATH, or in /usr/sbin where Debian puts it."""
-    found = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
+def find_mosquitto(path: str | None = None, fallback: str = SBIN) -> str:
+    """Path of the mosquitto binary: on PATH, or in the sbin folders where Debian puts it."""
+    search = (os.environ.get("PATH", "") if path is None else path) + os.pathsep + fallback
+    found = shutil.which("mosquitto", path=search)
     if not found:
         raise LocalStackError(f"mosquitto was not found on PATH: {INSTALL_HINT}")
     return found
@@ -54,8 +59,7 @@ def render_config(ports: BrokerPorts, tls: TlsFiles) -> str:
         f"certfile {tls.cert_file}",
         f"keyfile {tls.key_file}",
     ]
-    if ports.mqtt:
-        lines += [f"listener {ports.mqtt} 127.0.0.1", "protocol mqtt"]
+    lines += [f"listener {ports.mqtt} 127.0.0.1", "protocol mqtt"]
     return "\n".join(lines) + "\n"
 
 
@@ -103,7 +107,7 @@ class Broker:
                 stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
             )
         deadline = time.monotonic() + timeout
-        for port in (p for p in (self.ports.wss, self.ports.mqtt) if p):
+        for port in (self.ports.wss, self.ports.mqtt):
             while not _listening(port):
                 if self.process.poll() is not None:
                     raise LocalStackError(f"mosquitto exited at start: {self.last_log_line()}")

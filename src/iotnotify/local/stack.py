@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +41,7 @@ class LocalStack:
     def start(self) -> None:
         """Check the ports, then start the broker and the keys endpoint; on failure start nothing."""
         check_port_free(self.config.wss_port, "MQTT over WebSocket", "--port")
-        if self.config.mqtt_port:
-            check_port_free(self.config.mqtt_port, "plain MQTT", "--mqtt-port")
+        check_port_free(self.config.mqtt_port, "plain MQTT", "--mqtt-port")
         issuer = LocalIssuer(LOOPBACK, self.config.wss_port, lifetime=self.config.lifetime)
         self.keys = KeysServer(self.config.keys_port, issuer)
         try:
@@ -78,16 +76,7 @@ def default_state_dir() -> Path:
 
 
 def run_until_stopped(stack: LocalStack) -> None:
-    """Block until Ctrl-C or SIGTERM (a normal stop); raise LocalStackError if the broker dies."""
-    def stop(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        while stack.broker.process is not None and stack.broker.process.poll() is None:
-            time.sleep(0.2)
-        raise LocalStackError(f"mosquitto stopped: {stack.broker.last_log_line()}")
-    except KeyboardInterrupt:
-        return
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    """Block until interrupted (KeyboardInterrupt: Ctrl-C or SIGTERM); raise if the broker dies."""
+    while stack.broker.process is not None and stack.broker.process.poll() is None:
+        time.sleep(0.2)
+    raise LocalStackError(f"mosquitto stopped: {stack.broker.last_log_line()}")

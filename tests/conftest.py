@@ -1,0 +1,209 @@
+"""Fixtures: a real local stack (`iotnotify local`: Mosquitto + keys endpoint) on free ports, and
+helpers that run the installed `iotnotify` command the way a user or a script does."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).with_name("iotnotify")
+IOTNOTIFY = str(BIN) if BIN.exists() else (shutil.which("iotnotify") or "iotnotify")
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def user_env(root: Path) -> dict[str, str]:
+    """An environment with its own config, cache and state folders, like a fresh user account."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IOTNOTIFY_")}
+    for name in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
+        env[name] = str(root / name.lower())
+    env["COLUMNS"] = "200"
+    return env
+
+
+@dataclass
+class Cli:
+    """Runs `iotnotify` as a subprocess with a given environment."""
+
+    env: dict[str, str]
+
+    def run(self, *args: str, input: bytes | str | None = None, timeout: float = 60,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run to completion; stdout/stderr as text (undecodable bytes replaced)."""
+        data = input.encode() if isinstance(input, str) else input
+        proc = subprocess.run([IOTNOTIFY, *args], input=data, capture_output=True, timeout=timeout,
+                              env={**self.env, **(env or {})})
+        return subprocess.CompletedProcess(proc.args, proc.returncode,
+                                           proc.stdout.decode("utf-8", "replace"),
+                                           proc.stderr.decode("utf-8", "replace"))
+
+    def run_bytes(self, *args: str, input: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+        """Run to completion keeping stdout as bytes."""
+        return subprocess.run([IOTNOTIFY, *args], input=input, capture_output=True, timeout=timeout, env=self.env)
+
+    def start(self, *args: str, **kwargs: object) -> subprocess.Popen[bytes]:
+        """Start in the background (stdout and stderr piped)."""
+        return subprocess.Popen([IOTNOTIFY, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, env=self.env, **kwargs)  # type: ignore[call-overload]
+
+    def subscriber(self, tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
+        """Start `subscribe` and return once the broker acknowledged the subscription (--ready-file)."""
+        ready = tmp_path / f"ready-{time.monotonic_ns()}"
+        proc = self.start("subscribe", "--ready-file", str(ready), *args)
+        wait_for(lambda: ready.exists() or proc.poll() is not None, 30, "subscriber ready")
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"subscriber exited {proc.returncode}: {err.decode()}")
+        return proc
+
+
+def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    """Poll `condition` until true; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@dataclass
+class Stack:
+    """A running `iotnotify local` and how to reach it."""
+
+    process: subprocess.Popen[bytes]
+    cli: Cli
+    wss_port: int
+    keys_port: int
+    mqtt_port: int
+    state: Path
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.keys_port}/iot/keys"
+
+    @property
+    def ca_file(self) -> str:
+        return str(self.state / "iotnotify" / "local" / "tls" / "ca.pem")
+
+
+def start_stack(root: Path, *extra: str) -> Stack:
+    """Start `iotnotify local` on free ports under `root` and wait until it serves keys."""
+    env = user_env(root)
+    cli = Cli(env)
+    wss, keys, mqtt = free_port(), free_port(), free_port()
+    proc = cli.start("local", "--port", str(wss), "--keys-port", str(keys), "--mqtt-port", str(mqtt), *extra)
+    stack = Stack(proc, cli, wss, keys, mqtt, Path(env["XDG_STATE_HOME"]))
+
+    def serving() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"iotnotify local exited: {proc.stderr.read().decode()}")  # type: ignore[union-attr]
+        try:
+            urllib.request.urlopen(stack.endpoint, timeout=1).read()
+        except OSError:
+            return False
+        config = Path(env["XDG_CONFIG_HOME"]) / "iotnotify" / "config.toml"
+        return config.exists() and stack.endpoint in config.read_text()  # the profile is written last
+
+    wait_for(serving, 30, "iotnotify local")
+    return stack
+
+
+def stop_stack(stack: Stack) -> int:
+    """SIGINT the stack (as Ctrl-C does) and return its exit code."""
+    stack.process.send_signal(signal.SIGINT)
+    try:
+        return stack.process.wait(15)
+    finally:
+        if stack.process.poll() is None:
+            stack.process.kill()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory):
+    """One local stack for the whole session."""
+    running = start_stack(tmp_path_factory.mktemp("stack"))
+    yield running
+    stop_stack(running)
+
+
+@pytest.fixture
+def cli(stack: Stack) -> Cli:
+    """The CLI as a user of the local stack: `--profile local` via IOTNOTIFY_PROFILE."""
+    return Cli({**stack.cli.env, "IOTNOTIFY_PROFILE": "local"})
+
+
+@pytest.fixture
+def topic(request: pytest.FixtureRequest) -> str:
+    """A topic of this test's own, so tests sharing the broker do not see each other."""
+    return "test/" + request.node.name.replace("[", "-").replace("]", "").replace("/", "-")[:80]
+
+
+class FakeEndpoint:
+    """A keys endpoint under the test's control: status, body, delay (an in-process HTTP server)."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.body: bytes = b"{}"
+        self.delay = 0.0
+        self.requests = 0
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                endpoint.requests += 1
+                time.sleep(endpoint.delay)
+                try:
+                    self.send_response(endpoint.status)
+                    self.send_header("Content-Length", str(len(endpoint.body)))
+                    self.end_headers()
+                    self.wfile.write(endpoint.body)
+                except OSError:
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/iot/keys"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def answer(self, status: int = 200, body: bytes | str | dict | None = None, delay: float = 0.0) -> None:
+        """Set the next answers."""
+        self.status = status
+        self.body = json.dumps(body).encode() if isinstance(body, dict) else (
+            body.encode() if isinstance(body, str) else (body or b""))
+        self.delay = delay
+
+
+@pytest.fixture
+def fake_endpoint():
+    endpoint = FakeEndpoint()
+    yield endpoint
+    endpoint.httpd.shutdown()
+    endpoint.httpd.server_close()
+
+
+def tutorial_keys(host: str = "127.0.0.1", **extra: object) -> dict[str, object]:
+    """The tutorial's exact response shape (five fields), plus any extension fields."""
+    return {"iotEndpoint": host, "region": "us-east-1", "accessKey": "ASIAEXAMPLEEXAMPLE00",
+            "secretKey": "SECRETsecretSECRETsecret", "sessionToken": "TOKENtokenTOKENtoken", **extra}

@@ -1,0 +1,50 @@
+"""The command as a whole: version, `python -m`, help with examples, and a fast, boto3-free path."""
+
+import subprocess
+import sys
+
+import pytest
+
+from iotnotify import __version__
+
+
+def test_version(cli):
+    assert cli.run("--version").stdout.strip() == f"iotnotify, version {__version__}"
+
+
+def test_python_dash_m_runs_the_same_command(cli):
+    result = subprocess.run([sys.executable, "-m", "iotnotify", "--version"], capture_output=True, text=True,
+                            env=cli.env)
+    assert result.stdout.strip() == f"iotnotify, version {__version__}"
+
+
+@pytest.mark.parametrize("command", [[], ["keys"], ["send"], ["subscribe"], ["local"]])
+def test_every_command_has_help_with_examples(cli, command):
+    result = cli.run(*command, "--help")
+    assert result.returncode == 0
+    assert "Examples:" in result.stdout and "iotnotify" in result.stdout
+
+
+BOTO_CHECK = """
+import atexit, sys
+def report():
+    loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore'))
+    sys.stderr.write('BOTO:' + ','.join(loaded) + '\\n')
+atexit.register(report)
+sys.argv = ['iotnotify'] + sys.argv[1:]
+from iotnotify.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("args, stdin", [
+    (["keys"], None),
+    (["send", "test/boto", "x"], None),
+    (["send", "-l", "test/boto"], b"a\nb\n"),
+    (["subscribe", "test/boto", "-C", "1", "-W", "1"], None),
+])
+def test_send_subscribe_and_keys_never_import_boto3(cli, args, stdin):
+    result = subprocess.run([sys.executable, "-c", BOTO_CHECK, *args], input=stdin, capture_output=True,
+                            env=cli.env, timeout=60)
+    assert "BOTO:\n" in result.stderr.decode(), result.stderr.decode()
+    assert "internal error" not in result.stderr.decode()

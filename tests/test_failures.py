@@ -1,0 +1,125 @@
+"""What users see when the broker is unreachable, TLS fails, the broker refuses messages, or input
+breaks AWS IoT Core's limits: one line on stderr and the documented exit code."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import Cli, free_port, tutorial_keys, user_env, wait_for
+from iotnotify.connection import ConnectOptions, open_connection
+from iotnotify.errors import UsageError
+from iotnotify.keys import KeySource
+from iotnotify.local.tls import ensure_tls_files
+from iotnotify.send import Publisher
+
+AWS_HOST = "abc123example-ats.iot.us-east-1.amazonaws.com"
+
+
+def one_line(result) -> str:
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", [["send", "t", "x"], ["subscribe", "t"]])
+def test_broker_unreachable(fake_endpoint, tmp_path, command):
+    port = free_port()
+    fake_endpoint.answer(body=tutorial_keys(port=port))
+    result = Cli(user_env(tmp_path)).run("--endpoint", fake_endpoint.url, *command)
+    assert result.returncode == 5
+    assert one_line(result) == f"iotnotify: error: broker 127.0.0.1:{port} is unreachable (AWS_IO_SOCKET_CONNECTION_REFUSED)"
+
+
+def test_tls_failure_without_the_private_ca(stack, tmp_path):
+    result = Cli(user_env(tmp_path)).run("--endpoint", stack.endpoint, "send", "t", "x", timeout=60)
+    assert result.returncode == 5
+    assert one_line(result).startswith(f"iotnotify: error: TLS failure with broker 127.0.0.1:{stack.wss_port}")
+    assert "check --ca-file" in result.stderr
+
+
+def test_tls_failure_with_another_ca(stack, tmp_path):
+    other = ensure_tls_files(tmp_path / "other-ca")
+    result = Cli(user_env(tmp_path)).run("--endpoint", stack.endpoint, "--ca-file", str(other.ca_file),
+                                         "send", "t", "x", timeout=60)
+    assert result.returncode == 5
+    assert "TLS failure" in one_line(result)
+
+
+def test_missing_ca_file(stack, tmp_path):
+    result = Cli(user_env(tmp_path)).run("--endpoint", stack.endpoint, "--ca-file", "/nonexistent.pem", "send", "t", "x")
+    assert result.returncode == 5
+    assert one_line(result) == "iotnotify: error: CA file /nonexistent.pem does not exist"
+
+
+@pytest.fixture(scope="module")
+def strict_broker(stack, tmp_path_factory):
+    """A second Mosquitto whose ACL lets clients use only `allowed/#` (so it refuses other publishes)."""
+    folder = tmp_path_factory.mktemp("strict")
+    tls = ensure_tls_files(Path(stack.ca_file).parent)
+    (folder / "acl").write_text("topic readwrite allowed/#\n")
+    wss, plain = free_port(), free_port()
+    (folder / "mosquitto.conf").write_text("\n".join([
+        "user " + __import__("getpass").getuser(), "persistence false", "allow_anonymous true",
+        f"acl_file {folder / 'acl'}", f"listener {wss} 127.0.0.1", "protocol websockets",
+        f"cafile {tls.ca_file}", f"certfile {tls.cert_file}", f"keyfile {tls.key_file}",
+        f"listener {plain} 127.0.0.1", "protocol mqtt", ""]))
+    from iotnotify.local.broker import find_mosquitto
+
+    proc = subprocess.Popen([find_mosquitto(), "-c", str(folder / "mosquitto.conf")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import socket
+
+    def listening() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", wss), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+
+    wait_for(listening, 10, "strict broker")
+    yield wss
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_send_exits_6_when_the_broker_refuses_the_message(strict_broker, fake_endpoint, stack, tmp_path):
+    fake_endpoint.answer(body=tutorial_keys(port=strict_broker))
+    cli = Cli(user_env(tmp_path))
+    base = ["--endpoint", fake_endpoint.url, "--ca-file", stack.ca_file]
+    assert cli.run(*base, "send", "allowed/x", "fine").returncode == 0
+    result = cli.run(*base, "send", "denied/x", "refused")
+    assert result.returncode == 6
+    assert one_line(result) == ("iotnotify: error: 1 of 1 messages were not delivered "
+                                "(1 not acknowledged by the broker)")
+    lines = cli.run(*base, "send", "-l", "denied/x", input="a\nb\nc\n")
+    assert lines.returncode == 6 and "3 of 3 messages were not delivered" in lines.stderr
+
+
+@pytest.mark.parametrize("args, stdin, message", [
+    (["send", "a/b/c/d/e/f/g/h/i", "x"], None, "topic 'a/b/c/d/e/f/g/h/i' has 8 '/' but AWS IoT Core allows at most 7"),
+    (["send", "-s", "big"], b"x" * (128 * 1024 + 1), "payload of 131073 bytes is over AWS IoT Core's limit of 131072 bytes"),
+    (["subscribe", "a/+/c/d/e/f/g/h/#"], None, "filter 'a/+/c/d/e/f/g/h/#' has 8 '/' but AWS IoT Core allows at most 7"),
+])
+def test_aws_limits_are_checked_before_connecting(fake_endpoint, tmp_path, args, stdin, message):
+    fake_endpoint.answer(body=tutorial_keys(AWS_HOST))
+    result = Cli(user_env(tmp_path)).run("--endpoint", fake_endpoint.url, *args, input=stdin)
+    assert result.returncode == 2
+    assert one_line(result) == f"iotnotify: error: {message}"
+
+
+def test_publisher_refuses_a_payload_over_the_aws_limit_and_sends_the_rest(stack):
+    source = KeySource(stack.endpoint, 5, None)
+    connection = open_connection(source, ConnectOptions(ca_file=stack.ca_file))
+    try:
+        connection.aws = True  # a real connection held to AWS IoT Core's payload limit
+        publisher = Publisher(connection, "test/limit", 1, False)
+        publisher.publish(b"small")
+        with pytest.raises(UsageError, match="over AWS IoT Core's limit"):
+            publisher.publish(b"x" * (128 * 1024 + 1))
+        result = publisher.wait(10)
+        assert (result.sent, result.acked, result.failed) == (1, 1, 0)
+    finally:
+        connection.disconnect()

@@ -1,0 +1,39 @@
+"""Plain MQTT clients on the same broker (its plain listener) talk with iotnotify over wss."""
+
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import wait_for
+
+pytestmark = pytest.mark.skipif(not shutil.which("mosquitto_pub"), reason="needs mosquitto-clients")
+
+
+def test_mosquitto_pub_to_iotnotify_subscribe(cli, stack, tmp_path, topic):
+    sub = cli.subscriber(tmp_path, topic, "-C", "2", "-W", "20", "-v")
+    for text in ("from mosquitto_pub", "second"):
+        subprocess.run(["mosquitto_pub", "-p", str(stack.mqtt_port), "-h", "127.0.0.1", "-q", "1",
+                        "-t", topic, "-m", text], check=True, timeout=10)
+    out, err = sub.communicate(timeout=30)
+    assert sub.returncode == 0, err
+    assert out.decode() == f"{topic} from mosquitto_pub\n{topic} second\n"
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_iotnotify_send_to_mosquitto_sub(cli, stack, topic, protocol):
+    sub = subprocess.Popen(["stdbuf", "-oL", "mosquitto_sub", "-p", str(stack.mqtt_port), "-h", "127.0.0.1", "-q", "1",
+                            "-t", topic, "-C", "3", "-W", "20", "-d"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output: list[bytes] = []
+
+    def subscribed() -> bool:
+        output.append(sub.stdout.readline())
+        return b"SUBACK" in output[-1]
+
+    wait_for(subscribed, 20, "mosquitto_sub SUBACK")
+    result = cli.run("send", "--protocol", protocol, "-l", topic, input="a\nb\nc\n")
+    assert result.returncode == 0, result.stderr
+    rest, _ = sub.communicate(timeout=30)
+    payloads = [line for line in rest.decode().splitlines() if line in ("a", "b", "c")]
+    assert payloads == ["a", "b", "c"]

@@ -1,0 +1,89 @@
+"""`iotnotify local`: starts on the given ports, reuses its certificates, reports what is wrong,
+and stops without leaving a process behind."""
+
+import os
+import socket
+import subprocess
+import urllib.request
+
+import pytest
+
+from conftest import Cli, free_port, start_stack, stop_stack, user_env
+from iotnotify.errors import LocalStackError
+from iotnotify.local.broker import find_mosquitto
+
+
+def children(pid: int) -> list[int]:
+    """PIDs of a process's children (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+
+
+def test_local_prints_what_it_started_and_writes_the_profile(stack):
+    config = stack.cli.env["XDG_CONFIG_HOME"] + "/iotnotify/config.toml"
+    text = open(config).read()
+    assert f'endpoint = "{stack.endpoint}"' in text
+    assert f'ca_file = "{stack.ca_file}"' in text
+
+
+def test_ctrl_c_stops_broker_and_endpoint_and_certificates_are_reused(tmp_path):
+    first = start_stack(tmp_path)
+    ca = open(first.ca_file, "rb").read()
+    brokers = children(first.process.pid)
+    assert len(brokers) == 1
+    assert stop_stack(first) == 0
+    assert not os.path.exists(f"/proc/{brokers[0]}") or "zombie" in open(f"/proc/{brokers[0]}/status").read().lower()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(first.endpoint, timeout=2)
+    out = first.process.stdout.read().decode()
+    assert "iotnotify local is running" in out and f"--profile local send" in out
+    second = start_stack(tmp_path)
+    try:
+        assert open(second.ca_file, "rb").read() == ca
+    finally:
+        stop_stack(second)
+
+
+def test_port_in_use_is_a_clear_error(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = Cli(user_env(tmp_path)).run("local", "--port", str(port), "--keys-port", str(free_port()),
+                                             "--mqtt-port", str(free_port()), timeout=30)
+    assert result.returncode == 8
+    assert result.stderr.strip() == f"iotnotify: error: port {port} (MQTT over WebSocket) is in use: choose another with --port"
+
+
+def test_keys_port_in_use_is_a_clear_error(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = Cli(user_env(tmp_path)).run("local", "--port", str(free_port()), "--keys-port", str(port),
+                                             "--mqtt-port", str(free_port()), timeout=30)
+    assert result.returncode == 8
+    assert "(keys endpoint) is in use: choose another with --keys-port" in result.stderr
+
+
+def test_missing_mosquitto_says_how_to_install_it():
+    with pytest.raises(LocalStackError, match="mosquitto was not found on PATH: install it with: sudo apt-get install -y mosquitto"):
+        find_mosquitto(path="/nonexistent", fallback="")
+
+
+def test_local_endpoint_answers_cors_preflight_and_404(stack):
+    request = urllib.request.Request(stack.endpoint, method="OPTIONS")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 204
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(stack.endpoint.replace("/iot/keys", "/other"), timeout=5)
+    assert info.value.code == 404

@@ -1,0 +1,169 @@
+"""`send` and `subscribe` against the real local stack, as users and shell scripts use them."""
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import IOTNOTIFY, wait_for
+
+
+def finish(proc, timeout=30):
+    """Wait for a background command; return (code, stdout bytes, stderr text)."""
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err.decode()
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+@pytest.mark.parametrize("qos", ["0", "1"])
+def test_send_and_receive(cli, tmp_path, topic, protocol, qos):
+    sub = cli.subscriber(tmp_path, topic, "--protocol", protocol, "--qos", qos, "-C", "1", "-W", "20")
+    sent = cli.run("send", topic, f"hello {protocol} {qos}", "--protocol", protocol, "--qos", qos)
+    assert sent.returncode == 0, sent.stderr
+    code, out, err = finish(sub)
+    assert code == 0, err
+    assert out == f"hello {protocol} {qos}\n".encode()
+    assert err == "subscribed\n"
+
+
+def test_lines_mode_delivers_a_thousand_lines_complete_and_in_order(cli, tmp_path, topic):
+    sub = cli.subscriber(tmp_path, topic, "-C", "1000", "-W", "60")
+    lines = "".join(f"line {i}\n" for i in range(1000))
+    sent = cli.run("send", "-l", topic, input=lines)
+    assert sent.returncode == 0, sent.stderr
+    code, out, err = finish(sub, 60)
+    assert code == 0, err
+    assert out.decode() == lines
+
+
+def test_lines_go_out_as_they_arrive_not_at_eof(cli, tmp_path, topic):
+    sub = cli.subscriber(tmp_path, topic, "-C", "1", "-W", "30")
+    sender = subprocess.Popen([IOTNOTIFY, "send", "-l", topic], stdin=subprocess.PIPE, env=cli.env,
+                              stderr=subprocess.PIPE)
+    sender.stdin.write(b"first\n")
+    sender.stdin.flush()
+    code, out, _ = finish(sub)  # the sender's stdin is still open
+    assert (code, out) == (0, b"first\n")
+    sender.stdin.close()
+    assert sender.wait(30) == 0
+
+
+def test_message_from_file_and_whole_stdin(cli, tmp_path, topic):
+    payload = b"line one\nline two\n\x00\xff binary"
+    (tmp_path / "msg.bin").write_bytes(payload)
+    sub = cli.subscriber(tmp_path, topic, "-C", "3", "-W", "20", "--json")
+    assert cli.run("send", topic, "-f", str(tmp_path / "msg.bin")).returncode == 0
+    assert cli.run("send", topic, "-s", input=b"from stdin").returncode == 0
+    assert cli.run("send", topic, "-", input=b"dash").returncode == 0
+    code, out, err = finish(sub)
+    records = [json.loads(line) for line in out.splitlines()]
+    import base64
+
+    assert base64.b64decode(records[0]["payload"]) == payload and records[0]["encoding"] == "base64"
+    assert [r["payload"] for r in records[1:]] == ["from stdin", "dash"]
+    assert "encoding" not in records[1]
+
+
+def test_json_lines_have_topic_payload_qos_retain_and_time(cli, tmp_path, topic):
+    sub = cli.subscriber(tmp_path, topic, "-C", "1", "-W", "20", "--json")
+    cli.run("send", topic, '{"n": 1} ünïcode')
+    code, out, _ = finish(sub)
+    record = json.loads(out)
+    assert record["topic"] == topic and record["payload"] == '{"n": 1} ünïcode'
+    assert record["qos"] == 1 and record["retain"] is False
+    assert record["time"].endswith("Z") and record["time"][:2] == "20"
+
+
+def test_verbose_prefixes_the_topic(cli, tmp_path, topic):
+    sub = cli.subscriber(tmp_path, topic + "/#", "-v", "-C", "1", "-W", "20")
+    cli.run("send", topic + "/x", "payload here")
+    assert finish(sub)[1] == f"{topic}/x payload here\n".encode()
+
+
+def test_retained_message_reaches_a_later_subscriber(cli, topic):
+    assert cli.run("send", "--retain", topic, "kept").returncode == 0
+    result = cli.run("subscribe", "--json", "-C", "1", "-W", "20", topic)
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["retain"] is True
+    cli.run("send", "--retain", topic, "-s", input=b"")  # clear it
+
+
+def test_more_than_eight_filters_are_all_subscribed(cli, tmp_path, topic):
+    filters = [f"{topic}/{i}" for i in range(12)]
+    sub = cli.subscriber(tmp_path, *filters, "-v", "-C", "2", "-W", "20")
+    cli.run("send", f"{topic}/0", "first")
+    cli.run("send", f"{topic}/11", "last")
+    assert finish(sub)[1] == f"{topic}/0 first\n{topic}/11 last\n".encode()
+
+
+def test_timeout_with_fewer_messages_exits_7(cli, topic):
+    result = cli.run("subscribe", topic, "-C", "2", "-W", "1", "--quiet")
+    assert result.returncode == 7
+    assert result.stderr.strip() == "iotnotify: error: received 0 of 2 messages within 1 s"
+
+
+def test_quiet_prints_nothing_on_stderr(cli, tmp_path, topic):
+    sub = cli.subscriber(tmp_path, topic, "-C", "1", "-W", "20", "--quiet")
+    cli.run("send", topic, "x")
+    assert finish(sub)[2] == ""
+
+
+def test_closed_output_pipe_exits_quietly(cli, tmp_path, topic):
+    ready = tmp_path / "ready"
+    shell = subprocess.Popen(
+        ["bash", "-c", f"set -o pipefail; {IOTNOTIFY} subscribe --ready-file {ready} {topic} | head -1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli.env)
+    wait_for(ready.exists, 30, "subscriber ready")
+    for i in range(5):
+        cli.run("send", topic, f"m{i}")
+    out, err = shell.communicate(timeout=30)
+    assert out == b"m0\n"
+    assert shell.returncode == 0
+    assert err.decode() == "subscribed\n"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_exits_130_with_one_line(cli, tmp_path, topic, sig):
+    sub = cli.subscriber(tmp_path, topic)
+    sub.send_signal(sig)
+    code, out, err = finish(sub)
+    assert code == 130
+    assert err == "subscribed\niotnotify: interrupted after 0 messages\n"
+
+
+def test_interrupted_send_reports_and_exits_130(cli, topic):
+    sender = subprocess.Popen([IOTNOTIFY, "send", "-l", topic], stdin=subprocess.PIPE, env=cli.env,
+                              stderr=subprocess.PIPE)
+    sender.stdin.write(b"one\n")
+    sender.stdin.flush()
+    time.sleep(1.5)
+    sender.send_signal(signal.SIGINT)
+    _, err = sender.communicate(timeout=20)
+    assert sender.returncode == 130
+    assert err.decode() == "iotnotify: interrupted: 0 of 1 messages not acknowledged\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["send", "", "x"], "topic is empty"),
+    (["send", "a/+/b", "x"], "contains a wildcard"),
+    (["send", "a/#", "x"], "contains a wildcard"),
+    (["send", "t" * 257, "x"], "topic is 257 UTF-8 bytes, over the limit of 256"),
+    (["send", "t"], "give exactly one of MESSAGE, -m, -f FILE, -s or -l"),
+    (["send", "t", "x", "-l"], "give exactly one of MESSAGE, -m, -f FILE, -s or -l (got MESSAGE, -l)"),
+    (["send", "t", "--qos", "2", "x"], "'--qos'"),
+    (["subscribe", "a/#/b"], "'#' must be a whole level and the last one"),
+    (["subscribe", "a+"], "'+' must be a whole level"),
+    (["subscribe", ""], "filter is empty"),
+])
+def test_bad_input_is_a_usage_error(cli, args, message):
+    result = cli.run(*args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_topic_that_is_not_utf8_is_refused(cli):
+    proc = subprocess.run([IOTNOTIFY.encode(), b"send", b"t\xff", b"x"], env=cli.env, capture_output=True)
+    assert proc.returncode == 2 and b"is not valid UTF-8" in proc.stderr

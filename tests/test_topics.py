@@ -1,0 +1,74 @@
+"""Topic and filter rules: MQTT's, plus AWS IoT Core's hard limits where the broker is AWS."""
+
+import pytest
+
+from iotnotify.errors import UsageError
+from iotnotify.topics import (check_filter, check_payload, check_topic, is_aws_host,
+                              subscribe_batches)
+
+
+@pytest.mark.parametrize("topic", ["a", "a/b/c", "/serverless/pubsub", "x" * 256, "é" * 128, "a b", "$SYS/x"])
+def test_valid_topics_are_accepted(topic):
+    assert check_topic(topic, aws=False) == topic
+
+
+@pytest.mark.parametrize("topic, message", [
+    ("", "empty"),
+    ("a/+/b", "wildcard"),
+    ("a/#", "wildcard"),
+    ("x" * 257, "257 UTF-8 bytes"),
+    ("é" * 129, "258 UTF-8 bytes"),
+    ("a\x00b", "NUL"),
+    ("a\udcffb", "not valid UTF-8"),
+])
+def test_invalid_topics_are_refused(topic, message):
+    with pytest.raises(UsageError, match=message):
+        check_topic(topic, aws=False)
+
+
+def test_aws_refuses_more_than_seven_slashes_in_a_topic():
+    check_topic("a/" * 7 + "b", aws=True)
+    check_topic("a/" * 8 + "b", aws=False)
+    with pytest.raises(UsageError, match="8 '/' but AWS IoT Core allows at most 7"):
+        check_topic("a/" * 8 + "b", aws=True)
+
+
+@pytest.mark.parametrize("topic_filter", ["#", "+", "a/#", "a/+/c", "+/+", "/serverless/pubsub", "a/+/#"])
+def test_valid_filters_are_accepted(topic_filter):
+    assert check_filter(topic_filter, aws=True) == topic_filter
+
+
+@pytest.mark.parametrize("topic_filter", ["", "a/#/b", "a#", "a/b#", "a+/b", "a/+b", "x" * 257])
+def test_invalid_filters_are_refused(topic_filter):
+    with pytest.raises(UsageError):
+        check_filter(topic_filter, aws=False)
+
+
+def test_aws_refuses_deep_filters():
+    with pytest.raises(UsageError, match="at most 7"):
+        check_filter("+/" * 8 + "#", aws=True)
+
+
+def test_payload_limit_is_128_kb_on_aws_only():
+    check_payload(128 * 1024, aws=True)
+    check_payload(128 * 1024 + 1, aws=False)
+    with pytest.raises(UsageError, match="over AWS IoT Core's limit of 131072 bytes"):
+        check_payload(128 * 1024 + 1, aws=True)
+
+
+def test_more_than_eight_filters_go_in_several_subscribe_packets():
+    filters = [f"t/{i}" for i in range(19)]
+    batches = subscribe_batches(filters)
+    assert [len(b) for b in batches] == [8, 8, 3]
+    assert sum(batches, []) == filters
+
+
+@pytest.mark.parametrize("host, aws", [
+    ("abc123-ats.iot.us-east-1.amazonaws.com", True),
+    ("ABC-ats.iot.cn-north-1.amazonaws.com.cn", True),
+    ("127.0.0.1", False),
+    ("localhost", False),
+    ("amazonaws.com.evil.example", False),
+])
+def test_aws_hosts_are_recognised(host, aws):
+    assert is_aws_host(host) is aws
