@@ -123,3 +123,42 @@ def test_publisher_refuses_a_payload_over_the_aws_limit_and_sends_the_rest(stack
         assert (result.sent, result.acked, result.failed) == (1, 1, 0)
     finally:
         connection.disconnect()
+
+
+@pytest.fixture
+def refusing_gateway(stack):
+    """A TLS server that answers every WebSocket upgrade with 403, as AWS IoT does for bad keys."""
+    import http.server
+    import ssl
+    import threading
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            body = b'{"message":"Forbidden"}'
+            self.send_response(403)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    folder = Path(stack.ca_file).parent
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "server.pem", folder / "server-key.pem")
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield httpd.server_address[1]
+    httpd.shutdown()
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_keys_refused_by_the_broker(refusing_gateway, fake_endpoint, stack, tmp_path, protocol):
+    fake_endpoint.answer(body=tutorial_keys(port=refusing_gateway))
+    result = Cli(user_env(tmp_path)).run("--endpoint", fake_endpoint.url, "--ca-file", stack.ca_file,
+                                         "send", "--protocol", protocol, "t", "x")
+    assert result.returncode == 5
+    assert one_line(result).startswith(f"iotnotify: error: broker 127.0.0.1:{refusing_gateway} refused the "
+                                       "MQTT WebSocket connection")
+    assert "SECRET" not in result.stderr and "TOKEN" not in result.stderr

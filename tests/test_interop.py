@@ -1,13 +1,11 @@
 """Plain MQTT clients on the same broker (its plain listener) talk with iotnotify over wss."""
 
-import shutil
 import subprocess
 
 import pytest
 
 from conftest import wait_for
 
-pytestmark = pytest.mark.skipif(not shutil.which("mosquitto_pub"), reason="needs mosquitto-clients")
 
 
 def test_mosquitto_pub_to_iotnotify_subscribe(cli, stack, tmp_path, topic):

@@ -123,3 +123,36 @@ def test_endpoint_errors_never_show_secrets(fake_endpoint, tmp_path):
 def test_not_an_http_url(tmp_path):
     result = Cli(user_env(tmp_path)).run("--endpoint", "ftp://x/iot/keys", "keys")
     assert result.returncode == 4 and "not an http:// or https:// URL" in result.stderr
+
+
+def test_expired_cached_keys_are_fetched_again(fake_endpoint, tmp_path):
+    import datetime as dt
+
+    cli = Cli(user_env(tmp_path))
+    past = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    fake_endpoint.answer(body=tutorial_keys(expiration=past))
+    assert "(expired)" in cli.run("--endpoint", fake_endpoint.url, "keys").stdout
+    cli.run("--endpoint", fake_endpoint.url, "keys")
+    assert fake_endpoint.requests == 2
+    fake_endpoint.answer(body=tutorial_keys())  # the tutorial's keys: one hour
+    cli.run("--endpoint", fake_endpoint.url, "keys")
+    cli.run("--endpoint", fake_endpoint.url, "keys")
+    assert fake_endpoint.requests == 3
+
+
+@pytest.mark.parametrize("how", [["--no-cache", "keys"], ["keys", "--no-cache"], ["keys"]])
+def test_no_cache_from_either_position_or_the_environment(fake_endpoint, tmp_path, how):
+    fake_endpoint.answer(body=tutorial_keys())
+    cli = Cli({**user_env(tmp_path), **({"IOTNOTIFY_NO_CACHE": "1"} if how == ["keys"] else {})})
+    for _ in range(2):
+        assert cli.run("--endpoint", fake_endpoint.url, *how).returncode == 0
+    assert fake_endpoint.requests == 2
+    assert not os.path.exists(cli.env["XDG_CACHE_HOME"] + "/iotnotify/keys")
+
+
+def test_endpoint_from_environment_and_flag_after_the_command(fake_endpoint, tmp_path):
+    fake_endpoint.answer(body=tutorial_keys("env.example"))
+    env = {**user_env(tmp_path), "IOTNOTIFY_ENDPOINT": fake_endpoint.url}
+    assert "env.example:443" in Cli(env).run("keys").stdout
+    result = Cli(user_env(tmp_path)).run("keys", "--endpoint", fake_endpoint.url, "--no-cache")
+    assert "env.example:443" in result.stdout

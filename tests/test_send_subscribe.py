@@ -167,3 +167,9 @@ def test_bad_input_is_a_usage_error(cli, args, message):
 def test_topic_that_is_not_utf8_is_refused(cli):
     proc = subprocess.run([IOTNOTIFY.encode(), b"send", b"t\xff", b"x"], env=cli.env, capture_output=True)
     assert proc.returncode == 2 and b"is not valid UTF-8" in proc.stderr
+
+
+def test_ready_file_that_cannot_be_created(cli, topic):
+    result = cli.run("subscribe", topic, "--ready-file", "/nonexistent/dir/ready", "--quiet")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "iotnotify: error: cannot create --ready-file /nonexistent/dir/ready: No such file or directory"

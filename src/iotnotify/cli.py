@@ -199,7 +199,10 @@ def subscribe(ctx: click.Context, filters: tuple[str, ...], verbose: bool, as_js
     try:
         _note("subscribed", quiet)
         if ready_file:
-            open(ready_file, "a").close()
+            try:
+                open(ready_file, "a").close()
+            except OSError as e:
+                raise errors.UsageError(f"cannot create --ready-file {ready_file}: {e.strerror}") from None
         write, flush = sys.stdout.buffer.write, sys.stdout.buffer.flush
         render = formatter(json_lines=as_json, verbose=verbose)
         for message in inbox.messages(count=count, timeout=timeout):
