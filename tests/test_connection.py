@@ -7,17 +7,20 @@ import time
 from conftest import free_port, tutorial_keys, wait_for
 from iotnotify.connection import ConnectOptions, open_connection
 from iotnotify.keys import KeySource
-from iotnotify.local.broker import Broker, BrokerPorts
+from iotnotify.local.broker import Broker
+from iotnotify.local.front import WebSocketFront
 from iotnotify.local.tls import ensure_tls_files
 
 
 def test_reconnection_fetches_keys_again_once_they_are_stale(fake_endpoint, tmp_path):
     tls = ensure_tls_files(tmp_path / "tls")
-    ports = BrokerPorts(free_port(), free_port())
-    broker = Broker(tmp_path / "broker", ports, tls)
+    wss_port = free_port()
+    broker = Broker(tmp_path / "broker", free_port())
     broker.start()
+    front = WebSocketFront(wss_port, broker.port, tls)
+    front.start()
     soon = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=8)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    fake_endpoint.answer(body=tutorial_keys(port=ports.wss, expiration=soon))  # fresh for ~6 s
+    fake_endpoint.answer(body=tutorial_keys(port=wss_port, expiration=soon))  # fresh for ~6 s
     source = KeySource(fake_endpoint.url, 5, None)
     received = threading.Event()
     connection = open_connection(source, ConnectOptions(ca_file=str(tls.ca_file)), lambda m: received.set())
@@ -32,4 +35,5 @@ def test_reconnection_fetches_keys_again_once_they_are_stale(fake_endpoint, tmp_
         assert received.wait(10)
     finally:
         connection.disconnect()
+        front.stop()
         broker.stop()

@@ -1,7 +1,7 @@
 """What users see when the broker is unreachable, TLS fails, the broker refuses messages, or input
 breaks AWS IoT Core's limits: one line on stderr and the documented exit code."""
 
-import shutil
+import getpass
 import subprocess
 from pathlib import Path
 
@@ -56,31 +56,32 @@ def test_missing_ca_file(stack, tmp_path):
 
 @pytest.fixture(scope="module")
 def strict_broker(stack, tmp_path_factory):
-    """A second Mosquitto whose ACL lets clients use only `allowed/#` (so it refuses other publishes)."""
+    """A second Mosquitto whose ACL lets clients use only `allowed/#` (so it refuses other publishes),
+    behind the same wss front as the local stack."""
+    from iotnotify.local.broker import find_mosquitto
+    from iotnotify.local.front import WebSocketFront
+
     folder = tmp_path_factory.mktemp("strict")
-    tls = ensure_tls_files(Path(stack.ca_file).parent)
     (folder / "acl").write_text("topic readwrite allowed/#\n")
     wss, plain = free_port(), free_port()
-    (folder / "mosquitto.conf").write_text("\n".join([
-        "user " + __import__("getpass").getuser(), "persistence false", "allow_anonymous true",
-        f"acl_file {folder / 'acl'}", f"listener {wss} 127.0.0.1", "protocol websockets",
-        f"cafile {tls.ca_file}", f"certfile {tls.cert_file}", f"keyfile {tls.key_file}",
-        f"listener {plain} 127.0.0.1", "protocol mqtt", ""]))
-    from iotnotify.local.broker import find_mosquitto
-
+    (folder / "mosquitto.conf").write_text(
+        f"user {getpass.getuser()}\nallow_anonymous true\nacl_file {folder / 'acl'}\nlistener {plain} 127.0.0.1\n")
     proc = subprocess.Popen([find_mosquitto(), "-c", str(folder / "mosquitto.conf")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    front = WebSocketFront(wss, plain, ensure_tls_files(Path(stack.ca_file).parent))
     import socket
 
     def listening() -> bool:
         try:
-            socket.create_connection(("127.0.0.1", wss), timeout=0.5).close()
+            socket.create_connection(("127.0.0.1", plain), timeout=0.5).close()
             return True
         except OSError:
             return False
 
     wait_for(listening, 10, "strict broker")
+    front.start()
     yield wss
+    front.stop()
     proc.terminate()
     proc.wait(10)
 

@@ -265,8 +265,8 @@ def _print_local_banner(stack: Any, profile: str, config_file: str) -> None:
     console = Console(highlight=False, soft_wrap=True)
     cfg = stack.config
     console.print(f"[bold green]iotnotify local[/] is running on loopback (Ctrl-C stops it)")
-    console.print(f"  broker   wss://127.0.0.1:{cfg.wss_port}/mqtt  MQTT over WebSocket, TLS (CA {stack.tls.ca_file})")
-    console.print(f"  broker   mqtt://127.0.0.1:{cfg.mqtt_port}  plain MQTT for other clients")
+    console.print(f"  broker   wss://127.0.0.1:{cfg.wss_port}/mqtt  MQTT over WebSocket with TLS (CA {stack.tls.ca_file})")
+    console.print(f"  broker   mqtt://127.0.0.1:{cfg.mqtt_port}  plain MQTT (Mosquitto) for other clients")
     console.print(f"  keys     {stack.endpoint_url}  keys last {cfg.lifetime} s")
     console.print(f"  profile  [bold]{profile}[/] written to {config_file}")
     console.print("Try, in another terminal:")

@@ -63,6 +63,12 @@ class Connection:
         self.key_error = None
         return auth.AwsCredentials(keys.access_key, keys.secret_key, keys.session_token)
 
+    def builder_args(self) -> dict[str, object]:
+        """The awsiotsdk builder arguments both protocols share: where, who, and how to sign."""
+        return dict(endpoint=self.keys.host, port=self.keys.port, region=self.keys.region,
+                    credentials_provider=self.credentials, client_id=self.client_id,
+                    ca_filepath=self.options.ca_file, enable_metrics_collection=self.aws)
+
     @property
     def where(self) -> str:
         """host:port of the broker, for messages."""

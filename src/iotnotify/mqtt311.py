@@ -17,16 +17,7 @@ class Mqtt311Connection(Connection):
 
     def connect(self) -> None:
         self.connection = mqtt_connection_builder.websockets_with_default_aws_signing(
-            endpoint=self.keys.host,
-            port=self.keys.port,
-            region=self.keys.region,
-            credentials_provider=self.credentials,
-            client_id=self.client_id,
-            ca_filepath=self.options.ca_file,
-            clean_session=True,
-            keep_alive_secs=self.options.keep_alive,
-            enable_metrics_collection=self.aws,
-        )
+            **self.builder_args(), clean_session=True, keep_alive_secs=self.options.keep_alive)
         if self.on_message is not None:
             self.connection.on_message(self._received)
         future = self.connection.connect()

@@ -18,17 +18,11 @@ class Mqtt5Connection(Connection):
     def _build(self) -> mqtt5.Client:
         validation = mqtt5.ExtendedValidationAndFlowControlOptions
         return mqtt5_client_builder.websockets_with_default_aws_signing(
-            endpoint=self.keys.host,
-            port=self.keys.port,
-            region=self.keys.region,
-            credentials_provider=self.credentials,
-            client_id=self.client_id,
-            ca_filepath=self.options.ca_file,
+            **self.builder_args(),
             keep_alive_interval_sec=self.options.keep_alive,
             session_behavior=mqtt5.ClientSessionBehaviorType.CLEAN,
             extended_validation_and_flow_control_options=(
                 validation.AWS_IOT_CORE_DEFAULTS if self.aws else validation.NONE),
-            enable_metrics_collection=self.aws,
             on_publish_received=self._received if self.on_message else None,
             on_lifecycle_connection_success=self._connected,
             on_lifecycle_connection_failure=self._failed,

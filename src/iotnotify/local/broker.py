@@ -9,25 +9,12 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from iotnotify.errors import LocalStackError
-from iotnotify.local.tls import TlsFiles
 
 SBIN = "/usr/sbin:/usr/local/sbin"  # not on a non-root user's PATH on Debian
 INSTALL_HINT = "install it with: sudo apt-get install -y mosquitto (Debian/Ubuntu) or brew install mosquitto"
-
-
-@dataclass(frozen=True)
-class BrokerPorts:
-    """Loopback ports of the broker: MQTT over TLS WebSocket, and plain MQTT.
-
-    The plain listener is not optional: Mosquitto 2.0.11 refuses to start with a websockets
-    listener bound to an address as its only listener ("Unable to start any listening sockets")."""
-
-    wss: int
-    mqtt: int
 
 
 def find_mosquitto(path: str | None = None, fallback: str = SBIN) -> str:
@@ -39,27 +26,22 @@ def find_mosquitto(path: str | None = None, fallback: str = SBIN) -> str:
     return found
 
 
-def render_config(ports: BrokerPorts, tls: TlsFiles) -> str:
-    """mosquitto.conf for loopback listeners; `user` keeps a root start from dropping to a user
-    that cannot read our files (Debian's Mosquitto switches to `mosquitto` when run as root)."""
+def render_config(port: int) -> str:
+    """mosquitto.conf: one plain MQTT listener on 127.0.0.1 (the wss front relays to it). `user`
+    keeps a root start from switching to the `mosquitto` user, as Debian's Mosquitto otherwise does."""
     lines = [
         "# written by `iotnotify local`; regenerated at every start",
         f"user {getpass.getuser()}",
         "persistence false",
         "allow_anonymous true",
-        "per_listener_settings false",
         "max_queued_messages 100000",
         "log_dest stderr",
         "log_type error",
         "log_type warning",
         "log_type notice",
-        f"listener {ports.wss} 127.0.0.1",
-        "protocol websockets",
-        f"cafile {tls.ca_file}",
-        f"certfile {tls.cert_file}",
-        f"keyfile {tls.key_file}",
+        f"listener {port} 127.0.0.1",
+        "protocol mqtt",
     ]
-    lines += [f"listener {ports.mqtt} 127.0.0.1", "protocol mqtt"]
     return "\n".join(lines) + "\n"
 
 
@@ -88,33 +70,31 @@ def _die_with_parent() -> None:
 class Broker:
     """A Mosquitto process started with our config; `stop` leaves nothing behind."""
 
-    def __init__(self, folder: Path, ports: BrokerPorts, tls: TlsFiles) -> None:
+    def __init__(self, folder: Path, port: int) -> None:
         self.folder = folder
-        self.ports = ports
-        self.tls = tls
+        self.port = port
         self.config_file = folder / "mosquitto.conf"
         self.log_file = folder / "mosquitto.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 10.0) -> None:
-        """Start Mosquitto and return once every listener accepts connections."""
+        """Start Mosquitto and return once it accepts connections."""
         binary = find_mosquitto()
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.config_file.write_text(render_config(self.ports, self.tls))
+        self.config_file.write_text(render_config(self.port))
         with self.log_file.open("wb") as log:
             self.process = subprocess.Popen(
                 [binary, "-c", str(self.config_file)], stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
             )
         deadline = time.monotonic() + timeout
-        for port in (self.ports.wss, self.ports.mqtt):
-            while not _listening(port):
-                if self.process.poll() is not None:
-                    raise LocalStackError(f"mosquitto exited at start: {self.last_log_line()}")
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise LocalStackError(f"mosquitto did not listen on port {port} within {timeout:g} s")
-                time.sleep(0.05)
+        while not _listening(self.port):
+            if self.process.poll() is not None:
+                raise LocalStackError(f"mosquitto exited at start: {self.last_log_line()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise LocalStackError(f"mosquitto did not listen on port {self.port} within {timeout:g} s")
+            time.sleep(0.02)
 
     def last_log_line(self) -> str:
         """The last line Mosquitto logged, for an error message."""

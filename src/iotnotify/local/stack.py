@@ -8,7 +8,8 @@ from pathlib import Path
 
 from iotnotify.errors import LocalStackError
 
-from iotnotify.local.broker import Broker, BrokerPorts, check_port_free
+from iotnotify.local.broker import Broker, check_port_free
+from iotnotify.local.front import WebSocketFront
 from iotnotify.local.keys_server import KeysServer, LocalIssuer
 from iotnotify.local.tls import ensure_tls_files
 
@@ -30,24 +31,27 @@ class StackConfig:
 
 
 class LocalStack:
-    """Mosquitto with a TLS WebSocket listener plus the keys endpoint, on loopback."""
+    """Mosquitto behind a TLS WebSocket front, plus the keys endpoint, all on loopback."""
 
     def __init__(self, config: StackConfig) -> None:
         self.config = config
         self.tls = ensure_tls_files(config.state_dir / "tls")
-        self.broker = Broker(config.state_dir / "broker", BrokerPorts(config.wss_port, config.mqtt_port), self.tls)
+        self.broker = Broker(config.state_dir / "broker", config.mqtt_port)
+        self.front = WebSocketFront(config.wss_port, config.mqtt_port, self.tls)
         self.keys: KeysServer | None = None
 
     def start(self) -> None:
-        """Check the ports, then start the broker and the keys endpoint; on failure start nothing."""
+        """Check the ports, then start the broker, its wss front and the keys endpoint."""
         check_port_free(self.config.wss_port, "MQTT over WebSocket", "--port")
         check_port_free(self.config.mqtt_port, "plain MQTT", "--mqtt-port")
         issuer = LocalIssuer(LOOPBACK, self.config.wss_port, lifetime=self.config.lifetime)
         self.keys = KeysServer(self.config.keys_port, issuer)
         try:
             self.broker.start()
+            self.front.start()
         except BaseException:
             self.keys.httpd.server_close()
+            self.broker.stop()
             raise
         self.keys.start()
 
@@ -62,9 +66,10 @@ class LocalStack:
         return {"endpoint": self.endpoint_url, "ca_file": str(self.tls.ca_file)}
 
     def stop(self) -> None:
-        """Stop the keys endpoint and the broker."""
+        """Stop the keys endpoint, the front and the broker."""
         if self.keys is not None:
             self.keys.stop()
+        self.front.stop()
         self.broker.stop()
 
 

@@ -1,0 +1,33 @@
+"""The README is the manual: its demo runs, and its exit-code table matches the code."""
+
+import re
+import subprocess
+from pathlib import Path
+
+from conftest import IOTNOTIFY, free_port, user_env
+from iotnotify import errors
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def test_exit_code_table_matches_the_code():
+    documented = {int(code) for code in re.findall(r"^\| (\d+) \| ", README, re.MULTILINE)}
+    defined = {value for name, value in vars(errors).items() if name.startswith("EXIT_")}
+    assert documented == defined
+
+
+def test_every_error_class_has_a_documented_exit_code():
+    classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.IotNotifyError)]
+    documented = {int(code) for code in re.findall(r"^\| (\d+) \| ", README, re.MULTILINE)}
+    assert {c.exit_code for c in classes} <= documented
+
+
+def test_demo_script_shows_the_message_arriving(tmp_path):
+    env = {**user_env(tmp_path), "IOTNOTIFY": IOTNOTIFY}
+    ports = ["--port", str(free_port()), "--keys-port", str(free_port()), "--mqtt-port", str(free_port())]
+    result = subprocess.run([str(ROOT / "scripts" / "demo"), *ports], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "--- received:\ndemo/hello hello from iotnotify\n" in result.stdout
+    assert result.stdout.rstrip().endswith("done")
