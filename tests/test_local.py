@@ -87,3 +87,31 @@ def test_local_endpoint_answers_cors_preflight_and_404(stack):
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(stack.endpoint.replace("/iot/keys", "/other"), timeout=5)
     assert info.value.code == 404
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses with a listening TCP socket on `port` (from /proc/net/tcp and tcp6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                address, hex_port = local.split(":")
+                if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                    found.add(address)
+    return found
+
+
+def test_every_listener_is_on_loopback_only(stack):
+    loopback_v4 = "0100007F"  # 127.0.0.1, little-endian hex
+    for port in (stack.wss_port, stack.keys_port, stack.mqtt_port):
+        assert listening_addresses(port) == {loopback_v4}, port
+
+
+def test_wss_front_answers_404_off_the_mqtt_path(stack):
+    import ssl
+
+    context = ssl.create_default_context(cafile=stack.ca_file)
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(f"https://127.0.0.1:{stack.wss_port}/other", context=context, timeout=5)
+    assert info.value.code == 404
