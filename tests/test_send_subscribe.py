@@ -173,3 +173,19 @@ def test_ready_file_that_cannot_be_created(cli, topic):
     result = cli.run("subscribe", topic, "--ready-file", "/nonexistent/dir/ready", "--quiet")
     assert result.returncode == 2
     assert result.stderr.strip() == "iotnotify: error: cannot create --ready-file /nonexistent/dir/ready: No such file or directory"
+
+
+def broker_log(stack) -> str:
+    return (stack.state / "iotnotify" / "local" / "broker" / "mosquitto.log").read_text()
+
+
+def test_client_id_is_random_unless_given(cli, stack, topic):
+    import re
+
+    assert cli.run("send", topic, "x", "--client-id", "my-own-client").returncode == 0
+    assert cli.run("send", topic, "y").returncode == 0
+    log = broker_log(stack)
+    assert " as my-own-client " in log
+    ids = re.findall(r" as (iotnotify-[0-9a-f]+) ", log)
+    assert ids and all(re.fullmatch(r"iotnotify-[0-9a-f]{12}", i) for i in ids)
+    assert len(set(ids)) == len(ids)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 import click
@@ -115,26 +115,6 @@ def keys(ctx: click.Context, as_json: bool, export: bool, show_secrets: bool, **
         click.echo(keys_view.as_text(temporary, settings.endpoint or "", show_secrets))
 
 
-def _payloads(message: str | None, file: BinaryIO | None, stdin: bool, lines: bool) -> list[bytes] | Iterator[bytes]:
-    """The payloads to send from exactly one source: argument, file, all of stdin, or stdin lines."""
-    from iotnotify.messages import read_lines
-
-    if message == "-":
-        message, stdin = None, True
-    chosen = [name for name, given in (("MESSAGE", message is not None), ("-f", file is not None),
-                                       ("-s", stdin), ("-l", lines)) if given]
-    if len(chosen) != 1:
-        raise click.UsageError("give exactly one of MESSAGE, -m, -f FILE, -s or -l"
-                               + (f" (got {', '.join(chosen)})" if chosen else ""))
-    if message is not None:
-        return [os.fsencode(message)]
-    if file is not None:
-        return [file.read()]
-    if stdin:
-        return [sys.stdin.buffer.read()]
-    return read_lines(sys.stdin.buffer)
-
-
 @cli.command(context_settings=CONTEXT, epilog="""\b
 Examples:
   iotnotify send alerts/disk 'disk 91% full'
@@ -156,11 +136,12 @@ Examples:
 def send(ctx: click.Context, topic: str, message: str | None, message_opt: str | None, file: BinaryIO | None,
          stdin: bool, lines: bool, retain: bool, timeout: float, qos: int, **flags: Any) -> None:
     """Publish MESSAGE to TOPIC; exit 0 only once the broker acknowledged every QoS 1 message."""
+    from iotnotify.messages import payloads_from
     from iotnotify.send import send as send_messages
 
     if message is not None and message_opt is not None:
         raise click.UsageError("give the message once: as MESSAGE or with -m")
-    payloads = _payloads(message if message is not None else message_opt, file, stdin, lines)
+    payloads = payloads_from(message if message is not None else message_opt, file, stdin, lines, sys.stdin.buffer)
     settings = _settings(ctx, **flags)
 
     def rejected(index: int, error: errors.UsageError) -> None:

@@ -112,7 +112,7 @@ def classify(error: BaseException, where: str) -> ConnectError:
     if name in ("AWS_ERROR_HTTP_WEBSOCKET_UPGRADE_FAILURE", "AWS_IO_SOCKET_CLOSED",
                 "AWS_ERROR_HTTP_CONNECTION_CLOSED"):
         return ConnectError(f"broker {where} refused the MQTT WebSocket connection ({name}): "
-                            "keys not accepted, or not an MQTT-over-WebSocket endpoint")
+                            "keys expired or not accepted (try --no-cache), or not an MQTT-over-WebSocket endpoint")
     return ConnectError(f"cannot connect to broker {where}: {name or error}")
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
+
+from iotnotify.errors import UsageError
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,3 +32,23 @@ def read_lines(stream: BinaryIO) -> Iterator[bytes]:
         if line.endswith(b"\n"):
             line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
         yield line
+
+
+def payloads_from(message: str | None, file: BinaryIO | None, whole_stdin: bool, lines: bool,
+                  stdin: BinaryIO) -> list[bytes] | Iterator[bytes]:
+    """The payloads to send from exactly one source: the argument (`-` means stdin), a file, all
+    of stdin, or stdin's lines (an iterator, so that each line goes out as soon as it is read)."""
+    if message == "-":
+        message, whole_stdin = None, True
+    chosen = [name for name, given in (("MESSAGE", message is not None), ("-f", file is not None),
+                                       ("-s", whole_stdin), ("-l", lines)) if given]
+    if len(chosen) != 1:
+        raise UsageError("give exactly one of MESSAGE, -m, -f FILE, -s or -l"
+                         + (f" (got {', '.join(chosen)})" if chosen else ""))
+    if message is not None:
+        return [os.fsencode(message)]  # argv bytes that are not UTF-8 stay as they were
+    if file is not None:
+        return [file.read()]
+    if whole_stdin:
+        return [stdin.read()]
+    return read_lines(stdin)
