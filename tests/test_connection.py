@@ -6,7 +6,7 @@ import time
 
 from conftest import free_port, tutorial_keys, wait_for
 from iotnotify.connection import ConnectOptions, open_connection
-from iotnotify.keys import KeySource
+from iotnotify.keys import endpoint_source
 from iotnotify.local.broker import Broker
 from iotnotify.local.front import WebSocketFront
 from iotnotify.local.tls import ensure_tls_files
@@ -21,7 +21,7 @@ def test_reconnection_fetches_keys_again_once_they_are_stale(fake_endpoint, tmp_
     front.start()
     soon = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=8)).strftime("%Y-%m-%dT%H:%M:%SZ")
     fake_endpoint.answer(body=tutorial_keys(port=wss_port, expiration=soon))  # fresh for ~6 s
-    source = KeySource(fake_endpoint.url, 5, None)
+    source = endpoint_source(fake_endpoint.url, 5)
     received = threading.Event()
     connection = open_connection(source, ConnectOptions(ca_file=str(tls.ca_file)), lambda m: received.set())
     try:

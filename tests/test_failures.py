@@ -10,7 +10,7 @@ import pytest
 from conftest import Cli, free_port, tutorial_keys, user_env, wait_for
 from iotnotify.connection import ConnectOptions, open_connection
 from iotnotify.errors import UsageError
-from iotnotify.keys import KeySource
+from iotnotify.keys import endpoint_source
 from iotnotify.local.tls import ensure_tls_files
 from iotnotify.send import Publisher
 
@@ -112,7 +112,7 @@ def test_aws_limits_are_checked_before_connecting(fake_endpoint, tmp_path, args,
 
 
 def test_publisher_refuses_a_payload_over_the_aws_limit_and_sends_the_rest(stack):
-    source = KeySource(stack.endpoint, 5, None)
+    source = endpoint_source(stack.endpoint, 5)
     connection = open_connection(source, ConnectOptions(ca_file=stack.ca_file))
     try:
         connection.aws = True  # a real connection held to AWS IoT Core's payload limit

@@ -179,13 +179,33 @@ def broker_log(stack) -> str:
     return (stack.state / "iotnotify" / "local" / "broker" / "mosquitto.log").read_text()
 
 
-def test_client_id_is_random_unless_given(cli, stack, topic):
+def test_client_id_is_the_one_given(cli, stack, topic):
+    assert cli.run("send", topic, "x", "--client-id", "my-own-client").returncode == 0
+    assert " as my-own-client " in broker_log(stack)
+
+
+def test_processes_sharing_cached_keys_get_their_own_ids_below_the_keys_client_id(cli, stack, tmp_path, topic):
     import re
 
-    assert cli.run("send", topic, "x", "--client-id", "my-own-client").returncode == 0
-    assert cli.run("send", topic, "y").returncode == 0
-    log = broker_log(stack)
-    assert " as my-own-client " in log
-    ids = re.findall(r" as (iotnotify-[0-9a-f]+) ", log)
-    assert ids and all(re.fullmatch(r"iotnotify-[0-9a-f]{12}", i) for i in ids)
-    assert len(set(ids)) == len(ids)
+    owner = json.loads(cli.run("keys", "--json").stdout)["clientId"]
+    before = len(broker_log(stack))
+    sub = cli.subscriber(tmp_path, topic, "-C", "2", "-W", "20")  # stays connected while two sends run
+    assert cli.run("send", topic, "one").returncode == 0
+    assert cli.run("send", topic, "two").returncode == 0
+    assert finish(sub)[1] == b"one\ntwo\n"
+    ids = re.findall(rf" as ({re.escape(owner)}-[0-9a-f]{{8}}) ", broker_log(stack)[before:])
+    assert len(ids) == 3 and len(set(ids)) == 3
+
+
+def test_client_id_is_random_when_the_keys_name_none(fake_endpoint, stack, tmp_path, topic):
+    import re
+
+    from conftest import Cli, tutorial_keys, user_env
+
+    fake_endpoint.answer(body=tutorial_keys(port=stack.wss_port))
+    cli = Cli(user_env(tmp_path))
+    before = len(broker_log(stack))
+    for _ in range(2):
+        assert cli.run("--endpoint", fake_endpoint.url, "--ca-file", stack.ca_file, "send", topic, "x").returncode == 0
+    ids = re.findall(r" as (iotnotify-[0-9a-f]{12}) ", broker_log(stack)[before:])
+    assert len(ids) == 2 and len(set(ids)) == 2

@@ -15,12 +15,23 @@ from iotnotify.settings import Settings, resolve
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+_AWS_FLAGS = [
+    click.option("--aws", is_flag=True, default=None,
+                 help="No keys endpoint: use your AWS credentials (boto3's chain) [env IOTNOTIFY_AWS=1]."),
+    click.option("--aws-profile", metavar="NAME", help="AWS profile for --aws (implies --aws) [env IOTNOTIFY_AWS_PROFILE]."),
+    click.option("--aws-role", metavar="ROLE",
+                 help="With --aws: assume this notifications role with the endpoint's session policy "
+                      "[env IOTNOTIFY_AWS_ROLE]."),
+]
+
+
 def _connection_flags(command: Callable[..., Any]) -> Callable[..., Any]:
     """Flags every command that needs keys takes (they override the same flags before the command)."""
     for decorator in reversed([
         click.option("--endpoint", metavar="URL", help="Keys endpoint URL [env IOTNOTIFY_ENDPOINT]."),
         click.option("--ca-file", metavar="PATH", help="CA bundle for a private broker [env IOTNOTIFY_CA_FILE]."),
         click.option("--no-cache", is_flag=True, default=None, help="Fetch new keys; do not use or save the cache."),
+        *_AWS_FLAGS,
     ]):
         command = decorator(command)
     return command
@@ -44,7 +55,8 @@ def _settings(ctx: click.Context, **flags: Any) -> Settings:
     """Resolve settings: this command's flags, then the group's, then env, then the profile."""
     group = ctx.find_root().params
     merged = {name: flags.get(name) if flags.get(name) not in (None, False) else group.get(name)
-              for name in ("endpoint", "ca_file", "no_cache", "protocol", "client_id")}
+              for name in ("endpoint", "ca_file", "no_cache", "protocol", "client_id", "aws", "aws_profile",
+                           "aws_role")}
     merged["keys_timeout"] = group.get("keys_timeout")
     return resolve(merged, profile=group.get("profile"))
 
@@ -52,7 +64,8 @@ def _settings(ctx: click.Context, **flags: Any) -> Settings:
 def _source(settings: Settings):  # type: ignore[no-untyped-def]
     from iotnotify.keys import key_source
 
-    return key_source(settings.endpoint, settings.keys_timeout, use_cache=not settings.no_cache)
+    return key_source(settings.endpoint, settings.keys_timeout, use_cache=not settings.no_cache, aws=settings.aws,
+                      aws_profile=settings.aws_profile, aws_role=settings.aws_role)
 
 
 def _options(settings: Settings):  # type: ignore[no-untyped-def]
@@ -80,6 +93,9 @@ Examples:
 @click.option("--no-cache", is_flag=True, default=None, help="Fetch new keys; do not use or save the cache.")
 @click.option("--keys-timeout", type=float, metavar="S",
               help="Seconds to wait for the keys endpoint (default 10) [env IOTNOTIFY_KEYS_TIMEOUT].")
+@_AWS_FLAGS[0]
+@_AWS_FLAGS[1]
+@_AWS_FLAGS[2]
 def cli(**_flags: Any) -> None:
     """Real-time notifications over AWS IoT Core (MQTT over WebSocket, SigV4) from the command line.
 
@@ -105,14 +121,14 @@ def keys(ctx: click.Context, as_json: bool, export: bool, show_secrets: bool, **
 
     if as_json and export:
         raise click.UsageError("--json and --export cannot be used together")
-    settings = _settings(ctx, **flags)
-    temporary = _source(settings).get()
+    source = _source(_settings(ctx, **flags))
+    temporary = source.get()
     if as_json:
         click.echo(keys_view.as_json(temporary))
     elif export:
         click.echo(keys_view.as_exports(temporary))
     else:
-        click.echo(keys_view.as_text(temporary, settings.endpoint or "", show_secrets))
+        click.echo(keys_view.as_text(temporary, source.name, show_secrets))
 
 
 @cli.command(context_settings=CONTEXT, epilog="""\b
@@ -219,14 +235,17 @@ Examples:
               help="Plain MQTT port for other clients (mosquitto_pub/sub).")
 @click.option("--lifetime", type=click.IntRange(60, 43200), default=3600, show_default=True, metavar="S",
               help="Lifetime of the keys the endpoint mints, in seconds.")
+@click.option("--topics", default="/serverless/pubsub", show_default=True, metavar="T1,T2",
+              help="Topics the keys name (the local broker does not enforce them).")
 @click.option("--profile-name", default="local", show_default=True, metavar="NAME",
               help="Profile to write to the config file for this stack.")
-def local(port: int, keys_port: int, mqtt_port: int, lifetime: int, profile_name: str) -> None:
+def local(port: int, keys_port: int, mqtt_port: int, lifetime: int, topics: str, profile_name: str) -> None:
     """Run a local stack on loopback until Ctrl-C: Mosquitto with a TLS WebSocket listener and a keys endpoint."""
     from iotnotify.local.stack import LocalStack, StackConfig, default_state_dir, run_until_stopped
     from iotnotify.settings import save_profile
 
-    stack = LocalStack(StackConfig(default_state_dir(), port, keys_port, mqtt_port, lifetime))
+    topic_list = tuple(t.strip() for t in topics.split(",") if t.strip())
+    stack = LocalStack(StackConfig(default_state_dir(), port, keys_port, mqtt_port, lifetime, topic_list))
     try:
         stack.start()
         config_file = save_profile(profile_name, stack.profile())
@@ -253,6 +272,31 @@ def _print_local_banner(stack: Any, profile: str, config_file: str) -> None:
     console.print("Try, in another terminal:")
     console.print(f"  iotnotify --profile {profile} subscribe 'demo/#' -v")
     console.print(f"  iotnotify --profile {profile} send demo/hello 'hello'")
+
+
+@cli.command("setup-role", context_settings=CONTEXT, epilog="""\b
+Examples:
+  iotnotify setup-role
+  iotnotify setup-role --aws-profile admin --role-name my-notifications
+  iotnotify setup-role --trust arn:aws:iam::123456789012:role/keys-function""")
+@click.option("--role-name", default="serverless-notifications", show_default=True, metavar="NAME",
+              help="Name of the role to create or update.")
+@click.option("--trust", metavar="ARN", help="Who may assume the role (default: the account itself).")
+@click.option("--aws-profile", metavar="NAME", help="AWS profile to use (default: boto3's credential chain).")
+def setup_role(role_name: str, trust: str | None, aws_profile: str | None) -> None:
+    """Create the notifications role the keys endpoint assumes (IoT only); update it if it exists."""
+    from iotnotify.aws import aws_errors, session
+    from iotnotify.server.policy import role_policy
+    from iotnotify.server.role import ROLE_POLICY_NAME
+    from iotnotify.server.role import setup_role as create_or_update
+
+    aws = session(aws_profile)
+    with aws_errors():
+        result = create_or_update(aws.client("iam"), aws.client("sts"), role_name, trust)
+    actions = ", ".join(role_policy()["Statement"][0]["Action"])  # type: ignore[index]
+    click.echo(f"{'created' if result.created else 'updated'} role {role_name}: {result.arn}")
+    click.echo(f"  trusted principal: {result.trusted}")
+    click.echo(f"  inline policy {ROLE_POLICY_NAME}: allow {actions} (keys get less, by session policy)")
 
 
 def _interrupt_on_signals() -> None:

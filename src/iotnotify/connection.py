@@ -30,8 +30,12 @@ class ConnectOptions:
     keep_alive: int = 60
 
 
-def random_client_id() -> str:
-    """A client id that is unique enough for one broker: iotnotify- and 12 hex digits."""
+def client_id_for(keys: TemporaryKeys) -> str:
+    """A client id of this process's own: below the keys' `clientId` when they name one (keys shared
+    through the cache must not make processes take over each other's connection), else random."""
+    owner = keys.raw.get("clientId")
+    if isinstance(owner, str) and owner:
+        return f"{owner}-{secrets.token_hex(4)}"
     return "iotnotify-" + secrets.token_hex(6)
 
 
@@ -45,7 +49,7 @@ class Connection:
         self.source = source
         self.keys = keys
         self.options = options
-        self.client_id = options.client_id or random_client_id()
+        self.client_id = options.client_id or client_id_for(keys)
         self.aws = is_aws_host(keys.host)
         self.on_message = on_message
         self.key_error: IotNotifyError | None = None
@@ -61,7 +65,7 @@ class Connection:
             self.key_error = e
             raise
         self.key_error = None
-        return auth.AwsCredentials(keys.access_key, keys.secret_key, keys.session_token)
+        return auth.AwsCredentials(keys.access_key, keys.secret_key, keys.session_token or None)
 
     def builder_args(self) -> dict[str, object]:
         """The awsiotsdk builder arguments both protocols share: where, who, and how to sign."""

@@ -14,6 +14,7 @@ EXIT_CONNECT = 5
 EXIT_DELIVERY = 6
 EXIT_TIMEOUT = 7
 EXIT_LOCAL = 8
+EXIT_AWS = 9
 EXIT_INTERRUPTED = 130
 
 
@@ -69,3 +70,9 @@ class Interrupted(IotNotifyError):
     """Ctrl-C or SIGTERM: the command stopped cleanly before finishing."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+class AwsError(IotNotifyError):
+    """An AWS API call failed or was refused (setup-role, --aws mode)."""
+
+    exit_code = EXIT_AWS

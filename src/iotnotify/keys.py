@@ -7,6 +7,7 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,11 +173,12 @@ class KeyCache:
 
 
 class KeySource:
-    """Keys for one endpoint, from the cache or fetched; safe to call from the MQTT threads."""
+    """Keys from one place (an endpoint URL, or AWS credentials), cached while fresh; safe to call
+    from the MQTT threads. `name` says where they come from and keys the disk cache."""
 
-    def __init__(self, url: str, timeout: float, cache: KeyCache | None) -> None:
-        self.url = url
-        self.timeout = timeout
+    def __init__(self, name: str, fetch: Callable[[], TemporaryKeys], cache: KeyCache | None = None) -> None:
+        self.name = name
+        self.fetch = fetch
         self.cache = cache
         self._lock = threading.Lock()
         self._keys: TemporaryKeys | None = None
@@ -188,25 +190,39 @@ class KeySource:
             if not refresh:
                 if self._keys is not None and self._keys.fresh():
                     return self._keys
-                if self.cache is not None and (cached := self.cache.load(self.url)) is not None:
+                if self.cache is not None and (cached := self.cache.load(self.name)) is not None:
                     self._keys = cached
                     return cached
-            keys = fetch_keys(self.url, self.timeout)
+            keys = self.fetch()
             self.fetches += 1
             if self.cache is not None:
-                self.cache.save(self.url, keys)
+                self.cache.save(self.name, keys)
             self._keys = keys
             return keys
 
 
-def key_source(endpoint: str | None, timeout: float, use_cache: bool) -> KeySource:
-    """The KeySource for the configured endpoint; no endpoint at all is a configuration error."""
+def endpoint_source(url: str, timeout: float, cache: KeyCache | None = None) -> KeySource:
+    """Keys from a keys endpoint URL."""
+    return KeySource(url, lambda: fetch_keys(url, timeout), cache)
+
+
+def key_source(endpoint: str | None, timeout: float, use_cache: bool, aws: bool = False,
+               aws_profile: str | None = None, aws_role: str | None = None) -> KeySource:
+    """The KeySource the settings ask for: AWS credentials (--aws), else the keys endpoint."""
     from iotnotify.errors import ConfigError
 
+    if aws:
+        def direct() -> TemporaryKeys:
+            from iotnotify.aws import direct_keys  # boto3: only in this mode
+
+            return direct_keys(aws_profile, aws_role)
+
+        role = f", role {aws_role}" if aws_role else ""
+        return KeySource(f"AWS credentials (profile {aws_profile or 'default'}{role})", direct)
     if not endpoint:
         raise ConfigError("no keys endpoint configured: use --endpoint URL, set IOTNOTIFY_ENDPOINT, "
                           "or start `iotnotify local` and use --profile local")
-    return KeySource(endpoint, timeout, KeyCache(default_cache_folder()) if use_cache else None)
+    return endpoint_source(endpoint, timeout, KeyCache(default_cache_folder()) if use_cache else None)
 
 
 def default_cache_folder() -> Path:

@@ -10,18 +10,25 @@ from iotnotify.keys import TemporaryKeys, iso, now_utc
 REDACTED = "******** (--show-secrets to show)"
 
 
-def as_text(keys: TemporaryKeys, endpoint_url: str, show_secrets: bool) -> str:
+def as_text(keys: TemporaryKeys, source: str, show_secrets: bool) -> str:
     """Aligned `name  value` lines; the secret key and session token redacted unless asked."""
     minutes = int(keys.expires_in(now_utc()) // 60)
     rows = [
-        ("keys endpoint", endpoint_url),
+        ("keys from", source),
         ("iot endpoint", f"{keys.host}:{keys.port}"),
         ("region", keys.region),
         ("access key", keys.access_key),
         ("secret key", keys.secret_key if show_secrets else REDACTED),
         ("session token", keys.session_token if show_secrets else REDACTED),
-        ("expires", f"{iso(keys.expiration)} (in {minutes} min)" if minutes >= 0 else f"{iso(keys.expiration)} (expired)"),
     ]
+    if client_id := keys.raw.get("clientId"):
+        rows.append(("client id", f"{client_id} (and {client_id}-...)"))
+    if isinstance(topics := keys.raw.get("topics"), list):
+        rows.append(("topics", ", ".join(map(str, topics))))
+    if private := keys.raw.get("privateTopic"):
+        rows.append(("private topic", str(private)))
+    expiry = f"in {minutes} min" if minutes >= 0 else "expired"
+    rows.append(("expires", f"{iso(keys.expiration)} ({expiry})"))
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)
 

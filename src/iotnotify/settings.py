@@ -23,6 +23,9 @@ FIELDS: dict[str, tuple[str, type]] = {
     "client_id": ("IOTNOTIFY_CLIENT_ID", str),
     "keys_timeout": ("IOTNOTIFY_KEYS_TIMEOUT", float),
     "no_cache": ("IOTNOTIFY_NO_CACHE", bool),
+    "aws": ("IOTNOTIFY_AWS", bool),
+    "aws_profile": ("IOTNOTIFY_AWS_PROFILE", str),
+    "aws_role": ("IOTNOTIFY_AWS_ROLE", str),
 }
 
 
@@ -38,6 +41,9 @@ class Settings:
     keys_timeout: float
     no_cache: bool
     config_path: Path
+    aws: bool = False
+    aws_profile: str | None = None
+    aws_role: str | None = None
 
 
 def config_path(env: Mapping[str, str] = os.environ) -> Path:
@@ -128,6 +134,9 @@ def resolve(
         keys_timeout=keys_timeout,
         no_cache=bool(merged["no_cache"]),
         config_path=path,
+        aws=bool(merged["aws"] or merged["aws_profile"] or merged["aws_role"]),
+        aws_profile=merged["aws_profile"] or None,
+        aws_role=merged["aws_role"] or None,
     )
 
 

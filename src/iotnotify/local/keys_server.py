@@ -1,4 +1,4 @@
-"""The local keys endpoint: GET /iot/keys answers like the AWS one, with freshly minted keys."""
+"""The local keys endpoint: the AWS endpoint's own `answer`, over HTTP, with a local issuer."""
 
 from __future__ import annotations
 
@@ -9,62 +9,64 @@ import string
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
 
 from iotnotify.errors import LocalStackError
+from iotnotify.server.config import EndpointConfig
+from iotnotify.server.handler import Response, answer, cors_headers
+from iotnotify.server.issuers import Issued, Where
 
 KEYS_PATH = "/iot/keys"
+LOCAL_ACCOUNT = "000000000000"
 
 
 @dataclass(frozen=True)
 class LocalIssuer:
-    """Mints keys for the local broker: random values, a fixed lifetime."""
+    """Mints random keys for the local broker in place of STS."""
 
     host: str
     port: int
     region: str = "local"
-    lifetime: int = 3600
 
-    def mint(self) -> dict[str, object]:
-        """A keys response: the tutorial's five fields plus port and expiration."""
-        expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=self.lifetime)
+    def where(self) -> Where:
+        return Where(self.host, self.port, self.region, LOCAL_ACCOUNT)
+
+    def issue(self, client_id: str, policy: dict[str, object], lifetime: int) -> Issued:
         alphabet = string.ascii_uppercase + string.digits
-        return {
-            "iotEndpoint": self.host,
-            "port": self.port,
-            "region": self.region,
-            "accessKey": "ASIA" + "".join(secrets.choice(alphabet) for _ in range(16)),
-            "secretKey": secrets.token_urlsafe(30),
-            "sessionToken": secrets.token_urlsafe(96),
-            "expiration": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
+        return Issued(
+            access_key="ASIA" + "".join(secrets.choice(alphabet) for _ in range(16)),
+            secret_key=secrets.token_urlsafe(30),
+            session_token=secrets.token_urlsafe(96),
+            expiration=dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=lifetime),
+        )
 
 
-def _handler(issuer: LocalIssuer) -> type[BaseHTTPRequestHandler]:
-    """A request handler class bound to one issuer."""
+def _handler(config: EndpointConfig, issuer: LocalIssuer) -> type[BaseHTTPRequestHandler]:
+    """A request handler class bound to one configuration and issuer."""
 
     class KeysHandler(BaseHTTPRequestHandler):
         server_version = "iotnotify-local"
 
-        def _send(self, status: int, body: dict[str, object] | None) -> None:
-            data = json.dumps(body).encode() if body is not None else b""
-            self.send_response(status)
-            self.send_header("Access-Control-Allow-Origin", "*")
-            self.send_header("Access-Control-Allow-Methods", "GET, OPTIONS")
-            self.send_header("Cache-Control", "no-store")
-            if body is not None:
+        def _send(self, response: Response) -> None:
+            data = json.dumps(response.body).encode() if response.body is not None else b""
+            self.send_response(response.status)
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            if response.body is not None:
                 self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            if self.path.split("?", 1)[0] != KEYS_PATH:
-                self._send(404, {"message": f"not found: use GET {KEYS_PATH}"})
+        def _answer(self) -> None:
+            url = urlsplit(self.path)
+            if url.path != KEYS_PATH:
+                self._send(Response(404, {"message": f"not found: use GET {KEYS_PATH}"},
+                                    cors_headers(config.cors_origin)))
                 return
-            self._send(200, issuer.mint())
+            self._send(answer(self.command, dict(parse_qsl(url.query)), config, issuer))
 
-        def do_OPTIONS(self) -> None:  # noqa: N802
-            self._send(204, None)
+        do_GET = do_OPTIONS = do_POST = do_PUT = do_DELETE = _answer  # noqa: N815 - http.server's naming
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             pass  # quiet: the keys endpoint runs beside a user's terminal
@@ -75,9 +77,9 @@ def _handler(issuer: LocalIssuer) -> type[BaseHTTPRequestHandler]:
 class KeysServer:
     """The HTTP endpoint on 127.0.0.1, served from a background thread."""
 
-    def __init__(self, port: int, issuer: LocalIssuer) -> None:
+    def __init__(self, port: int, config: EndpointConfig, issuer: LocalIssuer) -> None:
         try:
-            self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(issuer))
+            self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(config, issuer))
         except OSError:
             raise LocalStackError(f"port {port} (keys endpoint) is in use: choose another with --keys-port") from None
         self.httpd.daemon_threads = True

@@ -6,12 +6,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from iotnotify.errors import LocalStackError
+from iotnotify.errors import LocalStackError, UsageError
 
 from iotnotify.local.broker import Broker, check_port_free
 from iotnotify.local.front import WebSocketFront
 from iotnotify.local.keys_server import KeysServer, LocalIssuer
 from iotnotify.local.tls import ensure_tls_files
+from iotnotify.server.config import DEFAULT_TOPICS, ConfigInvalid, EndpointConfig
 
 DEFAULT_WSS_PORT = 9443
 DEFAULT_KEYS_PORT = 9080
@@ -28,6 +29,7 @@ class StackConfig:
     keys_port: int = DEFAULT_KEYS_PORT
     mqtt_port: int = DEFAULT_MQTT_PORT
     lifetime: int = 3600
+    topics: tuple[str, ...] = DEFAULT_TOPICS
 
 
 class LocalStack:
@@ -39,13 +41,16 @@ class LocalStack:
         self.broker = Broker(config.state_dir / "broker", config.mqtt_port)
         self.front = WebSocketFront(config.wss_port, config.mqtt_port, self.tls)
         self.keys: KeysServer | None = None
+        try:
+            self.endpoint = EndpointConfig(topics=config.topics, lifetime=config.lifetime)
+        except ConfigInvalid as e:
+            raise UsageError(f"--topics: {e}") from None
 
     def start(self) -> None:
         """Check the ports, then start the broker, its wss front and the keys endpoint."""
         check_port_free(self.config.wss_port, "MQTT over WebSocket", "--port")
         check_port_free(self.config.mqtt_port, "plain MQTT", "--mqtt-port")
-        issuer = LocalIssuer(LOOPBACK, self.config.wss_port, lifetime=self.config.lifetime)
-        self.keys = KeysServer(self.config.keys_port, issuer)
+        self.keys = KeysServer(self.config.keys_port, self.endpoint, LocalIssuer(LOOPBACK, self.config.wss_port))
         try:
             self.broker.start()
             self.front.start()

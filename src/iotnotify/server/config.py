@@ -1,0 +1,70 @@
+"""The keys endpoint's configuration, read once per container from environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from iotnotify.server.policy import PolicyError, check_policy_topic
+
+DEFAULT_ROLE = "serverless-notifications"
+DEFAULT_TOPICS = ("/serverless/pubsub",)  # the tutorial's topic
+MIN_LIFETIME, MAX_LIFETIME, DEFAULT_LIFETIME = 900, 3600, 3600
+
+# environment variable -> what it sets (documented in README.md, "The keys endpoint")
+ENVIRONMENT = {
+    "IOTNOTIFY_ROLE": "name or ARN of the notifications role (default serverless-notifications)",
+    "IOTNOTIFY_TOPICS": "comma-separated topics the keys may use (default /serverless/pubsub)",
+    "IOTNOTIFY_KEY_LIFETIME": "seconds the keys last, 900 to 3600 (default 3600)",
+    "IOTNOTIFY_CORS_ORIGIN": "Access-Control-Allow-Origin of every response (default *)",
+    "IOTNOTIFY_PRIVATE_TOPIC_PREFIX": "if set, each set of keys may also receive on PREFIX/<clientId>",
+}
+
+
+class ConfigInvalid(ValueError):
+    """The endpoint's environment cannot work; every request answers 500 until it is fixed."""
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """What keys the endpoint hands out."""
+
+    role: str = DEFAULT_ROLE
+    topics: tuple[str, ...] = DEFAULT_TOPICS
+    lifetime: int = DEFAULT_LIFETIME
+    cors_origin: str = "*"
+    private_prefix: str | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            for topic in self.topics:
+                check_policy_topic(topic)
+            if self.private_prefix is not None:
+                check_policy_topic(self.private_prefix, "private topic prefix")
+        except PolicyError as e:
+            raise ConfigInvalid(str(e)) from None
+        if not self.topics:
+            raise ConfigInvalid("no topics configured")
+
+
+def load_config(env: Mapping[str, str] = os.environ) -> EndpointConfig:
+    """Read IOTNOTIFY_* variables; raise ConfigInvalid naming the variable that is wrong."""
+    topics = tuple(t.strip() for t in env.get("IOTNOTIFY_TOPICS", ",".join(DEFAULT_TOPICS)).split(",") if t.strip())
+    raw_lifetime = env.get("IOTNOTIFY_KEY_LIFETIME", str(DEFAULT_LIFETIME))
+    try:
+        lifetime = int(raw_lifetime)
+    except ValueError:
+        raise ConfigInvalid(f"IOTNOTIFY_KEY_LIFETIME={raw_lifetime!r} is not a whole number of seconds") from None
+    if not MIN_LIFETIME <= lifetime <= MAX_LIFETIME:
+        raise ConfigInvalid(f"IOTNOTIFY_KEY_LIFETIME must be {MIN_LIFETIME} to {MAX_LIFETIME}, not {lifetime}")
+    try:
+        return EndpointConfig(
+            role=env.get("IOTNOTIFY_ROLE") or DEFAULT_ROLE,
+            topics=topics,
+            lifetime=lifetime,
+            cors_origin=env.get("IOTNOTIFY_CORS_ORIGIN") or "*",
+            private_prefix=env.get("IOTNOTIFY_PRIVATE_TOPIC_PREFIX") or None,
+        )
+    except ConfigInvalid as e:
+        raise ConfigInvalid(f"IOTNOTIFY_TOPICS or IOTNOTIFY_PRIVATE_TOPIC_PREFIX: {e}") from None

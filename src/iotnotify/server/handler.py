@@ -1,0 +1,136 @@
+"""The keys endpoint: `GET /iot/keys` as a Lambda handler (API Gateway REST v1 and HTTP v2 events).
+
+`answer` is the endpoint itself, independent of how requests arrive; `iotnotify local` serves the
+same function over HTTP with a local issuer, so the local and the AWS endpoints cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+from dataclasses import dataclass, field
+from collections.abc import Callable
+from typing import Any
+
+from iotnotify.server.config import ConfigInvalid, EndpointConfig, load_config
+from iotnotify.server.issuers import Issuer, IssueError, StsIssuer
+from iotnotify.server.policy import PolicyError, check_policy_topic, session_policy
+
+
+@dataclass(frozen=True)
+class Response:
+    """An HTTP answer: status, JSON body (None for no body), headers."""
+
+    status: int
+    body: dict[str, Any] | None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def log(event: str, **fields: Any) -> None:
+    """One JSON line on stdout (CloudWatch). Callers never pass secrets."""
+    print(json.dumps({"event": event, **fields}, default=str), flush=True)
+
+
+def cors_headers(origin: str) -> dict[str, str]:
+    """CORS headers for every response, errors included."""
+    return {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Methods": "GET, OPTIONS",
+            "Access-Control-Allow-Headers": "Content-Type, Authorization", "Cache-Control": "no-store"}
+
+
+def new_client_id() -> str:
+    """The client id the keys are for: iotnotify- and 16 hex digits."""
+    return "iotnotify-" + secrets.token_hex(8)
+
+
+def answer(method: str, query: dict[str, str], config: EndpointConfig, issuer: Issuer,
+           log: Callable[..., None] = log) -> Response:
+    """Answer one request to the keys endpoint; `log` gets one event per request (never secrets)."""
+    headers = cors_headers(config.cors_origin)
+    if method == "OPTIONS":
+        return Response(204, None, headers)
+    if method != "GET":
+        return Response(405, {"message": "use GET"}, {**headers, "Allow": "GET, OPTIONS"})
+    topics = list(config.topics)
+    if "topic" in query:
+        try:
+            topic = check_policy_topic(query["topic"])
+        except PolicyError as e:
+            return Response(400, {"message": str(e)}, headers)
+        if topic not in config.topics:
+            return Response(400, {"message": f"topic {topic!r} is not one of the allowed topics"}, headers)
+        topics = [topic]
+    client_id = new_client_id()
+    private = f"{config.private_prefix.rstrip('/')}/{client_id}" if config.private_prefix else None
+    try:
+        where = issuer.where()
+        keys = issuer.issue(client_id, session_policy(where.region, where.account, client_id, topics, private),
+                            config.lifetime)
+    except IssueError as e:
+        log("keys_failed", step=e.step, error=e.detail)
+        return Response(502, {"message": str(e)}, headers)
+    log("keys_issued", clientId=client_id, topics=topics, privateTopic=private, accessKey=keys.access_key,
+        expiration=keys.expiration)
+    body: dict[str, Any] = {
+        "iotEndpoint": where.host,
+        "region": where.region,
+        "accessKey": keys.access_key,
+        "secretKey": keys.secret_key,
+        "sessionToken": keys.session_token,
+        "expiration": keys.expiration.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "port": where.port,
+        "clientId": client_id,
+        "topics": topics,
+    }
+    if private is not None:
+        body["privateTopic"] = private
+    return Response(200, body, headers)
+
+
+_state: dict[str, Any] = {}  # per warm container: config (or its error) and the issuer
+
+
+def _setup() -> tuple[EndpointConfig | None, str | None, Issuer | None]:
+    """Read the configuration and build the STS issuer once per container."""
+    if "config" not in _state:
+        try:
+            _state["config"], _state["error"] = load_config(), None
+        except ConfigInvalid as e:
+            log("config_invalid", error=str(e))
+            _state["config"], _state["error"] = None, str(e)
+        import boto3
+
+        _state["issuer"] = StsIssuer(boto3.client("iot"), boto3.client("sts"),
+                                     _state["config"].role if _state["config"] else "")
+    return _state["config"], _state["error"], _state["issuer"]
+
+
+def request_of(event: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """Method and query parameters from an API Gateway proxy event, HTTP API (v2) or REST API (v1)."""
+    if event.get("version") == "2.0":
+        method = event.get("requestContext", {}).get("http", {}).get("method", "GET")
+    else:
+        method = event.get("httpMethod", "GET")
+    return method.upper(), dict(event.get("queryStringParameters") or {})
+
+
+def to_api_gateway(response: Response) -> dict[str, Any]:
+    """A Response as the proxy integration's return value."""
+    body = "" if response.body is None else json.dumps(response.body)
+    headers = dict(response.headers)
+    if response.body is not None:
+        headers["Content-Type"] = "application/json"
+    return {"statusCode": response.status, "headers": headers, "body": body, "isBase64Encoded": False}
+
+
+def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
+    """Lambda entry point for `GET /iot/keys` (and its CORS preflight)."""
+    config, error, issuer = _setup()
+    if config is None or issuer is None:
+        import os
+
+        origin = os.environ.get("IOTNOTIFY_CORS_ORIGIN") or "*"
+        return to_api_gateway(Response(500, {"message": "the keys endpoint is misconfigured (see its logs)"},
+                                       cors_headers(origin)))
+    method, query = request_of(event)
+    return to_api_gateway(answer(method, query, config, issuer))

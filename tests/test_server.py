@@ -1,0 +1,224 @@
+"""The keys endpoint's Lambda handler, its session policies and the role setup, against moto."""
+
+import datetime as dt
+import json
+
+import pytest
+
+boto3 = pytest.importorskip("boto3")
+from moto import mock_aws  # noqa: E402
+
+from iotnotify.server import handler as lambda_handler  # noqa: E402
+from iotnotify.server.config import ConfigInvalid, EndpointConfig, load_config  # noqa: E402
+from iotnotify.server.handler import answer  # noqa: E402
+from iotnotify.server.issuers import StsIssuer  # noqa: E402
+from iotnotify.server.role import ROLE_POLICY_NAME, setup_role  # noqa: E402
+
+ACCOUNT = "123456789012"  # moto's account
+REGION = "eu-west-1"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/serverless-notifications"
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    """moto in-process, with fake credentials and a region, and a fresh Lambda container."""
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    lambda_handler._state.clear()
+    with mock_aws():
+        yield
+    lambda_handler._state.clear()
+
+
+@pytest.fixture
+def assume_calls(aws):
+    """The parameters of every sts:AssumeRole the handler's clients make."""
+    calls = []
+    original = boto3.client
+
+    def client(name, *args, **kwargs):
+        made = original(name, *args, **kwargs)
+        if name == "sts":
+            made.meta.events.register("provide-client-params.sts.AssumeRole",
+                                      lambda params, **_: calls.append(dict(params)))
+        return made
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(boto3, "client", client):
+        yield calls
+
+
+def issuer() -> StsIssuer:
+    return StsIssuer(boto3.client("iot"), boto3.client("sts"), "serverless-notifications")
+
+
+def v2_event(method="GET", query=None):
+    return {"version": "2.0", "routeKey": f"{method} /iot/keys", "rawPath": "/iot/keys",
+            "requestContext": {"http": {"method": method, "path": "/iot/keys"}},
+            "queryStringParameters": query}
+
+
+def v1_event(method="GET", query=None):
+    return {"resource": "/iot/keys", "path": "/iot/keys", "httpMethod": method,
+            "queryStringParameters": query, "requestContext": {"stage": "prod"}}
+
+
+def test_setup_role_then_keys_of_the_tutorial_shape(aws):
+    result = setup_role(boto3.client("iam"), boto3.client("sts"))
+    assert result.created and result.arn == ROLE_ARN
+    response = answer("GET", {}, EndpointConfig(), issuer())
+    assert response.status == 200
+    body = response.body
+    assert {"iotEndpoint", "region", "accessKey", "secretKey", "sessionToken"} <= set(body)
+    assert body["iotEndpoint"].endswith(f"-ats.iot.{REGION}.amazonaws.com")
+    assert body["region"] == REGION and body["topics"] == ["/serverless/pubsub"]
+    assert body["clientId"].startswith("iotnotify-")
+    expires = dt.datetime.fromisoformat(body["expiration"].replace("Z", "+00:00"))
+    assert 3500 < (expires - dt.datetime.now(dt.timezone.utc)).total_seconds() <= 3600
+
+
+def test_keys_parse_as_the_client_expects(aws):
+    from iotnotify.keys import parse_keys
+
+    keys = parse_keys(answer("GET", {}, EndpointConfig(), issuer()).body)
+    assert keys.port == 443 and keys.host.endswith(".amazonaws.com")
+
+
+def expected_policy(client_id, topics, private=None):
+    base = f"arn:aws:iot:{REGION}:{ACCOUNT}"
+    statements = [
+        {"Effect": "Allow", "Action": "iot:Connect",
+         "Resource": [f"{base}:client/{client_id}", f"{base}:client/{client_id}-*"]},
+        {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"], "Resource": [f"{base}:topic/{t}" for t in topics]},
+        {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": [f"{base}:topicfilter/{t}" for t in topics]},
+    ]
+    if private:
+        statements += [{"Effect": "Allow", "Action": "iot:Receive", "Resource": f"{base}:topic/{private}"},
+                       {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": f"{base}:topicfilter/{private}"}]
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def test_assume_role_carries_the_session_policy(assume_calls, monkeypatch):
+    monkeypatch.setenv("IOTNOTIFY_TOPICS", "/serverless/pubsub, alerts/all")
+    monkeypatch.setenv("IOTNOTIFY_KEY_LIFETIME", "900")
+    response = lambda_handler.handler(v2_event())
+    body = json.loads(response["body"])
+    (call,) = assume_calls
+    assert call["RoleArn"] == ROLE_ARN
+    assert call["RoleSessionName"] == body["clientId"]
+    assert call["DurationSeconds"] == 900
+    assert json.loads(call["Policy"]) == expected_policy(body["clientId"], ["/serverless/pubsub", "alerts/all"])
+
+
+def test_private_topic_lets_one_client_receive_on_its_own_topic(assume_calls, monkeypatch):
+    monkeypatch.setenv("IOTNOTIFY_PRIVATE_TOPIC_PREFIX", "users")
+    body = json.loads(lambda_handler.handler(v2_event())["body"])
+    assert body["privateTopic"] == f"users/{body['clientId']}"
+    assert json.loads(assume_calls[0]["Policy"]) == expected_policy(
+        body["clientId"], ["/serverless/pubsub"], f"users/{body['clientId']}")
+
+
+def test_topic_query_narrows_the_keys_to_one_allowed_topic(assume_calls, monkeypatch):
+    monkeypatch.setenv("IOTNOTIFY_TOPICS", "a/b,c/d")
+    body = json.loads(lambda_handler.handler(v1_event(query={"topic": "c/d"}))["body"])
+    assert body["topics"] == ["c/d"]
+    assert json.loads(assume_calls[0]["Policy"]) == expected_policy(body["clientId"], ["c/d"])
+
+
+@pytest.mark.parametrize("event", [v1_event(), v2_event()], ids=["rest-v1", "http-v2"])
+def test_both_event_versions_get_keys_with_cors(aws, event, monkeypatch):
+    monkeypatch.setenv("IOTNOTIFY_CORS_ORIGIN", "https://app.example")
+    response = lambda_handler.handler(event)
+    assert response["statusCode"] == 200
+    assert response["headers"]["Access-Control-Allow-Origin"] == "https://app.example"
+    assert response["headers"]["Content-Type"] == "application/json"
+    assert json.loads(response["body"])["accessKey"].startswith("ASIA")
+
+
+@pytest.mark.parametrize("event", [v1_event("OPTIONS"), v2_event("OPTIONS")], ids=["rest-v1", "http-v2"])
+def test_options_preflight(aws, event):
+    response = lambda_handler.handler(event)
+    assert response["statusCode"] == 204 and response["body"] == ""
+    assert response["headers"]["Access-Control-Allow-Origin"] == "*"
+    assert "GET" in response["headers"]["Access-Control-Allow-Methods"]
+
+
+def test_other_methods_are_refused(aws):
+    response = lambda_handler.handler(v2_event("POST"))
+    assert response["statusCode"] == 405 and response["headers"]["Access-Control-Allow-Origin"] == "*"
+
+
+@pytest.mark.parametrize("topic", ["other/topic", "a/*", "a/?", "a/#", "a/+", "${iot:ClientId}", "", "a b"])
+def test_bad_topic_query_is_a_400(assume_calls, topic):
+    response = lambda_handler.handler(v2_event(query={"topic": topic}))
+    assert response["statusCode"] == 400
+    assert response["headers"]["Access-Control-Allow-Origin"] == "*"
+    assert assume_calls == []
+
+
+@pytest.mark.parametrize("variable, value", [
+    ("IOTNOTIFY_TOPICS", "a/*"), ("IOTNOTIFY_TOPICS", "a?"), ("IOTNOTIFY_TOPICS", "a/#"),
+    ("IOTNOTIFY_TOPICS", "+/b"), ("IOTNOTIFY_TOPICS", "${aws:username}"), ("IOTNOTIFY_TOPICS", ","),
+    ("IOTNOTIFY_PRIVATE_TOPIC_PREFIX", "users/*"), ("IOTNOTIFY_KEY_LIFETIME", "899"),
+    ("IOTNOTIFY_KEY_LIFETIME", "3601"), ("IOTNOTIFY_KEY_LIFETIME", "1h"),
+])
+def test_widening_or_invalid_configuration_is_refused(variable, value):
+    with pytest.raises(ConfigInvalid):
+        load_config({variable: value})
+
+
+def test_misconfigured_endpoint_answers_500_with_cors_and_logs_why(aws, monkeypatch, capsys):
+    monkeypatch.setenv("IOTNOTIFY_TOPICS", "a/*")
+    response = lambda_handler.handler(v2_event())
+    assert response["statusCode"] == 500
+    assert json.loads(response["body"]) == {"message": "the keys endpoint is misconfigured (see its logs)"}
+    assert response["headers"]["Access-Control-Allow-Origin"] == "*"
+    assert "'a/*' cannot go into a policy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("broken, step", [
+    ("iot", "could not find the IoT endpoint"),
+    ("sts", "could not identify the AWS account"),
+    ("role", "could not assume the notifications role"),
+])
+def test_aws_failures_are_502_naming_the_step_without_leaking(aws, capsys, broken, step):
+    import botocore.config
+
+    unreachable = "http://127.0.0.1:9"  # a closed port; one attempt, so the test fails fast
+    quick = botocore.config.Config(retries={"max_attempts": 1}, connect_timeout=1)
+    iot = boto3.client("iot", endpoint_url=unreachable if broken == "iot" else None, config=quick)
+    sts = boto3.client("sts", endpoint_url=unreachable if broken == "sts" else None, config=quick)
+    role = "arn:bad" if broken == "role" else "serverless-notifications"  # STS refuses the ARN
+    response = answer("GET", {}, EndpointConfig(), StsIssuer(iot, sts, role))
+    assert response.status == 502
+    assert response.body == {"message": step}
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    logged = capsys.readouterr().out
+    assert "keys_failed" in logged and step.removeprefix("could not ") in logged
+    assert "testing" not in logged  # the credentials never reach the logs
+
+
+def test_issued_keys_are_logged_without_secrets(aws, capsys):
+    body = answer("GET", {}, EndpointConfig(), issuer()).body
+    logged = capsys.readouterr().out
+    assert body["accessKey"] in logged and body["clientId"] in logged
+    assert body["secretKey"] not in logged and body["sessionToken"] not in logged
+
+
+def test_setup_role_twice_updates_instead_of_failing(aws):
+    iam = boto3.client("iam")
+    first = setup_role(iam, boto3.client("sts"))
+    second = setup_role(iam, boto3.client("sts"), trusted=f"arn:aws:iam::{ACCOUNT}:role/keys-function")
+    assert (first.created, second.created) == (True, False) and first.arn == second.arn
+    role = iam.get_role(RoleName="serverless-notifications")["Role"]
+    trust = role["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    assert trust["Statement"][0]["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:role/keys-function"}
+    inline = iam.get_role_policy(RoleName="serverless-notifications", PolicyName=ROLE_POLICY_NAME)
+    document = inline["PolicyDocument"]
+    document = json.loads(document) if isinstance(document, str) else document
+    assert document["Statement"][0]["Action"] == ["iot:Connect", "iot:Subscribe", "iot:Publish", "iot:Receive"]
