@@ -115,3 +115,22 @@ def test_wss_front_answers_404_off_the_mqtt_path(stack):
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(f"https://127.0.0.1:{stack.wss_port}/other", context=context, timeout=5)
     assert info.value.code == 404
+
+
+def test_local_endpoint_answers_with_the_aws_handler(stack):
+    import json
+
+    with urllib.request.urlopen(stack.endpoint, timeout=5) as response:
+        body = json.load(response)
+    assert body["topics"] == ["/serverless/pubsub"] and body["clientId"].startswith("iotnotify-")
+    assert body["port"] == stack.wss_port and body["region"] == "local"
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(stack.endpoint + "?topic=a/*", timeout=5)
+    assert info.value.code == 400
+    assert "cannot go into a policy" in json.load(info.value)["message"]
+
+
+def test_local_refuses_topics_that_could_widen_a_policy(tmp_path):
+    result = Cli(user_env(tmp_path)).run("local", "--topics", "ok/topic,a/*")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "iotnotify: error: --topics: topic 'a/*' cannot go into a policy (not allowed: '*')"

@@ -316,7 +316,8 @@ def main() -> None:
     try:
         code = cli.main(prog_name="iotnotify", standalone_mode=False)
     except errors.IotNotifyError as e:
-        click.echo(f"iotnotify: {'' if isinstance(e, errors.Interrupted) else 'error: '}{e}", err=True)
+        message = " ".join(line.strip() for line in str(e).splitlines() if line.strip())  # always one line
+        click.echo(f"iotnotify: {'' if isinstance(e, errors.Interrupted) else 'error: '}{message}", err=True)
         code = e.exit_code
     except click.exceptions.Abort:
         click.echo("iotnotify: interrupted", err=True)

@@ -19,7 +19,8 @@ def as_text(keys: TemporaryKeys, source: str, show_secrets: bool) -> str:
         ("region", keys.region),
         ("access key", keys.access_key),
         ("secret key", keys.secret_key if show_secrets else REDACTED),
-        ("session token", keys.session_token if show_secrets else REDACTED),
+        ("session token", "(none: long-term keys)" if not keys.session_token else
+         keys.session_token if show_secrets else REDACTED),
     ]
     if client_id := keys.raw.get("clientId"):
         rows.append(("client id", f"{client_id} (and {client_id}-...)"))
@@ -46,8 +47,9 @@ def as_exports(keys: TemporaryKeys) -> str:
     values = {
         "AWS_ACCESS_KEY_ID": keys.access_key,
         "AWS_SECRET_ACCESS_KEY": keys.secret_key,
-        "AWS_SESSION_TOKEN": keys.session_token,
         "AWS_REGION": keys.region,
         "IOTNOTIFY_IOT_ENDPOINT": f"{keys.host}:{keys.port}",
     }
+    if keys.session_token:  # long-term keys (--aws without a role) have none
+        values["AWS_SESSION_TOKEN"] = keys.session_token
     return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in values.items())

@@ -1,0 +1,108 @@
+"""`iotnotify setup-role` and `--aws` mode, run as commands against a moto server on loopback."""
+
+import json
+
+import pytest
+
+from conftest import Cli, free_port, user_env
+
+pytest.importorskip("moto")
+from moto.server import ThreadedMotoServer  # noqa: E402
+
+ACCOUNT = "123456789012"
+
+
+@pytest.fixture(scope="module")
+def moto_url():
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def aws_env(tmp_path, moto_url, **extra):
+    """A user with AWS credentials whose AWS calls all go to the moto server."""
+    env = user_env(tmp_path)
+    for name in list(env):
+        if name.startswith("AWS_"):
+            del env[name]
+    env.update({"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "verysecretexample",
+                "AWS_DEFAULT_REGION": "eu-west-1", "AWS_ENDPOINT_URL": moto_url,
+                "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": str(tmp_path / "none"),
+                "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")})
+    env.update(extra)
+    return env
+
+
+def test_setup_role_creates_then_updates(tmp_path, moto_url):
+    cli = Cli(aws_env(tmp_path, moto_url))
+    first = cli.run("setup-role", "--role-name", "notify-test")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines()[0] == f"created role notify-test: arn:aws:iam::{ACCOUNT}:role/notify-test"
+    assert f"trusted principal: arn:aws:iam::{ACCOUNT}:root" in first.stdout
+    assert "iot:Connect, iot:Subscribe, iot:Publish, iot:Receive" in first.stdout
+    second = cli.run("setup-role", "--role-name", "notify-test")
+    assert second.returncode == 0
+    assert second.stdout.startswith("updated role notify-test")
+
+
+def test_setup_role_without_credentials_is_a_clear_error(tmp_path, moto_url):
+    env = aws_env(tmp_path, moto_url)
+    del env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
+    result = Cli(env).run("setup-role")
+    assert result.returncode == 3
+    assert result.stderr.startswith("iotnotify: error: no AWS credentials found")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_unknown_aws_profile(tmp_path, moto_url):
+    result = Cli(aws_env(tmp_path, moto_url)).run("setup-role", "--aws-profile", "nope")
+    assert result.returncode == 3 and "AWS profile not found: nope" in result.stderr
+
+
+def test_a_role_name_aws_would_refuse_is_exit_9(tmp_path, moto_url):
+    result = Cli(aws_env(tmp_path, moto_url)).run("setup-role", "--role-name", "")
+    assert result.returncode == 9
+    assert result.stderr.startswith("iotnotify: error: AWS call failed: Parameter validation failed")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_aws_refusals_name_the_call_and_the_code(monkeypatch):
+    from moto import mock_aws
+
+    from iotnotify.aws import aws_errors
+    from iotnotify.errors import AwsError
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_DEFAULT_REGION": "eu-west-1"}.items():
+        monkeypatch.setenv(name, value)
+    import boto3
+
+    with mock_aws(), pytest.raises(AwsError, match="AWS GetRole failed: NoSuchEntity: Role missing not found"):
+        with aws_errors():
+            boto3.client("iam").get_role(RoleName="missing")
+
+
+def test_aws_mode_uses_local_credentials_and_finds_the_endpoint(tmp_path, moto_url):
+    result = Cli(aws_env(tmp_path, moto_url)).run("keys", "--aws")
+    assert result.returncode == 0, result.stderr
+    assert "keys from      AWS credentials (profile default)\n" in result.stdout
+    assert "session token  (none: long-term keys)" in result.stdout
+    assert "-ats.iot.eu-west-1.amazonaws.com:443" in result.stdout
+    assert "AKIDEXAMPLE" in result.stdout and "verysecretexample" not in result.stdout
+
+
+def test_aws_mode_with_role_gets_scoped_keys_from_the_endpoint_code(tmp_path, moto_url):
+    cli = Cli(aws_env(tmp_path, moto_url, IOTNOTIFY_TOPICS="alerts/all"))
+    assert cli.run("setup-role").returncode == 0
+    result = cli.run("keys", "--aws-role", "serverless-notifications", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["topics"] == ["alerts/all"] and data["clientId"].startswith("iotnotify-")
+    assert data["accessKey"] != "AKIDEXAMPLE" and data["iotEndpoint"].endswith(".amazonaws.com")
+
+
+def test_aws_mode_checks_aws_limits_before_connecting(tmp_path, moto_url):
+    result = Cli(aws_env(tmp_path, moto_url)).run("send", "--aws", "a/b/c/d/e/f/g/h/i", "x")
+    assert result.returncode == 2
+    assert "AWS IoT Core allows at most 7" in result.stderr
