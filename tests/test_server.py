@@ -88,11 +88,11 @@ def test_keys_parse_as_the_client_expects(aws):
     assert keys.port == 443 and keys.host.endswith(".amazonaws.com")
 
 
-def expected_policy(client_id, topics, private=None):
+def expected_policy(client_id, topics, private=None, any_client_id=False):
     base = f"arn:aws:iot:{REGION}:{ACCOUNT}"
+    clients = [f"{base}:client/*"] if any_client_id else [f"{base}:client/{client_id}", f"{base}:client/{client_id}-*"]
     statements = [
-        {"Effect": "Allow", "Action": "iot:Connect",
-         "Resource": [f"{base}:client/{client_id}", f"{base}:client/{client_id}-*"]},
+        {"Effect": "Allow", "Action": "iot:Connect", "Resource": clients},
         {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"], "Resource": [f"{base}:topic/{t}" for t in topics]},
         {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": [f"{base}:topicfilter/{t}" for t in topics]},
     ]
@@ -222,3 +222,26 @@ def test_setup_role_twice_updates_instead_of_failing(aws):
     document = inline["PolicyDocument"]
     document = json.loads(document) if isinstance(document, str) else document
     assert document["Statement"][0]["Action"] == ["iot:Connect", "iot:Subscribe", "iot:Publish", "iot:Receive"]
+
+
+def test_any_client_id_lets_clients_that_pick_their_own_id_connect(assume_calls, monkeypatch):
+    monkeypatch.setenv("IOTNOTIFY_ANY_CLIENT_ID", "true")
+    body = json.loads(lambda_handler.handler(v2_event())["body"])
+    assert json.loads(assume_calls[0]["Policy"]) == expected_policy(body["clientId"], ["/serverless/pubsub"],
+                                                                    any_client_id=True)
+
+
+def test_endpoint_and_account_are_looked_up_once_per_container(aws, monkeypatch):
+    calls = []
+    original = boto3.client
+
+    def client(name, *args, **kwargs):
+        made = original(name, *args, **kwargs)
+        made.meta.events.register("before-call", lambda model, **_: calls.append(model.name))
+        return made
+
+    monkeypatch.setattr(boto3, "client", client)
+    for _ in range(3):
+        assert lambda_handler.handler(v2_event())["statusCode"] == 200
+    assert calls.count("DescribeEndpoint") == 1 and calls.count("GetCallerIdentity") == 1
+    assert calls.count("AssumeRole") == 3

@@ -19,6 +19,7 @@ ENVIRONMENT = {
     "IOTNOTIFY_KEY_LIFETIME": "seconds the keys last, 900 to 3600 (default 3600)",
     "IOTNOTIFY_CORS_ORIGIN": "Access-Control-Allow-Origin of every response (default *)",
     "IOTNOTIFY_PRIVATE_TOPIC_PREFIX": "if set, each set of keys may also receive on PREFIX/<clientId>",
+    "IOTNOTIFY_ANY_CLIENT_ID": "true: keys may connect with any client id (for clients that pick their own)",
 }
 
 
@@ -35,6 +36,7 @@ class EndpointConfig:
     lifetime: int = DEFAULT_LIFETIME
     cors_origin: str = "*"
     private_prefix: str | None = None
+    any_client_id: bool = False
 
     def __post_init__(self) -> None:
         try:
@@ -65,6 +67,7 @@ def load_config(env: Mapping[str, str] = os.environ) -> EndpointConfig:
             lifetime=lifetime,
             cors_origin=env.get("IOTNOTIFY_CORS_ORIGIN") or "*",
             private_prefix=env.get("IOTNOTIFY_PRIVATE_TOPIC_PREFIX") or None,
+            any_client_id=env.get("IOTNOTIFY_ANY_CLIENT_ID", "").strip().lower() in ("1", "true", "yes"),
         )
     except ConfigInvalid as e:
         raise ConfigInvalid(f"IOTNOTIFY_TOPICS or IOTNOTIFY_PRIVATE_TOPIC_PREFIX: {e}") from None

@@ -64,8 +64,8 @@ def answer(method: str, query: dict[str, str], config: EndpointConfig, issuer: I
     private = f"{config.private_prefix.rstrip('/')}/{client_id}" if config.private_prefix else None
     try:
         where = issuer.where()
-        keys = issuer.issue(client_id, session_policy(where.region, where.account, client_id, topics, private),
-                            config.lifetime)
+        policy = session_policy(where.region, where.account, client_id, topics, private, config.any_client_id)
+        keys = issuer.issue(client_id, policy, config.lifetime)
     except IssueError as e:
         log("keys_failed", step=e.step, error=e.detail)
         return Response(502, {"message": str(e)}, headers)

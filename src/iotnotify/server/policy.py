@@ -45,17 +45,18 @@ def partition(region: str) -> str:
 
 
 def session_policy(region: str, account: str, client_id: str, topics: list[str],
-                   private_topic: str | None = None) -> dict[str, object]:
-    """The session policy for one set of keys: connect as `client_id` (or `client_id-...`); publish,
-    subscribe and receive on `topics`; and only subscribe and receive on `private_topic` if given."""
+                   private_topic: str | None = None, any_client_id: bool = False) -> dict[str, object]:
+    """The session policy for one set of keys: connect as `client_id` (or `client_id-...`, or any id
+    if `any_client_id`); publish, subscribe and receive on `topics`; and only subscribe and receive
+    on `private_topic` if given."""
     check_client_id(client_id)
     for topic in topics:
         check_policy_topic(topic)
     base = f"arn:{partition(region)}:iot:{region}:{account}"
+    # the client id, and the ids below it (`<id>-...`): every process sharing cached keys needs its own
+    clients = [f"{base}:client/*"] if any_client_id else [f"{base}:client/{client_id}", f"{base}:client/{client_id}-*"]
     statements: list[dict[str, object]] = [
-        # the client id, and the ids below it (`<id>-...`): every process sharing cached keys needs its own
-        {"Effect": "Allow", "Action": "iot:Connect",
-         "Resource": [f"{base}:client/{client_id}", f"{base}:client/{client_id}-*"]},
+        {"Effect": "Allow", "Action": "iot:Connect", "Resource": clients},
         {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"],
          "Resource": [f"{base}:topic/{t}" for t in topics]},
         {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": [f"{base}:topicfilter/{t}" for t in topics]},
