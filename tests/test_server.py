@@ -245,3 +245,9 @@ def test_endpoint_and_account_are_looked_up_once_per_container(aws, monkeypatch)
         assert lambda_handler.handler(v2_event())["statusCode"] == 200
     assert calls.count("DescribeEndpoint") == 1 and calls.count("GetCallerIdentity") == 1
     assert calls.count("AssumeRole") == 3
+
+
+def test_topics_that_would_make_the_session_policy_too_large_are_refused():
+    load_config({"IOTNOTIFY_TOPICS": ",".join(f"topic/{i}" for i in range(8))})
+    with pytest.raises(ConfigInvalid, match="AWS allows 2048"):
+        load_config({"IOTNOTIFY_TOPICS": ",".join(f"some/rather/long/topic/name/{i}" for i in range(30))})

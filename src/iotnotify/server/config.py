@@ -6,11 +6,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from iotnotify.server.policy import PolicyError, check_policy_topic
+from iotnotify.server.policy import PolicyError, check_policy_topic, dumps, session_policy
 
 DEFAULT_ROLE = "serverless-notifications"
 DEFAULT_TOPICS = ("/serverless/pubsub",)  # the tutorial's topic
 MIN_LIFETIME, MAX_LIFETIME, DEFAULT_LIFETIME = 900, 3600, 3600
+MAX_SESSION_POLICY = 2048  # characters, AWS STS's limit for a session policy
 
 # environment variable -> what it sets (documented in README.md, "The keys endpoint")
 ENVIRONMENT = {
@@ -48,6 +49,13 @@ class EndpointConfig:
             raise ConfigInvalid(str(e)) from None
         if not self.topics:
             raise ConfigInvalid("no topics configured")
+        # the largest policy these settings can produce: longest partition, region, client id
+        private = f"{self.private_prefix}/iotnotify-0123456789abcdef" if self.private_prefix else None
+        size = len(dumps(session_policy("us-gov-west-1", "123456789012", "iotnotify-0123456789abcdef",
+                                        list(self.topics), private, self.any_client_id)))
+        if size > MAX_SESSION_POLICY - 64:  # a margin for longer region names
+            raise ConfigInvalid(f"too many or too long topics: the session policy would be {size} characters, "
+                                f"AWS allows {MAX_SESSION_POLICY}")
 
 
 def load_config(env: Mapping[str, str] = os.environ) -> EndpointConfig:
