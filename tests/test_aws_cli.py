@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from conftest import Cli, free_port, user_env
 
 pytest.importorskip("moto")

@@ -18,7 +18,7 @@ def test_python_dash_m_runs_the_same_command(cli):
     assert result.stdout.strip() == f"iotnotify, version {__version__}"
 
 
-@pytest.mark.parametrize("command", [[], ["keys"], ["send"], ["subscribe"], ["local"]])
+@pytest.mark.parametrize("command", [[], ["keys"], ["send"], ["subscribe"], ["local"], ["setup-role"]])
 def test_every_command_has_help_with_examples(cli, command):
     result = cli.run(*command, "--help")
     assert result.returncode == 0

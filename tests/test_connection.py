@@ -5,6 +5,7 @@ import threading
 import time
 
 from conftest import free_port, tutorial_keys, wait_for
+
 from iotnotify.connection import ConnectOptions, open_connection
 from iotnotify.keys import endpoint_source
 from iotnotify.local.broker import Broker

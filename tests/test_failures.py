@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import Cli, free_port, tutorial_keys, user_env, wait_for
+
 from iotnotify.connection import ConnectOptions, open_connection
 from iotnotify.errors import UsageError
 from iotnotify.keys import endpoint_source

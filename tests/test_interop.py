@@ -3,9 +3,7 @@
 import subprocess
 
 import pytest
-
 from conftest import wait_for
-
 
 
 def test_mosquitto_pub_to_iotnotify_subscribe(cli, stack, tmp_path, topic):

@@ -6,7 +6,6 @@ import stat
 import subprocess
 
 import pytest
-
 from conftest import Cli, tutorial_keys, user_env
 
 

@@ -3,11 +3,10 @@
 import datetime as dt
 
 import pytest
+from conftest import tutorial_keys
 
 from iotnotify.errors import KeysError
 from iotnotify.keys import parse_keys
-
-from conftest import tutorial_keys
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
 

@@ -3,12 +3,11 @@ and stops without leaving a process behind."""
 
 import os
 import socket
-import subprocess
 import urllib.request
 
 import pytest
-
 from conftest import Cli, free_port, start_stack, stop_stack, user_env
+
 from iotnotify.errors import LocalStackError
 from iotnotify.local.broker import find_mosquitto
 
@@ -44,7 +43,7 @@ def test_ctrl_c_stops_broker_and_endpoint_and_certificates_are_reused(tmp_path):
     with pytest.raises(OSError):
         urllib.request.urlopen(first.endpoint, timeout=2)
     out = first.process.stdout.read().decode()
-    assert "iotnotify local is running" in out and f"--profile local send" in out
+    assert "iotnotify local is running" in out and "--profile local send" in out
     second = start_stack(tmp_path)
     try:
         assert open(second.ca_file, "rb").read() == ca

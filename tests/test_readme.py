@@ -5,6 +5,7 @@ import subprocess
 from pathlib import Path
 
 from conftest import IOTNOTIFY, free_port, user_env
+
 from iotnotify import errors
 
 ROOT = Path(__file__).resolve().parent.parent

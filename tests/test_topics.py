@@ -3,8 +3,13 @@
 import pytest
 
 from iotnotify.errors import UsageError
-from iotnotify.topics import (check_filter, check_payload, check_topic, is_aws_host,
-                              subscribe_batches)
+from iotnotify.topics import (
+    check_filter,
+    check_payload,
+    check_topic,
+    is_aws_host,
+    subscribe_batches,
+)
 
 
 @pytest.mark.parametrize("topic", ["a", "a/b/c", "/serverless/pubsub", "x" * 256, "é" * 128, "a b", "$SYS/x"])

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
-
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from iotnotify.connection import Connection, ConnectOptions, open_connection
 from iotnotify.errors import DeliveryError, Interrupted, UsageError

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from iotnotify.errors import LocalStackError, UsageError
-
 from iotnotify.local.broker import Broker, check_port_free
 from iotnotify.local.front import WebSocketFront
 from iotnotify.local.keys_server import KeysServer, LocalIssuer

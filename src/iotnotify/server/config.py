@@ -6,7 +6,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from iotnotify.server.policy import PolicyError, check_policy_topic, dumps, session_policy
+from iotnotify.server.policy import (
+    PolicyError,
+    check_policy_topic,
+    dumps,
+    session_policy,
+)
 
 DEFAULT_ROLE = "serverless-notifications"
 DEFAULT_TOPICS = ("/serverless/pubsub",)  # the tutorial's topic

@@ -9,12 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from iotnotify.server.config import ConfigInvalid, EndpointConfig, load_config
-from iotnotify.server.issuers import Issuer, IssueError, StsIssuer
+from iotnotify.server.issuers import IssueError, Issuer, StsIssuer
 from iotnotify.server.policy import PolicyError, check_policy_topic, session_policy
 
 

@@ -1,0 +1,90 @@
+"""`local` and `setup-role`: running the local stack, and the one-off AWS setup."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from iotnotify.cli import CONTEXT, _note, cli
+
+
+@cli.command(context_settings=CONTEXT, epilog="""\b
+Examples:
+  iotnotify local                       # then, elsewhere: iotnotify --profile local send demo hi
+  iotnotify local --port 19443 --keys-port 19080 --mqtt-port 19883""")
+@click.option("--port", type=click.IntRange(1, 65535), default=9443, show_default=True,
+              help="Broker port for MQTT over WebSocket with TLS.")
+@click.option("--keys-port", type=click.IntRange(1, 65535), default=9080, show_default=True,
+              help="Port of the keys endpoint (HTTP).")
+@click.option("--mqtt-port", type=click.IntRange(1, 65535), default=9883, show_default=True,
+              help="Plain MQTT port for other clients (mosquitto_pub/sub).")
+@click.option("--lifetime", type=click.IntRange(60, 43200), default=3600, show_default=True, metavar="S",
+              help="Lifetime of the keys the endpoint mints, in seconds.")
+@click.option("--topics", default="/serverless/pubsub", show_default=True, metavar="T1,T2",
+              help="Topics the keys name (the local broker does not enforce them).")
+@click.option("--profile-name", default="local", show_default=True, metavar="NAME",
+              help="Profile to write to the config file for this stack.")
+def local(port: int, keys_port: int, mqtt_port: int, lifetime: int, topics: str, profile_name: str) -> None:
+    """Run a local stack on loopback until Ctrl-C: Mosquitto with a TLS WebSocket listener and a keys endpoint."""
+    from iotnotify.local.stack import (
+        LocalStack,
+        StackConfig,
+        default_state_dir,
+        run_until_stopped,
+    )
+    from iotnotify.settings import save_profile
+
+    topic_list = tuple(t.strip() for t in topics.split(",") if t.strip())
+    stack = LocalStack(StackConfig(default_state_dir(), port, keys_port, mqtt_port, lifetime, topic_list))
+    try:
+        stack.start()
+        config_file = save_profile(profile_name, stack.profile())
+        _print_local_banner(stack, profile_name, str(config_file))
+        run_until_stopped(stack)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C or SIGTERM is how `local` is meant to stop
+    finally:
+        stack.stop()
+    _note("iotnotify local: stopped")
+
+
+def _print_local_banner(stack: Any, profile: str, config_file: str) -> None:
+    """Tell a person what `local` started and how to use it."""
+    from rich.console import Console
+
+    console = Console(highlight=False, soft_wrap=True)
+    cfg = stack.config
+    console.print("[bold green]iotnotify local[/] is running on loopback (Ctrl-C stops it)")
+    console.print(f"  broker   wss://127.0.0.1:{cfg.wss_port}/mqtt  MQTT over WebSocket with TLS (CA {stack.tls.ca_file})")
+    console.print(f"  broker   mqtt://127.0.0.1:{cfg.mqtt_port}  plain MQTT (Mosquitto) for other clients")
+    console.print(f"  keys     {stack.endpoint_url}  keys last {cfg.lifetime} s")
+    console.print(f"  profile  [bold]{profile}[/] written to {config_file}")
+    console.print("Try, in another terminal:")
+    console.print(f"  iotnotify --profile {profile} subscribe 'demo/#' -v")
+    console.print(f"  iotnotify --profile {profile} send demo/hello 'hello'")
+
+
+@cli.command("setup-role", context_settings=CONTEXT, epilog="""\b
+Examples:
+  iotnotify setup-role
+  iotnotify setup-role --aws-profile admin --role-name my-notifications
+  iotnotify setup-role --trust arn:aws:iam::123456789012:role/keys-function""")
+@click.option("--role-name", default="serverless-notifications", show_default=True, metavar="NAME",
+              help="Name of the role to create or update.")
+@click.option("--trust", metavar="ARN", help="Who may assume the role (default: the account itself).")
+@click.option("--aws-profile", metavar="NAME", help="AWS profile to use (default: boto3's credential chain).")
+def setup_role(role_name: str, trust: str | None, aws_profile: str | None) -> None:
+    """Create the notifications role the keys endpoint assumes (IoT only); update it if it exists."""
+    from iotnotify.aws import aws_errors, session
+    from iotnotify.server.policy import role_policy
+    from iotnotify.server.role import ROLE_POLICY_NAME
+    from iotnotify.server.role import setup_role as create_or_update
+
+    aws = session(aws_profile)
+    with aws_errors():
+        result = create_or_update(aws.client("iam"), aws.client("sts"), role_name, trust)
+    actions = ", ".join(role_policy()["Statement"][0]["Action"])  # type: ignore[index]
+    click.echo(f"{'created' if result.created else 'updated'} role {role_name}: {result.arn}")
+    click.echo(f"  trusted principal: {result.trusted}")
+    click.echo(f"  inline policy {ROLE_POLICY_NAME}: allow {actions} (keys get less, by session policy)")

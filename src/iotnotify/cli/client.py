@@ -1,0 +1,134 @@
+"""`keys`, `send`, `subscribe`: the commands that use keys and the broker."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, BinaryIO
+
+import click
+
+from iotnotify import errors
+from iotnotify.cli import (
+    CONTEXT,
+    _connection_flags,
+    _mqtt_flags,
+    _note,
+    _options,
+    _quiet_stdout,
+    _settings,
+    _source,
+    cli,
+)
+
+
+@cli.command(context_settings=CONTEXT, epilog="""\b
+Examples:
+  iotnotify --profile local keys
+  iotnotify keys --json | jq -r .iotEndpoint
+  eval "$(iotnotify keys --export)"
+""")
+@_connection_flags
+@click.option("--json", "as_json", is_flag=True, help="Print the endpoint's full JSON (includes the secrets).")
+@click.option("--export", is_flag=True, help="Print `export AWS_...=` lines for eval (includes the secrets).")
+@click.option("--show-secrets", is_flag=True, help="Show the secret key and session token.")
+@click.pass_context
+def keys(ctx: click.Context, as_json: bool, export: bool, show_secrets: bool, **flags: Any) -> None:
+    """Fetch temporary keys (or reuse cached ones) and show them; secrets are redacted."""
+    from iotnotify import keys_view
+
+    if as_json and export:
+        raise click.UsageError("--json and --export cannot be used together")
+    source = _source(_settings(ctx, **flags))
+    temporary = source.get()
+    if as_json:
+        click.echo(keys_view.as_json(temporary))
+    elif export:
+        click.echo(keys_view.as_exports(temporary))
+    else:
+        click.echo(keys_view.as_text(temporary, source.name, show_secrets))
+
+
+@cli.command(context_settings=CONTEXT, epilog="""\b
+Examples:
+  iotnotify send alerts/disk 'disk 91% full'
+  iotnotify send -f report.json reports/nightly
+  tail -F app.log | iotnotify send -l logs/app     # one message per line, sent as lines arrive
+  iotnotify send --qos 0 metrics/cpu "$(uptime)" """)
+@click.argument("topic")
+@click.argument("message", required=False)
+@click.option("--message", "-m", "message_opt", metavar="TEXT", help="The message (like mosquitto_pub -m).")
+@click.option("--file", "-f", type=click.File("rb"), help="Send the contents of FILE as one message.")
+@click.option("--stdin", "-s", is_flag=True, help="Send all of standard input as one message.")
+@click.option("--lines", "-l", is_flag=True, help="Send each line of standard input as a message.")
+@click.option("--retain", "-r", is_flag=True, help="Ask the broker to retain the message.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True, metavar="S",
+              help="Seconds to wait for acknowledgements after the input ends.")
+@_mqtt_flags
+@_connection_flags
+@click.pass_context
+def send(ctx: click.Context, topic: str, message: str | None, message_opt: str | None, file: BinaryIO | None,
+         stdin: bool, lines: bool, retain: bool, timeout: float, qos: int, **flags: Any) -> None:
+    """Publish MESSAGE to TOPIC; exit 0 only once the broker acknowledged every QoS 1 message."""
+    from iotnotify.messages import payloads_from
+    from iotnotify.send import send as send_messages
+
+    if message is not None and message_opt is not None:
+        raise click.UsageError("give the message once: as MESSAGE or with -m")
+    payloads = payloads_from(message if message is not None else message_opt, file, stdin, lines, sys.stdin.buffer)
+    settings = _settings(ctx, **flags)
+
+    def rejected(index: int, error: errors.UsageError) -> None:
+        _note(f"iotnotify: message {index} not sent: {error}")
+
+    send_messages(_source(settings), _options(settings), topic, payloads, qos, retain, timeout, rejected)
+
+
+@cli.command(context_settings=CONTEXT, epilog="""\b
+Examples:
+  iotnotify subscribe 'alerts/#' -v
+  iotnotify subscribe jobs/done -C 1 -W 60 && echo finished
+  iotnotify subscribe --json 'sensors/+/temp' | jq .payload
+  iotnotify subscribe t --ready-file /tmp/ready & while [ ! -e /tmp/ready ]; do sleep 0.1; done; iotnotify send t hi""")
+@click.argument("filters", nargs=-1, required=True, metavar="FILTER...")
+@click.option("--verbose", "-v", is_flag=True, help="Print the topic before each payload.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines: topic, payload, qos, retain, time.")
+@click.option("--count", "-C", type=click.IntRange(min=1), metavar="N", help="Exit 0 after N messages.")
+@click.option("--timeout", "-W", type=click.FloatRange(min=0, min_open=True), metavar="S",
+              help="Stop after S seconds; exit 7 if fewer than --count messages (or any --count) arrived.")
+@click.option("--ready-file", type=click.Path(dir_okay=False), metavar="PATH",
+              help="Create PATH once the broker acknowledged the subscription.")
+@click.option("--quiet", is_flag=True, help="Do not print `subscribed` or other status lines on stderr.")
+@_mqtt_flags
+@_connection_flags
+@click.pass_context
+def subscribe(ctx: click.Context, filters: tuple[str, ...], verbose: bool, as_json: bool, count: int | None,
+              timeout: float | None, ready_file: str | None, quiet: bool, qos: int, **flags: Any) -> None:
+    """Print each message on FILTER... to stdout, one line per message, flushed at once."""
+    from iotnotify.output import formatter
+    from iotnotify.subscribe import subscribe as open_subscription
+
+    settings = _settings(ctx, **flags)
+    connection, inbox = open_subscription(_source(settings), _options(settings), list(filters), qos)
+    received = 0
+    try:
+        _note("subscribed", quiet)
+        if ready_file:
+            try:
+                open(ready_file, "a").close()
+            except OSError as e:
+                raise errors.UsageError(f"cannot create --ready-file {ready_file}: {e.strerror}") from None
+        write, flush = sys.stdout.buffer.write, sys.stdout.buffer.flush
+        render = formatter(json_lines=as_json, verbose=verbose)
+        for message in inbox.messages(count=count, timeout=timeout):
+            write(render(message))
+            flush()
+            received += 1
+    except BrokenPipeError:
+        _quiet_stdout()
+    except KeyboardInterrupt:
+        raise errors.Interrupted(f"interrupted after {received} messages") from None
+    finally:
+        connection.disconnect()
+    if timeout is not None and (count is None or received < count):
+        expected = f" of {count}" if count is not None else ""
+        raise errors.ReceiveTimeout(f"received {received}{expected} messages within {timeout:g} s")
