@@ -5,7 +5,11 @@ import io
 import json
 
 from iotnotify.messages import Message, read_lines
-from iotnotify.output import format_json, format_raw, format_verbose, iso_time
+from iotnotify.output import OutputStyle, formatter, iso_time
+
+format_raw = formatter(OutputStyle())
+format_verbose = formatter(OutputStyle(verbose=True))
+format_json = formatter(OutputStyle(json_lines=True))
 
 MESSAGE = Message("a/b", b"hello", 1, True, 1795545600.1234)
 
@@ -39,3 +43,60 @@ def test_iso_time_has_milliseconds_and_z():
 
 def test_read_lines_strips_lf_and_crlf_and_keeps_a_last_line_without_newline():
     assert list(read_lines(io.BytesIO(b"a\nb\r\n\nlast"))) == [b"a", b"b", b"", b"last"]
+
+
+from iotnotify.errors import UsageError  # noqa: E402
+from iotnotify.output import check_template, compact_json, preview  # noqa: E402
+
+import pytest  # noqa: E402
+
+JSON_MESSAGE = Message("s/1", b'{ "t": 21.5,\n  "ok": true }', 1, False, 0.25)
+
+
+@pytest.mark.parametrize("template, expected", [
+    ("{topic}", b"s/1"),
+    ("{payload}", b'{ "t": 21.5,\n  "ok": true }'),
+    ("{qos}/{retain}", b"1/false"),
+    ("{time}", b"1970-01-01T00:00:00.250Z"),
+    ("{json}", b'{"t":21.5,"ok":true}'),
+    ("{base64}", base64.b64encode(JSON_MESSAGE.payload)),
+    ("{hex}", JSON_MESSAGE.payload.hex().encode()),
+    ("{{literal}} {topic}", b"{literal} s/1"),
+])
+def test_template_fields(template, expected):
+    assert formatter(OutputStyle(template=template))(JSON_MESSAGE) == expected + b"\n"
+
+
+def test_template_keeps_binary_payload_bytes():
+    assert formatter(OutputStyle(template="<{payload}>"))(Message("t", b"\xff\x00")) == b"<\xff\x00>\n"
+
+
+@pytest.mark.parametrize("template, message", [("{nope}", "unknown field {nope}"), ("{topic", "--format")])
+def test_bad_templates_are_usage_errors(template, message):
+    with pytest.raises(UsageError, match=message):
+        check_template(template)
+
+
+@pytest.mark.parametrize("payload, expected", [
+    (b'{"a": [1, 2]}', '{"a":[1,2]}'), (b"42", "42"), (b"plain text", '"plain text"'), (b"\xff", '"\ufffd"')])
+def test_json_field_re_encodes_compactly(payload, expected):
+    assert compact_json(payload) == expected
+
+
+def test_pretty_indents_json_payloads_only():
+    pretty = formatter(OutputStyle(pretty=True))
+    assert pretty(Message("t", b'{"a":1}')) == b'{\n  "a": 1\n}\n'
+    assert pretty(Message("t", b"not json")) == b"not json\n"
+
+
+def test_no_newline():
+    assert formatter(OutputStyle(newline=False))(MESSAGE) == b"hello"
+    assert formatter(OutputStyle(verbose=True, newline=False))(MESSAGE) == b"a/b hello"
+
+
+def test_preview_compacts_json_cuts_long_text_and_shows_binary_as_bytes():
+    assert preview(JSON_MESSAGE.payload, 80) == ('{"t":21.5,"ok":true}', "json")
+    assert preview(b"x" * 100, 10) == ("x" * 9 + "…", "text")
+    assert preview(b"two\nlines", 80) == ("two lines", "text")
+    text, kind = preview(bytes(range(200, 256)), 40)
+    assert kind == "binary" and text.startswith("<56 bytes> c8 c9 ca")

@@ -208,3 +208,44 @@ def test_client_id_is_random_when_the_keys_name_none(fake_endpoint, stack, tmp_p
         assert cli.run("--endpoint", fake_endpoint.url, "--ca-file", stack.ca_file, "send", topic, "x").returncode == 0
     ids = re.findall(r" as (iotnotify-[0-9a-f]{12}) ", broker_log(stack)[before:])
     assert len(ids) == 2 and len(set(ids)) == 2
+
+
+def test_format_template(cli, tmp_path, topic):
+    sub = cli.subscriber(tmp_path, topic, "-C", "1", "-W", "20", "--format", "{topic}|{qos}|{json}")
+    cli.run("send", topic, '{"a": 1}')
+    assert finish(sub)[1] == f'{topic}|1|{{"a":1}}\n'.encode()
+
+
+def test_pretty_and_no_newline(cli, tmp_path, topic):
+    sub = cli.subscriber(tmp_path, topic, "-C", "2", "-W", "20", "--pretty", "-N")
+    cli.run("send", topic, '{"a": 1}')
+    cli.run("send", topic, "plain")
+    assert finish(sub)[1] == b'{\n  "a": 1\n}plain'
+
+
+def test_retained_only_prints_what_is_retained_then_exits(cli, tmp_path, topic):
+    cli.run("send", "--retain", f"{topic}/a", "kept a")
+    cli.run("send", "--retain", f"{topic}/b", "kept b")
+    result = cli.run("subscribe", f"{topic}/#", "--retained-only", "-v", "--quiet", timeout=30)
+    assert result.returncode == 0
+    assert sorted(result.stdout.splitlines()) == [f"{topic}/a kept a", f"{topic}/b kept b"]
+    for sub in ("a", "b"):
+        cli.run("send", "--retain", f"{topic}/{sub}", "-s", input=b"")
+
+
+def test_no_retained_skips_the_retained_message(cli, tmp_path, topic):
+    cli.run("send", "--retain", topic, "old news")
+    sub = cli.subscriber(tmp_path, topic, "-C", "1", "-W", "20", "--no-retained")
+    cli.run("send", topic, "live")
+    assert finish(sub)[1] == b"live\n"
+    cli.run("send", "--retain", topic, "-s", input=b"")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--json", "--format", "{topic}"], "cannot be combined"),
+    (["--format", "{nope}"], "unknown field {nope}"),
+    (["--no-retained", "--retained-only"], "cannot be combined"),
+])
+def test_conflicting_or_bad_output_options(cli, topic, args, message):
+    result = cli.run("subscribe", topic, *args)
+    assert result.returncode == 2 and message in result.stderr

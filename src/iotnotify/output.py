@@ -1,15 +1,30 @@
-"""Turning received messages into output lines: raw payload, topic-prefixed, or JSON lines."""
+"""Turning received messages into output: payload lines, templates, JSON lines, and the one-line
+previews `tail` shows. One formatter for `subscribe` and `tail`."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
 import json
+import string
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from iotnotify.errors import UsageError
 from iotnotify.messages import Message
 
 Formatter = Callable[[Message], bytes]
+
+FIELDS = {
+    "topic": "the topic",
+    "payload": "the payload as received (bytes that are not UTF-8 pass through unchanged)",
+    "qos": "0 or 1",
+    "retain": "true or false",
+    "time": "receive time, ISO 8601 UTC with milliseconds",
+    "json": "the payload as compact JSON (a JSON payload re-encoded, other text as a JSON string)",
+    "base64": "the payload in base64",
+    "hex": "the payload in hex",
+}
 
 
 def iso_time(epoch: float) -> str:
@@ -30,23 +45,115 @@ def as_record(message: Message) -> dict[str, object]:
     return record
 
 
-def format_raw(message: Message) -> bytes:
-    """The payload alone, as received."""
-    return message.payload + b"\n"
+def parse_json(payload: bytes) -> object | None:
+    """The payload as a JSON value if it is a JSON object or array, else None."""
+    stripped = payload.lstrip()
+    if not stripped[:1] in (b"{", b"["):
+        return None
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return None
 
 
-def format_verbose(message: Message) -> bytes:
-    """Topic, a space, then the payload (mosquitto_sub -v)."""
-    return message.topic.encode("utf-8") + b" " + message.payload + b"\n"
+def compact_json(payload: bytes) -> str:
+    """`{json}`: a JSON payload re-encoded compactly; any other payload as a JSON string."""
+    value = parse_json(payload)
+    if value is None:
+        try:
+            value = json.loads(payload)  # a JSON scalar: 42, "text", true
+        except ValueError:
+            value = payload.decode("utf-8", "replace")
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def format_json(message: Message) -> bytes:
-    """One JSON object per line (see as_record)."""
-    return json.dumps(as_record(message), ensure_ascii=False).encode("utf-8") + b"\n"
+@dataclass(frozen=True)
+class OutputStyle:
+    """How `subscribe` (and plain `tail`) print each message."""
+
+    json_lines: bool = False
+    verbose: bool = False
+    template: str | None = None
+    pretty: bool = False
+    newline: bool = True
 
 
-def formatter(json_lines: bool = False, verbose: bool = False) -> Formatter:
-    """Choose the formatter for the flags given."""
-    if json_lines:
-        return format_json
-    return format_verbose if verbose else format_raw
+def check_template(template: str) -> list[str]:
+    """The fields a --format template uses; unknown fields and bad braces are a UsageError."""
+    try:
+        names = [name for _, name, spec, conv in string.Formatter().parse(template) if name is not None]
+    except ValueError as e:
+        raise UsageError(f"--format {template!r}: {e}") from None
+    for name in names:
+        if name not in FIELDS:
+            raise UsageError(f"--format: unknown field {{{name}}} (fields: {', '.join(FIELDS)})")
+    return names
+
+
+def _template_formatter(template: str) -> Callable[[Message], bytes]:
+    """A formatter for a --format template; only the fields it uses are computed."""
+    names = set(check_template(template))
+
+    def render(message: Message) -> bytes:
+        values: dict[str, object] = {}
+        if "topic" in names:
+            values["topic"] = message.topic
+        if "payload" in names:
+            values["payload"] = message.payload.decode("utf-8", "surrogateescape")
+        if "qos" in names:
+            values["qos"] = message.qos
+        if "retain" in names:
+            values["retain"] = "true" if message.retain else "false"
+        if "time" in names:
+            values["time"] = iso_time(message.time)
+        if "json" in names:
+            values["json"] = compact_json(message.payload)
+        if "base64" in names:
+            values["base64"] = base64.b64encode(message.payload).decode("ascii")
+        if "hex" in names:
+            values["hex"] = message.payload.hex()
+        return template.format_map(values).encode("utf-8", "surrogateescape")
+
+    return render
+
+
+def _pretty(payload: bytes) -> bytes:
+    """An indented rendering of a JSON payload; any other payload unchanged."""
+    value = parse_json(payload)
+    if value is None:
+        return payload
+    return json.dumps(value, indent=2, ensure_ascii=False).encode("utf-8")
+
+
+def formatter(style: OutputStyle) -> Formatter:
+    """The function that turns one message into its output bytes for this style."""
+    end = b"\n" if style.newline else b""
+    if style.template is not None:
+        render = _template_formatter(style.template)
+        return lambda m: render(m) + end
+    if style.json_lines:
+        return lambda m: json.dumps(as_record(m), ensure_ascii=False).encode("utf-8") + end
+    payload = _pretty if style.pretty else (lambda p: p)
+    if style.verbose:
+        return lambda m: m.topic.encode("utf-8") + b" " + payload(m.payload) + end
+    if not style.pretty and style.newline:
+        return lambda m: m.payload + b"\n"  # the common case, kept to one concatenation
+    return lambda m: payload(m.payload) + end
+
+
+def preview(payload: bytes, width: int) -> tuple[str, str]:
+    """What `tail` shows of a payload in `width` characters, and its kind: "json" (compacted),
+    "text", or "binary" (`<N bytes>` and a hex preview)."""
+    value = parse_json(payload)
+    if value is not None:
+        text, kind = json.dumps(value, ensure_ascii=False, separators=(",", ":")), "json"
+    else:
+        try:
+            text, kind = payload.decode("utf-8"), "text"
+        except UnicodeDecodeError:
+            hex_preview = payload[: max(width // 3, 1)].hex(" ")
+            text, kind = f"<{len(payload)} bytes> {hex_preview}", "binary"
+        text = " ".join(text.split()) if kind == "text" else text  # one line
+    if len(text) > width:
+        text = text[: max(width - 1, 0)] + "…"
+    return text, kind

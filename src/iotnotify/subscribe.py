@@ -22,21 +22,40 @@ class Inbox:
         """Called by the client for each message received."""
         self._queue.put(message)
 
-    def messages(self, count: int | None = None, timeout: float | None = None) -> Iterator[Message]:
-        """Yield messages until `count` arrived or `timeout` seconds passed (both optional)."""
+    def messages(self, timeout: float | None = None, idle: float | None = None) -> Iterator[Message]:
+        """Yield messages as they arrive until `timeout` seconds passed in all, or none arrived for
+        `idle` seconds (both optional)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        received = 0
-        while count is None or received < count:
-            wait = None if deadline is None else deadline - time.monotonic()
-            if wait is not None and wait <= 0:
+        last = time.monotonic()
+        while True:
+            now = time.monotonic()
+            ends = [t for t in (deadline, None if idle is None else last + idle) if t is not None]
+            end = min(ends) if ends else None
+            if end is not None and now >= end:
                 return
             try:
                 # a bounded wait keeps Ctrl-C responsive while blocked here
-                message = self._queue.get(timeout=0.5 if wait is None else min(wait, 0.5))
+                message = self._queue.get(timeout=0.5 if end is None else min(end - now, 0.5))
             except queue.Empty:
                 continue
-            received += 1
+            last = time.monotonic()
             yield message
+
+
+RETAINED_IDLE = 1.0  # s: retained messages come right after the SUBACK; this long without one ends them
+
+
+def without_retained(messages: Iterator[Message]) -> Iterator[Message]:
+    """--no-retained: skip the messages the broker had retained."""
+    return (m for m in messages if not m.retain)
+
+
+def retained_only(messages: Iterator[Message]) -> Iterator[Message]:
+    """--retained-only: the retained messages, ending at the first live one."""
+    for message in messages:
+        if not message.retain:
+            return
+        yield message
 
 
 def check_filters(filters: list[str], host: str) -> list[str]:

@@ -88,10 +88,19 @@ Examples:
   iotnotify subscribe 'alerts/#' -v
   iotnotify subscribe jobs/done -C 1 -W 60 && echo finished
   iotnotify subscribe --json 'sensors/+/temp' | jq .payload
+  iotnotify subscribe 'sensors/#' --format '{time} {topic} {json}'
+  iotnotify subscribe config/app --retained-only        # print what is retained, then exit
   iotnotify subscribe t --ready-file /tmp/ready & while [ ! -e /tmp/ready ]; do sleep 0.1; done; iotnotify send t hi""")
 @click.argument("filters", nargs=-1, required=True, metavar="FILTER...")
 @click.option("--verbose", "-v", is_flag=True, help="Print the topic before each payload.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines: topic, payload, qos, retain, time.")
+@click.option("--format", "-F", "template", metavar="TEMPLATE",
+              help="Print each message with a template: {topic} {payload} {qos} {retain} {time} {json} {base64} {hex}.")
+@click.option("--pretty", is_flag=True, help="Indent JSON payloads.")
+@click.option("-N", "no_newline", is_flag=True, help="Do not print a newline after each message.")
+@click.option("--no-retained", is_flag=True, help="Skip messages the broker had retained.")
+@click.option("--retained-only", is_flag=True,
+              help="Print only the retained messages, then exit (at the first live message, or 1 s without any).")
 @click.option("--count", "-C", type=click.IntRange(min=1), metavar="N", help="Exit 0 after N messages.")
 @click.option("--timeout", "-W", type=click.FloatRange(min=0, min_open=True), metavar="S",
               help="Stop after S seconds; exit 7 if fewer than --count messages (or any --count) arrived.")
@@ -101,14 +110,24 @@ Examples:
 @_mqtt_flags
 @_connection_flags
 @click.pass_context
-def subscribe(ctx: click.Context, filters: tuple[str, ...], verbose: bool, as_json: bool, count: int | None,
+def subscribe(ctx: click.Context, filters: tuple[str, ...], verbose: bool, as_json: bool, template: str | None,
+              pretty: bool, no_newline: bool, no_retained: bool, retained_only: bool, count: int | None,
               timeout: float | None, ready_file: str | None, quiet: bool, qos: int, **flags: Any) -> None:
     """Print each message on FILTER... to stdout, one line per message, flushed at once."""
-    from iotnotify.output import formatter
-    from iotnotify.subscribe import subscribe as open_subscription
+    import itertools
 
+    from iotnotify import subscribe as receiving
+    from iotnotify.output import OutputStyle, formatter
+
+    styles = [name for name, given in (("--json", as_json), ("--format", template is not None),
+                                       ("-v", verbose and template is not None)) if given]
+    if len(styles) > 1 or (pretty and (as_json or template is not None)):
+        raise click.UsageError("--json, --format and -v/--pretty cannot be combined")
+    if no_retained and retained_only:
+        raise click.UsageError("--no-retained and --retained-only cannot be combined")
+    render = formatter(OutputStyle(as_json, verbose, template, pretty, not no_newline))
     settings = _settings(ctx, **flags)
-    connection, inbox = open_subscription(_source(settings), _options(settings), list(filters), qos)
+    connection, inbox = receiving.subscribe(_source(settings), _options(settings), list(filters), qos)
     received = 0
     try:
         _note("subscribed", quiet)
@@ -117,9 +136,13 @@ def subscribe(ctx: click.Context, filters: tuple[str, ...], verbose: bool, as_js
                 open(ready_file, "a").close()
             except OSError as e:
                 raise errors.UsageError(f"cannot create --ready-file {ready_file}: {e.strerror}") from None
+        messages = inbox.messages(timeout, receiving.RETAINED_IDLE if retained_only else None)
+        if no_retained:
+            messages = receiving.without_retained(messages)
+        elif retained_only:
+            messages = receiving.retained_only(messages)
         write, flush = sys.stdout.buffer.write, sys.stdout.buffer.flush
-        render = formatter(json_lines=as_json, verbose=verbose)
-        for message in inbox.messages(count=count, timeout=timeout):
+        for message in itertools.islice(messages, count):
             write(render(message))
             flush()
             received += 1
@@ -129,6 +152,6 @@ def subscribe(ctx: click.Context, filters: tuple[str, ...], verbose: bool, as_js
         raise errors.Interrupted(f"interrupted after {received} messages") from None
     finally:
         connection.disconnect()
-    if timeout is not None and (count is None or received < count):
+    if timeout is not None and not retained_only and (count is None or received < count):
         expected = f" of {count}" if count is not None else ""
         raise errors.ReceiveTimeout(f"received {received}{expected} messages within {timeout:g} s")
