@@ -24,7 +24,8 @@ def test_reconnection_fetches_keys_again_once_they_are_stale(fake_endpoint, tmp_
     fake_endpoint.answer(body=tutorial_keys(port=wss_port, expiration=soon))  # fresh for ~6 s
     source = endpoint_source(fake_endpoint.url, 5)
     received = threading.Event()
-    connection = open_connection(source, ConnectOptions(ca_file=str(tls.ca_file)), lambda m: received.set())
+    quick = ConnectOptions(ca_file=str(tls.ca_file), min_reconnect_delay=0.2, max_reconnect_delay=1)
+    connection = open_connection(source, quick, lambda m: received.set())
     try:
         assert source.fetches == 1  # the keys fetched to connect were fresh: reused for signing
         time.sleep(max(0.0, (source.get().expiration - dt.datetime.now(dt.timezone.utc)).total_seconds() - 1.5))

@@ -15,6 +15,7 @@ from iotnotify.topics import is_aws_host
 
 OnMessage = Callable[[Message], None]
 OnDone = Callable[[bool], None]
+OnState = Callable[[str, int], None]  # state (connecting, connected, reconnecting, stopped), attempt
 
 TLS_PROBE_AFTER = 1.5  # s: awscrt reports TLS failures only after a long delay; diagnose sooner
 
@@ -28,6 +29,8 @@ class ConnectOptions:
     ca_file: str | None = None
     connect_timeout: float = 20.0
     keep_alive: int = 60
+    min_reconnect_delay: float = 1.0  # s, doubled (with jitter) per failed attempt...
+    max_reconnect_delay: float = 30.0  # ...up to this
 
 
 def client_id_for(keys: TemporaryKeys) -> str:
@@ -43,7 +46,7 @@ class Connection:
     """A connected MQTT client whatever the protocol: connect, subscribe, publish, disconnect."""
 
     def __init__(self, source: KeySource, keys: TemporaryKeys, options: ConnectOptions,
-                 on_message: OnMessage | None = None) -> None:
+                 on_message: OnMessage | None = None, on_state: OnState | None = None) -> None:
         from awscrt import auth
 
         self.source = source
@@ -52,7 +55,9 @@ class Connection:
         self.client_id = options.client_id or client_id_for(keys)
         self.aws = is_aws_host(keys.host)
         self.on_message = on_message
+        self.on_state = on_state or (lambda _state, _attempt: None)
         self.key_error: IotNotifyError | None = None
+        self.subscriptions: list[tuple[list[str], int]] = []  # to subscribe again after a reconnection
         self.credentials = auth.AwsCredentialsProvider.new_delegate(self._credentials)
 
     def _credentials(self):  # type: ignore[no-untyped-def]
@@ -139,8 +144,8 @@ def probe_tls(host: str, port: int, ca_file: str | None, timeout: float = 5.0) -
         return  # not a TLS problem; the client reports what it sees
 
 
-def open_connection(source: KeySource, options: ConnectOptions,
-                    on_message: OnMessage | None = None) -> Connection:
+def open_connection(source: KeySource, options: ConnectOptions, on_message: OnMessage | None = None,
+                    on_state: OnState | None = None) -> Connection:
     """Get keys, build the client for the chosen protocol and connect; raise our errors."""
     keys = source.get()
     if options.ca_file is not None:
@@ -152,7 +157,7 @@ def open_connection(source: KeySource, options: ConnectOptions,
         from iotnotify.mqtt311 import Mqtt311Connection as Impl
     else:
         from iotnotify.mqtt5 import Mqtt5Connection as Impl  # type: ignore[assignment]
-    connection = Impl(source, keys, options, on_message)
+    connection = Impl(source, keys, options, on_message, on_state)
     connection.connect()
     return connection
 

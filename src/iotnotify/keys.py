@@ -184,6 +184,11 @@ class KeySource:
         self._keys: TemporaryKeys | None = None
         self.fetches = 0
 
+    @property
+    def current(self) -> TemporaryKeys | None:
+        """The keys in hand (the last fetched or loaded), without fetching."""
+        return self._keys
+
     def get(self, refresh: bool = False) -> TemporaryKeys:
         """Fresh keys: the ones in hand or cached if still fresh (unless `refresh`), else fetched."""
         with self._lock:

@@ -17,13 +17,24 @@ class Mqtt311Connection(Connection):
 
     def connect(self) -> None:
         self.connection = mqtt_connection_builder.websockets_with_default_aws_signing(
-            **self.builder_args(), clean_session=True, keep_alive_secs=self.options.keep_alive)
+            **self.builder_args(), clean_session=True, keep_alive_secs=self.options.keep_alive,
+            reconnect_min_timeout_secs=max(int(self.options.min_reconnect_delay), 1),
+            reconnect_max_timeout_secs=max(int(self.options.max_reconnect_delay), 1),
+            on_connection_interrupted=lambda connection, error, **_: self.on_state("reconnecting", 0),
+            on_connection_resumed=self._resumed)
         if self.on_message is not None:
             self.connection.on_message(self._received)
+        self.on_state("connecting", 1)
         future = self.connection.connect()
         done = threading.Event()
         future.add_done_callback(lambda _f: done.set())
         self._wait_connected(done, future.exception)
+        self.on_state("connected", 0)
+
+    def _resumed(self, connection: mqtt.Connection, return_code: object, session_present: bool, **_: object) -> None:
+        if not session_present:  # a clean session after a reconnection: subscribe again
+            connection.resubscribe_existing_topics()
+        self.on_state("connected", 0)
 
     def _received(self, topic: str, payload: bytes, dup: bool, qos: mqtt.QoS, retain: bool,
                   **_kwargs: object) -> None:
@@ -47,3 +58,4 @@ class Mqtt311Connection(Connection):
             self.connection.disconnect().result(timeout)
         except Exception:  # noqa: BLE001 - already gone is as good as disconnected
             pass
+        self.on_state("stopped", 0)

@@ -20,16 +20,21 @@ class Mqtt5Connection(Connection):
         return mqtt5_client_builder.websockets_with_default_aws_signing(
             **self.builder_args(),
             keep_alive_interval_sec=self.options.keep_alive,
+            min_reconnect_delay_ms=int(self.options.min_reconnect_delay * 1000),
+            max_reconnect_delay_ms=int(self.options.max_reconnect_delay * 1000),
             session_behavior=mqtt5.ClientSessionBehaviorType.CLEAN,
             extended_validation_and_flow_control_options=(
                 validation.AWS_IOT_CORE_DEFAULTS if self.aws else validation.NONE),
             on_publish_received=self._received if self.on_message else None,
+            on_lifecycle_attempting_connect=self._attempting,
             on_lifecycle_connection_success=self._connected,
             on_lifecycle_connection_failure=self._failed,
-            on_lifecycle_stopped=lambda _data: self._stopped.set(),
+            on_lifecycle_disconnection=lambda _data: self.on_state("reconnecting", 0),
+            on_lifecycle_stopped=self._stop_done,
         )
 
     def connect(self) -> None:
+        self._attempts = 0
         self._outcome = threading.Event()
         self._stopped = threading.Event()
         self._error: BaseException | None = None
@@ -41,8 +46,25 @@ class Mqtt5Connection(Connection):
             self.client.stop()
             raise
 
-    def _connected(self, _data: mqtt5.LifecycleConnectSuccessData) -> None:
+    def _attempting(self, _data: mqtt5.LifecycleAttemptingConnectData) -> None:
+        self._attempts += 1
+        if self._outcome.is_set():
+            self.on_state("reconnecting", self._attempts)
+        else:
+            self.on_state("connecting", self._attempts)
+
+    def _connected(self, data: mqtt5.LifecycleConnectSuccessData) -> None:
+        self._attempts = 0
+        if self._outcome.is_set() and not data.negotiated_settings.rejoined_session:
+            for filters, qos in self.subscriptions:  # a clean session after a reconnection: subscribe again
+                self.client.subscribe(mqtt5.SubscribePacket(
+                    subscriptions=[mqtt5.Subscription(f, mqtt5.QoS(qos)) for f in filters]))
+        self.on_state("connected", 0)
         self._outcome.set()
+
+    def _stop_done(self, _data: mqtt5.LifecycleStoppedData) -> None:
+        self.on_state("stopped", 0)
+        self._stopped.set()
 
     def _failed(self, data: mqtt5.LifecycleConnectFailureData) -> None:
         if self._outcome.is_set():
@@ -67,6 +89,7 @@ class Mqtt5Connection(Connection):
         except Exception as e:  # noqa: BLE001 - any failure here is the broker not acknowledging
             raise DeliveryError(f"broker {self.where} did not acknowledge the subscription: {e}") from None
         check_granted(filters, list(suback.reason_codes))
+        self.subscriptions.append((filters, qos))
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone) -> None:
         future = self.client.publish(mqtt5.PublishPacket(topic=topic, payload=payload,

@@ -26,6 +26,7 @@ FIELDS: dict[str, tuple[str, type]] = {
     "aws": ("IOTNOTIFY_AWS", bool),
     "aws_profile": ("IOTNOTIFY_AWS_PROFILE", str),
     "aws_role": ("IOTNOTIFY_AWS_ROLE", str),
+    "topic": ("IOTNOTIFY_TOPIC", str),
 }
 
 
@@ -44,6 +45,7 @@ class Settings:
     aws: bool = False
     aws_profile: str | None = None
     aws_role: str | None = None
+    topic: str | None = None
 
 
 def config_path(env: Mapping[str, str] = os.environ) -> Path:
@@ -137,6 +139,7 @@ def resolve(
         aws=bool(merged["aws"] or merged["aws_profile"] or merged["aws_role"]),
         aws_profile=merged["aws_profile"] or None,
         aws_role=merged["aws_role"] or None,
+        topic=merged["topic"] or None,
     )
 
 

@@ -6,7 +6,7 @@ import queue
 import time
 from collections.abc import Iterator
 
-from iotnotify.connection import ConnectOptions, open_connection
+from iotnotify.connection import ConnectOptions, OnState, open_connection
 from iotnotify.keys import KeySource
 from iotnotify.messages import Message
 from iotnotify.topics import check_filter, is_aws_host, subscribe_batches
@@ -42,6 +42,19 @@ class Inbox:
             yield message
 
 
+    def drain(self, wait: float) -> list[Message]:
+        """Every message queued now, waiting up to `wait` seconds for the first (a batch for `tail`)."""
+        try:
+            batch = [self._queue.get(timeout=wait)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                return batch
+
+
 RETAINED_IDLE = 1.0  # s: retained messages come right after the SUBACK; this long without one ends them
 
 
@@ -64,12 +77,13 @@ def check_filters(filters: list[str], host: str) -> list[str]:
     return [check_filter(f, aws) for f in filters]
 
 
-def subscribe(source: KeySource, options: ConnectOptions, filters: list[str], qos: int):  # type: ignore[no-untyped-def]
+def subscribe(source: KeySource, options: ConnectOptions, filters: list[str], qos: int,  # type: ignore[no-untyped-def]
+              on_state: OnState | None = None):
     """Connect and subscribe (several SUBSCRIBE packets where AWS limits require); return (connection, inbox)."""
     check_filters(filters, "")  # MQTT's rules before anything goes over the network
     check_filters(filters, source.get().host)  # then the broker's own limits
     inbox = Inbox()
-    connection = open_connection(source, options, inbox.put)
+    connection = open_connection(source, options, inbox.put, on_state)
     try:
         for batch in subscribe_batches(filters):
             connection.subscribe(batch, qos)

@@ -151,4 +151,4 @@ def main() -> None:
 
 
 # the commands register themselves on `cli`
-from iotnotify.cli import admin, client  # noqa: E402,F401
+from iotnotify.cli import admin, client, tail  # noqa: E402,F401

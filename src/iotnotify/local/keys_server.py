@@ -41,6 +41,10 @@ class LocalIssuer:
         )
 
 
+def _quiet(*_args: object, **_fields: object) -> None:
+    """The local endpoint logs nothing: it runs beside a user's terminal."""
+
+
 def _handler(config: EndpointConfig, issuer: LocalIssuer) -> type[BaseHTTPRequestHandler]:
     """A request handler class bound to one configuration and issuer."""
 
@@ -64,7 +68,7 @@ def _handler(config: EndpointConfig, issuer: LocalIssuer) -> type[BaseHTTPReques
                 self._send(Response(404, {"message": f"not found: use GET {KEYS_PATH}"},
                                     cors_headers(config.cors_origin)))
                 return
-            self._send(answer(self.command, dict(parse_qsl(url.query)), config, issuer))
+            self._send(answer(self.command, dict(parse_qsl(url.query)), config, issuer, log=_quiet))
 
         do_GET = do_OPTIONS = do_POST = do_PUT = do_DELETE = _answer  # noqa: N815 - http.server's naming
 

@@ -1,0 +1,164 @@
+"""The live view of `iotnotify tail`: connection state, the newest messages, and traffic counters.
+
+TailState is the model (bounded whatever the traffic); render() draws it with rich.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import re
+import time
+from dataclasses import dataclass, field
+
+from rich.console import Group, RenderableType
+from rich.highlighter import JSONHighlighter
+from rich.table import Table
+from rich.text import Text
+
+from iotnotify.messages import Message
+from iotnotify.output import preview
+
+MAX_TOPICS = 10_000  # distinct topics counted one by one; the rest go under "(other topics)"
+RATE_WINDOW = 10  # seconds
+
+
+@dataclass
+class Row:
+    """One line of the log: a message received, or one this view sent."""
+
+    message: Message
+    sent: bool = False
+
+
+@dataclass
+class TailState:
+    """What the view shows; memory is bounded by `lines` and MAX_TOPICS."""
+
+    lines: int
+    grep: re.Pattern[str] | None = None
+    host: str = ""
+    protocol: str = "5"
+    client_id: str = ""
+    expires: dt.datetime | None = None
+    state: str = "connecting"
+    attempt: int = 0
+    reconnects: int = 0
+    count: int = 0
+    bytes: int = 0
+    shown: int = 0
+    started: float = field(default_factory=time.monotonic)
+    rows: collections.deque[Row] = field(init=False)
+    topics: collections.Counter[str] = field(default_factory=collections.Counter)
+    _seconds: collections.deque[list[int]] = field(default_factory=collections.deque)
+    send_topic: str | None = None
+    typing: str = ""
+
+    def __post_init__(self) -> None:
+        self.rows = collections.deque(maxlen=max(self.lines, 1))
+
+    def matches(self, message: Message) -> bool:
+        """Whether --grep lets the message into the log (topic or payload match)."""
+        if self.grep is None:
+            return True
+        return bool(self.grep.search(message.topic) or self.grep.search(message.payload.decode("utf-8", "replace")))
+
+    def add(self, message: Message, sent: bool = False) -> None:
+        """Count a message and, if it matches, put it at the bottom of the log."""
+        if not sent:
+            self.count += 1
+            self.bytes += len(message.payload)
+            topic = message.topic if message.topic in self.topics or len(self.topics) < MAX_TOPICS else "(other topics)"
+            self.topics[topic] += 1
+            second = int(time.monotonic())
+            if self._seconds and self._seconds[-1][0] == second:
+                self._seconds[-1][1] += 1
+            else:
+                self._seconds.append([second, 1])
+                while self._seconds and self._seconds[0][0] <= second - RATE_WINDOW:
+                    self._seconds.popleft()
+        if sent or self.matches(message):
+            self.shown += 0 if sent else 1
+            self.rows.append(Row(message, sent))
+
+    def rate(self, now: float | None = None) -> float:
+        """Messages per second over the last 10 seconds (or since the start, if sooner)."""
+        now = time.monotonic() if now is None else now
+        recent = sum(n for second, n in self._seconds if second > now - RATE_WINDOW)
+        return recent / max(min(now - self.started, RATE_WINDOW), 1.0)
+
+    def set_state(self, state: str, attempt: int = 0) -> None:
+        """Connection state from the client: connecting, connected, reconnecting (attempt n), stopped."""
+        if state == "connected" and self.state == "reconnecting":
+            self.reconnects += 1
+        self.state, self.attempt = state, attempt
+
+    def summary(self) -> str:
+        """The one line left when the view stops."""
+        elapsed = time.monotonic() - self.started
+        shown = f" ({self.shown} shown)" if self.grep is not None else ""
+        return (f"tail: {self.count} messages{shown}, {_size(self.bytes)} in {elapsed:.0f} s, "
+                f"{self.reconnects} reconnects")
+
+
+STATE_STYLES = {"connected": "bold green", "connecting": "yellow", "reconnecting": "bold yellow",
+                "stopped": "red"}
+
+
+def _size(n: int) -> str:
+    """Bytes for people: 512 B, 1.5 KB, 3.2 MB."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"
+
+
+def _header(state: TailState) -> Text:
+    label = state.state + (f" (attempt {state.attempt})" if state.state == "reconnecting" and state.attempt else "")
+    header = Text.assemble(("● ", STATE_STYLES.get(state.state, "")), (label, STATE_STYLES.get(state.state, "")),
+                           "  ", (f"wss://{state.host}", "bold"), f"  MQTT {state.protocol}  client {state.client_id}")
+    header.no_wrap, header.overflow = True, "ellipsis"  # one line whatever the width
+    if state.expires is not None:
+        minutes = int((state.expires - dt.datetime.now(dt.timezone.utc)).total_seconds() // 60)
+        header.append(f"  keys expire in {minutes} min" if minutes >= 0 else "  keys expired", style="dim")
+    return header
+
+
+def _log(state: TailState, width: int, height: int) -> Table:
+    table = Table(box=None, show_header=False, pad_edge=False, expand=True)
+    table.add_column("time", style="dim", no_wrap=True, width=12)
+    table.add_column("topic", style="cyan", no_wrap=True, max_width=max(width // 3, 10))
+    table.add_column("payload", no_wrap=True, ratio=1)
+    highlight = JSONHighlighter()
+    rows = list(state.rows)[-height:] if height > 0 else []
+    topic_width = min(max((len(r.message.topic) for r in rows), default=0), max(width // 3, 10))
+    payload_width = max(width - 12 - topic_width - 4, 10)
+    for row in rows:
+        when = dt.datetime.fromtimestamp(row.message.time).strftime("%H:%M:%S.%f")[:12]
+        text, kind = preview(row.message.payload, payload_width)
+        payload = highlight(Text(text)) if kind == "json" else Text(text, style="magenta" if kind == "binary" else "")
+        topic = Text(("→ " if row.sent else "") + row.message.topic, style="bold blue" if row.sent else "cyan")
+        table.add_row(when, topic, payload)
+    return table
+
+
+def _footer(state: TailState) -> Text:
+    top = ", ".join(f"{topic} {n}" for topic, n in state.topics.most_common(3))
+    footer = Text(f"{state.count} messages · {state.rate():.1f}/s · {_size(state.bytes)} · "
+                  f"{state.reconnects} reconnects" + (f" · top: {top}" if top else ""), style="dim")
+    if state.grep is not None:
+        footer.append(f" · grep {state.grep.pattern!r}: {state.shown} shown", style="dim")
+    footer.no_wrap, footer.overflow = True, "ellipsis"
+    return footer
+
+
+def render(state: TailState, width: int, height: int) -> RenderableType:
+    """The whole view for a terminal of `width` x `height`: header, log, footer (and the send line)."""
+    parts: list[RenderableType] = [_header(state)]
+    log_height = min(state.lines, max(height - 3 - (1 if state.send_topic else 0), 1))
+    parts.append(_log(state, width, log_height))
+    parts.append(_footer(state))
+    if state.send_topic is not None:
+        parts.append(Text.assemble((f"send to {state.send_topic}> ", "bold"), state.typing, ("▏", "blink")))
+    return Group(*parts)
