@@ -216,3 +216,28 @@ def test_tail_in_a_terminal_with_send(cli, tmp_path, topic):
         if proc.poll() is None:
             proc.kill()
         os.close(master)
+
+
+def test_tail_without_filters_follows_the_configured_topic(cli, topic):
+    env = {**cli.env, "IOTNOTIFY_TOPIC": f"{topic}/default"}
+    proc = subprocess.Popen([IOTNOTIFY, "tail"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    os.set_blocking(proc.stdout.fileno(), False)
+    received = b""
+
+    def arrived() -> bool:
+        nonlocal received
+        cli.run("send", f"{topic}/default", "on the default topic")
+        time.sleep(0.2)
+        received += proc.stdout.read() or b""
+        return b"on the default topic" in received
+
+    wait_for(arrived, 30, "a message on the configured topic")
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert received.splitlines()[0] == f"{topic}/default on the default topic".encode()
+
+
+def test_bad_grep_pattern_is_a_usage_error(cli):
+    result = cli.run("tail", "t", "--grep", "(unclosed")
+    assert result.returncode == 2 and "--grep '(unclosed' is not a valid pattern" in result.stderr

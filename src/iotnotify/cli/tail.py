@@ -96,9 +96,12 @@ def _run_live(source: Any, settings: Any, topics: list[str], qos: int, lines: in
     from iotnotify.keyboard import LineEditor
     from iotnotify.live import TailState, render
     from iotnotify.messages import Message
+    from iotnotify.topics import check_topic, is_aws_host
 
     console = Console()
     keys = source.get()
+    if send_topic is not None:
+        check_topic(send_topic, is_aws_host(keys.host))
     state = TailState(lines or max(console.height - 3, 1), pattern, host=f"{keys.host}:{keys.port}",
                       protocol=settings.protocol, expires=keys.expiration, send_topic=send_topic)
     connection, inbox = receiving.subscribe(source, _options(settings), topics, qos, on_state=state.set_state)
