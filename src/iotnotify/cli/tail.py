@@ -96,6 +96,7 @@ def _run_live(source: Any, settings: Any, topics: list[str], qos: int, lines: in
     from iotnotify.keyboard import LineEditor
     from iotnotify.live import TailState, render
     from iotnotify.messages import Message
+    from iotnotify.send import Publisher
     from iotnotify.topics import check_topic, is_aws_host
 
     console = Console()
@@ -108,6 +109,7 @@ def _run_live(source: Any, settings: Any, topics: list[str], qos: int, lines: in
     state.client_id = connection.client_id
     state.set_state("connected")
     editor = LineEditor(lambda text: setattr(state, "typing", text)) if send_topic else None
+    publisher = Publisher(connection, send_topic, qos, retain=False) if send_topic else None
     try:
         with (editor or contextlib.nullcontext()), Live(console=console, auto_refresh=False,
                                                          redirect_stdout=False) as live:
@@ -117,11 +119,14 @@ def _run_live(source: Any, settings: Any, topics: list[str], qos: int, lines: in
                     state.add(message)
                     if save is not None:
                         save.write(save_line(message))
-                if editor is not None:
-                    while not editor.lines.empty():
-                        payload = editor.lines.get()
-                        connection.publish(send_topic, payload, qos, False, lambda ok: None)  # type: ignore[arg-type]
-                        state.add(Message(send_topic, payload, qos), sent=True)  # type: ignore[arg-type]
+                while publisher is not None and editor is not None and not editor.lines.empty():
+                    payload = editor.lines.get()
+                    try:
+                        publisher.publish(payload)
+                    except errors.UsageError as e:  # over the broker's limit: say so where it was typed
+                        state.typing = f"(not sent: {e})"
+                        continue
+                    state.add(Message(publisher.topic, payload, qos), sent=True)
                 if time.monotonic() - drawn >= REFRESH:
                     if save is not None:
                         save.flush()

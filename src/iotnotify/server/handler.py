@@ -87,22 +87,22 @@ def answer(method: str, query: dict[str, str], config: EndpointConfig, issuer: I
     return Response(200, body, headers)
 
 
-_state: dict[str, Any] = {}  # per warm container: config (or its error) and the issuer
+_state: dict[str, Any] = {}  # per warm container: the config (None if invalid) and the issuer
 
 
-def _setup() -> tuple[EndpointConfig | None, str | None, Issuer | None]:
+def _setup() -> tuple[EndpointConfig | None, Issuer]:
     """Read the configuration and build the STS issuer once per container."""
-    if "config" not in _state:
+    if "issuer" not in _state:
         try:
-            _state["config"], _state["error"] = load_config(), None
+            _state["config"] = load_config()
         except ConfigInvalid as e:
             log("config_invalid", error=str(e))
-            _state["config"], _state["error"] = None, str(e)
+            _state["config"] = None
         import boto3
 
-        _state["issuer"] = StsIssuer(boto3.client("iot"), boto3.client("sts"),
-                                     _state["config"].role if _state["config"] else "")
-    return _state["config"], _state["error"], _state["issuer"]
+        role = _state["config"].role if _state["config"] else ""
+        _state["issuer"] = StsIssuer(boto3.client("iot"), boto3.client("sts"), role)
+    return _state["config"], _state["issuer"]
 
 
 def request_of(event: dict[str, Any]) -> tuple[str, dict[str, str]]:
@@ -125,8 +125,8 @@ def to_api_gateway(response: Response) -> dict[str, Any]:
 
 def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     """Lambda entry point for `GET /iot/keys` (and its CORS preflight)."""
-    config, error, issuer = _setup()
-    if config is None or issuer is None:
+    config, issuer = _setup()
+    if config is None:
         import os
 
         origin = os.environ.get("IOTNOTIFY_CORS_ORIGIN") or "*"
