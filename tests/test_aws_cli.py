@@ -4,9 +4,7 @@ import json
 
 import pytest
 from conftest import Cli, free_port, user_env
-
-pytest.importorskip("moto")
-from moto.server import ThreadedMotoServer  # noqa: E402
+from moto.server import ThreadedMotoServer
 
 ACCOUNT = "123456789012"
 

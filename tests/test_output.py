@@ -45,10 +45,10 @@ def test_read_lines_strips_lf_and_crlf_and_keeps_a_last_line_without_newline():
     assert list(read_lines(io.BytesIO(b"a\nb\r\n\nlast"))) == [b"a", b"b", b"", b"last"]
 
 
+import pytest  # noqa: E402
+
 from iotnotify.errors import UsageError  # noqa: E402
 from iotnotify.output import check_template, compact_json, preview  # noqa: E402
-
-import pytest  # noqa: E402
 
 JSON_MESSAGE = Message("s/1", b'{ "t": 21.5,\n  "ok": true }', 1, False, 0.25)
 

@@ -3,10 +3,9 @@
 import datetime as dt
 import json
 
+import boto3
 import pytest
-
-boto3 = pytest.importorskip("boto3")
-from moto import mock_aws  # noqa: E402
+from moto import mock_aws
 
 from iotnotify.server import handler as lambda_handler  # noqa: E402
 from iotnotify.server.config import ConfigInvalid, EndpointConfig, load_config  # noqa: E402

@@ -14,9 +14,9 @@ import termios
 import time
 
 import pytest
+from conftest import IOTNOTIFY, free_port, wait_for
 from rich.console import Console
 
-from conftest import IOTNOTIFY, free_port, wait_for
 from iotnotify.connection import ConnectOptions
 from iotnotify.keys import endpoint_source
 from iotnotify.live import TailState, render
@@ -109,6 +109,7 @@ def test_grep_filters_the_log_but_not_the_counters(cli, live_subscription, topic
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_header_and_subscription_follow_the_connection_through_a_broker_restart(protocol, tmp_path, fake_endpoint):
     from conftest import tutorial_keys
+
     from iotnotify.local.broker import Broker
     from iotnotify.local.front import WebSocketFront
     from iotnotify.local.tls import ensure_tls_files
