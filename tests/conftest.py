@@ -3,6 +3,7 @@ helpers that run the installed `iotnotify` command the way a user or a script do
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -165,17 +166,19 @@ class FakeEndpoint:
         self.body: bytes = b"{}"
         self.delay = 0.0
         self.requests = 0
+        self.script: list[tuple[int, bytes]] = []  # answers to give first, in order
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802
                 endpoint.requests += 1
                 time.sleep(endpoint.delay)
+                status, body = endpoint.script.pop(0) if endpoint.script else (endpoint.status, endpoint.body)
                 try:
-                    self.send_response(endpoint.status)
-                    self.send_header("Content-Length", str(len(endpoint.body)))
+                    self.send_response(status)
+                    self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
-                    self.wfile.write(endpoint.body)
+                    self.wfile.write(body)
                 except OSError:
                     pass
 
@@ -188,11 +191,18 @@ class FakeEndpoint:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def answer(self, status: int = 200, body: bytes | str | dict | None = None, delay: float = 0.0) -> None:
-        """Set the next answers."""
-        self.status = status
-        self.body = json.dumps(body).encode() if isinstance(body, dict) else (
+        """Set the answer to every request (after any scripted ones)."""
+        self.status, self.body, self.delay = status, self._bytes(body), delay
+
+    def then(self, status: int, body: bytes | str | dict | None = None) -> "FakeEndpoint":
+        """Script one answer to come before the standing one."""
+        self.script.append((status, self._bytes(body)))
+        return self
+
+    @staticmethod
+    def _bytes(body: bytes | str | dict | None) -> bytes:
+        return json.dumps(body).encode() if isinstance(body, dict) else (
             body.encode() if isinstance(body, str) else (body or b""))
-        self.delay = delay
 
 
 @pytest.fixture
@@ -207,3 +217,23 @@ def tutorial_keys(host: str = "127.0.0.1", **extra: object) -> dict[str, object]
     """The tutorial's exact response shape (five fields), plus any extension fields."""
     return {"iotEndpoint": host, "region": "us-east-1", "accessKey": "ASIAEXAMPLEEXAMPLE00",
             "secretKey": "SECRETsecretSECRETsecret", "sessionToken": "TOKENtokenTOKENtoken", **extra}
+
+
+@contextlib.contextmanager
+def broker_behind_front(folder: Path):
+    """A Mosquitto of the test's own behind the wss front, to stop and start at will:
+    yields (broker, wss port, CA file)."""
+    from iotnotify.local.broker import Broker
+    from iotnotify.local.front import WebSocketFront
+    from iotnotify.local.tls import ensure_tls_files
+
+    tls = ensure_tls_files(folder / "tls")
+    broker, wss = Broker(folder / "broker", free_port()), free_port()
+    broker.start()
+    front = WebSocketFront(wss, broker.port, tls)
+    front.start()
+    try:
+        yield broker, wss, str(tls.ca_file)
+    finally:
+        front.stop()
+        broker.stop()

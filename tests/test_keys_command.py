@@ -94,7 +94,7 @@ def test_slow_endpoint_times_out(fake_endpoint, tmp_path):
 
 
 @pytest.mark.parametrize("status, body, expected", [
-    (500, '{"message": "Internal server error"}', 'answered HTTP 500: {"message": "Internal server error"}'),
+    (500, '{"message": "Internal server error"}', "answered HTTP 500: Internal server error"),
     (403, "<html><body>Forbidden</body></html>", "answered HTTP 403: <html><body>Forbidden</body></html>"),
     (502, "x" * 500, "answered HTTP 502: " + "x" * 77 + "..."),
     (200, "<html>maintenance</html>", "did not answer JSON: '<html>maintenance</html>'"),
@@ -155,3 +155,25 @@ def test_endpoint_from_environment_and_flag_after_the_command(fake_endpoint, tmp
     assert "env.example:443" in Cli(env).run("keys").stdout
     result = Cli(user_env(tmp_path)).run("keys", "--endpoint", fake_endpoint.url, "--no-cache")
     assert "env.example:443" in result.stdout
+
+
+def test_endpoint_answering_500_twice_then_200_succeeds(fake_endpoint, tmp_path):
+    fake_endpoint.then(500, '{"message": "Internal server error"}').then(503, "busy").answer(body=tutorial_keys())
+    result = Cli(user_env(tmp_path)).run("--endpoint", fake_endpoint.url, "keys")
+    assert result.returncode == 0, result.stderr
+    assert fake_endpoint.requests == 3
+
+
+def test_endpoint_answering_403_fails_fast_with_its_message(fake_endpoint, tmp_path):
+    fake_endpoint.answer(403, '{"message": "Forbidden"}')
+    result = Cli(user_env(tmp_path)).run("--endpoint", fake_endpoint.url, "keys")
+    assert result.returncode == 4
+    assert result.stderr.strip() == f"iotnotify: error: keys endpoint {fake_endpoint.url} answered HTTP 403: Forbidden"
+    assert fake_endpoint.requests == 1
+
+
+def test_retries_are_bounded(fake_endpoint, tmp_path):
+    fake_endpoint.answer(502, "bad gateway")
+    result = Cli(user_env(tmp_path)).run("--endpoint", fake_endpoint.url, "keys")
+    assert result.returncode == 4 and "answered HTTP 502: bad gateway" in result.stderr
+    assert fake_endpoint.requests == 3

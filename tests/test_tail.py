@@ -14,7 +14,7 @@ import termios
 import time
 
 import pytest
-from conftest import IOTNOTIFY, free_port, wait_for
+from conftest import IOTNOTIFY, wait_for
 from rich.console import Console
 
 from iotnotify.connection import ConnectOptions
@@ -108,41 +108,31 @@ def test_grep_filters_the_log_but_not_the_counters(cli, live_subscription, topic
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_header_and_subscription_follow_the_connection_through_a_broker_restart(protocol, tmp_path, fake_endpoint):
-    from conftest import tutorial_keys
+    from conftest import broker_behind_front, tutorial_keys
 
-    from iotnotify.local.broker import Broker
-    from iotnotify.local.front import WebSocketFront
-    from iotnotify.local.tls import ensure_tls_files
-
-    tls = ensure_tls_files(tmp_path / "tls")
-    broker, wss = Broker(tmp_path / "broker", free_port()), free_port()
-    broker.start()
-    front = WebSocketFront(wss, broker.port, tls)
-    front.start()
-    fake_endpoint.answer(body=tutorial_keys(port=wss))
-    state = TailState(lines=5)
-    quick = ConnectOptions(protocol, ca_file=str(tls.ca_file), min_reconnect_delay=0.2, max_reconnect_delay=1)
-    connection, inbox = subscribe(endpoint_source(fake_endpoint.url, 5), quick,
-                                  ["t"], 1, on_state=state.set_state)
-    try:
-        assert state.state == "connected"
-        broker.stop()
-        wait_for(lambda: state.state == "reconnecting", 20, "reconnecting")
-        if protocol == "5":  # awscrt reports reconnection attempts for MQTT 5 only
-            wait_for(lambda: state.attempt >= 1, 20, "a reconnection attempt")
-            assert "● reconnecting (attempt" in screen(state).splitlines()[0]
-        else:
-            assert screen(state).splitlines()[0].startswith("● reconnecting")
-        broker.start()
-        wait_for(lambda: state.state == "connected", 30, "connected again")
-        assert state.reconnects == 1 and "1 reconnects" in screen(state)
-        # and the subscription came back with the connection
-        wait_for(lambda: subprocess.run(["mosquitto_pub", "-p", str(broker.port), "-t", "t", "-m", "back"]).returncode == 0
-                 and inbox.drain(0.5), 20, "messages after the reconnection")
-    finally:
-        connection.disconnect()
-        front.stop()
-        broker.stop()
+    with broker_behind_front(tmp_path) as (broker, wss, ca_file):
+        fake_endpoint.answer(body=tutorial_keys(port=wss))
+        state = TailState(lines=5)
+        quick = ConnectOptions(protocol, ca_file=ca_file, min_reconnect_delay=0.2, max_reconnect_delay=1)
+        connection, inbox = subscribe(endpoint_source(fake_endpoint.url, 5), quick, ["t"], 1,
+                                      on_state=state.set_state)
+        try:
+            assert state.state == "connected"
+            broker.stop()
+            wait_for(lambda: state.state == "reconnecting", 20, "reconnecting")
+            if protocol == "5":  # awscrt reports reconnection attempts for MQTT 5 only
+                wait_for(lambda: state.attempt >= 1, 20, "a reconnection attempt")
+                assert "● reconnecting (attempt" in screen(state).splitlines()[0]
+            else:
+                assert screen(state).splitlines()[0].startswith("● reconnecting")
+            broker.start()
+            wait_for(lambda: state.state == "connected", 30, "connected again")
+            assert state.reconnects == 1 and "1 reconnects" in screen(state)
+            # and the subscription came back with the connection
+            wait_for(lambda: subprocess.run(["mosquitto_pub", "-p", str(broker.port), "-t", "t", "-m", "back"]
+                                            ).returncode == 0 and inbox.drain(0.5), 20, "messages after the reconnection")
+        finally:
+            connection.disconnect()
     assert state.state == "stopped"
 
 

@@ -103,43 +103,6 @@ def parse_keys(data: Any, fetched_at: dt.datetime | None = None) -> TemporaryKey
     )
 
 
-def _excerpt(body: bytes, limit: int = 80) -> str:
-    """A short, single-line excerpt of a response body for an error message."""
-    text = " ".join(body.decode("utf-8", "replace").split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def fetch_keys(url: str, timeout: float) -> TemporaryKeys:
-    """GET the keys endpoint and parse its answer; every failure is a one-line KeysError."""
-    import socket
-    import urllib.error
-    import urllib.request
-
-    if urlsplit(url).scheme not in ("http", "https"):
-        raise KeysError(f"keys endpoint {url!r} is not an http:// or https:// URL")
-    request = urllib.request.Request(url, headers={"Accept": "application/json",
-                                                   "User-Agent": "iotnotify"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = response.read()
-    except urllib.error.HTTPError as e:
-        excerpt = _excerpt(e.read() or b"")
-        raise KeysError(f"keys endpoint {url} answered HTTP {e.code}" + (f": {excerpt}" if excerpt else "")) from None
-    except (TimeoutError, socket.timeout):
-        raise KeysError(f"keys endpoint {url} did not answer within {timeout:g} s") from None
-    except urllib.error.URLError as e:
-        if isinstance(e.reason, (TimeoutError, socket.timeout)):
-            raise KeysError(f"keys endpoint {url} did not answer within {timeout:g} s") from None
-        raise KeysError(f"keys endpoint {url} is unreachable: {e.reason}") from None
-    except (OSError, ValueError) as e:  # connection reset, bad status line, malformed URL
-        raise KeysError(f"keys endpoint {url} failed: {e}") from None
-    try:
-        data = json.loads(body)
-    except ValueError:
-        raise KeysError(f"keys endpoint {url} did not answer JSON: {_excerpt(body)!r}") from None
-    return parse_keys(data)
-
-
 class KeyCache:
     """Keys saved per endpoint URL in files of mode 0600, reused while fresh."""
 
@@ -208,6 +171,8 @@ class KeySource:
 
 def endpoint_source(url: str, timeout: float, cache: KeyCache | None = None) -> KeySource:
     """Keys from a keys endpoint URL."""
+    from iotnotify.endpoint import fetch_keys
+
     return KeySource(url, lambda: fetch_keys(url, timeout), cache)
 
 

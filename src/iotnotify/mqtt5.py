@@ -29,12 +29,13 @@ class Mqtt5Connection(Connection):
             on_lifecycle_attempting_connect=self._attempting,
             on_lifecycle_connection_success=self._connected,
             on_lifecycle_connection_failure=self._failed,
-            on_lifecycle_disconnection=lambda _data: self.on_state("reconnecting", 0),
+            on_lifecycle_disconnection=self._lost,
             on_lifecycle_stopped=self._stop_done,
         )
 
     def connect(self) -> None:
         self._attempts = 0
+        self._stopping = False
         self._outcome = threading.Event()
         self._stopped = threading.Event()
         self._error: BaseException | None = None
@@ -43,6 +44,7 @@ class Mqtt5Connection(Connection):
         try:
             self._wait_connected(self._outcome, lambda: self._error)
         except BaseException:
+            self._stopping = True
             self.client.stop()
             raise
 
@@ -61,6 +63,10 @@ class Mqtt5Connection(Connection):
                     subscriptions=[mqtt5.Subscription(f, mqtt5.QoS(qos)) for f in filters]))
         self.on_state("connected", 0)
         self._outcome.set()
+
+    def _lost(self, _data: mqtt5.LifecycleDisconnectData) -> None:
+        if not self._stopping:  # our own disconnect is not a lost connection
+            self.on_state("reconnecting", 0)
 
     def _stop_done(self, _data: mqtt5.LifecycleStoppedData) -> None:
         self.on_state("stopped", 0)
@@ -97,6 +103,7 @@ class Mqtt5Connection(Connection):
         future.add_done_callback(lambda f: on_done(_published(f)))
 
     def disconnect(self, timeout: float = 5.0) -> None:
+        self._stopping = True
         self.client.stop(mqtt5.DisconnectPacket())
         self._stopped.wait(timeout)
 

@@ -7,20 +7,33 @@ import time
 from collections.abc import Iterator
 
 from iotnotify.connection import ConnectOptions, OnState, open_connection
+from iotnotify.errors import ConnectError, IotNotifyError
 from iotnotify.keys import KeySource
 from iotnotify.messages import Message
 from iotnotify.topics import check_filter, is_aws_host, subscribe_batches
 
 
 class Inbox:
-    """A thread-safe queue between the MQTT threads (producers) and the command (consumer)."""
+    """A thread-safe queue between the MQTT threads (producers) and the command (consumer); an
+    error put in it (giving up on the connection) is raised to the consumer in its turn."""
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[Message] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Message | IotNotifyError] = queue.SimpleQueue()
 
     def put(self, message: Message) -> None:
         """Called by the client for each message received."""
         self._queue.put(message)
+
+    def fail(self, error: IotNotifyError) -> None:
+        """End the stream with `error`, after the messages already queued."""
+        self._queue.put(error)
+
+    def _get(self, timeout: float) -> Message:
+        item = self._queue.get(timeout=timeout)
+        if isinstance(item, IotNotifyError):
+            self._queue.put(item)  # every later read fails the same way
+            raise item
+        return item
 
     def messages(self, timeout: float | None = None, idle: float | None = None) -> Iterator[Message]:
         """Yield messages as they arrive until `timeout` seconds passed in all, or none arrived for
@@ -35,7 +48,7 @@ class Inbox:
                 return
             try:
                 # a bounded wait keeps Ctrl-C responsive while blocked here
-                message = self._queue.get(timeout=0.5 if end is None else min(end - now, 0.5))
+                message = self._get(0.5 if end is None else min(end - now, 0.5))
             except queue.Empty:
                 continue
             last = time.monotonic()
@@ -45,12 +58,12 @@ class Inbox:
     def drain(self, wait: float) -> list[Message]:
         """Every message queued now, waiting up to `wait` seconds for the first (a batch for `tail`)."""
         try:
-            batch = [self._queue.get(timeout=wait)]
+            batch = [self._get(wait)]
         except queue.Empty:
             return []
         while True:
             try:
-                batch.append(self._queue.get_nowait())
+                batch.append(self._get(0))
             except queue.Empty:
                 return batch
 
@@ -78,12 +91,27 @@ def check_filters(filters: list[str], host: str) -> list[str]:
 
 
 def subscribe(source: KeySource, options: ConnectOptions, filters: list[str], qos: int,  # type: ignore[no-untyped-def]
-              on_state: OnState | None = None):
-    """Connect and subscribe (several SUBSCRIBE packets where AWS limits require); return (connection, inbox)."""
+              on_state: OnState | None = None, max_reconnects: int | None = None):
+    """Connect and subscribe (several SUBSCRIBE packets where AWS limits require); return (connection,
+    inbox). With `max_reconnects`, the inbox fails with a ConnectError once that many reconnection
+    attempts failed in a row (0: as soon as the connection is lost)."""
     check_filters(filters, "")  # MQTT's rules before anything goes over the network
-    check_filters(filters, source.get().host)  # then the broker's own limits
+    where = source.get().host
+    check_filters(filters, where)  # then the broker's own limits
     inbox = Inbox()
-    connection = open_connection(source, options, inbox.put, on_state)
+    report = on_state or (lambda _state, _attempt: None)
+
+    def watch(state: str, attempt: int) -> None:
+        report(state, attempt)
+        if max_reconnects is None or state != "reconnecting":
+            return
+        if max_reconnects == 0:
+            inbox.fail(ConnectError(f"connection to broker {where} lost (--no-reconnect)"))
+        elif attempt > max_reconnects:
+            inbox.fail(ConnectError(f"broker {where} unreachable: gave up after {max_reconnects} "
+                                    "reconnection attempts"))
+
+    connection = open_connection(source, options, inbox.put, watch)
     try:
         for batch in subscribe_batches(filters):
             connection.subscribe(batch, qos)

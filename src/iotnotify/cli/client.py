@@ -107,12 +107,16 @@ Examples:
 @click.option("--ready-file", type=click.Path(dir_okay=False), metavar="PATH",
               help="Create PATH once the broker acknowledged the subscription.")
 @click.option("--quiet", is_flag=True, help="Do not print `subscribed` or other status lines on stderr.")
+@click.option("--max-reconnects", type=click.IntRange(min=0), metavar="N",
+              help="Exit 5 after N failed reconnection attempts in a row (default: keep trying).")
+@click.option("--no-reconnect", is_flag=True, help="Exit 5 as soon as the connection is lost.")
 @_mqtt_flags
 @_connection_flags
 @click.pass_context
 def subscribe(ctx: click.Context, filters: tuple[str, ...], verbose: bool, as_json: bool, template: str | None,
               pretty: bool, no_newline: bool, no_retained: bool, retained_only: bool, count: int | None,
-              timeout: float | None, ready_file: str | None, quiet: bool, qos: int, **flags: Any) -> None:
+              timeout: float | None, ready_file: str | None, quiet: bool, max_reconnects: int | None,
+              no_reconnect: bool, qos: int, **flags: Any) -> None:
     """Print each message on FILTER... to stdout, one line per message, flushed at once."""
     import itertools
 
@@ -127,7 +131,19 @@ def subscribe(ctx: click.Context, filters: tuple[str, ...], verbose: bool, as_js
         raise click.UsageError("--no-retained and --retained-only cannot be combined")
     render = formatter(OutputStyle(as_json, verbose, template, pretty, not no_newline))
     settings = _settings(ctx, **flags)
-    connection, inbox = receiving.subscribe(_source(settings), _options(settings), list(filters), qos)
+    lost = False
+
+    def state_changed(state: str, attempt: int) -> None:  # from the MQTT threads: state changes on stderr
+        nonlocal lost
+        if state == "reconnecting":
+            _note("iotnotify: connection lost, reconnecting" + (f" (attempt {attempt})" if attempt else ""), quiet)
+            lost = True
+        elif state == "connected" and lost:
+            _note("iotnotify: reconnected", quiet)
+            lost = False
+
+    connection, inbox = receiving.subscribe(_source(settings), _options(settings), list(filters), qos,
+                                            on_state=state_changed, max_reconnects=0 if no_reconnect else max_reconnects)
     received = 0
     try:
         _note("subscribed", quiet)

@@ -88,7 +88,7 @@ class WebSocketFront:
             server = await serve(
                 lambda ws: _relay(ws, self.broker_port), "127.0.0.1", self.port, ssl=self.context,
                 subprotocols=["mqtt"], process_request=_check_path, compression=None, max_size=None,
-                ping_interval=None, server_header="iotnotify-local",
+                ping_interval=None, close_timeout=1, server_header="iotnotify-local",
             )
         except OSError as e:
             self._error = e

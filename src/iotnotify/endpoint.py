@@ -1,0 +1,81 @@
+"""Fetching keys from a keys endpoint over HTTP: bounded retries for bad minutes, fast failure otherwise."""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import time
+import urllib.error
+import urllib.request
+from urllib.parse import urlsplit
+
+from iotnotify.errors import KeysError
+from iotnotify.keys import TemporaryKeys, parse_keys
+
+ATTEMPTS = 3
+FIRST_DELAY = 0.5  # s, doubled per retry, with jitter
+
+
+class TransientKeysError(KeysError):
+    """A failure worth another try: a timeout, a dropped connection, a 5xx answer."""
+
+
+def _excerpt(body: bytes, limit: int = 80) -> str:
+    """A short, single-line excerpt of a response body for an error message."""
+    text = " ".join(body.decode("utf-8", "replace").split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _message(body: bytes) -> str:
+    """The `message` of a JSON error body (API Gateway's and ours), else an excerpt of the body."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return _excerpt(body)
+    return _excerpt(str(data["message"]).encode()) if isinstance(data, dict) and "message" in data else _excerpt(body)
+
+
+def fetch_once(url: str, timeout: float, stated: float | None = None) -> TemporaryKeys:
+    """One GET of the keys endpoint; TransientKeysError for what a retry may fix. `stated` is the
+    time limit errors mention (the whole fetch's, when this is a retry)."""
+    stated = timeout if stated is None else stated
+    request = urllib.request.Request(url, headers={"Accept": "application/json", "User-Agent": "iotnotify"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read()
+    except urllib.error.HTTPError as e:
+        detail = _message(e.read() or b"")
+        error = TransientKeysError if e.code >= 500 or e.code == 429 else KeysError
+        raise error(f"keys endpoint {url} answered HTTP {e.code}" + (f": {detail}" if detail else "")) from None
+    except (TimeoutError, socket.timeout):
+        raise TransientKeysError(f"keys endpoint {url} did not answer within {stated:g} s") from None
+    except urllib.error.URLError as e:
+        if isinstance(e.reason, (TimeoutError, socket.timeout)):
+            raise TransientKeysError(f"keys endpoint {url} did not answer within {stated:g} s") from None
+        raise TransientKeysError(f"keys endpoint {url} is unreachable: {e.reason}") from None
+    except (OSError, ValueError) as e:  # connection reset, bad status line
+        raise TransientKeysError(f"keys endpoint {url} failed: {e}") from None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise KeysError(f"keys endpoint {url} did not answer JSON: {_excerpt(body)!r}") from None
+    return parse_keys(data)
+
+
+def fetch_keys(url: str, timeout: float, attempts: int = ATTEMPTS) -> TemporaryKeys:
+    """GET the keys endpoint, retrying timeouts, dropped connections and 5xx with backoff, all
+    within `timeout` seconds; 4xx and unusable answers fail at once. Errors are one line."""
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise KeysError(f"keys endpoint {url!r} is not an http:// or https:// URL")
+    deadline = time.monotonic() + timeout
+    for attempt in range(attempts):
+        remaining = deadline - time.monotonic()
+        try:
+            return fetch_once(url, remaining if attempt else timeout, stated=timeout)
+        except TransientKeysError as e:
+            delay = FIRST_DELAY * 2**attempt * random.uniform(0.5, 1.0)
+            if attempt == attempts - 1 or time.monotonic() + delay >= deadline:
+                raise KeysError(str(e)) from None
+            time.sleep(delay)
+    raise AssertionError("unreachable")
