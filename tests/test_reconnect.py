@@ -1,10 +1,13 @@
-"""Long-running subscribers through broker restarts: state changes on stderr, resubscribing, and
-giving up when told to. Each test has a broker of its own to stop and start."""
+"""Fault injection: subscribers through broker restarts (state changes on stderr, resubscribing,
+giving up when told to) and senders through a stopped or vanished broker (nothing accepted is lost
+silently). Each test has a broker of its own to stop and start."""
 
+import signal
 import subprocess
+import time
 
 import pytest
-from conftest import broker_behind_front, tutorial_keys, wait_for
+from conftest import IOTNOTIFY, broker_behind_front, tutorial_keys, wait_for
 
 
 @pytest.fixture
@@ -38,3 +41,48 @@ def test_subscribe_gives_up_when_told_to(cli, own_broker, tmp_path, flag, messag
     out, err = sub.communicate(timeout=90)
     assert sub.returncode == 5
     assert err.decode().splitlines()[-1].startswith("iotnotify: error: ") and message in err.decode()
+
+
+def test_send_gives_up_after_timeout_with_the_exact_count_and_the_failed_file(cli, own_broker, tmp_path):
+    broker, flags = own_broker
+    failed = tmp_path / "failed.txt"
+    sender = subprocess.Popen([IOTNOTIFY, *flags, "send", "-l", "t", "--timeout", "2", "--failed", str(failed)],
+                              stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=cli.env)
+    sender.stdin.write(b"l1\nl2\nl3\nl4\nl5\n")
+    sender.stdin.flush()
+    time.sleep(1.5)  # acknowledged by now
+    broker.stop()
+    sender.stdin.write(b"l6\nl7\nl8\n")
+    sender.stdin.close()
+    err = sender.stderr.read().decode()
+    assert sender.wait(30) == 6
+    assert err == (f"iotnotify: error: 3 of 8 messages were not delivered (3 not acknowledged by the broker); "
+                   f"saved to {failed}\n")
+    assert failed.read_bytes() == b"l6\nl7\nl8\n"
+    assert oct(failed.stat().st_mode & 0o777) == "0o600"
+
+
+def test_send_of_10000_lines_through_a_stopped_and_continued_broker_loses_none(cli, own_broker, tmp_path):
+    broker, flags = own_broker
+    ready = tmp_path / "ready"
+    sub = subprocess.Popen([IOTNOTIFY, *flags, "subscribe", "t", "-C", "10000", "-W", "120", "--quiet",
+                            "--ready-file", str(ready)], stdout=subprocess.PIPE, env=cli.env)
+    wait_for(ready.exists, 30, "subscriber ready")
+    sender = subprocess.Popen([IOTNOTIFY, *flags, "send", "-l", "t"], stdin=subprocess.PIPE, env=cli.env)
+    sender.stdin.write(b"".join(b"%d\n" % i for i in range(5000)))
+    sender.stdin.flush()
+    broker.process.send_signal(signal.SIGSTOP)
+    try:
+        sender.stdin.write(b"".join(b"%d\n" % i for i in range(5000, 10000)))
+        sender.stdin.flush()
+        time.sleep(2)
+    finally:
+        broker.process.send_signal(signal.SIGCONT)
+    sender.stdin.close()
+    assert sender.wait(120) == 0
+    out, _ = sub.communicate(timeout=120)
+    received = out.decode().split()
+    assert sub.returncode == 0
+    assert set(received) == {str(i) for i in range(10000)}
+    duplicates = len(received) - len(set(received))
+    print(f"duplicates (QoS 1 redelivery): {duplicates}")

@@ -6,9 +6,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from iotnotify.connection import Connection, ConnectOptions, open_connection
 from iotnotify.errors import DeliveryError, Interrupted, UsageError
+from iotnotify.files import write_private
 from iotnotify.keys import KeySource
 from iotnotify.topics import check_payload, check_topic, is_aws_host
 
@@ -42,7 +44,8 @@ class SendResult:
 
 
 class Publisher:
-    """Publishes to one topic without waiting per message; `wait` collects the acknowledgements."""
+    """Publishes to one topic without waiting per message; `wait` collects the acknowledgements.
+    Every payload is kept until the broker acknowledged it, so what was not delivered can be saved."""
 
     def __init__(self, connection: Connection, topic: str, qos: int, retain: bool) -> None:
         self.connection = connection
@@ -53,21 +56,33 @@ class Publisher:
         self._sent = 0
         self._acked = 0
         self._failed = 0
+        self._pending: dict[int, bytes] = {}  # input position -> payload, until acknowledged
+        self._refused: dict[int, bytes] = {}  # input position -> payload the broker refused
 
-    def publish(self, payload: bytes) -> None:
-        """Check the payload against the broker's limit and hand it to the client."""
+    def publish(self, payload: bytes, position: int | None = None) -> None:
+        """Check the payload against the broker's limit and hand it to the client; `position` is
+        its place in the input (for the order of --failed)."""
         check_payload(len(payload), self.connection.aws)
         with self._lock:
             self._sent += 1
-        self.connection.publish(self.topic, payload, self.qos, self.retain, self._done)
+            key = self._sent if position is None else position
+            self._pending[key] = payload
+        self.connection.publish(self.topic, payload, self.qos, self.retain, lambda ok: self._done(key, ok))
 
-    def _done(self, ok: bool) -> None:
+    def _done(self, key: int, ok: bool) -> None:
         with self._lock:
+            payload = self._pending.pop(key, b"")
             if ok:
                 self._acked += 1
             else:
                 self._failed += 1
+                self._refused[key] = payload
             self._lock.notify_all()
+
+    def undelivered(self) -> dict[int, bytes]:
+        """The payloads not acknowledged (still waiting, or refused), by input position."""
+        with self._lock:
+            return {**self._pending, **self._refused}
 
     def result(self) -> SendResult:
         """The counts so far."""
@@ -87,11 +102,13 @@ class Publisher:
 
 
 def send(source: KeySource, options: ConnectOptions, topic: str, payloads: Iterable[bytes], qos: int,
-         retain: bool, timeout: float, on_rejected: Callable[[int, UsageError], None]) -> SendResult:
+         retain: bool, timeout: float, on_rejected: Callable[[int, UsageError], None],
+         failed_file: Path | None = None) -> SendResult:
     """Publish every payload as it comes, then wait up to `timeout` s for the acknowledgements.
 
     A payload over the broker's limit is reported through `on_rejected` and skipped; the rest go out.
-    Raises DeliveryError if anything was not delivered, Interrupted on Ctrl-C.
+    Raises DeliveryError if anything was not delivered, Interrupted on Ctrl-C; either way the
+    payloads not delivered are written to `failed_file` (one per line, in input order) if given.
     """
     check_topic(topic, aws=False)  # MQTT's rules before anything goes over the network
     aws = is_aws_host(source.get().host)
@@ -101,22 +118,28 @@ def send(source: KeySource, options: ConnectOptions, topic: str, payloads: Itera
             check_payload(len(payload), aws)
     connection = open_connection(source, options)
     publisher = Publisher(connection, topic, qos, retain)
-    rejected = 0
+    rejected: dict[int, bytes] = {}
+    interrupted = False
     try:
-        for index, payload in enumerate(payloads, 1):
+        for position, payload in enumerate(payloads, 1):
             try:
-                publisher.publish(payload)
+                publisher.publish(payload, position)
             except UsageError as e:
-                rejected += 1
-                on_rejected(index, e)
+                rejected[position] = payload
+                on_rejected(position, e)
         result = publisher.wait(timeout)
     except KeyboardInterrupt:
-        result = publisher.result()
-        raise Interrupted(f"interrupted: {result.unacknowledged} of {result.sent} messages "
-                          "not acknowledged") from None
+        result, interrupted = publisher.result(), True
     finally:
         connection.disconnect()
-    result = SendResult(result.sent, result.acked, result.failed, rejected)
+    undelivered = {**publisher.undelivered(), **rejected}
+    if undelivered and failed_file is not None:
+        write_private(failed_file, b"".join(undelivered[k] + b"\n" for k in sorted(undelivered)))
+    if interrupted:
+        raise Interrupted(f"interrupted: {result.unacknowledged} of {result.sent} messages not acknowledged"
+                          + (f" (saved to {failed_file})" if undelivered and failed_file else ""))
+    result = SendResult(result.sent, result.acked, result.failed, len(rejected))
     if result.unacknowledged or result.rejected:
-        raise DeliveryError(result.summary())
+        saved = f"; saved to {failed_file}" if failed_file is not None else ""
+        raise DeliveryError(result.summary() + saved)
     return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import click
@@ -63,11 +64,13 @@ Examples:
 @click.option("--retain", "-r", is_flag=True, help="Ask the broker to retain the message.")
 @click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True, metavar="S",
               help="Seconds to wait for acknowledgements after the input ends.")
+@click.option("--failed", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Write the messages not delivered to FILE, one per line (retry with send -l < FILE).")
 @_mqtt_flags
 @_connection_flags
 @click.pass_context
 def send(ctx: click.Context, topic: str, message: str | None, message_opt: str | None, file: BinaryIO | None,
-         stdin: bool, lines: bool, retain: bool, timeout: float, qos: int, **flags: Any) -> None:
+         stdin: bool, lines: bool, retain: bool, timeout: float, failed: str | None, qos: int, **flags: Any) -> None:
     """Publish MESSAGE to TOPIC; exit 0 only once the broker acknowledged every QoS 1 message."""
     from iotnotify.messages import payloads_from
     from iotnotify.send import send as send_messages
@@ -80,7 +83,8 @@ def send(ctx: click.Context, topic: str, message: str | None, message_opt: str |
     def rejected(index: int, error: errors.UsageError) -> None:
         _note(f"iotnotify: message {index} not sent: {error}")
 
-    send_messages(_source(settings), _options(settings), topic, payloads, qos, retain, timeout, rejected)
+    send_messages(_source(settings), _options(settings), topic, payloads, qos, retain, timeout, rejected,
+                  Path(failed) if failed else None)
 
 
 @cli.command(context_settings=CONTEXT, epilog="""\b

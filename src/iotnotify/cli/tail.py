@@ -10,7 +10,16 @@ from typing import Any, BinaryIO
 import click
 
 from iotnotify import errors
-from iotnotify.cli import CONTEXT, _connection_flags, _mqtt_flags, _options, _quiet_stdout, _settings, _source, cli
+from iotnotify.cli import (
+    CONTEXT,
+    _connection_flags,
+    _mqtt_flags,
+    _options,
+    _quiet_stdout,
+    _settings,
+    _source,
+    cli,
+)
 
 DEFAULT_TOPIC = "/serverless/pubsub"  # the tutorial's
 REFRESH = 0.1  # s between redraws
