@@ -86,3 +86,25 @@ def test_send_of_10000_lines_through_a_stopped_and_continued_broker_loses_none(c
     assert set(received) == {str(i) for i in range(10000)}
     duplicates = len(received) - len(set(received))
     print(f"duplicates (QoS 1 redelivery): {duplicates}")
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_persistent_session_gets_what_was_sent_while_away(cli, tmp_path, topic, protocol):
+    session = f"s-{protocol}-{time.monotonic_ns()}"
+    first = cli.subscriber(tmp_path, topic, "--session", session, "--protocol", protocol)
+    first.kill()  # gone without a goodbye; the broker keeps the session
+    first.wait()
+    assert cli.run("send", "-l", topic, input="while\nyou\nwere away\n").returncode == 0
+    back = cli.run("subscribe", topic, "--session", session, "--protocol", protocol, "-C", "3", "-W", "20",
+                   "--quiet")
+    assert back.returncode == 0, back.stderr
+    assert back.stdout == "while\nyou\nwere away\n"
+
+
+def test_without_a_session_what_was_sent_while_away_is_not_delivered(cli, tmp_path, topic):
+    first = cli.subscriber(tmp_path, topic, "--client-id", f"plain-{time.monotonic_ns()}")
+    first.kill()
+    first.wait()
+    cli.run("send", topic, "missed")
+    back = cli.run("subscribe", topic, "-C", "1", "-W", "2", "--quiet")
+    assert back.returncode == 7 and back.stdout == ""

@@ -31,6 +31,8 @@ class ConnectOptions:
     keep_alive: int = 60
     min_reconnect_delay: float = 1.0  # s, doubled (with jitter) per failed attempt...
     max_reconnect_delay: float = 30.0  # ...up to this
+    session: str | None = None  # a persistent session: its name is the client id
+    session_expiry: int = 3600  # s the broker keeps a persistent session while the client is away
 
 
 def client_id_for(keys: TemporaryKeys) -> str:
@@ -52,7 +54,7 @@ class Connection:
         self.source = source
         self.keys = keys
         self.options = options
-        self.client_id = options.client_id or client_id_for(keys)
+        self.client_id = options.client_id or options.session or client_id_for(keys)
         self.aws = is_aws_host(keys.host)
         self.on_message = on_message
         self.on_state = on_state or (lambda _state, _attempt: None)

@@ -13,11 +13,11 @@ from iotnotify.messages import Message
 
 
 class Mqtt311Connection(Connection):
-    """awscrt.mqtt.Connection (MQTT 3.1.1) with a clean session."""
+    """awscrt.mqtt.Connection (MQTT 3.1.1): a clean session, or a persistent one with --session."""
 
     def connect(self) -> None:
         self.connection = mqtt_connection_builder.websockets_with_default_aws_signing(
-            **self.builder_args(), clean_session=True, keep_alive_secs=self.options.keep_alive,
+            **self.builder_args(), clean_session=not self.options.session, keep_alive_secs=self.options.keep_alive,
             reconnect_min_timeout_secs=max(int(self.options.min_reconnect_delay), 1),
             reconnect_max_timeout_secs=max(int(self.options.max_reconnect_delay), 1),
             on_connection_interrupted=lambda connection, error, **_: self.on_state("reconnecting", 0),

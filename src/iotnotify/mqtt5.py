@@ -22,7 +22,9 @@ class Mqtt5Connection(Connection):
             keep_alive_interval_sec=self.options.keep_alive,
             min_reconnect_delay_ms=int(self.options.min_reconnect_delay * 1000),
             max_reconnect_delay_ms=int(self.options.max_reconnect_delay * 1000),
-            session_behavior=mqtt5.ClientSessionBehaviorType.CLEAN,
+            session_behavior=(mqtt5.ClientSessionBehaviorType.REJOIN_ALWAYS if self.options.session
+                              else mqtt5.ClientSessionBehaviorType.CLEAN),
+            session_expiry_interval_sec=self.options.session_expiry if self.options.session else None,
             extended_validation_and_flow_control_options=(
                 validation.AWS_IOT_CORE_DEFAULTS if self.aws else validation.NONE),
             on_publish_received=self._received if self.on_message else None,

@@ -71,10 +71,21 @@ def _source(settings: Settings):  # type: ignore[no-untyped-def]
                       aws_profile=settings.aws_profile, aws_role=settings.aws_role)
 
 
-def _options(settings: Settings):  # type: ignore[no-untyped-def]
+def _options(settings: Settings, session: str | None = None, session_expiry: int = 3600):  # type: ignore[no-untyped-def]
     from iotnotify.connection import ConnectOptions
 
-    return ConnectOptions(protocol=settings.protocol, client_id=settings.client_id, ca_file=settings.ca_file)
+    return ConnectOptions(protocol=settings.protocol, client_id=settings.client_id, ca_file=settings.ca_file,
+                          session=session, session_expiry=session_expiry)
+
+
+def _session_flags(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Flags of the commands that can keep a persistent session."""
+    command = click.option("--session-expiry", type=click.IntRange(60, 7 * 24 * 3600), default=3600,
+                           show_default=True, metavar="S",
+                           help="Seconds the broker keeps the --session while you are away.")(command)
+    return click.option("--session", metavar="NAME",
+                        help="Persistent session NAME (also the client id): QoS 1 messages sent while you "
+                             "were away are delivered when you come back.")(command)
 
 
 def _note(message: str, quiet: bool = False) -> None:

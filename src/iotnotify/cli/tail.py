@@ -16,6 +16,7 @@ from iotnotify.cli import (
     _mqtt_flags,
     _options,
     _quiet_stdout,
+    _session_flags,
     _settings,
     _source,
     cli,
@@ -38,11 +39,13 @@ Examples:
               help="Append every message received to FILE as JSON lines (the subscribe --json format).")
 @click.option("--grep", metavar="PATTERN", help="Show only messages whose topic or payload match (a regex).")
 @click.option("--send", "send_topic", metavar="TOPIC", help="Type lines to publish to TOPIC (Enter sends).")
+@_session_flags
 @_mqtt_flags
 @_connection_flags
 @click.pass_context
 def tail(ctx: click.Context, filters: tuple[str, ...], lines: int | None, save: BinaryIO | None,
-         grep: str | None, send_topic: str | None, qos: int, **flags: Any) -> None:
+         grep: str | None, send_topic: str | None, session: str | None, session_expiry: int, qos: int,
+         **flags: Any) -> None:
     """Show the traffic on FILTER... live: connection state, newest messages, counters. Ctrl-C stops."""
     from iotnotify.output import OutputStyle, formatter
     from iotnotify.topics import check_topic
@@ -58,14 +61,15 @@ def tail(ctx: click.Context, filters: tuple[str, ...], lines: int | None, save: 
     settings = _settings(ctx, **flags)
     topics = list(filters) or [settings.topic or DEFAULT_TOPIC]
     source = _source(settings)
+    options = _options(settings, session, session_expiry)
     save_line = formatter(OutputStyle(json_lines=True))
     if not sys.stdout.isatty():
-        _run_plain(source, settings, topics, qos, pattern, save, save_line)
+        _run_plain(source, options, topics, qos, pattern, save, save_line)
         return
-    _run_live(source, settings, topics, qos, lines, pattern, save, send_topic, save_line)
+    _run_live(source, options, topics, qos, lines, pattern, save, send_topic, save_line)
 
 
-def _run_plain(source: Any, settings: Any, topics: list[str], qos: int, pattern: Any, save: BinaryIO | None,
+def _run_plain(source: Any, options: Any, topics: list[str], qos: int, pattern: Any, save: BinaryIO | None,
                save_line: Any) -> None:
     """Not a terminal: `subscribe -v` lines (those --grep lets through), then the summary."""
     from iotnotify import subscribe as receiving
@@ -74,7 +78,7 @@ def _run_plain(source: Any, settings: Any, topics: list[str], qos: int, pattern:
 
     plain = formatter(OutputStyle(verbose=True))
     state = TailState(1, pattern)
-    connection, inbox = receiving.subscribe(source, _options(settings), topics, qos)
+    connection, inbox = receiving.subscribe(source, options, topics, qos)
     try:
         for message in inbox.messages():
             state.add(message)
@@ -93,7 +97,7 @@ def _run_plain(source: Any, settings: Any, topics: list[str], qos: int, pattern:
     click.echo(state.summary(), err=True)
 
 
-def _run_live(source: Any, settings: Any, topics: list[str], qos: int, lines: int | None, pattern: Any,
+def _run_live(source: Any, options: Any, topics: list[str], qos: int, lines: int | None, pattern: Any,
               save: BinaryIO | None, send_topic: str | None, save_line: Any) -> None:
     """The live view: draw at most every REFRESH seconds, whatever the traffic; a summary at the end."""
     import contextlib
@@ -113,8 +117,8 @@ def _run_live(source: Any, settings: Any, topics: list[str], qos: int, lines: in
     if send_topic is not None:
         check_topic(send_topic, is_aws_host(keys.host))
     state = TailState(lines or max(console.height - 3, 1), pattern, host=f"{keys.host}:{keys.port}",
-                      protocol=settings.protocol, expires=keys.expiration, send_topic=send_topic)
-    connection, inbox = receiving.subscribe(source, _options(settings), topics, qos, on_state=state.set_state)
+                      protocol=options.protocol, expires=keys.expiration, send_topic=send_topic)
+    connection, inbox = receiving.subscribe(source, options, topics, qos, on_state=state.set_state)
     state.client_id = connection.client_id
     state.set_state("connected")
     editor = LineEditor(lambda text: setattr(state, "typing", text)) if send_topic else None
