@@ -171,9 +171,12 @@ class KeySource:
 
 def endpoint_source(url: str, timeout: float, cache: KeyCache | None = None) -> KeySource:
     """Keys from a keys endpoint URL."""
-    from iotnotify.endpoint import fetch_keys
+    def fetch() -> TemporaryKeys:
+        from iotnotify.endpoint import fetch_keys  # urllib and friends: only when keys must be fetched
 
-    return KeySource(url, lambda: fetch_keys(url, timeout), cache)
+        return fetch_keys(url, timeout)
+
+    return KeySource(url, fetch, cache)
 
 
 def key_source(endpoint: str | None, timeout: float, use_cache: bool, aws: bool = False,

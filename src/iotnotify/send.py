@@ -17,17 +17,13 @@ from iotnotify.topics import check_payload, check_topic, is_aws_host
 
 @dataclass(frozen=True)
 class SendResult:
-    """How a send ended: messages handed over, acknowledged, failed, and still waiting."""
+    """How a send ended: messages handed over, acknowledged, refused by the broker, and refused
+    before sending (over a limit); the rest were still waiting."""
 
     sent: int
     acked: int
     failed: int
     rejected: int = 0
-
-    @property
-    def pending(self) -> int:
-        """Messages neither acknowledged nor failed yet."""
-        return self.sent - self.acked - self.failed
 
     @property
     def unacknowledged(self) -> int:
