@@ -196,19 +196,19 @@ def test_processes_sharing_cached_keys_get_their_own_ids_below_the_keys_client_i
     assert len(ids) == 3 and len(set(ids)) == 3
 
 
-def test_client_id_is_random_when_the_keys_name_none(fake_endpoint, stack, tmp_path, topic):
+def test_client_id_is_random_when_the_keys_name_none(fake_endpoint, tmp_path, topic):
     import re
 
-    from conftest import Cli, tutorial_keys, user_env
+    from conftest import Cli, broker_behind_front, tutorial_keys, user_env
 
-    fake_endpoint.answer(body=tutorial_keys(port=stack.wss_port))
-    cli = Cli(user_env(tmp_path))
-    before = len(broker_log(stack))
-    for _ in range(2):
-        assert cli.run("--endpoint", fake_endpoint.url, "--ca-file", stack.ca_file, "send", topic, "x").returncode == 0
-    ids = re.findall(r" as (iotnotify-[0-9a-f]{12}) ", broker_log(stack)[before:])
+    with broker_behind_front(tmp_path) as (broker, wss, ca_file):  # a front that takes any keys
+        fake_endpoint.answer(body=tutorial_keys(port=wss))
+        cli = Cli(user_env(tmp_path))
+        for _ in range(2):
+            assert cli.run("--endpoint", fake_endpoint.url, "--ca-file", ca_file, "send", topic, "x").returncode == 0
+        log = broker.log_file.read_text()
+    ids = re.findall(r" as (iotnotify-[0-9a-f]{12}) ", log)
     assert len(ids) == 2 and len(set(ids)) == 2
-
 
 def test_format_template(cli, tmp_path, topic):
     sub = cli.subscriber(tmp_path, topic, "-C", "1", "-W", "20", "--format", "{topic}|{qos}|{json}")

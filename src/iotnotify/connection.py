@@ -17,6 +17,7 @@ OnMessage = Callable[[Message], None]
 OnDone = Callable[[bool], None]
 OnState = Callable[[str, int], None]  # state (connecting, connected, reconnecting, stopped), attempt
 
+REFUSED = ("AWS_ERROR_HTTP_WEBSOCKET_UPGRADE_FAILURE", "AWS_IO_SOCKET_CLOSED", "AWS_ERROR_HTTP_CONNECTION_CLOSED")
 TLS_PROBE_AFTER = 1.5  # s: awscrt reports TLS failures only after a long delay; diagnose sooner
 
 
@@ -120,10 +121,9 @@ def classify(error: BaseException, where: str) -> ConnectError:
                 "AWS_IO_DNS_QUERY_FAILED", "AWS_IO_SOCKET_NO_ROUTE_TO_HOST", "AWS_IO_SOCKET_NETWORK_DOWN",
                 "AWS_IO_DNS_NO_ADDRESS_FOR_HOST"):
         return ConnectError(f"broker {where} is unreachable ({name})")
-    if name in ("AWS_ERROR_HTTP_WEBSOCKET_UPGRADE_FAILURE", "AWS_IO_SOCKET_CLOSED",
-                "AWS_ERROR_HTTP_CONNECTION_CLOSED"):
+    if name in REFUSED:
         return ConnectError(f"broker {where} refused the MQTT WebSocket connection ({name}): "
-                            "keys expired or not accepted (try --no-cache), or not an MQTT-over-WebSocket endpoint")
+                            "keys expired or not accepted, or not an MQTT-over-WebSocket endpoint")
     return ConnectError(f"cannot connect to broker {where}: {name or error}")
 
 
@@ -160,7 +160,16 @@ def open_connection(source: KeySource, options: ConnectOptions, on_message: OnMe
     else:
         from iotnotify.mqtt5 import Mqtt5Connection as Impl  # type: ignore[assignment]
     connection = Impl(source, keys, options, on_message, on_state)
-    connection.connect()
+    try:
+        connection.connect()
+    except ConnectError as e:
+        if "refused the MQTT WebSocket connection" not in str(e) or source.fetches:
+            raise
+        # keys from the cache that the broker refuses (revoked, or a restarted local stack): fetch
+        # new ones and try once more
+        source.invalidate()
+        connection = Impl(source, source.get(), options, on_message, on_state)
+        connection.connect()
     return connection
 
 

@@ -147,6 +147,13 @@ class KeySource:
         self._keys: TemporaryKeys | None = None
         self.fetches = 0
 
+    def invalidate(self) -> None:
+        """Forget the keys in hand and cached (the broker refused them): the next get() fetches."""
+        with self._lock:
+            self._keys = None
+            if self.cache is not None:
+                self.cache.path(self.name).unlink(missing_ok=True)
+
     @property
     def current(self) -> TemporaryKeys | None:
         """The keys in hand (the last fetched or loaded), without fetching."""

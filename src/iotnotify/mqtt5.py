@@ -7,7 +7,7 @@ import threading
 from awscrt import mqtt5
 from awsiot import mqtt5_client_builder
 
-from iotnotify.connection import Connection, OnDone, check_granted
+from iotnotify.connection import REFUSED, Connection, OnDone, check_granted
 from iotnotify.errors import ConnectError, DeliveryError
 from iotnotify.messages import Message
 
@@ -75,8 +75,10 @@ class Mqtt5Connection(Connection):
         self._stopped.set()
 
     def _failed(self, data: mqtt5.LifecycleConnectFailureData) -> None:
-        if self._outcome.is_set():
-            return  # a later reconnect attempt; the client keeps trying
+        if self._outcome.is_set():  # a reconnection attempt; the client keeps trying...
+            if getattr(data.exception, "name", "") in REFUSED:
+                self.source.invalidate()  # ...with new keys, if the broker refused these
+            return
         connack = data.connack_packet
         if connack is not None and connack.reason_code is not None and int(connack.reason_code) >= 0x80:
             reason = connack.reason_string or connack.reason_code.name

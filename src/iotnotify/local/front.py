@@ -3,8 +3,9 @@
 Why not Mosquitto's own websockets listener: in Mosquitto 2.0.11 (Debian 12) it ignores the bind
 address and listens on every interface (eclipse-mosquitto/mosquitto#2085, #3045), which would put an
 anonymous broker on the network; its libwebsockets also adds 100-300 ms to every connection. The front
-binds to loopback only and relays bytes: MQTT itself is Mosquitto's. It is also the one place where
-the local stack can inspect the signed WebSocket upgrade, as AWS IoT's gateway does.
+binds to loopback only and relays bytes: MQTT itself is Mosquitto's. Like AWS IoT's gateway, it checks
+the SigV4 signature of each WebSocket upgrade (local/sigv4.py) and refuses unknown, tampered or
+expired keys with HTTP 403.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import threading
+from collections.abc import Callable, Mapping
 
 from iotnotify.errors import LocalStackError
 from iotnotify.local.tls import TlsFiles
@@ -48,18 +50,28 @@ async def _relay(websocket, broker_port: int) -> None:  # type: ignore[no-untype
         await websocket.close()
 
 
-def _check_path(connection, request):  # type: ignore[no-untyped-def]
-    """Answer 404 to anything but the MQTT path (query strings, such as SigV4's, are allowed)."""
-    if request.path.split("?", 1)[0] != MQTT_PATH:
-        return connection.respond(404, f"use wss://host:port{MQTT_PATH}\n")
-    return None
+Check = Callable[[str, Mapping[str, str]], "str | None"]  # (path, headers) -> None, or why refused
+
+
+def _checker(check: Check | None):  # type: ignore[no-untyped-def]
+    """websockets' process_request: 404 off the MQTT path; 403 when `check` refuses the signature."""
+
+    def process_request(connection, request):  # type: ignore[no-untyped-def]
+        if request.path.split("?", 1)[0] != MQTT_PATH:
+            return connection.respond(404, f"use wss://host:port{MQTT_PATH}\n")
+        if check is not None and (reason := check(request.path, dict(request.headers.raw_items()))):
+            return connection.respond(403, f"forbidden: {reason}\n")
+        return None
+
+    return process_request
 
 
 class WebSocketFront:
     """wss://127.0.0.1:port/mqtt for MQTT clients, served from a background thread."""
 
-    def __init__(self, port: int, broker_port: int, tls: TlsFiles) -> None:
+    def __init__(self, port: int, broker_port: int, tls: TlsFiles, check: Check | None = None) -> None:
         self.port = port
+        self.check = check
         self.broker_port = broker_port
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.context.load_cert_chain(tls.cert_file, tls.key_file)
@@ -87,7 +99,7 @@ class WebSocketFront:
         try:
             server = await serve(
                 lambda ws: _relay(ws, self.broker_port), "127.0.0.1", self.port, ssl=self.context,
-                subprotocols=["mqtt"], process_request=_check_path, compression=None, max_size=None,
+                subprotocols=["mqtt"], process_request=_checker(self.check), compression=None, max_size=None,
                 ping_interval=None, close_timeout=1, server_header="iotnotify-local",
             )
         except OSError as e:

@@ -7,11 +7,11 @@ import json
 import secrets
 import string
 import threading
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 from iotnotify.errors import LocalStackError
+from iotnotify.local.sigv4 import KnownKeys
 from iotnotify.server.config import EndpointConfig
 from iotnotify.server.handler import Response, answer, cors_headers
 from iotnotify.server.issuers import Issued, Where
@@ -20,25 +20,37 @@ KEYS_PATH = "/iot/keys"
 LOCAL_ACCOUNT = "000000000000"
 
 
-@dataclass(frozen=True)
 class LocalIssuer:
-    """Mints random keys for the local broker in place of STS."""
+    """Mints random keys for the local broker in place of STS, and remembers them until they expire,
+    so that the wss front can check signatures made with them."""
 
-    host: str
-    port: int
-    region: str = "local"
+    def __init__(self, host: str, port: int, region: str = "local") -> None:
+        self.host, self.port, self.region = host, port, region
+        self._lock = threading.Lock()
+        self._minted: dict[str, KnownKeys] = {}
 
     def where(self) -> Where:
         return Where(self.host, self.port, self.region, LOCAL_ACCOUNT)
 
     def issue(self, client_id: str, policy: dict[str, object], lifetime: int) -> Issued:
         alphabet = string.ascii_uppercase + string.digits
-        return Issued(
+        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        issued = Issued(
             access_key="ASIA" + "".join(secrets.choice(alphabet) for _ in range(16)),
             secret_key=secrets.token_urlsafe(30),
             session_token=secrets.token_urlsafe(96),
-            expiration=dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=lifetime),
+            expiration=now + dt.timedelta(seconds=lifetime),
         )
+        with self._lock:
+            for key in [k for k, known in self._minted.items() if known.expiration <= now]:
+                del self._minted[key]  # forget expired keys: memory stays bounded
+            self._minted[issued.access_key] = KnownKeys(issued.secret_key, issued.session_token, issued.expiration)
+        return issued
+
+    def lookup(self, access_key: str) -> KnownKeys | None:
+        """The keys minted under `access_key`, if any (expired or not)."""
+        with self._lock:
+            return self._minted.get(access_key)
 
 
 def _quiet(*_args: object, **_fields: object) -> None:

@@ -10,6 +10,7 @@ from iotnotify.errors import LocalStackError, UsageError
 from iotnotify.local.broker import Broker, check_port_free
 from iotnotify.local.front import WebSocketFront
 from iotnotify.local.keys_server import KeysServer, LocalIssuer
+from iotnotify.local.sigv4 import check_upgrade
 from iotnotify.local.tls import ensure_tls_files
 from iotnotify.server.config import DEFAULT_TOPICS, ConfigInvalid, EndpointConfig
 
@@ -32,13 +33,16 @@ class StackConfig:
 
 
 class LocalStack:
-    """Mosquitto behind a TLS WebSocket front, plus the keys endpoint, all on loopback."""
+    """Mosquitto behind a TLS WebSocket front that checks signatures against the keys the local
+    endpoint minted, plus that endpoint, all on loopback."""
 
     def __init__(self, config: StackConfig) -> None:
         self.config = config
         self.tls = ensure_tls_files(config.state_dir / "tls")
         self.broker = Broker(config.state_dir / "broker", config.mqtt_port)
-        self.front = WebSocketFront(config.wss_port, config.mqtt_port, self.tls)
+        self.issuer = LocalIssuer(LOOPBACK, config.wss_port)
+        self.front = WebSocketFront(config.wss_port, config.mqtt_port, self.tls,
+                                    check=lambda path, headers: check_upgrade(path, headers, self.issuer.lookup))
         self.keys: KeysServer | None = None
         try:
             self.endpoint = EndpointConfig(topics=config.topics, lifetime=config.lifetime)
@@ -49,7 +53,7 @@ class LocalStack:
         """Check the ports, then start the broker, its wss front and the keys endpoint."""
         check_port_free(self.config.wss_port, "MQTT over WebSocket", "--port")
         check_port_free(self.config.mqtt_port, "plain MQTT", "--mqtt-port")
-        self.keys = KeysServer(self.config.keys_port, self.endpoint, LocalIssuer(LOOPBACK, self.config.wss_port))
+        self.keys = KeysServer(self.config.keys_port, self.endpoint, self.issuer)
         try:
             self.broker.start()
             self.front.start()

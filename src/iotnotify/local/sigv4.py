@@ -1,0 +1,87 @@
+"""Checking a WebSocket upgrade's SigV4 query signature the way AWS IoT's gateway does, for the local stack.
+
+The expected signature is computed by awscrt's own signer (the code the SDKs sign with), over the
+request as the client signed it: the path without the signature and the session token (AWS IoT's
+clients append the token after signing), and the headers the client says it signed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, quote, urlsplit
+
+SERVICE = "iotdevicegateway"
+AUTH_PARAMS = {"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-SignedHeaders", "X-Amz-Signature",
+               "X-Amz-Security-Token", "X-Amz-Expires"}
+CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class KnownKeys:
+    """Keys the local endpoint minted: what a signature must have been made with."""
+
+    secret_key: str
+    session_token: str
+    expiration: dt.datetime
+
+
+Lookup = Callable[[str], "KnownKeys | None"]
+
+
+def check_upgrade(path: str, headers: Mapping[str, str], lookup: Lookup, now: dt.datetime | None = None) -> str | None:
+    """None if the upgrade request is signed with known, unexpired keys; else why it is refused."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    url = urlsplit(path)
+    params = dict(parse_qsl(url.query, keep_blank_values=True))
+    if "X-Amz-Signature" not in params or "X-Amz-Credential" not in params:
+        return "missing signature"
+    if params.get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256":
+        return "unsupported signing algorithm"
+    try:
+        access_key, day, region, service, terminator = params["X-Amz-Credential"].split("/")
+        signed_at = dt.datetime.strptime(params["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+    except (KeyError, ValueError):
+        return "malformed credential or date"
+    if service != SERVICE or terminator != "aws4_request" or day != signed_at.strftime("%Y%m%d"):
+        return "wrong credential scope"
+    keys = lookup(access_key)
+    if keys is None:
+        return "unknown access key"
+    if keys.expiration <= now:
+        return "expired keys"
+    if abs(now - signed_at) > CLOCK_SKEW:
+        return "signature date too far from now"
+    if not hmac.compare_digest(params.get("X-Amz-Security-Token", ""), keys.session_token):
+        return "wrong session token"
+    expected = _signature(url.path, params, headers, access_key, keys.secret_key, region, signed_at)
+    if expected is None or not hmac.compare_digest(expected, params["X-Amz-Signature"]):
+        return "signature does not match"
+    return None
+
+
+def _signature(path: str, params: dict[str, str], headers: Mapping[str, str], access_key: str, secret_key: str,
+               region: str, signed_at: dt.datetime) -> str | None:
+    """The signature awscrt computes for this request, these keys and this time."""
+    from awscrt import auth, http
+
+    lower = {name.lower(): value for name, value in headers.items()}
+    signed = params.get("X-Amz-SignedHeaders", "host").split(";")
+    if any(name not in lower for name in signed):
+        return None
+    others = [(k, v) for k, v in params.items() if k not in AUTH_PARAMS]
+    query = "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in others)
+    request = http.HttpRequest("GET", path + (f"?{query}" if query else ""),
+                               http.HttpHeaders([(name, lower[name]) for name in signed]))
+    expires = params.get("X-Amz-Expires")
+    config = auth.AwsSigningConfig(
+        algorithm=auth.AwsSigningAlgorithm.V4,
+        signature_type=auth.AwsSignatureType.HTTP_REQUEST_QUERY_PARAMS,
+        credentials_provider=auth.AwsCredentialsProvider.new_static(access_key, secret_key),
+        region=region, service=SERVICE, date=signed_at, omit_session_token=True,
+        expiration_in_seconds=int(expires) if expires and expires.isdigit() else None,
+    )
+    auth.aws_sign_request(request, config).result(5)
+    return dict(parse_qsl(urlsplit(request.path).query)).get("X-Amz-Signature")

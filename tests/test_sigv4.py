@@ -1,0 +1,148 @@
+"""The local wss front checks each WebSocket upgrade's SigV4 signature against the keys the local
+endpoint minted, as AWS IoT does: unknown, wrong, tampered, unsigned and expired keys get HTTP 403."""
+
+import datetime as dt
+import json
+import socket
+import ssl
+import subprocess
+import time
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import pytest
+from awscrt import auth, http
+
+from conftest import IOTNOTIFY, Cli, free_port, tutorial_keys, user_env, wait_for
+from iotnotify.local.sigv4 import KnownKeys, check_upgrade
+from iotnotify.local.stack import LocalStack, StackConfig
+
+
+def signed_path(keys: dict, host: str, when: dt.datetime | None = None) -> str:
+    """/mqtt signed as awsiotsdk signs it: query parameters, then the session token appended."""
+    request = http.HttpRequest("GET", "/mqtt", http.HttpHeaders([("Host", host), ("Connection", "Upgrade")]))
+    config = auth.AwsSigningConfig(
+        algorithm=auth.AwsSigningAlgorithm.V4, signature_type=auth.AwsSignatureType.HTTP_REQUEST_QUERY_PARAMS,
+        credentials_provider=auth.AwsCredentialsProvider.new_static(keys["accessKey"], keys["secretKey"],
+                                                                    keys["sessionToken"]),
+        region=keys["region"], service="iotdevicegateway", omit_session_token=True,
+        **({"date": when} if when else {}))
+    auth.aws_sign_request(request, config).result(5)
+    return request.path
+
+
+def upgrade(port: int, ca_file: str, path: str) -> tuple[int, str]:
+    """Send a WebSocket upgrade for `path` to the front; its HTTP status and body."""
+    context = ssl.create_default_context(cafile=ca_file)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+        sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                      "Sec-WebSocket-Protocol: mqtt\r\n\r\n").encode())
+        answer = sock.recv(4096).decode()
+    status = int(answer.split()[1])
+    return status, answer.split("\r\n\r\n", 1)[1] if "\r\n\r\n" in answer else ""
+
+
+def with_param(path: str, name: str, value: str | None) -> str:
+    """`path` with one query parameter replaced (or removed, for None)."""
+    url = urlsplit(path)
+    params = [(k, v) for k, v in parse_qsl(url.query) if k != name] + ([(name, value)] if value is not None else [])
+    return url.path + "?" + urlencode(params)
+
+
+@pytest.fixture
+def minted(cli):
+    return json.loads(cli.run("keys", "--json", "--no-cache").stdout)
+
+
+def test_a_correct_signature_is_accepted(stack, minted):
+    assert upgrade(stack.wss_port, stack.ca_file, signed_path(minted, "127.0.0.1"))[0] == 101
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda p: with_param(p, "X-Amz-Signature", "0" * 64), "signature does not match"),
+    (lambda p: with_param(p, "X-Amz-Signature", None), "missing signature"),
+    (lambda p: "/mqtt", "missing signature"),
+    (lambda p: with_param(p, "X-Amz-Security-Token", "not-the-token"), "wrong session token"),
+    (lambda p: with_param(p, "X-Amz-Date", "20200101T000000Z"), "wrong credential scope"),
+])
+def test_tampered_or_unsigned_upgrades_are_refused(stack, minted, change, reason):
+    assert upgrade(stack.wss_port, stack.ca_file, change(signed_path(minted, "127.0.0.1"))) == (403, f"forbidden: {reason}\n")
+
+
+def test_a_wrong_secret_is_refused(stack, minted):
+    assert upgrade(stack.wss_port, stack.ca_file, signed_path({**minted, "secretKey": "wrong"}, "127.0.0.1")) == (
+        403, "forbidden: signature does not match\n")
+
+
+def test_clients_with_keys_the_endpoint_never_minted_are_refused(stack, fake_endpoint, tmp_path):
+    fake_endpoint.answer(body=tutorial_keys(port=stack.wss_port))
+    result = Cli(user_env(tmp_path)).run("--endpoint", fake_endpoint.url, "--ca-file", stack.ca_file,
+                                         "send", "t", "x")
+    assert result.returncode == 5
+    assert "refused the MQTT WebSocket connection" in result.stderr
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_a_client_with_a_wrong_secret_is_refused(stack, minted, fake_endpoint, tmp_path, protocol):
+    fake_endpoint.answer(body={**minted, "secretKey": "not-the-secret"})
+    result = Cli(user_env(tmp_path)).run("--endpoint", fake_endpoint.url, "--ca-file", stack.ca_file,
+                                         "send", "--protocol", protocol, "t", "x")
+    assert result.returncode == 5 and "refused" in result.stderr
+
+
+def test_expired_keys_and_stale_signatures_are_refused():
+    now = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
+    keys = {"accessKey": "ASIAEXAMPLE", "secretKey": "s", "sessionToken": "t", "region": "local"}
+    path = signed_path(keys, "h", when=now)
+    known = KnownKeys("s", "t", now + dt.timedelta(seconds=60))
+    assert check_upgrade(path, {"Host": "h", "Connection": "Upgrade"}, lambda _k: known, now) is None
+    assert check_upgrade(path, {"Host": "h", "Connection": "Upgrade"}, lambda _k: known,
+                         now + dt.timedelta(seconds=61)) == "expired keys"
+    long_lived = KnownKeys("s", "t", now + dt.timedelta(hours=1))
+    assert check_upgrade(path, {"Host": "h", "Connection": "Upgrade"}, lambda _k: long_lived,
+                         now + dt.timedelta(minutes=6)) == "signature date too far from now"
+    assert check_upgrade(path, {"Host": "other", "Connection": "Upgrade"}, lambda _k: long_lived,
+                         now) == "signature does not match"
+
+
+def test_a_subscriber_keeps_receiving_across_the_expiry_of_60_second_keys(tmp_path):
+    stack = LocalStack(StackConfig(tmp_path / "state", free_port(), free_port(), free_port(), lifetime=60))
+    stack.start()
+    try:
+        env = {**user_env(tmp_path), "IOTNOTIFY_ENDPOINT": stack.endpoint_url, "IOTNOTIFY_CA_FILE": str(stack.tls.ca_file)}
+        cli = Cli(env)
+        old = json.loads(cli.run("keys", "--json").stdout)
+        ready = tmp_path / "ready"
+        sub = subprocess.Popen([IOTNOTIFY, "subscribe", "t", "-C", "2", "-W", "150", "--quiet", "--ready-file",
+                                str(ready)], stdout=subprocess.PIPE, env=env)
+        wait_for(ready.exists, 30, "subscriber ready")
+        assert cli.run("send", "t", "before").returncode == 0
+        expires = dt.datetime.fromisoformat(old["expiration"].replace("Z", "+00:00"))
+        time.sleep(max(0.0, (expires - dt.datetime.now(dt.timezone.utc)).total_seconds() + 1))
+        assert upgrade(stack.config.wss_port, str(stack.tls.ca_file), signed_path(old, "127.0.0.1")) == (
+            403, "forbidden: expired keys\n")
+        stack.broker.stop()  # the connection drops; the subscriber must come back with new keys
+        stack.broker.start()
+        wait_for(lambda: cli.run("send", "t", "after").returncode == 0 and sub.poll() is not None, 60,
+                 "a message after the reconnection")
+        out, _ = sub.communicate(timeout=10)
+        assert sub.returncode == 0
+        assert out.split(b"\n")[0] == b"before" and out.split(b"\n")[1] == b"after"
+    finally:
+        stack.stop()
+
+
+def test_cached_keys_a_restarted_local_stack_does_not_know_are_replaced(tmp_path):
+    ports = (free_port(), free_port(), free_port())
+    env = None
+    for round_ in range(2):  # the second stack has not minted the keys the client cached from the first
+        stack = LocalStack(StackConfig(tmp_path / "state", *ports))
+        stack.start()
+        try:
+            env = env or {**user_env(tmp_path), "IOTNOTIFY_ENDPOINT": stack.endpoint_url,
+                          "IOTNOTIFY_CA_FILE": str(stack.tls.ca_file)}
+            result = Cli(env).run("send", "t", f"round {round_}")
+            assert result.returncode == 0, result.stderr
+        finally:
+            stack.stop()
