@@ -3,16 +3,18 @@ endpoint minted, as AWS IoT does: unknown, wrong, tampered, unsigned and expired
 
 import datetime as dt
 import json
+import os
 import socket
 import ssl
 import subprocess
 import time
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 from awscrt import auth, http
-
 from conftest import IOTNOTIFY, Cli, free_port, tutorial_keys, user_env, wait_for
+
 from iotnotify.local.sigv4 import KnownKeys, check_upgrade
 from iotnotify.local.stack import LocalStack, StackConfig
 
@@ -146,3 +148,23 @@ def test_cached_keys_a_restarted_local_stack_does_not_know_are_replaced(tmp_path
             assert result.returncode == 0, result.stderr
         finally:
             stack.stop()
+
+
+JS = Path(__file__).resolve().parent / "js"
+
+
+def tutorial_sdk(stack, keys: dict, topic: str) -> subprocess.CompletedProcess[str]:
+    """Run the tutorial's JavaScript SDK (aws-iot-device-sdk, over wss) with `keys`."""
+    return subprocess.run(["node", str(JS / "pubsub.js"), topic], input=json.dumps(keys), capture_output=True,
+                          text=True, cwd=JS, timeout=60, env={**os.environ, "NODE_EXTRA_CA_CERTS": stack.ca_file})
+
+
+def test_the_tutorials_javascript_sdk_is_accepted(stack, minted, topic):
+    result = tutorial_sdk(stack, minted, topic)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hello from the tutorial sdk\n"
+
+
+def test_the_tutorials_javascript_sdk_with_a_wrong_secret_is_refused(stack, minted, topic):
+    result = tutorial_sdk(stack, {**minted, "secretKey": "not-the-secret"}, topic)
+    assert result.returncode == 2 and "timeout" not in result.stderr  # refused at once, not ignored

@@ -99,7 +99,7 @@ class WebSocketFront:
         try:
             server = await serve(
                 lambda ws: _relay(ws, self.broker_port), "127.0.0.1", self.port, ssl=self.context,
-                subprotocols=["mqtt"], process_request=_checker(self.check), compression=None, max_size=None,
+                subprotocols=["mqtt", "mqttv3.1"], process_request=_checker(self.check), compression=None, max_size=None,
                 ping_interval=None, close_timeout=1, server_header="iotnotify-local",
             )
         except OSError as e:
