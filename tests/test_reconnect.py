@@ -20,7 +20,7 @@ def own_broker(tmp_path, fake_endpoint):
 
 def test_subscribe_reports_reconnection_on_stderr_and_receives_after_it(cli, own_broker, tmp_path):
     broker, flags = own_broker
-    sub = cli.subscriber(tmp_path, *flags, "t", "-C", "1", "-W", "60")
+    sub = cli.subscriber(tmp_path, *flags, "t", "-C", "1", "-W", "60", "--reconnect-delay", "0.2,1")
     broker.stop()
     broker.start()
     wait_for(lambda: subprocess.run(["mosquitto_pub", "-p", str(broker.port), "-t", "t", "-m", "after", "-q", "1"]
@@ -36,7 +36,7 @@ def test_subscribe_reports_reconnection_on_stderr_and_receives_after_it(cli, own
 ])
 def test_subscribe_gives_up_when_told_to(cli, own_broker, tmp_path, flag, message):
     broker, flags = own_broker
-    sub = cli.subscriber(tmp_path, *flags, "t", *flag)
+    sub = cli.subscriber(tmp_path, *flags, "t", *flag, "--reconnect-delay", "0.2,0.5")
     broker.stop()
     out, err = sub.communicate(timeout=90)
     assert sub.returncode == 5

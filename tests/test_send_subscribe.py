@@ -155,6 +155,8 @@ def test_interrupted_send_reports_and_exits_130(cli, topic):
     (["subscribe", "a/#/b"], "'#' must be a whole level and the last one"),
     (["subscribe", "a+"], "'+' must be a whole level"),
     (["subscribe", ""], "filter is empty"),
+    (["subscribe", "t", "--reconnect-delay", "5,1"], "need 0 < MIN <= MAX"),
+    (["tail", "t", "--reconnect-delay", "x"], "is not MIN,MAX in seconds"),
 ])
 def test_bad_input_is_a_usage_error(cli, args, message):
     result = cli.run(*args)

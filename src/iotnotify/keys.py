@@ -179,7 +179,9 @@ class KeySource:
 def endpoint_source(url: str, timeout: float, cache: KeyCache | None = None) -> KeySource:
     """Keys from a keys endpoint URL."""
     def fetch() -> TemporaryKeys:
-        from iotnotify.endpoint import fetch_keys  # urllib and friends: only when keys must be fetched
+        from iotnotify.endpoint import (
+            fetch_keys,  # urllib and friends: only when keys must be fetched
+        )
 
         return fetch_keys(url, timeout)
 

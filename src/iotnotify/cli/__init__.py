@@ -71,21 +71,49 @@ def _source(settings: Settings):  # type: ignore[no-untyped-def]
                       aws_profile=settings.aws_profile, aws_role=settings.aws_role)
 
 
-def _options(settings: Settings, session: str | None = None, session_expiry: int = 3600):  # type: ignore[no-untyped-def]
+def _options(settings: Settings, flags: dict[str, Any] | None = None):  # type: ignore[no-untyped-def]
+    """ConnectOptions from the settings and, for long-running commands, their --session and
+    --reconnect-delay flags."""
     from iotnotify.connection import ConnectOptions
 
+    flags = flags or {}
+    delays = flags.get("reconnect_delay") or (1.0, 30.0)
     return ConnectOptions(protocol=settings.protocol, client_id=settings.client_id, ca_file=settings.ca_file,
-                          session=session, session_expiry=session_expiry)
+                          session=flags.get("session"), session_expiry=flags.get("session_expiry") or 3600,
+                          min_reconnect_delay=delays[0], max_reconnect_delay=delays[1])
 
 
-def _session_flags(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Flags of the commands that can keep a persistent session."""
-    command = click.option("--session-expiry", type=click.IntRange(60, 7 * 24 * 3600), default=3600,
-                           show_default=True, metavar="S",
-                           help="Seconds the broker keeps the --session while you are away.")(command)
-    return click.option("--session", metavar="NAME",
-                        help="Persistent session NAME (also the client id): QoS 1 messages sent while you "
-                             "were away are delivered when you come back.")(command)
+class _DelayRange(click.ParamType):
+    """MIN,MAX seconds, 0 < MIN <= MAX."""
+
+    name = "MIN,MAX"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[float, float]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            low, high = (float(part) for part in str(value).split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not MIN,MAX in seconds", param, ctx)
+        if not 0 < low <= high:
+            self.fail(f"{value!r}: need 0 < MIN <= MAX", param, ctx)
+        return low, high
+
+
+def _long_running_flags(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Flags of the commands that stay connected: persistent sessions and reconnection delays."""
+    for decorator in reversed([
+        click.option("--session", metavar="NAME",
+                     help="Persistent session NAME (also the client id): QoS 1 messages sent while you "
+                          "were away are delivered when you come back."),
+        click.option("--session-expiry", type=click.IntRange(60, 7 * 24 * 3600), default=3600, show_default=True,
+                     metavar="S", help="Seconds the broker keeps the --session while you are away."),
+        click.option("--reconnect-delay", type=_DelayRange(), default="1,30", show_default=True,
+                     help="Seconds to wait before reconnecting: MIN, doubled with jitter per failed attempt, "
+                          "up to MAX."),
+    ]):
+        command = decorator(command)
+    return command
 
 
 def _note(message: str, quiet: bool = False) -> None:

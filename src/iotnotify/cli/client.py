@@ -12,11 +12,11 @@ from iotnotify import errors
 from iotnotify.cli import (
     CONTEXT,
     _connection_flags,
+    _long_running_flags,
     _mqtt_flags,
     _note,
     _options,
     _quiet_stdout,
-    _session_flags,
     _settings,
     _source,
     cli,
@@ -115,14 +115,14 @@ Examples:
 @click.option("--max-reconnects", type=click.IntRange(min=0), metavar="N",
               help="Exit 5 after N failed reconnection attempts in a row (default: keep trying).")
 @click.option("--no-reconnect", is_flag=True, help="Exit 5 as soon as the connection is lost.")
-@_session_flags
+@_long_running_flags
 @_mqtt_flags
 @_connection_flags
 @click.pass_context
 def subscribe(ctx: click.Context, filters: tuple[str, ...], verbose: bool, as_json: bool, template: str | None,
               pretty: bool, no_newline: bool, no_retained: bool, retained_only: bool, count: int | None,
               timeout: float | None, ready_file: str | None, quiet: bool, max_reconnects: int | None,
-              no_reconnect: bool, session: str | None, session_expiry: int, qos: int, **flags: Any) -> None:
+              no_reconnect: bool, qos: int, **flags: Any) -> None:
     """Print each message on FILTER... to stdout, one line per message, flushed at once."""
     import itertools
 
@@ -148,7 +148,7 @@ def subscribe(ctx: click.Context, filters: tuple[str, ...], verbose: bool, as_js
             _note("iotnotify: reconnected", quiet)
             lost = False
 
-    connection, inbox = receiving.subscribe(_source(settings), _options(settings, session, session_expiry),
+    connection, inbox = receiving.subscribe(_source(settings), _options(settings, flags),
                                             list(filters), qos,
                                             on_state=state_changed, max_reconnects=0 if no_reconnect else max_reconnects)
     received = 0

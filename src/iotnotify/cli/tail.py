@@ -13,10 +13,10 @@ from iotnotify import errors
 from iotnotify.cli import (
     CONTEXT,
     _connection_flags,
+    _long_running_flags,
     _mqtt_flags,
     _options,
     _quiet_stdout,
-    _session_flags,
     _settings,
     _source,
     cli,
@@ -39,13 +39,12 @@ Examples:
               help="Append every message received to FILE as JSON lines (the subscribe --json format).")
 @click.option("--grep", metavar="PATTERN", help="Show only messages whose topic or payload match (a regex).")
 @click.option("--send", "send_topic", metavar="TOPIC", help="Type lines to publish to TOPIC (Enter sends).")
-@_session_flags
+@_long_running_flags
 @_mqtt_flags
 @_connection_flags
 @click.pass_context
 def tail(ctx: click.Context, filters: tuple[str, ...], lines: int | None, save: BinaryIO | None,
-         grep: str | None, send_topic: str | None, session: str | None, session_expiry: int, qos: int,
-         **flags: Any) -> None:
+         grep: str | None, send_topic: str | None, qos: int, **flags: Any) -> None:
     """Show the traffic on FILTER... live: connection state, newest messages, counters. Ctrl-C stops."""
     from iotnotify.output import OutputStyle, formatter
     from iotnotify.topics import check_topic
@@ -61,7 +60,7 @@ def tail(ctx: click.Context, filters: tuple[str, ...], lines: int | None, save: 
     settings = _settings(ctx, **flags)
     topics = list(filters) or [settings.topic or DEFAULT_TOPIC]
     source = _source(settings)
-    options = _options(settings, session, session_expiry)
+    options = _options(settings, flags)
     save_line = formatter(OutputStyle(json_lines=True))
     if not sys.stdout.isatty():
         _run_plain(source, options, topics, qos, pattern, save, save_line)
