@@ -133,3 +133,9 @@ def test_local_refuses_topics_that_could_widen_a_policy(tmp_path):
     result = Cli(user_env(tmp_path)).run("local", "--topics", "ok/topic,a/*")
     assert result.returncode == 2
     assert result.stderr.strip() == "iotnotify: error: --topics: topic 'a/*' cannot go into a policy (not allowed: '*')"
+
+
+def test_broker_allows_100_messages_in_flight_like_aws_iot():
+    from iotnotify.local.broker import render_config
+
+    assert "max_inflight_messages 100\n" in render_config(1883)

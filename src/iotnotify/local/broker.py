@@ -35,6 +35,7 @@ def render_config(port: int) -> str:
         "persistence false",
         "allow_anonymous true",
         "max_queued_messages 100000",
+        "max_inflight_messages 100",  # AWS IoT Core allows 100 unacknowledged QoS 1 messages per client
         "log_dest stderr",
         "log_type error",
         "log_type warning",
