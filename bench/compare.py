@@ -13,6 +13,7 @@ so they do strictly less work (no TLS, no WebSocket, no signing): they are the f
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -33,6 +34,22 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def signed_url(keys: dict, port: int) -> str:
+    """A wss URL signed with the keys, as the other WebSocket clients need it (signed for Host with
+    the port, as they send it; the session token appended after signing, as AWS IoT expects)."""
+    from awscrt import auth, http
+
+    host = f"127.0.0.1:{port}"
+    request = http.HttpRequest("GET", "/mqtt", http.HttpHeaders([("Host", host)]))
+    config = auth.AwsSigningConfig(
+        algorithm=auth.AwsSigningAlgorithm.V4, signature_type=auth.AwsSignatureType.HTTP_REQUEST_QUERY_PARAMS,
+        credentials_provider=auth.AwsCredentialsProvider.new_static(keys["accessKey"], keys["secretKey"],
+                                                                    keys["sessionToken"]),
+        region=keys["region"], service="iotdevicegateway", omit_session_token=True)
+    auth.aws_sign_request(request, config).result(5)
+    return f"wss://{host}{request.path}"
 
 
 def timed(command: list[str], env: dict[str, str], stdin: bytes | None = None) -> float:
@@ -75,22 +92,35 @@ def main() -> None:
     env = {**os.environ, "XDG_CACHE_HOME": str(work / "cache"), "IOTNOTIFY_ENDPOINT": stack.endpoint_url,
            "IOTNOTIFY_CA_FILE": str(stack.tls.ca_file)}
     have_mosquitto = shutil.which("mosquitto_pub") is not None
-    rows: list[tuple[str, str, float, float | None]] = []  # scenario, unit, iotnotify, mosquitto
+    here = Path(__file__).resolve().parent
+    rows: list[tuple[str, str, float, dict[str, float]]] = []  # scenario, unit, iotnotify, other clients
     try:
-        subprocess.run([IOTNOTIFY, "keys"], env=env, check=True, stdout=subprocess.DEVNULL)  # keys cached
+        keys = json.loads(subprocess.run([IOTNOTIFY, "keys", "--json"], env=env, check=True,
+                                         capture_output=True).stdout)  # and now cached
+        url, ca = signed_url(keys, stack.config.wss_port), str(stack.tls.ca_file)
+        others = {
+            "paho (wss)": lambda topic, qos, message: [sys.executable, str(here / "paho_send.py"), url, ca, topic,
+                                                       qos, message],
+            "MQTT.js (wss)": lambda topic, qos, message: ["node", "--no-warnings", str(here / "js" / "send.js"), url,
+                                                          ca, topic, qos, message],
+        }
+        if have_mosquitto:
+            others["mosquitto*"] = lambda topic, qos, message: (
+                ["mosquitto_pub", "-p", plain, "-q", qos, "-t", topic]
+                + (["-l"] if message == "-l" else ["-m", message]))
         for label, argv in (("startup: --help", ["--help"]), ("startup: send --help", ["send", "--help"])):
-            rows.append((label, "s", median(args.runs, lambda: timed([IOTNOTIFY, *argv], env)), None))
-        rows.append(("cold send, QoS 1", "s",
-                     median(args.runs, lambda: timed([IOTNOTIFY, "send", "bench/cold", "x"], env)),
-                     median(args.runs, lambda: timed(["mosquitto_pub", "-p", plain, "-q", "1", "-t", "bench/cold",
-                                                      "-m", "x"], env)) if have_mosquitto else None))
+            rows.append((label, "s", median(args.runs, lambda: timed([IOTNOTIFY, *argv], env)), {}))
+        rows.append(("cold send, QoS 1", "s", median(args.runs, lambda: timed([IOTNOTIFY, "send", "bench/cold", "x"], env)),
+                     {name: median(args.runs, lambda: timed(make("bench/cold", "1", "x"), env))
+                      for name, make in others.items()}))
         lines = b"".join(b'{"n": %d, "v": "xxxxxxxxxxxxxxxxxxxx"}\n' % i for i in range(args.messages))
         for qos in ("0", "1"):
             ours = median(args.runs, lambda: timed([IOTNOTIFY, "send", "-l", "--qos", qos, "bench/stream"], env, lines))
-            theirs = median(args.runs, lambda: timed(["mosquitto_pub", "-p", plain, "-q", qos, "-l", "-t",
-                                                      "bench/stream"], env, lines)) if have_mosquitto else None
+            streamers = {name: make for name, make in others.items() if name == "mosquitto*"}  # wss peers: to do
             rows.append((f"stream send {args.messages:,} lines, QoS {qos}", "msg/s", args.messages / ours,
-                         args.messages / theirs if theirs else None))
+                         {name: args.messages / median(args.runs, lambda: timed(make("bench/stream", qos, "-l"), env,
+                                                                               lines))
+                          for name, make in streamers.items()}))
         if have_mosquitto:
             ready = work / "ready"
             (work / "flood").write_bytes(lines)
@@ -102,20 +132,25 @@ def main() -> None:
                 theirs = median(args.runs, lambda: receive_rate(
                     ["sh", "-c", f"mosquitto_sub -p {plain} -q 0 -t bench/flood -C {args.messages} & "
                                  f"sleep 0.5; touch {ready}; wait"], env, flood, args.messages, ready))
-                rows.append((label, "msg/s", ours, theirs))
+                rows.append((label, "msg/s", ours, {"mosquitto*": theirs}))
     finally:
         stack.stop()
     print(f"iotnotify benchmark, {time.strftime('%Y-%m-%d')}, {platform.node()} ({os.cpu_count()} cores, "
           f"Python {platform.python_version()}), medians of {args.runs} runs")
-    print(f"{'scenario':<38} {'unit':>6} {'iotnotify':>11} {'mosquitto*':>11} {'ratio':>6}")
+    columns = ["paho (wss)", "MQTT.js (wss)", "mosquitto*"]
+    print(f"{'scenario':<36} {'unit':>5} {'iotnotify':>10} " + " ".join(f"{c:>21}" for c in columns))
     for scenario, unit, ours, theirs in rows:
-        if theirs is None:
-            print(f"{scenario:<38} {unit:>6} {ours:>11.3f} {'-':>11} {'-':>6}")
-            continue
-        ratio = theirs / ours if unit == "s" else ours / theirs  # >1: iotnotify faster
         fmt = ".3f" if unit == "s" else ",.0f"
-        print(f"{scenario:<38} {unit:>6} {ours:>11{fmt}} {theirs:>11{fmt}} {ratio:>6.2f}")
-    print("* mosquitto_pub/_sub over plain TCP (no TLS, WebSocket or SigV4): a floor, not a peer")
+        cells = []
+        for column in columns:
+            if column not in theirs:
+                cells.append(f"{'-':>21}")
+                continue
+            ratio = theirs[column] / ours if unit == "s" else ours / theirs[column]  # >1: iotnotify faster
+            cells.append(f"{format(theirs[column], fmt):>13} ({ratio:4.2f}x)")
+        print(f"{scenario:<36} {unit:>5} {format(ours, fmt):>10} " + " ".join(cells))
+    print("(Nx): iotnotify's advantage, >1 is faster. * mosquitto_pub/_sub over plain TCP (no TLS, WebSocket or"
+          " SigV4): a floor, not a peer. The wss clients get a URL signed in advance (signing not timed).")
 
 
 if __name__ == "__main__":
