@@ -8,7 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from iotnotify.errors import ConnectError, DeliveryError, IotNotifyError
+from iotnotify.errors import ConnectError, DeliveryError, IotNotifyError, KeysRefused
 from iotnotify.keys import KeySource, TemporaryKeys
 from iotnotify.messages import Message
 from iotnotify.topics import is_aws_host
@@ -122,7 +122,7 @@ def classify(error: BaseException, where: str) -> ConnectError:
                 "AWS_IO_DNS_NO_ADDRESS_FOR_HOST"):
         return ConnectError(f"broker {where} is unreachable ({name})")
     if name in REFUSED:
-        return ConnectError(f"broker {where} refused the MQTT WebSocket connection ({name}): "
+        return KeysRefused(f"broker {where} refused the MQTT WebSocket connection ({name}): "
                             "keys expired or not accepted, or not an MQTT-over-WebSocket endpoint")
     return ConnectError(f"cannot connect to broker {where}: {name or error}")
 
@@ -162,8 +162,8 @@ def open_connection(source: KeySource, options: ConnectOptions, on_message: OnMe
     connection = Impl(source, keys, options, on_message, on_state)
     try:
         connection.connect()
-    except ConnectError as e:
-        if "refused the MQTT WebSocket connection" not in str(e) or source.fetches:
+    except KeysRefused:
+        if source.fetches:  # keys fetched just now and refused: nothing better to try
             raise
         # keys from the cache that the broker refuses (revoked, or a restarted local stack): fetch
         # new ones and try once more

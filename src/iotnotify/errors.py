@@ -48,6 +48,10 @@ class ConnectError(IotNotifyError):
     exit_code = EXIT_CONNECT
 
 
+class KeysRefused(ConnectError):
+    """The broker refused the WebSocket upgrade: the keys are not (or no longer) accepted."""
+
+
 class DeliveryError(IotNotifyError):
     """The broker did not acknowledge everything: unacknowledged messages, refused subscriptions."""
 

@@ -84,20 +84,16 @@ def retained_only(messages: Iterator[Message]) -> Iterator[Message]:
         yield message
 
 
-def check_filters(filters: list[str], host: str) -> list[str]:
-    """Validate every filter for the broker at `host` (AWS IoT Core's limits where they apply)."""
-    aws = is_aws_host(host)
-    return [check_filter(f, aws) for f in filters]
-
-
 def subscribe(source: KeySource, options: ConnectOptions, filters: list[str], qos: int,  # type: ignore[no-untyped-def]
               on_state: OnState | None = None, max_reconnects: int | None = None):
     """Connect and subscribe (several SUBSCRIBE packets where AWS limits require); return (connection,
     inbox). With `max_reconnects`, the inbox fails with a ConnectError once that many reconnection
     attempts failed in a row (0: as soon as the connection is lost)."""
-    check_filters(filters, "")  # MQTT's rules before anything goes over the network
+    for topic_filter in filters:  # MQTT's rules before anything goes over the network
+        check_filter(topic_filter, aws=False)
     where = source.get().host
-    check_filters(filters, where)  # then the broker's own limits
+    for topic_filter in filters:  # then the broker's own limits
+        check_filter(topic_filter, is_aws_host(where))
     inbox = Inbox()
     report = on_state or (lambda _state, _attempt: None)
 
