@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """iotnotify against other MQTT clients on the same local broker, in one run; a printed table.
 
-    bench/run [--runs 5] [--messages 100000]
+    bench/run [--runs 5] [--stream-runs 3] [--messages 100000]
 
-Each row is a scenario, each column a client: medians over --runs runs (seconds, or messages per
-second), and each other client's ratio to iotnotify (>1: iotnotify is faster). The local stack is
-started here, in this process, on free loopback ports. iotnotify goes through the TLS WebSocket
-front with SigV4, as it does against AWS; mosquitto_pub/_sub use Mosquitto's plain TCP listener,
-so they do strictly less work (no TLS, no WebSocket, no signing): they are the floor, not a peer.
+Each row is a scenario, each column a client: medians over the runs (seconds, milliseconds or
+messages per second), and each other client's ratio to iotnotify (>1: iotnotify is ahead). The
+local stack is started here, on free loopback ports, with one more Mosquitto listener, TCP with
+TLS, for mosquitto_pub/_sub. iotnotify goes through the TLS WebSocket front with SigV4, as it does
+against AWS IoT Core; paho-mqtt and MQTT.js go through the same front with a URL signed in advance.
 """
 
 from __future__ import annotations
@@ -23,11 +23,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from latency import iotnotify_latency, paho_latency, percentiles
 
 from iotnotify.local.stack import LocalStack, StackConfig
 
 IOTNOTIFY = str(Path(sys.executable).with_name("iotnotify"))
+HERE = Path(__file__).resolve().parent
+MQTT_JS = str(HERE / "js" / "node_modules" / ".bin" / "mqtt")
+OURS, PAHO, MQTTJS, MOSQUITTO = "iotnotify", "paho (wss)", "MQTT.js (wss)", "mosquitto (tls)"
+COLUMNS = [OURS, PAHO, MQTTJS, MOSQUITTO]
 
 
 def free_port() -> int:
@@ -59,98 +66,182 @@ def timed(command: list[str], env: dict[str, str], stdin: bytes | None = None) -
     return time.perf_counter() - start
 
 
-def median(runs: int, make: callable) -> float:  # type: ignore[valid-type]
+def median(runs: int, make: Callable[[], float]) -> float:
     return statistics.median(make() for _ in range(runs))
 
 
-def receive_rate(command: list[str], env: dict[str, str], flood: list[str], count: int, ready: Path) -> float:
-    """Messages per second a subscriber writes to a pipe while `flood` publishes `count` messages."""
-    ready.unlink(missing_ok=True)
-    sub = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while not ready.exists() and time.monotonic() < deadline:  # iotnotify: --ready-file; others: a pause
-        time.sleep(0.02)
-    start = time.perf_counter()
-    subprocess.run(flood, env=env, check=True)
-    lines = sum(1 for _ in sub.stdout)  # type: ignore[union-attr]
-    elapsed = time.perf_counter() - start
-    sub.wait(30)
-    if lines < count:
-        raise RuntimeError(f"{command[0]} received {lines} of {count}")
-    return count / elapsed
+def wait_for(path: Path, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{path} did not appear within {timeout} s")
+        time.sleep(0.01)
+
+
+class Bench:
+    """The clients' command lines against one local stack, and the scenarios."""
+
+    def __init__(self, work: Path, messages: int) -> None:
+        self.work = work
+        self.messages = messages
+        self.tls_port = free_port()
+        self.stack = LocalStack(StackConfig(work / "state", free_port(), free_port(), free_port()))
+        tls = self.stack.tls
+        self.stack.broker.extra_config = (f"listener {self.tls_port} 127.0.0.1\nprotocol mqtt\ncafile {tls.ca_file}\n"
+                                          f"certfile {tls.cert_file}\nkeyfile {tls.key_file}\n")
+        self.ca = str(tls.ca_file)
+        self.plain = str(self.stack.config.mqtt_port)
+        self.env: dict[str, str] = {}
+        self.url = ""
+        self.lines = b"".join(b'{"n": %d, "v": "xxxxxxxxxxxxxxxxxxxx"}\n' % i for i in range(messages))
+
+    def start(self) -> None:
+        self.stack.start()
+        self.env = {**os.environ, "XDG_CACHE_HOME": str(self.work / "cache"),
+                    "XDG_CONFIG_HOME": str(self.work / "config"), "IOTNOTIFY_ENDPOINT": self.stack.endpoint_url,
+                    "IOTNOTIFY_CA_FILE": self.ca}
+        keys = json.loads(subprocess.run([IOTNOTIFY, "keys", "--json"], env=self.env, check=True,
+                                         capture_output=True).stdout)  # and now cached, as a user's would be
+        self.url = signed_url(keys, self.stack.config.wss_port)
+
+    def mosquitto(self, tool: str) -> list[str]:
+        return [tool, "-h", "127.0.0.1", "-p", str(self.tls_port), "--cafile", self.ca]
+
+    def mqtt_js(self, verb: str) -> list[str]:
+        path = self.url.split("127.0.0.1:", 1)[1].split("/", 1)[1]
+        return [MQTT_JS, verb, "-h", "127.0.0.1", "-p", str(self.stack.config.wss_port), "-C", "wss",
+                "--path", "/" + path, "--ca", self.ca]
+
+    def sender(self, client: str, topic: str, qos: str, message: str | None) -> list[str]:
+        """The command that publishes `message` once, or each stdin line when it is None."""
+        if client == OURS:
+            return [IOTNOTIFY, "send", "--qos", qos, topic] + (["-l"] if message is None else [message])
+        if client == PAHO:
+            return [sys.executable, str(HERE / "paho_send.py"), self.url, self.ca, topic, qos, message or "-l"]
+        if client == MQTTJS:
+            if message is not None:  # MQTT.js's own command
+                return [*self.mqtt_js("pub"), "-q", qos, "-t", topic, "-m", message]
+            # `mqtt pub -s -M` waits for each acknowledgement before the next line: a script that
+            # keeps them all in flight, as the others do, is MQTT.js at its best
+            return ["node", "--no-warnings", str(HERE / "js" / "send.js"), self.url, self.ca, topic, qos, "-l"]
+        return [*self.mosquitto("mosquitto_pub"), "-q", qos, "-t", topic] + (["-l"] if message is None else
+                                                                           ["-m", message])
+
+    def subscriber(self, client: str, topic: str, ready: Path) -> list[str]:
+        """A command that prints each message it receives on `topic`, one per line."""
+        if client == OURS:
+            return [IOTNOTIFY, "subscribe", topic, "--qos", "0", "--quiet", "--ready-file", str(ready)]
+        if client == OURS + " --json":
+            return [*self.subscriber(OURS, topic, ready), "--json"]
+        if client == MQTTJS:
+            return [*self.mqtt_js("sub"), "-q", "0", "-t", topic]
+        return [*self.mosquitto("mosquitto_sub"), "-q", "0", "-t", topic]
+
+    def stream_until_received(self, client: str) -> float:
+        """Seconds from starting `client` on the lines at QoS 1 until a subscriber (mosquitto_sub on
+        the plain listener, the same for every sender) received the last of them."""
+        sub = subprocess.Popen(["mosquitto_sub", "-p", self.plain, "-q", "1", "-t", "bench/received",
+                                "-C", str(self.messages)], stdout=subprocess.DEVNULL)
+        time.sleep(0.5)  # mosquitto_sub says nothing when subscribed; not timed
+        start = time.perf_counter()
+        subprocess.run(self.sender(client, "bench/received", "1", None), input=self.lines, env=self.env,
+                       check=True, stdout=subprocess.DEVNULL)
+        sub.wait(120)
+        return time.perf_counter() - start
+
+    def receive_rate(self, client: str) -> float:
+        """Messages per second `client` writes to a pipe under a mosquitto_pub flood (QoS 0)."""
+        ready = self.work / "ready"
+        ready.unlink(missing_ok=True)
+        sub = subprocess.Popen(self.subscriber(client, "bench/flood", ready), env=self.env, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL)
+        try:
+            if client.startswith(OURS):
+                wait_for(ready)
+            else:
+                time.sleep(1.0)  # no ready signal; not timed
+            flood = subprocess.Popen(["mosquitto_pub", "-p", self.plain, "-q", "0", "-l", "-t", "bench/flood"],
+                                     stdin=subprocess.PIPE)
+            start = time.perf_counter()
+            flood.communicate(self.lines)
+            received = 0
+            for _ in sub.stdout:  # type: ignore[union-attr]
+                received += 1
+                if received == self.messages:
+                    break
+            elapsed = time.perf_counter() - start
+        finally:
+            sub.kill()
+            sub.wait()
+        if received < self.messages:
+            raise RuntimeError(f"{client} received {received} of {self.messages}")
+        return self.messages / elapsed
+
+
+Row = tuple[str, str, dict[str, float]]  # scenario, unit, value per client
+
+
+def run(bench: Bench, runs: int, stream_runs: int) -> list[Row]:
+    env, n = bench.env, bench.messages
+    rows: list[Row] = []
+    for label, argv in (("startup: --help", ["--help"]), ("startup: send --help", ["send", "--help"])):
+        rows.append((label, "s", {OURS: median(runs, lambda: timed([IOTNOTIFY, *argv], env))}))
+    rows.append(("cold send, QoS 1", "s", {
+        client: median(runs, lambda: timed(bench.sender(client, "bench/cold", "1", "x"), env)) for client in COLUMNS}))
+    for qos in ("0", "1"):
+        rows.append((f"stream send {n:,} lines, QoS {qos}", "msg/s", {
+            client: n / median(stream_runs, lambda: timed(bench.sender(client, "bench/stream", qos, None), env,
+                                                          bench.lines))
+            for client in COLUMNS}))
+    rows.append(("  ... until a subscriber got all", "msg/s", {
+        client: n / median(stream_runs, lambda: bench.stream_until_received(client)) for client in COLUMNS}))
+    rows.append(("subscribe to a pipe", "msg/s", {
+        client: median(stream_runs, lambda: bench.receive_rate(client)) for client in (OURS, MQTTJS, MOSQUITTO)}))
+    rows.append(("subscribe --json to a pipe", "msg/s", {
+        OURS: median(stream_runs, lambda: bench.receive_rate(OURS + " --json"))}))
+    ours = percentiles(iotnotify_latency(bench.stack.endpoint_url, bench.ca, 2000))
+    paho = percentiles(paho_latency(bench.url, bench.ca, 2000))
+    rows.append(("latency p50, QoS 1 (2,000 messages)", "ms", {OURS: ours[0], PAHO: paho[0]}))
+    rows.append(("latency p99", "ms", {OURS: ours[1], PAHO: paho[1]}))
+    return rows
+
+
+def print_table(rows: list[Row]) -> None:
+    print(f"{'scenario':<36} {'unit':>5} {OURS:>10} " + " ".join(f"{c:>21}" for c in COLUMNS[1:]))
+    for scenario, unit, values in rows:
+        fmt = ",.0f" if unit == "msg/s" else ".3f" if unit == "s" else ".2f"
+        ours = values[OURS]
+        cells = []
+        for column in COLUMNS[1:]:
+            if column not in values:
+                cells.append(f"{'-':>21}")
+                continue
+            theirs = values[column]
+            ratio = ours / theirs if unit == "msg/s" else theirs / ours  # >1: iotnotify ahead
+            cells.append(f"{format(theirs, fmt):>13} ({ratio:4.2f}x)")
+        print(f"{scenario:<36} {unit:>5} {format(ours, fmt):>10} " + " ".join(cells))
+    print("(Nx): iotnotify's advantage over that client, above 1 iotnotify is ahead. The wss clients get a URL"
+          " signed in advance (signing not timed); mosquitto_pub/_sub use TCP with TLS (no WebSocket, no SigV4).")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=5, help="runs of the short scenarios (startup, cold send)")
+    parser.add_argument("--stream-runs", type=int, default=3, help="runs of the stream and subscribe scenarios")
     parser.add_argument("--messages", type=int, default=100_000)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp())
-    stack = LocalStack(StackConfig(work / "state", free_port(), free_port(), free_port()))
-    stack.start()
-    plain = str(stack.config.mqtt_port)
-    env = {**os.environ, "XDG_CACHE_HOME": str(work / "cache"), "IOTNOTIFY_ENDPOINT": stack.endpoint_url,
-           "IOTNOTIFY_CA_FILE": str(stack.tls.ca_file)}
-    have_mosquitto = shutil.which("mosquitto_pub") is not None
-    here = Path(__file__).resolve().parent
-    rows: list[tuple[str, str, float, dict[str, float]]] = []  # scenario, unit, iotnotify, other clients
+    missing = [tool for tool in ("mosquitto_pub", "mosquitto_sub", "node") if shutil.which(tool) is None]
+    if missing or not Path(MQTT_JS).exists():
+        sys.exit(f"missing: {', '.join(missing) or MQTT_JS}: run bench/run (after ./scripts/setup)")
+    bench = Bench(Path(tempfile.mkdtemp()), args.messages)
+    bench.start()
     try:
-        keys = json.loads(subprocess.run([IOTNOTIFY, "keys", "--json"], env=env, check=True,
-                                         capture_output=True).stdout)  # and now cached
-        url, ca = signed_url(keys, stack.config.wss_port), str(stack.tls.ca_file)
-        others = {
-            "paho (wss)": lambda topic, qos, message: [sys.executable, str(here / "paho_send.py"), url, ca, topic,
-                                                       qos, message],
-            "MQTT.js (wss)": lambda topic, qos, message: ["node", "--no-warnings", str(here / "js" / "send.js"), url,
-                                                          ca, topic, qos, message],
-        }
-        if have_mosquitto:
-            others["mosquitto*"] = lambda topic, qos, message: (
-                ["mosquitto_pub", "-p", plain, "-q", qos, "-t", topic]
-                + (["-l"] if message == "-l" else ["-m", message]))
-        for label, argv in (("startup: --help", ["--help"]), ("startup: send --help", ["send", "--help"])):
-            rows.append((label, "s", median(args.runs, lambda: timed([IOTNOTIFY, *argv], env)), {}))
-        rows.append(("cold send, QoS 1", "s", median(args.runs, lambda: timed([IOTNOTIFY, "send", "bench/cold", "x"], env)),
-                     {name: median(args.runs, lambda: timed(make("bench/cold", "1", "x"), env))
-                      for name, make in others.items()}))
-        lines = b"".join(b'{"n": %d, "v": "xxxxxxxxxxxxxxxxxxxx"}\n' % i for i in range(args.messages))
-        for qos in ("0", "1"):
-            ours = median(args.runs, lambda: timed([IOTNOTIFY, "send", "-l", "--qos", qos, "bench/stream"], env, lines))
-            streamers = {name: make for name, make in others.items() if name == "mosquitto*"}  # wss peers: to do
-            rows.append((f"stream send {args.messages:,} lines, QoS {qos}", "msg/s", args.messages / ours,
-                         {name: args.messages / median(args.runs, lambda: timed(make("bench/stream", qos, "-l"), env,
-                                                                               lines))
-                          for name, make in streamers.items()}))
-        if have_mosquitto:
-            ready = work / "ready"
-            (work / "flood").write_bytes(lines)
-            flood = ["sh", "-c", f"mosquitto_pub -p {plain} -q 0 -l -t bench/flood < {work / 'flood'}"]
-            for label, extra in (("subscribe to a pipe", []), ("subscribe --json to a pipe", ["--json"])):
-                ours = median(args.runs, lambda: receive_rate(
-                    [IOTNOTIFY, "subscribe", "bench/flood", "--qos", "0", "-C", str(args.messages), "--quiet",
-                     "--ready-file", str(ready), *extra], env, flood, args.messages, ready))
-                theirs = median(args.runs, lambda: receive_rate(
-                    ["sh", "-c", f"mosquitto_sub -p {plain} -q 0 -t bench/flood -C {args.messages} & "
-                                 f"sleep 0.5; touch {ready}; wait"], env, flood, args.messages, ready))
-                rows.append((label, "msg/s", ours, {"mosquitto*": theirs}))
+        rows = run(bench, args.runs, args.stream_runs)
     finally:
-        stack.stop()
+        bench.stack.stop()
     print(f"iotnotify benchmark, {time.strftime('%Y-%m-%d')}, {platform.node()} ({os.cpu_count()} cores, "
-          f"Python {platform.python_version()}), medians of {args.runs} runs")
-    columns = ["paho (wss)", "MQTT.js (wss)", "mosquitto*"]
-    print(f"{'scenario':<36} {'unit':>5} {'iotnotify':>10} " + " ".join(f"{c:>21}" for c in columns))
-    for scenario, unit, ours, theirs in rows:
-        fmt = ".3f" if unit == "s" else ",.0f"
-        cells = []
-        for column in columns:
-            if column not in theirs:
-                cells.append(f"{'-':>21}")
-                continue
-            ratio = theirs[column] / ours if unit == "s" else ours / theirs[column]  # >1: iotnotify faster
-            cells.append(f"{format(theirs[column], fmt):>13} ({ratio:4.2f}x)")
-        print(f"{scenario:<36} {unit:>5} {format(ours, fmt):>10} " + " ".join(cells))
-    print("(Nx): iotnotify's advantage, >1 is faster. * mosquitto_pub/_sub over plain TCP (no TLS, WebSocket or"
-          " SigV4): a floor, not a peer. The wss clients get a URL signed in advance (signing not timed).")
+          f"Python {platform.python_version()}), medians of {args.runs} runs ({args.stream_runs} for streams)")
+    print_table(rows)
 
 
 if __name__ == "__main__":

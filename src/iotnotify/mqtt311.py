@@ -7,6 +7,7 @@ import threading
 from awscrt import mqtt
 from awsiot import mqtt_connection_builder
 
+from iotnotify import threadstate
 from iotnotify.connection import Connection, OnDone, check_granted, future_ok
 from iotnotify.errors import DeliveryError
 from iotnotify.messages import Message
@@ -38,6 +39,7 @@ class Mqtt311Connection(Connection):
 
     def _received(self, topic: str, payload: bytes, dup: bool, qos: mqtt.QoS, retain: bool,
                   **_kwargs: object) -> None:
+        threadstate.keep()
         self.on_message(Message(topic, bytes(payload), int(qos), bool(retain)))  # type: ignore[misc]
 
     def subscribe(self, filters: list[str], qos: int, timeout: float = 20.0) -> None:
@@ -51,7 +53,7 @@ class Mqtt311Connection(Connection):
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone) -> None:
         future, _packet_id = self.connection.publish(topic, payload, mqtt.QoS(qos), retain)
-        future.add_done_callback(lambda f: on_done(future_ok(f)))
+        future.add_done_callback(lambda f: (threadstate.keep(), on_done(future_ok(f))))
 
     def disconnect(self, timeout: float = 5.0) -> None:
         try:

@@ -39,15 +39,25 @@ class SendResult:
         return f"{self.unacknowledged + self.rejected} of {total} messages were not delivered ({', '.join(parts)})"
 
 
+WINDOW = 1000
+"""Messages `send` lets wait for acknowledgement before it stops reading its input: enough to keep
+a connection busy (AWS IoT Core and the local broker take 100 QoS 1 messages in flight), few enough
+that memory stays flat and the client's I/O thread is not starved of the GIL by a queue of
+thousands of callbacks."""
+
+
 class Publisher:
     """Publishes to one topic without waiting per message; `wait` collects the acknowledgements.
     Every payload is kept until the broker acknowledged it, so what was not delivered can be saved."""
 
-    def __init__(self, connection: Connection, topic: str, qos: int, retain: bool) -> None:
+    def __init__(self, connection: Connection, topic: str, qos: int, retain: bool, window: int = WINDOW) -> None:
         self.connection = connection
         self.topic = topic
         self.qos = qos
         self.retain = retain
+        self.window = window
+        self._low_water = window // 2
+        self._waiting_for_room = False
         self._lock = threading.Condition()
         self._sent = 0
         self._acked = 0
@@ -73,7 +83,25 @@ class Publisher:
             else:
                 self._failed += 1
                 self._refused[key] = payload
-            self._lock.notify_all()
+            if not self._pending or (self._waiting_for_room and len(self._pending) <= self._low_water):
+                self._lock.notify_all()  # not once per message: the publishing thread wakes in batches
+
+    def make_room(self, stall: float) -> bool:
+        """Wait while `window` messages are unacknowledged, until half of them are; False if no
+        acknowledgement came for `stall` seconds meanwhile (the broker is away)."""
+        if len(self._pending) < self.window:
+            return True
+        with self._lock:
+            self._waiting_for_room = True
+            try:
+                while len(self._pending) > self._low_water:
+                    done = self._acked + self._failed
+                    self._lock.wait(stall)
+                    if self._acked + self._failed == done:
+                        return False
+                return True
+            finally:
+                self._waiting_for_room = False
 
     def undelivered(self) -> dict[int, bytes]:
         """The payloads not acknowledged (still waiting, or refused), by input position."""
@@ -115,15 +143,18 @@ def send(source: KeySource, options: ConnectOptions, topic: str, payloads: Itera
     connection = open_connection(source, options)
     publisher = Publisher(connection, topic, qos, retain)
     rejected: dict[int, bytes] = {}
-    interrupted = False
+    interrupted = stalled = False
     try:
         for position, payload in enumerate(payloads, 1):
+            if not publisher.make_room(timeout):
+                stalled = True  # the rest of the input stays unread, so nothing read is lost
+                break
             try:
                 publisher.publish(payload, position)
             except UsageError as e:
                 rejected[position] = payload
                 on_rejected(position, e)
-        result = publisher.wait(timeout)
+        result = publisher.wait(0 if stalled else timeout)
     except KeyboardInterrupt:
         result, interrupted = publisher.result(), True
     finally:
@@ -137,5 +168,6 @@ def send(source: KeySource, options: ConnectOptions, topic: str, payloads: Itera
     result = SendResult(result.sent, result.acked, result.failed, len(rejected))
     if result.unacknowledged or result.rejected:
         saved = f"; saved to {failed_file}" if failed_file is not None else ""
-        raise DeliveryError(result.summary() + saved)
+        stopped = f"; input not read past message {result.sent + result.rejected}" if stalled else ""
+        raise DeliveryError(result.summary() + stopped + saved)
     return result

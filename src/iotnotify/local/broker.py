@@ -26,9 +26,10 @@ def find_mosquitto(path: str | None = None, fallback: str = SBIN) -> str:
     return found
 
 
-def render_config(port: int) -> str:
-    """mosquitto.conf: one plain MQTT listener on 127.0.0.1 (the wss front relays to it). `user`
-    keeps a root start from switching to the `mosquitto` user, as Debian's Mosquitto otherwise does."""
+def render_config(port: int, extra: str = "") -> str:
+    """mosquitto.conf: one plain MQTT listener on 127.0.0.1 (the wss front relays to it), then any
+    `extra` lines (bench/ adds a TLS listener for mosquitto_pub). `user` keeps a root start from
+    switching to the `mosquitto` user, as Debian's Mosquitto otherwise does."""
     lines = [
         "# written by `iotnotify local`; regenerated at every start",
         f"user {getpass.getuser()}",
@@ -43,7 +44,7 @@ def render_config(port: int) -> str:
         f"listener {port} 127.0.0.1",
         "protocol mqtt",
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + extra
 
 
 def check_port_free(port: int, what: str, flag: str) -> None:
@@ -71,9 +72,10 @@ def _die_with_parent() -> None:
 class Broker:
     """A Mosquitto process started with our config; `stop` leaves nothing behind."""
 
-    def __init__(self, folder: Path, port: int) -> None:
+    def __init__(self, folder: Path, port: int, extra_config: str = "") -> None:
         self.folder = folder
         self.port = port
+        self.extra_config = extra_config
         self.config_file = folder / "mosquitto.conf"
         self.log_file = folder / "mosquitto.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -82,7 +84,7 @@ class Broker:
         """Start Mosquitto and return once it accepts connections."""
         binary = find_mosquitto()
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.config_file.write_text(render_config(self.port))
+        self.config_file.write_text(render_config(self.port, self.extra_config))
         with self.log_file.open("wb") as log:
             self.process = subprocess.Popen(
                 [binary, "-c", str(self.config_file)], stdin=subprocess.DEVNULL, stdout=log,
