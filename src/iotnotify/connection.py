@@ -81,6 +81,12 @@ class Connection:
                     credentials_provider=self.credentials, client_id=self.client_id,
                     ca_filepath=self.options.ca_file, enable_metrics_collection=self.aws)
 
+    def _on_socket(self) -> None:
+        """Called at each connection success: no Nagle delay on small messages (see nodelay)."""
+        from iotnotify.nodelay import set_nodelay
+
+        set_nodelay(self.keys.port)
+
     @property
     def where(self) -> str:
         """host:port of the broker, for messages."""

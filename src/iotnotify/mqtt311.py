@@ -30,9 +30,11 @@ class Mqtt311Connection(Connection):
         done = threading.Event()
         future.add_done_callback(lambda _f: done.set())
         self._wait_connected(done, future.exception)
+        self._on_socket()
         self.on_state("connected", 0)
 
     def _resumed(self, connection: mqtt.Connection, return_code: object, session_present: bool, **_: object) -> None:
+        self._on_socket()
         if not session_present:  # a clean session after a reconnection: subscribe again
             connection.resubscribe_existing_topics()
         self.on_state("connected", 0)

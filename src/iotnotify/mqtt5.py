@@ -62,6 +62,7 @@ class Mqtt5Connection(Connection):
 
     def _connected(self, data: mqtt5.LifecycleConnectSuccessData) -> None:
         self._attempts = 0
+        self._on_socket()
         if self._outcome.is_set() and not data.negotiated_settings.rejoined_session:
             for filters, qos in self.subscriptions:  # a clean session after a reconnection: subscribe again
                 self.client.subscribe(mqtt5.SubscribePacket(

@@ -36,6 +36,7 @@ def render_config(port: int, extra: str = "") -> str:
         "persistence false",
         "allow_anonymous true",
         "max_queued_messages 100000",
+        "set_tcp_nodelay true",  # small messages go at once: latency, not Nagle's batching
         "max_inflight_messages 100",  # AWS IoT Core allows 100 unacknowledged QoS 1 messages per client
         "log_dest stderr",
         "log_type error",

@@ -1,0 +1,46 @@
+"""TCP_NODELAY on the client's connection to the broker, which awscrt does not set.
+
+awscrt's socket options have no TCP_NODELAY, so its sockets keep Nagle's algorithm: a small
+write (a PUBLISH) waits while an earlier one (the PUBACK of a received message) is not yet
+acknowledged, and the broker's side acknowledges late (delayed ACK, 40 ms on Linux). Measured
+on publish-to-receive latency through the local stack: p99 44 ms, 0.4 ms with TCP_NODELAY on both
+ends (bench/README.md). Every MQTT client we compare with sets it (paho, mosquitto_pub, MQTT.js).
+
+The socket is awscrt's, so we find it among the process's open descriptors: a TCP socket whose
+peer is the broker's port.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+FD_FOLDERS = ("/proc/self/fd", "/dev/fd")  # Linux, then macOS and the BSDs
+
+
+def set_nodelay(peer_port: int) -> int:
+    """Set TCP_NODELAY on every open TCP socket connected to `peer_port`; how many were set."""
+    import socket
+
+    folder = next((f for f in FD_FOLDERS if os.path.isdir(f)), None)
+    if folder is None:
+        return 0
+    done = 0
+    for name in os.listdir(folder):
+        try:
+            fd = int(name)
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                continue
+            sock = socket.socket(fileno=os.dup(fd))  # a duplicate: closing it leaves awscrt's open
+        except (ValueError, OSError):
+            continue  # not a number, or closed meanwhile
+        try:
+            if (sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM
+                    and sock.getpeername()[1] == peer_port):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                done += 1
+        except OSError:
+            pass  # not connected, or gone
+        finally:
+            sock.close()
+    return done
