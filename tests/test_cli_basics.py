@@ -48,3 +48,18 @@ def test_send_subscribe_and_keys_never_import_boto3(cli, args, stdin):
                             env=cli.env, timeout=60)
     assert "BOTO:\n" in result.stderr.decode(), result.stderr.decode()
     assert "internal error" not in result.stderr.decode()
+
+
+def test_every_command_is_in_the_lazy_table_and_only_its_module_is_imported():
+    import importlib
+
+    from iotnotify import cli
+
+    modules = {f"iotnotify.cli.{name}" for name in set(cli.COMMANDS.values())}
+    for module in modules:
+        importlib.import_module(module)
+    assert set(cli.cli.commands) == set(cli.COMMANDS)
+    probe = ("import sys; from iotnotify.cli import cli; cli.get_command(None, 'send'); "
+             "print(sorted(m for m in sys.modules if m.startswith('iotnotify.cli.')))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['iotnotify.cli.client']"

@@ -1,6 +1,7 @@
 """The `iotnotify` command: the group, shared flags, and `main`, which maps errors to exit codes.
 
-The commands live in client.py (keys, send, subscribe) and admin.py (local, setup-role).
+The commands live in client.py (keys, send, subscribe), tail.py and admin.py (local, setup-role),
+each imported only when one of its commands runs (COMMANDS).
 """
 
 from __future__ import annotations
@@ -122,7 +123,26 @@ def _note(message: str, quiet: bool = False) -> None:
         click.echo(message, err=True)
 
 
-@click.group(context_settings=CONTEXT, epilog="""\b
+COMMANDS = {"keys": "client", "send": "client", "subscribe": "client", "tail": "tail", "local": "admin",
+            "setup-role": "admin"}
+"""Each command and the module of this package that defines it, imported when the command is used:
+`send` does not pay for `tail` or `local` (the pattern of click's documentation, "Lazily Loading
+Subcommands")."""
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            import importlib
+
+            importlib.import_module(f"iotnotify.cli.{COMMANDS[cmd_name]}")  # registers it on `cli`
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings=CONTEXT, epilog="""\b
 Examples:
   iotnotify local                                  # start a broker and keys endpoint on loopback
   iotnotify --profile local subscribe 'demo/#' -v  # in another terminal
@@ -188,6 +208,3 @@ def main() -> None:
         code = errors.EXIT_INTERNAL
     sys.exit(code or 0)
 
-
-# the commands register themselves on `cli`
-from iotnotify.cli import admin, client, tail  # noqa: E402,F401
