@@ -12,7 +12,7 @@ from iotnotify.connection import ConnectOptions, open_connection
 from iotnotify.errors import UsageError
 from iotnotify.keys import endpoint_source
 from iotnotify.local.tls import ensure_tls_files
-from iotnotify.send import Publisher
+from iotnotify.send import Publisher, SendResult
 
 AWS_HOST = "abc123example-ats.iot.us-east-1.amazonaws.com"
 
@@ -163,3 +163,26 @@ def test_keys_refused_by_the_broker(refusing_gateway, fake_endpoint, stack, tmp_
     assert one_line(result).startswith(f"iotnotify: error: broker 127.0.0.1:{refusing_gateway} refused the "
                                        "MQTT WebSocket connection")
     assert "SECRET" not in result.stderr and "TOKEN" not in result.stderr
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["binding", "Client.publish"])
+def test_both_publish_paths_report_acknowledged_and_refused_messages(strict_broker, stack, monkeypatch, direct):
+    """awscrt's binding called directly (the fast path) and awscrt's Client.publish (for awscrt
+    versions whose binding we have not checked) must agree on what the broker acknowledged."""
+    from iotnotify import mqtt5
+    from iotnotify.keys import KeySource, parse_keys
+
+    monkeypatch.setattr(mqtt5, "DIRECT_PUBLISH", direct)
+    keys = parse_keys(tutorial_keys(port=strict_broker))
+    connection = open_connection(KeySource("strict", lambda: keys), ConnectOptions(ca_file=stack.ca_file))
+    try:
+        publisher = Publisher(connection, "allowed/x", 1, False)
+        for i in range(200):
+            publisher.publish(b"%d" % i)
+        denied = Publisher(connection, "denied/x", 1, False)
+        denied.publish(b"no")
+        assert publisher.wait(10) == SendResult(200, 200, 0)
+        assert denied.wait(10) == SendResult(1, 0, 1)
+        assert denied.undelivered() == {1: b"no"}
+    finally:
+        connection.disconnect()

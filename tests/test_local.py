@@ -139,3 +139,11 @@ def test_broker_allows_100_messages_in_flight_like_aws_iot():
     from iotnotify.local.broker import render_config
 
     assert "max_inflight_messages 100\n" in render_config(1883)
+
+
+def test_broker_sends_small_messages_at_once_and_takes_extra_listeners():
+    from iotnotify.local.broker import render_config
+
+    config = render_config(1883, "listener 8883 127.0.0.1\n")
+    assert "set_tcp_nodelay true\n" in config  # no Nagle delay on a PUBACK (bench/README.md: latency)
+    assert config.endswith("listener 1883 127.0.0.1\nprotocol mqtt\nlistener 8883 127.0.0.1\n")

@@ -108,3 +108,31 @@ def test_without_a_session_what_was_sent_while_away_is_not_delivered(cli, tmp_pa
     cli.run("send", topic, "missed")
     back = cli.run("subscribe", topic, "-C", "1", "-W", "2", "--quiet")
     assert back.returncode == 7 and back.stdout == ""
+
+
+def test_send_stops_reading_at_the_window_when_the_broker_stops_acknowledging(cli, own_broker, tmp_path):
+    """A frozen broker: `send` holds WINDOW messages, stops reading, and after --timeout s without an
+    acknowledgement says where its input stopped; --failed keeps exactly the messages it had read."""
+    from iotnotify.send import WINDOW
+
+    broker, flags = own_broker
+    failed = tmp_path / "failed.txt"
+    sender = subprocess.Popen([IOTNOTIFY, *flags, "send", "-l", "t", "--timeout", "2", "--failed", str(failed)],
+                              stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=cli.env)
+    sender.stdin.write(b"first\n")
+    sender.stdin.flush()
+    time.sleep(1.5)  # acknowledged by now
+    broker.process.send_signal(signal.SIGSTOP)
+    try:
+        try:
+            sender.stdin.write(b"".join(b"%d\n" % i for i in range(3 * WINDOW)))
+            sender.stdin.close()
+        except BrokenPipeError:
+            pass
+        err = sender.stderr.read().decode()
+        assert sender.wait(30) == 6
+    finally:
+        broker.process.send_signal(signal.SIGCONT)
+    assert err == (f"iotnotify: error: {WINDOW} of {WINDOW + 1} messages were not delivered ({WINDOW} not "
+                   f"acknowledged by the broker); input not read past message {WINDOW + 1}; saved to {failed}\n")
+    assert failed.read_bytes() == b"".join(b"%d\n" % i for i in range(WINDOW))

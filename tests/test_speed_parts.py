@@ -1,0 +1,83 @@
+"""The parts that make sending and receiving fast, each checked for what it does (the speed itself
+is measured by bench/, not here): TCP_NODELAY on the client's socket, the Python thread state kept
+on awscrt's I/O thread, and `send` keeping at most WINDOW messages unacknowledged."""
+
+import socket
+import subprocess
+import threading
+
+from conftest import IOTNOTIFY
+
+from iotnotify.connection import ConnectOptions, open_connection
+from iotnotify.keys import endpoint_source
+from iotnotify.nodelay import set_nodelay
+from iotnotify.send import WINDOW
+
+
+def _nodelay_of_sockets_to(port: int) -> list[int]:
+    import os
+
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            sock = socket.socket(fileno=os.dup(int(name)))
+        except OSError:
+            continue
+        try:
+            if sock.type == socket.SOCK_STREAM and sock.family == socket.AF_INET and sock.getpeername()[1] == port:
+                found.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        except OSError:
+            pass
+        finally:
+            sock.close()
+    return found
+
+
+def test_set_nodelay_sets_it_on_the_sockets_to_that_port_only():
+    with socket.create_server(("127.0.0.1", 0)) as server, socket.create_server(("127.0.0.1", 0)) as other:
+        port, other_port = server.getsockname()[1], other.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as a, socket.create_connection(("127.0.0.1", other_port)) as b:
+            assert set_nodelay(port) == 1
+            assert a.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+            assert b.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+
+
+def test_the_clients_socket_to_the_broker_has_nodelay(stack):
+    connection = open_connection(endpoint_source(stack.endpoint, 5), ConnectOptions(ca_file=stack.ca_file))
+    try:
+        assert _nodelay_of_sockets_to(connection.keys.port) and all(_nodelay_of_sockets_to(connection.keys.port))
+    finally:
+        connection.disconnect()
+
+
+def test_callbacks_on_the_io_thread_keep_their_thread_state(stack):
+    """Without threadstate.keep(), CPython makes a new thread state for every callback from awscrt's
+    thread, so a threading.local set in one callback is gone in the next."""
+    local, seen, done = threading.local(), [], threading.Event()
+
+    def on_done(_ok: bool) -> None:
+        local.count = getattr(local, "count", 0) + 1
+        seen.append(local.count)
+        if len(seen) == 300:
+            done.set()
+
+    connection = open_connection(endpoint_source(stack.endpoint, 5), ConnectOptions(ca_file=stack.ca_file))
+    try:
+        for i in range(300):
+            connection.publish("test/threadstate", b"%d" % i, 1, False, on_done)
+        assert done.wait(20)
+    finally:
+        connection.disconnect()
+    assert max(seen) > 200  # kept from the 64th callback on (threadstate.WARM_UP)
+
+
+def test_send_of_many_windows_arrives_whole_and_in_order(cli, stack, tmp_path):
+    """Reading pauses while WINDOW messages wait (test_reconnect shows where it stops); with the
+    broker answering, everything arrives, in order."""
+    count = WINDOW * 5
+    sub = cli.subscriber(tmp_path, "test/window", "-C", str(count), "-W", "60")
+    lines = b"".join(b"%d\n" % i for i in range(count))
+    result = subprocess.run([IOTNOTIFY, "send", "-l", "test/window"], input=lines, env=cli.env, capture_output=True)
+    assert result.returncode == 0, result.stderr
+    out, _ = sub.communicate(timeout=60)
+    assert out == lines
