@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import select
 import shutil
 import socket
 import statistics
@@ -59,23 +60,18 @@ def signed_url(keys: dict, port: int) -> str:
     return f"wss://{host}{request.path}"
 
 
+RUN_LIMIT = 120  # s: a client that hangs fails the benchmark instead of stalling it
+
+
 def timed(command: list[str], env: dict[str, str], stdin: bytes | None = None) -> float:
     """Wall time of one run of `command` (which must succeed)."""
     start = time.perf_counter()
-    subprocess.run(command, input=stdin, env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(command, input=stdin, env=env, check=True, stdout=subprocess.DEVNULL, timeout=RUN_LIMIT)
     return time.perf_counter() - start
 
 
 def median(runs: int, make: Callable[[], float]) -> float:
     return statistics.median(make() for _ in range(runs))
-
-
-def wait_for(path: Path, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{path} did not appear within {timeout} s")
-        time.sleep(0.01)
 
 
 class Bench:
@@ -127,55 +123,74 @@ class Bench:
         return [*self.mosquitto("mosquitto_pub"), "-q", qos, "-t", topic] + (["-l"] if message is None else
                                                                            ["-m", message])
 
-    def subscriber(self, client: str, topic: str, ready: Path) -> list[str]:
+    def subscriber(self, client: str, topic: str) -> list[str]:
         """A command that prints each message it receives on `topic`, one per line."""
         if client == OURS:
-            return [IOTNOTIFY, "subscribe", topic, "--qos", "0", "--quiet", "--ready-file", str(ready)]
+            return [IOTNOTIFY, "subscribe", topic, "--qos", "0", "--quiet"]
         if client == OURS + " --json":
-            return [*self.subscriber(OURS, topic, ready), "--json"]
+            return [*self.subscriber(OURS, topic), "--json"]
         if client == MQTTJS:
             return [*self.mqtt_js("sub"), "-q", "0", "-t", topic]
         return [*self.mosquitto("mosquitto_sub"), "-q", "0", "-t", topic]
 
+    def subscribed(self, sub: subprocess.Popen[bytes], topic: str) -> None:
+        """Return once `sub` prints what is published on `topic` (one readiness test for every
+        client: markers until one arrives), with the markers sent meanwhile read and dropped."""
+        fd = sub.stdout.fileno()  # type: ignore[union-attr]
+        deadline = time.monotonic() + 30
+        while not select.select([fd], [], [], 0.2)[0]:
+            if time.monotonic() > deadline or sub.poll() is not None:
+                raise RuntimeError(f"{sub.args[0]} did not subscribe")
+            subprocess.run(["mosquitto_pub", "-p", self.plain, "-q", "1", "-t", topic, "-m", "ready"], check=True)
+        while select.select([fd], [], [], 0.3)[0]:  # markers still on their way
+            os.read(fd, 1 << 16)
+
+    def count_lines(self, sub: subprocess.Popen[bytes]) -> int:
+        """Read `sub`'s output until it printed `messages` lines (or nothing came for 30 s)."""
+        fd, seen = sub.stdout.fileno(), 0  # type: ignore[union-attr]
+        while seen < self.messages and select.select([fd], [], [], 30)[0]:
+            data = os.read(fd, 1 << 20)
+            if not data:
+                break
+            seen += data.count(b"\n")
+        if seen < self.messages:
+            raise RuntimeError(f"{sub.args[0]} printed {seen} of {self.messages} messages")
+        return seen
+
     def stream_until_received(self, client: str) -> float:
         """Seconds from starting `client` on the lines at QoS 1 until a subscriber (mosquitto_sub on
         the plain listener, the same for every sender) received the last of them."""
-        sub = subprocess.Popen(["mosquitto_sub", "-p", self.plain, "-q", "1", "-t", "bench/received",
-                                "-C", str(self.messages)], stdout=subprocess.DEVNULL)
-        time.sleep(0.5)  # mosquitto_sub says nothing when subscribed; not timed
-        start = time.perf_counter()
-        subprocess.run(self.sender(client, "bench/received", "1", None), input=self.lines, env=self.env,
-                       check=True, stdout=subprocess.DEVNULL)
-        sub.wait(120)
-        return time.perf_counter() - start
-
-    def receive_rate(self, client: str) -> float:
-        """Messages per second `client` writes to a pipe under a mosquitto_pub flood (QoS 0)."""
-        ready = self.work / "ready"
-        ready.unlink(missing_ok=True)
-        sub = subprocess.Popen(self.subscriber(client, "bench/flood", ready), env=self.env, stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL)
+        sub = subprocess.Popen(["mosquitto_sub", "-p", self.plain, "-q", "1", "-t", "bench/received"],
+                               stdout=subprocess.PIPE)
         try:
-            if client.startswith(OURS):
-                wait_for(ready)
-            else:
-                time.sleep(1.0)  # no ready signal; not timed
-            flood = subprocess.Popen(["mosquitto_pub", "-p", self.plain, "-q", "0", "-l", "-t", "bench/flood"],
-                                     stdin=subprocess.PIPE)
+            self.subscribed(sub, "bench/received")
             start = time.perf_counter()
-            flood.communicate(self.lines)
-            received = 0
-            for _ in sub.stdout:  # type: ignore[union-attr]
-                received += 1
-                if received == self.messages:
-                    break
-            elapsed = time.perf_counter() - start
+            subprocess.run(self.sender(client, "bench/received", "1", None), input=self.lines, env=self.env,
+                           check=True, stdout=subprocess.DEVNULL, timeout=RUN_LIMIT)
+            self.count_lines(sub)
+            return time.perf_counter() - start
         finally:
             sub.kill()
             sub.wait()
-        if received < self.messages:
-            raise RuntimeError(f"{client} received {received} of {self.messages}")
-        return self.messages / elapsed
+
+    def receive_rate(self, client: str) -> float:
+        """Messages per second `client` writes to a pipe under a mosquitto_pub flood (QoS 0)."""
+        sub = subprocess.Popen(self.subscriber(client, "bench/flood"), env=self.env, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL)
+        try:
+            self.subscribed(sub, "bench/flood")
+            flood = subprocess.Popen(["mosquitto_pub", "-p", self.plain, "-q", "0", "-l", "-t", "bench/flood"],
+                                     stdin=subprocess.PIPE)
+            start = time.perf_counter()
+            flood.stdin.write(self.lines)  # type: ignore[union-attr]
+            flood.stdin.close()  # type: ignore[union-attr]
+            self.count_lines(sub)
+            elapsed = time.perf_counter() - start
+            flood.wait(RUN_LIMIT)
+            return self.messages / elapsed
+        finally:
+            sub.kill()
+            sub.wait()
 
 
 Row = tuple[str, str, dict[str, float]]  # scenario, unit, value per client

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Memory of `iotnotify tail` under traffic: peak RSS of a real `tail` process (live view, in a
-pseudo-terminal) after 1,000 messages and after 100,000 (or --messages N), through a local stack.
+"""Memory of `iotnotify tail` under traffic: RSS of a real `tail` process (live view, in a
+pseudo-terminal) after 1,000 messages and after 1,000,000 (or --messages N), through a local stack.
 
-    .venv/bin/python bench/tail_memory.py [--messages 100000]
+    .venv/bin/python bench/tail_memory.py [--messages 1000000]
 """
 
 import argparse
@@ -38,9 +38,15 @@ def rss_kib(pid: int) -> tuple[int, int]:
     return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
 
 
+def counted(seen: bytearray) -> int:
+    """The message count in the last footer tail drew."""
+    shown = re.findall(rb"(\d+) messages \xc2\xb7", bytes(seen))
+    return int(shown[-1]) if shown else 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--messages", type=int, default=1_000_000)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp())
     stack = LocalStack(StackConfig(work, free_port(), free_port(), free_port()))
@@ -71,18 +77,22 @@ def main() -> None:
             time.sleep(0.05)
         rows = []
         sent = 0
+        started = time.perf_counter()
         for target in (1_000, args.messages):
             lines = b"".join(b'{"n": %d, "payload": "%s"}\n' % (i, b"x" * 100) for i in range(sent, target))
             subprocess.run([IOTNOTIFY, "send", "-l", "--qos", "1", "bench/flood"], input=lines, env=env, check=True)
             sent = target
-            time.sleep(1.0)  # let tail take in the last messages and redraw
-            shown = re.findall(rb"(\d+) messages \xc2\xb7", bytes(seen))
-            rows.append((target, int(shown[-1]) if shown else 0, *rss_kib(tail.pid)))
+            deadline = time.monotonic() + 120
+            while counted(seen) < target and time.monotonic() < deadline:  # tail takes in the last ones
+                time.sleep(0.2)
+            rows.append((target, counted(seen), *rss_kib(tail.pid)))
+        elapsed = time.perf_counter() - started
         print(f"{'sent':>10} {'tail counted':>12} {'RSS MiB':>8} {'peak MiB':>9}")
-        for count, counted, rss, peak in rows:
-            print(f"{count:>10,} {counted:>12,} {rss / 1024:>8.1f} {peak / 1024:>9.1f}")
+        for count, shown, rss, peak in rows:
+            print(f"{count:>10,} {shown:>12,} {rss / 1024:>8.1f} {peak / 1024:>9.1f}")
         growth = (rows[-1][2] - rows[0][2]) / 1024
-        print(f"RSS growth from {rows[0][0]:,} to {rows[-1][0]:,} messages: {growth:+.1f} MiB")
+        print(f"RSS growth from {rows[0][0]:,} to {rows[-1][0]:,} messages: {growth:+.1f} MiB "
+              f"({rows[-1][1] / elapsed:,.0f} messages/s through tail's live view)")
     finally:
         os.killpg(tail.pid, signal.SIGINT)
         tail.wait(10)
