@@ -21,6 +21,8 @@ import threading
 import time
 from pathlib import Path
 
+from compare import user_environment
+
 from iotnotify.local.stack import LocalStack, StackConfig
 
 IOTNOTIFY = str(Path(sys.executable).with_name("iotnotify"))
@@ -51,7 +53,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp())
     stack = LocalStack(StackConfig(work, free_port(), free_port(), free_port()))
     stack.start()
-    env = {**os.environ, "XDG_CACHE_HOME": str(work / "cache"), "IOTNOTIFY_ENDPOINT": stack.endpoint_url,
+    env = {**user_environment(), "XDG_CACHE_HOME": str(work / "cache"), "IOTNOTIFY_ENDPOINT": stack.endpoint_url,
            "IOTNOTIFY_CA_FILE": str(stack.tls.ca_file), "TERM": "xterm-256color"}
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))

@@ -6,7 +6,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import IOTNOTIFY, wait_for
+from conftest import IOTNOTIFY, Cli, wait_for
 
 
 def finish(proc, timeout=30):
@@ -251,3 +251,30 @@ def test_no_retained_skips_the_retained_message(cli, tmp_path, topic):
 def test_conflicting_or_bad_output_options(cli, topic, args, message):
     result = cli.run("subscribe", topic, *args)
     assert result.returncode == 2 and message in result.stderr
+
+
+def test_subscribe_writes_each_message_to_the_pipe_as_it_arrives(cli, tmp_path, topic):
+    """Output is flushed at the end of every burst (batched within one), so a reader of the pipe
+    sees a lone message at once, not when the subscriber exits."""
+    import os
+    import select
+
+    def read(fd: int, size: int, timeout: float = 10) -> bytes:
+        data, deadline = b"", time.monotonic() + timeout
+        while len(data) < size and select.select([fd], [], [], max(deadline - time.monotonic(), 0))[0]:
+            data += os.read(fd, size - len(data))
+        return data
+
+    buffered = Cli({k: v for k, v in cli.env.items() if k != "PYTHONUNBUFFERED"})  # as a user's would be
+    sub = buffered.subscriber(tmp_path, topic, "--quiet")
+    fd = sub.stdout.fileno()
+    try:
+        for i in range(3):
+            assert cli.run("send", topic, f"lone {i}").returncode == 0
+            assert read(fd, 7) == f"lone {i}\n".encode()
+        burst = b"".join(b"%d\n" % i for i in range(5000))
+        assert cli.run("send", "-l", topic, input=burst).returncode == 0
+        assert read(fd, len(burst)) == burst
+    finally:
+        sub.kill()
+        sub.wait()

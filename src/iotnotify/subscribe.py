@@ -24,6 +24,10 @@ class Inbox:
         """Called by the client for each message received."""
         self._queue.put(message)
 
+    def empty(self) -> bool:
+        """Whether nothing is waiting to be read now."""
+        return self._queue.empty()
+
     def fail(self, error: IotNotifyError) -> None:
         """End the stream with `error`, after the messages already queued."""
         self._queue.put(error)

@@ -167,8 +167,10 @@ def subscribe(ctx: click.Context, filters: tuple[str, ...], verbose: bool, as_js
         write, flush = sys.stdout.buffer.write, sys.stdout.buffer.flush
         for message in itertools.islice(messages, count):
             write(render(message))
-            flush()
             received += 1
+            if inbox.empty():  # the end of a burst: out now; within one, a write per buffer, not per message
+                flush()
+        flush()
     except BrokenPipeError:
         _quiet_stdout()
     except KeyboardInterrupt:
