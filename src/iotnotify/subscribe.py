@@ -42,6 +42,12 @@ class Inbox:
     def messages(self, timeout: float | None = None, idle: float | None = None) -> Iterator[Message]:
         """Yield messages as they arrive until `timeout` seconds passed in all, or none arrived for
         `idle` seconds (both optional)."""
+        if timeout is None and idle is None:  # the common case, per message: no clock to read
+            while True:
+                try:
+                    yield self._get(0.5)  # a bounded wait keeps Ctrl-C responsive while blocked here
+                except queue.Empty:
+                    continue
         deadline = None if timeout is None else time.monotonic() + timeout
         last = time.monotonic()
         while True:
