@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """iotnotify against other MQTT clients on the same local broker, in one run; a printed table.
 
-    bench/run [--runs 5] [--stream-runs 3] [--messages 100000]
+    bench/run [--runs 9] [--stream-runs 3] [--messages 100000]
 
 Each row is a scenario, each column a client: medians over the runs (seconds, milliseconds or
 messages per second), and each other client's ratio to iotnotify (>1: iotnotify is ahead). The
@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -69,10 +70,25 @@ def signed_url(keys: dict, port: int) -> str:
 RUN_LIMIT = 120  # s: a client that hangs fails the benchmark instead of stalling it
 
 
+def run_limited(command: list[str], env: dict[str, str], stdin: bytes | None = None) -> None:
+    """Run `command` to success, killed after RUN_LIMIT s. Not subprocess.run(timeout=...): its wait
+    polls every 50 ms, which put every timing on a 50 ms grid."""
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE if stdin is not None else None,
+                            stdout=subprocess.DEVNULL, env=env)
+    watchdog = threading.Timer(RUN_LIMIT, proc.kill)
+    watchdog.start()
+    try:
+        proc.communicate(stdin)
+    finally:
+        watchdog.cancel()
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, command)
+
+
 def timed(command: list[str], env: dict[str, str], stdin: bytes | None = None) -> float:
     """Wall time of one run of `command` (which must succeed)."""
     start = time.perf_counter()
-    subprocess.run(command, input=stdin, env=env, check=True, stdout=subprocess.DEVNULL, timeout=RUN_LIMIT)
+    run_limited(command, env, stdin)
     return time.perf_counter() - start
 
 
@@ -170,8 +186,7 @@ class Bench:
         try:
             self.subscribed(sub, "bench/received")
             start = time.perf_counter()
-            subprocess.run(self.sender(client, "bench/received", "1", None), input=self.lines, env=self.env,
-                           check=True, stdout=subprocess.DEVNULL, timeout=RUN_LIMIT)
+            run_limited(self.sender(client, "bench/received", "1", None), self.env, self.lines)
             received = self.count_lines(sub, quiet=5)
             return time.perf_counter() - start, received
         finally:
@@ -263,7 +278,7 @@ def print_table(rows: list[Row]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=5, help="runs of the short scenarios (startup, cold send)")
+    parser.add_argument("--runs", type=int, default=9, help="runs of the short scenarios (startup, cold send)")
     parser.add_argument("--stream-runs", type=int, default=3, help="runs of the stream and subscribe scenarios")
     parser.add_argument("--messages", type=int, default=100_000)
     args = parser.parse_args()
