@@ -81,3 +81,10 @@ def test_send_of_many_windows_arrives_whole_and_in_order(cli, stack, tmp_path):
     assert result.returncode == 0, result.stderr
     out, _ = sub.communicate(timeout=60)
     assert out == lines
+
+
+def test_awscrts_binding_is_called_directly_only_for_the_versions_read():
+    from iotnotify.mqtt5 import _direct_publish_fits
+
+    assert [_direct_publish_fits(v) for v in ("0.19.9", "0.20.0", "0.36.1", "0.37.0", "1.0.0", "dev")] == [
+        False, True, True, False, False, False]

@@ -127,7 +127,8 @@ class Mqtt5Connection(Connection):
 
 def _direct_publish_fits(version: str) -> bool:
     """awscrt 0.20 to 0.36 call their binding `mqtt5_client_publish` with the same 13 arguments
-    (checked in each release's awscrt/mqtt5.py), so we can call it as `Client.publish` does."""
+    (read in the awscrt/mqtt5.py of 0.20.0, 0.31.0, 0.33.0 and 0.36.1), so we can call it as
+    `Client.publish` does."""
     try:
         major, minor = (int(part) for part in version.split(".")[:2])
     except ValueError:
