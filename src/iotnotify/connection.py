@@ -19,7 +19,7 @@ OnDone = Callable[[bool], None]
 OnState = Callable[[str, int], None]  # state (connecting, connected, reconnecting, stopped), attempt
 
 REFUSED = ("AWS_ERROR_HTTP_WEBSOCKET_UPGRADE_FAILURE", "AWS_IO_SOCKET_CLOSED", "AWS_ERROR_HTTP_CONNECTION_CLOSED")
-NODELAY_POLL = 0.0005  # s between looks for the new socket (see Connection._nodelay_early)
+NODELAY_POLL = (0.0005, 0.02)  # s between looks for the new socket, doubling (Connection._nodelay_early)
 TLS_PROBE_AFTER = 1.5  # s: awscrt reports TLS failures only after a long delay; diagnose sooner
 
 
@@ -89,10 +89,11 @@ class Connection:
         the server's delayed ACK (40 ms of every `send`, measured)."""
         from iotnotify.nodelay import set_nodelay
 
-        deadline = time.monotonic() + limit
+        deadline, pause = time.monotonic() + limit, NODELAY_POLL[0]
         while time.monotonic() < deadline and not set_nodelay(self.keys.port):
-            if done.wait(NODELAY_POLL):
+            if done.wait(pause):
                 return
+            pause = min(pause * 2, NODELAY_POLL[1])  # soon on loopback, then gently while a far broker answers
 
     def _on_socket(self) -> None:
         """Called at each connection success: no Nagle delay on small messages (see nodelay)."""
