@@ -11,7 +11,6 @@ import os
 import pty
 import re
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -21,17 +20,11 @@ import threading
 import time
 from pathlib import Path
 
-from compare import user_environment
+from compare import free_port, user_environment
 
 from iotnotify.local.stack import LocalStack, StackConfig
 
 IOTNOTIFY = str(Path(sys.executable).with_name("iotnotify"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rss_kib(pid: int) -> tuple[int, int]:

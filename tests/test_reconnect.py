@@ -43,14 +43,20 @@ def test_subscribe_gives_up_when_told_to(cli, own_broker, tmp_path, flag, messag
     assert err.decode().splitlines()[-1].startswith("iotnotify: error: ") and message in err.decode()
 
 
+def start_sender(cli, flags: list[str], failed, first: bytes) -> subprocess.Popen[bytes]:  # type: ignore[no-untyped-def]
+    """`send -l --timeout 2 --failed FAILED`, with `first` sent and acknowledged by the time it returns."""
+    sender = subprocess.Popen([IOTNOTIFY, *flags, "send", "-l", "t", "--timeout", "2", "--failed", str(failed)],
+                              stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=cli.env)
+    sender.stdin.write(first)
+    sender.stdin.flush()
+    time.sleep(1.5)  # acknowledged by now
+    return sender
+
+
 def test_send_gives_up_after_timeout_with_the_exact_count_and_the_failed_file(cli, own_broker, tmp_path):
     broker, flags = own_broker
     failed = tmp_path / "failed.txt"
-    sender = subprocess.Popen([IOTNOTIFY, *flags, "send", "-l", "t", "--timeout", "2", "--failed", str(failed)],
-                              stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=cli.env)
-    sender.stdin.write(b"l1\nl2\nl3\nl4\nl5\n")
-    sender.stdin.flush()
-    time.sleep(1.5)  # acknowledged by now
+    sender = start_sender(cli, flags, failed, b"l1\nl2\nl3\nl4\nl5\n")
     broker.stop()
     sender.stdin.write(b"l6\nl7\nl8\n")
     sender.stdin.close()
@@ -117,11 +123,7 @@ def test_send_stops_reading_at_the_window_when_the_broker_stops_acknowledging(cl
 
     broker, flags = own_broker
     failed = tmp_path / "failed.txt"
-    sender = subprocess.Popen([IOTNOTIFY, *flags, "send", "-l", "t", "--timeout", "2", "--failed", str(failed)],
-                              stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=cli.env)
-    sender.stdin.write(b"first\n")
-    sender.stdin.flush()
-    time.sleep(1.5)  # acknowledged by now
+    sender = start_sender(cli, flags, failed, b"first\n")
     broker.process.send_signal(signal.SIGSTOP)
     try:
         try:
