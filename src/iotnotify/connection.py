@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from iotnotify.errors import ConnectError, DeliveryError, IotNotifyError, KeysRefused
 from iotnotify.keys import KeySource, TemporaryKeys
 from iotnotify.messages import Message
+from iotnotify.nodelay import set_nodelay
 from iotnotify.topics import is_aws_host
 
 OnMessage = Callable[[Message], None]
@@ -87,8 +88,6 @@ class Connection:
         """While the first connection is being made, set TCP_NODELAY on its socket as soon as it
         exists: otherwise Nagle holds the WebSocket upgrade behind TLS's last small records until
         the server's delayed ACK (40 ms of every `send`, measured)."""
-        from iotnotify.nodelay import set_nodelay
-
         deadline, pause = time.monotonic() + limit, NODELAY_POLL[0]
         while time.monotonic() < deadline and not set_nodelay(self.keys.port):
             if done.wait(pause):
@@ -97,8 +96,6 @@ class Connection:
 
     def _on_socket(self) -> None:
         """Called at each connection success: no Nagle delay on small messages (see nodelay)."""
-        from iotnotify.nodelay import set_nodelay
-
         set_nodelay(self.keys.port)
 
     @property

@@ -73,10 +73,10 @@ def _die_with_parent() -> None:
 class Broker:
     """A Mosquitto process started with our config; `stop` leaves nothing behind."""
 
-    def __init__(self, folder: Path, port: int, extra_config: str = "") -> None:
+    def __init__(self, folder: Path, port: int) -> None:
         self.folder = folder
         self.port = port
-        self.extra_config = extra_config
+        self.extra_config = ""  # more mosquitto.conf lines, written at the next start (bench/ uses it)
         self.config_file = folder / "mosquitto.conf"
         self.log_file = folder / "mosquitto.log"
         self.process: subprocess.Popen[bytes] | None = None
