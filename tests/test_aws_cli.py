@@ -38,7 +38,7 @@ def test_setup_role_creates_then_updates(tmp_path, moto_url):
     assert first.returncode == 0, first.stderr
     assert first.stdout.splitlines()[0] == f"created role notify-test: arn:aws:iam::{ACCOUNT}:role/notify-test"
     assert f"trusted principal: arn:aws:iam::{ACCOUNT}:root" in first.stdout
-    assert "iot:Connect, iot:Subscribe, iot:Publish, iot:Receive" in first.stdout
+    assert "iot:Connect, iot:Subscribe, iot:Publish, iot:RetainPublish, iot:Receive" in first.stdout
     second = cli.run("setup-role", "--role-name", "notify-test")
     assert second.returncode == 0
     assert second.stdout.startswith("updated role notify-test")

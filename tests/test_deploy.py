@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from iotnotify.server.policy import SAFE_TOPIC
+from iotnotify.server.policy import PolicyError, check_policy_topic, role_policy
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "template.yaml"
 TEXT = TEMPLATE.read_text()
@@ -31,15 +31,29 @@ def test_handler_imports_with_stdlib_and_boto3_only():
     assert result.stdout.strip() == "[]"
 
 
+def accepted_by_handler(topic: str, below: bool) -> bool:
+    try:
+        check_policy_topic(topic, below=below)
+    except PolicyError:
+        return False
+    return True
+
+
 @pytest.mark.parametrize("parameter", ["Topics", "PrivateTopicPrefix"])
-@pytest.mark.parametrize("topic", ["/serverless/pubsub", "users", "a/b-c_d.e:f=g@h", "a/*", "a?", "a/#", "+",
-                                   "${iot:ClientId}", "a b", "a,b"])
+@pytest.mark.parametrize("topic", ["/serverless/pubsub", "users", "a/b-c_d.e:f=g@h", "a/*", "/a/b/*", "a*", "a/*/b",
+                                   "*", "/*", "a?", "a/#", "+", "${iot:ClientId}", "a b", "a,b"])
 def test_template_refuses_the_topics_the_handler_refuses(parameter, topic):
     block = re.search(rf"^  {parameter}:\n((?:    .*\n)+)", TEXT, re.MULTILINE).group(1)
-    pattern = re.search(r'AllowedPattern: "(.*)"', block).group(1)
+    pattern = re.search(r'AllowedPattern: "(.*)"', block).group(1).encode().decode("unicode_escape")  # YAML's \\
     accepted_by_template = re.fullmatch(pattern, topic) is not None
-    accepted_by_handler = SAFE_TOPIC.fullmatch(topic) is not None
     if topic == "a,b" and parameter == "Topics":
         assert accepted_by_template  # a list of two safe topics
-    else:
-        assert accepted_by_template == accepted_by_handler
+    else:  # a configured topic may end in /*; the private prefix may not
+        assert accepted_by_template == accepted_by_handler(topic, below=parameter == "Topics")
+
+
+def test_the_templates_role_grants_what_the_local_stack_assumes():
+    """The notifications role's actions in the template are role_policy()'s, which the local stack uses."""
+    actions = re.search(r"Action: \[(iot:Connect[^\]]*)\]", TEXT).group(1).split(", ")
+    assert actions == role_policy()["Statement"][0]["Action"]
+    assert "iot:RetainPublish" in actions  # retained messages need it besides iot:Publish

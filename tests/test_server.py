@@ -92,7 +92,8 @@ def expected_policy(client_id, topics, private=None, any_client_id=False):
     clients = [f"{base}:client/*"] if any_client_id else [f"{base}:client/{client_id}", f"{base}:client/{client_id}-*"]
     statements = [
         {"Effect": "Allow", "Action": "iot:Connect", "Resource": clients},
-        {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"], "Resource": [f"{base}:topic/{t}" for t in topics]},
+        {"Effect": "Allow", "Action": ["iot:Publish", "iot:RetainPublish", "iot:Receive"],
+         "Resource": [f"{base}:topic/{t}" for t in topics]},
         {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": [f"{base}:topicfilter/{t}" for t in topics]},
     ]
     if private:
@@ -160,7 +161,8 @@ def test_bad_topic_query_is_a_400(assume_calls, topic):
 
 
 @pytest.mark.parametrize("variable, value", [
-    ("IOTNOTIFY_TOPICS", "a/*"), ("IOTNOTIFY_TOPICS", "a?"), ("IOTNOTIFY_TOPICS", "a/#"),
+    ("IOTNOTIFY_TOPICS", "a*"), ("IOTNOTIFY_TOPICS", "a/*/b"), ("IOTNOTIFY_TOPICS", "*"), ("IOTNOTIFY_TOPICS", "/*"),
+    ("IOTNOTIFY_TOPICS", "a?"), ("IOTNOTIFY_TOPICS", "a/#"),
     ("IOTNOTIFY_TOPICS", "+/b"), ("IOTNOTIFY_TOPICS", "${aws:username}"), ("IOTNOTIFY_TOPICS", ","),
     ("IOTNOTIFY_PRIVATE_TOPIC_PREFIX", "users/*"), ("IOTNOTIFY_KEY_LIFETIME", "899"),
     ("IOTNOTIFY_KEY_LIFETIME", "3601"), ("IOTNOTIFY_KEY_LIFETIME", "1h"),
@@ -171,12 +173,23 @@ def test_widening_or_invalid_configuration_is_refused(variable, value):
 
 
 def test_misconfigured_endpoint_answers_500_with_cors_and_logs_why(aws, monkeypatch, capsys):
-    monkeypatch.setenv("IOTNOTIFY_TOPICS", "a/*")
+    monkeypatch.setenv("IOTNOTIFY_TOPICS", "a/*/b")
     response = lambda_handler.handler(v2_event())
     assert response["statusCode"] == 500
     assert json.loads(response["body"]) == {"message": "the keys endpoint is misconfigured (see its logs)"}
     assert response["headers"]["Access-Control-Allow-Origin"] == "*"
-    assert "'a/*' cannot go into a policy" in capsys.readouterr().out
+    assert "'a/*/b' cannot go into a policy" in capsys.readouterr().out
+
+
+def test_a_topic_ending_in_star_covers_every_topic_below_it(assume_calls, monkeypatch):
+    monkeypatch.setenv("IOTNOTIFY_TOPICS", "alerts/*,/serverless/pubsub")
+    body = json.loads(lambda_handler.handler(v2_event())["body"])
+    assert body["topics"] == ["alerts/*", "/serverless/pubsub"]
+    assert json.loads(assume_calls[0]["Policy"]) == expected_policy(body["clientId"], ["alerts/*", "/serverless/pubsub"])
+    narrowed = json.loads(lambda_handler.handler(v2_event(query={"topic": "alerts/disk/sda"}))["body"])
+    assert narrowed["topics"] == ["alerts/disk/sda"]  # ?topic= names one topic the configuration covers
+    for outside in ("alerts", "other/x", "alerts/*"):
+        assert lambda_handler.handler(v2_event(query={"topic": outside}))["statusCode"] == 400
 
 
 @pytest.mark.parametrize("broken, step", [
@@ -220,7 +233,8 @@ def test_setup_role_twice_updates_instead_of_failing(aws):
     inline = iam.get_role_policy(RoleName="serverless-notifications", PolicyName=ROLE_POLICY_NAME)
     document = inline["PolicyDocument"]
     document = json.loads(document) if isinstance(document, str) else document
-    assert document["Statement"][0]["Action"] == ["iot:Connect", "iot:Subscribe", "iot:Publish", "iot:Receive"]
+    assert document["Statement"][0]["Action"] == ["iot:Connect", "iot:Subscribe", "iot:Publish", "iot:RetainPublish",
+                                                  "iot:Receive"]
 
 
 def test_any_client_id_lets_clients_that_pick_their_own_id_connect(assume_calls, monkeypatch):

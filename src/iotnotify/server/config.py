@@ -21,7 +21,7 @@ MAX_SESSION_POLICY = 2048  # characters, AWS STS's limit for a session policy
 # environment variable -> what it sets (documented in README.md, "The keys endpoint")
 ENVIRONMENT = {
     "IOTNOTIFY_ROLE": "name or ARN of the notifications role (default serverless-notifications)",
-    "IOTNOTIFY_TOPICS": "comma-separated topics the keys may use (default /serverless/pubsub)",
+    "IOTNOTIFY_TOPICS": "comma-separated topics the keys may use, PREFIX/* for all below PREFIX/ (default /serverless/pubsub)",
     "IOTNOTIFY_KEY_LIFETIME": "seconds the keys last, 900 to 3600 (default 3600)",
     "IOTNOTIFY_CORS_ORIGIN": "Access-Control-Allow-Origin of every response (default *)",
     "IOTNOTIFY_PRIVATE_TOPIC_PREFIX": "if set, each set of keys may also receive on PREFIX/<clientId>",
@@ -47,7 +47,7 @@ class EndpointConfig:
     def __post_init__(self) -> None:
         try:
             for topic in self.topics:
-                check_policy_topic(topic)
+                check_policy_topic(topic, below=True)
             if self.private_prefix is not None:
                 check_policy_topic(self.private_prefix, "private topic prefix")
         except PolicyError as e:

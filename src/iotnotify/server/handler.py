@@ -15,6 +15,7 @@ from typing import Any
 
 from iotnotify.server.config import ConfigInvalid, EndpointConfig, load_config
 from iotnotify.server.issuers import IssueError, Issuer, StsIssuer
+from iotnotify.iam import matches
 from iotnotify.server.policy import PolicyError, check_policy_topic, session_policy
 
 
@@ -57,7 +58,7 @@ def answer(method: str, query: dict[str, str], config: EndpointConfig, issuer: I
             topic = check_policy_topic(query["topic"])
         except PolicyError as e:
             return Response(400, {"message": str(e)}, headers)
-        if topic not in config.topics:
+        if not any(matches(allowed, topic) for allowed in config.topics):  # exact, or PREFIX/* covering it
             return Response(400, {"message": f"topic {topic!r} is not one of the allowed topics"}, headers)
         topics = [topic]
     client_id = new_client_id()

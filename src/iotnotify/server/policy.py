@@ -1,7 +1,8 @@
 """Session policies that narrow temporary keys to one client id and a few topics. Pure functions.
 
 IAM reads `*` and `?` in a resource ARN as wildcards and `${...}` as a policy variable, so a topic
-must be checked before it goes into a policy: only the characters below are accepted.
+must be checked before it goes into a policy: only the characters below are accepted, and `*` only
+as the last level of a configured topic (`alerts/*`: every topic below `alerts/`), never from a request.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import json
 import re
 
 SAFE_TOPIC = re.compile(r"[A-Za-z0-9_./:=@-]+")
+BELOW = "/*"  # a configured topic ending so covers every topic below it
+IOT_ACTIONS = ("iot:Connect", "iot:Subscribe", "iot:Publish", "iot:RetainPublish", "iot:Receive")
 SAFE_CLIENT_ID = re.compile(r"[A-Za-z0-9_.:-]+")
 MAX_TOPIC_BYTES = 256
 
@@ -18,14 +21,18 @@ class PolicyError(ValueError):
     """A topic, prefix or client id that must not reach a policy."""
 
 
-def check_policy_topic(topic: str, what: str = "topic") -> str:
-    """Refuse a topic that could widen a policy (wildcards, variables, odd characters)."""
+def check_policy_topic(topic: str, what: str = "topic", below: bool = False) -> str:
+    """Refuse a topic that could widen a policy (wildcards, variables, odd characters); with `below`
+    (a configured topic, never a request's), `PREFIX/*` stands for every topic below PREFIX/."""
     if not topic or len(topic.encode()) > MAX_TOPIC_BYTES:
         raise PolicyError(f"{what} must be 1 to {MAX_TOPIC_BYTES} bytes")
-    if not SAFE_TOPIC.fullmatch(topic):
-        bad = " ".join(repr(c) for c in sorted({c for c in topic if not SAFE_TOPIC.fullmatch(c)}))
-        raise PolicyError(f"{what} {topic!r} cannot go into a policy (not allowed: {bad})")
+    exact = topic[: -len(BELOW)] if below and topic.endswith(BELOW) else topic
+    if not exact or not SAFE_TOPIC.fullmatch(exact):
+        bad = " ".join(repr(c) for c in sorted({c for c in exact if not SAFE_TOPIC.fullmatch(c)}) or ["*"])
+        where = "; * only as the last level, PREFIX/*" if below and "*" in exact else ""
+        raise PolicyError(f"{what} {topic!r} cannot go into a policy (not allowed: {bad}{where})")
     return topic
+
 
 
 def check_client_id(client_id: str) -> str:
@@ -44,20 +51,26 @@ def partition(region: str) -> str:
     return "aws"
 
 
+def iot_arn(region: str, account: str, resource: str = "*") -> str:
+    """An AWS IoT resource ARN: `client/ID`, `topic/T`, `topicfilter/F`, or `*` for all of them."""
+    return f"arn:{partition(region)}:iot:{region}:{account}:{resource}"
+
+
 def session_policy(region: str, account: str, client_id: str, topics: list[str],
                    private_topic: str | None = None, any_client_id: bool = False) -> dict[str, object]:
     """The session policy for one set of keys: connect as `client_id` (or `client_id-...`, or any id
-    if `any_client_id`); publish, subscribe and receive on `topics`; and only subscribe and receive
-    on `private_topic` if given."""
+    if `any_client_id`); publish (retained too), subscribe and receive on `topics`; and only
+    subscribe and receive on `private_topic` if given. A topic `PREFIX/*` covers every topic (and
+    filter, wildcards included) below PREFIX/."""
     check_client_id(client_id)
     for topic in topics:
-        check_policy_topic(topic)
+        check_policy_topic(topic, below=True)
     base = f"arn:{partition(region)}:iot:{region}:{account}"
     # the client id, and the ids below it (`<id>-...`): every process sharing cached keys needs its own
     clients = [f"{base}:client/*"] if any_client_id else [f"{base}:client/{client_id}", f"{base}:client/{client_id}-*"]
     statements: list[dict[str, object]] = [
         {"Effect": "Allow", "Action": "iot:Connect", "Resource": clients},
-        {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"],
+        {"Effect": "Allow", "Action": ["iot:Publish", "iot:RetainPublish", "iot:Receive"],
          "Resource": [f"{base}:topic/{t}" for t in topics]},
         {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": [f"{base}:topicfilter/{t}" for t in topics]},
     ]
@@ -70,12 +83,13 @@ def session_policy(region: str, account: str, client_id: str, topics: list[str],
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def role_policy() -> dict[str, object]:
-    """The notifications role's own policy (the tutorial's): IoT only. Keys get less, by session policy."""
+def role_policy(region: str | None = None, account: str | None = None) -> dict[str, object]:
+    """The notifications role's own policy (the tutorial's, plus iot:RetainPublish for retained
+    messages): IoT only, in `region` and `account` when given (as the SAM template's role). Keys get
+    less, by session policy."""
+    resource = iot_arn(region, account) if region and account else "*"
     return {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow",
-        "Action": ["iot:Connect", "iot:Subscribe", "iot:Publish", "iot:Receive"],
-        "Resource": "*",
+        "Effect": "Allow", "Action": list(IOT_ACTIONS), "Resource": resource,
     }]}
 
 

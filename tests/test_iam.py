@@ -1,0 +1,152 @@
+"""IAM policy evaluation (iotnotify.iam) against hand-worked cases and, by property, against an
+independent model of IAM's wildcards (fnmatch with its character classes switched off)."""
+
+import fnmatch
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from iotnotify import iam
+
+ARN = "arn:aws:iot:eu-west-1:123456789012"
+
+
+def allow(action, resource, **extra):
+    return {"Effect": "Allow", "Action": action, "Resource": resource, **extra}
+
+
+def deny(action, resource, **extra):
+    return {"Effect": "Deny", "Action": action, "Resource": resource, **extra}
+
+
+def policy(*statements):
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+@pytest.mark.parametrize("pattern, value, expected", [
+    ("topic/a/b", "topic/a/b", True),
+    ("topic/a/b", "topic/a/bc", False),
+    ("topic/a/*", "topic/a/b/c/d", True),  # * crosses /
+    ("topic/a/*", "topic/a/", True),  # and matches nothing at all
+    ("topic/a/*", "topic/a", False),
+    ("topic/a/?", "topic/a/b", True),
+    ("topic/a/?", "topic/a/bc", False),
+    ("topicfilter/a/*", "topicfilter/a/#", True),  # MQTT's wildcards are plain characters here
+    ("topicfilter/a/+", "topicfilter/a/b", False),
+    ("topicfilter/a/#", "topicfilter/a/#", True),
+    ("topic/a.b", "topic/aXb", False),  # . is not a regex wildcard
+    ("topic/[ab]", "topic/a", False),  # nor are brackets a class
+    ("topic/A", "topic/a", False),  # resources are case-sensitive
+    ("*", "", True),
+])
+def test_wildcards_match_as_iam_reads_them(pattern, value, expected):
+    assert iam.matches(pattern, value) is expected
+
+
+@pytest.mark.parametrize("policies, action, resource, expected", [
+    # an Allow is needed
+    ([policy(allow("iot:Publish", f"{ARN}:topic/a"))], "iot:Publish", f"{ARN}:topic/a", True),
+    ([policy(allow("iot:Publish", f"{ARN}:topic/a"))], "iot:Publish", f"{ARN}:topic/b", False),
+    ([policy(allow("iot:Publish", f"{ARN}:topic/a"))], "iot:Receive", f"{ARN}:topic/a", False),
+    # actions are case-insensitive, and take wildcards
+    ([policy(allow("IOT:publish", f"{ARN}:topic/a"))], "iot:Publish", f"{ARN}:topic/a", True),
+    ([policy(allow("iot:*", f"{ARN}:*"))], "iot:RetainPublish", f"{ARN}:topic/x", True),
+    ([policy(allow("iot:P*", f"{ARN}:*"))], "iot:Receive", f"{ARN}:topic/x", False),
+    # a lists of actions or resources: any of them
+    ([policy(allow(["iot:Publish", "iot:Receive"], [f"{ARN}:topic/a", f"{ARN}:topic/b"]))],
+     "iot:Receive", f"{ARN}:topic/b", True),
+    # an explicit Deny wins, in the same policy or another
+    ([policy(allow("iot:*", "*"), deny("iot:Receive", f"{ARN}:topic/secret/*"))],
+     "iot:Receive", f"{ARN}:topic/secret/x", False),
+    ([policy(allow("iot:*", "*"), deny("iot:Receive", f"{ARN}:topic/secret/*"))],
+     "iot:Publish", f"{ARN}:topic/secret/x", True),
+    ([policy(allow("iot:*", "*")), policy(deny("*", "*"))], "iot:Connect", f"{ARN}:client/c", False),
+    # with a session policy: the intersection
+    ([policy(allow("iot:*", f"{ARN}:*")), policy(allow("iot:Publish", f"{ARN}:topic/a"))],
+     "iot:Publish", f"{ARN}:topic/a", True),
+    ([policy(allow("iot:*", f"{ARN}:*")), policy(allow("iot:Publish", f"{ARN}:topic/a"))],
+     "iot:Subscribe", f"{ARN}:topicfilter/a", False),
+    ([policy(allow("iot:Publish", "arn:aws:iot:us-east-1:*")), policy(allow("iot:*", "*"))],
+     "iot:Publish", f"{ARN}:topic/a", False),  # the role is for another region
+    # NotAction and NotResource
+    ([policy({"Effect": "Allow", "NotAction": "iot:Connect", "Resource": "*"})], "iot:Publish", f"{ARN}:topic/a", True),
+    ([policy({"Effect": "Allow", "NotAction": "iot:Connect", "Resource": "*"})], "iot:Connect", f"{ARN}:client/c", False),
+    ([policy(allow("iot:*", "*"), {"Effect": "Deny", "Action": "iot:Publish", "NotResource": f"{ARN}:topic/ok/*"})],
+     "iot:Publish", f"{ARN}:topic/other", False),
+    ([policy(allow("iot:*", "*"), {"Effect": "Deny", "Action": "iot:Publish", "NotResource": f"{ARN}:topic/ok/*"})],
+     "iot:Publish", f"{ARN}:topic/ok/1", True),
+    # conditions are not evaluated: never an Allow, always a Deny
+    ([policy(allow("iot:*", "*", Condition={"Bool": {"aws:SecureTransport": "true"}}))],
+     "iot:Publish", f"{ARN}:topic/a", False),
+    ([policy(allow("iot:*", "*"), deny("iot:*", "*", Condition={"Bool": {"aws:SecureTransport": "false"}}))],
+     "iot:Publish", f"{ARN}:topic/a", False),
+    # a single statement as an object, not a list
+    ([{"Statement": allow("iot:Connect", f"{ARN}:client/c")}], "iot:Connect", f"{ARN}:client/c", True),
+    # nothing allows nothing
+    ([], "iot:Connect", f"{ARN}:client/c", False),
+    ([policy()], "iot:Connect", f"{ARN}:client/c", False),
+    ([{"Statement": "junk"}], "iot:Connect", f"{ARN}:client/c", False),
+])
+def test_policy_evaluation_hand_worked(policies, action, resource, expected):
+    assert iam.is_allowed(policies, action, resource) is expected
+
+
+def reference_match(pattern: str, value: str) -> bool:
+    """IAM's * and ? through fnmatch, with [ made literal so that only those two are special."""
+    return fnmatch.fnmatchcase(value, pattern.replace("[", "[[]"))
+
+
+pieces = st.text(alphabet="ab/+#.*?[]$", max_size=12)
+
+
+@settings(max_examples=500)
+@given(pattern=pieces, value=st.text(alphabet="ab/+#.[]$", max_size=12))
+def test_wildcards_agree_with_an_independent_model(pattern, value):
+    assert iam.matches(pattern, value) == reference_match(pattern, value)
+
+
+statements = st.fixed_dictionaries({
+    "Effect": st.sampled_from(["Allow", "Deny"]),
+    "Action": st.sampled_from(["iot:*", "iot:Publish", "iot:Receive", ["iot:Publish", "iot:Subscribe"]]),
+    "Resource": st.lists(st.sampled_from([f"{ARN}:*", f"{ARN}:topic/a/*", f"{ARN}:topic/a/b", f"{ARN}:topic/?/b",
+                                          f"{ARN}:topicfilter/a/*", "*"]), min_size=1, max_size=3),
+})
+policies = st.lists(st.builds(lambda s: policy(*s), st.lists(statements, max_size=4)), min_size=1, max_size=3)
+requests = st.tuples(st.sampled_from(["iot:Publish", "iot:Receive", "iot:Subscribe"]),
+                     st.sampled_from([f"{ARN}:topic/a/b", f"{ARN}:topic/a/c/d", f"{ARN}:topic/x/b",
+                                      f"{ARN}:topicfilter/a/#", f"{ARN}:topic/a"]))
+
+
+def model(policies, action, resource) -> bool:
+    """IAM's decision written out plainly: no matching Deny anywhere, a matching Allow in every policy."""
+    def hits(statement):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        return any(reference_match(a.lower(), action.lower()) for a in actions) and \
+            any(reference_match(r, resource) for r in statement["Resource"])
+
+    every = [s for p in policies for s in p["Statement"]]
+    if any(s["Effect"] == "Deny" and hits(s) for s in every):
+        return False
+    return all(any(s["Effect"] == "Allow" and hits(s) for s in p["Statement"]) for p in policies)
+
+
+@settings(max_examples=500)
+@given(policies, requests)
+def test_decisions_agree_with_a_plain_model_of_iam(policies, request):
+    action, resource = request
+    assert iam.is_allowed(policies, action, resource) == model(policies, action, resource)
+
+
+@given(policies, requests, statements)
+def test_adding_a_deny_never_grants_more(policies, request, statement):
+    action, resource = request
+    denied = [*policies[:-1], policy(*policies[-1]["Statement"], {**statement, "Effect": "Deny"})]
+    assert not (iam.is_allowed(denied, action, resource) and not iam.is_allowed(policies, action, resource))
+
+
+@given(policies, policies, requests)
+def test_a_session_policy_never_grants_more_than_the_role(role, session, request):
+    action, resource = request
+    if iam.is_allowed([*role, *session], action, resource):
+        assert iam.is_allowed(role, action, resource)
