@@ -6,7 +6,7 @@ import socket
 import urllib.request
 
 import pytest
-from conftest import Cli, free_port, start_stack, stop_stack, user_env
+from conftest import SESSION_TOPICS, Cli, free_port, start_stack, stop_stack, user_env
 
 from iotnotify.errors import LocalStackError
 from iotnotify.local.broker import find_mosquitto
@@ -42,7 +42,7 @@ def test_ctrl_c_stops_broker_and_endpoint_and_certificates_are_reused(tmp_path):
     assert not os.path.exists(f"/proc/{brokers[0]}") or "zombie" in open(f"/proc/{brokers[0]}/status").read().lower()
     with pytest.raises(OSError):
         urllib.request.urlopen(first.endpoint, timeout=2)
-    out = first.process.stdout.read().decode()
+    out = first.stdout()
     assert "iotnotify local is running" in out and "--profile local send" in out
     second = start_stack(tmp_path)
     try:
@@ -121,7 +121,8 @@ def test_local_endpoint_answers_with_the_aws_handler(stack):
 
     with urllib.request.urlopen(stack.endpoint, timeout=5) as response:
         body = json.load(response)
-    assert body["topics"] == ["/serverless/pubsub"] and body["clientId"].startswith("iotnotify-")
+    assert body["topics"] == SESSION_TOPICS.split(",") and body["clientId"].startswith("iotnotify-")
+    assert body["awsRules"] is True  # the client keeps AWS IoT Core's limits and pacing on
     assert body["port"] == stack.wss_port and body["region"] == "local"
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(stack.endpoint + "?topic=a/*", timeout=5)
@@ -129,10 +130,15 @@ def test_local_endpoint_answers_with_the_aws_handler(stack):
     assert "cannot go into a policy" in json.load(info.value)["message"]
 
 
-def test_local_refuses_topics_that_could_widen_a_policy(tmp_path):
-    result = Cli(user_env(tmp_path)).run("local", "--topics", "ok/topic,a/*")
+@pytest.mark.parametrize("topics, bad", [("ok/topic,a*", "'*'; * only as the last level, PREFIX/*"),
+                                         ("ok/*,a/*/b", "'*'; * only as the last level, PREFIX/*"),
+                                         ("a/#", "'#'"), ("${iot:ClientId}", "'$' '{' '}'")])
+def test_local_refuses_topics_that_could_widen_a_policy(tmp_path, topics, bad):
+    result = Cli(user_env(tmp_path)).run("local", "--topics", topics, timeout=30)
     assert result.returncode == 2
-    assert result.stderr.strip() == "iotnotify: error: --topics: topic 'a/*' cannot go into a policy (not allowed: '*')"
+    topic = topics.split(",")[-1]
+    assert result.stderr.strip() == (f"iotnotify: error: --topics or --private-topic-prefix: topic {topic!r} "
+                                     f"cannot go into a policy (not allowed: {bad})")
 
 
 def test_broker_allows_100_messages_in_flight_like_aws_iot():
@@ -147,3 +153,16 @@ def test_broker_sends_small_messages_at_once_and_takes_extra_listeners():
     config = render_config(1883, "listener 8883 127.0.0.1\n")
     assert "set_tcp_nodelay true\n" in config  # no Nagle delay on a PUBACK (bench/README.md: latency)
     assert config.endswith("listener 1883 127.0.0.1\nprotocol mqtt\nlistener 8883 127.0.0.1\n")
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"not json", "not JSON"),
+    (b'{"Version": "2012-10-17"}', "not an IAM policy (no Statement)"),
+])
+def test_a_role_policy_that_is_not_one_is_a_usage_error(tmp_path, content, message):
+    policy = tmp_path / "role.json"
+    policy.write_bytes(content)
+    result = Cli(user_env(tmp_path)).run("local", "--role-policy", str(policy), "--port", str(free_port()),
+                                         "--keys-port", str(free_port()), "--mqtt-port", str(free_port()), timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"iotnotify: error: --role-policy {policy}: {message}")

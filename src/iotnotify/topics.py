@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from iotnotify import limits
 from iotnotify.errors import UsageError
 
-MAX_TOPIC_BYTES = 256
-AWS_MAX_SLASHES = 7
-AWS_MAX_PAYLOAD_BYTES = 128 * 1024
-AWS_MAX_FILTERS_PER_SUBSCRIBE = 8
+MAX_TOPIC_BYTES = limits.MAX_TOPIC_BYTES
+AWS_MAX_SLASHES = limits.MAX_SLASHES
+AWS_MAX_PAYLOAD_BYTES = limits.MAX_PAYLOAD_BYTES
+AWS_MAX_FILTERS_PER_SUBSCRIBE = limits.MAX_FILTERS_PER_SUBSCRIBE
 MQTT_MAX_PAYLOAD_BYTES = 268_435_455 - 65_535  # packet limit less the largest topic, a safe bound
 
 

@@ -11,7 +11,10 @@ from iotnotify.cli import CONTEXT, _note, cli
 
 @cli.command(context_settings=CONTEXT, epilog="""\b
 Examples:
-  iotnotify local                       # then, elsewhere: iotnotify --profile local send demo hi
+  iotnotify local                       # then, elsewhere: iotnotify --profile local send demo/hi hello
+  iotnotify local --topics 'alerts/*,/serverless/pubsub' --any-client-id
+  iotnotify local --role-policy my-role-policy.json      # your role's policy in place of the default
+  iotnotify local --permissive          # no policy, limits or throttle (benchmarks, other tools)
   iotnotify local --port 19443 --keys-port 19080 --mqtt-port 19883""")
 @click.option("--port", type=click.IntRange(1, 65535), default=9443, show_default=True,
               help="Broker port for MQTT over WebSocket with TLS.")
@@ -21,22 +24,40 @@ Examples:
               help="Plain MQTT port for other clients (mosquitto_pub/sub).")
 @click.option("--lifetime", type=click.IntRange(60, 43200), default=3600, show_default=True, metavar="S",
               help="Lifetime of the keys the endpoint mints, in seconds.")
-@click.option("--topics", default="/serverless/pubsub", show_default=True, metavar="T1,T2",
-              help="Topics the keys name (the local broker does not enforce them).")
+@click.option("--topics", default="/serverless/pubsub,demo/*", show_default=True, metavar="T1,T2",
+              help="Topics the keys may use (PREFIX/* for every topic below PREFIX/), as IOTNOTIFY_TOPICS.")
+@click.option("--private-topic-prefix", metavar="PREFIX",
+              help="Keys may also subscribe to and receive on PREFIX/<clientId>, as IOTNOTIFY_PRIVATE_TOPIC_PREFIX.")
+@click.option("--any-client-id", is_flag=True, help="Keys may connect with any client id, as IOTNOTIFY_ANY_CLIENT_ID.")
+@click.option("--role-policy", type=click.File("rb"), metavar="FILE",
+              help="The role's policy (JSON) the keys' session policy is intersected with "
+                   "(default: the SAM template's role's, IoT only).")
+@click.option("--permissive", is_flag=True,
+              help="Check signatures only: no policy, limits or throttle (for benchmarks and other tools).")
 @click.option("--profile-name", default="local", show_default=True, metavar="NAME",
               help="Profile to write to the config file for this stack.")
-def local(port: int, keys_port: int, mqtt_port: int, lifetime: int, topics: str, profile_name: str) -> None:
-    """Run a local stack on loopback until Ctrl-C: Mosquitto with a TLS WebSocket listener and a keys endpoint."""
+def local(port: int, keys_port: int, mqtt_port: int, lifetime: int, topics: str, private_topic_prefix: str | None,
+          any_client_id: bool, role_policy: Any, permissive: bool, profile_name: str) -> None:
+    """Run a local stack on loopback until Ctrl-C: Mosquitto behind a TLS WebSocket front that plays by
+    AWS IoT Core's rules, and a keys endpoint."""
+    import datetime as dt
+
     from iotnotify.local.stack import (
         LocalStack,
         StackConfig,
         default_state_dir,
+        read_role_policy,
         run_until_stopped,
     )
     from iotnotify.settings import save_profile
 
+    def log(line: str) -> None:  # what AWS IoT Core would put in CloudWatch: refusals, throttling
+        click.echo(f"{dt.datetime.now().strftime('%H:%M:%S')} {line}", err=True)
+
     topic_list = tuple(t.strip() for t in topics.split(",") if t.strip())
-    stack = LocalStack(StackConfig(default_state_dir(), port, keys_port, mqtt_port, lifetime, topic_list))
+    policy = read_role_policy(role_policy.read(), getattr(role_policy, "name", "--role-policy")) if role_policy else None
+    stack = LocalStack(StackConfig(default_state_dir(), port, keys_port, mqtt_port, lifetime, topic_list, permissive,
+                                   any_client_id, private_topic_prefix, policy), log=log)
     try:
         stack.start()
         config_file = save_profile(profile_name, stack.profile())
@@ -58,7 +79,12 @@ def _print_local_banner(stack: Any, profile: str, config_file: str) -> None:
     console.print("[bold green]iotnotify local[/] is running on loopback (Ctrl-C stops it)")
     console.print(f"  broker   wss://127.0.0.1:{cfg.wss_port}/mqtt  MQTT over WebSocket with TLS (CA {stack.tls.ca_file})")
     console.print(f"  broker   mqtt://127.0.0.1:{cfg.mqtt_port}  plain MQTT (Mosquitto) for other clients")
-    console.print(f"  keys     {stack.endpoint_url}  keys last {cfg.lifetime} s")
+    console.print(f"  keys     {stack.endpoint_url}  keys last {cfg.lifetime} s, topics {', '.join(cfg.topics)}")
+    if cfg.permissive:
+        console.print("  rules    [bold yellow]permissive[/]: signatures checked; no policy, limits or throttle")
+    else:
+        console.print("  rules    AWS IoT Core's: the keys' policy, limits, 100 publishes/s per connection "
+                      "(refusals are logged here)")
     console.print(f"  profile  [bold]{profile}[/] written to {config_file}")
     console.print("Try, in another terminal:")
     console.print(f"  iotnotify --profile {profile} subscribe 'demo/#' -v")

@@ -18,13 +18,14 @@ from iotnotify.server.issuers import Issued, Where
 
 KEYS_PATH = "/iot/keys"
 LOCAL_ACCOUNT = "000000000000"
+LOCAL_REGION = "local"
 
 
 class LocalIssuer:
     """Mints random keys for the local broker in place of STS, and remembers them until they expire,
     so that the wss front can check signatures made with them."""
 
-    def __init__(self, host: str, port: int, region: str = "local") -> None:
+    def __init__(self, host: str, port: int, region: str = LOCAL_REGION) -> None:
         self.host, self.port, self.region = host, port, region
         self._lock = threading.Lock()
         self._minted: dict[str, KnownKeys] = {}
@@ -44,7 +45,8 @@ class LocalIssuer:
         with self._lock:
             for key in [k for k, known in self._minted.items() if known.expiration <= now]:
                 del self._minted[key]  # forget expired keys: memory stays bounded
-            self._minted[issued.access_key] = KnownKeys(issued.secret_key, issued.session_token, issued.expiration)
+            self._minted[issued.access_key] = KnownKeys(issued.secret_key, issued.session_token, issued.expiration,
+                                                        policy)
         return issued
 
     def lookup(self, access_key: str) -> KnownKeys | None:
@@ -57,8 +59,9 @@ def _quiet(*_args: object, **_fields: object) -> None:
     """The local endpoint logs nothing: it runs beside a user's terminal."""
 
 
-def _handler(config: EndpointConfig, issuer: LocalIssuer) -> type[BaseHTTPRequestHandler]:
-    """A request handler class bound to one configuration and issuer."""
+def _handler(config: EndpointConfig, issuer: LocalIssuer, aws_rules: bool) -> type[BaseHTTPRequestHandler]:
+    """A request handler class bound to one configuration and issuer; with `aws_rules`, keys say
+    `"awsRules": true` (the broker plays by AWS IoT Core's rules: the client keeps its AWS flow control on)."""
 
     class KeysHandler(BaseHTTPRequestHandler):
         server_version = "iotnotify-local"
@@ -80,7 +83,10 @@ def _handler(config: EndpointConfig, issuer: LocalIssuer) -> type[BaseHTTPReques
                 self._send(Response(404, {"message": f"not found: use GET {KEYS_PATH}"},
                                     cors_headers(config.cors_origin)))
                 return
-            self._send(answer(self.command, dict(parse_qsl(url.query)), config, issuer, log=_quiet))
+            response = answer(self.command, dict(parse_qsl(url.query)), config, issuer, log=_quiet)
+            if aws_rules and response.status == 200 and response.body is not None:
+                response.body["awsRules"] = True
+            self._send(response)
 
         do_GET = do_OPTIONS = do_POST = do_PUT = do_DELETE = _answer  # noqa: N815 - http.server's naming
 
@@ -93,9 +99,9 @@ def _handler(config: EndpointConfig, issuer: LocalIssuer) -> type[BaseHTTPReques
 class KeysServer:
     """The HTTP endpoint on 127.0.0.1, served from a background thread."""
 
-    def __init__(self, port: int, config: EndpointConfig, issuer: LocalIssuer) -> None:
+    def __init__(self, port: int, config: EndpointConfig, issuer: LocalIssuer, aws_rules: bool = True) -> None:
         try:
-            self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(config, issuer))
+            self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(config, issuer, aws_rules))
         except OSError:
             raise LocalStackError(f"port {port} (keys endpoint) is in use: choose another with --keys-port") from None
         self.httpd.daemon_threads = True

@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 SERVICE = "iotdevicegateway"
@@ -21,44 +22,59 @@ CLOCK_SKEW = dt.timedelta(minutes=5)
 
 @dataclass(frozen=True)
 class KnownKeys:
-    """Keys the local endpoint minted: what a signature must have been made with."""
+    """Keys the local endpoint minted: what a signature must have been made with, and the session
+    policy they were minted with."""
 
-    secret_key: str
-    session_token: str
+    secret_key: str = field(repr=False)
+    session_token: str = field(repr=False)
     expiration: dt.datetime
+    policy: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
 
 Lookup = Callable[[str], "KnownKeys | None"]
 
 
-def check_upgrade(path: str, headers: Mapping[str, str], lookup: Lookup, now: dt.datetime | None = None) -> str | None:
-    """None if the upgrade request is signed with known, unexpired keys; else why it is refused."""
+class UpgradeRefused(Exception):
+    """A WebSocket upgrade AWS IoT's gateway would answer with 403; the message says why."""
+
+
+def verify_upgrade(path: str, headers: Mapping[str, str], lookup: Lookup, now: dt.datetime | None = None) -> KnownKeys:
+    """The keys an upgrade request is signed with, if known and unexpired; else UpgradeRefused."""
     now = now or dt.datetime.now(dt.timezone.utc)
     url = urlsplit(path)
     params = dict(parse_qsl(url.query, keep_blank_values=True))
     if "X-Amz-Signature" not in params or "X-Amz-Credential" not in params:
-        return "missing signature"
+        raise UpgradeRefused("missing signature")
     if params.get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256":
-        return "unsupported signing algorithm"
+        raise UpgradeRefused("unsupported signing algorithm")
     try:
         access_key, day, region, service, terminator = params["X-Amz-Credential"].split("/")
         signed_at = dt.datetime.strptime(params["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
     except (KeyError, ValueError):
-        return "malformed credential or date"
+        raise UpgradeRefused("malformed credential or date") from None
     if service != SERVICE or terminator != "aws4_request" or day != signed_at.strftime("%Y%m%d"):
-        return "wrong credential scope"
+        raise UpgradeRefused("wrong credential scope")
     keys = lookup(access_key)
     if keys is None:
-        return "unknown access key"
+        raise UpgradeRefused("unknown access key")
     if keys.expiration <= now:
-        return "expired keys"
+        raise UpgradeRefused("expired keys")
     if abs(now - signed_at) > CLOCK_SKEW:
-        return "signature date too far from now"
+        raise UpgradeRefused("signature date too far from now")
     if not hmac.compare_digest(params.get("X-Amz-Security-Token", ""), keys.session_token):
-        return "wrong session token"
+        raise UpgradeRefused("wrong session token")
     expected = _signature(url.path, params, headers, access_key, keys.secret_key, region, signed_at)
     if expected is None or not hmac.compare_digest(expected, params["X-Amz-Signature"]):
-        return "signature does not match"
+        raise UpgradeRefused("signature does not match")
+    return keys
+
+
+def check_upgrade(path: str, headers: Mapping[str, str], lookup: Lookup, now: dt.datetime | None = None) -> str | None:
+    """None if the upgrade request is signed with known, unexpired keys; else why it is refused."""
+    try:
+        verify_upgrade(path, headers, lookup, now)
+    except UpgradeRefused as e:
+        return str(e)
     return None
 
 

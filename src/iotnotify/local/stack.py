@@ -3,26 +3,32 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from iotnotify.errors import LocalStackError, UsageError
 from iotnotify.local.broker import Broker, check_port_free
 from iotnotify.local.front import WebSocketFront
-from iotnotify.local.keys_server import KeysServer, LocalIssuer
-from iotnotify.local.sigv4 import check_upgrade
+from iotnotify.local.gateway import Gateway
+from iotnotify.local.grants import Grants
+from iotnotify.local.keys_server import LOCAL_ACCOUNT, LOCAL_REGION, KeysServer, LocalIssuer
+from iotnotify.local.sigv4 import verify_upgrade
 from iotnotify.local.tls import ensure_tls_files
-from iotnotify.server.config import DEFAULT_TOPICS, ConfigInvalid, EndpointConfig
+from iotnotify.server.config import ConfigInvalid, EndpointConfig
+from iotnotify.server.policy import role_policy
 
 DEFAULT_WSS_PORT = 9443
 DEFAULT_KEYS_PORT = 9080
 DEFAULT_MQTT_PORT = 9883
+DEFAULT_TOPICS = ("/serverless/pubsub", "demo/*")  # the tutorial's topic, and room to try things
 LOOPBACK = "127.0.0.1"
 
 
 @dataclass(frozen=True)
 class StackConfig:
-    """What `iotnotify local` starts and where."""
+    """What `iotnotify local` starts and where, and which of AWS IoT Core's rules it plays by."""
 
     state_dir: Path
     wss_port: int = DEFAULT_WSS_PORT
@@ -30,30 +36,44 @@ class StackConfig:
     mqtt_port: int = DEFAULT_MQTT_PORT
     lifetime: int = 3600
     topics: tuple[str, ...] = DEFAULT_TOPICS
+    permissive: bool = False  # no policy, limits or throttle: for benchmarks and other tools
+    any_client_id: bool = False
+    private_prefix: str | None = None
+    role_policy: Mapping[str, Any] | None = field(default=None, repr=False)  # default: the SAM template's role's
 
 
 class LocalStack:
     """Mosquitto behind a TLS WebSocket front that checks signatures against the keys the local
-    endpoint minted, plus that endpoint, all on loopback."""
+    endpoint minted and holds each connection to AWS IoT Core's rules, plus that endpoint, all on loopback."""
 
-    def __init__(self, config: StackConfig) -> None:
+    def __init__(self, config: StackConfig, log: Callable[[str], None] | None = None) -> None:
         self.config = config
+        self.log = log
+        self.role_policy = config.role_policy or role_policy(LOCAL_REGION, LOCAL_ACCOUNT)
         self.tls = ensure_tls_files(config.state_dir / "tls")
         self.broker = Broker(config.state_dir / "broker", config.mqtt_port)
         self.issuer = LocalIssuer(LOOPBACK, config.wss_port)
-        self.front = WebSocketFront(config.wss_port, config.mqtt_port, self.tls,
-                                    check=lambda path, headers: check_upgrade(path, headers, self.issuer.lookup))
+        self.front = WebSocketFront(config.wss_port, config.mqtt_port, self.tls, admit=self._admit)
         self.keys: KeysServer | None = None
         try:
-            self.endpoint = EndpointConfig(topics=config.topics, lifetime=config.lifetime)
+            self.endpoint = EndpointConfig(topics=config.topics, lifetime=config.lifetime,
+                                           private_prefix=config.private_prefix, any_client_id=config.any_client_id)
         except ConfigInvalid as e:
-            raise UsageError(f"--topics: {e}") from None
+            raise UsageError(f"--topics or --private-topic-prefix: {e}") from None
+
+    def _admit(self, path: str, headers: Mapping[str, str]) -> Gateway | None:
+        """Check the upgrade's signature (UpgradeRefused: 403); then, unless permissive, a Gateway
+        holding the connection to the role's policy and the keys' session policy."""
+        keys = verify_upgrade(path, headers, self.issuer.lookup)
+        if self.config.permissive:
+            return None
+        return Gateway(Grants(LOCAL_REGION, LOCAL_ACCOUNT, (self.role_policy, keys.policy)), self.log)
 
     def start(self) -> None:
         """Check the ports, then start the broker, its wss front and the keys endpoint."""
         check_port_free(self.config.wss_port, "MQTT over WebSocket", "--port")
         check_port_free(self.config.mqtt_port, "plain MQTT", "--mqtt-port")
-        self.keys = KeysServer(self.config.keys_port, self.endpoint, self.issuer)
+        self.keys = KeysServer(self.config.keys_port, self.endpoint, self.issuer, aws_rules=not self.config.permissive)
         try:
             self.broker.start()
             self.front.start()
@@ -79,6 +99,19 @@ class LocalStack:
             self.keys.stop()
         self.front.stop()
         self.broker.stop()
+
+
+def read_role_policy(text: bytes, name: str) -> dict[str, Any]:
+    """A role policy from a JSON file, or UsageError saying what is wrong with it."""
+    import json
+
+    try:
+        policy = json.loads(text)
+    except ValueError as e:
+        raise UsageError(f"--role-policy {name}: not JSON ({e})") from None
+    if not isinstance(policy, dict) or not isinstance(policy.get("Statement"), (list, dict)):
+        raise UsageError(f"--role-policy {name}: not an IAM policy (no Statement)")
+    return policy
 
 
 def default_state_dir() -> Path:

@@ -1,0 +1,29 @@
+"""AWS IoT Core's message broker limits, as the client obeys them and the local stack enforces them.
+
+Source: AWS General Reference, "AWS IoT Core endpoints and quotas", message broker and protocol
+limits and quotas (https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits);
+the publish rate and throughput are the figures aws-c-mqtt (awscrt's MQTT client, AWS's own SDK
+code) throttles to when its AWS IoT Core flow control is on (AWS_IOT_CORE_PUBLISH_PER_SECOND_LIMIT,
+AWS_IOT_CORE_THROUGHPUT_LIMIT in include/aws/mqtt/private/v5/mqtt5_utils.h).
+"""
+
+from __future__ import annotations
+
+MAX_TOPIC_BYTES = 256  # a topic or filter, UTF-8 bytes
+MAX_SLASHES = 7  # forward slashes in a topic or filter
+MAX_PAYLOAD_BYTES = 128 * 1024  # one message's payload
+MAX_FILTERS_PER_SUBSCRIBE = 8  # filters in one SUBSCRIBE packet
+MAX_SUBSCRIPTIONS = 50  # subscriptions per connection
+MAX_CLIENT_ID_BYTES = 128
+PUBLISH_RATE = 100  # inbound publish requests per second per connection (not adjustable)
+THROUGHPUT = 512 * 1024  # bytes per second per connection, inbound and outbound
+MAX_IN_FLIGHT = 100  # unacknowledged QoS 1 messages per client
+KEEP_ALIVE_MIN, KEEP_ALIVE_MAX = 30, 1200  # seconds
+
+
+def keep_alive(requested: int) -> int:
+    """The keep-alive AWS IoT Core uses for a client that asks for `requested` seconds: 0 or more
+    than 1,200 gets the default of 1,200, less than 30 gets 30 (the quotas page, "Keep-alive period")."""
+    if requested == 0 or requested > KEEP_ALIVE_MAX:
+        return KEEP_ALIVE_MAX
+    return max(requested, KEEP_ALIVE_MIN)

@@ -1,0 +1,265 @@
+"""One client connection held to AWS IoT Core's rules, between the wss front and Mosquitto.
+
+Mosquitto does the MQTT. The gateway reads each packet on its way and does what AWS IoT Core does
+and Mosquitto does not: it evaluates the keys' policies (iot:Connect, iot:Publish and
+iot:RetainPublish, iot:Subscribe, iot:Receive on every delivery), enforces the broker's limits and
+its publish throttle, and refuses the way AWS IoT Core refuses, in MQTT 5 with a reason code and
+in MQTT 3.1.1 mostly by closing the connection. README.md ("Local stack vs AWS IoT Core") has the
+table of what is emulated and the AWS documentation each row follows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from iotnotify import limits
+from iotnotify.local import packets as mqtt
+from iotnotify.local.grants import Grants
+from iotnotify.throttle import TokenBucket
+
+NOT_AUTHORIZED, QUOTA_EXCEEDED, PACKET_TOO_LARGE, CLIENT_ID_INVALID = 0x87, 0x97, 0x95, 0x85
+TOPIC_FILTER_INVALID, TOPIC_NAME_INVALID, MALFORMED, PROTOCOL_ERROR = 0x8F, 0x90, 0x81, 0x82
+QOS_NOT_SUPPORTED, SESSION_TAKEN_OVER = 0x9B, 0x8E
+FAILURE = 0x80  # MQTT 3.1.1's one SUBACK failure code
+FRAME_LIMIT = limits.MAX_PAYLOAD_BYTES + 64 * 1024  # a longer packet cannot hold a payload AWS accepts
+RECEIVE_CACHE = 10_000  # topics whose iot:Receive decision is remembered per connection
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class Verdict:
+    """What to do with a chunk of bytes: send these on to the broker and to the client, then close
+    the connection if `close`; wait `pause` seconds before reading more from the client."""
+
+    to_broker: bytes = b""
+    to_client: bytes = b""
+    close: bool = False
+    pause: float = 0.0
+    connected_as: str | None = None  # a CONNECT went to the broker with this client id
+
+
+def _too_long(topic: str) -> bool:
+    return len(topic.encode()) > limits.MAX_TOPIC_BYTES or topic.count("/") > limits.MAX_SLASHES
+
+
+class Gateway:
+    """The rules for one connection; `from_client` and `from_broker` take bytes as they arrive."""
+
+    def __init__(self, grants: Grants, log: Log | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.grants = grants
+        self.log = log or (lambda _line: None)
+        self.level: int | None = None  # 4: MQTT 3.1.1, 5: MQTT 5, once CONNECT arrived
+        self.client_id = "?"
+        self.subscriptions: set[str] = set()
+        self.closed = False
+        self.clock = clock
+        self._throttled, self._throttle_noted = 0, float("-inf")  # the first is noted at once
+        self._server_keep_alive: int | None = None
+        self._from_client = mqtt.Framer(FRAME_LIMIT)
+        self._from_broker = mqtt.Framer()
+        self._publishes = TokenBucket(limits.PUBLISH_RATE, limits.PUBLISH_RATE, clock)
+        self._bytes = TokenBucket(limits.THROUGHPUT, limits.THROUGHPUT, clock)
+        self._subacks: dict[int, list[int | None]] = {}  # packet id -> our codes, None where the broker answers
+        self._forwarded: dict[int, list[str]] = {}  # packet id -> the filters the broker answers for
+        self._aliases: dict[int, str] = {}  # topic aliases of the client's PUBLISHes
+        self._broker_aliases: dict[int, str] = {}
+        self._receive: dict[str, bool] = {}
+
+    @property
+    def v5(self) -> bool:
+        return self.level == 5
+
+    def _note(self, what: str) -> None:
+        self.log(f"client {self.client_id}: {what}")
+
+    def _refuse(self, out: Verdict, code: int, why: str, connack: bool = False) -> bool:
+        """End the connection as AWS IoT Core does: MQTT 5 says why (CONNACK or DISCONNECT), 3.1.1 just
+        closes. Returns True (the connection ends)."""
+        self._note(f"{why}: connection closed" + (f" (reason 0x{code:02X})" if self.v5 else ""))
+        if self.v5:
+            out.to_client += mqtt.connack(code, True) if connack else mqtt.disconnect(code)
+        out.close = self.closed = True
+        return True
+
+    def from_client(self, data: bytes) -> Verdict:
+        """Bytes from the client: what goes on to the broker, what the gateway answers itself."""
+        out = Verdict()
+        if self.closed:
+            return out
+        try:
+            for packet in self._from_client.feed(data):
+                if self._client_packet(packet, out):
+                    return out
+        except mqtt.TooLarge:
+            self._refuse(out, PACKET_TOO_LARGE, "packet over AWS IoT Core's 128 KB payload limit")
+            return out
+        except mqtt.Malformed as e:
+            self._refuse(out, MALFORMED, f"malformed packet ({e})")
+            return out
+        self._bytes.spend(len(data))
+        out.pause = self._bytes.delay(0)  # over 512 KiB/s: read the rest later
+        return out
+
+    def _client_packet(self, p: mqtt.Packet, out: Verdict) -> bool:
+        """Handle one packet from the client; True if the connection ends here."""
+        kind = p.kind
+        if self.level is None:
+            if kind != mqtt.CONNECT:
+                return self._refuse(out, PROTOCOL_ERROR, "first packet is not CONNECT")
+            return self._connect(p, out)
+        if kind == mqtt.PUBLISH:
+            return self._publish(p, out)
+        if kind == mqtt.SUBSCRIBE:
+            return self._subscribe(p, out)
+        if kind == mqtt.UNSUBSCRIBE:
+            for topic_filter, _ in mqtt.parse_subscribe(p, self.v5, unsubscribe=True).entries:
+                self.subscriptions.discard(topic_filter)
+        elif kind == mqtt.CONNECT:
+            return self._refuse(out, PROTOCOL_ERROR, "second CONNECT")
+        out.to_broker += p.raw
+        return False
+
+    def _connect(self, p: mqtt.Packet, out: Verdict) -> bool:
+        connect = mqtt.parse_connect(p)
+        self.level, self.client_id = connect.level, connect.client_id
+        if len(connect.client_id.encode()) > limits.MAX_CLIENT_ID_BYTES:
+            return self._refuse(out, CLIENT_ID_INVALID, f"client id over {limits.MAX_CLIENT_ID_BYTES} bytes",
+                                connack=True)
+        if not self.grants.allows("iot:Connect", f"client/{connect.client_id}"):
+            return self._refuse(out, NOT_AUTHORIZED, "iot:Connect not allowed", connack=True)
+        keep_alive = limits.keep_alive(connect.keep_alive)
+        raw = p.raw
+        if keep_alive != connect.keep_alive:  # as AWS: 0 or over 1200 s is 1200, under 30 s is 30
+            raw = mqtt.with_keep_alive(p, connect, keep_alive)
+            self._server_keep_alive = keep_alive if self.v5 else None
+        out.to_broker += raw
+        out.connected_as = connect.client_id
+        return False
+
+    def taken_over(self) -> bytes:
+        """What AWS IoT Core sends a connection whose client id another connection took: MQTT 5's
+        DISCONNECT 0x8E (session taken over); MQTT 3.1.1 gets nothing, just the close."""
+        self._note("another connection took this client id: connection closed")
+        self.closed = True
+        return mqtt.disconnect(SESSION_TAKEN_OVER) if self.v5 else b""
+
+    def _publish(self, p: mqtt.Packet, out: Verdict) -> bool:
+        if not self._publishes.take():  # AWS IoT Core discards it and sends nothing back
+            self._throttled += 1
+            if self.clock() - self._throttle_noted >= 1:  # one line a second, however fast the flood
+                self._note(f"{self._throttled} publishes over {limits.PUBLISH_RATE}/s discarded (throttled)")
+                self._throttled, self._throttle_noted = 0, self.clock()
+            return False
+        publish = mqtt.parse_publish(p, self.v5)
+        topic = _resolve(self._aliases, publish)
+        if publish.qos > 1:  # AWS IoT Core supports QoS 0 and 1 only
+            return self._refuse(out, QOS_NOT_SUPPORTED, "publish with QoS 2")
+        if publish.payload_size > limits.MAX_PAYLOAD_BYTES:
+            return self._refuse(out, PACKET_TOO_LARGE, f"payload of {publish.payload_size} bytes")
+        if not topic or _too_long(topic):
+            return self._refuse_publish(publish, out, TOPIC_NAME_INVALID, f"topic {topic!r} over AWS IoT Core's limits")
+        if not self.grants.allows("iot:Publish", f"topic/{topic}"):
+            return self._refuse_publish(publish, out, NOT_AUTHORIZED, f"iot:Publish to {topic!r} not allowed")
+        if publish.retain and not self.grants.allows("iot:RetainPublish", f"topic/{topic}"):
+            return self._refuse_publish(publish, out, NOT_AUTHORIZED, f"iot:RetainPublish to {topic!r} not allowed")
+        out.to_broker += p.raw
+        return False
+
+    def _refuse_publish(self, publish: mqtt.Publish, out: Verdict, code: int, why: str) -> bool:
+        """MQTT 5 QoS 1: a PUBACK with the reason, the connection stays; otherwise the connection ends."""
+        if self.v5 and publish.packet_id is not None:
+            self._note(f"{why}: PUBACK 0x{code:02X}")
+            out.to_client += mqtt.puback(publish.packet_id, code, True)
+            return False
+        return self._refuse(out, code, why)
+
+    def _subscribe(self, p: mqtt.Packet, out: Verdict) -> bool:
+        request = mqtt.parse_subscribe(p, self.v5)
+        if len(request.entries) > limits.MAX_FILTERS_PER_SUBSCRIBE:
+            return self._refuse(out, QUOTA_EXCEEDED, f"{len(request.entries)} filters in one SUBSCRIBE "
+                                f"(AWS IoT Core takes {limits.MAX_FILTERS_PER_SUBSCRIBE})")
+        codes: list[int | None] = []
+        forward: list[tuple[str, int]] = []
+        for topic_filter, options in request.entries:
+            if _too_long(topic_filter):
+                code: int | None = TOPIC_FILTER_INVALID
+            elif not self.grants.allows("iot:Subscribe", f"topicfilter/{topic_filter}"):
+                code = NOT_AUTHORIZED
+            elif topic_filter not in self.subscriptions and len(self.subscriptions) >= limits.MAX_SUBSCRIPTIONS:
+                code = QUOTA_EXCEEDED
+            else:
+                code = None
+                forward.append((topic_filter, options))
+                self.subscriptions.add(topic_filter)  # counted now; removed again if the broker refuses it
+            if code is not None:
+                self._note(f"subscription to {topic_filter!r} refused (0x{code:02X})")
+                code = code if self.v5 else FAILURE
+            codes.append(code)
+        if forward:
+            self._subacks[request.packet_id] = codes
+            self._forwarded[request.packet_id] = [f for f, _ in forward]
+            out.to_broker += mqtt.subscribe(request.packet_id, request.properties, forward)
+        else:
+            out.to_client += mqtt.suback(request.packet_id, [c or 0 for c in codes], self.v5)
+        return False
+
+    def from_broker(self, data: bytes) -> Verdict:
+        """Bytes from Mosquitto: what reaches the client, and PUBACKs for what the client may not receive."""
+        out = Verdict()
+        if self.closed:
+            return out
+        for p in self._from_broker.feed(data):
+            kind = p.kind
+            if kind == mqtt.PUBLISH:
+                self._deliver(p, out)
+            elif kind == mqtt.SUBACK:
+                out.to_client += self._suback(p)
+            elif kind == mqtt.CONNACK and self._server_keep_alive and mqtt.connack_code(p) == 0:
+                out.to_client += mqtt.with_server_keep_alive(p, self._server_keep_alive)
+            else:
+                out.to_client += p.raw
+        return out
+
+    def _deliver(self, p: mqtt.Packet, out: Verdict) -> None:
+        """Pass a message on if the keys may receive it; a retained one only to an exact subscription,
+        as AWS IoT Core delivers retained messages only to a filter equal to their topic."""
+        publish = mqtt.parse_publish(p, self.v5)
+        topic = _resolve(self._broker_aliases, publish)
+        allowed = self._receive.get(topic)
+        if allowed is None:
+            if len(self._receive) >= RECEIVE_CACHE:
+                self._receive.clear()
+            allowed = self._receive[topic] = self.grants.allows("iot:Receive", f"topic/{topic}")
+        if allowed and (not publish.retain or topic in self.subscriptions):
+            out.to_client += p.raw
+            return
+        if publish.packet_id is not None:
+            out.to_broker += mqtt.puback(publish.packet_id)  # the broker may forget it: it is not for this client
+        if not allowed:
+            self._note(f"message on {topic!r} not delivered: iot:Receive not allowed")
+
+    def _suback(self, p: mqtt.Packet) -> bytes:
+        """The broker's SUBACK with our refusals put back in their places."""
+        suback = mqtt.parse_suback(p, self.v5)
+        ours = self._subacks.pop(suback.packet_id, None)
+        forwarded = self._forwarded.pop(suback.packet_id, [])
+        if ours is None:
+            return p.raw
+        for topic_filter, code in zip(forwarded, suback.codes):
+            if code >= FAILURE:
+                self.subscriptions.discard(topic_filter)
+        answers = iter(suback.codes)
+        return mqtt.suback(suback.packet_id, [next(answers, FAILURE) if c is None else c for c in ours], self.v5)
+
+
+def _resolve(aliases: dict[int, str], publish: mqtt.Publish) -> str:
+    """The topic of a PUBLISH that may set or use an MQTT 5 topic alias ('' for an unknown alias)."""
+    if publish.alias is None:
+        return publish.topic
+    if publish.topic:
+        aliases[publish.alias] = publish.topic
+        return publish.topic
+    return aliases.get(publish.alias, "")

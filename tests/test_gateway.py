@@ -1,0 +1,208 @@
+"""The local gateway's decisions, packet by packet (bytes in, bytes out, a clock of the test's own):
+the tests against the running stack (test_aws_rules.py) show the same through real clients."""
+
+import struct
+
+import pytest
+
+from iotnotify.local import packets as mqtt
+from iotnotify.local.gateway import Gateway
+from iotnotify.local.grants import Grants
+from iotnotify.server.policy import role_policy, session_policy
+
+REGION, ACCOUNT, CLIENT = "local", "000000000000", "iotnotify-0123456789abcdef"
+
+
+def text(value: str) -> bytes:
+    data = value.encode()
+    return struct.pack("!H", len(data)) + data
+
+
+def connect(client_id: str = CLIENT + "-1", level: int = 5, keep_alive: int = 60) -> bytes:
+    body = text("MQTT") + bytes([level, 0x02]) + struct.pack("!H", keep_alive)
+    return mqtt.packet(0x10, body + (b"\x00" if level == 5 else b"") + text(client_id))
+
+
+def publish(topic: str, payload: bytes = b"x", qos: int = 1, retain: bool = False, packet_id: int = 1,
+            level: int = 5, alias: int | None = None) -> bytes:
+    props = b"" if level != 5 else (b"\x03\x23" + struct.pack("!H", alias) if alias else b"\x00")
+    body = text(topic) + (struct.pack("!H", packet_id) if qos else b"") + props + payload
+    return mqtt.packet(0x30 | qos << 1 | int(retain), body)
+
+
+def subscribe(*filters: str, packet_id: int = 7, level: int = 5) -> bytes:
+    return mqtt.subscribe(packet_id, b"\x00" if level == 5 else b"", [(f, 1) for f in filters])
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def gateway(topics=("test/*",), level: int = 5, clock=None, role=None, log=None) -> Gateway:
+    policies = (role or role_policy(REGION, ACCOUNT), session_policy(REGION, ACCOUNT, CLIENT, list(topics)))
+    g = Gateway(Grants(REGION, ACCOUNT, policies), log, clock or Clock())
+    verdict = g.from_client(connect(level=level))
+    assert verdict.to_broker and not verdict.close
+    return g
+
+
+def packets_of(data: bytes) -> list[mqtt.Packet]:
+    return mqtt.Framer().feed(data)
+
+
+def test_packets_split_anywhere_are_framed_whole():
+    data = connect() + publish("test/a", b"p" * 300) + subscribe("test/#")
+    framer = mqtt.Framer()
+    seen = [p for i in range(len(data)) for p in framer.feed(data[i:i + 1])]
+    assert [p.kind for p in seen] == [mqtt.CONNECT, mqtt.PUBLISH, mqtt.SUBSCRIBE]
+    assert b"".join(p.raw for p in seen) == data
+
+
+@pytest.mark.parametrize("level", [4, 5])
+def test_a_client_id_the_keys_do_not_allow_is_refused(level):
+    g = Gateway(Grants(REGION, ACCOUNT, (role_policy(REGION, ACCOUNT),
+                                         session_policy(REGION, ACCOUNT, CLIENT, ["test/*"]))), None, Clock())
+    verdict = g.from_client(connect("someone-else", level))
+    assert verdict.close and verdict.to_broker == b""
+    # MQTT 5: CONNACK 0x87; MQTT 3.1.1: AWS IoT Core just closes the connection
+    assert verdict.to_client == (mqtt.connack(0x87, True) if level == 5 else b"")
+
+
+def test_allowed_publish_goes_to_the_broker_unchanged():
+    g = gateway()
+    data = publish("test/a") + publish("test/b", qos=0)
+    assert g.from_client(data).to_broker == data
+
+
+def test_mqtt5_refused_qos1_publish_gets_puback_87_and_the_connection_stays():
+    g = gateway()
+    verdict = g.from_client(publish("other/x", packet_id=9) + publish("test/ok", packet_id=10))
+    assert verdict.to_client == mqtt.puback(9, 0x87, True)
+    assert verdict.to_broker == publish("test/ok", packet_id=10) and not verdict.close
+
+
+def test_mqtt5_refused_qos0_publish_ends_the_connection_with_disconnect_87():
+    verdict = gateway().from_client(publish("other/x", qos=0))
+    assert verdict.to_client == mqtt.disconnect(0x87) and verdict.close
+
+
+def test_mqtt311_refused_publish_closes_the_connection():
+    verdict = gateway(level=4).from_client(publish("other/x", level=4))
+    assert verdict.close and verdict.to_client == b"" and verdict.to_broker == b""
+
+
+def test_retained_publish_needs_retain_publish_too():
+    role = {"Statement": [{"Effect": "Allow", "Action": ["iot:Connect", "iot:Publish", "iot:Subscribe",
+                                                          "iot:Receive"], "Resource": "*"}]}
+    g = gateway(role=role)
+    assert g.from_client(publish("test/a", retain=True, packet_id=3)).to_client == mqtt.puback(3, 0x87, True)
+    assert g.from_client(publish("test/a", packet_id=4)).to_broker == publish("test/a", packet_id=4)
+    assert gateway().from_client(publish("test/a", retain=True)).to_broker == publish("test/a", retain=True)
+
+
+def test_a_topic_alias_is_remembered_for_later_publishes():
+    g = gateway()
+    assert g.from_client(publish("test/a", alias=1)).to_broker
+    assert g.from_client(publish("", alias=1, packet_id=2)).to_broker  # test/a again, by alias
+    assert g.from_client(publish("other/x", alias=2, packet_id=3)).to_client == mqtt.puback(3, 0x87, True)
+    assert g.from_client(publish("", alias=2, packet_id=4)).to_client == mqtt.puback(4, 0x87, True)
+
+
+@pytest.mark.parametrize("topic", ["test/" + "a/" * 7 + "b", "test/" + "x" * 260])
+def test_topics_over_aws_limits_are_refused(topic):
+    assert gateway().from_client(publish(topic, packet_id=5)).to_client == mqtt.puback(5, 0x90, True)
+    assert gateway(level=4).from_client(publish(topic, level=4)).close
+
+
+def test_payload_over_128_kb_ends_the_connection():
+    g = gateway()
+    assert g.from_client(publish("test/a", b"x" * (128 * 1024))).to_broker  # exactly the limit
+    verdict = g.from_client(publish("test/a", b"x" * (128 * 1024 + 1)))
+    assert verdict.close and verdict.to_client == mqtt.disconnect(0x95)
+
+
+def test_a_huge_packet_is_refused_from_its_header_before_its_body_arrives():
+    g = gateway()
+    header = bytes([0x32]) + mqtt.encode_varint(50_000_000)
+    verdict = g.from_client(header + b"\x00" * 10)
+    assert verdict.close and verdict.to_client == mqtt.disconnect(0x95)
+
+
+def test_over_100_publishes_a_second_are_discarded_silently():
+    clock, lines = Clock(), []
+    g = gateway(clock=clock, log=lines.append)
+    passed = sum(bool(g.from_client(publish("test/a", packet_id=i)).to_broker) for i in range(1, 151))
+    assert passed == 100  # a full bucket: 100 at once
+    clock.now += 0.5
+    passed = sum(bool(g.from_client(publish("test/a", packet_id=i)).to_broker) for i in range(1, 101))
+    assert passed == 50  # then 100 a second
+    clock.now += 1.0
+    g.from_client(publish("test/a", packet_id=1))
+    assert any("discarded (throttled)" in line for line in lines)
+
+
+def test_subscribe_refusals_are_merged_into_the_brokers_suback():
+    g = gateway()
+    verdict = g.from_client(subscribe("test/#", "other/#", "test/a", packet_id=7))
+    assert packets_of(verdict.to_broker)[0].raw == subscribe("test/#", "test/a", packet_id=7)  # only the allowed
+    answer = g.from_broker(mqtt.suback(7, [1, 1], True))
+    assert mqtt.parse_suback(packets_of(answer.to_client)[0], True).codes == [1, 0x87, 1]
+
+
+def test_mqtt311_subscribe_refusal_is_0x80():
+    g = gateway(level=4)
+    verdict = g.from_client(subscribe("other/#", packet_id=3, level=4))
+    assert verdict.to_broker == b"" and verdict.to_client == mqtt.suback(3, [0x80], False)
+
+
+def test_nine_filters_in_one_subscribe_end_the_connection():
+    verdict = gateway().from_client(subscribe(*(f"test/{i}" for i in range(9))))
+    assert verdict.close and verdict.to_client == mqtt.disconnect(0x97)
+
+
+def test_the_51st_subscription_is_refused():
+    g = gateway()
+    for batch in range(1, 8):  # 7 SUBSCRIBEs of 8 filters: 56
+        verdict = g.from_client(subscribe(*(f"test/{batch}/{i}" for i in range(8)), packet_id=batch))
+        forwarded = mqtt.parse_subscribe(packets_of(verdict.to_broker)[0], True).entries
+        answer = g.from_broker(mqtt.suback(batch, [1] * len(forwarded), True)).to_client
+        codes = mqtt.parse_suback(packets_of(answer)[0], True).codes
+        assert codes == ([1] * 8 if batch < 7 else [1, 1] + [0x97] * 6)  # 48 + 2 = 50, then quota exceeded
+    assert len(g.subscriptions) == 50
+
+
+def test_messages_the_keys_may_not_receive_are_dropped_and_acknowledged_to_the_broker():
+    role = {"Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"},
+                          {"Effect": "Deny", "Action": "iot:Receive", "Resource": "*:topic/test/secret/*"}]}
+    g = gateway(role=role)
+    shown, hidden = publish("test/open", packet_id=11), publish("test/secret/x", packet_id=12)
+    verdict = g.from_broker(shown + hidden)
+    assert verdict.to_client == shown and verdict.to_broker == mqtt.puback(12)
+
+
+def test_retained_messages_reach_exact_subscriptions_only():
+    g = gateway()
+    g.from_client(subscribe("test/#", packet_id=1))
+    g.from_broker(mqtt.suback(1, [1], True))
+    retained = publish("test/config", retain=True, packet_id=21)
+    assert g.from_broker(retained).to_client == b""  # AWS: not for a wildcard filter
+    g.from_client(subscribe("test/config", packet_id=2))
+    g.from_broker(mqtt.suback(2, [1], True))
+    assert g.from_broker(retained).to_client == retained
+    live = publish("test/other", packet_id=22)
+    assert g.from_broker(live).to_client == live
+
+
+@pytest.mark.parametrize("asked, used", [(60, 60), (10, 30), (0, 1200), (3600, 1200), (1200, 1200), (30, 30)])
+def test_keep_alive_is_clamped_to_30_1200_and_mqtt5_is_told(asked, used):
+    g = Gateway(Grants(REGION, ACCOUNT, (role_policy(REGION, ACCOUNT),
+                                         session_policy(REGION, ACCOUNT, CLIENT, ["test/*"]))), None, Clock())
+    forwarded = packets_of(g.from_client(connect(keep_alive=asked)).to_broker)[0]
+    assert mqtt.parse_connect(forwarded).keep_alive == used
+    connack = g.from_broker(mqtt.packet(0x20, b"\x00\x00\x00")).to_client
+    props = connack[5:]  # after type, length, flags, reason code and the properties' length
+    assert props == (b"" if asked == used else bytes([0x13]) + struct.pack("!H", used))
