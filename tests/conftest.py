@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -87,7 +87,8 @@ def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-u
 
 @dataclass
 class Stack:
-    """A running `iotnotify local` and how to reach it."""
+    """A running `iotnotify local` and how to reach it; what it prints goes to files (its log of
+    refusals can outgrow a pipe)."""
 
     process: subprocess.Popen[bytes]
     cli: Cli
@@ -95,7 +96,15 @@ class Stack:
     keys_port: int
     mqtt_port: int
     state: Path
-    output: list[str] = field(default_factory=list)
+    out_file: Path
+    err_file: Path
+
+    def stdout(self) -> str:
+        return self.out_file.read_text(errors="replace")
+
+    def log(self) -> str:
+        """What the stack logged on stderr: AWS IoT Core's refusals and throttling."""
+        return self.err_file.read_text(errors="replace")
 
     @property
     def endpoint(self) -> str:
@@ -111,18 +120,22 @@ def start_stack(root: Path, *extra: str) -> Stack:
     env = user_env(root)
     cli = Cli(env)
     wss, keys, mqtt = free_port(), free_port(), free_port()
-    proc = cli.start("local", "--port", str(wss), "--keys-port", str(keys), "--mqtt-port", str(mqtt), *extra)
-    stack = Stack(proc, cli, wss, keys, mqtt, Path(env["XDG_STATE_HOME"]))
+    out_file, err_file = root / f"local-{wss}.out", root / f"local-{wss}.err"
+    with out_file.open("wb") as out, err_file.open("wb") as err:
+        proc = subprocess.Popen([IOTNOTIFY, "local", "--port", str(wss), "--keys-port", str(keys), "--mqtt-port",
+                                 str(mqtt), *extra], stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+    stack = Stack(proc, cli, wss, keys, mqtt, Path(env["XDG_STATE_HOME"]), out_file, err_file)
 
     def serving() -> bool:
         if proc.poll() is not None:
-            raise AssertionError(f"iotnotify local exited: {proc.stderr.read().decode()}")  # type: ignore[union-attr]
+            raise AssertionError(f"iotnotify local exited: {stack.log()}")
         try:
             urllib.request.urlopen(stack.endpoint, timeout=1).read()
         except OSError:
             return False
         config = Path(env["XDG_CONFIG_HOME"]) / "iotnotify" / "config.toml"
-        return config.exists() and stack.endpoint in config.read_text()  # the profile is written last
+        written = config.exists() and stack.endpoint in config.read_text()
+        return written and "send demo/hello" in stack.stdout()  # the banner's last line: all set
 
     wait_for(serving, 30, "iotnotify local")
     return stack
@@ -138,18 +151,63 @@ def stop_stack(stack: Stack) -> int:
             stack.process.kill()
 
 
+SESSION_TOPICS = "test/*,demo/*,/serverless/pubsub"
+"""What the session stack's keys may use: every test has a topic of its own below test/ (the `topic`
+fixture), as a deployment with IOTNOTIFY_TOPICS=test/* would allow."""
+
+
+@contextlib.contextmanager
+def running_stack(root: Path, *extra: str):
+    """`iotnotify local` with `extra` flags, stopped (as Ctrl-C does) when the block ends."""
+    running = start_stack(root, *extra)
+    try:
+        yield running
+    finally:
+        stop_stack(running)
+
+
+def user_of(stack: Stack) -> Cli:
+    """The CLI as a user of `stack`: `--profile local` via IOTNOTIFY_PROFILE."""
+    return Cli({**stack.cli.env, "IOTNOTIFY_PROFILE": "local"})
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory):
-    """One local stack for the whole session."""
-    running = start_stack(tmp_path_factory.mktemp("stack"))
-    yield running
-    stop_stack(running)
+    """One local stack for the whole session, playing by AWS IoT Core's rules."""
+    with running_stack(tmp_path_factory.mktemp("stack"), "--topics", SESSION_TOPICS) as running:
+        yield running
 
 
 @pytest.fixture
 def cli(stack: Stack) -> Cli:
-    """The CLI as a user of the local stack: `--profile local` via IOTNOTIFY_PROFILE."""
-    return Cli({**stack.cli.env, "IOTNOTIFY_PROFILE": "local"})
+    return user_of(stack)
+
+
+@pytest.fixture(scope="session")
+def any_id_stack(tmp_path_factory: pytest.TempPathFactory):
+    """A stack whose keys may connect with any client id (`--any-client-id`, as IOTNOTIFY_ANY_CLIENT_ID=true
+    on AWS): for the tests of client ids and persistent sessions named by the user."""
+    with running_stack(tmp_path_factory.mktemp("any-id"), "--topics", SESSION_TOPICS, "--any-client-id") as running:
+        yield running
+
+
+@pytest.fixture
+def any_id_cli(any_id_stack: Stack) -> Cli:
+    return user_of(any_id_stack)
+
+
+@pytest.fixture(scope="session")
+def permissive_stack(tmp_path_factory: pytest.TempPathFactory):
+    """`iotnotify local --permissive`: for the few tests of speed parts (send's window, subscribe's
+    output in bursts) that need thousands of messages a second, which AWS's throttle (100 a second
+    per connection) would hide; the throttle itself is tested in test_aws_rules.py."""
+    with running_stack(tmp_path_factory.mktemp("permissive"), "--permissive") as running:
+        yield running
+
+
+@pytest.fixture
+def fast_cli(permissive_stack: Stack) -> Cli:
+    return user_of(permissive_stack)
 
 
 @pytest.fixture

@@ -43,14 +43,15 @@ def test_export_lines_work_with_eval(cli):
     assert shell.stdout.split() == [full["accessKey"], full["secretKey"]]
 
 
-def test_cache_file_is_private_and_reused(cli, stack):
+def test_cache_file_is_private_and_reused(stack, tmp_path):
+    cli = Cli({**user_env(tmp_path), "IOTNOTIFY_ENDPOINT": stack.endpoint})  # a cache of its own
     cli.run("keys", "--no-cache")  # never writes the cache
     first = json.loads(cli.run("keys", "--json").stdout)
     second = json.loads(cli.run("keys", "--json").stdout)
     assert first["accessKey"] == second["accessKey"]  # the endpoint mints new keys per request
     fresh = json.loads(cli.run("keys", "--json", "--no-cache").stdout)
     assert fresh["accessKey"] != first["accessKey"]
-    folder = stack.cli.env["XDG_CACHE_HOME"] + "/iotnotify/keys"
+    folder = cli.env["XDG_CACHE_HOME"] + "/iotnotify/keys"
     files = os.listdir(folder)
     assert len(files) == 1
     assert stat.S_IMODE(os.stat(os.path.join(folder, files[0])).st_mode) == 0o600

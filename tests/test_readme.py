@@ -32,3 +32,14 @@ def test_demo_script_shows_the_message_arriving(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "--- received:\ndemo/hello hello from iotnotify\n" in result.stdout
     assert result.stdout.rstrip().endswith("done")
+
+
+def test_the_refusal_example_is_what_send_prints(tmp_path):
+    """README, `send`: what the keys may not do is refused before anything is sent."""
+    from conftest import running_stack, user_of
+
+    example = re.search(r"^\$ iotnotify (send other/x hi)\n(.*)$", README, re.MULTILINE)
+    with running_stack(tmp_path) as stack:  # the default topics, as a user's first `iotnotify local`
+        result = user_of(stack).run(*example.group(1).split())
+    assert result.returncode == 10
+    assert result.stderr.rstrip("\n") == example.group(2)

@@ -95,7 +95,8 @@ def test_send_of_10000_lines_through_a_stopped_and_continued_broker_loses_none(c
 
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
-def test_persistent_session_gets_what_was_sent_while_away(cli, tmp_path, topic, protocol):
+def test_persistent_session_gets_what_was_sent_while_away(any_id_cli, tmp_path, topic, protocol):
+    cli = any_id_cli  # the session's name is the client id: keys that allow any
     session = f"s-{protocol}-{time.monotonic_ns()}"
     first = cli.subscriber(tmp_path, topic, "--session", session, "--protocol", protocol)
     first.kill()  # gone without a goodbye; the broker keeps the session
@@ -107,7 +108,8 @@ def test_persistent_session_gets_what_was_sent_while_away(cli, tmp_path, topic, 
     assert back.stdout == "while\nyou\nwere away\n"
 
 
-def test_without_a_session_what_was_sent_while_away_is_not_delivered(cli, tmp_path, topic):
+def test_without_a_session_what_was_sent_while_away_is_not_delivered(any_id_cli, tmp_path, topic):
+    cli = any_id_cli
     first = cli.subscriber(tmp_path, topic, "--client-id", f"plain-{time.monotonic_ns()}")
     first.kill()
     first.wait()

@@ -89,7 +89,7 @@ def test_clients_with_keys_the_endpoint_never_minted_are_refused(stack, fake_end
 def test_a_client_with_a_wrong_secret_is_refused(stack, minted, fake_endpoint, tmp_path, protocol):
     fake_endpoint.answer(body={**minted, "secretKey": "not-the-secret"})
     result = Cli(user_env(tmp_path)).run("--endpoint", fake_endpoint.url, "--ca-file", stack.ca_file,
-                                         "send", "--protocol", protocol, "t", "x")
+                                         "send", "--protocol", protocol, "test/sigv4", "x")
     assert result.returncode == 5 and "refused" in result.stderr
 
 
@@ -109,7 +109,8 @@ def test_expired_keys_and_stale_signatures_are_refused():
 
 
 def test_a_subscriber_keeps_receiving_across_the_expiry_of_60_second_keys(tmp_path):
-    stack = LocalStack(StackConfig(tmp_path / "state", free_port(), free_port(), free_port(), lifetime=60))
+    stack = LocalStack(StackConfig(tmp_path / "state", free_port(), free_port(), free_port(), lifetime=60,
+                                   topics=("t",)))
     stack.start()
     try:
         env = {**user_env(tmp_path), "IOTNOTIFY_ENDPOINT": stack.endpoint_url, "IOTNOTIFY_CA_FILE": str(stack.tls.ca_file)}
@@ -139,7 +140,7 @@ def test_cached_keys_a_restarted_local_stack_does_not_know_are_replaced(tmp_path
     ports = (free_port(), free_port(), free_port())
     env = None
     for round_ in range(2):  # the second stack has not minted the keys the client cached from the first
-        stack = LocalStack(StackConfig(tmp_path / "state", *ports))
+        stack = LocalStack(StackConfig(tmp_path / "state", *ports, topics=("t",)))
         stack.start()
         try:
             env = env or {**user_env(tmp_path), "IOTNOTIFY_ENDPOINT": stack.endpoint_url,

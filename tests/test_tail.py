@@ -47,7 +47,7 @@ def topic(request):
     """A short topic of this test's own (long ones are cut in the view)."""
     import zlib
 
-    return f"tail/{zlib.crc32(request.node.name.encode()):08x}"
+    return f"test/tail/{zlib.crc32(request.node.name.encode()):08x}"
 
 
 @pytest.fixture

@@ -6,18 +6,25 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 
-from iotnotify.errors import ConnectError, DeliveryError, IotNotifyError, KeysRefused
+from iotnotify import limits
+from iotnotify.allowance import describe, describe_client
+from iotnotify.errors import ConnectError, DeliveryError, IotNotifyError, KeysRefused, Refused, TakenOver
 from iotnotify.keys import KeySource, TemporaryKeys
 from iotnotify.messages import Message
 from iotnotify.nodelay import set_nodelay
-from iotnotify.topics import is_aws_host
+from iotnotify.throttle import Pacer
 
 OnMessage = Callable[[Message], None]
-OnDone = Callable[[bool], None]
-OnState = Callable[[str, int], None]  # state (connecting, connected, reconnecting, stopped), attempt
+OnDone = Callable[[int], None]  # ACKED, an MQTT reason code of 0x80 or more (refused), NOT_ACKED or CLOSED
+OnState = Callable[[str, int], None]  # state (connecting, connected, reconnecting, stopped, failed), attempt
+
+ACKED, NOT_ACKED, CLOSED = 0, -1, -2  # CLOSED: MQTT 3.1.1, the broker closed the connection right after it
+NOT_AUTHORIZED, SESSION_TAKEN_OVER, MQTT311_FAILURE = 0x87, 0x8E, 0x80
+REASONS = {0x80: "unspecified error", 0x83: "implementation specific error", 0x87: "not authorized",
+           0x8E: "session taken over", 0x8F: "topic filter invalid", 0x90: "topic name invalid",
+           0x95: "packet too large", 0x97: "quota exceeded", 0x9B: "QoS not supported"}
 
 REFUSED = ("AWS_ERROR_HTTP_WEBSOCKET_UPGRADE_FAILURE", "AWS_IO_SOCKET_CLOSED", "AWS_ERROR_HTTP_CONNECTION_CLOSED")
 NODELAY_POLL = (0.0005, 0.02)  # s between looks for the new socket, doubling (Connection._nodelay_early)
@@ -48,8 +55,14 @@ def client_id_for(keys: TemporaryKeys) -> str:
     return "iotnotify-" + os.urandom(6).hex()
 
 
+def reason(code: int) -> str:
+    """An MQTT reason code as words: 'not authorized (0x87)'."""
+    return f"{REASONS.get(code, 'refused')} (0x{code:02X})"
+
+
 class Connection:
-    """A connected MQTT client whatever the protocol: connect, subscribe, publish, disconnect."""
+    """A connected MQTT client whatever the protocol: connect, subscribe, publish, disconnect (also
+    as a context manager). Under AWS IoT Core's rules it paces its publishes to AWS's limits."""
 
     def __init__(self, source: KeySource, keys: TemporaryKeys, options: ConnectOptions,
                  on_message: OnMessage | None = None, on_state: OnState | None = None) -> None:
@@ -59,12 +72,46 @@ class Connection:
         self.keys = keys
         self.options = options
         self.client_id = options.client_id or options.session or client_id_for(keys)
-        self.aws = is_aws_host(keys.host)
+        self.aws = keys.aws_rules
+        self.pacer = Pacer(limits.PUBLISH_RATE, limits.THROUGHPUT) if self.aws else None
         self.on_message = on_message
         self.on_state = on_state or (lambda _state, _attempt: None)
         self.key_error: IotNotifyError | None = None
+        self.fatal: IotNotifyError | None = None  # why the broker ended the connection for good
         self.subscriptions: list[tuple[list[str], int]] = []  # to subscribe again after a reconnection
+        self.generation = 0  # of the underlying client, replaced when new keys need a new client id
+        self._renewing = threading.Event()
         self.credentials = auth.AwsCredentialsProvider.new_delegate(self._credentials)
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.disconnect()
+
+    def _fail(self, error: IotNotifyError) -> None:
+        """The broker ended the connection for a reason that reconnecting cannot mend (refused, taken
+        over): remember why, and tell whoever watches the state ('failed')."""
+        if self.fatal is None:
+            self.fatal = error
+            self.on_state("failed", 0)
+
+    def ready_in(self, size: int) -> float:
+        """Seconds until a message of `size` bytes may be published under AWS IoT Core's limits."""
+        return self.pacer.delay(size) if self.pacer is not None else 0.0
+
+    def _pace(self, topic: str, payload: bytes) -> None:
+        """Wait until the message may go without exceeding AWS's publish rate or throughput."""
+        if self.pacer is not None:
+            self.pacer.wait(len(payload) + len(topic) + 8)  # + fixed header, length, packet id
+
+    def refused_text(self, action: str) -> str:
+        """'not authorized to publish to 'x' (the keys allow topic y)': the end of a refusal."""
+        return f"not authorized to {action}{describe(self.keys)}"
+
+    def refused_connect_text(self) -> str:
+        """'not authorized to connect as client id 'x' (the keys are for client id y...)'."""
+        return f"not authorized to connect as client id {self.client_id!r}{describe_client(self.keys)}"
 
     def _credentials(self):  # type: ignore[no-untyped-def]
         """Called by awscrt at each (re)connection: keys in hand if fresh, else fetched anew."""
@@ -76,7 +123,35 @@ class Connection:
             self.key_error = e
             raise
         self.key_error = None
+        if self.needs_new_id(keys):  # refused under this id: go on as a new client with an id of the new keys
+            if not self._renewing.is_set():
+                self._renewing.set()
+                threading.Thread(target=self._renew_in_background, name="iotnotify-renew", daemon=True).start()
+            raise ConnectError(f"the new keys are for client id {keys.raw.get('clientId')}, not {self.client_id}")
         return auth.AwsCredentials(keys.access_key, keys.secret_key, keys.session_token or None)
+
+    def needs_new_id(self, keys: TemporaryKeys) -> bool:
+        """Whether `keys` (fetched anew at a reconnection) are for another client id than this
+        connection's: our endpoint scopes each set of keys to a client id of its own, and AWS IoT
+        Core would refuse the old id. A client id the user chose stays as it is."""
+        if self.options.client_id or self.options.session:
+            return False
+        owner = keys.raw.get("clientId")
+        return isinstance(owner, str) and bool(owner) and not self.client_id.startswith(owner + "-")
+
+    def _renew_in_background(self) -> None:
+        try:
+            if self.fatal is None:
+                self.keys = self.source.get()
+                self.client_id = client_id_for(self.keys)
+                self.generation += 1  # callbacks of the old client are ignored from now on
+                self.renew()
+        finally:
+            self._renewing.clear()
+
+    def renew(self) -> None:
+        """Replace the underlying client by one for `self.client_id`, subscribed as the old one was."""
+        raise NotImplementedError
 
     def builder_args(self) -> dict[str, object]:
         """The awsiotsdk builder arguments both protocols share: where, who, and how to sign."""
@@ -116,15 +191,19 @@ class Connection:
         if error is not None:
             if self.key_error is not None:
                 raise self.key_error
+            if isinstance(error, IotNotifyError):  # already said in our words (a CONNACK's reason)
+                raise error
             raise classify(error, self.where)
 
     def connect(self) -> None:
         raise NotImplementedError
 
-    def subscribe(self, filters: list[str], qos: int, timeout: float = 20.0) -> None:
+    def subscribe(self, filters: list[str], qos: int, timeout: float = 20.0) -> list[int]:
+        """Subscribe; return the SUBACK's code for each filter (0 or 1 granted, 0x80 or more refused)."""
         raise NotImplementedError
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone) -> None:
+        """Publish (waiting first if AWS's rate requires); `on_done` gets ACKED or why not."""
         raise NotImplementedError
 
     def disconnect(self, timeout: float = 5.0) -> None:
@@ -192,13 +271,17 @@ def open_connection(source: KeySource, options: ConnectOptions, on_message: OnMe
     return connection
 
 
-def check_granted(filters: list[str], granted: list[int | None]) -> None:
-    """Raise DeliveryError naming the first filter the broker refused (a code of 0x80 or more)."""
-    for topic_filter, code in zip(filters, granted):
-        if code is None or int(code) >= 0x80:
-            raise DeliveryError(f"broker refused the subscription to {topic_filter!r}")
+def refusal(connection: Connection, topic_filter: str, code: int) -> IotNotifyError:
+    """The error for a subscription the broker refused: Refused if not authorized (in MQTT 3.1.1,
+    where 0x80 is all a SUBACK can say, AWS IoT Core's usual reason), else DeliveryError."""
+    if code == NOT_AUTHORIZED or (code == MQTT311_FAILURE and connection.options.protocol == "3.1.1"):
+        hedge = " (MQTT 3.1.1 cannot say why; AWS IoT Core refuses so when the keys do not allow it)" \
+            if code == MQTT311_FAILURE else ""
+        return Refused("broker refused the subscription: "
+                       + connection.refused_text(f"subscribe to {topic_filter!r}") + hedge)
+    return DeliveryError(f"broker refused the subscription to {topic_filter!r}: {reason(code)}")
 
 
-def future_ok(future: Future) -> bool:
-    """Whether an awscrt operation future completed without an exception."""
-    return future.exception() is None
+def taken_over(connection: Connection) -> TakenOver:
+    return TakenOver(f"another client connected as {connection.client_id!r} and took over this connection "
+                     "(AWS IoT Core allows one connection per client id)")

@@ -15,6 +15,7 @@ EXIT_DELIVERY = 6
 EXIT_TIMEOUT = 7
 EXIT_LOCAL = 8
 EXIT_AWS = 9
+EXIT_REFUSED = 10
 EXIT_INTERRUPTED = 130
 
 
@@ -52,6 +53,10 @@ class KeysRefused(ConnectError):
     """The broker refused the WebSocket upgrade: the keys are not (or no longer) accepted."""
 
 
+class TakenOver(ConnectError):
+    """Another client connected with the same client id, and the broker closed this connection."""
+
+
 class DeliveryError(IotNotifyError):
     """The broker did not acknowledge everything: unacknowledged messages, refused subscriptions."""
 
@@ -80,3 +85,9 @@ class AwsError(IotNotifyError):
     """An AWS API call failed or was refused (setup-role, --aws mode)."""
 
     exit_code = EXIT_AWS
+
+
+class Refused(IotNotifyError):
+    """The keys' policy does not allow a connect, publish or subscribe (AWS IoT Core's "not authorized")."""
+
+    exit_code = EXIT_REFUSED

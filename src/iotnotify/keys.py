@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from iotnotify.errors import KeysError
+from iotnotify.topics import is_aws_host
 
 DEFAULT_LIFETIME = 3600.0  # the tutorial's endpoint does not say; its keys last one hour
 DEFAULT_PORT = 443
@@ -40,6 +41,12 @@ class TemporaryKeys:
         """Seconds until the keys expire (negative once expired)."""
         now = now or dt.datetime.now(dt.timezone.utc)
         return (self.expiration - now).total_seconds()
+
+    @property
+    def aws_rules(self) -> bool:
+        """Whether the broker plays by AWS IoT Core's rules (limits, throttle): an AWS endpoint, or
+        keys that say so (`"awsRules": true`, from `iotnotify local`)."""
+        return is_aws_host(self.host) or self.raw.get("awsRules") is True
 
     def fresh(self, now: dt.datetime | None = None) -> bool:
         """Whether the keys are still good for a new connection (not within the refresh margin)."""

@@ -88,7 +88,7 @@ class TailState:
         return recent / max(min(now - self.started, RATE_WINDOW), 1.0)
 
     def set_state(self, state: str, attempt: int = 0) -> None:
-        """Connection state from the client: connecting, connected, reconnecting (attempt n), stopped."""
+        """Connection state from the client: connecting, connected, reconnecting (attempt n), stopped, failed."""
         if state == "connected" and self.state == "reconnecting":
             self.reconnects += 1
         self.state, self.attempt = state, attempt
@@ -102,7 +102,7 @@ class TailState:
 
 
 STATE_STYLES = {"connected": "bold green", "connecting": "yellow", "reconnecting": "bold yellow",
-                "stopped": "red"}
+                "stopped": "red", "failed": "bold red"}
 
 
 def _size(n: int) -> str:

@@ -1,39 +1,124 @@
-"""The MQTT 3.1.1 side of Connection: awsiotsdk's mqtt connection over SigV4-signed WebSocket."""
+"""The MQTT 3.1.1 side of Connection: awsiotsdk's mqtt connection over SigV4-signed WebSocket.
+
+MQTT 3.1.1 has no reason codes: AWS IoT Core refuses a connect or a publish by closing the
+connection. The client tells that from a lost network as well as the protocol allows: the broker
+closed the connection cleanly (AWS_ERROR_MQTT_UNEXPECTED_HANGUP) before the CONNACK; or right after
+a publish, and took the reconnection at once (a broker that went away would not); or again and
+again soon after each reconnection (another client taking the same id).
+"""
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 
 from awscrt import mqtt
 from awsiot import mqtt_connection_builder
 
 from iotnotify import threadstate
-from iotnotify.connection import Connection, OnDone, check_granted, future_ok
-from iotnotify.errors import DeliveryError
+from iotnotify.allowance import describe_client
+from iotnotify.connection import ACKED, CLOSED, MQTT311_FAILURE, NOT_ACKED, Connection, OnDone
+from iotnotify.errors import ConnectError, DeliveryError, Refused
 from iotnotify.messages import Message
+
+HANGUP = "AWS_ERROR_MQTT_UNEXPECTED_HANGUP"  # the broker closed the connection, no network error
+CANCELLED = "AWS_ERROR_MQTT_CANCELLED_FOR_CLEAN_SESSION"  # a QoS 1 publish lost with the connection
+SHORT_LIVED = 10.0  # s: a connection closed by the broker sooner than this after it was made...
+FLAPS = 3  # ...this many times in a row: the broker will not have it (a takeover, or a refusal)
+SOON = 2.0  # s: a publish lost this soon after it was sent may be the reason the connection closed...
+BACK_WITHIN = 2.0  # s: ...if the reconnection came within this (beyond the least delay): the broker is there
 
 
 class Mqtt311Connection(Connection):
     """awscrt.mqtt.Connection (MQTT 3.1.1): a clean session, or a persistent one with --session."""
 
-    def connect(self) -> None:
-        self.connection = mqtt_connection_builder.websockets_with_default_aws_signing(
+    def _build(self) -> mqtt.Connection:
+        generation = self.generation
+
+        def guarded(handler: Callable[..., None]) -> Callable[..., None]:
+            """`handler`, called only while this connection object is the current one (see renew)."""
+            return lambda *args, **kwargs: handler(*args, **kwargs) if generation == self.generation else None
+
+        connection = mqtt_connection_builder.websockets_with_default_aws_signing(
             **self.builder_args(), clean_session=not self.options.session, keep_alive_secs=self.options.keep_alive,
             reconnect_min_timeout_secs=max(int(self.options.min_reconnect_delay), 1),
             reconnect_max_timeout_secs=max(int(self.options.max_reconnect_delay), 1),
-            on_connection_interrupted=lambda connection, error, **_: self.on_state("reconnecting", 0),
-            on_connection_resumed=self._resumed)
+            on_connection_interrupted=guarded(self._interrupted), on_connection_resumed=guarded(self._resumed))
         if self.on_message is not None:
-            self.connection.on_message(self._received)
+            connection.on_message(guarded(self._received))
+        return connection
+
+    def connect(self) -> None:
+        self._suspects: list[OnDone] = []  # publishes lost right after they were sent: refused, or not?
+        self._suspects_lock = threading.Lock()
+        self._hangup_at = 0.0  # when the broker last closed the connection cleanly
+        self._connected_at = time.monotonic()
+        self._flaps = 0
+        self.connection = self._build()
         self.on_state("connecting", 1)
         future = self.connection.connect()
         done = threading.Event()
         future.add_done_callback(lambda _f: done.set())
-        self._wait_connected(done, future.exception)
+        try:
+            self._wait_connected(done, future.exception)
+        except ConnectError:
+            error = future.exception() if future.done() else None
+            if self.aws and getattr(error, "name", "") == HANGUP:  # AWS IoT Core's refusal of a CONNECT
+                raise Refused(f"broker {self.where} closed the connection before accepting it (MQTT 3.1.1 cannot "
+                              "say why; AWS IoT Core does so when the keys may not connect as client id "
+                              f"{self.client_id!r}){describe_client(self.keys)}") from None
+            raise
+        self._connected_at = time.monotonic()
         self._on_socket()
         self.on_state("connected", 0)
 
+    def renew(self) -> None:
+        """A new connection, for the client id the new keys allow, subscribed as the old one was;
+        MQTT 3.1.1's clean session cancels what the old one had in flight, as any reconnection does."""
+        generation = self.generation
+        old, self.connection = self.connection, self._build()
+        old.disconnect()
+        delay = self.options.min_reconnect_delay
+        while self.fatal is None and generation == self.generation:
+            try:
+                self.connection.connect().result(self.options.connect_timeout)
+                break
+            except Exception:  # noqa: BLE001 - the broker away: try again, as awscrt itself would
+                time.sleep(delay)
+                delay = min(delay * 2, self.options.max_reconnect_delay)
+        else:
+            return
+        self._resumed(self.connection, None, False)
+        for filters, qos in self.subscriptions:
+            for topic_filter in filters:
+                self.connection.subscribe(topic_filter, mqtt.QoS(qos))
+
+    def _interrupted(self, connection: mqtt.Connection, error: Exception, **_: object) -> None:
+        now = time.monotonic()
+        if getattr(error, "name", "") == HANGUP:
+            self._hangup_at = now
+            self._flaps = self._flaps + 1 if now - self._connected_at < SHORT_LIVED else 1
+            if self._flaps >= FLAPS:
+                self._fail(ConnectError(
+                    f"broker {self.where} closed the connection {FLAPS} times in a row soon after it was made "
+                    f"(MQTT 3.1.1 cannot say why; AWS IoT Core does so when another client connects as "
+                    f"{self.client_id!r} and takes over, or when the keys do not allow what was sent)"))
+                connection.disconnect()
+                return
+        self.on_state("reconnecting", 0)
+
+    def _judge(self, refused: bool) -> None:
+        """Settle the publishes lost when the connection closed: refused (CLOSED) if the broker took
+        the reconnection at once, else lost with the network (NOT_ACKED)."""
+        with self._suspects_lock:
+            suspects, self._suspects = self._suspects, []
+        for on_done in suspects:
+            on_done(CLOSED if refused else NOT_ACKED)
+
     def _resumed(self, connection: mqtt.Connection, return_code: object, session_present: bool, **_: object) -> None:
+        self._judge(time.monotonic() - self._hangup_at < self.options.min_reconnect_delay + BACK_WITHIN)
+        self._connected_at = time.monotonic()
         self._on_socket()
         if not session_present:  # a clean session after a reconnection: subscribe again
             connection.resubscribe_existing_topics()
@@ -44,18 +129,45 @@ class Mqtt311Connection(Connection):
         threadstate.keep()
         self.on_message(Message(topic, bytes(payload), int(qos), bool(retain)))  # type: ignore[misc]
 
-    def subscribe(self, filters: list[str], qos: int, timeout: float = 20.0) -> None:
+    def subscribe(self, filters: list[str], qos: int, timeout: float = 20.0) -> list[int]:
         # the Python binding has one filter per SUBSCRIBE: send them all, then collect the SUBACKs
         futures = [self.connection.subscribe(f, mqtt.QoS(qos))[0] for f in filters]
-        try:
-            granted = [future.result(timeout)["qos"] for future in futures]
-        except Exception as e:  # noqa: BLE001 - any failure here is the broker not acknowledging
-            raise DeliveryError(f"broker {self.where} did not acknowledge the subscription: {e}") from None
-        check_granted(filters, granted)
+        codes = []
+        for future in futures:
+            try:
+                codes.append(int(future.result(timeout)["qos"]))
+            except mqtt.SubscribeError:  # a SUBACK with 0x80: refused
+                codes.append(MQTT311_FAILURE)
+            except Exception as e:  # noqa: BLE001 - any other failure is the broker not acknowledging
+                raise DeliveryError(f"broker {self.where} did not acknowledge the subscription: {e}") from None
+        granted = [f for f, code in zip(filters, codes) if code < 0x80]
+        if granted:
+            self.subscriptions.append((granted, qos))
+        return codes
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone) -> None:
+        self._pace(topic, payload)
+        sent_at = time.monotonic()
+
+        def completed(future) -> None:  # type: ignore[no-untyped-def]
+            threadstate.keep()
+            error = future.exception()
+            if error is None:
+                on_done(ACKED)
+            elif getattr(error, "name", "") == CANCELLED and time.monotonic() - sent_at < SOON:
+                with self._suspects_lock:  # how AWS refuses a publish in MQTT 3.1.1? _resumed will say
+                    self._suspects.append(on_done)
+                    first = len(self._suspects) == 1
+                if first:  # no reconnection in time: the network, not a refusal
+                    wait = self.options.min_reconnect_delay + BACK_WITHIN + 1
+                    timer = threading.Timer(wait, self._judge, (False,))
+                    timer.daemon = True
+                    timer.start()
+            else:
+                on_done(NOT_ACKED)
+
         future, _packet_id = self.connection.publish(topic, payload, mqtt.QoS(qos), retain)
-        future.add_done_callback(lambda f: (threadstate.keep(), on_done(future_ok(f))))
+        future.add_done_callback(completed)
 
     def disconnect(self, timeout: float = 5.0) -> None:
         try:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import _awscrt  # awscrt's native module: see DIRECT_PUBLISH
 import awscrt
@@ -10,16 +13,41 @@ from awscrt import mqtt5
 from awsiot import mqtt5_client_builder
 
 from iotnotify import threadstate
-from iotnotify.connection import REFUSED, Connection, OnDone, check_granted
-from iotnotify.errors import ConnectError, DeliveryError
+from iotnotify.connection import (
+    ACKED,
+    NOT_ACKED,
+    NOT_AUTHORIZED,
+    REFUSED,
+    SESSION_TAKEN_OVER,
+    Connection,
+    OnDone,
+    reason,
+    taken_over,
+)
+from iotnotify.errors import ConnectError, DeliveryError, IotNotifyError, Refused
 from iotnotify.messages import Message
+
+TRANSIENT = {0x80, 0x88, 0x89, 0x8B, 0x8D, 0x98, 0x9C, 0x9D, 0x9F, 0xA0}
+"""DISCONNECT reason codes after which reconnecting may work (the server going away, busy, a keep-alive
+missed...); any other reason code means the broker will refuse the same again: the connection fails."""
 
 
 class Mqtt5Connection(Connection):
     """awscrt.mqtt5.Client with AWS IoT Core flow control on for AWS endpoints only."""
 
+    def _guarded(self, handler: Callable[[Any], None]) -> Callable[[Any], None]:
+        """`handler`, called only while the client it is given to is the current one (see renew)."""
+        generation = self.generation
+
+        def call(data: Any) -> None:
+            if generation == self.generation:
+                handler(data)
+
+        return call
+
     def _build(self) -> mqtt5.Client:
         validation = mqtt5.ExtendedValidationAndFlowControlOptions
+        guarded = self._guarded
         return mqtt5_client_builder.websockets_with_default_aws_signing(
             **self.builder_args(),
             keep_alive_interval_sec=self.options.keep_alive,
@@ -30,15 +58,22 @@ class Mqtt5Connection(Connection):
             session_expiry_interval_sec=self.options.session_expiry if self.options.session else None,
             extended_validation_and_flow_control_options=(
                 validation.AWS_IOT_CORE_DEFAULTS if self.aws else validation.NONE),
-            on_publish_received=self._received if self.on_message else None,
-            on_lifecycle_attempting_connect=self._attempting,
-            on_lifecycle_connection_success=self._connected,
-            on_lifecycle_connection_failure=self._failed,
-            on_lifecycle_disconnection=self._lost,
-            on_lifecycle_stopped=self._stop_done,
+            on_publish_received=guarded(self._received) if self.on_message else None,
+            on_lifecycle_attempting_connect=guarded(self._attempting),
+            on_lifecycle_connection_success=guarded(self._connected),
+            on_lifecycle_connection_failure=guarded(self._failed),
+            on_lifecycle_disconnection=guarded(self._lost),
+            on_lifecycle_stopped=guarded(self._stop_done),
         )
 
     def connect(self) -> None:
+        self.last_topic: str | None = None
+        # QoS 1 messages not yet acknowledged, to publish again if the client is replaced (renew):
+        # only where that can happen, under AWS rules with a client id of the keys'
+        self._track = self.aws and not (self.options.client_id or self.options.session)
+        self._inflight: dict[int, tuple[str, bytes, int, bool, OnDone]] = {}
+        self._inflight_lock = threading.Lock()
+        self._tokens = itertools.count()
         self._attempts = 0
         self._stopping = False
         self._outcome = threading.Event()
@@ -61,6 +96,7 @@ class Mqtt5Connection(Connection):
             self.on_state("connecting", self._attempts)
 
     def _connected(self, data: mqtt5.LifecycleConnectSuccessData) -> None:
+        self.negotiated = data.negotiated_settings  # what the broker settled (its keep-alive among them)
         self._attempts = 0
         self._on_socket()
         if self._outcome.is_set() and not data.negotiated_settings.rejoined_session:
@@ -70,7 +106,22 @@ class Mqtt5Connection(Connection):
         self.on_state("connected", 0)
         self._outcome.set()
 
-    def _lost(self, _data: mqtt5.LifecycleDisconnectData) -> None:
+    def _lost(self, data: mqtt5.LifecycleDisconnectData) -> None:
+        packet = data.disconnect_packet
+        code = int(packet.reason_code) if packet is not None and packet.reason_code is not None else 0
+        if code >= 0x80 and code not in TRANSIENT and not self._stopping:
+            if code == SESSION_TAKEN_OVER:
+                error: IotNotifyError = taken_over(self)
+            elif code == NOT_AUTHORIZED:
+                what = f"publish to {self.last_topic!r}" if self.last_topic else "do what it asked"
+                error = Refused(f"broker {self.where} closed the connection: {self.refused_text(what)}")
+            else:
+                error = DeliveryError(f"broker {self.where} closed the connection: {reason(code)}"
+                                      + (f" after a publish to {self.last_topic!r}" if self.last_topic else ""))
+            self._stopping = True  # reconnecting would be refused the same way, or take the id back
+            self.client.stop()
+            self._fail(error)
+            return
         if not self._stopping:  # our own disconnect is not a lost connection
             self.on_state("reconnecting", 0)
 
@@ -85,8 +136,12 @@ class Mqtt5Connection(Connection):
             return
         connack = data.connack_packet
         if connack is not None and connack.reason_code is not None and int(connack.reason_code) >= 0x80:
-            reason = connack.reason_string or connack.reason_code.name
-            self._error = ConnectError(f"broker {self.where} refused the connection: {reason}")
+            code = int(connack.reason_code)
+            if code == NOT_AUTHORIZED:
+                self._error = Refused(f"broker {self.where} refused the connection: {self.refused_connect_text()}")
+            else:
+                self._error = ConnectError(f"broker {self.where} refused the connection: "
+                                           f"{connack.reason_string or reason(code)}")
         else:
             self._error = data.exception
         self._outcome.set()
@@ -97,20 +152,55 @@ class Mqtt5Connection(Connection):
         self.on_message(Message(packet.topic, bytes(packet.payload or b""), int(packet.qos),  # type: ignore[misc]
                                 bool(packet.retain)))
 
-    def subscribe(self, filters: list[str], qos: int, timeout: float = 20.0) -> None:
+    def subscribe(self, filters: list[str], qos: int, timeout: float = 20.0) -> list[int]:
         packet = mqtt5.SubscribePacket(subscriptions=[mqtt5.Subscription(f, mqtt5.QoS(qos)) for f in filters])
         try:
             suback = self.client.subscribe(packet).result(timeout)
         except Exception as e:  # noqa: BLE001 - any failure here is the broker not acknowledging
             raise DeliveryError(f"broker {self.where} did not acknowledge the subscription: {e}") from None
-        check_granted(filters, list(suback.reason_codes))
-        self.subscriptions.append((filters, qos))
+        codes = [int(code) for code in suback.reason_codes]
+        granted = [f for f, code in zip(filters, codes) if code < 0x80]
+        if granted:
+            self.subscriptions.append((granted, qos))
+        return codes
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone) -> None:
+        self._pace(topic, payload)
+        self.last_topic = topic
+        if qos and self._track:
+            on_done = self._tracked((topic, payload, qos, retain, on_done))
+        self._send(topic, payload, qos, retain, on_done)
+
+    def _tracked(self, entry: tuple[str, bytes, int, bool, OnDone]) -> OnDone:
+        """Remember a QoS 1 message until it completes; its completion on a replaced client is ignored."""
+        token = next(self._tokens)
+        with self._inflight_lock:
+            self._inflight[token] = entry
+
+        def done(code: int) -> None:
+            with self._inflight_lock:
+                if self._inflight.pop(token, None) is None:
+                    return  # published again on the client that replaced this one
+            entry[4](code)
+
+        return done
+
+    def renew(self) -> None:
+        """A new client, for the client id the new keys allow: the old one is stopped, and the QoS 1
+        messages it still held are published again on the new one (at least once, as always)."""
+        with self._inflight_lock:
+            resend, self._inflight = list(self._inflight.values()), {}
+        old, self.client = self.client, self._build()
+        old.stop()
+        self.client.start()
+        for topic, payload, qos, retain, on_done in resend:
+            self._send(topic, payload, qos, retain, self._tracked((topic, payload, qos, retain, on_done)))
+
+    def _send(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone) -> None:
         if DIRECT_PUBLISH:
-            def completed(error: int, _qos: int, reason: int | None, *_: object) -> None:
+            def completed(error: int, _qos: int, code: int | None, *_: object) -> None:
                 threadstate.keep()
-                on_done(error == 0 and (reason is None or reason < 0x80))
+                on_done(NOT_ACKED if error else code if code is not None and code >= 0x80 else ACKED)
 
             _awscrt.mqtt5_client_publish(self.client._binding, qos, payload, retain, topic,
                                          None, None, None, None, None, None, None, completed)
@@ -142,9 +232,10 @@ more dataclasses: half of `send -l`'s CPU per message (bench/README.md). Where t
 arguments are known, we call it directly with a plain callback; elsewhere `Client.publish`."""
 
 
-def _published(future) -> bool:  # type: ignore[no-untyped-def]
-    """A publish succeeded if it completed and any PUBACK has a success reason code."""
+def _published(future) -> int:  # type: ignore[no-untyped-def]
+    """ACKED if the publish completed with no PUBACK or a success one; the PUBACK's failure code; or NOT_ACKED."""
     if future.exception() is not None:
-        return False
+        return NOT_ACKED
     puback = future.result().puback
-    return puback is None or puback.reason_code is None or int(puback.reason_code) < 0x80
+    code = 0 if puback is None or puback.reason_code is None else int(puback.reason_code)
+    return code if code >= 0x80 else ACKED

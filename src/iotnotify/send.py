@@ -1,39 +1,47 @@
-"""Publishing: hand messages to the connection at once and count what the broker acknowledged."""
+"""Publishing: hand messages to the connections at once and count what the broker acknowledged."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from iotnotify.connection import Connection, ConnectOptions, open_connection
-from iotnotify.errors import DeliveryError, Interrupted, UsageError
+from iotnotify.allowance import check_publish, describe
+from iotnotify.connection import ACKED, CLOSED, NOT_ACKED, NOT_AUTHORIZED, Connection, ConnectOptions, open_connection
+from iotnotify.connection import reason as reason_text
+from iotnotify.errors import DeliveryError, Interrupted, IotNotifyError, Refused, UsageError
 from iotnotify.files import write_private
 from iotnotify.keys import KeySource
-from iotnotify.topics import check_payload, check_topic, is_aws_host
+from iotnotify.topics import check_payload, check_topic
 
 
 @dataclass(frozen=True)
 class SendResult:
-    """How a send ended: messages handed over, acknowledged, refused by the broker, and refused
-    before sending (over a limit); the rest were still waiting."""
+    """How a send ended: messages handed over, acknowledged, failed (not acknowledged in the end, or
+    refused by the broker), and refused before sending (over a limit); the rest were still waiting."""
 
     sent: int
     acked: int
     failed: int
     rejected: int = 0
+    refused: int = 0  # of `failed`: refused by the broker (a reason code, or closed by it in MQTT 3.1.1)
 
     @property
     def unacknowledged(self) -> int:
         """Messages the broker did not acknowledge: failed or still waiting."""
         return self.sent - self.acked
 
-    def summary(self) -> str:
+    def summary(self, refusal: str = "") -> str:
         """One line: how many of the messages were not delivered, and why."""
         total = self.sent + self.rejected
-        parts = [f"{self.unacknowledged} not acknowledged by the broker"]
+        parts = []
+        if self.refused:
+            parts.append(f"{self.refused} refused by the broker" + (f": {refusal}" if refusal else ""))
+        if self.unacknowledged - self.refused:
+            parts.append(f"{self.unacknowledged - self.refused} not acknowledged by the broker")
         if self.rejected:
             parts.append(f"{self.rejected} refused before sending")
         return f"{self.unacknowledged + self.rejected} of {total} messages were not delivered ({', '.join(parts)})"
@@ -47,44 +55,90 @@ thousands of callbacks."""
 
 
 class Publisher:
-    """Publishes to one topic without waiting per message; `wait` collects the acknowledgements.
-    Every payload is kept until the broker acknowledged it, so what was not delivered can be saved."""
+    """Publishes to one topic over one or more connections without waiting per message; `wait`
+    collects the acknowledgements. Every payload is kept until the broker acknowledged it, so what
+    was not delivered can be saved. Several connections take turns (each keeps its order), the one
+    free soonest under AWS IoT Core's publish rate first."""
 
-    def __init__(self, connection: Connection, topic: str, qos: int, retain: bool, window: int = WINDOW) -> None:
-        self.connection = connection
+    def __init__(self, connections: Connection | list[Connection], topic: str, qos: int, retain: bool,
+                 window: int = WINDOW) -> None:
+        self.connections = connections if isinstance(connections, list) else [connections]
+        self.connection = self.connections[0]
         self.topic = topic
         self.qos = qos
         self.retain = retain
         self.window = window
+        self._turns = itertools.cycle(range(len(self.connections)))
         self._low_water = window // 2
         self._waiting_for_room = False
         self._lock = threading.Condition()
         self._sent = 0
         self._acked = 0
         self._failed = 0
+        self._refused = 0
+        self.refusal: int | None = None  # the first reason code of a refusal (or CLOSED)
         self._pending: dict[int, bytes] = {}  # input position -> payload, until acknowledged
-        self._refused: dict[int, bytes] = {}  # input position -> payload the broker refused
+        self._undelivered: dict[int, bytes] = {}  # input position -> payload refused or never acknowledged
+
+    def _next(self, size: int) -> Connection:
+        """The connection to publish on: the next in turn that may publish now, else the one free soonest."""
+        if len(self.connections) == 1:
+            return self.connection
+        waits = []
+        for _ in self.connections:
+            connection = self.connections[next(self._turns)]
+            wait = connection.ready_in(size)
+            if wait == 0:
+                return connection
+            waits.append((wait, connection))
+        return min(waits, key=lambda pair: pair[0])[1]
 
     def publish(self, payload: bytes, position: int | None = None) -> None:
-        """Check the payload against the broker's limit and hand it to the client; `position` is
+        """Check the payload against the broker's limit and hand it to a connection; `position` is
         its place in the input (for the order of --failed)."""
         check_payload(len(payload), self.connection.aws)
+        connection = self._next(len(payload) + len(self.topic))
         with self._lock:
             self._sent += 1
             key = self._sent if position is None else position
             self._pending[key] = payload
-        self.connection.publish(self.topic, payload, self.qos, self.retain, lambda ok: self._done(key, ok))
+        connection.publish(self.topic, payload, self.qos, self.retain, lambda code: self._done(key, code))
 
-    def _done(self, key: int, ok: bool) -> None:
+    def _done(self, key: int, code: int) -> None:
         with self._lock:
             payload = self._pending.pop(key, b"")
-            if ok:
+            if code == ACKED:
                 self._acked += 1
             else:
                 self._failed += 1
-                self._refused[key] = payload
+                self._undelivered[key] = payload
+                if code != NOT_ACKED:
+                    self._refused += 1
+                    self.refusal = self.refusal if self.refusal is not None else code
             if not self._pending or (self._waiting_for_room and len(self._pending) <= self._low_water):
                 self._lock.notify_all()  # not once per message: the publishing thread wakes in batches
+
+    @property
+    def stopped(self) -> IotNotifyError | None:
+        """Why publishing cannot go on: a connection the broker ended for good, or (MQTT 3.1.1) closed
+        after a publish, as AWS IoT Core refuses one there."""
+        for connection in self.connections:
+            if connection.fatal is not None:
+                return connection.fatal
+        if self.refusal == CLOSED:
+            return Refused("the broker closed the connection after a publish")
+        return None
+
+    def refusal_text(self) -> str:
+        """Why the broker refused messages, for the summary."""
+        if self.refusal is None:
+            return ""
+        if self.refusal == CLOSED:
+            return ("the broker closed the connection after the publish (MQTT 3.1.1 cannot say why; AWS IoT Core "
+                    f"does so when the keys may not publish to {self.topic!r}){describe(self.connection.keys)}")
+        if self.refusal == NOT_AUTHORIZED:
+            return self.connection.refused_text(f"publish to {self.topic!r}")
+        return reason_text(self.refusal)
 
     def make_room(self, stall: float) -> bool:
         """Wait while `window` messages are unacknowledged, until half of them are; False if no
@@ -104,14 +158,14 @@ class Publisher:
                 self._waiting_for_room = False
 
     def undelivered(self) -> dict[int, bytes]:
-        """The payloads not acknowledged (still waiting, or refused), by input position."""
+        """The payloads not acknowledged (still waiting, refused or failed), by input position."""
         with self._lock:
-            return {**self._pending, **self._refused}
+            return {**self._pending, **self._undelivered}
 
     def result(self) -> SendResult:
         """The counts so far."""
         with self._lock:
-            return SendResult(self._sent, self._acked, self._failed)
+            return SendResult(self._sent, self._acked, self._failed, 0, self._refused)
 
     def wait(self, timeout: float) -> SendResult:
         """Wait until every message was acknowledged or failed, or `timeout` seconds passed."""
@@ -122,30 +176,52 @@ class Publisher:
                 if remaining <= 0:
                     break
                 self._lock.wait(min(remaining, 0.5))
-            return SendResult(self._sent, self._acked, self._failed)
+        return self.result()
+
+
+def open_connections(source: KeySource, options: ConnectOptions, count: int) -> list[Connection]:
+    """`count` connections, each with a client id of its own (ID-1, ID-2... for a given --client-id)."""
+    connections: list[Connection] = []
+    try:
+        for number in range(1, count + 1):
+            own = replace(options, client_id=f"{options.client_id}-{number}") if options.client_id and count > 1 \
+                else options
+            connections.append(open_connection(source, own))
+    except BaseException:
+        for connection in connections:
+            connection.disconnect()
+        raise
+    return connections
 
 
 def send(source: KeySource, options: ConnectOptions, topic: str, payloads: Iterable[bytes], qos: int,
          retain: bool, timeout: float, on_rejected: Callable[[int, UsageError], None],
-         failed_file: Path | None = None) -> SendResult:
-    """Publish every payload as it comes, then wait up to `timeout` s for the acknowledgements.
+         failed_file: Path | None = None, connections: int = 1) -> SendResult:
+    """Publish every payload as it comes, over `connections` connections, then wait up to `timeout`
+    s for the acknowledgements.
 
     A payload over the broker's limit is reported through `on_rejected` and skipped; the rest go out.
-    Raises DeliveryError if anything was not delivered, Interrupted on Ctrl-C; either way the
-    payloads not delivered are written to `failed_file` (one per line, in input order) if given.
+    Raises Refused if the keys or the broker refused the messages, DeliveryError if anything else
+    was not delivered, Interrupted on Ctrl-C; either way the payloads not delivered are written to
+    `failed_file` (one per line, in input order) if given.
     """
     check_topic(topic, aws=False)  # MQTT's rules before anything goes over the network
-    aws = is_aws_host(source.get().host)
-    check_topic(topic, aws)
+    keys = source.get()
+    check_topic(topic, keys.aws_rules)
+    check_publish(keys, topic)  # what the keys say they may not do, refused before connecting
     if isinstance(payloads, (list, tuple)):  # known in advance: refuse before connecting
         for payload in payloads:
-            check_payload(len(payload), aws)
-    connection = open_connection(source, options)
-    publisher = Publisher(connection, topic, qos, retain)
+            check_payload(len(payload), keys.aws_rules)
+        connections = min(connections, max(len(payloads), 1))  # no connection left idle
+    opened = open_connections(source, options, connections)
+    publisher = Publisher(opened, topic, qos, retain)
     rejected: dict[int, bytes] = {}
     interrupted = stalled = False
+    stopped: IotNotifyError | None = None
     try:
         for position, payload in enumerate(payloads, 1):
+            if (stopped := publisher.stopped) is not None:
+                break  # the broker will refuse the rest too: leave them unread
             if not publisher.make_room(timeout):
                 stalled = True  # the rest of the input stays unread, so nothing read is lost
                 break
@@ -154,20 +230,28 @@ def send(source: KeySource, options: ConnectOptions, topic: str, payloads: Itera
             except UsageError as e:
                 rejected[position] = payload
                 on_rejected(position, e)
-        result = publisher.wait(0 if stalled else timeout)
+        result = publisher.wait(0 if stalled or stopped else timeout)
+        stopped = stopped or publisher.stopped
     except KeyboardInterrupt:
         result, interrupted = publisher.result(), True
     finally:
-        connection.disconnect()
+        for connection in opened:
+            connection.disconnect()
     undelivered = {**publisher.undelivered(), **rejected}
     if undelivered and failed_file is not None:
         write_private(failed_file, b"".join(undelivered[k] + b"\n" for k in sorted(undelivered)))
     if interrupted:
         raise Interrupted(f"interrupted: {result.unacknowledged} of {result.sent} messages not acknowledged"
                           + (f" (saved to {failed_file})" if undelivered and failed_file else ""))
-    result = SendResult(result.sent, result.acked, result.failed, len(rejected))
-    if result.unacknowledged or result.rejected:
-        saved = f"; saved to {failed_file}" if failed_file is not None else ""
-        stopped = f"; input not read past message {result.sent + result.rejected}" if stalled else ""
-        raise DeliveryError(result.summary() + stopped + saved)
+    result = replace(result, rejected=len(rejected))
+    if result.unacknowledged or result.rejected or stopped is not None:
+        saved = f"; saved to {failed_file}" if failed_file is not None and undelivered else ""
+        unread = stalled or stopped is not None
+        after = f"; input not read past message {result.sent + result.rejected}" if unread else ""
+        if stopped is not None and not result.refused:
+            detail = f"; {result.summary()}" if result.unacknowledged or result.rejected else ""
+            raise type(stopped)(f"{stopped}{detail}{after}{saved}")
+        error = Refused if publisher.refusal in (NOT_AUTHORIZED, CLOSED) else DeliveryError
+        raise error(result.summary(publisher.refusal_text()) + after + saved)
     return result
+

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import queue
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-from iotnotify.connection import ConnectOptions, OnState, open_connection
-from iotnotify.errors import ConnectError, IotNotifyError
-from iotnotify.keys import KeySource
+from iotnotify import limits
+from iotnotify.allowance import Allowance, check_subscribe
+from iotnotify.connection import Connection, ConnectOptions, OnState, open_connection, refusal
+from iotnotify.errors import ConnectError, IotNotifyError, Refused, UsageError
+from iotnotify.keys import KeySource, TemporaryKeys
 from iotnotify.messages import Message
-from iotnotify.topics import check_filter, is_aws_host, subscribe_batches
+from iotnotify.topics import check_filter, subscribe_batches
+
+OnRefused = Callable[[IotNotifyError], None]  # a filter refused, with --partial: say so and go on
 
 
 class Inbox:
@@ -94,21 +98,55 @@ def retained_only(messages: Iterator[Message]) -> Iterator[Message]:
         yield message
 
 
-def subscribe(source: KeySource, options: ConnectOptions, filters: list[str], qos: int,  # type: ignore[no-untyped-def]
-              on_state: OnState | None = None, max_reconnects: int | None = None):
-    """Connect and subscribe (several SUBSCRIBE packets where AWS limits require); return (connection,
-    inbox). With `max_reconnects`, the inbox fails with a ConnectError once that many reconnection
-    attempts failed in a row (0: as soon as the connection is lost)."""
+def check_retained_only(keys: TemporaryKeys, filters: list[str]) -> None:
+    """--retained-only under AWS IoT Core's rules, which send a retained message upon subscription
+    only to a filter equal to its topic: a wildcard filter would get none, so say so at once."""
+    for topic_filter in filters:
+        if keys.aws_rules and ("+" in topic_filter or "#" in topic_filter):
+            raise UsageError("--retained-only: AWS IoT Core sends a retained message only to a filter that is "
+                             f"its topic, and {topic_filter!r} has a wildcard")
+
+
+def _check_filters(source: KeySource, filters: list[str], on_refused: OnRefused | None) -> list[str]:
+    """MQTT's rules, the broker's limits, then what the keys say they allow: the filters to subscribe to."""
     for topic_filter in filters:  # MQTT's rules before anything goes over the network
         check_filter(topic_filter, aws=False)
-    where = source.get().host
+    keys = source.get()
     for topic_filter in filters:  # then the broker's own limits
-        check_filter(topic_filter, is_aws_host(where))
+        check_filter(topic_filter, keys.aws_rules)
+    if keys.aws_rules and len(set(filters)) > limits.MAX_SUBSCRIPTIONS:
+        raise UsageError(f"{len(set(filters))} filters, but AWS IoT Core allows at most "
+                         f"{limits.MAX_SUBSCRIPTIONS} subscriptions per connection")
+    denied = check_subscribe(keys, filters)
+    if denied:
+        allowance = Allowance.of(keys)
+        errors = [Refused(f"not allowed: the keys may not subscribe to {f!r} ({allowance.describe()})")
+                  for f in denied] if allowance else []
+        if on_refused is None or len(denied) == len(filters):
+            raise errors[0]
+        for error in errors:
+            on_refused(error)
+    return [f for f in filters if f not in denied]
+
+
+def subscribe(source: KeySource, options: ConnectOptions, filters: list[str], qos: int,
+              on_state: OnState | None = None, max_reconnects: int | None = None,
+              on_refused: OnRefused | None = None) -> tuple[Connection, Inbox]:
+    """Connect and subscribe (several SUBSCRIBE packets where AWS limits require); return (connection,
+    inbox). A refused filter raises Refused, unless `on_refused` (--partial) hears of it and at least
+    one filter was granted. With `max_reconnects`, the inbox fails with a ConnectError once that many
+    reconnection attempts failed in a row (0: as soon as the connection is lost); it fails with the
+    connection's error when the broker ends it for good (taken over, refused)."""
+    filters = _check_filters(source, filters, on_refused)
+    where = source.get().host
     inbox = Inbox()
     report = on_state or (lambda _state, _attempt: None)
+    opened: list[Connection] = []
 
     def watch(state: str, attempt: int) -> None:
         report(state, attempt)
+        if state == "failed" and opened and opened[0].fatal is not None:
+            inbox.fail(opened[0].fatal)
         if max_reconnects is None or state != "reconnecting":
             return
         if max_reconnects == 0:
@@ -118,9 +156,21 @@ def subscribe(source: KeySource, options: ConnectOptions, filters: list[str], qo
                                     "reconnection attempts"))
 
     connection = open_connection(source, options, inbox.put, watch)
+    opened.append(connection)
     try:
+        granted = 0
         for batch in subscribe_batches(filters):
-            connection.subscribe(batch, qos)
+            for topic_filter, code in zip(batch, connection.subscribe(batch, qos)):
+                if code < 0x80:
+                    granted += 1
+                elif on_refused is None:
+                    raise refusal(connection, topic_filter, code)
+                else:
+                    on_refused(refusal(connection, topic_filter, code))
+        if not granted:
+            raise Refused("every subscription was refused")
+        if connection.fatal is not None:
+            raise connection.fatal
     except BaseException:
         connection.disconnect()
         raise

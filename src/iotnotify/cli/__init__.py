@@ -112,6 +112,8 @@ def _long_running_flags(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--reconnect-delay", type=_DelayRange(), default="1,30", show_default=True,
                      help="Seconds to wait before reconnecting: MIN, doubled with jitter per failed attempt, "
                           "up to MAX."),
+        click.option("--partial", is_flag=True,
+                     help="Go on with the filters the broker granted when it refuses some (each refusal on stderr)."),
     ]):
         command = decorator(command)
     return command

@@ -67,11 +67,15 @@ Examples:
               help="Seconds to wait for acknowledgements after the input ends.")
 @click.option("--failed", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Write the messages not delivered to FILE, one per line (retry with send -l < FILE).")
+@click.option("--connections", type=click.IntRange(1, 64), default=1, show_default=True, metavar="N",
+              help="Spread the messages over N connections (AWS IoT Core takes 100 publishes/s per connection); "
+                   "order is kept per connection only.")
 @_mqtt_flags
 @_connection_flags
 @click.pass_context
 def send(ctx: click.Context, topic: str, message: str | None, message_opt: str | None, file: BinaryIO | None,
-         stdin: bool, lines: bool, retain: bool, timeout: float, failed: str | None, qos: int, **flags: Any) -> None:
+         stdin: bool, lines: bool, retain: bool, timeout: float, failed: str | None, connections: int, qos: int,
+         **flags: Any) -> None:
     """Publish MESSAGE to TOPIC; exit 0 only once the broker acknowledged every QoS 1 message."""
     from iotnotify.messages import payloads_from
     from iotnotify.send import send as send_messages
@@ -85,7 +89,7 @@ def send(ctx: click.Context, topic: str, message: str | None, message_opt: str |
         _note(f"iotnotify: message {index} not sent: {error}")
 
     send_messages(_source(settings), _options(settings), topic, payloads, qos, retain, timeout, rejected,
-                  Path(failed) if failed else None)
+                  Path(failed) if failed else None, connections)
 
 
 @cli.command(context_settings=CONTEXT, epilog="""\b
@@ -137,6 +141,9 @@ def subscribe(ctx: click.Context, filters: tuple[str, ...], verbose: bool, as_js
         raise click.UsageError("--no-retained and --retained-only cannot be combined")
     render = formatter(OutputStyle(as_json, verbose, template, pretty, not no_newline))
     settings = _settings(ctx, **flags)
+    source = _source(settings)
+    if retained_only:
+        receiving.check_retained_only(source.get(), list(filters))
     lost = False
 
     def state_changed(state: str, attempt: int) -> None:  # from the MQTT threads: state changes on stderr
@@ -148,9 +155,13 @@ def subscribe(ctx: click.Context, filters: tuple[str, ...], verbose: bool, as_js
             _note("iotnotify: reconnected", quiet)
             lost = False
 
-    connection, inbox = receiving.subscribe(_source(settings), _options(settings, flags),
-                                            list(filters), qos,
-                                            on_state=state_changed, max_reconnects=0 if no_reconnect else max_reconnects)
+    def refused(error: errors.IotNotifyError) -> None:  # --partial: say which, and go on with the rest
+        _note(f"iotnotify: warning: {error}")
+
+    connection, inbox = receiving.subscribe(source, _options(settings, flags),
+                                            list(filters), qos, on_state=state_changed,
+                                            max_reconnects=0 if no_reconnect else max_reconnects,
+                                            on_refused=refused if flags.get("partial") else None)
     received = 0
     try:
         _note("subscribed", quiet)

@@ -62,14 +62,18 @@ def tail(ctx: click.Context, filters: tuple[str, ...], lines: int | None, save: 
     source = _source(settings)
     options = _options(settings, flags)
     save_line = formatter(OutputStyle(json_lines=True))
+    def refused(error: errors.IotNotifyError) -> None:  # --partial: say which, and go on with the rest
+        click.echo(f"iotnotify: warning: {error}", err=True)
+
+    on_refused = refused if flags.get("partial") else None
     if not sys.stdout.isatty():
-        _run_plain(source, options, topics, qos, pattern, save, save_line)
+        _run_plain(source, options, topics, qos, pattern, save, save_line, on_refused)
         return
-    _run_live(source, options, topics, qos, lines, pattern, save, send_topic, save_line)
+    _run_live(source, options, topics, qos, lines, pattern, save, send_topic, save_line, on_refused)
 
 
 def _run_plain(source: Any, options: Any, topics: list[str], qos: int, pattern: Any, save: BinaryIO | None,
-               save_line: Any) -> None:
+               save_line: Any, on_refused: Any) -> None:
     """Not a terminal: `subscribe -v` lines (those --grep lets through), then the summary."""
     from iotnotify import subscribe as receiving
     from iotnotify.live import TailState
@@ -77,7 +81,7 @@ def _run_plain(source: Any, options: Any, topics: list[str], qos: int, pattern: 
 
     plain = formatter(OutputStyle(verbose=True))
     state = TailState(1, pattern)
-    connection, inbox = receiving.subscribe(source, options, topics, qos)
+    connection, inbox = receiving.subscribe(source, options, topics, qos, on_refused=on_refused)
     try:
         for message in inbox.messages():
             state.add(message)
@@ -97,7 +101,7 @@ def _run_plain(source: Any, options: Any, topics: list[str], qos: int, pattern: 
 
 
 def _run_live(source: Any, options: Any, topics: list[str], qos: int, lines: int | None, pattern: Any,
-              save: BinaryIO | None, send_topic: str | None, save_line: Any) -> None:
+              save: BinaryIO | None, send_topic: str | None, save_line: Any, on_refused: Any) -> None:
     """The live view: draw at most every REFRESH seconds, whatever the traffic; a summary at the end."""
     import contextlib
 
@@ -109,15 +113,18 @@ def _run_live(source: Any, options: Any, topics: list[str], qos: int, lines: int
     from iotnotify.live import TailState, render
     from iotnotify.messages import Message
     from iotnotify.send import Publisher
-    from iotnotify.topics import check_topic, is_aws_host
+    from iotnotify.allowance import check_publish
+    from iotnotify.topics import check_topic
 
     console = Console()
     keys = source.get()
     if send_topic is not None:
-        check_topic(send_topic, is_aws_host(keys.host))
+        check_topic(send_topic, keys.aws_rules)
+        check_publish(keys, send_topic)
     state = TailState(lines or max(console.height - 3, 1), pattern, host=f"{keys.host}:{keys.port}",
                       protocol=options.protocol, expires=keys.expiration, send_topic=send_topic)
-    connection, inbox = receiving.subscribe(source, options, topics, qos, on_state=state.set_state)
+    connection, inbox = receiving.subscribe(source, options, topics, qos, on_state=state.set_state,
+                                            on_refused=on_refused)
     state.client_id = connection.client_id
     state.set_state("connected")
     editor = LineEditor(lambda text: setattr(state, "typing", text)) if send_topic else None

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""`send -l` against AWS IoT Core's throttle (100 publishes a second per connection), as the local
+stack enforces it: messages/s with 1, 2, 4 and 8 connections (`--connections N`), how many arrived,
+and how many publishes the stack discarded for rate. A table, medians of --runs runs.
+
+    .venv/bin/python bench/throttle.py [--seconds 10] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from compare import IOTNOTIFY, free_port, user_environment  # noqa: E402
+
+from iotnotify.local.stack import LocalStack, StackConfig  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0, help="messages per run: about this long at the limit")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp())
+    throttled: list[str] = []
+    stack = LocalStack(StackConfig(work, free_port(), free_port(), free_port(), topics=("bench/*",)),
+                       log=lambda line: throttled.append(line) if "throttled" in line else None)
+    stack.start()
+    env = {**user_environment(), "XDG_CACHE_HOME": str(work / "cache"), "IOTNOTIFY_ENDPOINT": stack.endpoint_url,
+           "IOTNOTIFY_CA_FILE": str(stack.tls.ca_file)}
+    print(f"iotnotify send -l against AWS IoT Core's throttle (the enforcing local stack, {time.strftime('%Y-%m-%d')}), "
+          f"medians of {args.runs} runs")
+    print(f"{'connections':>11} {'messages':>9} {'msg/s':>8} {'steady msg/s':>13} {'per connection':>15} "
+          f"{'arrived':>9} {'discarded':>10}")
+    try:
+        for connections in (1, 2, 4, 8):
+            count = int(args.seconds * 97 * connections)
+            rates, steady, arrived, discarded = [], [], [], []
+            for run in range(args.runs):
+                topic = f"bench/throttle/{connections}/{run}"
+                got = receive(env, topic, count)
+                before = len(throttled)
+                lines = b"".join(b"%d\n" % i for i in range(count))
+                started = time.perf_counter()
+                subprocess.run([IOTNOTIFY, "send", "-l", topic, "--connections", str(connections)], input=lines,
+                               env=env, check=True)
+                rates.append(count / (time.perf_counter() - started))
+                received, first, last = got()
+                arrived.append(received)
+                steady.append((received - 1) / (last - first))
+                discarded.append(len(throttled) - before)
+            rate, flow = statistics.median(rates), statistics.median(steady)
+            print(f"{connections:>11} {count:>9,} {rate:>8.1f} {flow:>13.1f} {flow / connections:>15.1f} "
+                  f"{min(arrived):>9,} {max(discarded):>10}")
+    finally:
+        stack.stop()
+    print("msg/s: from starting `send` (keys cached) to its exit 0 (every message acknowledged), connecting included;")
+    print("steady msg/s: between the first and the last message's arrival at a subscriber (what the connections carry).")
+    print("arrived: the fewest a subscriber received in a run; discarded: the most throttling lines the stack logged.")
+
+
+def receive(env: dict[str, str], topic: str, count: int):  # type: ignore[no-untyped-def]
+    """Start a subscriber for `count` messages; the returned function waits for it and says how many arrived."""
+    ready = Path(tempfile.mktemp())
+    proc = subprocess.Popen([IOTNOTIFY, "subscribe", topic, "-C", str(count), "-W", "120", "--quiet",
+                             "--format", "{time} {payload}", "--ready-file", str(ready)], stdout=subprocess.PIPE, env=env)
+    while not ready.exists():
+        if proc.poll() is not None:
+            raise SystemExit("subscriber failed")
+        time.sleep(0.05)
+    lines: list[bytes] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout.read().splitlines()))  # type: ignore[union-attr]
+    reader.start()
+
+    def arrived() -> tuple[int, float, float]:
+        """How many distinct messages arrived, and when the first and the last did (epoch s)."""
+        proc.wait(150)
+        reader.join()
+        times = [dt.datetime.fromisoformat(line.split()[0].decode().replace("Z", "+00:00")).timestamp()
+                 for line in lines]
+        return len({line.split()[1] for line in lines}), min(times), max(times)
+
+    return arrived
+
+
+if __name__ == "__main__":
+    main()
