@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """`send -l` against AWS IoT Core's throttle (100 publishes a second per connection), as the local
 stack enforces it: messages/s with 1, 2, 4 and 8 connections (`--connections N`), how many arrived,
-and how many publishes the stack discarded for rate. A table, medians of --runs runs.
+and how many publishes the stack discarded for rate; and, for comparison, a client that does not
+pace itself (awscrt with AWS IoT Core's flow control off, as paho-mqtt or MQTT.js publish). A table,
+medians of --runs runs.
 
     .venv/bin/python bench/throttle.py [--seconds 10] [--runs 3]
 """
@@ -32,9 +34,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp())
-    throttled: list[str] = []
+    throttled: list[int] = []  # publishes the stack discarded, from its log lines ("N publishes over ...")
     stack = LocalStack(StackConfig(work, free_port(), free_port(), free_port(), topics=("bench/*",)),
-                       log=lambda line: throttled.append(line) if "throttled" in line else None)
+                       log=lambda line: throttled.append(int(line.split(": ")[-1].split()[0]))
+                       if "throttled" in line else None)
     stack.start()
     env = {**user_environment(), "XDG_CACHE_HOME": str(work / "cache"), "IOTNOTIFY_ENDPOINT": stack.endpoint_url,
            "IOTNOTIFY_CA_FILE": str(stack.tls.ca_file)}
@@ -58,22 +61,51 @@ def main() -> None:
                 received, first, last = got()
                 arrived.append(received)
                 steady.append((received - 1) / (last - first))
-                discarded.append(len(throttled) - before)
+                discarded.append(sum(throttled[before:]))
             rate, flow = statistics.median(rates), statistics.median(steady)
             print(f"{connections:>11} {count:>9,} {rate:>8.1f} {flow:>13.1f} {flow / connections:>15.1f} "
                   f"{min(arrived):>9,} {max(discarded):>10}")
+        count = int(args.seconds * 97)
+        got = receive(env, "bench/throttle/unpaced", count)
+        before = len(throttled)
+        acked = unpaced(env, "bench/throttle/unpaced", count)
+        received = got(5)[0]
+        time.sleep(1.5)  # the stack notes discarded publishes once a second
+        print(f"{'unpaced, 1':>11} {count:>9,} {'-':>8} {'-':>13} {'-':>15} {received:>9,} "
+              f"{sum(throttled[before:]):>10,}   ({acked:,} acknowledged)")
     finally:
         stack.stop()
     print("msg/s: from starting `send` (keys cached) to its exit 0 (every message acknowledged), connecting included;")
     print("steady msg/s: between the first and the last message's arrival at a subscriber (what the connections carry).")
-    print("arrived: the fewest a subscriber received in a run; discarded: the most throttling lines the stack logged.")
+    print("arrived: the fewest a subscriber received in a run; discarded: the most publishes the stack discarded for rate.")
+    print("unpaced: awscrt with AWS IoT Core's flow control off, publishing as fast as it goes (as paho-mqtt or MQTT.js "
+          "would): what is over AWS's rate is discarded, unacknowledged.")
+
+
+def unpaced(env: dict[str, str], topic: str, count: int) -> int:
+    """Publish `count` QoS 1 messages on one connection as fast as awscrt goes, with AWS IoT Core's
+    flow control off; how many the broker acknowledged within 5 s."""
+    import json
+
+    from iotnotify.connection import ConnectOptions, open_connection
+    from iotnotify.keys import KeySource, parse_keys
+
+    raw = json.loads(subprocess.run([IOTNOTIFY, "keys", "--json"], env=env, check=True, capture_output=True).stdout)
+    keys = parse_keys({k: v for k, v in raw.items() if k not in ("awsRules", "topics")})  # a client that knows no rules
+    acked: list[int] = []
+    with open_connection(KeySource("unpaced", lambda: keys), ConnectOptions(ca_file=env["IOTNOTIFY_CA_FILE"])) as c:
+        for i in range(count):
+            c.publish(topic, b"%d" % i, 1, False, acked.append)
+        time.sleep(5)
+    return acked.count(0)
 
 
 def receive(env: dict[str, str], topic: str, count: int):  # type: ignore[no-untyped-def]
     """Start a subscriber for `count` messages; the returned function waits for it and says how many arrived."""
     ready = Path(tempfile.mktemp())
     proc = subprocess.Popen([IOTNOTIFY, "subscribe", topic, "-C", str(count), "-W", "120", "--quiet",
-                             "--format", "{time} {payload}", "--ready-file", str(ready)], stdout=subprocess.PIPE, env=env)
+                             "--format", "{time} {payload}", "--ready-file", str(ready)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, env=env)
     while not ready.exists():
         if proc.poll() is not None:
             raise SystemExit("subscriber failed")
@@ -82,9 +114,13 @@ def receive(env: dict[str, str], topic: str, count: int):  # type: ignore[no-unt
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout.read().splitlines()))  # type: ignore[union-attr]
     reader.start()
 
-    def arrived() -> tuple[int, float, float]:
-        """How many distinct messages arrived, and when the first and the last did (epoch s)."""
-        proc.wait(150)
+    def arrived(wait: float = 150) -> tuple[int, float, float]:
+        """How many distinct messages arrived (within `wait` s more), and when the first and the last did."""
+        try:
+            proc.wait(wait)
+        except subprocess.TimeoutExpired:  # some never came: count what did
+            proc.terminate()
+            proc.wait()
         reader.join()
         times = [dt.datetime.fromisoformat(line.split()[0].decode().replace("Z", "+00:00")).timestamp()
                  for line in lines]

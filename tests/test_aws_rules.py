@@ -248,7 +248,7 @@ def test_a_client_that_ignores_the_throttle_loses_what_is_over_it(cli, stack):
             connection.publish("test/flood", b"%d" % i, 1, False, acked.append)
         time.sleep(3)
     assert 100 <= acked.count(0) < 200  # the first hundred (and what the rate refilled), no more
-    assert "publishes over 100/s discarded (throttled)" in stack.log()
+    wait_for(lambda: "publishes over 100/s discarded (throttled)" in stack.log(), 10, "the throttling logged")
 
 
 # ---- the tutorial's JavaScript SDK -----------------------------------------------------------------

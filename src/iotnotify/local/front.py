@@ -94,7 +94,8 @@ async def _relay(websocket, broker_port: int, holders: Holders) -> None:  # type
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         writer.close()
-        if gateway is not None:  # the broker closed it: no WebSocket closing handshake, as AWS IoT Core
+        if gateway is not None:  # no WebSocket closing handshake, as AWS IoT Core
+            gateway.note_throttled()
             websocket.transport.close()
         await websocket.close()
 

@@ -139,6 +139,13 @@ class Gateway:
         out.connected_as = connect.client_id
         return False
 
+    def note_throttled(self) -> None:
+        """Log the publishes discarded since the last such line (the front calls it at the end too)."""
+        if self._throttled:
+            plural = "es" if self._throttled > 1 else ""
+            self._note(f"{self._throttled} publish{plural} over {limits.PUBLISH_RATE}/s discarded (throttled)")
+        self._throttled, self._throttle_noted = 0, self.clock()
+
     def taken_over(self) -> bytes:
         """What AWS IoT Core sends a connection whose client id another connection took: MQTT 5's
         DISCONNECT 0x8E (session taken over); MQTT 3.1.1 gets nothing, just the close."""
@@ -150,8 +157,7 @@ class Gateway:
         if not self._publishes.take():  # AWS IoT Core discards it and sends nothing back
             self._throttled += 1
             if self.clock() - self._throttle_noted >= 1:  # one line a second, however fast the flood
-                self._note(f"{self._throttled} publishes over {limits.PUBLISH_RATE}/s discarded (throttled)")
-                self._throttled, self._throttle_noted = 0, self.clock()
+                self.note_throttled()
             return False
         publish = mqtt.parse_publish(p, self.v5)
         topic = _resolve(self._aliases, publish)
