@@ -103,13 +103,27 @@ def ruled_stack(tmp_path_factory):
         {"Effect": "Deny", "Action": "iot:Publish", "Resource": f"{ARN}:topic/test/nopublish/*"},
     ]}
     (folder / "role.json").write_text(json.dumps(policy))
-    with running_stack(folder, "--topics", "test/*", "--role-policy", str(folder / "role.json")) as running:
+    with running_stack(folder, "--topics", "test/*", "--role-policy", str(folder / "role.json"),
+                       "--private-topic-prefix", "users") as running:
         yield running
 
 
 @pytest.fixture
 def ruled(ruled_stack) -> Cli:
     return user_of(ruled_stack)
+
+
+def test_a_private_topic_is_for_its_own_keys_only(ruled, ruled_stack, tmp_path):
+    private = json.loads(ruled.run("keys", "--json").stdout)["privateTopic"]
+    sub = ruled.subscriber(tmp_path, private, "-C", "1", "-W", "20")
+    # a backend with its own credentials notifies that one user (here on Mosquitto's plain listener)
+    subprocess.run(["mosquitto_pub", "-p", str(ruled_stack.mqtt_port), "-h", "127.0.0.1", "-q", "1", "-t", private,
+                    "-m", "for you only"], check=True, timeout=10)
+    assert finish(sub)[:2] == (0, "for you only\n")
+    assert ruled.run("send", private, "x").returncode == 10  # no keys may publish to it
+    others = Cli({**ruled.env, "XDG_CACHE_HOME": str(tmp_path / "other-keys")})  # keys for another client id
+    refused = others.run("subscribe", private)
+    assert refused.returncode == 10 and f"may not subscribe to '{private}'" in refused.stderr
 
 
 def test_messages_the_keys_may_not_receive_are_not_delivered(ruled, ruled_stack, tmp_path):

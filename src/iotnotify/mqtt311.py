@@ -140,7 +140,7 @@ class Mqtt311Connection(Connection):
                 codes.append(MQTT311_FAILURE)
             except Exception as e:  # noqa: BLE001 - any other failure is the broker not acknowledging
                 raise DeliveryError(f"broker {self.where} did not acknowledge the subscription: {e}") from None
-        granted = [f for f, code in zip(filters, codes) if code < 0x80]
+        granted = [f for f, code in zip(filters, codes, strict=True) if code < 0x80]
         if granted:
             self.subscriptions.append((granted, qos))
         return codes

@@ -159,7 +159,7 @@ class Mqtt5Connection(Connection):
         except Exception as e:  # noqa: BLE001 - any failure here is the broker not acknowledging
             raise DeliveryError(f"broker {self.where} did not acknowledge the subscription: {e}") from None
         codes = [int(code) for code in suback.reason_codes]
-        granted = [f for f, code in zip(filters, codes) if code < 0x80]
+        granted = [f for f, code in zip(filters, codes, strict=False) if code < 0x80]
         if granted:
             self.subscriptions.append((granted, qos))
         return codes

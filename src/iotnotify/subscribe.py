@@ -160,7 +160,7 @@ def subscribe(source: KeySource, options: ConnectOptions, filters: list[str], qo
     try:
         granted = 0
         for batch in subscribe_batches(filters):
-            for topic_filter, code in zip(batch, connection.subscribe(batch, qos)):
+            for topic_filter, code in zip(batch, connection.subscribe(batch, qos), strict=True):
                 if code < 0x80:
                     granted += 1
                 elif on_refused is None:

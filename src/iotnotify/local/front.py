@@ -155,8 +155,8 @@ class WebSocketFront:
         try:
             server = await serve(
                 lambda ws: _relay(ws, self.broker_port, holders), "127.0.0.1", self.port, ssl=self.context,
-                subprotocols=["mqtt", "mqttv3.1"], process_request=_checker(self.admit), compression=None, max_size=None,
-                ping_interval=None, close_timeout=1, server_header="iotnotify-local",
+                subprotocols=["mqtt", "mqttv3.1"], process_request=_checker(self.admit), compression=None,
+                max_size=None, ping_interval=None, close_timeout=1, server_header="iotnotify-local",
             )
         except OSError as e:
             self._error = e

@@ -254,7 +254,7 @@ class Gateway:
         forwarded = self._forwarded.pop(suback.packet_id, [])
         if ours is None:
             return p.raw
-        for topic_filter, code in zip(forwarded, suback.codes):
+        for topic_filter, code in zip(forwarded, suback.codes, strict=False):
             if code >= FAILURE:
                 self.subscriptions.discard(topic_filter)
         answers = iter(suback.codes)

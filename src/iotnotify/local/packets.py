@@ -42,7 +42,7 @@ def encode_varint(value: int) -> bytes:
             return bytes(out)
 
 
-def read_varint(data: bytes, pos: int) -> tuple[int, int]:
+def read_varint(data: bytes | bytearray, pos: int) -> tuple[int, int]:
     """A variable byte integer at `pos`: (value, position after it)."""
     value, shift = 0, 0
     for i in range(4):
@@ -203,7 +203,8 @@ def parse_publish(p: Packet, v5: bool) -> Publish:
     alias = None
     if v5:
         props, _, pos = _properties(data, pos)
-        alias = props.get(TOPIC_ALIAS)  # type: ignore[assignment]
+        found = props.get(TOPIC_ALIAS)
+        alias = found if isinstance(found, int) else None
     return Publish(topic, qos, retain, packet_id, alias, len(data) - pos)
 
 

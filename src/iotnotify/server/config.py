@@ -21,7 +21,8 @@ MAX_SESSION_POLICY = 2048  # characters, AWS STS's limit for a session policy
 # environment variable -> what it sets (documented in README.md, "The keys endpoint")
 ENVIRONMENT = {
     "IOTNOTIFY_ROLE": "name or ARN of the notifications role (default serverless-notifications)",
-    "IOTNOTIFY_TOPICS": "comma-separated topics the keys may use, PREFIX/* for all below PREFIX/ (default /serverless/pubsub)",
+    "IOTNOTIFY_TOPICS": "comma-separated topics the keys may use, PREFIX/* for all below PREFIX/ "
+                        "(default /serverless/pubsub)",
     "IOTNOTIFY_KEY_LIFETIME": "seconds the keys last, 900 to 3600 (default 3600)",
     "IOTNOTIFY_CORS_ORIGIN": "Access-Control-Allow-Origin of every response (default *)",
     "IOTNOTIFY_PRIVATE_TOPIC_PREFIX": "if set, each set of keys may also receive on PREFIX/<clientId>",
