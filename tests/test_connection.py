@@ -4,6 +4,7 @@ import datetime as dt
 import threading
 import time
 
+import pytest
 from conftest import broker_behind_front, tutorial_keys, wait_for
 
 from iotnotify.connection import ConnectOptions, open_connection
@@ -29,3 +30,36 @@ def test_reconnection_fetches_keys_again_once_they_are_stale(fake_endpoint, tmp_
             assert received.wait(10)
         finally:
             connection.disconnect()
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_new_keys_at_a_reconnection_go_on_under_a_client_id_they_allow(tmp_path, protocol):
+    """Each set of keys from our endpoint is for a client id of its own, and AWS IoT Core refuses any
+    other: after a reconnection with new keys, the client goes on as a new client under an id of
+    the new keys, still subscribed."""
+    from conftest import Cli, free_port, user_env
+
+    from iotnotify.local.stack import LocalStack, StackConfig
+
+    stack = LocalStack(StackConfig(tmp_path / "state", free_port(), free_port(), free_port(), topics=("t",)))
+    stack.start()
+    try:
+        source = endpoint_source(stack.endpoint_url, 5)
+        received: list[bytes] = []
+        options = ConnectOptions(protocol, ca_file=str(stack.tls.ca_file), min_reconnect_delay=0.2,
+                                 max_reconnect_delay=1)
+        with open_connection(source, options, lambda m: received.append(m.payload)) as connection:
+            assert connection.subscribe(["t"], 1) == [1]
+            first = connection.client_id
+            source.invalidate()  # the next connection fetches new keys, for another client id
+            stack.broker.stop()
+            stack.broker.start()
+            wait_for(lambda: connection.client_id != first, 30, "a client id of the new keys")
+            assert connection.client_id.startswith(source.get().raw["clientId"] + "-")
+            cli = Cli({**user_env(tmp_path), "IOTNOTIFY_ENDPOINT": stack.endpoint_url,
+                       "IOTNOTIFY_CA_FILE": str(stack.tls.ca_file)})
+            wait_for(lambda: cli.run("send", "t", "after").returncode == 0 and b"after" in received, 30,
+                     "a message to the renewed subscription")
+            assert connection.fatal is None
+    finally:
+        stack.stop()

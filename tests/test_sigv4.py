@@ -151,6 +151,31 @@ def test_cached_keys_a_restarted_local_stack_does_not_know_are_replaced(tmp_path
             stack.stop()
 
 
+def test_a_subscriber_goes_on_under_the_new_keys_client_id_after_the_stack_restarts(tmp_path):
+    """The restarted stack refuses the old keys; the new ones are for another client id: the
+    subscriber goes on under an id of theirs, still subscribed, and says nothing but that."""
+    ports = (free_port(), free_port(), free_port())
+    first = LocalStack(StackConfig(tmp_path / "state", *ports, topics=("t",)))
+    first.start()
+    env = {**user_env(tmp_path), "IOTNOTIFY_ENDPOINT": first.endpoint_url, "IOTNOTIFY_CA_FILE": str(first.tls.ca_file)}
+    ready = tmp_path / "ready"
+    sub = subprocess.Popen([IOTNOTIFY, "subscribe", "t", "-C", "1", "-W", "60", "--ready-file", str(ready),
+                            "--reconnect-delay", "0.2,1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    wait_for(ready.exists, 30, "subscriber ready")
+    first.stop()
+    second = LocalStack(StackConfig(tmp_path / "state", *ports, topics=("t",)))
+    second.start()
+    try:
+        wait_for(lambda: Cli(env).run("send", "t", "to the new id").returncode == 0 and sub.poll() is not None, 60,
+                 "the message after the restart")
+        out, err = sub.communicate(timeout=10)
+    finally:
+        second.stop()
+    assert (sub.returncode, out) == (0, b"to the new id\n")
+    assert "Traceback" not in err.decode() and "Exception ignored" not in err.decode()
+    assert err.decode().startswith("subscribed\niotnotify: connection lost, reconnecting")
+
+
 JS = Path(__file__).resolve().parent / "js"
 
 

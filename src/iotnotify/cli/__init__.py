@@ -185,9 +185,27 @@ def _interrupt_on_signals() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
+def _quiet_callback_errors() -> None:
+    """An exception raised in a callback on awscrt's threads (the keys source refusing a reconnection
+    attempt, say) reaches the command through the connection's state; Python would also print it
+    with a traceback ("Exception ignored in ..."): nothing for our own errors, one line for a bug."""
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, errors.IotNotifyError):
+            return
+        if os.environ.get("IOTNOTIFY_DEBUG"):
+            sys.__unraisablehook__(unraisable)
+            return
+        error = unraisable.exc_value
+        click.echo(f"iotnotify: internal error in a callback: {type(error).__name__}: {error}", err=True)
+
+    sys.unraisablehook = hook
+
+
 def main() -> None:
     """Entry point: run the command; turn every failure into one line on stderr and an exit code."""
     _interrupt_on_signals()
+    _quiet_callback_errors()
     try:
         code = cli.main(prog_name="iotnotify", standalone_mode=False)
     except errors.IotNotifyError as e:

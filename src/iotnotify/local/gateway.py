@@ -62,8 +62,8 @@ class Gateway:
         self._from_broker = mqtt.Framer()
         self._publishes = TokenBucket(limits.PUBLISH_RATE, limits.PUBLISH_RATE, clock)
         self._bytes = TokenBucket(limits.THROUGHPUT, limits.THROUGHPUT, clock)
-        self._subacks: dict[int, list[int | None]] = {}  # packet id -> our codes, None where the broker answers
-        self._forwarded: dict[int, list[str]] = {}  # packet id -> the filters the broker answers for
+        # packet id -> our SUBACK codes (None where the broker answers), and the filters it answers for
+        self._subacks: dict[int, tuple[list[int | None], list[str]]] = {}
         self._aliases: dict[int, str] = {}  # topic aliases of the client's PUBLISHes
         self._broker_aliases: dict[int, str] = {}
         self._receive: dict[str, bool] = {}
@@ -205,8 +205,7 @@ class Gateway:
                 code = code if self.v5 else FAILURE
             codes.append(code)
         if forward:
-            self._subacks[request.packet_id] = codes
-            self._forwarded[request.packet_id] = [f for f, _ in forward]
+            self._subacks[request.packet_id] = (codes, [f for f, _ in forward])
             out.to_broker += mqtt.subscribe(request.packet_id, request.properties, forward)
         else:
             out.to_client += mqtt.suback(request.packet_id, [c or 0 for c in codes], self.v5)
@@ -250,10 +249,10 @@ class Gateway:
     def _suback(self, p: mqtt.Packet) -> bytes:
         """The broker's SUBACK with our refusals put back in their places."""
         suback = mqtt.parse_suback(p, self.v5)
-        ours = self._subacks.pop(suback.packet_id, None)
-        forwarded = self._forwarded.pop(suback.packet_id, [])
-        if ours is None:
+        pending = self._subacks.pop(suback.packet_id, None)
+        if pending is None:
             return p.raw
+        ours, forwarded = pending
         for topic_filter, code in zip(forwarded, suback.codes, strict=False):
             if code >= FAILURE:
                 self.subscriptions.discard(topic_filter)
