@@ -150,11 +150,12 @@ def test_retained_publish_is_refused_without_retain_publish(ruled):
 
 def test_send_lines_counts_refusals_and_goes_on_while_the_connection_stays(ruled, tmp_path):
     failed = tmp_path / "failed.txt"
+    private = json.loads(ruled.run("keys", "--json").stdout)["privateTopic"]
     result = ruled.run("send", "-l", "test/nopublish/x", "--failed", str(failed), input="a\nb\nc\n")
     assert result.returncode == 10
     assert result.stderr == ("iotnotify: error: 3 of 3 messages were not delivered (3 refused by the broker: not "
-                             "authorized to publish to 'test/nopublish/x' (the keys allow topic test/*)); saved to "
-                             f"{failed}\n")
+                             "authorized to publish to 'test/nopublish/x' (the keys allow topic test/*; and subscribing "
+                             f"to {private})); saved to {failed}\n")
     assert failed.read_text() == "a\nb\nc\n"
 
 

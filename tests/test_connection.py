@@ -32,6 +32,9 @@ def test_reconnection_fetches_keys_again_once_they_are_stale(fake_endpoint, tmp_
             connection.disconnect()
 
 
+# the keys source fails the attempt under the old id by raising in awscrt's thread, which Python
+# reports as unraisable (the command hides it: test_sigv4 checks its stderr)
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_new_keys_at_a_reconnection_go_on_under_a_client_id_they_allow(tmp_path, protocol):
     """Each set of keys from our endpoint is for a client id of its own, and AWS IoT Core refuses any

@@ -45,9 +45,9 @@ class Allowance:
         return any(matches(allowed, topic_filter) for allowed in readable)
 
     def describe(self) -> str:
-        """'the keys allow topics a, b/* (and subscribing to c)'."""
+        """'the keys allow topics a, b/*; and subscribing to c'."""
         text = "the keys allow " + ("topics " if len(self.topics) > 1 else "topic ") + ", ".join(self.topics)
-        return text + (f" (and subscribing to {self.private_topic})" if self.private_topic else "")
+        return text + (f"; and subscribing to {self.private_topic}" if self.private_topic else "")
 
 
 def describe_client(keys: TemporaryKeys) -> str:

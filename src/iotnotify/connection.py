@@ -124,10 +124,11 @@ class Connection:
             raise
         self.key_error = None
         if self.needs_new_id(keys):  # refused under this id: go on as a new client with an id of the new keys
+            refused = f"the new keys are for client id {keys.raw.get('clientId')}, not {self.client_id}"
             if not self._renewing.is_set():
                 self._renewing.set()
                 threading.Thread(target=self._renew_in_background, name="iotnotify-renew", daemon=True).start()
-            raise ConnectError(f"the new keys are for client id {keys.raw.get('clientId')}, not {self.client_id}")
+            raise ConnectError(refused)  # this attempt fails; the renewal takes over
         return auth.AwsCredentials(keys.access_key, keys.secret_key, keys.session_token or None)
 
     def needs_new_id(self, keys: TemporaryKeys) -> bool:
