@@ -66,3 +66,30 @@ def test_new_keys_at_a_reconnection_go_on_under_a_client_id_they_allow(tmp_path,
             assert connection.fatal is None
     finally:
         stack.stop()
+
+
+def test_mqtt311_subscribes_again_a_filter_a_packet_after_a_reconnection(tmp_path):
+    """awscrt's resubscribe_existing_topics puts every filter in one SUBSCRIBE, which AWS IoT Core
+    (and the local stack) answers by closing the connection beyond 8: nine filters must come back."""
+    from conftest import Cli, free_port, user_env
+
+    from iotnotify.local.stack import LocalStack, StackConfig
+
+    stack = LocalStack(StackConfig(tmp_path / "state", free_port(), free_port(), free_port(), topics=("t/*",)))
+    stack.start()
+    try:
+        source = endpoint_source(stack.endpoint_url, 5)
+        received: list[bytes] = []
+        options = ConnectOptions("3.1.1", ca_file=str(stack.tls.ca_file), min_reconnect_delay=0.2,
+                                 max_reconnect_delay=1)
+        with open_connection(source, options, lambda m: received.append(m.payload)) as connection:
+            assert connection.subscribe([f"t/{i}" for i in range(9)], 1) == [1] * 9
+            stack.broker.stop()
+            stack.broker.start()
+            cli = Cli({**user_env(tmp_path), "IOTNOTIFY_ENDPOINT": stack.endpoint_url,
+                       "IOTNOTIFY_CA_FILE": str(stack.tls.ca_file)})
+            wait_for(lambda: cli.run("send", "t/8", "ninth").returncode == 0 and b"ninth" in received, 30,
+                     "a message on the ninth filter after the reconnection")
+            assert connection.fatal is None
+    finally:
+        stack.stop()

@@ -81,6 +81,7 @@ class Connection:
         self.subscriptions: list[tuple[list[str], int]] = []  # to subscribe again after a reconnection
         self.generation = 0  # of the underlying client, replaced when new keys need a new client id
         self._renewing = threading.Event()
+        self.closing = False  # disconnect() was called: no new client from now on
         self.credentials = auth.AwsCredentialsProvider.new_delegate(self._credentials)
 
     def __enter__(self) -> Connection:
@@ -142,7 +143,7 @@ class Connection:
 
     def _renew_in_background(self) -> None:
         try:
-            if self.fatal is None:
+            if self.fatal is None and not self.closing:
                 self.keys = self.source.get()
                 self.client_id = client_id_for(self.keys)
                 self.generation += 1  # callbacks of the old client are ignored from now on

@@ -80,7 +80,7 @@ class Mqtt311Connection(Connection):
         old, self.connection = self.connection, self._build()
         old.disconnect()
         delay = self.options.min_reconnect_delay
-        while self.fatal is None and generation == self.generation:
+        while self.fatal is None and not self.closing and generation == self.generation:
             try:
                 self.connection.connect().result(self.options.connect_timeout)
                 break
@@ -90,9 +90,6 @@ class Mqtt311Connection(Connection):
         else:
             return
         self._resumed(self.connection, None, False)
-        for filters, qos in self.subscriptions:
-            for topic_filter in filters:
-                self.connection.subscribe(topic_filter, mqtt.QoS(qos))
 
     def _interrupted(self, connection: mqtt.Connection, error: Exception, **_: object) -> None:
         now = time.monotonic()
@@ -120,8 +117,10 @@ class Mqtt311Connection(Connection):
         self._judge(time.monotonic() - self._hangup_at < self.options.min_reconnect_delay + BACK_WITHIN)
         self._connected_at = time.monotonic()
         self._on_socket()
-        if not session_present:  # a clean session after a reconnection: subscribe again
-            connection.resubscribe_existing_topics()
+        if not session_present:  # a clean session after a reconnection: subscribe again, a filter a packet
+            for filters, qos in self.subscriptions:  # (awscrt's resubscribe_existing_topics sends them all in
+                for topic_filter in filters:  # one SUBSCRIBE, and AWS IoT Core closes the connection over 8)
+                    self.connection.subscribe(topic_filter, mqtt.QoS(qos))
         self.on_state("connected", 0)
 
     def _received(self, topic: str, payload: bytes, dup: bool, qos: mqtt.QoS, retain: bool,
@@ -170,6 +169,7 @@ class Mqtt311Connection(Connection):
         future.add_done_callback(completed)
 
     def disconnect(self, timeout: float = 5.0) -> None:
+        self.closing = True
         try:
             self.connection.disconnect().result(timeout)
         except Exception:  # noqa: BLE001 - already gone is as good as disconnected

@@ -210,7 +210,7 @@ class Mqtt5Connection(Connection):
         future.add_done_callback(lambda f: (threadstate.keep(), on_done(_published(f))))
 
     def disconnect(self, timeout: float = 5.0) -> None:
-        self._stopping = True
+        self._stopping = self.closing = True
         self.client.stop(mqtt5.DisconnectPacket())
         self._stopped.wait(timeout)
 
