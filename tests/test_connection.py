@@ -1,5 +1,7 @@
-"""The connection asks for keys at each (re)connection: stale keys are fetched again, fresh ones reused."""
+"""The connection asks for keys at each (re)connection: stale keys are fetched again, fresh ones reused;
+new keys for another client id make a new client; a reconnection subscribes again as AWS allows."""
 
+import contextlib
 import datetime as dt
 import threading
 import time
@@ -32,6 +34,34 @@ def test_reconnection_fetches_keys_again_once_they_are_stale(fake_endpoint, tmp_
             connection.disconnect()
 
 
+@contextlib.contextmanager
+def restartable_stack(tmp_path, protocol: str, topics: tuple[str, ...]):
+    """An in-process local stack (AWS's rules on) whose broker the test restarts, a connection to it
+    that reconnects quickly, what that connection received, and the CLI to send with."""
+    from conftest import Cli, free_port, user_env
+
+    from iotnotify.local.stack import LocalStack, StackConfig
+
+    stack = LocalStack(StackConfig(tmp_path / "state", free_port(), free_port(), free_port(), topics=topics))
+    stack.start()
+    try:
+        source = endpoint_source(stack.endpoint_url, 5)
+        received: list[bytes] = []
+        options = ConnectOptions(protocol, ca_file=str(stack.tls.ca_file), min_reconnect_delay=0.2,
+                                 max_reconnect_delay=1)
+        cli = Cli({**user_env(tmp_path), "IOTNOTIFY_ENDPOINT": stack.endpoint_url,
+                   "IOTNOTIFY_CA_FILE": str(stack.tls.ca_file)})
+        with open_connection(source, options, lambda m: received.append(m.payload)) as connection:
+            yield stack, connection, received, cli
+    finally:
+        stack.stop()
+
+
+def arrives(cli, received: list[bytes], topic: str, payload: str) -> None:
+    wait_for(lambda: cli.run("send", topic, payload).returncode == 0 and payload.encode() in received, 30,
+             f"a message on {topic} after the reconnection")
+
+
 # the keys source fails the attempt under the old id by raising in awscrt's thread, which Python
 # reports as unraisable (the command hides it: test_sigv4 checks its stderr)
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
@@ -40,56 +70,24 @@ def test_new_keys_at_a_reconnection_go_on_under_a_client_id_they_allow(tmp_path,
     """Each set of keys from our endpoint is for a client id of its own, and AWS IoT Core refuses any
     other: after a reconnection with new keys, the client goes on as a new client under an id of
     the new keys, still subscribed."""
-    from conftest import Cli, free_port, user_env
-
-    from iotnotify.local.stack import LocalStack, StackConfig
-
-    stack = LocalStack(StackConfig(tmp_path / "state", free_port(), free_port(), free_port(), topics=("t",)))
-    stack.start()
-    try:
-        source = endpoint_source(stack.endpoint_url, 5)
-        received: list[bytes] = []
-        options = ConnectOptions(protocol, ca_file=str(stack.tls.ca_file), min_reconnect_delay=0.2,
-                                 max_reconnect_delay=1)
-        with open_connection(source, options, lambda m: received.append(m.payload)) as connection:
-            assert connection.subscribe(["t"], 1) == [1]
-            first = connection.client_id
-            source.invalidate()  # the next connection fetches new keys, for another client id
-            stack.broker.stop()
-            stack.broker.start()
-            wait_for(lambda: connection.client_id != first, 30, "a client id of the new keys")
-            assert connection.client_id.startswith(source.get().raw["clientId"] + "-")
-            cli = Cli({**user_env(tmp_path), "IOTNOTIFY_ENDPOINT": stack.endpoint_url,
-                       "IOTNOTIFY_CA_FILE": str(stack.tls.ca_file)})
-            wait_for(lambda: cli.run("send", "t", "after").returncode == 0 and b"after" in received, 30,
-                     "a message to the renewed subscription")
-            assert connection.fatal is None
-    finally:
-        stack.stop()
+    with restartable_stack(tmp_path, protocol, ("t",)) as (stack, connection, received, cli):
+        assert connection.subscribe(["t"], 1) == [1]
+        first = connection.client_id
+        connection.source.invalidate()  # the next connection fetches new keys, for another client id
+        stack.broker.stop()
+        stack.broker.start()
+        wait_for(lambda: connection.client_id != first, 30, "a client id of the new keys")
+        assert connection.client_id.startswith(connection.source.get().raw["clientId"] + "-")
+        arrives(cli, received, "t", "after")
+        assert connection.fatal is None
 
 
 def test_mqtt311_subscribes_again_a_filter_a_packet_after_a_reconnection(tmp_path):
     """awscrt's resubscribe_existing_topics puts every filter in one SUBSCRIBE, which AWS IoT Core
     (and the local stack) answers by closing the connection beyond 8: nine filters must come back."""
-    from conftest import Cli, free_port, user_env
-
-    from iotnotify.local.stack import LocalStack, StackConfig
-
-    stack = LocalStack(StackConfig(tmp_path / "state", free_port(), free_port(), free_port(), topics=("t/*",)))
-    stack.start()
-    try:
-        source = endpoint_source(stack.endpoint_url, 5)
-        received: list[bytes] = []
-        options = ConnectOptions("3.1.1", ca_file=str(stack.tls.ca_file), min_reconnect_delay=0.2,
-                                 max_reconnect_delay=1)
-        with open_connection(source, options, lambda m: received.append(m.payload)) as connection:
-            assert connection.subscribe([f"t/{i}" for i in range(9)], 1) == [1] * 9
-            stack.broker.stop()
-            stack.broker.start()
-            cli = Cli({**user_env(tmp_path), "IOTNOTIFY_ENDPOINT": stack.endpoint_url,
-                       "IOTNOTIFY_CA_FILE": str(stack.tls.ca_file)})
-            wait_for(lambda: cli.run("send", "t/8", "ninth").returncode == 0 and b"ninth" in received, 30,
-                     "a message on the ninth filter after the reconnection")
-            assert connection.fatal is None
-    finally:
-        stack.stop()
+    with restartable_stack(tmp_path, "3.1.1", ("t/*",)) as (stack, connection, received, cli):
+        assert connection.subscribe([f"t/{i}" for i in range(9)], 1) == [1] * 9
+        stack.broker.stop()
+        stack.broker.start()
+        arrives(cli, received, "t/8", "ninth")
+        assert connection.fatal is None
