@@ -69,7 +69,10 @@ def check_publish(keys: TemporaryKeys, topic: str) -> None:
         raise Refused(f"not allowed: the keys may not publish to {topic!r} ({allowance.describe()})")
 
 
-def check_subscribe(keys: TemporaryKeys, filters: list[str]) -> list[str]:
-    """The filters the keys say they may not subscribe to."""
+def subscribe_refusals(keys: TemporaryKeys, filters: list[str]) -> dict[str, Refused]:
+    """The filters the keys say they may not subscribe to, each with its refusal."""
     allowance = Allowance.of(keys)
-    return [] if allowance is None else [f for f in filters if not allowance.may_subscribe(f)]
+    if allowance is None:
+        return {}
+    return {f: Refused(f"not allowed: the keys may not subscribe to {f!r} ({allowance.describe()})")
+            for f in filters if not allowance.may_subscribe(f)}

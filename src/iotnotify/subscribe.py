@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from iotnotify import limits
-from iotnotify.allowance import Allowance, check_subscribe
+from iotnotify.allowance import subscribe_refusals
 from iotnotify.connection import Connection, ConnectOptions, OnState, open_connection, refusal
 from iotnotify.errors import ConnectError, IotNotifyError, Refused, UsageError
 from iotnotify.keys import KeySource, TemporaryKeys
@@ -107,37 +107,37 @@ def check_retained_only(keys: TemporaryKeys, filters: list[str]) -> None:
                              f"its topic, and {topic_filter!r} has a wildcard")
 
 
-def _check_filters(source: KeySource, filters: list[str], on_refused: OnRefused | None) -> list[str]:
+def _check_filters(source: KeySource, filters: list[str], on_refused: OnRefused | None,
+                   retained_only: bool) -> list[str]:
     """MQTT's rules, the broker's limits, then what the keys say they allow: the filters to subscribe to."""
     for topic_filter in filters:  # MQTT's rules before anything goes over the network
         check_filter(topic_filter, aws=False)
     keys = source.get()
     for topic_filter in filters:  # then the broker's own limits
         check_filter(topic_filter, keys.aws_rules)
+    if retained_only:
+        check_retained_only(keys, filters)
     if keys.aws_rules and len(set(filters)) > limits.MAX_SUBSCRIPTIONS:
         raise UsageError(f"{len(set(filters))} filters, but AWS IoT Core allows at most "
                          f"{limits.MAX_SUBSCRIPTIONS} subscriptions per connection")
-    denied = check_subscribe(keys, filters)
+    denied = subscribe_refusals(keys, filters)
     if denied:
-        allowance = Allowance.of(keys)
-        errors = [Refused(f"not allowed: the keys may not subscribe to {f!r} ({allowance.describe()})")
-                  for f in denied] if allowance else []
         if on_refused is None or len(denied) == len(filters):
-            raise errors[0]
-        for error in errors:
+            raise next(iter(denied.values()))
+        for error in denied.values():
             on_refused(error)
     return [f for f in filters if f not in denied]
 
 
 def subscribe(source: KeySource, options: ConnectOptions, filters: list[str], qos: int,
               on_state: OnState | None = None, max_reconnects: int | None = None,
-              on_refused: OnRefused | None = None) -> tuple[Connection, Inbox]:
+              on_refused: OnRefused | None = None, retained_only: bool = False) -> tuple[Connection, Inbox]:
     """Connect and subscribe (several SUBSCRIBE packets where AWS limits require); return (connection,
     inbox). A refused filter raises Refused, unless `on_refused` (--partial) hears of it and at least
     one filter was granted. With `max_reconnects`, the inbox fails with a ConnectError once that many
     reconnection attempts failed in a row (0: as soon as the connection is lost); it fails with the
     connection's error when the broker ends it for good (taken over, refused)."""
-    filters = _check_filters(source, filters, on_refused)
+    filters = _check_filters(source, filters, on_refused, retained_only)
     where = source.get().host
     inbox = Inbox()
     report = on_state or (lambda _state, _attempt: None)

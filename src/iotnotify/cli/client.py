@@ -142,8 +142,6 @@ def subscribe(ctx: click.Context, filters: tuple[str, ...], verbose: bool, as_js
     render = formatter(OutputStyle(as_json, verbose, template, pretty, not no_newline))
     settings = _settings(ctx, **flags)
     source = _source(settings)
-    if retained_only:
-        receiving.check_retained_only(source.get(), list(filters))
     lost = False
 
     def state_changed(state: str, attempt: int) -> None:  # from the MQTT threads: state changes on stderr
@@ -161,7 +159,8 @@ def subscribe(ctx: click.Context, filters: tuple[str, ...], verbose: bool, as_js
     connection, inbox = receiving.subscribe(source, _options(settings, flags),
                                             list(filters), qos, on_state=state_changed,
                                             max_reconnects=0 if no_reconnect else max_reconnects,
-                                            on_refused=refused if flags.get("partial") else None)
+                                            on_refused=refused if flags.get("partial") else None,
+                                            retained_only=retained_only)
     received = 0
     try:
         _note("subscribed", quiet)
