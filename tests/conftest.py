@@ -295,3 +295,29 @@ def broker_behind_front(folder: Path):
     finally:
         front.stop()
         broker.stop()
+
+
+ACCOUNT = "123456789012"  # moto's account
+
+
+@pytest.fixture(scope="session")
+def moto_url():
+    """A moto server on loopback: the AWS control plane (IAM, STS, IoT) for setup-role and --aws."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def aws_env(root: Path, moto_url: str, **extra: str) -> dict[str, str]:
+    """A user with AWS credentials whose AWS calls all go to the moto server."""
+    env = {name: value for name, value in user_env(root).items() if not name.startswith("AWS_")}
+    env.update({"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "verysecretexample",
+                "AWS_DEFAULT_REGION": "eu-west-1", "AWS_ENDPOINT_URL": moto_url,
+                "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": str(root / "none"),
+                "AWS_SHARED_CREDENTIALS_FILE": str(root / "none")})
+    env.update(extra)
+    return env

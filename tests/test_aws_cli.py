@@ -3,33 +3,7 @@
 import json
 
 import pytest
-from conftest import Cli, free_port, user_env
-from moto.server import ThreadedMotoServer
-
-ACCOUNT = "123456789012"
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-def aws_env(tmp_path, moto_url, **extra):
-    """A user with AWS credentials whose AWS calls all go to the moto server."""
-    env = user_env(tmp_path)
-    for name in list(env):
-        if name.startswith("AWS_"):
-            del env[name]
-    env.update({"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "verysecretexample",
-                "AWS_DEFAULT_REGION": "eu-west-1", "AWS_ENDPOINT_URL": moto_url,
-                "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": str(tmp_path / "none"),
-                "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")})
-    env.update(extra)
-    return env
+from conftest import ACCOUNT, Cli, aws_env
 
 
 def test_setup_role_creates_then_updates(tmp_path, moto_url):
@@ -41,7 +15,8 @@ def test_setup_role_creates_then_updates(tmp_path, moto_url):
     assert "iot:Connect, iot:Subscribe, iot:Publish, iot:RetainPublish, iot:Receive" in first.stdout
     second = cli.run("setup-role", "--role-name", "notify-test")
     assert second.returncode == 0
-    assert second.stdout.startswith("updated role notify-test")
+    assert second.stdout.startswith("unchanged role notify-test")  # run again: nothing to change, no diff
+    assert "trust policy kept" in second.stdout and "---" not in second.stdout
 
 
 def test_setup_role_without_credentials_is_a_clear_error(tmp_path, moto_url):

@@ -57,3 +57,42 @@ def test_the_templates_role_grants_what_the_local_stack_assumes():
     actions = re.search(r"Action: \[(iot:Connect[^\]]*)\]", TEXT).group(1).split(", ")
     assert actions == role_policy()["Statement"][0]["Action"]
     assert "iot:RetainPublish" in actions  # retained messages need it besides iot:Publish
+
+
+def translated_template() -> dict:
+    """The template as CloudFormation deploys it: SAM's transform applied (with the code in S3, as
+    `sam deploy` puts it; the translator wants a region, AWS_DEFAULT_REGION, and uses it for nothing here)."""
+    from cfnlint.decode import decode_str
+    from samtranslator.translator.transform import transform
+
+    template, problems = decode_str(TEXT)
+    assert not problems
+    template["Resources"]["KeysFunction"]["Properties"]["CodeUri"] = "s3://bucket/code.zip"
+
+    class NoManagedPolicies:
+        def load(self) -> dict:
+            return {}
+
+    return transform(template, {}, NoManagedPolicies())
+
+
+def test_the_public_endpoint_is_throttled_and_its_concurrency_capped(monkeypatch):
+    """A flood of GET /iot/keys is refused by API Gateway (429) before it costs a Lambda run or an
+    sts:AssumeRole, and the function cannot take the account's concurrency."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    resources = translated_template()["Resources"]
+    (stage,) = [r for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Stage"]
+    assert stage["Properties"]["DefaultRouteSettings"] == {"ThrottlingRateLimit": {"Ref": "ThrottleRate"},
+                                                           "ThrottlingBurstLimit": {"Ref": "ThrottleBurst"}}
+    function = resources["KeysFunction"]["Properties"]
+    assert function["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["ReserveConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
+    parameters = yaml_parameters()
+    assert (parameters["ThrottleRate"]["Default"], parameters["ThrottleBurst"]["Default"],
+            parameters["ReservedConcurrency"]["Default"]) == (10, 20, 5)
+
+
+def yaml_parameters() -> dict:
+    from cfnlint.decode import decode_str
+
+    return decode_str(TEXT)[0]["Parameters"]

@@ -65,3 +65,49 @@ def test_errors_never_contain_the_secrets():
     with pytest.raises(KeysError) as info:
         parse_keys(data)
     assert "SECRETVALUE" not in str(info.value) and "TOKENVALUE" not in str(info.value)
+
+
+@pytest.mark.parametrize("endpoint, message", [
+    ("wss://h:99999/mqtt", "unusable iotEndpoint 'wss://h:99999/mqtt': Port out of range"),
+    ("wss://[::1/mqtt", "unusable iotEndpoint 'wss://[::1/mqtt': Invalid IPv6 URL"),
+    ("wss:///mqtt", "has no host"),
+    ("evil.example/path", "is not a host name"),
+    ("a host", "is not a host name"),
+    ("-flag", "is not a host name"),
+])
+def test_an_endpoint_no_connection_could_be_made_to_is_a_keys_error(endpoint, message):
+    with pytest.raises(KeysError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        parse_keys(tutorial_keys(endpoint), NOW)
+
+
+@pytest.mark.parametrize("endpoint, host", [("::1", "::1"), ("wss://[::1]:9443/mqtt", "::1"),
+                                            ("10.0.0.1", "10.0.0.1"), ("b-1_x.example", "b-1_x.example")])
+def test_ip_addresses_and_host_names_are_accepted(endpoint, host):
+    assert parse_keys(tutorial_keys(endpoint), NOW).host == host
+
+
+def test_a_region_that_would_break_the_signature_scope_is_refused():
+    with pytest.raises(KeysError, match="field 'region' is not a region name"):
+        parse_keys({**tutorial_keys(), "region": "us-east-1/iotdevicegateway"}, NOW)
+
+
+def test_an_unusable_port_in_the_answer_exits_4(fake_endpoint, tmp_path):
+    from conftest import Cli, user_env
+
+    fake_endpoint.answer(body=tutorial_keys("wss://h:99999/mqtt"))
+    result = Cli(user_env(tmp_path)).run("--endpoint", fake_endpoint.url, "keys")
+    assert result.returncode == 4
+    assert result.stderr == ("iotnotify: error: keys endpoint answered with an unusable iotEndpoint "
+                             "'wss://h:99999/mqtt': Port out of range 0-65535\n")
+
+
+@pytest.mark.parametrize("url, message", [
+    ("http://127.0.0.1:99999/iot/keys", "is not a valid URL: Port out of range"),
+    ("http://[::1/iot/keys", "is not a valid URL: Invalid IPv6 URL"),
+    ("http:///iot/keys", "has no host"),
+])
+def test_an_unusable_endpoint_url_is_exit_4_without_a_request(tmp_path, url, message):
+    from conftest import Cli, user_env
+
+    result = Cli(user_env(tmp_path)).run("--endpoint", url, "keys")
+    assert result.returncode == 4 and message in result.stderr and len(result.stderr.splitlines()) == 1

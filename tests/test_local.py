@@ -3,10 +3,11 @@ and stops without leaving a process behind."""
 
 import os
 import socket
+import urllib.error
 import urllib.request
 
 import pytest
-from conftest import SESSION_TOPICS, Cli, free_port, start_stack, stop_stack, user_env
+from conftest import SESSION_TOPICS, Cli, free_port, running_stack, start_stack, stop_stack, user_env
 
 from iotnotify.errors import LocalStackError
 from iotnotify.local.broker import find_mosquitto
@@ -78,11 +79,14 @@ def test_missing_mosquitto_says_how_to_install_it():
         find_mosquitto(path="/nonexistent", fallback="")
 
 
-def test_local_endpoint_answers_cors_preflight_and_404(stack):
-    request = urllib.request.Request(stack.endpoint, method="OPTIONS")
-    with urllib.request.urlopen(request, timeout=5) as response:
-        assert response.status == 204
-        assert response.headers["Access-Control-Allow-Origin"] == "*"
+def test_local_endpoint_answers_cors_preflight_for_its_own_origins_and_404(stack):
+    own = stack.endpoint.removesuffix("/iot/keys")  # a page served by the stack itself
+    for origin in (own, own.replace("127.0.0.1", "localhost")):
+        request = urllib.request.Request(stack.endpoint, method="OPTIONS", headers={"Origin": origin})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 204
+            assert response.headers["Access-Control-Allow-Origin"] == origin
+            assert response.headers["Vary"] == "Origin"
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(stack.endpoint.replace("/iot/keys", "/other"), timeout=5)
     assert info.value.code == 404
@@ -166,3 +170,73 @@ def test_a_role_policy_that_is_not_one_is_a_usage_error(tmp_path, content, messa
                                          "--keys-port", str(free_port()), "--mqtt-port", str(free_port()), timeout=30)
     assert result.returncode == 2
     assert result.stderr.startswith(f"iotnotify: error: --role-policy {policy}: {message}")
+
+
+def get_keys(url: str, **headers: str) -> tuple[int, dict, dict]:
+    """GET the keys endpoint with these headers: status, JSON body, response headers."""
+    import json
+
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.load(response), dict(response.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e), dict(e.headers)
+
+
+def test_a_web_page_from_another_origin_gets_no_keys(stack):
+    """Any site the user visits could otherwise fetch local keys from their browser."""
+    status, body, headers = get_keys(stack.endpoint, Origin="https://evil.example")
+    assert (status, body) == (403, {"message": "this origin may not get keys"})
+    assert "Access-Control-Allow-Origin" not in headers
+    own = stack.endpoint.removesuffix("/iot/keys")
+    status, body, headers = get_keys(stack.endpoint, Origin=own)
+    assert status == 200 and body["accessKey"].startswith("ASIA")
+    assert headers["Access-Control-Allow-Origin"] == own
+
+
+def test_a_site_name_resolved_to_loopback_gets_no_keys(stack):
+    """DNS rebinding: a page of evil.example whose name now resolves to 127.0.0.1 is same-origin
+    with the endpoint, so its browser sends no Origin; the Host header still names the site."""
+    status, body, _ = get_keys(stack.endpoint, Host=f"evil.example:{stack.keys_port}")
+    assert (status, body) == (403, {"message": "use the keys endpoint by its loopback address"})
+    assert get_keys(stack.endpoint, Host=f"localhost:{stack.keys_port}")[0] == 200
+
+
+def test_cors_origin_lets_one_more_page_in(tmp_path):
+    with running_stack(tmp_path, "--cors-origin", "https://app.example/") as stack:
+        status, _, headers = get_keys(stack.endpoint, Origin="https://app.example")
+        assert status == 200 and headers["Access-Control-Allow-Origin"] == "https://app.example"
+        assert get_keys(stack.endpoint, Origin="https://other.example")[0] == 403
+        assert "browsers pages from the stack's own origins and https://app.example may get keys" in stack.stdout()
+
+
+def test_minted_keys_held_in_memory_are_bounded():
+    from iotnotify.local.keys_server import LocalIssuer
+
+    issuer = LocalIssuer("127.0.0.1", 1, limit=100)
+    first = issuer.issue("c", {}, 3600)
+    last = [issuer.issue("c", {}, 3600) for _ in range(1000)][-1]
+    assert len(issuer._minted) == 100
+    assert issuer.lookup(first.access_key) is None and issuer.lookup(last.access_key) is not None
+
+
+@pytest.mark.parametrize("folder, how", [("tls", "other-writable"), ("tls", "link"), ("broker", "other-writable")])
+def test_a_state_folder_others_could_write_is_refused(tmp_path, folder, how):
+    """Someone else's CA in the TLS folder would be trusted by every client of the `local` profile;
+    someone else's mosquitto.conf would be run, and links there followed."""
+    state = tmp_path / "xdg_state_home" / "iotnotify" / "local"
+    state.mkdir(parents=True)
+    if how == "link":
+        (tmp_path / "elsewhere").mkdir(mode=0o700)
+        os.symlink(tmp_path / "elsewhere", state / folder)
+    else:
+        (state / folder).mkdir(mode=0o700)
+        os.chmod(state / folder, 0o777)
+    result = Cli(user_env(tmp_path)).run("local", "--port", str(free_port()), "--keys-port", str(free_port()),
+                                         "--mqtt-port", str(free_port()), timeout=30)
+    assert result.returncode == 8
+    why = "is a symbolic link" if how == "link" else "is writable by others (mode 777)"
+    assert result.stderr == (f"iotnotify: error: folder {state / folder} {why}: remove it, or use another state "
+                             "folder (XDG_STATE_HOME)\n")
+    assert os.listdir(tmp_path / "elsewhere" if how == "link" else state / folder) == []

@@ -67,7 +67,7 @@ def v1_event(method="GET", query=None):
 
 
 def test_setup_role_then_keys_of_the_tutorial_shape(aws):
-    result = setup_role(boto3.client("iam"), boto3.client("sts"))
+    result = setup_role(boto3.client("iam"), boto3.client("sts"), region=REGION)
     assert result.created and result.arn == ROLE_ARN
     response = answer("GET", {}, EndpointConfig(), issuer())
     assert response.status == 200
@@ -223,8 +223,8 @@ def test_issued_keys_are_logged_without_secrets(aws, capsys):
 
 def test_setup_role_twice_updates_instead_of_failing(aws):
     iam = boto3.client("iam")
-    first = setup_role(iam, boto3.client("sts"))
-    second = setup_role(iam, boto3.client("sts"), trusted=f"arn:aws:iam::{ACCOUNT}:role/keys-function")
+    first = setup_role(iam, boto3.client("sts"), region=REGION)
+    second = setup_role(iam, boto3.client("sts"), region=REGION, trusted=f"arn:aws:iam::{ACCOUNT}:role/keys-function")
     assert (first.created, second.created) == (True, False) and first.arn == second.arn
     role = iam.get_role(RoleName="serverless-notifications")["Role"]
     trust = role["AssumeRolePolicyDocument"]
@@ -264,3 +264,37 @@ def test_topics_that_would_make_the_session_policy_too_large_are_refused():
     load_config({"IOTNOTIFY_TOPICS": ",".join(f"topic/{i}" for i in range(8))})
     with pytest.raises(ConfigInvalid, match="AWS allows 2048"):
         load_config({"IOTNOTIFY_TOPICS": ",".join(f"some/rather/long/topic/name/{i}" for i in range(30))})
+
+
+def test_the_partition_table_is_botocores():
+    """ARNs in us-isob-east-1 or eusc-de-east-1 must not say `aws` (policies that fail closed)."""
+    import os
+    import re
+
+    import botocore
+
+    from iotnotify.server.policy import PARTITIONS, partition
+
+    with open(os.path.join(os.path.dirname(botocore.__file__), "data", "partitions.json")) as f:
+        theirs = json.load(f)["partitions"]
+    assert [(name, f"^{pattern.replace('-', chr(92) + '-')}$") for name, pattern in PARTITIONS] == [
+        (p["id"], p["regionRegex"]) for p in theirs]
+    for known in theirs:  # each of botocore's regions lands in its own partition
+        for region in known["regions"]:
+            if re.fullmatch(r"[a-z]+(-[a-z]+)+-\d+", region):  # not aws-global and the like
+                assert partition(region) == known["id"], region
+    assert (partition("us-isob-east-1"), partition("eusc-de-east-1")) == ("aws-iso-b", "aws-eusc")
+
+
+def test_keys_name_the_partition_of_the_callers_arn(monkeypatch, aws):
+    """In China the account's ARNs say aws-cn: the session policy and the role ARN follow the
+    caller identity's ARN, not a guess from the region."""
+    iot, sts = boto3.client("iot", region_name="cn-north-1"), boto3.client("sts", region_name="cn-north-1")
+    calls = []
+    sts.meta.events.register("provide-client-params.sts.AssumeRole", lambda params, **_: calls.append(dict(params)))
+    body = answer("GET", {}, EndpointConfig(), StsIssuer(iot, sts, "serverless-notifications")).body
+    assert body["region"] == "cn-north-1"
+    assert calls[0]["RoleArn"] == f"arn:aws-cn:iam::{ACCOUNT}:role/serverless-notifications"
+    resources = [r for s in json.loads(calls[0]["Policy"])["Statement"]
+                 for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])]
+    assert resources and all(r.startswith(f"arn:aws-cn:iot:cn-north-1:{ACCOUNT}:") for r in resources)

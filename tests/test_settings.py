@@ -64,3 +64,21 @@ def test_saving_a_profile_keeps_other_profiles_and_comments(env, tmp_path):
     text = path.read_text()
     assert "# my settings" in text and "work.example" in text
     assert resolve({}, profile="local", env=env).endpoint == "http://127.0.0.1:1/iot/keys"
+
+
+def test_a_config_file_everyone_may_write_is_refused(env, tmp_path):
+    """Anyone could point the client at their own broker and keys (ssh refuses such a config too)."""
+    import os
+
+    os.chmod(tmp_path / "config.toml", 0o666)
+    with pytest.raises(ConfigError, match=r"config file .*config.toml is writable by everyone: not used \(chmod o-w"):
+        resolve({}, env=env)
+
+
+@pytest.mark.skipif(__import__("os").geteuid() != 0, reason="only root can give a file to another user")
+def test_a_config_file_of_another_user_is_refused(env, tmp_path):
+    import os
+
+    os.chown(tmp_path / "config.toml", 65534, 65534)  # nobody
+    with pytest.raises(ConfigError, match="is owned by another user: not used"):
+        resolve({}, env=env)

@@ -19,27 +19,28 @@ from iotnotify.local.sigv4 import KnownKeys, check_upgrade
 from iotnotify.local.stack import LocalStack, StackConfig
 
 
-def signed_path(keys: dict, host: str, when: dt.datetime | None = None) -> str:
-    """/mqtt signed as awsiotsdk signs it: query parameters, then the session token appended."""
+def signed_path(keys: dict, host: str, when: dt.datetime | None = None, expires: int | None = None) -> str:
+    """/mqtt signed as awsiotsdk signs it: query parameters, then the session token appended (with
+    `expires`, a presigned URL that lasts that many seconds)."""
     request = http.HttpRequest("GET", "/mqtt", http.HttpHeaders([("Host", host), ("Connection", "Upgrade")]))
     config = auth.AwsSigningConfig(
         algorithm=auth.AwsSigningAlgorithm.V4, signature_type=auth.AwsSignatureType.HTTP_REQUEST_QUERY_PARAMS,
         credentials_provider=auth.AwsCredentialsProvider.new_static(keys["accessKey"], keys["secretKey"],
                                                                     keys["sessionToken"]),
         region=keys["region"], service="iotdevicegateway", omit_session_token=True,
-        **({"date": when} if when else {}))
+        expiration_in_seconds=expires, **({"date": when} if when else {}))
     auth.aws_sign_request(request, config).result(5)
     return request.path
 
 
-def upgrade(port: int, ca_file: str, path: str) -> tuple[int, str]:
-    """Send a WebSocket upgrade for `path` to the front; its HTTP status and body."""
+def upgrade(port: int, ca_file: str, path: str, extra: str = "") -> tuple[int, str]:
+    """Send a WebSocket upgrade for `path` (and `extra` header lines) to the front; its HTTP status and body."""
     context = ssl.create_default_context(cafile=ca_file)
     with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
             context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
         sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-                      "Sec-WebSocket-Protocol: mqtt\r\n\r\n").encode())
+                      f"Sec-WebSocket-Protocol: mqtt\r\n{extra}\r\n").encode())
         answer = sock.recv(4096).decode()
     status = int(answer.split()[1])
     return status, answer.split("\r\n\r\n", 1)[1] if "\r\n\r\n" in answer else ""
@@ -70,6 +71,60 @@ def test_a_correct_signature_is_accepted(stack, minted):
 ])
 def test_tampered_or_unsigned_upgrades_are_refused(stack, minted, change, reason):
     assert upgrade(stack.wss_port, stack.ca_file, change(signed_path(minted, "127.0.0.1"))) == (403, f"forbidden: {reason}\n")
+
+
+def test_a_presigned_url_is_refused_once_its_x_amz_expires_has_passed(stack, minted):
+    three_seconds_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=3)
+    assert upgrade(stack.wss_port, stack.ca_file, signed_path(minted, "127.0.0.1", three_seconds_ago, expires=1)) == (
+        403, "forbidden: signature expired\n")
+    assert upgrade(stack.wss_port, stack.ca_file, signed_path(minted, "127.0.0.1", three_seconds_ago, expires=60))[0] == 101
+    for expires in ("0", "604801", "1e3", "-5", "\u0661"):  # out of SigV4's range, or not plain digits
+        tampered = with_param(signed_path(minted, "127.0.0.1"), "X-Amz-Expires", expires)
+        assert upgrade(stack.wss_port, stack.ca_file, tampered) == (403, "forbidden: malformed X-Amz-Expires\n")
+
+
+@pytest.mark.parametrize("name", ["X-Amz-Security-Token", "X-Amz-Signature"])
+def test_a_non_ascii_token_or_signature_is_a_403_not_a_500(stack, minted, name):
+    tampered = with_param(signed_path(minted, "127.0.0.1"), name, "jeton-\u00e9t\u00e9-\u2603")
+    assert "%E2%98%83" in tampered  # sent percent-encoded, decoded by the front to non-ASCII text
+    status, body = upgrade(stack.wss_port, stack.ca_file, tampered)
+    assert status == 403 and body in ("forbidden: wrong session token\n", "forbidden: signature does not match\n")
+    assert "Traceback" not in stack.log()
+
+
+@pytest.mark.parametrize("origin, status", [
+    ("https://evil.example", 403), ("null", 403), ("http://127.0.0.1:1", 403),
+    ("own-https", 101), ("own-http", 101),
+])
+def test_only_the_stacks_own_origins_may_upgrade(stack, minted, origin, status):
+    """A web page the user visits must not reach the local broker through their browser."""
+    origin = {"own-https": f"https://127.0.0.1:{stack.wss_port}",
+              "own-http": stack.endpoint.removesuffix("/iot/keys").replace("127.0.0.1", "localhost")}.get(origin, origin)
+    answer = upgrade(stack.wss_port, stack.ca_file, signed_path(minted, "127.0.0.1"), f"Origin: {origin}\r\n")
+    assert answer[0] == status
+    if status == 403:
+        assert answer[1] == "forbidden: origin not allowed\n"
+
+
+def test_a_websocket_message_larger_than_2_mib_closes_the_connection(permissive_stack, fast_cli):
+    """Even with no rules (where Mosquitto would take a 2 MiB PUBLISH), the front reads no WebSocket
+    message over 2 MiB: AWS IoT Core's packets are at most 128 KB."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    from iotnotify.local.packets import packet
+
+    stack, keys = permissive_stack, json.loads(fast_cli.run("keys", "--json", "--no-cache").stdout)
+    context = ssl.create_default_context(cafile=stack.ca_file)
+    uri = f"wss://127.0.0.1:{stack.wss_port}{signed_path(keys, f'127.0.0.1:{stack.wss_port}')}"
+    with connect(uri, ssl=context, subprotocols=["mqtt"], max_size=None) as websocket:
+        websocket.send(packet(0x10, b"\x00\x04MQTT\x04\x02\x00\x3c\x00\x03big"))  # MQTT 3.1.1 CONNECT
+        assert websocket.recv(timeout=5)[:1] == b"\x20"  # CONNACK
+        with pytest.raises(ConnectionClosed) as closed:  # while still sending it, or at the next read
+            websocket.send(packet(0x30, b"\x00\x01t" + b"x" * (2 * 1024 * 1024)))  # PUBLISH, QoS 0
+            websocket.recv(timeout=5)
+    # 1009, message too big; unless the front's close overtook its close frame while the client was sending
+    assert closed.value.rcvd is None or closed.value.rcvd.code == 1009
 
 
 def test_a_wrong_secret_is_refused(stack, minted):

@@ -66,8 +66,15 @@ def fetch_once(url: str, timeout: float, stated: float | None = None) -> Tempora
 def fetch_keys(url: str, timeout: float, attempts: int = ATTEMPTS) -> TemporaryKeys:
     """GET the keys endpoint, retrying timeouts, dropped connections and 5xx with backoff, all
     within `timeout` seconds; 4xx and unusable answers fail at once. Errors are one line."""
-    if urlsplit(url).scheme not in ("http", "https"):
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as e:
+        raise KeysError(f"keys endpoint {url!r} is not a valid URL: {e}") from None
+    if parts.scheme not in ("http", "https"):
         raise KeysError(f"keys endpoint {url!r} is not an http:// or https:// URL")
+    if not parts.hostname:
+        raise KeysError(f"keys endpoint {url!r} has no host")
     deadline = time.monotonic() + timeout
     for attempt in range(attempts):
         remaining = deadline - time.monotonic()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -61,14 +62,31 @@ def _parse_time(value: str) -> dt.datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
+HOST = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})")  # a DNS name or an IPv4 address
+REGION = re.compile(r"[A-Za-z0-9-]{1,64}")  # it goes into the signature's credential scope
+
+
 def _split_endpoint(value: str, port: int) -> tuple[str, int]:
-    """Accept a bare host name (the tutorial) or a URL such as wss://host:port/mqtt."""
+    """Accept a bare host name (the tutorial) or a URL such as wss://host:port/mqtt; KeysError for
+    anything that is not a host (and port) a connection could be made to."""
     if "://" in value:
-        parts = urlsplit(value)
-        if not parts.hostname:
+        try:
+            parts = urlsplit(value)
+            host, port = parts.hostname, parts.port or port
+        except ValueError as e:  # an out-of-range port, a broken [IPv6] literal
+            raise KeysError(f"keys endpoint answered with an unusable iotEndpoint {value!r}: {e}") from None
+        if not host:
             raise KeysError(f"keys endpoint answered with an iotEndpoint that has no host: {value!r}")
-        return parts.hostname, parts.port or port
-    return value, port
+    else:
+        host = value
+    if not HOST.fullmatch(host):
+        import ipaddress  # only for IPv6 literals
+
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise KeysError(f"keys endpoint answered with an iotEndpoint that is not a host name: {value!r}") from None
+    return host, port
 
 
 def parse_keys(data: Any, fetched_at: dt.datetime | None = None) -> TemporaryKeys:
@@ -80,6 +98,8 @@ def parse_keys(data: Any, fetched_at: dt.datetime | None = None) -> TemporaryKey
             raise KeysError(f"keys endpoint answer is missing field {name!r}")
         if not isinstance(data[name], str) or not data[name].strip():
             raise KeysError(f"keys endpoint field {name!r} must be a non-empty string")
+    if not REGION.fullmatch(data["region"]):
+        raise KeysError(f"keys endpoint field 'region' is not a region name: {data['region'][:64]!r}")
     fetched_at = fetched_at or dt.datetime.now(dt.timezone.utc)
     port = data.get("port", DEFAULT_PORT)
     if isinstance(port, str) and port.isdigit():
@@ -111,35 +131,70 @@ def parse_keys(data: Any, fetched_at: dt.datetime | None = None) -> TemporaryKey
 
 
 class KeyCache:
-    """Keys saved per endpoint URL in files of mode 0600, reused while fresh."""
+    """Keys saved per endpoint URL in files of mode 0600 in a folder of mode 0700, reused while
+    fresh. A file another user could have written is not trusted (files.py), and a malformed one
+    is ignored: both are replaced by the next fetch, with one note through `warn`."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, warn: Callable[[str], None] | None = None, uid: int | None = None) -> None:
         self.folder = folder
+        self.uid = uid  # whose files to trust (default: this process's user)
+        self._warn = warn
+        self._warned: set[str] = set()
 
     def path(self, url: str) -> Path:
         """The cache file for one endpoint URL."""
         return self.folder / (hashlib.sha256(url.encode()).hexdigest()[:32] + ".json")
 
+    def note(self, message: str) -> None:
+        """Tell the user once why the cache was not used."""
+        if self._warn is not None and message not in self._warned:
+            self._warned.add(message)
+            self._warn(message)
+
     def load(self, url: str) -> TemporaryKeys | None:
-        """The cached keys for `url` if present, readable and fresh; else None."""
+        """The cached keys for `url` if present, trusted, well-formed and fresh; else None."""
+        from iotnotify.files import Unsafe, read_private
+
+        path = self.path(url)
         try:
-            saved = json.loads(self.path(url).read_bytes())
-            if saved.get("endpoint") != url:
-                return None
-            keys = parse_keys(saved["keys"], _parse_time(saved["fetchedAt"]))
-        except (OSError, ValueError, KeyError, TypeError, KeysError):
+            data = read_private(path, self.uid)
+        except Unsafe as e:
+            self.note(f"ignoring the key cache: {e}")
             return None
-        return keys if keys.fresh() else None
+        except OSError:
+            return None  # no cached keys (or unreadable: the next fetch replaces them)
+        try:
+            keys = cached_keys(data, url)
+        except (ValueError, TypeError, KeysError, OverflowError, RecursionError):
+            self.note(f"ignoring a malformed key cache file {path}")
+            return None
+        return keys if keys is not None and keys.fresh() else None
 
     def save(self, url: str, keys: TemporaryKeys) -> None:
         """Save keys for `url`; a cache that cannot be written is not an error."""
-        from iotnotify.files import write_private
+        from iotnotify.files import Unsafe, write_private
 
         record = {"endpoint": url, "fetchedAt": keys.fetched_at.isoformat(), "keys": keys.raw}
         try:
-            write_private(self.path(url), json.dumps(record).encode())
+            write_private(self.path(url), json.dumps(record).encode(), strict=True)
+        except Unsafe as e:
+            self.note(f"not caching keys: {e}")
         except OSError:
             pass
+
+
+def cached_keys(data: bytes, url: str) -> TemporaryKeys | None:
+    """The keys in a cache file's bytes if they were saved for `url` (None if for another URL);
+    ValueError, KeysError (or, for deep nesting, RecursionError) if the file is malformed."""
+    saved = json.loads(data)
+    if not isinstance(saved, dict) or not isinstance(saved.get("keys"), dict) \
+            or not isinstance(saved.get("fetchedAt"), str) or not isinstance(saved.get("endpoint"), str):
+        raise ValueError("not a key cache record")
+    if saved["endpoint"] != url:
+        return None
+    keys = parse_keys(saved["keys"], _parse_time(saved["fetchedAt"]))
+    keys.fresh()  # raises OverflowError for times at the edge of the calendar
+    return keys
 
 
 class KeySource:
@@ -196,8 +251,10 @@ def endpoint_source(url: str, timeout: float, cache: KeyCache | None = None) -> 
 
 
 def key_source(endpoint: str | None, timeout: float, use_cache: bool, aws: bool = False,
-               aws_profile: str | None = None, aws_role: str | None = None) -> KeySource:
-    """The KeySource the settings ask for: AWS credentials (--aws), else the keys endpoint."""
+               aws_profile: str | None = None, aws_role: str | None = None,
+               warn: Callable[[str], None] | None = None) -> KeySource:
+    """The KeySource the settings ask for: AWS credentials (--aws), else the keys endpoint; `warn`
+    hears why the key cache was not used, if it was not."""
     from iotnotify.errors import ConfigError
 
     if aws:
@@ -211,7 +268,7 @@ def key_source(endpoint: str | None, timeout: float, use_cache: bool, aws: bool 
     if not endpoint:
         raise ConfigError("no keys endpoint configured: use --endpoint URL, set IOTNOTIFY_ENDPOINT, "
                           "or start `iotnotify local` and use --profile local")
-    return endpoint_source(endpoint, timeout, KeyCache(default_cache_folder()) if use_cache else None)
+    return endpoint_source(endpoint, timeout, KeyCache(default_cache_folder(), warn) if use_cache else None)
 
 
 def default_cache_folder() -> Path:

@@ -58,9 +58,15 @@ def config_path(env: Mapping[str, str] = os.environ) -> Path:
 
 
 def read_config(path: Path) -> dict[str, Any]:
-    """Parse the config file; a missing file is an empty config."""
+    """Parse the config file; a missing file is an empty config. A file another user owns or everyone
+    may write is refused, as ssh refuses such a config: it could point the client at any broker."""
     try:
         with path.open("rb") as f:
+            st = os.fstat(f.fileno())
+            if st.st_uid not in (os.geteuid(), 0):
+                raise ConfigError(f"config file {path} is owned by another user: not used (chown or remove it)")
+            if st.st_mode & 0o002:
+                raise ConfigError(f"config file {path} is writable by everyone: not used (chmod o-w {path})")
             return tomllib.load(f)
     except FileNotFoundError:
         return {}

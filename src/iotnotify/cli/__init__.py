@@ -69,7 +69,8 @@ def _source(settings: Settings):  # type: ignore[no-untyped-def]
     from iotnotify.keys import key_source
 
     return key_source(settings.endpoint, settings.keys_timeout, use_cache=not settings.no_cache, aws=settings.aws,
-                      aws_profile=settings.aws_profile, aws_role=settings.aws_role)
+                      aws_profile=settings.aws_profile, aws_role=settings.aws_role,
+                      warn=lambda message: _note(f"iotnotify: warning: {message}"))
 
 
 def _options(settings: Settings, flags: dict[str, Any] | None = None):  # type: ignore[no-untyped-def]

@@ -32,12 +32,16 @@ Examples:
 @click.option("--role-policy", type=click.File("rb"), metavar="FILE",
               help="The role's policy (JSON) the keys' session policy is intersected with "
                    "(default: the SAM template's role's, IoT only).")
+@click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
+              help="A web page origin (https://app.example:8443) that may get keys and connect, besides the "
+                   "stack's own loopback origins; repeat for more, * for any. Default: none.")
 @click.option("--permissive", is_flag=True,
               help="Check signatures only: no policy, limits or throttle (for benchmarks and other tools).")
 @click.option("--profile-name", default="local", show_default=True, metavar="NAME",
               help="Profile to write to the config file for this stack.")
 def local(port: int, keys_port: int, mqtt_port: int, lifetime: int, topics: str, private_topic_prefix: str | None,
-          any_client_id: bool, role_policy: Any, permissive: bool, profile_name: str) -> None:
+          any_client_id: bool, role_policy: Any, cors_origins: tuple[str, ...], permissive: bool,
+          profile_name: str) -> None:
     """Run a local stack on loopback until Ctrl-C: Mosquitto behind a TLS WebSocket front that plays by
     AWS IoT Core's rules, and a keys endpoint."""
     import datetime as dt
@@ -57,7 +61,8 @@ def local(port: int, keys_port: int, mqtt_port: int, lifetime: int, topics: str,
     topic_list = tuple(t.strip() for t in topics.split(",") if t.strip())
     policy = read_role_policy(role_policy.read(), getattr(role_policy, "name", "--role-policy")) if role_policy else None
     stack = LocalStack(StackConfig(default_state_dir(), port, keys_port, mqtt_port, lifetime, topic_list, permissive,
-                                   any_client_id, private_topic_prefix, policy), log=log)
+                                   any_client_id, private_topic_prefix, policy,
+                                   tuple(o.rstrip("/") for o in cors_origins)), log=log)
     try:
         stack.start()
         config_file = save_profile(profile_name, stack.profile())
@@ -85,6 +90,8 @@ def _print_local_banner(stack: Any, profile: str, config_file: str) -> None:
     else:
         console.print("  rules    AWS IoT Core's: the keys' policy, limits, 100 publishes/s per connection "
                       "(refusals are logged here)")
+    others = f" and {', '.join(cfg.cors_origins)}" if cfg.cors_origins else " only (--cors-origin adds others)"
+    console.print(f"  browsers pages from the stack's own origins{others} may get keys and connect")
     console.print(f"  profile  [bold]{profile}[/] written to {config_file}")
     console.print("Try, in another terminal:")
     console.print(f"  iotnotify --profile {profile} subscribe 'demo/#' -v")
@@ -93,24 +100,77 @@ def _print_local_banner(stack: Any, profile: str, config_file: str) -> None:
 
 @cli.command("setup-role", context_settings=CONTEXT, epilog="""\b
 Examples:
-  iotnotify setup-role
+  iotnotify setup-role --dry-run                   # what it would create or change, changing nothing
+  iotnotify setup-role --region eu-west-1 --topics '/serverless/pubsub,alerts/*'
   iotnotify setup-role --aws-profile admin --role-name my-notifications
   iotnotify setup-role --trust arn:aws:iam::123456789012:role/keys-function""")
 @click.option("--role-name", default="serverless-notifications", show_default=True, metavar="NAME",
               help="Name of the role to create or update.")
-@click.option("--trust", metavar="ARN", help="Who may assume the role (default: the account itself).")
+@click.option("--trust", metavar="ARN",
+              help="Who may assume the role. A new role trusts the account itself by default; an existing "
+                   "role keeps its trust policy unless this is given.")
+@click.option("--region", metavar="REGION", help="Region the role's IoT permissions are for (default: the AWS "
+                                                 "session's).")
+@click.option("--topics", metavar="T1,T2", help="Topics the role may use (PREFIX/* for every topic below "
+                                                "PREFIX/), as the endpoint's IOTNOTIFY_TOPICS (default: any).")
+@click.option("--private-topic-prefix", metavar="PREFIX",
+              help="With --topics: the role may also subscribe and receive below PREFIX/, as the endpoint's "
+                   "IOTNOTIFY_PRIVATE_TOPIC_PREFIX.")
+@click.option("--force", is_flag=True, help="Update a role that has other policies too (they are kept, and listed).")
+@click.option("--dry-run", is_flag=True, help="Show what would be created or changed, and change nothing.")
 @click.option("--aws-profile", metavar="NAME", help="AWS profile to use (default: boto3's credential chain).")
-def setup_role(role_name: str, trust: str | None, aws_profile: str | None) -> None:
-    """Create the notifications role the keys endpoint assumes (IoT only); update it if it exists."""
+def setup_role(role_name: str, trust: str | None, region: str | None, topics: str | None,
+               private_topic_prefix: str | None, force: bool, dry_run: bool, aws_profile: str | None) -> None:
+    """Create the notifications role the keys endpoint assumes (IoT only, in one region); update it
+    if it exists, printing what changed."""
     from iotnotify.aws import aws_errors, session
-    from iotnotify.server.policy import role_policy
-    from iotnotify.server.role import ROLE_POLICY_NAME
+    from iotnotify.errors import ConfigError, UsageError
+    from iotnotify.server.policy import IOT_ACTIONS, PolicyError
+    from iotnotify.server.role import ROLE_POLICY_NAME, OtherPolicies
     from iotnotify.server.role import setup_role as create_or_update
 
+    topic_list = [t.strip() for t in (topics or "").split(",") if t.strip()]
+    if private_topic_prefix and not topic_list:
+        raise UsageError("--private-topic-prefix needs --topics (without --topics the role may use any topic)")
     aws = session(aws_profile)
-    with aws_errors():
-        result = create_or_update(aws.client("iam"), aws.client("sts"), role_name, trust)
-    actions = ", ".join(role_policy()["Statement"][0]["Action"])  # type: ignore[index]
-    click.echo(f"{'created' if result.created else 'updated'} role {role_name}: {result.arn}")
-    click.echo(f"  trusted principal: {result.trusted}")
-    click.echo(f"  inline policy {ROLE_POLICY_NAME}: allow {actions} (keys get less, by session policy)")
+    region = region or aws.region_name
+    if not region:
+        raise ConfigError("no AWS region: use --region, set AWS_REGION or the profile's region")
+    try:
+        with aws_errors():
+            result = create_or_update(aws.client("iam"), aws.client("sts"), role_name, trust, region=region,
+                                      topics=topic_list, private_prefix=private_topic_prefix, force=force,
+                                      dry_run=dry_run)
+    except OtherPolicies as e:
+        raise UsageError(str(e)) from None
+    except PolicyError as e:
+        raise UsageError(f"--topics or --private-topic-prefix: {e}") from None
+    verb = ("would create" if dry_run else "created") if result.created else (
+        ("would update" if dry_run else "updated") if result.changes else "unchanged")
+    click.echo(f"{verb} role {role_name}: {result.arn}")
+    for principal in result.trusted:
+        whole_account = " (any principal of the account allowed sts:AssumeRole on it)" if principal.endswith(
+            ":root") else ""
+        click.echo(f"  trusted principal: {principal}{whole_account}")
+    if not result.created and trust is None:
+        click.echo("  trust policy kept (--trust ARN replaces it)")
+    scope = f"in {region}, account {result.arn.split(':')[4]}"
+    scope += f", topics {', '.join(topic_list)}" if topic_list else ", any topic"
+    actions = ", ".join(IOT_ACTIONS)
+    click.echo(f"  inline policy {ROLE_POLICY_NAME}: allow {actions} {scope} (keys get less, by session policy)")
+    if result.others:
+        _note(f"iotnotify: warning: role {role_name} keeps other policies, which its keys get besides IoT: "
+              f"{', '.join(result.others)}")
+    for change in result.changes:
+        click.echo(_diff(change.name, change.before, change.after), nl=False)
+
+
+def _diff(name: str, before: Any, after: Any) -> str:
+    """A unified diff of two policy documents (None: absent), as indented JSON."""
+    import difflib
+    import json
+
+    def lines(document: Any) -> list[str]:
+        return [] if document is None else (json.dumps(document, indent=2, sort_keys=True) + "\n").splitlines(True)
+
+    return "".join(difflib.unified_diff(lines(before), lines(after), f"{name} (before)", f"{name} (after)"))

@@ -83,10 +83,15 @@ class Broker:
 
     def start(self, timeout: float = 10.0) -> None:
         """Start Mosquitto and return once it accepts connections."""
+        from iotnotify.files import Unsafe, write_private
+
         binary = find_mosquitto()
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.config_file.write_text(render_config(self.port, self.extra_config))
-        with self.log_file.open("wb") as log:
+        try:  # a folder someone else could write to could hold their mosquitto.conf, or links
+            write_private(self.config_file, render_config(self.port, self.extra_config).encode(), strict=True)
+        except Unsafe as e:
+            raise LocalStackError(f"{e}: remove it, or use another state folder (XDG_STATE_HOME)") from None
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        with os.fdopen(os.open(self.log_file, flags, 0o600), "wb") as log:
             self.process = subprocess.Popen(
                 [binary, "-c", str(self.config_file)], stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,

@@ -23,6 +23,7 @@ from iotnotify.local.tls import TlsFiles
 
 MQTT_PATH = "/mqtt"
 READ_SIZE = 256 * 1024
+MAX_MESSAGE = 2 * 1024 * 1024  # bytes per WebSocket message: AWS IoT Core's packets are at most 128 KB
 
 
 Holders = dict[str, Callable[[], Awaitable[None]]]  # client id -> ends the connection that holds it
@@ -156,7 +157,7 @@ class WebSocketFront:
             server = await serve(
                 lambda ws: _relay(ws, self.broker_port, holders), "127.0.0.1", self.port, ssl=self.context,
                 subprotocols=["mqtt", "mqttv3.1"], process_request=_checker(self.admit), compression=None,
-                max_size=None, ping_interval=None, close_timeout=1, server_header="iotnotify-local",
+                max_size=MAX_MESSAGE, ping_interval=None, close_timeout=1, server_header="iotnotify-local",
             )
         except OSError as e:
             self._error = e

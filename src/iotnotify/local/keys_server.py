@@ -21,12 +21,16 @@ LOCAL_ACCOUNT = "000000000000"
 LOCAL_REGION = "local"
 
 
-class LocalIssuer:
-    """Mints random keys for the local broker in place of STS, and remembers them until they expire,
-    so that the wss front can check signatures made with them."""
+MAX_MINTED = 10_000  # unexpired keys remembered (about 3 MB); past it, the oldest are forgotten
 
-    def __init__(self, host: str, port: int, region: str = LOCAL_REGION) -> None:
-        self.host, self.port, self.region = host, port, region
+
+class LocalIssuer:
+    """Mints random keys for the local broker in place of STS, and remembers them until they expire
+    (at most `limit` of them: a loop of requests must not grow memory without bound), so that the
+    wss front can check signatures made with them."""
+
+    def __init__(self, host: str, port: int, region: str = LOCAL_REGION, limit: int = MAX_MINTED) -> None:
+        self.host, self.port, self.region, self.limit = host, port, region, limit
         self._lock = threading.Lock()
         self._minted: dict[str, KnownKeys] = {}
 
@@ -43,8 +47,10 @@ class LocalIssuer:
             expiration=now + dt.timedelta(seconds=lifetime),
         )
         with self._lock:
-            for key in [k for k, known in self._minted.items() if known.expiration <= now]:
-                del self._minted[key]  # forget expired keys: memory stays bounded
+            # forget the oldest (dicts keep insertion order) while expired, or while too many
+            while self._minted and (len(self._minted) >= self.limit
+                                    or next(iter(self._minted.values())).expiration <= now):
+                del self._minted[next(iter(self._minted))]
             self._minted[issued.access_key] = KnownKeys(issued.secret_key, issued.session_token, issued.expiration,
                                                         policy)
         return issued
@@ -55,16 +61,30 @@ class LocalIssuer:
             return self._minted.get(access_key)
 
 
+def loopback_hosts(port: int) -> set[str]:
+    """The Host headers of a request that names a server on 127.0.0.1:port by a loopback name."""
+    return {f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]")}
+
+
+def loopback_origins(keys_port: int, wss_port: int) -> tuple[str, ...]:
+    """The local stack's own origins: a page served by its keys endpoint or by its wss front."""
+    return tuple(f"{scheme}://{name}:{port}" for scheme, port in (("http", keys_port), ("https", wss_port))
+                 for name in ("127.0.0.1", "localhost"))
+
+
 def _quiet(*_args: object, **_fields: object) -> None:
     """The local endpoint logs nothing: it runs beside a user's terminal."""
 
 
 def _handler(config: EndpointConfig, issuer: LocalIssuer, aws_rules: bool) -> type[BaseHTTPRequestHandler]:
     """A request handler class bound to one configuration and issuer; with `aws_rules`, keys say
-    `"awsRules": true` (the broker plays by AWS IoT Core's rules: the client keeps its AWS flow control on)."""
+    `"awsRules": true` (the broker plays by AWS IoT Core's rules: the client keeps its AWS flow control on).
+    Requests must name the endpoint by a loopback name in their Host header (not a site's name
+    resolved to 127.0.0.1), and browser pages must come from an allowed origin (`config.cors_origins`)."""
 
     class KeysHandler(BaseHTTPRequestHandler):
         server_version = "iotnotify-local"
+        port = 0  # the port the server is bound to, set once it is
 
         def _send(self, response: Response) -> None:
             data = json.dumps(response.body).encode() if response.body is not None else b""
@@ -79,11 +99,16 @@ def _handler(config: EndpointConfig, issuer: LocalIssuer, aws_rules: bool) -> ty
 
         def _answer(self) -> None:
             url = urlsplit(self.path)
+            origin = self.headers.get("Origin")
+            host = self.headers.get("Host")
+            if host is not None and host.lower() not in loopback_hosts(self.port):  # DNS rebinding: a site's name
+                self._send(Response(403, {"message": "use the keys endpoint by its loopback address"}, {}))
+                return
             if url.path != KEYS_PATH:
                 self._send(Response(404, {"message": f"not found: use GET {KEYS_PATH}"},
-                                    cors_headers(config.cors_origin)))
+                                    cors_headers(config.cors_origins, origin)))
                 return
-            response = answer(self.command, dict(parse_qsl(url.query)), config, issuer, log=_quiet)
+            response = answer(self.command, dict(parse_qsl(url.query)), config, issuer, log=_quiet, origin=origin)
             if aws_rules and response.status == 200 and response.body is not None:
                 response.body["awsRules"] = True
             self._send(response)
@@ -101,7 +126,9 @@ class KeysServer:
 
     def __init__(self, port: int, config: EndpointConfig, issuer: LocalIssuer, aws_rules: bool = True) -> None:
         try:
-            self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(config, issuer, aws_rules))
+            handler = _handler(config, issuer, aws_rules)
+            self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+            handler.port = self.httpd.server_port  # type: ignore[attr-defined]
         except OSError:
             raise LocalStackError(f"port {port} (keys endpoint) is in use: choose another with --keys-port") from None
         self.httpd.daemon_threads = True

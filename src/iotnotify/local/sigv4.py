@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ SERVICE = "iotdevicegateway"
 AUTH_PARAMS = {"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-SignedHeaders", "X-Amz-Signature",
                "X-Amz-Security-Token", "X-Amz-Expires"}
 CLOCK_SKEW = dt.timedelta(minutes=5)
+MAX_EXPIRES = 7 * 24 * 3600  # s, SigV4's longest presigned URL
 
 
 @dataclass(frozen=True)
@@ -61,12 +63,26 @@ def verify_upgrade(path: str, headers: Mapping[str, str], lookup: Lookup, now: d
         raise UpgradeRefused("expired keys")
     if abs(now - signed_at) > CLOCK_SKEW:
         raise UpgradeRefused("signature date too far from now")
-    if not hmac.compare_digest(params.get("X-Amz-Security-Token", ""), keys.session_token):
+    expires = params.get("X-Amz-Expires")
+    if expires is not None:  # a presigned URL lasts X-Amz-Expires seconds (1 to 7 days) from X-Amz-Date
+        if not re.fullmatch(r"[0-9]{1,6}", expires) or not 1 <= int(expires) <= MAX_EXPIRES:
+            raise UpgradeRefused("malformed X-Amz-Expires")
+        if now > signed_at + dt.timedelta(seconds=int(expires)):
+            raise UpgradeRefused("signature expired")
+    if not _same(params.get("X-Amz-Security-Token", ""), keys.session_token):
         raise UpgradeRefused("wrong session token")
-    expected = _signature(url.path, params, headers, access_key, keys.secret_key, region, signed_at)
-    if expected is None or not hmac.compare_digest(expected, params["X-Amz-Signature"]):
+    try:
+        expected = _signature(url.path, params, headers, access_key, keys.secret_key, region, signed_at)
+    except (RuntimeError, ValueError, TypeError):  # awscrt refuses a header or value no client signs
+        expected = None
+    if expected is None or not _same(expected, params["X-Amz-Signature"]):
         raise UpgradeRefused("signature does not match")
     return keys
+
+
+def _same(a: str, b: str) -> bool:
+    """Constant-time comparison of two strings (as bytes: compare_digest refuses non-ASCII str)."""
+    return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass"))
 
 
 def check_upgrade(path: str, headers: Mapping[str, str], lookup: Lookup, now: dt.datetime | None = None) -> str | None:
@@ -97,7 +113,7 @@ def _signature(path: str, params: dict[str, str], headers: Mapping[str, str], ac
         signature_type=auth.AwsSignatureType.HTTP_REQUEST_QUERY_PARAMS,
         credentials_provider=auth.AwsCredentialsProvider.new_static(access_key, secret_key),
         region=region, service=SERVICE, date=signed_at, omit_session_token=True,
-        expiration_in_seconds=int(expires) if expires and expires.isdigit() else None,
+        expiration_in_seconds=int(expires) if expires else None,
     )
     auth.aws_sign_request(request, config).result(5)
     return dict(parse_qsl(urlsplit(request.path).query)).get("X-Amz-Signature")

@@ -13,10 +13,11 @@ from iotnotify.local.broker import Broker, check_port_free
 from iotnotify.local.front import WebSocketFront
 from iotnotify.local.gateway import Gateway
 from iotnotify.local.grants import Grants
-from iotnotify.local.keys_server import LOCAL_ACCOUNT, LOCAL_REGION, KeysServer, LocalIssuer
-from iotnotify.local.sigv4 import verify_upgrade
+from iotnotify.local.keys_server import LOCAL_ACCOUNT, LOCAL_REGION, KeysServer, LocalIssuer, loopback_origins
+from iotnotify.local.sigv4 import UpgradeRefused, verify_upgrade
 from iotnotify.local.tls import ensure_tls_files
 from iotnotify.server.config import ConfigInvalid, EndpointConfig
+from iotnotify.server.handler import origin_allowed
 from iotnotify.server.policy import role_policy
 
 DEFAULT_WSS_PORT = 9443
@@ -40,6 +41,7 @@ class StackConfig:
     any_client_id: bool = False
     private_prefix: str | None = None
     role_policy: Mapping[str, Any] | None = field(default=None, repr=False)  # default: the SAM template's role's
+    cors_origins: tuple[str, ...] = ()  # browser pages that may use the stack besides its own (`*`: any)
 
 
 class LocalStack:
@@ -55,15 +57,20 @@ class LocalStack:
         self.issuer = LocalIssuer(LOOPBACK, config.wss_port)
         self.front = WebSocketFront(config.wss_port, config.mqtt_port, self.tls, admit=self._admit)
         self.keys: KeysServer | None = None
+        self.origins = loopback_origins(config.keys_port, config.wss_port) + config.cors_origins
         try:
             self.endpoint = EndpointConfig(topics=config.topics, lifetime=config.lifetime,
-                                           private_prefix=config.private_prefix, any_client_id=config.any_client_id)
+                                           private_prefix=config.private_prefix, any_client_id=config.any_client_id,
+                                           cors_origins=self.origins)
         except ConfigInvalid as e:
             raise UsageError(f"--topics or --private-topic-prefix: {e}") from None
 
     def _admit(self, path: str, headers: Mapping[str, str]) -> Gateway | None:
         """Check the upgrade's signature (UpgradeRefused: 403); then, unless permissive, a Gateway
         holding the connection to the role's policy and the keys' session policy."""
+        origin = next((v for k, v in headers.items() if k.lower() == "origin"), None)
+        if not origin_allowed(self.origins, origin):  # a web page the user visits is not a client of the stack
+            raise UpgradeRefused("origin not allowed")
         keys = verify_upgrade(path, headers, self.issuer.lookup)
         if self.config.permissive:
             return None

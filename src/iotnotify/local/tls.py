@@ -8,7 +8,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from iotnotify.files import write_private
+from iotnotify.errors import LocalStackError
+from iotnotify.files import Unsafe, check_private_folder, read_private, write_private
 
 
 @dataclass(frozen=True)
@@ -21,15 +22,22 @@ class TlsFiles:
 
 
 def ensure_tls_files(folder: Path) -> TlsFiles:
-    """Return the CA and server certificate in `folder`, generating them on first use."""
+    """Return the CA and server certificate in `folder`, generating them on first use;
+    LocalStackError if `folder` is not the user's alone (files.py: someone else's CA there would be
+    trusted by every client of the `local` profile)."""
     files = TlsFiles(folder / "ca.pem", folder / "server.pem", folder / "server-key.pem")
-    if all(p.is_file() and p.stat().st_size > 0 for p in (files.ca_file, files.cert_file, files.key_file)):
-        return files
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        check_private_folder(folder, create=True)
+        if all(p.is_file() and p.stat().st_size > 0 for p in (files.ca_file, files.cert_file, files.key_file)):
+            for path in (files.ca_file, files.cert_file, files.key_file):
+                read_private(path)
+            return files
+    except Unsafe as e:
+        raise LocalStackError(f"{e}: remove it, or use another state folder (XDG_STATE_HOME)") from None
     ca_pem, cert_pem, key_pem = _generate()
-    write_private(files.key_file, key_pem)
-    write_private(files.cert_file, cert_pem)
-    write_private(files.ca_file, ca_pem)
+    write_private(files.key_file, key_pem, strict=True)
+    write_private(files.cert_file, cert_pem, strict=True)
+    write_private(files.ca_file, ca_pem, strict=True)
     os.chmod(files.ca_file, 0o644)
     os.chmod(files.cert_file, 0o644)
     return files

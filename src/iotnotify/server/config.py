@@ -24,7 +24,7 @@ ENVIRONMENT = {
     "IOTNOTIFY_TOPICS": "comma-separated topics the keys may use, PREFIX/* for all below PREFIX/ "
                         "(default /serverless/pubsub)",
     "IOTNOTIFY_KEY_LIFETIME": "seconds the keys last, 900 to 3600 (default 3600)",
-    "IOTNOTIFY_CORS_ORIGIN": "Access-Control-Allow-Origin of every response (default *)",
+    "IOTNOTIFY_CORS_ORIGIN": "comma-separated origins of browser pages that may get keys (default *: any)",
     "IOTNOTIFY_PRIVATE_TOPIC_PREFIX": "if set, each set of keys may also receive on PREFIX/<clientId>",
     "IOTNOTIFY_ANY_CLIENT_ID": "true: keys may connect with any client id (for clients that pick their own)",
 }
@@ -41,7 +41,7 @@ class EndpointConfig:
     role: str = DEFAULT_ROLE
     topics: tuple[str, ...] = DEFAULT_TOPICS
     lifetime: int = DEFAULT_LIFETIME
-    cors_origin: str = "*"
+    cors_origins: tuple[str, ...] = ("*",)
     private_prefix: str | None = None
     any_client_id: bool = False
 
@@ -64,6 +64,11 @@ class EndpointConfig:
                                 f"AWS allows {MAX_SESSION_POLICY}")
 
 
+def origins_of(text: str) -> tuple[str, ...]:
+    """Origins from a comma-separated list (trailing slashes dropped, as browsers send none); `*` if empty."""
+    return tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip()) or ("*",)
+
+
 def load_config(env: Mapping[str, str] = os.environ) -> EndpointConfig:
     """Read IOTNOTIFY_* variables; raise ConfigInvalid naming the variable that is wrong."""
     topics = tuple(t.strip() for t in env.get("IOTNOTIFY_TOPICS", ",".join(DEFAULT_TOPICS)).split(",") if t.strip())
@@ -79,7 +84,7 @@ def load_config(env: Mapping[str, str] = os.environ) -> EndpointConfig:
             role=env.get("IOTNOTIFY_ROLE") or DEFAULT_ROLE,
             topics=topics,
             lifetime=lifetime,
-            cors_origin=env.get("IOTNOTIFY_CORS_ORIGIN") or "*",
+            cors_origins=origins_of(env.get("IOTNOTIFY_CORS_ORIGIN", "")),
             private_prefix=env.get("IOTNOTIFY_PRIVATE_TOPIC_PREFIX") or None,
             any_client_id=env.get("IOTNOTIFY_ANY_CLIENT_ID", "").strip().lower() in ("1", "true", "yes"),
         )

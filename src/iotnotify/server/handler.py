@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from iotnotify.server.config import ConfigInvalid, EndpointConfig, load_config
+from iotnotify.server.config import ConfigInvalid, EndpointConfig, load_config, origins_of
 from iotnotify.server.issuers import IssueError, Issuer, StsIssuer
 from iotnotify.iam import matches
 from iotnotify.server.policy import PolicyError, check_policy_topic, session_policy
@@ -33,10 +33,23 @@ def log(event: str, **fields: Any) -> None:
     print(json.dumps({"event": event, **fields}, default=str), flush=True)
 
 
-def cors_headers(origin: str) -> dict[str, str]:
-    """CORS headers for every response, errors included."""
-    return {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Methods": "GET, OPTIONS",
-            "Access-Control-Allow-Headers": "Content-Type, Authorization", "Cache-Control": "no-store"}
+def cors_headers(allowed: tuple[str, ...], origin: str | None = None) -> dict[str, str]:
+    """CORS headers for every response, errors included: `*`, the one allowed origin, or (for
+    several) the request's `origin` if it is one of them."""
+    headers = {"Access-Control-Allow-Methods": "GET, OPTIONS",
+               "Access-Control-Allow-Headers": "Content-Type, Authorization", "Cache-Control": "no-store"}
+    if "*" in allowed or len(allowed) == 1:
+        headers["Access-Control-Allow-Origin"] = "*" if "*" in allowed else allowed[0]
+    else:
+        headers["Vary"] = "Origin"
+        if origin is not None and origin in allowed:
+            headers["Access-Control-Allow-Origin"] = origin
+    return headers
+
+
+def origin_allowed(allowed: tuple[str, ...], origin: str | None) -> bool:
+    """Whether a request may have keys: no Origin (not a browser), `*`, or an allowed origin."""
+    return origin is None or "*" in allowed or origin in allowed
 
 
 def new_client_id() -> str:
@@ -45,9 +58,13 @@ def new_client_id() -> str:
 
 
 def answer(method: str, query: dict[str, str], config: EndpointConfig, issuer: Issuer,
-           log: Callable[..., None] = log) -> Response:
-    """Answer one request to the keys endpoint; `log` gets one event per request (never secrets)."""
-    headers = cors_headers(config.cors_origin)
+           log: Callable[..., None] = log, origin: str | None = None) -> Response:
+    """Answer one request to the keys endpoint; `log` gets one event per request (never secrets).
+    A browser page from an origin not allowed gets 403 and no keys are minted for it."""
+    headers = cors_headers(config.cors_origins, origin)
+    if not origin_allowed(config.cors_origins, origin):
+        log("origin_refused", origin=origin[:200] if origin else origin)
+        return Response(403, {"message": "this origin may not get keys"}, headers)
     if method == "OPTIONS":
         return Response(204, None, headers)
     if method != "GET":
@@ -65,7 +82,8 @@ def answer(method: str, query: dict[str, str], config: EndpointConfig, issuer: I
     private = f"{config.private_prefix.rstrip('/')}/{client_id}" if config.private_prefix else None
     try:
         where = issuer.where()
-        policy = session_policy(where.region, where.account, client_id, topics, private, config.any_client_id)
+        policy = session_policy(where.region, where.account, client_id, topics, private, config.any_client_id,
+                                where.partition)
         keys = issuer.issue(client_id, policy, config.lifetime)
     except IssueError as e:
         log("keys_failed", step=e.step, error=e.detail)
@@ -106,13 +124,21 @@ def _setup() -> tuple[EndpointConfig | None, Issuer]:
     return _state["config"], _state["issuer"]
 
 
-def request_of(event: dict[str, Any]) -> tuple[str, dict[str, str]]:
-    """Method and query parameters from an API Gateway proxy event, HTTP API (v2) or REST API (v1)."""
+def request_of(event: dict[str, Any]) -> tuple[str, dict[str, str], str | None]:
+    """Method, query parameters and Origin header from an API Gateway proxy event, HTTP API (v2) or
+    REST API (v1); anything of the wrong shape counts as absent."""
+    def mapping(value: Any) -> dict[str, Any]:
+        return value if isinstance(value, dict) else {}
+
     if event.get("version") == "2.0":
-        method = event.get("requestContext", {}).get("http", {}).get("method", "GET")
+        method = mapping(mapping(event.get("requestContext")).get("http")).get("method", "GET")
     else:
         method = event.get("httpMethod", "GET")
-    return method.upper(), dict(event.get("queryStringParameters") or {})
+    query = {k: v for k, v in mapping(event.get("queryStringParameters")).items()
+             if isinstance(k, str) and isinstance(v, str)}
+    origins = [v for k, v in mapping(event.get("headers")).items()
+               if isinstance(k, str) and k.lower() == "origin" and isinstance(v, str)]
+    return (method if isinstance(method, str) else "").upper(), query, origins[0] if origins else None
 
 
 def to_api_gateway(response: Response) -> dict[str, Any]:
@@ -130,8 +156,8 @@ def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     if config is None:
         import os
 
-        origin = os.environ.get("IOTNOTIFY_CORS_ORIGIN") or "*"
+        origins = origins_of(os.environ.get("IOTNOTIFY_CORS_ORIGIN", ""))
         return to_api_gateway(Response(500, {"message": "the keys endpoint is misconfigured (see its logs)"},
-                                       cors_headers(origin)))
-    method, query = request_of(event)
-    return to_api_gateway(answer(method, query, config, issuer))
+                                       cors_headers(origins)))
+    method, query, origin = request_of(event if isinstance(event, dict) else {})
+    return to_api_gateway(answer(method, query, config, issuer, origin=origin))

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from iotnotify.server.policy import dumps, partition
+from iotnotify.server.policy import arn_partition, dumps
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,7 @@ class Where:
     port: int
     region: str
     account: str
+    partition: str = "aws"
 
 
 @dataclass(frozen=True)
@@ -76,9 +77,10 @@ class StsIssuer:
             except Exception as e:  # noqa: BLE001
                 raise IssueError("identify the AWS account", _describe(e)) from None
             region = self.iot.meta.region_name
-            self._where = Where(host, 443, region, identity["Account"])
+            in_partition = arn_partition(identity["Arn"])  # aws-iso-b, aws-eusc...: no guessing from the region
+            self._where = Where(host, 443, region, identity["Account"], in_partition)
             self._role_arn = (self.role if self.role.startswith("arn:") else
-                              f"arn:{partition(region)}:iam::{identity['Account']}:role/{self.role}")
+                              f"arn:{in_partition}:iam::{identity['Account']}:role/{self.role}")
         return self._where
 
     def issue(self, client_id: str, policy: dict[str, object], lifetime: int) -> Issued:

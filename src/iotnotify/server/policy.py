@@ -42,22 +42,38 @@ def check_client_id(client_id: str) -> str:
     return client_id
 
 
+# botocore's data/partitions.json, in its order (the first match wins; a test keeps them in step).
+# Where the caller's ARN is known (the keys endpoint, setup-role), its partition is used instead.
+PARTITIONS = (
+    ("aws", r"(us|eu|ap|sa|ca|me|af|il|mx)-\w+-\d+"),
+    ("aws-cn", r"cn-\w+-\d+"),
+    ("aws-eusc", r"eusc-(de)-\w+-\d+"),
+    ("aws-iso", r"us-iso-\w+-\d+"),
+    ("aws-iso-b", r"us-isob-\w+-\d+"),
+    ("aws-iso-e", r"eu-isoe-\w+-\d+"),
+    ("aws-iso-f", r"us-isof-\w+-\d+"),
+    ("aws-us-gov", r"us-gov-\w+-\d+"),
+)
+
+
 def partition(region: str) -> str:
-    """The ARN partition of a region."""
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
+    """The ARN partition of a region (`aws` for a name no partition claims, as botocore does)."""
+    return next((name for name, pattern in PARTITIONS if re.fullmatch(pattern, region)), "aws")
 
 
-def iot_arn(region: str, account: str, resource: str = "*") -> str:
+def arn_partition(arn: str) -> str:
+    """The partition of an ARN (`arn:PARTITION:service:...`)."""
+    return arn.split(":")[1]
+
+
+def iot_arn(region: str, account: str, resource: str = "*", partition_name: str | None = None) -> str:
     """An AWS IoT resource ARN: `client/ID`, `topic/T`, `topicfilter/F`, or `*` for all of them."""
-    return f"arn:{partition(region)}:iot:{region}:{account}:{resource}"
+    return f"arn:{partition_name or partition(region)}:iot:{region}:{account}:{resource}"
 
 
 def session_policy(region: str, account: str, client_id: str, topics: list[str],
-                   private_topic: str | None = None, any_client_id: bool = False) -> dict[str, object]:
+                   private_topic: str | None = None, any_client_id: bool = False,
+                   partition_name: str | None = None) -> dict[str, object]:
     """The session policy for one set of keys: connect as `client_id` (or `client_id-...`, or any id
     if `any_client_id`); publish (retained too), subscribe and receive on `topics`; and only
     subscribe and receive on `private_topic` if given. A topic `PREFIX/*` covers every topic (and
@@ -65,7 +81,7 @@ def session_policy(region: str, account: str, client_id: str, topics: list[str],
     check_client_id(client_id)
     for topic in topics:
         check_policy_topic(topic, below=True)
-    base = f"arn:{partition(region)}:iot:{region}:{account}"
+    base = f"arn:{partition_name or partition(region)}:iot:{region}:{account}"
     # the client id, and the ids below it (`<id>-...`): every process sharing cached keys needs its own
     clients = [f"{base}:client/*"] if any_client_id else [f"{base}:client/{client_id}", f"{base}:client/{client_id}-*"]
     statements: list[dict[str, object]] = [
@@ -83,14 +99,30 @@ def session_policy(region: str, account: str, client_id: str, topics: list[str],
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def role_policy(region: str | None = None, account: str | None = None) -> dict[str, object]:
+def role_policy(region: str | None = None, account: str | None = None, topics: list[str] | None = None,
+                private_prefix: str | None = None, partition_name: str | None = None) -> dict[str, object]:
     """The notifications role's own policy (the tutorial's, plus iot:RetainPublish for retained
-    messages): IoT only, in `region` and `account` when given (as the SAM template's role). Keys get
+    messages): IoT only, in `region` and `account` when given (as the SAM template's role), and
+    only on `topics` (and below `private_prefix`, to subscribe and receive) when given. Keys get
     less, by session policy."""
-    resource = iot_arn(region, account) if region and account else "*"
-    return {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Action": list(IOT_ACTIONS), "Resource": resource,
-    }]}
+    if not (region and account):
+        return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": list(IOT_ACTIONS), "Resource": "*"}]}
+    if not topics:
+        return {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": list(IOT_ACTIONS), "Resource": iot_arn(region, account, "*", partition_name),
+        }]}
+    for topic in topics:
+        check_policy_topic(topic, below=True)
+    base = f"arn:{partition_name or partition(region)}:iot:{region}:{account}"
+    private = [f"{check_policy_topic(private_prefix.rstrip('/'), 'private topic prefix')}/*"] if private_prefix else []
+    return {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{base}:client/*"},
+        {"Effect": "Allow", "Action": ["iot:Publish", "iot:RetainPublish"],
+         "Resource": [f"{base}:topic/{t}" for t in topics]},
+        {"Effect": "Allow", "Action": "iot:Receive", "Resource": [f"{base}:topic/{t}" for t in [*topics, *private]]},
+        {"Effect": "Allow", "Action": "iot:Subscribe",
+         "Resource": [f"{base}:topicfilter/{t}" for t in [*topics, *private]]},
+    ]}
 
 
 def trust_policy(principal_arn: str) -> dict[str, object]:
