@@ -21,7 +21,7 @@ LOCAL_ACCOUNT = "000000000000"
 LOCAL_REGION = "local"
 
 
-MAX_MINTED = 10_000  # unexpired keys remembered (about 3 MB); past it, the oldest are forgotten
+MAX_MINTED = 10_000  # unexpired keys remembered (23 MB with their policies); past it, the oldest are forgotten
 
 
 class LocalIssuer:
