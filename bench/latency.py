@@ -20,7 +20,7 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 def iotnotify_latency(endpoint_url: str, ca_file: str, count: int, warm_up: int = 50) -> list[float]:
-    from iotnotify.connection import ConnectOptions, open_connection
+    from iotnotify.mqtt import ConnectOptions, open_connection
     from iotnotify.keys import endpoint_source
 
     arrived = threading.Event()

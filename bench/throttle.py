@@ -87,7 +87,7 @@ def unpaced(env: dict[str, str], topic: str, count: int) -> int:
     flow control off; how many the broker acknowledged within 5 s."""
     import json
 
-    from iotnotify.connection import ConnectOptions, open_connection
+    from iotnotify.mqtt import ConnectOptions, open_connection
     from iotnotify.keys import KeySource, parse_keys
 
     raw = json.loads(subprocess.run([IOTNOTIFY, "keys", "--json"], env=env, check=True, capture_output=True).stdout)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import IOTNOTIFY, Cli, running_stack, user_of, wait_for
 
-from iotnotify.connection import ConnectOptions, open_connection
+from iotnotify.mqtt import ConnectOptions, open_connection
 from iotnotify.errors import DeliveryError
 from iotnotify.keys import KeySource, parse_keys
 

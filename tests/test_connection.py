@@ -9,7 +9,7 @@ import time
 import pytest
 from conftest import broker_behind_front, tutorial_keys, wait_for
 
-from iotnotify.connection import ConnectOptions, open_connection
+from iotnotify.mqtt import ConnectOptions, open_connection
 from iotnotify.keys import endpoint_source
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import Cli, free_port, tutorial_keys, user_env, wait_for
 
-from iotnotify.connection import ConnectOptions, open_connection
+from iotnotify.mqtt import ConnectOptions, open_connection
 from iotnotify.errors import UsageError
 from iotnotify.keys import endpoint_source
 from iotnotify.local.tls import ensure_tls_files
@@ -172,10 +172,10 @@ def test_keys_refused_by_the_broker(refusing_gateway, fake_endpoint, stack, tmp_
 def test_both_publish_paths_report_acknowledged_and_refused_messages(strict_broker, stack, monkeypatch, direct):
     """awscrt's binding called directly (the fast path) and awscrt's Client.publish (for awscrt
     versions whose binding we have not checked) must agree on what the broker acknowledged."""
-    from iotnotify import mqtt5
+    from iotnotify.mqtt import v5
     from iotnotify.keys import KeySource, parse_keys
 
-    monkeypatch.setattr(mqtt5, "DIRECT_PUBLISH", direct)
+    monkeypatch.setattr(v5, "DIRECT_PUBLISH", direct)
     keys = parse_keys(tutorial_keys(port=strict_broker))
     connection = open_connection(KeySource("strict", lambda: keys), ConnectOptions(ca_file=stack.ca_file))
     try:

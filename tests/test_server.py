@@ -11,7 +11,7 @@ from iotnotify.server import handler as lambda_handler  # noqa: E402
 from iotnotify.server.config import ConfigInvalid, EndpointConfig, load_config  # noqa: E402
 from iotnotify.server.handler import answer  # noqa: E402
 from iotnotify.server.issuers import StsIssuer  # noqa: E402
-from iotnotify.server.role import ROLE_POLICY_NAME, setup_role  # noqa: E402
+from iotnotify.role import ROLE_POLICY_NAME, setup_role  # noqa: E402
 
 ACCOUNT = "123456789012"  # moto's account
 REGION = "eu-west-1"

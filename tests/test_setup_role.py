@@ -14,7 +14,7 @@ from conftest import ACCOUNT, Cli, aws_env
 
 from iotnotify import iam
 from iotnotify.server.policy import role_policy
-from iotnotify.server.role import ROLE_POLICY_NAME
+from iotnotify.role import ROLE_POLICY_NAME
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "template.yaml"
 FUNCTION_ROLE = f"arn:aws:iam::{ACCOUNT}:role/keys-function"

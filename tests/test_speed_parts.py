@@ -8,9 +8,9 @@ import threading
 
 from conftest import IOTNOTIFY
 
-from iotnotify.connection import ConnectOptions, open_connection
+from iotnotify.mqtt import ConnectOptions, open_connection
 from iotnotify.keys import endpoint_source
-from iotnotify.nodelay import set_nodelay
+from iotnotify.mqtt.nodelay import set_nodelay
 from iotnotify.send import WINDOW
 
 
@@ -86,7 +86,7 @@ def test_send_of_many_windows_arrives_whole_and_in_order(fast_cli, tmp_path):
 
 
 def test_awscrts_binding_is_called_directly_only_for_the_versions_read():
-    from iotnotify.mqtt5 import _direct_publish_fits
+    from iotnotify.mqtt.v5 import _direct_publish_fits
 
     assert [_direct_publish_fits(v) for v in ("0.19.9", "0.20.0", "0.36.1", "0.37.0", "1.0.0", "dev")] == [
         False, True, True, False, False, False]

@@ -17,7 +17,7 @@ import pytest
 from conftest import IOTNOTIFY, wait_for
 from rich.console import Console
 
-from iotnotify.connection import ConnectOptions
+from iotnotify.mqtt import ConnectOptions
 from iotnotify.keys import endpoint_source
 from iotnotify.live import TailState, render
 from iotnotify.subscribe import subscribe

@@ -10,6 +10,7 @@ import datetime as dt
 import re
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, BinaryIO
 
 from rich.console import Group, RenderableType
 from rich.highlighter import JSONHighlighter
@@ -18,6 +19,11 @@ from rich.text import Text
 
 from iotnotify.messages import Message
 from iotnotify.output import preview
+
+if TYPE_CHECKING:
+    from iotnotify.keys import KeySource
+    from iotnotify.mqtt import ConnectOptions
+    from iotnotify.subscribe import OnRefused
 
 MAX_TOPICS = 10_000  # distinct topics counted one by one; the rest go under "(other topics)"
 RATE_WINDOW = 10  # seconds
@@ -162,3 +168,97 @@ def render(state: TailState, width: int, height: int) -> RenderableType:
     if state.send_topic is not None:
         parts.append(Text.assemble((f"send to {state.send_topic}> ", "bold"), state.typing, ("▏", "blink")))
     return Group(*parts)
+
+
+REFRESH = 0.1  # s between redraws of the live view
+
+
+def run_plain(source: KeySource, options: ConnectOptions, topics: list[str], qos: int, pattern: re.Pattern[str] | None,
+              save: BinaryIO | None, out: BinaryIO, on_refused: OnRefused | None) -> tuple[str, bool]:
+    """`tail` when stdout is not a terminal: `subscribe -v` lines (those --grep lets through) until
+    Ctrl-C; (the summary, whether the reader of `out` went away)."""
+    from iotnotify.output import OutputStyle, formatter
+    from iotnotify.subscribe import subscribe
+
+    plain, save_line = formatter(OutputStyle(verbose=True)), formatter(OutputStyle(json_lines=True))
+    state = TailState(1, pattern)
+    connection, inbox = subscribe(source, options, topics, qos, on_refused=on_refused)
+    gone = False
+    with connection:
+        try:
+            for message in inbox.messages():
+                state.add(message)
+                if save is not None:
+                    save.write(save_line(message))
+                    save.flush()
+                if state.matches(message):
+                    out.write(plain(message))
+                    out.flush()
+        except BrokenPipeError:
+            gone = True
+        except KeyboardInterrupt:
+            pass  # Ctrl-C is how tail ends
+    return state.summary(), gone
+
+
+def run_live(source: KeySource, options: ConnectOptions, topics: list[str], qos: int, lines: int | None,
+             pattern: re.Pattern[str] | None, save: BinaryIO | None, send_topic: str | None,
+             on_refused: OnRefused | None) -> str:
+    """The live view until Ctrl-C: drawn at most every REFRESH seconds, whatever the traffic; lines
+    typed are published to `send_topic`. Returns the summary."""
+    import contextlib
+
+    from rich.console import Console
+    from rich.live import Live
+
+    from iotnotify.allowance import check_publish
+    from iotnotify.errors import UsageError
+    from iotnotify.keyboard import LineEditor
+    from iotnotify.output import OutputStyle, formatter
+    from iotnotify.send import Publisher
+    from iotnotify.subscribe import subscribe
+    from iotnotify.topics import check_topic
+
+    console = Console()
+    save_line = formatter(OutputStyle(json_lines=True))
+    keys = source.get()
+    if send_topic is not None:
+        check_topic(send_topic, keys.aws_rules)
+        check_publish(keys, send_topic)
+    state = TailState(lines or max(console.height - 3, 1), pattern, host=f"{keys.host}:{keys.port}",
+                      protocol=options.protocol, expires=keys.expiration, send_topic=send_topic)
+    connection, inbox = subscribe(source, options, topics, qos, on_state=state.set_state, on_refused=on_refused)
+    state.client_id = connection.client_id
+    state.set_state("connected")
+    editor = LineEditor(lambda text: setattr(state, "typing", text)) if send_topic else None
+    publisher = Publisher(connection, send_topic, qos, retain=False) if send_topic else None
+    with connection:
+        try:
+            with (editor or contextlib.nullcontext()), Live(console=console, auto_refresh=False,
+                                                             redirect_stdout=False) as live:
+                drawn = 0.0
+                while True:
+                    for message in inbox.drain(REFRESH):
+                        state.add(message)
+                        if save is not None:
+                            save.write(save_line(message))
+                    while publisher is not None and editor is not None and not editor.lines.empty():
+                        payload = editor.lines.get()
+                        try:
+                            publisher.publish(payload)
+                        except UsageError as e:  # over the broker's limit: say so where it was typed
+                            state.typing = f"(not sent: {e})"
+                            continue
+                        state.add(Message(publisher.topic, payload, qos), sent=True)
+                    if time.monotonic() - drawn >= REFRESH:
+                        if save is not None:
+                            save.flush()
+                        state.expires = source.current.expiration if source.current else state.expires
+                        live.update(render(state, console.width, console.height), refresh=True)
+                        drawn = time.monotonic()
+        except KeyboardInterrupt:
+            pass  # Ctrl-C is how tail ends
+        finally:
+            if save is not None:
+                save.flush()
+    return state.summary()

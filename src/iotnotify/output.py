@@ -7,8 +7,9 @@ import base64
 import datetime as dt
 import json
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from iotnotify.errors import UsageError
 from iotnotify.messages import Message
@@ -157,3 +158,23 @@ def preview(payload: bytes, width: int) -> tuple[str, str]:
     if len(text) > width:
         text = text[: max(width - 1, 0)] + "…"
     return text, kind
+
+
+class MessageWriter:
+    """Writes rendered messages to a binary stream (stdout), flushing at the end of each burst:
+    within one, a write per buffer, not per message. `count` says how many were written."""
+
+    def __init__(self, render: Formatter, out: BinaryIO) -> None:
+        self.render = render
+        self.out = out
+        self.count = 0
+
+    def write_all(self, messages: Iterable[Message], burst_over: Callable[[], bool] = lambda: True) -> None:
+        """Write each message; flush whenever `burst_over()` says nothing more is waiting."""
+        write, flush = self.out.write, self.out.flush
+        for message in messages:
+            write(self.render(message))
+            self.count += 1
+            if burst_over():
+                flush()
+        flush()

@@ -6,12 +6,13 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from iotnotify.allowance import check_publish, describe
-from iotnotify.connection import ACKED, CLOSED, NOT_ACKED, NOT_AUTHORIZED, Connection, ConnectOptions, open_connection
-from iotnotify.connection import reason as reason_text
+from iotnotify.mqtt import ACKED, CLOSED, NOT_ACKED, NOT_AUTHORIZED, Connection, ConnectOptions, open_connection
+from iotnotify.mqtt import reason as reason_text
 from iotnotify.errors import DeliveryError, Interrupted, IotNotifyError, Refused, UsageError
 from iotnotify.files import write_private
 from iotnotify.keys import KeySource
@@ -179,19 +180,14 @@ class Publisher:
         return self.result()
 
 
-def open_connections(source: KeySource, options: ConnectOptions, count: int) -> list[Connection]:
-    """`count` connections, each with a client id of its own (ID-1, ID-2... for a given --client-id)."""
-    connections: list[Connection] = []
-    try:
-        for number in range(1, count + 1):
-            own = replace(options, client_id=f"{options.client_id}-{number}") if options.client_id and count > 1 \
-                else options
-            connections.append(open_connection(source, own))
-    except BaseException:
-        for connection in connections:
-            connection.disconnect()
-        raise
-    return connections
+def open_connections(source: KeySource, options: ConnectOptions, count: int, stack: ExitStack) -> list[Connection]:
+    """`count` connections, each with a client id of its own (ID-1, ID-2... for a given --client-id),
+    each disconnected when `stack` closes (those already open too, if one fails)."""
+    def own(number: int) -> ConnectOptions:
+        return replace(options, client_id=f"{options.client_id}-{number}") if options.client_id and count > 1 \
+            else options
+
+    return [stack.enter_context(open_connection(source, own(number))) for number in range(1, count + 1)]
 
 
 def send(source: KeySource, options: ConnectOptions, topic: str, payloads: Iterable[bytes], qos: int,
@@ -213,30 +209,27 @@ def send(source: KeySource, options: ConnectOptions, topic: str, payloads: Itera
         for payload in payloads:
             check_payload(len(payload), keys.aws_rules)
         connections = min(connections, max(len(payloads), 1))  # no connection left idle
-    opened = open_connections(source, options, connections)
-    publisher = Publisher(opened, topic, qos, retain)
     rejected: dict[int, bytes] = {}
     interrupted = stalled = False
     stopped: IotNotifyError | None = None
-    try:
-        for position, payload in enumerate(payloads, 1):
-            if (stopped := publisher.stopped) is not None:
-                break  # the broker will refuse the rest too: leave them unread
-            if not publisher.make_room(timeout):
-                stalled = True  # the rest of the input stays unread, so nothing read is lost
-                break
-            try:
-                publisher.publish(payload, position)
-            except UsageError as e:
-                rejected[position] = payload
-                on_rejected(position, e)
-        result = publisher.wait(0 if stalled or stopped else timeout)
-        stopped = stopped or publisher.stopped
-    except KeyboardInterrupt:
-        result, interrupted = publisher.result(), True
-    finally:
-        for connection in opened:
-            connection.disconnect()
+    with ExitStack() as stack:
+        publisher = Publisher(open_connections(source, options, connections, stack), topic, qos, retain)
+        try:
+            for position, payload in enumerate(payloads, 1):
+                if (stopped := publisher.stopped) is not None:
+                    break  # the broker will refuse the rest too: leave them unread
+                if not publisher.make_room(timeout):
+                    stalled = True  # the rest of the input stays unread, so nothing read is lost
+                    break
+                try:
+                    publisher.publish(payload, position)
+                except UsageError as e:
+                    rejected[position] = payload
+                    on_rejected(position, e)
+            result = publisher.wait(0 if stalled or stopped else timeout)
+            stopped = stopped or publisher.stopped
+        except KeyboardInterrupt:
+            result, interrupted = publisher.result(), True
     undelivered = {**publisher.undelivered(), **rejected}
     if undelivered and failed_file is not None:
         write_private(failed_file, b"".join(undelivered[k] + b"\n" for k in sorted(undelivered)))

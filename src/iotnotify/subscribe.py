@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import queue
 import time
 from collections.abc import Callable, Iterator
 
 from iotnotify import limits
 from iotnotify.allowance import subscribe_refusals
-from iotnotify.connection import Connection, ConnectOptions, OnState, open_connection, refusal
-from iotnotify.errors import ConnectError, IotNotifyError, Refused, UsageError
+from iotnotify.mqtt import Connection, ConnectOptions, OnState, open_connection, refusal
+from iotnotify.errors import ConnectError, IotNotifyError, ReceiveTimeout, Refused, UsageError
 from iotnotify.keys import KeySource, TemporaryKeys
 from iotnotify.messages import Message
 from iotnotify.topics import check_filter, subscribe_batches
@@ -96,6 +97,35 @@ def retained_only(messages: Iterator[Message]) -> Iterator[Message]:
         if not message.retain:
             return
         yield message
+
+
+def stream(inbox: Inbox, timeout: float | None = None, count: int | None = None,
+           retained: str = "all") -> Iterator[Message]:
+    """The messages `subscribe` prints: those the broker sends within `timeout` seconds, at most
+    `count`; with `retained` "without", no retained ones (--no-retained); with "only", the retained
+    ones until the first live one or RETAINED_IDLE seconds without any (--retained-only)."""
+    messages = inbox.messages(timeout, RETAINED_IDLE if retained == "only" else None)
+    if retained == "without":
+        messages = without_retained(messages)
+    elif retained == "only":
+        messages = retained_only(messages)
+    return itertools.islice(messages, count)
+
+
+def mark_ready(path: str | None) -> None:
+    """--ready-file: create `path` (the subscription is acknowledged); UsageError if it cannot be."""
+    if path:
+        try:
+            open(path, "a").close()
+        except OSError as e:
+            raise UsageError(f"cannot create --ready-file {path}: {e.strerror}") from None
+
+
+def check_enough(received: int, count: int | None, timeout: float | None, retained: str = "all") -> None:
+    """ReceiveTimeout if -W ran out before -C N messages (or, without -C, at all: as mosquitto_sub)."""
+    if timeout is not None and retained != "only" and (count is None or received < count):
+        expected = f" of {count}" if count is not None else ""
+        raise ReceiveTimeout(f"received {received}{expected} messages within {timeout:g} s")
 
 
 def check_retained_only(keys: TemporaryKeys, filters: list[str]) -> None:

@@ -6,10 +6,11 @@ from typing import Any
 
 import click
 
-from iotnotify.cli import CONTEXT, _note, cli
+from iotnotify.cli.options import CONTEXT
+from iotnotify.cli.terminal import note
 
 
-@cli.command(context_settings=CONTEXT, epilog="""\b
+@click.command("local", context_settings=CONTEXT, epilog="""\b
 Examples:
   iotnotify local                       # then, elsewhere: iotnotify --profile local send demo/hi hello
   iotnotify local --topics 'alerts/*,/serverless/pubsub' --any-client-id
@@ -39,7 +40,7 @@ Examples:
               help="Check signatures only: no policy, limits or throttle (for benchmarks and other tools).")
 @click.option("--profile-name", default="local", show_default=True, metavar="NAME",
               help="Profile to write to the config file for this stack.")
-def local(port: int, keys_port: int, mqtt_port: int, lifetime: int, topics: str, private_topic_prefix: str | None,
+def local_command(port: int, keys_port: int, mqtt_port: int, lifetime: int, topics: str, private_topic_prefix: str | None,
           any_client_id: bool, role_policy: Any, cors_origins: tuple[str, ...], permissive: bool,
           profile_name: str) -> None:
     """Run a local stack on loopback until Ctrl-C: Mosquitto behind a TLS WebSocket front that plays by
@@ -72,7 +73,7 @@ def local(port: int, keys_port: int, mqtt_port: int, lifetime: int, topics: str,
         pass  # Ctrl-C or SIGTERM is how `local` is meant to stop
     finally:
         stack.stop()
-    _note("iotnotify local: stopped")
+    note("iotnotify local: stopped")
 
 
 def _print_local_banner(stack: Any, profile: str, config_file: str) -> None:
@@ -98,7 +99,7 @@ def _print_local_banner(stack: Any, profile: str, config_file: str) -> None:
     console.print(f"  iotnotify --profile {profile} send demo/hello 'hello'")
 
 
-@cli.command("setup-role", context_settings=CONTEXT, epilog="""\b
+@click.command("setup-role", context_settings=CONTEXT, epilog="""\b
 Examples:
   iotnotify setup-role --dry-run                   # what it would create or change, changing nothing
   iotnotify setup-role --region eu-west-1 --topics '/serverless/pubsub,alerts/*'
@@ -119,15 +120,14 @@ Examples:
 @click.option("--force", is_flag=True, help="Update a role that has other policies too (they are kept, and listed).")
 @click.option("--dry-run", is_flag=True, help="Show what would be created or changed, and change nothing.")
 @click.option("--aws-profile", metavar="NAME", help="AWS profile to use (default: boto3's credential chain).")
-def setup_role(role_name: str, trust: str | None, region: str | None, topics: str | None,
+def setup_role_command(role_name: str, trust: str | None, region: str | None, topics: str | None,
                private_topic_prefix: str | None, force: bool, dry_run: bool, aws_profile: str | None) -> None:
     """Create the notifications role the keys endpoint assumes (IoT only, in one region); update it
     if it exists, printing what changed."""
     from iotnotify.aws import aws_errors, session
     from iotnotify.errors import ConfigError, UsageError
     from iotnotify.server.policy import IOT_ACTIONS, PolicyError
-    from iotnotify.server.role import ROLE_POLICY_NAME, OtherPolicies
-    from iotnotify.server.role import setup_role as create_or_update
+    from iotnotify.role import ROLE_POLICY_NAME, OtherPolicies, setup_role
 
     topic_list = [t.strip() for t in (topics or "").split(",") if t.strip()]
     if private_topic_prefix and not topic_list:
@@ -138,7 +138,7 @@ def setup_role(role_name: str, trust: str | None, region: str | None, topics: st
         raise ConfigError("no AWS region: use --region, set AWS_REGION or the profile's region")
     try:
         with aws_errors():
-            result = create_or_update(aws.client("iam"), aws.client("sts"), role_name, trust, region=region,
+            result = setup_role(aws.client("iam"), aws.client("sts"), role_name, trust, region=region,
                                       topics=topic_list, private_prefix=private_topic_prefix, force=force,
                                       dry_run=dry_run)
     except OtherPolicies as e:
@@ -159,7 +159,7 @@ def setup_role(role_name: str, trust: str | None, region: str | None, topics: st
     actions = ", ".join(IOT_ACTIONS)
     click.echo(f"  inline policy {ROLE_POLICY_NAME}: allow {actions} {scope} (keys get less, by session policy)")
     if result.others:
-        _note(f"iotnotify: warning: role {role_name} keeps other policies, which its keys get besides IoT: "
+        note(f"iotnotify: warning: role {role_name} keeps other policies, which its keys get besides IoT: "
               f"{', '.join(result.others)}")
     for change in result.changes:
         click.echo(_diff(change.name, change.before, change.after), nl=False)

@@ -9,38 +9,36 @@ from typing import Any, BinaryIO
 import click
 
 from iotnotify import errors
-from iotnotify.cli import (
+from iotnotify.cli.options import (
     CONTEXT,
-    _connection_flags,
-    _long_running_flags,
-    _mqtt_flags,
-    _note,
-    _options,
-    _quiet_stdout,
-    _settings,
-    _source,
-    cli,
+    connection_options,
+    long_running_options,
+    mqtt_options,
+    resolve_settings,
+    source_of,
 )
+from iotnotify.cli.terminal import note, quiet_stdout
 
 
-@cli.command(context_settings=CONTEXT, epilog="""\b
+
+@click.command("keys", context_settings=CONTEXT, epilog="""\b
 Examples:
   iotnotify --profile local keys
   iotnotify keys --json | jq -r .iotEndpoint
   eval "$(iotnotify keys --export)"
 """)
-@_connection_flags
+@connection_options
 @click.option("--json", "as_json", is_flag=True, help="Print the endpoint's full JSON (includes the secrets).")
 @click.option("--export", is_flag=True, help="Print `export AWS_...=` lines for eval (includes the secrets).")
 @click.option("--show-secrets", is_flag=True, help="Show the secret key and session token.")
 @click.pass_context
-def keys(ctx: click.Context, as_json: bool, export: bool, show_secrets: bool, **flags: Any) -> None:
+def keys_command(ctx: click.Context, as_json: bool, export: bool, show_secrets: bool, **flags: Any) -> None:
     """Fetch temporary keys (or reuse cached ones) and show them; secrets are redacted."""
     from iotnotify import keys_view
 
     if as_json and export:
-        raise click.UsageError("--json and --export cannot be used together")
-    source = _source(_settings(ctx, **flags))
+        raise errors.UsageError("--json and --export cannot be used together")
+    source = source_of(resolve_settings(ctx, **flags))
     temporary = source.get()
     if as_json:
         click.echo(keys_view.as_json(temporary))
@@ -50,7 +48,7 @@ def keys(ctx: click.Context, as_json: bool, export: bool, show_secrets: bool, **
         click.echo(keys_view.as_text(temporary, source.name, show_secrets))
 
 
-@cli.command(context_settings=CONTEXT, epilog="""\b
+@click.command("send", context_settings=CONTEXT, epilog="""\b
 Examples:
   iotnotify send alerts/disk 'disk 91% full'
   iotnotify send -f report.json reports/nightly
@@ -70,29 +68,30 @@ Examples:
 @click.option("--connections", type=click.IntRange(1, 64), default=1, show_default=True, metavar="N",
               help="Spread the messages over N connections (AWS IoT Core takes 100 publishes/s per connection); "
                    "order is kept per connection only.")
-@_mqtt_flags
-@_connection_flags
+@mqtt_options
+@connection_options
 @click.pass_context
-def send(ctx: click.Context, topic: str, message: str | None, message_opt: str | None, file: BinaryIO | None,
+def send_command(ctx: click.Context, topic: str, message: str | None, message_opt: str | None, file: BinaryIO | None,
          stdin: bool, lines: bool, retain: bool, timeout: float, failed: str | None, connections: int, qos: int,
          **flags: Any) -> None:
     """Publish MESSAGE to TOPIC; exit 0 only once the broker acknowledged every QoS 1 message."""
     from iotnotify.messages import payloads_from
-    from iotnotify.send import send as send_messages
+    from iotnotify.mqtt import ConnectOptions
+    from iotnotify.send import send
 
     if message is not None and message_opt is not None:
-        raise click.UsageError("give the message once: as MESSAGE or with -m")
+        raise errors.UsageError("give the message once: as MESSAGE or with -m")
     payloads = payloads_from(message if message is not None else message_opt, file, stdin, lines, sys.stdin.buffer)
-    settings = _settings(ctx, **flags)
+    settings = resolve_settings(ctx, **flags)
 
     def rejected(index: int, error: errors.UsageError) -> None:
-        _note(f"iotnotify: message {index} not sent: {error}")
+        note(f"iotnotify: message {index} not sent: {error}")
 
-    send_messages(_source(settings), _options(settings), topic, payloads, qos, retain, timeout, rejected,
-                  Path(failed) if failed else None, connections)
+    send(source_of(settings), ConnectOptions.from_settings(settings), topic, payloads, qos, retain, timeout, rejected,
+         Path(failed) if failed else None, connections)
 
 
-@cli.command(context_settings=CONTEXT, epilog="""\b
+@click.command("subscribe", context_settings=CONTEXT, epilog="""\b
 Examples:
   iotnotify subscribe 'alerts/#' -v
   iotnotify subscribe jobs/done -C 1 -W 60 && echo finished
@@ -119,74 +118,55 @@ Examples:
 @click.option("--max-reconnects", type=click.IntRange(min=0), metavar="N",
               help="Exit 5 after N failed reconnection attempts in a row (default: keep trying).")
 @click.option("--no-reconnect", is_flag=True, help="Exit 5 as soon as the connection is lost.")
-@_long_running_flags
-@_mqtt_flags
-@_connection_flags
+@long_running_options
+@mqtt_options
+@connection_options
 @click.pass_context
-def subscribe(ctx: click.Context, filters: tuple[str, ...], verbose: bool, as_json: bool, template: str | None,
-              pretty: bool, no_newline: bool, no_retained: bool, retained_only: bool, count: int | None,
-              timeout: float | None, ready_file: str | None, quiet: bool, max_reconnects: int | None,
-              no_reconnect: bool, qos: int, **flags: Any) -> None:
+def subscribe_command(ctx: click.Context, filters: tuple[str, ...], verbose: bool, as_json: bool, template: str | None,
+                      pretty: bool, no_newline: bool, no_retained: bool, retained_only: bool, count: int | None,
+                      timeout: float | None, ready_file: str | None, quiet: bool, max_reconnects: int | None,
+                      no_reconnect: bool, qos: int, session: str | None, session_expiry: int,
+                      reconnect_delay: tuple[float, float], partial: bool, **flags: Any) -> None:
     """Print each message on FILTER... to stdout, one line per message, flushed at once."""
-    import itertools
-
-    from iotnotify import subscribe as receiving
-    from iotnotify.output import OutputStyle, formatter
+    from iotnotify.mqtt import ConnectOptions
+    from iotnotify.output import MessageWriter, OutputStyle, formatter
+    from iotnotify.subscribe import check_enough, mark_ready, stream, subscribe
 
     styles = [name for name, given in (("--json", as_json), ("--format", template is not None),
                                        ("-v", verbose and template is not None)) if given]
     if len(styles) > 1 or (pretty and (as_json or template is not None)):
-        raise click.UsageError("--json, --format and -v/--pretty cannot be combined")
+        raise errors.UsageError("--json, --format and -v/--pretty cannot be combined")
     if no_retained and retained_only:
-        raise click.UsageError("--no-retained and --retained-only cannot be combined")
-    render = formatter(OutputStyle(as_json, verbose, template, pretty, not no_newline))
-    settings = _settings(ctx, **flags)
-    source = _source(settings)
+        raise errors.UsageError("--no-retained and --retained-only cannot be combined")
+    retained = "only" if retained_only else "without" if no_retained else "all"
+    writer = MessageWriter(formatter(OutputStyle(as_json, verbose, template, pretty, not no_newline)),
+                           sys.stdout.buffer)
+    settings = resolve_settings(ctx, **flags)
     lost = False
 
     def state_changed(state: str, attempt: int) -> None:  # from the MQTT threads: state changes on stderr
         nonlocal lost
         if state == "reconnecting":
-            _note("iotnotify: connection lost, reconnecting" + (f" (attempt {attempt})" if attempt else ""), quiet)
+            note("iotnotify: connection lost, reconnecting" + (f" (attempt {attempt})" if attempt else ""), quiet)
             lost = True
         elif state == "connected" and lost:
-            _note("iotnotify: reconnected", quiet)
+            note("iotnotify: reconnected", quiet)
             lost = False
 
     def refused(error: errors.IotNotifyError) -> None:  # --partial: say which, and go on with the rest
-        _note(f"iotnotify: warning: {error}")
+        note(f"iotnotify: warning: {error}")
 
-    connection, inbox = receiving.subscribe(source, _options(settings, flags),
-                                            list(filters), qos, on_state=state_changed,
-                                            max_reconnects=0 if no_reconnect else max_reconnects,
-                                            on_refused=refused if flags.get("partial") else None,
-                                            retained_only=retained_only)
-    received = 0
-    try:
-        _note("subscribed", quiet)
-        if ready_file:
-            try:
-                open(ready_file, "a").close()
-            except OSError as e:
-                raise errors.UsageError(f"cannot create --ready-file {ready_file}: {e.strerror}") from None
-        messages = inbox.messages(timeout, receiving.RETAINED_IDLE if retained_only else None)
-        if no_retained:
-            messages = receiving.without_retained(messages)
-        elif retained_only:
-            messages = receiving.retained_only(messages)
-        write, flush = sys.stdout.buffer.write, sys.stdout.buffer.flush
-        for message in itertools.islice(messages, count):
-            write(render(message))
-            received += 1
-            if inbox.empty():  # the end of a burst: out now; within one, a write per buffer, not per message
-                flush()
-        flush()
-    except BrokenPipeError:
-        _quiet_stdout()
-    except KeyboardInterrupt:
-        raise errors.Interrupted(f"interrupted after {received} messages") from None
-    finally:
-        connection.disconnect()
-    if timeout is not None and not retained_only and (count is None or received < count):
-        expected = f" of {count}" if count is not None else ""
-        raise errors.ReceiveTimeout(f"received {received}{expected} messages within {timeout:g} s")
+    options = ConnectOptions.from_settings(settings, session, session_expiry, reconnect_delay)
+    connection, inbox = subscribe(source_of(settings), options, list(filters), qos, on_state=state_changed,
+                                  max_reconnects=0 if no_reconnect else max_reconnects,
+                                  on_refused=refused if partial else None, retained_only=retained_only)
+    with connection:
+        note("subscribed", quiet)
+        mark_ready(ready_file)
+        try:
+            writer.write_all(stream(inbox, timeout, count, retained), burst_over=inbox.empty)
+        except BrokenPipeError:
+            quiet_stdout()
+        except KeyboardInterrupt:
+            raise errors.Interrupted(f"interrupted after {writer.count} messages") from None
+    check_enough(writer.count, count, timeout, retained)

@@ -13,7 +13,8 @@ from iotnotify.allowance import describe, describe_client
 from iotnotify.errors import ConnectError, DeliveryError, IotNotifyError, KeysRefused, Refused, TakenOver
 from iotnotify.keys import KeySource, TemporaryKeys
 from iotnotify.messages import Message
-from iotnotify.nodelay import set_nodelay
+from iotnotify.mqtt.nodelay import set_nodelay
+from iotnotify.settings import Settings
 from iotnotify.throttle import Pacer
 
 OnMessage = Callable[[Message], None]
@@ -29,6 +30,8 @@ REASONS = {0x80: "unspecified error", 0x83: "implementation specific error", 0x8
 REFUSED = ("AWS_ERROR_HTTP_WEBSOCKET_UPGRADE_FAILURE", "AWS_IO_SOCKET_CLOSED", "AWS_ERROR_HTTP_CONNECTION_CLOSED")
 NODELAY_POLL = (0.0005, 0.02)  # s between looks for the new socket, doubling (Connection._nodelay_early)
 TLS_PROBE_AFTER = 1.5  # s: awscrt reports TLS failures only after a long delay; diagnose sooner
+DEFAULT_RECONNECT_DELAY = (1.0, 30.0)  # s: the first delay before reconnecting, and the longest
+DEFAULT_SESSION_EXPIRY = 3600  # s
 
 
 @dataclass(frozen=True)
@@ -40,10 +43,20 @@ class ConnectOptions:
     ca_file: str | None = None
     connect_timeout: float = 20.0
     keep_alive: int = 60
-    min_reconnect_delay: float = 1.0  # s, doubled (with jitter) per failed attempt...
-    max_reconnect_delay: float = 30.0  # ...up to this
+    min_reconnect_delay: float = DEFAULT_RECONNECT_DELAY[0]  # s, doubled (with jitter) per failed attempt...
+    max_reconnect_delay: float = DEFAULT_RECONNECT_DELAY[1]  # ...up to this
     session: str | None = None  # a persistent session: its name is the client id
-    session_expiry: int = 3600  # s the broker keeps a persistent session while the client is away
+    session_expiry: int = DEFAULT_SESSION_EXPIRY  # s the broker keeps a persistent session while the client is away
+
+    @classmethod
+    def from_settings(cls, settings: Settings, session: str | None = None,
+                      session_expiry: int = DEFAULT_SESSION_EXPIRY,
+                      reconnect_delay: tuple[float, float] = DEFAULT_RECONNECT_DELAY) -> ConnectOptions:
+        """The options the settings (and, for long-running commands, their session and reconnection
+        flags) ask for."""
+        return cls(protocol=settings.protocol, client_id=settings.client_id, ca_file=settings.ca_file,
+                   session=session, session_expiry=session_expiry, min_reconnect_delay=reconnect_delay[0],
+                   max_reconnect_delay=reconnect_delay[1])
 
 
 def client_id_for(keys: TemporaryKeys) -> str:
@@ -244,33 +257,6 @@ def probe_tls(host: str, port: int, ca_file: str | None, timeout: float = 5.0) -
         raise ConnectError(f"TLS failure with broker {host}:{port}: {e.reason or e}") from None
     except OSError:
         return  # not a TLS problem; the client reports what it sees
-
-
-def open_connection(source: KeySource, options: ConnectOptions, on_message: OnMessage | None = None,
-                    on_state: OnState | None = None) -> Connection:
-    """Get keys, build the client for the chosen protocol and connect; raise our errors."""
-    keys = source.get()
-    if options.ca_file is not None:
-        import os
-
-        if not os.path.isfile(options.ca_file):
-            raise ConnectError(f"CA file {options.ca_file} does not exist")
-    if options.protocol == "3.1.1":
-        from iotnotify.mqtt311 import Mqtt311Connection as Impl
-    else:
-        from iotnotify.mqtt5 import Mqtt5Connection as Impl  # type: ignore[assignment]
-    connection = Impl(source, keys, options, on_message, on_state)
-    try:
-        connection.connect()
-    except KeysRefused:
-        if source.fetches:  # keys fetched just now and refused: nothing better to try
-            raise
-        # keys from the cache that the broker refuses (revoked, or a restarted local stack): fetch
-        # new ones and try once more
-        source.invalidate()
-        connection = Impl(source, source.get(), options, on_message, on_state)
-        connection.connect()
-    return connection
 
 
 def refusal(connection: Connection, topic_filter: str, code: int) -> IotNotifyError:

@@ -12,8 +12,8 @@ import awscrt
 from awscrt import mqtt5
 from awsiot import mqtt5_client_builder
 
-from iotnotify import threadstate
-from iotnotify.connection import (
+from iotnotify.mqtt import threadstate
+from iotnotify.mqtt.base import (
     ACKED,
     NOT_ACKED,
     NOT_AUTHORIZED,

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from awscrt import mqtt
 from awsiot import mqtt_connection_builder
 
-from iotnotify import threadstate
+from iotnotify.mqtt import threadstate
 from iotnotify.allowance import describe_client
-from iotnotify.connection import ACKED, CLOSED, MQTT311_FAILURE, NOT_ACKED, Connection, OnDone
+from iotnotify.mqtt.base import ACKED, CLOSED, MQTT311_FAILURE, NOT_ACKED, Connection, OnDone
 from iotnotify.errors import ConnectError, DeliveryError, Refused
 from iotnotify.messages import Message
 

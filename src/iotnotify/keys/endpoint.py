@@ -11,7 +11,7 @@ import urllib.request
 from urllib.parse import urlsplit
 
 from iotnotify.errors import KeysError
-from iotnotify.keys import TemporaryKeys, parse_keys
+from iotnotify.keys.model import TemporaryKeys, parse_keys
 
 ATTEMPTS = 3
 FIRST_DELAY = 0.5  # s, doubled per retry, with jitter

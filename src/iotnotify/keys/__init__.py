@@ -1,0 +1,52 @@
+"""Temporary keys, as httpx shapes its transports: `model.py` (TemporaryKeys, parsing) and
+`cache.py` are the leaves; `endpoint.py` (a keys endpoint over HTTP) and `aws.py` (local AWS
+credentials, boto3) are the sources; `key_source` here picks one from the settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from iotnotify.keys.cache import KeyCache, default_cache_folder
+from iotnotify.keys.model import TemporaryKeys, iso, now_utc, parse_keys
+from iotnotify.keys.source import KeySource
+from iotnotify.settings import Settings
+
+__all__ = ["KeyCache", "KeySource", "TemporaryKeys", "endpoint_source", "iso", "key_source", "now_utc", "parse_keys",
+           "source_for"]
+
+
+def endpoint_source(url: str, timeout: float, cache: KeyCache | None = None) -> KeySource:
+    """Keys from a keys endpoint URL."""
+    def fetch() -> TemporaryKeys:
+        from iotnotify.keys.endpoint import fetch_keys  # urllib and friends: only when keys must be fetched
+
+        return fetch_keys(url, timeout)
+
+    return KeySource(url, fetch, cache)
+
+
+def key_source(endpoint: str | None, timeout: float, use_cache: bool, aws: bool = False,
+               aws_profile: str | None = None, aws_role: str | None = None,
+               warn: Callable[[str], None] | None = None) -> KeySource:
+    """The KeySource the settings ask for: AWS credentials (--aws), else the keys endpoint; `warn`
+    hears why the key cache was not used, if it was not."""
+    from iotnotify.errors import ConfigError
+
+    if aws:
+        def direct() -> TemporaryKeys:
+            from iotnotify.keys.aws import direct_keys  # boto3: only in this mode
+
+            return direct_keys(aws_profile, aws_role)
+
+        role = f", role {aws_role}" if aws_role else ""
+        return KeySource(f"AWS credentials (profile {aws_profile or 'default'}{role})", direct)
+    if not endpoint:
+        raise ConfigError("no keys endpoint configured: use --endpoint URL, set IOTNOTIFY_ENDPOINT, "
+                          "or start `iotnotify local` and use --profile local")
+    return endpoint_source(endpoint, timeout, KeyCache(default_cache_folder(), warn) if use_cache else None)
+
+
+def source_for(settings: Settings, warn: Callable[[str], None] | None = None) -> KeySource:
+    """The KeySource `settings` ask for; `warn` hears why the key cache was not used, if it was not."""
+    return key_source(settings.endpoint, settings.keys_timeout, use_cache=not settings.no_cache, aws=settings.aws,
+                      aws_profile=settings.aws_profile, aws_role=settings.aws_role, warn=warn)

@@ -1,0 +1,59 @@
+"""MQTT over SigV4-signed WebSocket, as httpx shapes its transports: `base.py` holds the Connection
+interface, its options and the reason codes and imports no implementation; `v5.py` (awsiotsdk's
+MQTT 5 client) and `v311.py` (its MQTT 3.1.1 connection) implement it, with the awscrt work-arounds
+(`nodelay.py`, `threadstate.py`) beside them; `open_connection` here chooses."""
+
+from __future__ import annotations
+
+import os
+
+from iotnotify.errors import ConnectError, KeysRefused
+from iotnotify.keys import KeySource
+from iotnotify.mqtt.base import (
+    ACKED,
+    DEFAULT_RECONNECT_DELAY,
+    DEFAULT_SESSION_EXPIRY,
+    CLOSED,
+    NOT_ACKED,
+    NOT_AUTHORIZED,
+    Connection,
+    ConnectOptions,
+    OnDone,
+    OnMessage,
+    OnState,
+    reason,
+    refusal,
+    taken_over,
+)
+
+__all__ = ["ACKED", "CLOSED", "DEFAULT_RECONNECT_DELAY", "DEFAULT_SESSION_EXPIRY", "NOT_ACKED", "NOT_AUTHORIZED", "ConnectOptions", "Connection", "OnDone", "OnMessage",
+           "OnState", "open_connection", "reason", "refusal", "taken_over"]
+
+
+def open_connection(source: KeySource, options: ConnectOptions, on_message: OnMessage | None = None,
+                    on_state: OnState | None = None) -> Connection:
+    """Get keys, build the client for the chosen protocol and connect; raise our errors."""
+    keys = source.get()
+    if options.ca_file is not None and not os.path.isfile(options.ca_file):
+        raise ConnectError(f"CA file {options.ca_file} does not exist")
+    implementation: type[Connection]
+    if options.protocol == "3.1.1":
+        from iotnotify.mqtt.v311 import Mqtt311Connection
+
+        implementation = Mqtt311Connection
+    else:
+        from iotnotify.mqtt.v5 import Mqtt5Connection
+
+        implementation = Mqtt5Connection
+    connection = implementation(source, keys, options, on_message, on_state)
+    try:
+        connection.connect()
+    except KeysRefused:
+        if source.fetches:  # keys fetched just now and refused: nothing better to try
+            raise
+        # keys from the cache that the broker refuses (revoked, or a restarted local stack): fetch
+        # new ones and try once more
+        source.invalidate()
+        connection = implementation(source, source.get(), options, on_message, on_state)
+        connection.connect()
+    return connection
