@@ -223,12 +223,14 @@ def run(bench: Bench, runs: int, stream_runs: int) -> list[Row]:
     env, n = bench.env, bench.messages
     rows: list[Row] = []
     for label, argv in (("startup: --help", ["--help"]), ("startup: send --help", ["send", "--help"])):
-        rows.append((label, "s", {OURS: median(runs, lambda: timed([IOTNOTIFY, *argv], env))}))
+        rows.append((label, "s", {OURS: median(runs, lambda argv=argv: timed([IOTNOTIFY, *argv], env))}))
     rows.append(("cold send, QoS 1", "s", {
-        client: median(runs, lambda: timed(bench.sender(client, "bench/cold", "1", "x"), env)) for client in COLUMNS}))
+        client: median(runs, lambda client=client: timed(bench.sender(client, "bench/cold", "1", "x"), env))
+        for client in COLUMNS}))
     for qos in ("0", "1"):
         rows.append((f"stream send {n:,} lines, QoS {qos}", "msg/s", {
-            client: n / median(stream_runs, lambda: timed(bench.sender(client, "bench/stream", qos, None), env,
+            client: n / median(stream_runs, lambda client=client, qos=qos: timed(bench.sender(client, "bench/stream", qos,
+                                                                                                None), env,
                                                           bench.lines))
             for client in COLUMNS}))
     received: dict[str, float | str] = {}
@@ -242,7 +244,8 @@ def run(bench: Bench, runs: int, stream_runs: int) -> list[Row]:
             received[client] = n / statistics.median(seconds for seconds, _ in results)
     rows.append(("  ... until a subscriber got all", "msg/s", received))
     rows.append(("subscribe to a pipe", "msg/s", {
-        client: median(stream_runs, lambda: bench.receive_rate(client)) for client in (OURS, MQTTJS, MOSQUITTO)}))
+        client: median(stream_runs, lambda client=client: bench.receive_rate(client))
+        for client in (OURS, MQTTJS, MOSQUITTO)}))
     rows.append(("subscribe --json to a pipe", "msg/s", {
         OURS: median(stream_runs, lambda: bench.receive_rate(OURS + " --json"))}))
     ours = percentiles(iotnotify_latency(bench.stack.endpoint_url, bench.ca, 2000))

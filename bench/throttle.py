@@ -87,8 +87,8 @@ def unpaced(env: dict[str, str], topic: str, count: int) -> int:
     flow control off; how many the broker acknowledged within 5 s."""
     import json
 
-    from iotnotify.mqtt import ConnectOptions, open_connection
     from iotnotify.keys import KeySource, parse_keys
+    from iotnotify.mqtt import ConnectOptions, open_connection
 
     raw = json.loads(subprocess.run([IOTNOTIFY, "keys", "--json"], env=env, check=True, capture_output=True).stdout)
     keys = parse_keys({k: v for k, v in raw.items() if k not in ("awsRules", "topics")})  # a client that knows no rules
@@ -102,7 +102,7 @@ def unpaced(env: dict[str, str], topic: str, count: int) -> int:
 
 def receive(env: dict[str, str], topic: str, count: int):  # type: ignore[no-untyped-def]
     """Start a subscriber for `count` messages; the returned function waits for it and says how many arrived."""
-    ready = Path(tempfile.mktemp())
+    ready = Path(tempfile.mkdtemp()) / "ready"
     proc = subprocess.Popen([IOTNOTIFY, "subscribe", topic, "-C", str(count), "-W", "120", "--quiet",
                              "--format", "{time} {payload}", "--ready-file", str(ready)], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, env=env)

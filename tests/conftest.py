@@ -46,8 +46,8 @@ class Cli:
 
     env: dict[str, str]
 
-    def run(self, *args: str, input: bytes | str | None = None, timeout: float = 60,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, input: bytes | str | None = None,  # noqa: A002 - subprocess.run's name
+            timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """Run to completion; stdout/stderr as text (undecodable bytes replaced)."""
         data = input.encode() if isinstance(input, str) else input
         proc = subprocess.run([IOTNOTIFY, *args], input=data, capture_output=True, timeout=timeout,
@@ -56,7 +56,8 @@ class Cli:
                                            proc.stdout.decode("utf-8", "replace"),
                                            proc.stderr.decode("utf-8", "replace"))
 
-    def run_bytes(self, *args: str, input: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    def run_bytes(self, *args: str, input: bytes | None = None,  # noqa: A002
+                  timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
         """Run to completion keeping stdout as bytes."""
         return subprocess.run([IOTNOTIFY, *args], input=input, capture_output=True, timeout=timeout, env=self.env)
 
@@ -71,7 +72,7 @@ class Cli:
         proc = self.start("subscribe", "--ready-file", str(ready), *args)
         wait_for(lambda: ready.exists() or proc.poll() is not None, 30, "subscriber ready")
         if proc.poll() is not None:
-            out, err = proc.communicate()
+            _out, err = proc.communicate()
             raise AssertionError(f"subscriber exited {proc.returncode}: {err.decode()}")
         return proc
 
@@ -228,7 +229,7 @@ class FakeEndpoint:
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 endpoint.requests += 1
                 time.sleep(endpoint.delay)
                 status, body = endpoint.script.pop(0) if endpoint.script else (endpoint.status, endpoint.body)
@@ -252,7 +253,7 @@ class FakeEndpoint:
         """Set the answer to every request (after any scripted ones)."""
         self.status, self.body, self.delay = status, self._bytes(body), delay
 
-    def then(self, status: int, body: bytes | str | dict | None = None) -> "FakeEndpoint":
+    def then(self, status: int, body: bytes | str | dict | None = None) -> FakeEndpoint:
         """Script one answer to come before the standing one."""
         self.script.append((status, self._bytes(body)))
         return self

@@ -112,8 +112,8 @@ header_lines = st.lists(st.tuples(st.sampled_from(["Origin", "Upgrade", "Connect
                                                    "Sec-WebSocket-Version", "Sec-WebSocket-Protocol", "Host"])
                                   | header_text.filter(lambda s: s and ":" not in s), header_text), max_size=8)
 paths = st.sampled_from(["/mqtt", "/mqtt?", "/mqtt?X-Amz-Signature=%FF%FE", "/", "*", "/mqtt?X-Amz-Expires=99999999999",
-                         "/mqtt?X-Amz-Credential=a/b/c&X-Amz-Signature=x&X-Amz-Algorithm=AWS4-HMAC-SHA256"
-                         "&X-Amz-Date=20260101T000000Z"]) | header_text.map(lambda s: "/mqtt?" + s)
+                         ("/mqtt?X-Amz-Credential=a/b/c&X-Amz-Signature=x&X-Amz-Algorithm=AWS4-HMAC-SHA256"
+                         "&X-Amz-Date=20260101T000000Z")]) | header_text.map(lambda s: "/mqtt?" + s)
 
 
 @settings(max_examples=150, deadline=None)

@@ -50,9 +50,9 @@ def test_aws_refusals_name_the_call_and_the_code(monkeypatch):
         monkeypatch.setenv(name, value)
     import boto3
 
-    with mock_aws(), pytest.raises(AwsError, match="AWS GetRole failed: NoSuchEntity: Role missing not found"):
-        with aws_errors():
-            boto3.client("iam").get_role(RoleName="missing")
+    with mock_aws(), pytest.raises(AwsError, match="AWS GetRole failed: NoSuchEntity: Role missing not found"), \
+            aws_errors():
+        boto3.client("iam").get_role(RoleName="missing")
 
 
 def test_aws_mode_uses_local_credentials_and_finds_the_endpoint(tmp_path, moto_url):

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import IOTNOTIFY, Cli, running_stack, user_of, wait_for
 
-from iotnotify.mqtt import ConnectOptions, open_connection
 from iotnotify.errors import DeliveryError
 from iotnotify.keys import KeySource, parse_keys
+from iotnotify.mqtt import ConnectOptions, open_connection
 
 ARN = "arn:aws:iot:local:000000000000"
 JS = Path(__file__).resolve().parent / "js"
@@ -51,7 +51,7 @@ def test_scoped_keys_are_refused_elsewhere_before_anything_is_sent(cli, stack, t
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_the_broker_refuses_a_publish_outside_the_keys_policy(cli, stack, topic, fake_endpoint, protocol, tmp_path):
     keys = json.loads(scoped(cli, stack, f"{topic}/mine", tmp_path).run("keys", "--json").stdout)
-    flags = unlisted(keys, fake_endpoint) + ["--no-cache"]
+    flags = [*unlisted(keys, fake_endpoint), "--no-cache"]
     allowed = cli.run(*flags, "send", "--protocol", protocol, f"{topic}/mine", "ok")
     assert allowed.returncode == 0, allowed.stderr
     started = time.monotonic()
@@ -71,7 +71,7 @@ def test_a_wildcard_subscription_is_refused_with_exact_topic_keys(cli, stack, to
     result = narrow.run("subscribe", f"{topic}/#")
     assert result.returncode == 10
     assert f"the keys may not subscribe to '{topic}/#' (the keys allow topic {topic}/exact)" in result.stderr
-    flags = unlisted(json.loads(narrow.run("keys", "--json").stdout), fake_endpoint) + ["--no-cache"]
+    flags = [*unlisted(json.loads(narrow.run("keys", "--json").stdout), fake_endpoint), "--no-cache"]
     for protocol, said in (("5", "not authorized to subscribe"), ("3.1.1", "MQTT 3.1.1 cannot say why")):
         refused = cli.run(*flags, "subscribe", f"{topic}/#", "--protocol", protocol, "-W", "5")
         assert refused.returncode == 10 and "broker refused the subscription" in refused.stderr, refused.stderr
@@ -208,9 +208,8 @@ def raw_connection(keys: dict, ca_file: str, protocol: str = "5", **options):
 
 def test_nine_filters_in_one_subscribe_end_the_connection(cli, stack):
     keys = json.loads(cli.run("keys", "--json").stdout)
-    with raw_connection(keys, stack.ca_file) as connection:
-        with pytest.raises(DeliveryError):
-            connection.subscribe([f"test/nine/{i}" for i in range(9)], 1, timeout=5)
+    with raw_connection(keys, stack.ca_file) as connection, pytest.raises(DeliveryError):
+        connection.subscribe([f"test/nine/{i}" for i in range(9)], 1, timeout=5)
     assert "9 filters in one SUBSCRIBE (AWS IoT Core takes 8): connection closed (reason 0x97)" in stack.log()
 
 

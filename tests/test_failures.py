@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from conftest import Cli, free_port, tutorial_keys, user_env, wait_for
 
-from iotnotify.mqtt import ConnectOptions, open_connection
 from iotnotify.errors import UsageError
 from iotnotify.keys import endpoint_source
 from iotnotify.local.tls import ensure_tls_files
+from iotnotify.mqtt import ConnectOptions, open_connection
 from iotnotify.send import Publisher, SendResult
 
 AWS_HOST = "abc123example-ats.iot.us-east-1.amazonaws.com"
@@ -75,9 +75,9 @@ def strict_broker(stack, tmp_path_factory):
     def listening() -> bool:
         try:
             socket.create_connection(("127.0.0.1", plain), timeout=0.5).close()
-            return True
         except OSError:
             return False
+        return True
 
     wait_for(listening, 10, "strict broker")
     front.start()
@@ -137,7 +137,7 @@ def refusing_gateway(stack):
     import threading
 
     class Refuse(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             body = b'{"message":"Forbidden"}'
             self.send_response(403)
             self.send_header("Content-Length", str(len(body)))
@@ -172,8 +172,8 @@ def test_keys_refused_by_the_broker(refusing_gateway, fake_endpoint, stack, tmp_
 def test_both_publish_paths_report_acknowledged_and_refused_messages(strict_broker, stack, monkeypatch, direct):
     """awscrt's binding called directly (the fast path) and awscrt's Client.publish (for awscrt
     versions whose binding we have not checked) must agree on what the broker acknowledged."""
-    from iotnotify.mqtt import v5
     from iotnotify.keys import KeySource, parse_keys
+    from iotnotify.mqtt import v5
 
     monkeypatch.setattr(v5, "DIRECT_PUBLISH", direct)
     keys = parse_keys(tutorial_keys(port=strict_broker))

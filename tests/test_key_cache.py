@@ -19,7 +19,7 @@ EVIL = "evil.example"  # where planted keys would send the client
 
 
 def good_record(url: str = URL, host: str = "127.0.0.1") -> dict:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     keys = {**tutorial_keys(host), "expiration": (now + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")}
     return {"endpoint": url, "fetchedAt": now.isoformat(), "keys": keys}
 

@@ -129,7 +129,7 @@ def test_expired_cached_keys_are_fetched_again(fake_endpoint, tmp_path):
     import datetime as dt
 
     cli = Cli(user_env(tmp_path))
-    past = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    past = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     fake_endpoint.answer(body=tutorial_keys(expiration=past))
     assert "(expired)" in cli.run("--endpoint", fake_endpoint.url, "keys").stdout
     cli.run("--endpoint", fake_endpoint.url, "keys")

@@ -8,7 +8,7 @@ from conftest import tutorial_keys
 from iotnotify.errors import KeysError
 from iotnotify.keys import parse_keys
 
-NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
 
 
 def test_tutorial_shape_is_accepted_and_lasts_one_hour_on_port_443():
@@ -21,7 +21,7 @@ def test_tutorial_shape_is_accepted_and_lasts_one_hour_on_port_443():
 def test_extensions_port_and_expiration_are_used():
     keys = parse_keys(tutorial_keys(port=9443, expiration="2026-11-24T12:30:00Z", clientId="c1"), NOW)
     assert keys.port == 9443
-    assert keys.expiration == dt.datetime(2026, 11, 24, 12, 30, tzinfo=dt.timezone.utc)
+    assert keys.expiration == dt.datetime(2026, 11, 24, 12, 30, tzinfo=dt.UTC)
     assert keys.raw["clientId"] == "c1"
 
 

@@ -5,6 +5,7 @@ import os
 import socket
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from conftest import SESSION_TOPICS, Cli, free_port, running_stack, start_stack, stop_stack, user_env
@@ -29,25 +30,25 @@ def children(pid: int) -> list[int]:
 
 def test_local_prints_what_it_started_and_writes_the_profile(stack):
     config = stack.cli.env["XDG_CONFIG_HOME"] + "/iotnotify/config.toml"
-    text = open(config).read()
+    text = Path(config).read_text()
     assert f'endpoint = "{stack.endpoint}"' in text
     assert f'ca_file = "{stack.ca_file}"' in text
 
 
 def test_ctrl_c_stops_broker_and_endpoint_and_certificates_are_reused(tmp_path):
     first = start_stack(tmp_path)
-    ca = open(first.ca_file, "rb").read()
+    ca = Path(first.ca_file).read_bytes()
     brokers = children(first.process.pid)
     assert len(brokers) == 1
     assert stop_stack(first) == 0
-    assert not os.path.exists(f"/proc/{brokers[0]}") or "zombie" in open(f"/proc/{brokers[0]}/status").read().lower()
+    assert not os.path.exists(f"/proc/{brokers[0]}") or "zombie" in Path(f"/proc/{brokers[0]}/status").read_text().lower()
     with pytest.raises(OSError):
         urllib.request.urlopen(first.endpoint, timeout=2)
     out = first.stdout()
     assert "iotnotify local is running" in out and "--profile local send" in out
     second = start_stack(tmp_path)
     try:
-        assert open(second.ca_file, "rb").read() == ca
+        assert Path(second.ca_file).read_bytes() == ca
     finally:
         stop_stack(second)
 

@@ -5,7 +5,8 @@ import io
 import json
 
 from iotnotify.messages import Message, read_lines
-from iotnotify.output import OutputStyle, formatter, iso_time
+from iotnotify.output import OutputStyle, formatter
+from iotnotify.times import iso
 
 format_raw = formatter(OutputStyle())
 format_verbose = formatter(OutputStyle(verbose=True))
@@ -38,7 +39,7 @@ def test_json_line_keeps_unicode_readable_and_on_one_line():
 
 
 def test_iso_time_has_milliseconds_and_z():
-    assert iso_time(0.5) == "1970-01-01T00:00:00.500Z"
+    assert iso(0.5, milliseconds=True) == "1970-01-01T00:00:00.500Z"
 
 
 def test_read_lines_strips_lf_and_crlf_and_keeps_a_last_line_without_newline():

@@ -38,7 +38,7 @@ def test_subscribe_gives_up_when_told_to(cli, own_broker, tmp_path, flag, messag
     broker, flags = own_broker
     sub = cli.subscriber(tmp_path, *flags, "t", *flag, "--reconnect-delay", "0.2,0.5")
     broker.stop()
-    out, err = sub.communicate(timeout=90)
+    _out, err = sub.communicate(timeout=90)
     assert sub.returncode == 5
     assert err.decode().splitlines()[-1].startswith("iotnotify: error: ") and message in err.decode()
 
@@ -91,7 +91,7 @@ def test_send_of_10000_lines_through_a_stopped_and_continued_broker_loses_none(c
     assert sub.returncode == 0
     assert set(received) == {str(i) for i in range(10000)}
     duplicates = len(received) - len(set(received))
-    print(f"duplicates (QoS 1 redelivery): {duplicates}")
+    print(f"duplicates (QoS 1 redelivery): {duplicates}")  # noqa: T201 - for `pytest -s`, not asserted
 
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])

@@ -56,7 +56,7 @@ def test_message_from_file_and_whole_stdin(cli, tmp_path, topic):
     assert cli.run("send", topic, "-f", str(tmp_path / "msg.bin")).returncode == 0
     assert cli.run("send", topic, "-s", input=b"from stdin").returncode == 0
     assert cli.run("send", topic, "-", input=b"dash").returncode == 0
-    code, out, err = finish(sub)
+    _code, out, _err = finish(sub)
     records = [json.loads(line) for line in out.splitlines()]
     import base64
 
@@ -68,7 +68,7 @@ def test_message_from_file_and_whole_stdin(cli, tmp_path, topic):
 def test_json_lines_have_topic_payload_qos_retain_and_time(cli, tmp_path, topic):
     sub = cli.subscriber(tmp_path, topic, "-C", "1", "-W", "20", "--json")
     cli.run("send", topic, '{"n": 1} ünïcode')
-    code, out, _ = finish(sub)
+    _code, out, _ = finish(sub)
     record = json.loads(out)
     assert record["topic"] == topic and record["payload"] == '{"n": 1} ünïcode'
     assert record["qos"] == 1 and record["retain"] is False
@@ -127,7 +127,7 @@ def test_closed_output_pipe_exits_quietly(cli, tmp_path, topic):
 def test_interrupt_exits_130_with_one_line(cli, tmp_path, topic, sig):
     sub = cli.subscriber(tmp_path, topic)
     sub.send_signal(sig)
-    code, out, err = finish(sub)
+    code, _out, err = finish(sub)
     assert code == 130
     assert err == "subscribed\niotnotify: interrupted after 0 messages\n"
 

@@ -7,11 +7,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from iotnotify.server import handler as lambda_handler  # noqa: E402
-from iotnotify.server.config import ConfigInvalid, EndpointConfig, load_config  # noqa: E402
-from iotnotify.server.handler import answer  # noqa: E402
-from iotnotify.server.issuers import StsIssuer  # noqa: E402
-from iotnotify.role import ROLE_POLICY_NAME, setup_role  # noqa: E402
+from iotnotify.role import ROLE_POLICY_NAME, setup_role
+from iotnotify.server import handler as lambda_handler
+from iotnotify.server.config import ConfigInvalid, EndpointConfig, load_config
+from iotnotify.server.handler import answer
+from iotnotify.server.issuers import StsIssuer
 
 ACCOUNT = "123456789012"  # moto's account
 REGION = "eu-west-1"
@@ -77,7 +77,7 @@ def test_setup_role_then_keys_of_the_tutorial_shape(aws):
     assert body["region"] == REGION and body["topics"] == ["/serverless/pubsub"]
     assert body["clientId"].startswith("iotnotify-")
     expires = dt.datetime.fromisoformat(body["expiration"].replace("Z", "+00:00"))
-    assert 3500 < (expires - dt.datetime.now(dt.timezone.utc)).total_seconds() <= 3600
+    assert 3500 < (expires - dt.datetime.now(dt.UTC)).total_seconds() <= 3600
 
 
 def test_keys_parse_as_the_client_expects(aws):

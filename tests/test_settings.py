@@ -42,7 +42,7 @@ def test_environment_beats_profile_and_flags_beat_environment(env):
 
 
 def test_unknown_profile_is_a_config_error_listing_the_known_ones(env):
-    with pytest.raises(ConfigError, match="unknown profile 'nope'.*default, work"):
+    with pytest.raises(ConfigError, match=r"unknown profile 'nope'.*default, work"):
         resolve({}, profile="nope", env=env)
 
 

@@ -13,8 +13,8 @@ from cfnlint.decode import decode_str
 from conftest import ACCOUNT, Cli, aws_env
 
 from iotnotify import iam
-from iotnotify.server.policy import role_policy
 from iotnotify.role import ROLE_POLICY_NAME
+from iotnotify.server.policy import role_policy
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "template.yaml"
 FUNCTION_ROLE = f"arn:aws:iam::{ACCOUNT}:role/keys-function"
@@ -95,7 +95,8 @@ def test_an_old_account_wide_policy_is_narrowed_with_a_diff(tmp_path, moto_url, 
     assert '-      "Resource": "*"' in result.stdout
     assert f'+        "arn:aws:iot:us-east-2:{ACCOUNT}:topic/alerts/*"' in result.stdout
     policy = inline(iam_client, name)
-    allowed = lambda action, resource: iam.is_allowed([policy], action, f"arn:aws:iot:us-east-2:{ACCOUNT}:{resource}")
+    def allowed(action, resource):
+        return iam.is_allowed([policy], action, f"arn:aws:iot:us-east-2:{ACCOUNT}:{resource}")
     assert allowed("iot:Publish", "topic/alerts/disk") and allowed("iot:Subscribe", "topicfilter/alerts/#")
     assert allowed("iot:Connect", "client/anything")  # the session policy narrows the client id
     assert not allowed("iot:Publish", "topic/$aws/things/x/shadow/update")

@@ -74,7 +74,7 @@ def test_tampered_or_unsigned_upgrades_are_refused(stack, minted, change, reason
 
 
 def test_a_presigned_url_is_refused_once_its_x_amz_expires_has_passed(stack, minted):
-    three_seconds_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=3)
+    three_seconds_ago = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=3)
     assert upgrade(stack.wss_port, stack.ca_file, signed_path(minted, "127.0.0.1", three_seconds_ago, expires=1)) == (
         403, "forbidden: signature expired\n")
     assert upgrade(stack.wss_port, stack.ca_file, signed_path(minted, "127.0.0.1", three_seconds_ago, expires=60))[0] == 101
@@ -120,7 +120,7 @@ def test_a_websocket_message_larger_than_2_mib_closes_the_connection(permissive_
     with connect(uri, ssl=context, subprotocols=["mqtt"], max_size=None) as websocket:
         websocket.send(packet(0x10, b"\x00\x04MQTT\x04\x02\x00\x3c\x00\x03big"))  # MQTT 3.1.1 CONNECT
         assert websocket.recv(timeout=5)[:1] == b"\x20"  # CONNACK
-        with pytest.raises(ConnectionClosed) as closed:  # while still sending it, or at the next read
+        with pytest.raises(ConnectionClosed) as closed:  # noqa: PT012 - while still sending it, or at the next read
             websocket.send(packet(0x30, b"\x00\x01t" + b"x" * (2 * 1024 * 1024)))  # PUBLISH, QoS 0
             websocket.recv(timeout=5)
     # 1009, message too big; unless the front's close overtook its close frame while the client was sending
@@ -149,7 +149,7 @@ def test_a_client_with_a_wrong_secret_is_refused(stack, minted, fake_endpoint, t
 
 
 def test_expired_keys_and_stale_signatures_are_refused():
-    now = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
     keys = {"accessKey": "ASIAEXAMPLE", "secretKey": "s", "sessionToken": "t", "region": "local"}
     path = signed_path(keys, "h", when=now)
     known = KnownKeys("s", "t", now + dt.timedelta(seconds=60))
@@ -177,7 +177,7 @@ def test_a_subscriber_keeps_receiving_across_the_expiry_of_60_second_keys(tmp_pa
         wait_for(ready.exists, 30, "subscriber ready")
         assert cli.run("send", "t", "before").returncode == 0
         expires = dt.datetime.fromisoformat(old["expiration"].replace("Z", "+00:00"))
-        time.sleep(max(0.0, (expires - dt.datetime.now(dt.timezone.utc)).total_seconds() + 1))
+        time.sleep(max(0.0, (expires - dt.datetime.now(dt.UTC)).total_seconds() + 1))
         assert upgrade(stack.config.wss_port, str(stack.tls.ca_file), signed_path(old, "127.0.0.1")) == (
             403, "forbidden: expired keys\n")
         stack.broker.stop()  # the connection drops; the subscriber must come back with new keys

@@ -8,8 +8,8 @@ import threading
 
 from conftest import IOTNOTIFY
 
-from iotnotify.mqtt import ConnectOptions, open_connection
 from iotnotify.keys import endpoint_source
+from iotnotify.mqtt import ConnectOptions, open_connection
 from iotnotify.mqtt.nodelay import set_nodelay
 from iotnotify.send import WINDOW
 

@@ -2,6 +2,7 @@
 command in a pseudo-terminal (with --send), and plain lines when stdout is not a terminal."""
 
 import fcntl
+import io
 import json
 import os
 import pty
@@ -17,9 +18,9 @@ import pytest
 from conftest import IOTNOTIFY, wait_for
 from rich.console import Console
 
-from iotnotify.mqtt import ConnectOptions
 from iotnotify.keys import endpoint_source
 from iotnotify.live import TailState, render
+from iotnotify.mqtt import ConnectOptions
 from iotnotify.subscribe import subscribe
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
@@ -37,7 +38,7 @@ def receive(inbox, state, n, timeout=20):
 
 
 def screen(state, width=100, height=20) -> str:
-    console = Console(record=True, width=width, height=height, file=open(os.devnull, "w"), color_system=None)
+    console = Console(record=True, width=width, height=height, file=io.StringIO(), color_system=None)
     console.print(render(state, width, height))
     return "\n".join(line.rstrip() for line in console.export_text().splitlines())
 

@@ -38,14 +38,11 @@ def open_private_folder(folder: Path, create: bool = False, uid: int | None = No
     not the user's alone. OSError (FileNotFoundError...) as os.open raises it."""
     if create:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.mkdir(folder, 0o700)
-        except FileExistsError:
-            pass
+        folder.mkdir(mode=0o700, exist_ok=True)
     try:
         fd = os.open(folder, _DIR_FLAGS)
     except OSError as e:
-        if e.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(folder):
+        if e.errno in (errno.ELOOP, errno.ENOTDIR) and folder.is_symlink():
             raise Unsafe(f"folder {folder} is a symbolic link") from None
         raise
     try:

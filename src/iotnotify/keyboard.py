@@ -8,6 +8,7 @@ import queue
 import sys
 import threading
 from collections.abc import Callable
+from typing import Any
 
 
 class LineEditor:
@@ -18,7 +19,7 @@ class LineEditor:
         self.on_change = on_change
         self.lines: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         self._buffer = bytearray()
-        self._saved: list | None = None  # type: ignore[type-arg]
+        self._saved: list[Any] | None = None  # termios attributes
         self._thread = threading.Thread(target=self._run, name="keyboard", daemon=True)
 
     def __enter__(self) -> LineEditor:

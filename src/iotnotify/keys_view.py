@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import shlex
 
-from iotnotify.keys import TemporaryKeys, iso, now_utc
+from iotnotify.keys import TemporaryKeys
+from iotnotify.times import iso, now_utc
 
 REDACTED = "******** (--show-secrets to show)"
 

@@ -21,8 +21,10 @@ from iotnotify.messages import Message
 from iotnotify.output import preview
 
 if TYPE_CHECKING:
+    from iotnotify.keyboard import LineEditor
     from iotnotify.keys import KeySource
     from iotnotify.mqtt import ConnectOptions
+    from iotnotify.send import Publisher
     from iotnotify.subscribe import OnRefused
 
 MAX_TOPICS = 10_000  # distinct topics counted one by one; the rest go under "(other topics)"
@@ -112,12 +114,10 @@ STATE_STYLES = {"connected": "bold green", "connecting": "yellow", "reconnecting
 
 
 def _size(n: int) -> str:
-    """Bytes for people: 512 B, 1.5 KB, 3.2 MB."""
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return f"{n} B"
+    """Bytes for people, in SI units as rich says them: 512 bytes, 1.5 kB, 3.2 MB."""
+    from rich.filesize import decimal
+
+    return decimal(n)
 
 
 def _header(state: TailState) -> Text:
@@ -126,7 +126,7 @@ def _header(state: TailState) -> Text:
                            "  ", (f"wss://{state.host}", "bold"), f"  MQTT {state.protocol}  client {state.client_id}")
     header.no_wrap, header.overflow = True, "ellipsis"  # one line whatever the width
     if state.expires is not None:
-        minutes = int((state.expires - dt.datetime.now(dt.timezone.utc)).total_seconds() // 60)
+        minutes = int((state.expires - dt.datetime.now(dt.UTC)).total_seconds() // 60)
         header.append(f"  keys expire in {minutes} min" if minutes >= 0 else "  keys expired", style="dim")
     return header
 
@@ -212,7 +212,6 @@ def run_live(source: KeySource, options: ConnectOptions, topics: list[str], qos:
     from rich.live import Live
 
     from iotnotify.allowance import check_publish
-    from iotnotify.errors import UsageError
     from iotnotify.keyboard import LineEditor
     from iotnotify.output import OutputStyle, formatter
     from iotnotify.send import Publisher
@@ -242,14 +241,8 @@ def run_live(source: KeySource, options: ConnectOptions, topics: list[str], qos:
                         state.add(message)
                         if save is not None:
                             save.write(save_line(message))
-                    while publisher is not None and editor is not None and not editor.lines.empty():
-                        payload = editor.lines.get()
-                        try:
-                            publisher.publish(payload)
-                        except UsageError as e:  # over the broker's limit: say so where it was typed
-                            state.typing = f"(not sent: {e})"
-                            continue
-                        state.add(Message(publisher.topic, payload, qos), sent=True)
+                    if publisher is not None and editor is not None:
+                        _publish_typed(editor, publisher, state, qos)
                     if time.monotonic() - drawn >= REFRESH:
                         if save is not None:
                             save.flush()
@@ -262,3 +255,17 @@ def run_live(source: KeySource, options: ConnectOptions, topics: list[str], qos:
             if save is not None:
                 save.flush()
     return state.summary()
+
+
+def _publish_typed(editor: LineEditor, publisher: Publisher, state: TailState, qos: int) -> None:
+    """Publish the lines typed since the last look; one over the broker's limit is said where it was typed."""
+    from iotnotify.errors import UsageError
+
+    while not editor.lines.empty():
+        payload = editor.lines.get()
+        try:
+            publisher.publish(payload)
+        except UsageError as e:
+            state.typing = f"(not sent: {e})"
+            continue
+        state.add(Message(publisher.topic, payload, qos), sent=True)

@@ -4,7 +4,6 @@ previews `tail` shows. One formatter for `subscribe` and `tail`."""
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import string
 from collections.abc import Callable, Iterable
@@ -13,6 +12,7 @@ from typing import BinaryIO
 
 from iotnotify.errors import UsageError
 from iotnotify.messages import Message
+from iotnotify.times import iso
 
 Formatter = Callable[[Message], bytes]
 
@@ -28,12 +28,6 @@ FIELDS = {
 }
 
 
-def iso_time(epoch: float) -> str:
-    """Receive time as ISO 8601 UTC with milliseconds."""
-    moment = dt.datetime.fromtimestamp(epoch, dt.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
 def as_record(message: Message) -> dict[str, object]:
     """The JSON-lines record of a message; a payload that is not UTF-8 goes as base64."""
     record: dict[str, object] = {"topic": message.topic}
@@ -42,19 +36,20 @@ def as_record(message: Message) -> dict[str, object]:
     except UnicodeDecodeError:
         record["payload"] = base64.b64encode(message.payload).decode("ascii")
         record["encoding"] = "base64"
-    record.update(qos=message.qos, retain=message.retain, time=iso_time(message.time))
+    record.update(qos=message.qos, retain=message.retain, time=iso(message.time, milliseconds=True))
     return record
 
 
 def parse_json(payload: bytes) -> object | None:
     """The payload as a JSON value if it is a JSON object or array, else None."""
     stripped = payload.lstrip()
-    if not stripped[:1] in (b"{", b"["):
+    if stripped[:1] not in (b"{", b"["):
         return None
     try:
-        return json.loads(payload)
+        value: object = json.loads(payload)
     except ValueError:
         return None
+    return value
 
 
 def compact_json(payload: bytes) -> str:
@@ -106,7 +101,7 @@ def _template_formatter(template: str) -> Callable[[Message], bytes]:
         if "retain" in names:
             values["retain"] = "true" if message.retain else "false"
         if "time" in names:
-            values["time"] = iso_time(message.time)
+            values["time"] = iso(message.time, milliseconds=True)
         if "json" in names:
             values["json"] = compact_json(message.payload)
         if "base64" in names:

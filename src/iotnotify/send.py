@@ -11,11 +11,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from iotnotify.allowance import check_publish, describe
-from iotnotify.mqtt import ACKED, CLOSED, NOT_ACKED, NOT_AUTHORIZED, Connection, ConnectOptions, open_connection
-from iotnotify.mqtt import reason as reason_text
 from iotnotify.errors import DeliveryError, Interrupted, IotNotifyError, Refused, UsageError
 from iotnotify.files import write_private
 from iotnotify.keys import KeySource
+from iotnotify.mqtt import ACKED, CLOSED, NOT_ACKED, NOT_AUTHORIZED, Connection, ConnectOptions, open_connection
+from iotnotify.mqtt import reason as reason_text
 from iotnotify.topics import check_payload, check_topic
 
 

@@ -14,6 +14,8 @@ from iotnotify.errors import ConfigError
 DEFAULT_PROFILE = "default"
 PROTOCOLS = ("5", "3.1.1")
 DEFAULT_KEYS_TIMEOUT = 10.0
+DEFAULT_RECONNECT_DELAY = (1.0, 30.0)  # s: the first delay before reconnecting, and the longest
+DEFAULT_SESSION_EXPIRY = 3600  # s the broker keeps a --session while its client is away
 
 # setting name -> (environment variable, type); the same names are the profile's keys.
 FIELDS: dict[str, tuple[str, type]] = {

@@ -6,13 +6,14 @@ import itertools
 import queue
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from iotnotify import limits
 from iotnotify.allowance import subscribe_refusals
-from iotnotify.mqtt import Connection, ConnectOptions, OnState, open_connection, refusal
 from iotnotify.errors import ConnectError, IotNotifyError, ReceiveTimeout, Refused, UsageError
 from iotnotify.keys import KeySource, TemporaryKeys
 from iotnotify.messages import Message
+from iotnotify.mqtt import Connection, ConnectOptions, OnState, open_connection, refusal
 from iotnotify.topics import check_filter, subscribe_batches
 
 OnRefused = Callable[[IotNotifyError], None]  # a filter refused, with --partial: say so and go on
@@ -116,7 +117,7 @@ def mark_ready(path: str | None) -> None:
     """--ready-file: create `path` (the subscription is acknowledged); UsageError if it cannot be."""
     if path:
         try:
-            open(path, "a").close()
+            Path(path).touch()
         except OSError as e:
             raise UsageError(f"cannot create --ready-file {path}: {e.strerror}") from None
 
@@ -188,20 +189,27 @@ def subscribe(source: KeySource, options: ConnectOptions, filters: list[str], qo
     connection = open_connection(source, options, inbox.put, watch)
     opened.append(connection)
     try:
-        granted = 0
-        for batch in subscribe_batches(filters):
-            for topic_filter, code in zip(batch, connection.subscribe(batch, qos), strict=True):
-                if code < 0x80:
-                    granted += 1
-                elif on_refused is None:
-                    raise refusal(connection, topic_filter, code)
-                else:
-                    on_refused(refusal(connection, topic_filter, code))
-        if not granted:
-            raise Refused("every subscription was refused")
-        if connection.fatal is not None:
-            raise connection.fatal
+        _subscribe_all(connection, filters, qos, on_refused)
     except BaseException:
         connection.disconnect()
         raise
     return connection, inbox
+
+
+def _subscribe_all(connection: Connection, filters: list[str], qos: int, on_refused: OnRefused | None) -> None:
+    """Subscribe to `filters` (several SUBSCRIBE packets where AWS limits require); raise the refusal
+    of a filter (unless `on_refused` hears of it), Refused if none was granted, or the connection's
+    own error if the broker ended it meanwhile."""
+    granted = 0
+    for batch in subscribe_batches(filters):
+        for topic_filter, code in zip(batch, connection.subscribe(batch, qos), strict=True):
+            if code < 0x80:
+                granted += 1
+            elif on_refused is None:
+                raise refusal(connection, topic_filter, code)
+            else:
+                on_refused(refusal(connection, topic_filter, code))
+    if not granted:
+        raise Refused("every subscription was refused")
+    if connection.fatal is not None:
+        raise connection.fatal

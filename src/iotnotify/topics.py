@@ -77,4 +77,4 @@ def subscribe_batches(filters: list[str]) -> list[list[str]]:
 def is_aws_host(host: str) -> bool:
     """Whether `host` is an AWS IoT Core endpoint (its limits and flow control then apply)."""
     host = host.lower().rstrip(".")
-    return host.endswith(".amazonaws.com") or host.endswith(".amazonaws.com.cn")
+    return host.endswith((".amazonaws.com", ".amazonaws.com.cn"))

@@ -126,8 +126,8 @@ def setup_role_command(role_name: str, trust: str | None, region: str | None, to
     if it exists, printing what changed."""
     from iotnotify.aws import aws_errors, session
     from iotnotify.errors import ConfigError, UsageError
-    from iotnotify.server.policy import IOT_ACTIONS, PolicyError
     from iotnotify.role import ROLE_POLICY_NAME, OtherPolicies, setup_role
+    from iotnotify.server.policy import IOT_ACTIONS, PolicyError
 
     topic_list = [t.strip() for t in (topics or "").split(",") if t.strip()]
     if private_topic_prefix and not topic_list:

@@ -20,7 +20,6 @@ from iotnotify.cli.options import (
 from iotnotify.cli.terminal import note, quiet_stdout
 
 
-
 @click.command("keys", context_settings=CONTEXT, epilog="""\b
 Examples:
   iotnotify --profile local keys
@@ -32,7 +31,7 @@ Examples:
 @click.option("--export", is_flag=True, help="Print `export AWS_...=` lines for eval (includes the secrets).")
 @click.option("--show-secrets", is_flag=True, help="Show the secret key and session token.")
 @click.pass_context
-def keys_command(ctx: click.Context, as_json: bool, export: bool, show_secrets: bool, **flags: Any) -> None:
+def keys_command(ctx: click.Context, /, as_json: bool, export: bool, show_secrets: bool, **flags: Any) -> None:
     """Fetch temporary keys (or reuse cached ones) and show them; secrets are redacted."""
     from iotnotify import keys_view
 
@@ -71,7 +70,7 @@ Examples:
 @mqtt_options
 @connection_options
 @click.pass_context
-def send_command(ctx: click.Context, topic: str, message: str | None, message_opt: str | None, file: BinaryIO | None,
+def send_command(ctx: click.Context, /, topic: str, message: str | None, message_opt: str | None, file: BinaryIO | None,
          stdin: bool, lines: bool, retain: bool, timeout: float, failed: str | None, connections: int, qos: int,
          **flags: Any) -> None:
     """Publish MESSAGE to TOPIC; exit 0 only once the broker acknowledged every QoS 1 message."""
@@ -122,7 +121,7 @@ Examples:
 @mqtt_options
 @connection_options
 @click.pass_context
-def subscribe_command(ctx: click.Context, filters: tuple[str, ...], verbose: bool, as_json: bool, template: str | None,
+def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], verbose: bool, as_json: bool, template: str | None,
                       pretty: bool, no_newline: bool, no_retained: bool, retained_only: bool, count: int | None,
                       timeout: float | None, ready_file: str | None, quiet: bool, max_reconnects: int | None,
                       no_reconnect: bool, qos: int, session: str | None, session_expiry: int,

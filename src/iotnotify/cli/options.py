@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from iotnotify.cli.terminal import note
-from iotnotify.mqtt.base import DEFAULT_RECONNECT_DELAY, DEFAULT_SESSION_EXPIRY
-from iotnotify.settings import Settings, resolve
+from iotnotify.settings import DEFAULT_RECONNECT_DELAY, DEFAULT_SESSION_EXPIRY, Settings, resolve
 
 if TYPE_CHECKING:
     from iotnotify.keys import KeySource
@@ -56,7 +55,7 @@ def mqtt_options(command: F) -> F:
     return command
 
 
-class DelayRange(click.ParamType):
+class DelayRange(click.ParamType[tuple[float, float], Any]):
     """MIN,MAX seconds, 0 < MIN <= MAX."""
 
     name = "MIN,MAX"

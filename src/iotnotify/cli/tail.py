@@ -39,7 +39,7 @@ Examples:
 @mqtt_options
 @connection_options
 @click.pass_context
-def tail_command(ctx: click.Context, filters: tuple[str, ...], lines: int | None, save: BinaryIO | None,
+def tail_command(ctx: click.Context, /, filters: tuple[str, ...], lines: int | None, save: BinaryIO | None,
                  grep: str | None, send_topic: str | None, qos: int, session: str | None, session_expiry: int,
                  reconnect_delay: tuple[float, float], partial: bool, **flags: Any) -> None:
     """Show the traffic on FILTER... live: connection state, newest messages, counters. Ctrl-C stops."""

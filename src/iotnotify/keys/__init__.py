@@ -7,12 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from iotnotify.keys.cache import KeyCache, default_cache_folder
-from iotnotify.keys.model import TemporaryKeys, iso, now_utc, parse_keys
+from iotnotify.keys.model import TemporaryKeys, parse_keys
 from iotnotify.keys.source import KeySource
 from iotnotify.settings import Settings
 
-__all__ = ["KeyCache", "KeySource", "TemporaryKeys", "endpoint_source", "iso", "key_source", "now_utc", "parse_keys",
-           "source_for"]
+__all__ = ["KeyCache", "KeySource", "TemporaryKeys", "endpoint_source", "key_source", "parse_keys", "source_for"]
 
 
 def endpoint_source(url: str, timeout: float, cache: KeyCache | None = None) -> KeySource:

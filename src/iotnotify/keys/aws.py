@@ -23,13 +23,16 @@ def direct_keys(profile: str | None, role: str | None) -> TemporaryKeys:
             return _assumed_keys(aws, role)
         credentials = aws.get_credentials()
         if credentials is None:
-            raise botocore.exceptions.NoCredentialsError()
+            raise botocore.exceptions.NoCredentialsError
         frozen = credentials.get_frozen_credentials()
         host = aws.client("iot").describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"]
         if not aws.region_name:
-            raise botocore.exceptions.NoRegionError()
-    now = dt.datetime.now(dt.timezone.utc)
-    expiry = getattr(credentials, "_expiry_time", None)  # refreshable credentials say when they end
+            raise botocore.exceptions.NoRegionError
+    now = dt.datetime.now(dt.UTC)
+    try:  # refreshable credentials (SSO, assumed roles) say when they end, in a field botocore keeps private
+        expiry = credentials._expiry_time  # noqa: SLF001 - the one use of botocore's internals
+    except AttributeError:
+        expiry = None
     expiration = expiry if isinstance(expiry, dt.datetime) else now + dt.timedelta(seconds=DEFAULT_LIFETIME)
     return TemporaryKeys(host=host, port=443, region=aws.region_name, access_key=frozen.access_key,
                          secret_key=frozen.secret_key, session_token=frozen.token or "",

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from iotnotify.errors import KeysError
-from iotnotify.keys.model import TemporaryKeys, parse_keys, parse_time
+from iotnotify.keys.model import TemporaryKeys, parse_keys
+from iotnotify.times import parse_iso
 
 
 class KeyCache:
@@ -71,10 +72,10 @@ def cached_keys(data: bytes, url: str) -> TemporaryKeys | None:
     saved = json.loads(data)
     if not isinstance(saved, dict) or not isinstance(saved.get("keys"), dict) \
             or not isinstance(saved.get("fetchedAt"), str) or not isinstance(saved.get("endpoint"), str):
-        raise ValueError("not a key cache record")
+        raise TypeError("not a key cache record")
     if saved["endpoint"] != url:
         return None
-    keys = parse_keys(saved["keys"], parse_time(saved["fetchedAt"]))
+    keys = parse_keys(saved["keys"], parse_iso(saved["fetchedAt"]))
     keys.fresh()  # raises OverflowError for times at the edge of the calendar
     return keys
 

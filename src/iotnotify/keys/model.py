@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
-import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from iotnotify.errors import KeysError
+from iotnotify.times import parse_iso
 from iotnotify.topics import is_aws_host
 
 DEFAULT_LIFETIME = 3600.0  # the tutorial's endpoint does not say; its keys last one hour
@@ -36,7 +35,7 @@ class TemporaryKeys:
 
     def expires_in(self, now: dt.datetime | None = None) -> float:
         """Seconds until the keys expire (negative once expired)."""
-        now = now or dt.datetime.now(dt.timezone.utc)
+        now = now or dt.datetime.now(dt.UTC)
         return (self.expiration - now).total_seconds()
 
     @property
@@ -50,12 +49,6 @@ class TemporaryKeys:
         lifetime = (self.expiration - self.fetched_at).total_seconds()
         margin = min(MAX_REFRESH_MARGIN, max(lifetime, 0) / 4)
         return self.expires_in(now) > margin
-
-
-def parse_time(value: str) -> dt.datetime:
-    """Parse an ISO 8601 time (a trailing Z allowed); naive times are UTC."""
-    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
 HOST = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})")  # a DNS name or an IPv4 address
@@ -96,7 +89,7 @@ def parse_keys(data: Any, fetched_at: dt.datetime | None = None) -> TemporaryKey
             raise KeysError(f"keys endpoint field {name!r} must be a non-empty string")
     if not REGION.fullmatch(data["region"]):
         raise KeysError(f"keys endpoint field 'region' is not a region name: {data['region'][:64]!r}")
-    fetched_at = fetched_at or dt.datetime.now(dt.timezone.utc)
+    fetched_at = fetched_at or dt.datetime.now(dt.UTC)
     port = data.get("port", DEFAULT_PORT)
     if isinstance(port, str) and port.isdigit():
         port = int(port)
@@ -107,7 +100,7 @@ def parse_keys(data: Any, fetched_at: dt.datetime | None = None) -> TemporaryKey
         expires = fetched_at + dt.timedelta(seconds=DEFAULT_LIFETIME)
     elif isinstance(expiration, str):
         try:
-            expires = parse_time(expiration)
+            expires = parse_iso(expiration)
         except ValueError:
             raise KeysError("keys endpoint field 'expiration' is not an ISO 8601 time") from None
     else:
@@ -124,13 +117,3 @@ def parse_keys(data: Any, fetched_at: dt.datetime | None = None) -> TemporaryKey
         fetched_at=fetched_at,
         raw=dict(data),
     )
-
-
-def iso(moment: dt.datetime) -> str:
-    """ISO 8601 in UTC with a Z, to the second."""
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def now_utc() -> dt.datetime:
-    """The current time, timezone-aware UTC."""
-    return dt.datetime.fromtimestamp(time.time(), dt.timezone.utc)

@@ -92,9 +92,10 @@ class Broker:
             raise LocalStackError(f"{e}: remove it, or use another state folder (XDG_STATE_HOME)") from None
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
         with os.fdopen(os.open(self.log_file, flags, 0o600), "wb") as log:
-            self.process = subprocess.Popen(
+            self.process = subprocess.Popen(  # noqa: S603 - our mosquitto, our config file
                 [binary, "-c", str(self.config_file)], stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - one prctl call, no lock taken
             )
         deadline = time.monotonic() + timeout
         while not _listening(self.port):

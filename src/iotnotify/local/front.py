@@ -15,11 +15,18 @@ import asyncio
 import ssl
 import threading
 from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
+
+from websockets.typing import Subprotocol
 
 from iotnotify.errors import LocalStackError
 from iotnotify.local.gateway import Gateway
 from iotnotify.local.sigv4 import UpgradeRefused
 from iotnotify.local.tls import TlsFiles
+
+if TYPE_CHECKING:
+    from websockets.asyncio.server import ServerConnection
+    from websockets.http11 import Request, Response
 
 MQTT_PATH = "/mqtt"
 READ_SIZE = 256 * 1024
@@ -29,96 +36,89 @@ MAX_MESSAGE = 2 * 1024 * 1024  # bytes per WebSocket message: AWS IoT Core's pac
 Holders = dict[str, Callable[[], Awaitable[None]]]  # client id -> ends the connection that holds it
 
 
-async def _relay(websocket, broker_port: int, holders: Holders) -> None:  # type: ignore[no-untyped-def]
-    """Pipe one WebSocket connection to a new TCP connection to the broker, both ways, through the
+class Relay:
+    """One WebSocket connection piped to a new TCP connection to the broker, both ways, through the
     connection's Gateway if it has one."""
-    gateway: Gateway | None = getattr(websocket, "gateway", None)
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", broker_port)
-    except OSError:
-        await websocket.close(1011, "broker unavailable")
-        return
-    client_id: str | None = None
 
-    async def take_over() -> None:
+    def __init__(self, websocket: ServerConnection, gateway: Gateway | None, holders: Holders) -> None:
+        self.websocket = websocket
+        self.gateway = gateway
+        self.holders = holders
+        self.client_id: str | None = None
+
+    async def run(self, broker_port: int) -> None:
+        """Relay until either side ends; then close both."""
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", broker_port)
+        except OSError:
+            await self.websocket.close(1011, "broker unavailable")
+            return
+        tasks = [asyncio.ensure_future(self._upstream(writer)), asyncio.ensure_future(self._downstream(reader, writer))]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if self.client_id is not None and self.holders.get(self.client_id) == self.take_over:
+                del self.holders[self.client_id]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            writer.close()
+            if self.gateway is not None:  # no WebSocket closing handshake, as AWS IoT Core
+                self.gateway.note_throttled()
+                self.websocket.transport.close()
+            await self.websocket.close()
+
+    async def take_over(self) -> None:
         """Another connection took this one's client id: end it as AWS IoT Core does."""
-        assert gateway is not None
-        goodbye = gateway.taken_over()
+        goodbye = self.gateway.taken_over() if self.gateway is not None else b""
         if goodbye:
-            await websocket.send(goodbye)
-        websocket.transport.close()
+            await self.websocket.send(goodbye)
+        self.websocket.transport.close()
 
-    async def upstream() -> None:
-        nonlocal client_id
-        async for message in websocket:
+    async def _upstream(self, writer: asyncio.StreamWriter) -> None:
+        async for message in self.websocket:
             data = message if isinstance(message, bytes) else message.encode()
-            if gateway is None:
+            if self.gateway is None:
                 writer.write(data)
                 await writer.drain()
-                continue
-            verdict = gateway.from_client(data)
-            if verdict.connected_as is not None:  # one connection per client id: the older one ends
-                client_id = verdict.connected_as
-                older = holders.get(client_id)
-                holders[client_id] = take_over
-                if older is not None:
-                    await older()
-            if verdict.to_broker:
-                writer.write(verdict.to_broker)
-                await writer.drain()
-            if verdict.to_client:
-                await websocket.send(verdict.to_client)
-            if verdict.close:  # as AWS IoT Core: TLS close_notify and FIN now, no WebSocket closing handshake
-                websocket.transport.close()
+            elif not await self._through_gateway(self.gateway, data, writer):
                 return
-            if verdict.pause:
-                await asyncio.sleep(verdict.pause)
 
-    async def downstream() -> None:
+    async def _through_gateway(self, gateway: Gateway, data: bytes, writer: asyncio.StreamWriter) -> bool:
+        """Pass the client's bytes through its Gateway; False once the connection is to end."""
+        verdict = gateway.from_client(data)
+        if verdict.connected_as is not None:  # one connection per client id: the older one ends
+            self.client_id = verdict.connected_as
+            older = self.holders.get(self.client_id)
+            self.holders[self.client_id] = self.take_over
+            if older is not None:
+                await older()
+        if verdict.to_broker:
+            writer.write(verdict.to_broker)
+            await writer.drain()
+        if verdict.to_client:
+            await self.websocket.send(verdict.to_client)
+        if verdict.close:  # as AWS IoT Core: TLS close_notify and FIN now, no WebSocket closing handshake
+            self.websocket.transport.close()
+            return False
+        if verdict.pause:
+            await asyncio.sleep(verdict.pause)
+        return True
+
+    async def _downstream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while data := await reader.read(READ_SIZE):
-            if gateway is None:
-                await websocket.send(data)
+            if self.gateway is None:
+                await self.websocket.send(data)
                 continue
-            verdict = gateway.from_broker(data)
+            verdict = self.gateway.from_broker(data)
             if verdict.to_broker:
                 writer.write(verdict.to_broker)  # PUBACKs for messages the client may not receive
             if verdict.to_client:
-                await websocket.send(verdict.to_client)
-
-    tasks = [asyncio.ensure_future(upstream()), asyncio.ensure_future(downstream())]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        if client_id is not None and holders.get(client_id) is take_over:
-            del holders[client_id]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        writer.close()
-        if gateway is not None:  # no WebSocket closing handshake, as AWS IoT Core
-            gateway.note_throttled()
-            websocket.transport.close()
-        await websocket.close()
+                await self.websocket.send(verdict.to_client)
 
 
 Admit = Callable[[str, Mapping[str, str]], "Gateway | None"]
 """(path, headers) -> the connection's Gateway, or None to relay it as it is; UpgradeRefused: 403."""
-
-
-def _checker(admit: Admit | None):  # type: ignore[no-untyped-def]
-    """websockets' process_request: 404 off the MQTT path; 403 when `admit` refuses the upgrade."""
-
-    def process_request(connection, request):  # type: ignore[no-untyped-def]
-        if request.path.split("?", 1)[0] != MQTT_PATH:
-            return connection.respond(404, f"use wss://host:port{MQTT_PATH}\n")
-        if admit is not None:
-            try:
-                connection.gateway = admit(request.path, dict(request.headers.raw_items()))
-            except UpgradeRefused as e:
-                return connection.respond(403, f"forbidden: {e}\n")
-        return None
-
-    return process_request
 
 
 class WebSocketFront:
@@ -153,10 +153,12 @@ class WebSocketFront:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         holders: Holders = {}  # used on this loop only
+        gateways: dict[int, Gateway | None] = {}  # id(connection) -> its Gateway, from the upgrade to the relay
         try:
             server = await serve(
-                lambda ws: _relay(ws, self.broker_port, holders), "127.0.0.1", self.port, ssl=self.context,
-                subprotocols=["mqtt", "mqttv3.1"], process_request=_checker(self.admit), compression=None,
+                lambda ws: Relay(ws, gateways.pop(id(ws), None), holders).run(self.broker_port),
+                "127.0.0.1", self.port, ssl=self.context, subprotocols=[Subprotocol("mqtt"), Subprotocol("mqttv3.1")],
+                process_request=self._checker(gateways), compression=None,
                 max_size=MAX_MESSAGE, ping_interval=None, close_timeout=1, server_header="iotnotify-local",
             )
         except OSError as e:
@@ -167,6 +169,22 @@ class WebSocketFront:
         async with server:
             await self._stop.wait()
             server.close(close_connections=True)
+
+    def _checker(self, gateways: dict[int, Gateway | None]) -> Callable[[ServerConnection, Request], Response | None]:
+        """Websockets' process_request: 404 off the MQTT path; 403 when `admit` refuses the upgrade;
+        else the Gateway `admit` gives the connection goes into `gateways`."""
+
+        def process_request(connection: ServerConnection, request: Request) -> Response | None:
+            if request.path.split("?", 1)[0] != MQTT_PATH:
+                return connection.respond(404, f"use wss://host:port{MQTT_PATH}\n")
+            if self.admit is not None:
+                try:
+                    gateways[id(connection)] = self.admit(request.path, dict(request.headers.raw_items()))
+                except UpgradeRefused as e:
+                    return connection.respond(403, f"forbidden: {e}\n")
+            return None
+
+        return process_request
 
     def stop(self) -> None:
         """Close the listener and every connection, and wait for the thread."""

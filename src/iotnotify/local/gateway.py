@@ -153,7 +153,7 @@ class Gateway:
         self.closed = True
         return mqtt.disconnect(SESSION_TAKEN_OVER) if self.v5 else b""
 
-    def _publish(self, p: mqtt.Packet, out: Verdict) -> bool:
+    def _publish(self, p: mqtt.Packet, out: Verdict) -> bool:  # noqa: PLR0911 - a return per AWS rule, in order
         if not self._publishes.take():  # AWS IoT Core discards it and sends nothing back
             self._throttled += 1
             if self.clock() - self._throttle_noted >= 1:  # one line a second, however fast the flood

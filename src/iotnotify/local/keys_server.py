@@ -7,7 +7,8 @@ import json
 import secrets
 import string
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
+from typing import cast
 from urllib.parse import parse_qsl, urlsplit
 
 from iotnotify.errors import LocalStackError
@@ -39,7 +40,7 @@ class LocalIssuer:
 
     def issue(self, client_id: str, policy: dict[str, object], lifetime: int) -> Issued:
         alphabet = string.ascii_uppercase + string.digits
-        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         issued = Issued(
             access_key="ASIA" + "".join(secrets.choice(alphabet) for _ in range(16)),
             secret_key=secrets.token_urlsafe(30),
@@ -84,7 +85,6 @@ def _handler(config: EndpointConfig, issuer: LocalIssuer, aws_rules: bool) -> ty
 
     class KeysHandler(BaseHTTPRequestHandler):
         server_version = "iotnotify-local"
-        port = 0  # the port the server is bound to, set once it is
 
         def _send(self, response: Response) -> None:
             data = json.dumps(response.body).encode() if response.body is not None else b""
@@ -101,7 +101,8 @@ def _handler(config: EndpointConfig, issuer: LocalIssuer, aws_rules: bool) -> ty
             url = urlsplit(self.path)
             origin = self.headers.get("Origin")
             host = self.headers.get("Host")
-            if host is not None and host.lower() not in loopback_hosts(self.port):  # DNS rebinding: a site's name
+            port = cast(HTTPServer, self.server).server_port
+            if host is not None and host.lower() not in loopback_hosts(port):  # DNS rebinding: a site's name
                 self._send(Response(403, {"message": "use the keys endpoint by its loopback address"}, {}))
                 return
             if url.path != KEYS_PATH:
@@ -126,9 +127,7 @@ class KeysServer:
 
     def __init__(self, port: int, config: EndpointConfig, issuer: LocalIssuer, aws_rules: bool = True) -> None:
         try:
-            handler = _handler(config, issuer, aws_rules)
-            self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
-            handler.port = self.httpd.server_port  # type: ignore[attr-defined]
+            self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(config, issuer, aws_rules))
         except OSError:
             raise LocalStackError(f"port {port} (keys endpoint) is in use: choose another with --keys-port") from None
         self.httpd.daemon_threads = True

@@ -42,20 +42,10 @@ class UpgradeRefused(Exception):
 
 def verify_upgrade(path: str, headers: Mapping[str, str], lookup: Lookup, now: dt.datetime | None = None) -> KnownKeys:
     """The keys an upgrade request is signed with, if known and unexpired; else UpgradeRefused."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     url = urlsplit(path)
     params = dict(parse_qsl(url.query, keep_blank_values=True))
-    if "X-Amz-Signature" not in params or "X-Amz-Credential" not in params:
-        raise UpgradeRefused("missing signature")
-    if params.get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256":
-        raise UpgradeRefused("unsupported signing algorithm")
-    try:
-        access_key, day, region, service, terminator = params["X-Amz-Credential"].split("/")
-        signed_at = dt.datetime.strptime(params["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
-    except (KeyError, ValueError):
-        raise UpgradeRefused("malformed credential or date") from None
-    if service != SERVICE or terminator != "aws4_request" or day != signed_at.strftime("%Y%m%d"):
-        raise UpgradeRefused("wrong credential scope")
+    access_key, region, signed_at = _scope(params)
     keys = lookup(access_key)
     if keys is None:
         raise UpgradeRefused("unknown access key")
@@ -63,12 +53,7 @@ def verify_upgrade(path: str, headers: Mapping[str, str], lookup: Lookup, now: d
         raise UpgradeRefused("expired keys")
     if abs(now - signed_at) > CLOCK_SKEW:
         raise UpgradeRefused("signature date too far from now")
-    expires = params.get("X-Amz-Expires")
-    if expires is not None:  # a presigned URL lasts X-Amz-Expires seconds (1 to 7 days) from X-Amz-Date
-        if not re.fullmatch(r"[0-9]{1,6}", expires) or not 1 <= int(expires) <= MAX_EXPIRES:
-            raise UpgradeRefused("malformed X-Amz-Expires")
-        if now > signed_at + dt.timedelta(seconds=int(expires)):
-            raise UpgradeRefused("signature expired")
+    _check_expires(params.get("X-Amz-Expires"), signed_at, now)
     if not _same(params.get("X-Amz-Security-Token", ""), keys.session_token):
         raise UpgradeRefused("wrong session token")
     try:
@@ -78,6 +63,32 @@ def verify_upgrade(path: str, headers: Mapping[str, str], lookup: Lookup, now: d
     if expected is None or not _same(expected, params["X-Amz-Signature"]):
         raise UpgradeRefused("signature does not match")
     return keys
+
+
+def _scope(params: dict[str, str]) -> tuple[str, str, dt.datetime]:
+    """The access key, region and signing time of a presigned request; UpgradeRefused if it is not one."""
+    if "X-Amz-Signature" not in params or "X-Amz-Credential" not in params:
+        raise UpgradeRefused("missing signature")
+    if params.get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256":
+        raise UpgradeRefused("unsupported signing algorithm")
+    try:
+        access_key, day, region, service, terminator = params["X-Amz-Credential"].split("/")
+        signed_at = dt.datetime.strptime(params["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+    except (KeyError, ValueError):
+        raise UpgradeRefused("malformed credential or date") from None
+    if service != SERVICE or terminator != "aws4_request" or day != signed_at.strftime("%Y%m%d"):
+        raise UpgradeRefused("wrong credential scope")
+    return access_key, region, signed_at
+
+
+def _check_expires(expires: str | None, signed_at: dt.datetime, now: dt.datetime) -> None:
+    """A presigned URL lasts X-Amz-Expires seconds (1 to 7 days) from X-Amz-Date, if it says."""
+    if expires is None:
+        return
+    if not re.fullmatch(r"[0-9]{1,6}", expires) or not 1 <= int(expires) <= MAX_EXPIRES:
+        raise UpgradeRefused("malformed X-Amz-Expires")
+    if now > signed_at + dt.timedelta(seconds=int(expires)):
+        raise UpgradeRefused("signature expired")
 
 
 def _same(a: str, b: str) -> bool:

@@ -93,7 +93,8 @@ class LocalStack:
     @property
     def endpoint_url(self) -> str:
         """The keys endpoint URL clients use."""
-        assert self.keys is not None
+        if self.keys is None:
+            raise LocalStackError("the local stack is not started")
         return self.keys.url
 
     def profile(self) -> dict[str, str]:

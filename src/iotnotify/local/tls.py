@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import datetime
+import datetime as dt
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,8 +37,8 @@ def ensure_tls_files(folder: Path) -> TlsFiles:
     write_private(files.key_file, key_pem, strict=True)
     write_private(files.cert_file, cert_pem, strict=True)
     write_private(files.ca_file, ca_pem, strict=True)
-    os.chmod(files.ca_file, 0o644)
-    os.chmod(files.cert_file, 0o644)
+    files.ca_file.chmod(0o644)  # the CA and certificate are public; the key stays 0600
+    files.cert_file.chmod(0o644)
     return files
 
 
@@ -50,7 +49,7 @@ def _generate() -> tuple[bytes, bytes, bytes]:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "iotnotify local CA")])
     ca_cert = (
@@ -60,7 +59,7 @@ def _generate() -> tuple[bytes, bytes, bytes]:
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=3650))
+        .not_valid_after(now + dt.timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -81,7 +80,7 @@ def _generate() -> tuple[bytes, bytes, bytes]:
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=825))
+        .not_valid_after(now + dt.timedelta(days=825))
         .add_extension(
             x509.SubjectAlternativeName([
                 x509.DNSName("localhost"),

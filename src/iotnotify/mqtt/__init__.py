@@ -5,14 +5,12 @@ MQTT 5 client) and `v311.py` (its MQTT 3.1.1 connection) implement it, with the 
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 
 from iotnotify.errors import ConnectError, KeysRefused
 from iotnotify.keys import KeySource
 from iotnotify.mqtt.base import (
     ACKED,
-    DEFAULT_RECONNECT_DELAY,
-    DEFAULT_SESSION_EXPIRY,
     CLOSED,
     NOT_ACKED,
     NOT_AUTHORIZED,
@@ -26,7 +24,7 @@ from iotnotify.mqtt.base import (
     taken_over,
 )
 
-__all__ = ["ACKED", "CLOSED", "DEFAULT_RECONNECT_DELAY", "DEFAULT_SESSION_EXPIRY", "NOT_ACKED", "NOT_AUTHORIZED", "ConnectOptions", "Connection", "OnDone", "OnMessage",
+__all__ = ["ACKED", "CLOSED", "NOT_ACKED", "NOT_AUTHORIZED", "ConnectOptions", "Connection", "OnDone", "OnMessage",
            "OnState", "open_connection", "reason", "refusal", "taken_over"]
 
 
@@ -34,7 +32,7 @@ def open_connection(source: KeySource, options: ConnectOptions, on_message: OnMe
                     on_state: OnState | None = None) -> Connection:
     """Get keys, build the client for the chosen protocol and connect; raise our errors."""
     keys = source.get()
-    if options.ca_file is not None and not os.path.isfile(options.ca_file):
+    if options.ca_file is not None and not Path(options.ca_file).is_file():
         raise ConnectError(f"CA file {options.ca_file} does not exist")
     implementation: type[Connection]
     if options.protocol == "3.1.1":

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from iotnotify import limits
 from iotnotify.allowance import describe, describe_client
@@ -14,8 +15,11 @@ from iotnotify.errors import ConnectError, DeliveryError, IotNotifyError, KeysRe
 from iotnotify.keys import KeySource, TemporaryKeys
 from iotnotify.messages import Message
 from iotnotify.mqtt.nodelay import set_nodelay
-from iotnotify.settings import Settings
+from iotnotify.settings import DEFAULT_RECONNECT_DELAY, DEFAULT_SESSION_EXPIRY, Settings
 from iotnotify.throttle import Pacer
+
+if TYPE_CHECKING:
+    from awscrt import auth
 
 OnMessage = Callable[[Message], None]
 OnDone = Callable[[int], None]  # ACKED, an MQTT reason code of 0x80 or more (refused), NOT_ACKED or CLOSED
@@ -30,8 +34,6 @@ REASONS = {0x80: "unspecified error", 0x83: "implementation specific error", 0x8
 REFUSED = ("AWS_ERROR_HTTP_WEBSOCKET_UPGRADE_FAILURE", "AWS_IO_SOCKET_CLOSED", "AWS_ERROR_HTTP_CONNECTION_CLOSED")
 NODELAY_POLL = (0.0005, 0.02)  # s between looks for the new socket, doubling (Connection._nodelay_early)
 TLS_PROBE_AFTER = 1.5  # s: awscrt reports TLS failures only after a long delay; diagnose sooner
-DEFAULT_RECONNECT_DELAY = (1.0, 30.0)  # s: the first delay before reconnecting, and the longest
-DEFAULT_SESSION_EXPIRY = 3600  # s
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ class Connection:
         self.client_id = options.client_id or options.session or client_id_for(keys)
         self.aws = keys.aws_rules
         self.pacer = Pacer(limits.PUBLISH_RATE, limits.THROUGHPUT) if self.aws else None
-        self.on_message = on_message
+        self.on_message = on_message  # None: no callback for received messages is registered at all
         self.on_state = on_state or (lambda _state, _attempt: None)
         self.key_error: IotNotifyError | None = None
         self.fatal: IotNotifyError | None = None  # why the broker ended the connection for good
@@ -127,7 +129,7 @@ class Connection:
         """'not authorized to connect as client id 'x' (the keys are for client id y...)'."""
         return f"not authorized to connect as client id {self.client_id!r}{describe_client(self.keys)}"
 
-    def _credentials(self):  # type: ignore[no-untyped-def]
+    def _credentials(self) -> auth.AwsCredentialsProvider:
         """Called by awscrt at each (re)connection: keys in hand if fresh, else fetched anew."""
         from awscrt import auth
 
@@ -170,9 +172,9 @@ class Connection:
 
     def builder_args(self) -> dict[str, object]:
         """The awsiotsdk builder arguments both protocols share: where, who, and how to sign."""
-        return dict(endpoint=self.keys.host, port=self.keys.port, region=self.keys.region,
-                    credentials_provider=self.credentials, client_id=self.client_id,
-                    ca_filepath=self.options.ca_file, enable_metrics_collection=self.aws)
+        return {"endpoint": self.keys.host, "port": self.keys.port, "region": self.keys.region,
+                "credentials_provider": self.credentials, "client_id": self.client_id,
+                "ca_filepath": self.options.ca_file, "enable_metrics_collection": self.aws}
 
     def _nodelay_early(self, done: threading.Event, limit: float) -> None:
         """While the first connection is being made, set TCP_NODELAY on its socket as soon as it
@@ -247,9 +249,9 @@ def probe_tls(host: str, port: int, ca_file: str | None, timeout: float = 5.0) -
 
     context = ssl.create_default_context(cafile=ca_file)
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            with context.wrap_socket(sock, server_hostname=host):
-                return
+        with socket.create_connection((host, port), timeout=timeout) as sock, \
+                context.wrap_socket(sock, server_hostname=host):
+            return
     except ssl.SSLCertVerificationError as e:
         raise ConnectError(f"TLS failure with broker {host}:{port}: {e.verify_message}: "
                            "check --ca-file") from None

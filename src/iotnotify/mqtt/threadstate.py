@@ -14,22 +14,21 @@ thread state; awscrt does not call into Python once the interpreter is finalizin
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 WARM_UP = 64
 """Callbacks before the state is kept: a single `send` should not pay for importing ctypes."""
 
-_calls = 0
+_calls = itertools.count(1)  # next() is atomic under the GIL: callbacks may come from several threads
 _kept = threading.local()  # lives in the thread state, so it is empty until the state is kept
 
 
 def keep() -> None:
     """Keep the calling (foreign) thread's Python thread state after its first WARM_UP callbacks."""
-    global _calls
     if getattr(_kept, "done", False):
         return
-    _calls += 1
-    if _calls < WARM_UP:
+    if next(_calls) < WARM_UP:
         return
     import ctypes
 

@@ -9,18 +9,21 @@ again soon after each reconnection (another client taking the same id).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
 
 from awscrt import mqtt
 from awsiot import mqtt_connection_builder
 
-from iotnotify.mqtt import threadstate
 from iotnotify.allowance import describe_client
-from iotnotify.mqtt.base import ACKED, CLOSED, MQTT311_FAILURE, NOT_ACKED, Connection, OnDone
 from iotnotify.errors import ConnectError, DeliveryError, Refused
 from iotnotify.messages import Message
+from iotnotify.mqtt import threadstate
+from iotnotify.mqtt.base import ACKED, CLOSED, MQTT311_FAILURE, NOT_ACKED, Connection, OnDone
 
 HANGUP = "AWS_ERROR_MQTT_UNEXPECTED_HANGUP"  # the broker closed the connection, no network error
 CANCELLED = "AWS_ERROR_MQTT_CANCELLED_FOR_CLEAN_SESSION"  # a QoS 1 publish lost with the connection
@@ -84,7 +87,7 @@ class Mqtt311Connection(Connection):
             try:
                 self.connection.connect().result(self.options.connect_timeout)
                 break
-            except Exception:  # noqa: BLE001 - the broker away: try again, as awscrt itself would
+            except Exception:
                 time.sleep(delay)
                 delay = min(delay * 2, self.options.max_reconnect_delay)
         else:
@@ -126,7 +129,8 @@ class Mqtt311Connection(Connection):
     def _received(self, topic: str, payload: bytes, dup: bool, qos: mqtt.QoS, retain: bool,
                   **_kwargs: object) -> None:
         threadstate.keep()
-        self.on_message(Message(topic, bytes(payload), int(qos), bool(retain)))  # type: ignore[misc]
+        if self.on_message is not None:  # registered only when it is
+            self.on_message(Message(topic, bytes(payload), int(qos), bool(retain)))
 
     def subscribe(self, filters: list[str], qos: int, timeout: float = 20.0) -> list[int]:
         # the Python binding has one filter per SUBSCRIBE: send them all, then collect the SUBACKs
@@ -137,7 +141,7 @@ class Mqtt311Connection(Connection):
                 codes.append(int(future.result(timeout)["qos"]))
             except mqtt.SubscribeError:  # a SUBACK with 0x80: refused
                 codes.append(MQTT311_FAILURE)
-            except Exception as e:  # noqa: BLE001 - any other failure is the broker not acknowledging
+            except Exception as e:
                 raise DeliveryError(f"broker {self.where} did not acknowledge the subscription: {e}") from None
         granted = [f for f, code in zip(filters, codes, strict=True) if code < 0x80]
         if granted:
@@ -148,7 +152,7 @@ class Mqtt311Connection(Connection):
         self._pace(topic, payload)
         sent_at = time.monotonic()
 
-        def completed(future) -> None:  # type: ignore[no-untyped-def]
+        def completed(future: Future[Any]) -> None:
             threadstate.keep()
             error = future.exception()
             if error is None:
@@ -170,8 +174,6 @@ class Mqtt311Connection(Connection):
 
     def disconnect(self, timeout: float = 5.0) -> None:
         self.closing = True
-        try:
+        with contextlib.suppress(Exception):  # gone already, or not in time: either way, done with it
             self.connection.disconnect().result(timeout)
-        except Exception:  # noqa: BLE001 - already gone is as good as disconnected
-            pass
         self.on_state("stopped", 0)

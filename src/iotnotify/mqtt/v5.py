@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 import _awscrt  # awscrt's native module: see DIRECT_PUBLISH
@@ -12,6 +13,8 @@ import awscrt
 from awscrt import mqtt5
 from awsiot import mqtt5_client_builder
 
+from iotnotify.errors import ConnectError, DeliveryError, IotNotifyError, Refused
+from iotnotify.messages import Message
 from iotnotify.mqtt import threadstate
 from iotnotify.mqtt.base import (
     ACKED,
@@ -24,8 +27,6 @@ from iotnotify.mqtt.base import (
     reason,
     taken_over,
 )
-from iotnotify.errors import ConnectError, DeliveryError, IotNotifyError, Refused
-from iotnotify.messages import Message
 
 TRANSIENT = {0x80, 0x88, 0x89, 0x8B, 0x8D, 0x98, 0x9C, 0x9D, 0x9F, 0xA0}
 """DISCONNECT reason codes after which reconnecting may work (the server going away, busy, a keep-alive
@@ -149,14 +150,15 @@ class Mqtt5Connection(Connection):
     def _received(self, data: mqtt5.PublishReceivedData) -> None:
         threadstate.keep()
         packet = data.publish_packet
-        self.on_message(Message(packet.topic, bytes(packet.payload or b""), int(packet.qos),  # type: ignore[misc]
-                                bool(packet.retain)))
+        if self.on_message is not None:  # registered only when it is
+            self.on_message(Message(packet.topic, bytes(packet.payload or b""), int(packet.qos),
+                                    bool(packet.retain)))
 
     def subscribe(self, filters: list[str], qos: int, timeout: float = 20.0) -> list[int]:
         packet = mqtt5.SubscribePacket(subscriptions=[mqtt5.Subscription(f, mqtt5.QoS(qos)) for f in filters])
         try:
             suback = self.client.subscribe(packet).result(timeout)
-        except Exception as e:  # noqa: BLE001 - any failure here is the broker not acknowledging
+        except Exception as e:
             raise DeliveryError(f"broker {self.where} did not acknowledge the subscription: {e}") from None
         codes = [int(code) for code in suback.reason_codes]
         granted = [f for f, code in zip(filters, codes, strict=False) if code < 0x80]
@@ -202,12 +204,18 @@ class Mqtt5Connection(Connection):
                 threadstate.keep()
                 on_done(NOT_ACKED if error else code if code is not None and code >= 0x80 else ACKED)
 
-            _awscrt.mqtt5_client_publish(self.client._binding, qos, payload, retain, topic,
+            _awscrt.mqtt5_client_publish(self.client._binding,  # noqa: SLF001 - DIRECT_PUBLISH, version-gated
+                                         qos, payload, retain, topic,
                                          None, None, None, None, None, None, None, completed)
             return
         future = self.client.publish(mqtt5.PublishPacket(topic=topic, payload=payload,
                                                          qos=mqtt5.QoS(qos), retain=retain))
-        future.add_done_callback(lambda f: (threadstate.keep(), on_done(_published(f))))
+
+        def completed_future(future: Future[Any]) -> None:
+            threadstate.keep()
+            on_done(_published(future))
+
+        future.add_done_callback(completed_future)
 
     def disconnect(self, timeout: float = 5.0) -> None:
         self._stopping = self.closing = True
@@ -216,7 +224,7 @@ class Mqtt5Connection(Connection):
 
 
 def _direct_publish_fits(version: str) -> bool:
-    """awscrt 0.20 to 0.36 call their binding `mqtt5_client_publish` with the same 13 arguments
+    """Awscrt 0.20 to 0.36 call their binding `mqtt5_client_publish` with the same 13 arguments
     (read in the awscrt/mqtt5.py of 0.20.0, 0.31.0, 0.33.0 and 0.36.1), so we can call it as
     `Client.publish` does."""
     try:
@@ -232,7 +240,7 @@ more dataclasses: half of `send -l`'s CPU per message (bench/README.md). Where t
 arguments are known, we call it directly with a plain callback; elsewhere `Client.publish`."""
 
 
-def _published(future) -> int:  # type: ignore[no-untyped-def]
+def _published(future: Future[Any]) -> int:
     """ACKED if the publish completed with no PUBACK or a success one; the PUBACK's failure code; or NOT_ACKED."""
     if future.exception() is not None:
         return NOT_ACKED

@@ -6,17 +6,18 @@ same function over HTTP with a local issuer, so the local and the AWS endpoints 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import secrets
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from iotnotify.iam import matches
 from iotnotify.server.config import ConfigInvalid, EndpointConfig, load_config, origins_of
 from iotnotify.server.issuers import IssueError, Issuer, StsIssuer
-from iotnotify.iam import matches
 from iotnotify.server.policy import PolicyError, check_policy_topic, session_policy
+from iotnotify.times import iso
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,8 @@ class Response:
 
 def log(event: str, **fields: Any) -> None:
     """One JSON line on stdout (CloudWatch). Callers never pass secrets."""
-    print(json.dumps({"event": event, **fields}, default=str), flush=True)
+    sys.stdout.write(json.dumps({"event": event, **fields}, default=str) + "\n")
+    sys.stdout.flush()
 
 
 def cors_headers(allowed: tuple[str, ...], origin: str | None = None) -> dict[str, str]:
@@ -57,6 +59,17 @@ def new_client_id() -> str:
     return "iotnotify-" + secrets.token_hex(8)
 
 
+def requested_topics(query: dict[str, str], config: EndpointConfig) -> list[str]:
+    """The topics the keys are for: the configured ones, or the one `?topic=` names (PolicyError
+    if it could widen a policy or is not covered by the configuration)."""
+    if "topic" not in query:
+        return list(config.topics)
+    topic = check_policy_topic(query["topic"])
+    if not any(matches(allowed, topic) for allowed in config.topics):  # exact, or PREFIX/* covering it
+        raise PolicyError(f"topic {topic!r} is not one of the allowed topics")
+    return [topic]
+
+
 def answer(method: str, query: dict[str, str], config: EndpointConfig, issuer: Issuer,
            log: Callable[..., None] = log, origin: str | None = None) -> Response:
     """Answer one request to the keys endpoint; `log` gets one event per request (never secrets).
@@ -69,15 +82,10 @@ def answer(method: str, query: dict[str, str], config: EndpointConfig, issuer: I
         return Response(204, None, headers)
     if method != "GET":
         return Response(405, {"message": "use GET"}, {**headers, "Allow": "GET, OPTIONS"})
-    topics = list(config.topics)
-    if "topic" in query:
-        try:
-            topic = check_policy_topic(query["topic"])
-        except PolicyError as e:
-            return Response(400, {"message": str(e)}, headers)
-        if not any(matches(allowed, topic) for allowed in config.topics):  # exact, or PREFIX/* covering it
-            return Response(400, {"message": f"topic {topic!r} is not one of the allowed topics"}, headers)
-        topics = [topic]
+    try:
+        topics = requested_topics(query, config)
+    except PolicyError as e:
+        return Response(400, {"message": str(e)}, headers)
     client_id = new_client_id()
     private = f"{config.private_prefix.rstrip('/')}/{client_id}" if config.private_prefix else None
     try:
@@ -96,7 +104,7 @@ def answer(method: str, query: dict[str, str], config: EndpointConfig, issuer: I
         "accessKey": keys.access_key,
         "secretKey": keys.secret_key,
         "sessionToken": keys.session_token,
-        "expiration": keys.expiration.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "expiration": iso(keys.expiration),
         "port": where.port,
         "clientId": client_id,
         "topics": topics,

@@ -1,4 +1,4 @@
-"""Where keys come from: STS AssumeRole on AWS. (`iotnotify local` has its own issuer, same shape.)"""
+"""Where keys come from: STS AssumeRole on AWS (`iotnotify local` has its own issuer, same shape)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from iotnotify.server.policy import arn_partition, dumps
+from iotnotify.times import parse_iso
 
 
 @dataclass(frozen=True)
@@ -70,11 +71,11 @@ class StsIssuer:
         if self._where is None:
             try:
                 host = self.iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"]
-            except Exception as e:  # noqa: BLE001 - any failure of this call is this step's
+            except Exception as e:
                 raise IssueError("find the IoT endpoint", _describe(e)) from None
             try:
                 identity = self.sts.get_caller_identity()
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 raise IssueError("identify the AWS account", _describe(e)) from None
             region = self.iot.meta.region_name
             in_partition = arn_partition(identity["Arn"])  # aws-iso-b, aws-eusc...: no guessing from the region
@@ -89,11 +90,11 @@ class StsIssuer:
         try:
             answer = self.sts.assume_role(RoleArn=self._role_arn, RoleSessionName=client_id,
                                           DurationSeconds=lifetime, Policy=dumps(policy))
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise IssueError("assume the notifications role", _describe(e)) from None
         credentials = answer["Credentials"]
         expiration = credentials["Expiration"]
         if isinstance(expiration, str):
-            expiration = dt.datetime.fromisoformat(expiration.replace("Z", "+00:00"))
+            expiration = parse_iso(expiration)
         return Issued(credentials["AccessKeyId"], credentials["SecretAccessKey"],
                       credentials["SessionToken"], expiration)
