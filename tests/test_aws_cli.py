@@ -3,7 +3,8 @@
 import json
 
 import pytest
-from conftest import ACCOUNT, Cli, aws_env
+
+from tests.helpers import ACCOUNT, Cli, aws_env
 
 
 def test_setup_role_creates_then_updates(tmp_path, moto_url):

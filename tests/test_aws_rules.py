@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import IOTNOTIFY, Cli, running_stack, user_of, wait_for
 
 from iotnotify.errors import DeliveryError
 from iotnotify.keys import KeySource, parse_keys
 from iotnotify.mqtt import ConnectOptions, open_connection
+from tests.helpers import IOTNOTIFY, Cli, running_stack, user_of, wait_for
 
 ARN = "arn:aws:iot:local:000000000000"
 JS = Path(__file__).resolve().parent / "js"
@@ -81,7 +81,7 @@ def test_a_wildcard_subscription_is_refused_with_exact_topic_keys(cli, stack, to
 def test_partial_goes_on_with_the_granted_filters(cli, stack, tmp_path, topic):
     narrow = scoped(cli, stack, f"{topic}/exact", tmp_path)
     ready = tmp_path / "ready"
-    sub = subprocess.Popen([IOTNOTIFY, "subscribe", f"{topic}/exact", f"{topic}/#", "--partial", "-C", "1", "-W", "20",
+    sub = subprocess.Popen([*IOTNOTIFY, "subscribe", f"{topic}/exact", f"{topic}/#", "--partial", "-C", "1", "-W", "20",
                             "--ready-file", str(ready)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            env=narrow.env)
     wait_for(lambda: ready.exists() or sub.poll() is not None, 20, "partial subscriber ready")
@@ -162,23 +162,23 @@ def test_send_lines_counts_refusals_and_goes_on_while_the_connection_stays(ruled
 @pytest.mark.parametrize("protocol, qos", [("5", "0"), ("3.1.1", "1")])
 def test_send_lines_stops_where_the_refusal_closes_the_connection(ruled, tmp_path, protocol, qos):
     """MQTT 5 QoS 0 (DISCONNECT 0x87) and MQTT 3.1.1 (closed): the rest of the input is left unread."""
-    sender = subprocess.Popen([IOTNOTIFY, "send", "-l", "test/nopublish/x", "--protocol", protocol, "--qos", qos],
+    sender = subprocess.Popen([*IOTNOTIFY, "send", "-l", "test/nopublish/x", "--protocol", protocol, "--qos", qos],
                               stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=ruled.env)
     sender.stdin.write(b"first\n")
     sender.stdin.flush()
     time.sleep(2)  # refused by now; the next line finds the connection ended
     try:
         sender.stdin.write(b"second\nthird\n")
-        sender.stdin.close()
     except BrokenPipeError:
         pass
-    err = sender.stderr.read().decode()
-    assert sender.wait(30) == 10, err
+    err = sender.communicate(timeout=30)[1].decode()
+    assert sender.returncode == 10, err
     assert "input not read past message" in err and err.count("\n") == 1
 
 
 # ---- one connection per client id ------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_the_client_taken_over_says_so_and_exits(cli, tmp_path, topic, protocol):
     owner = json.loads(cli.run("keys", "--json").stdout)["clientId"]
@@ -238,6 +238,7 @@ def count_received(cli, tmp_path, topic: str, expected: int):
     return cli.subscriber(tmp_path, topic, "-C", str(expected), "-W", "90", "--quiet")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("connections, lines", [(1, 250), (4, 1000)])
 def test_send_stays_under_100_publishes_a_second_per_connection(cli, stack, tmp_path, topic, connections, lines):
     sub = count_received(cli, tmp_path, topic, lines)
@@ -254,6 +255,7 @@ def test_send_stays_under_100_publishes_a_second_per_connection(cli, stack, tmp_
     assert elapsed >= (lines - 100 * connections) / (100 * connections)
 
 
+@pytest.mark.slow
 def test_a_client_that_ignores_the_throttle_loses_what_is_over_it(cli, stack):
     keys = json.loads(cli.run("keys", "--json").stdout)
     acked = []
@@ -274,6 +276,7 @@ def tutorial_sdk(stack, keys: dict, *args: str) -> str:
     return result.stdout.strip()
 
 
+@pytest.mark.node
 def test_the_tutorials_sdk_is_allowed_where_its_keys_allow_and_refused_where_not(cli, stack, topic, tmp_path):
     keys = json.loads(scoped(cli, stack, f"{topic}/js", tmp_path).run("keys", "--json").stdout)
     assert tutorial_sdk(stack, keys, "subscribe", f"{topic}/js", f"{topic}/#") == "1 128"  # SUBACK 0x80

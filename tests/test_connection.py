@@ -7,12 +7,14 @@ import threading
 import time
 
 import pytest
-from conftest import broker_behind_front, tutorial_keys, wait_for
 
 from iotnotify.keys import endpoint_source
 from iotnotify.mqtt import ConnectOptions, open_connection
+from tests.helpers import broker_behind_front, tutorial_keys, wait_for
 
 
+@pytest.mark.slow
+@pytest.mark.mosquitto
 def test_reconnection_fetches_keys_again_once_they_are_stale(fake_endpoint, tmp_path):
     with broker_behind_front(tmp_path) as (broker, wss_port, ca_file):
         soon = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=8)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -38,9 +40,8 @@ def test_reconnection_fetches_keys_again_once_they_are_stale(fake_endpoint, tmp_
 def restartable_stack(tmp_path, protocol: str, topics: tuple[str, ...]):
     """An in-process local stack (AWS's rules on) whose broker the test restarts, a connection to it
     that reconnects quickly, what that connection received, and the CLI to send with."""
-    from conftest import Cli, free_port, user_env
-
     from iotnotify.local.stack import LocalStack, StackConfig
+    from tests.helpers import Cli, free_port, user_env
 
     stack = LocalStack(StackConfig(tmp_path / "state", free_port(), free_port(), free_port(), topics=topics))
     stack.start()
@@ -64,6 +65,7 @@ def arrives(cli, received: list[bytes], topic: str, payload: str) -> None:
 
 # the keys source fails the attempt under the old id by raising in awscrt's thread, which Python
 # reports as unraisable (the command hides it: test_sigv4 checks its stderr)
+@pytest.mark.mosquitto
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_new_keys_at_a_reconnection_go_on_under_a_client_id_they_allow(tmp_path, protocol):
@@ -82,6 +84,7 @@ def test_new_keys_at_a_reconnection_go_on_under_a_client_id_they_allow(tmp_path,
         assert connection.fatal is None
 
 
+@pytest.mark.mosquitto
 def test_mqtt311_subscribes_again_a_filter_a_packet_after_a_reconnection(tmp_path):
     """awscrt's resubscribe_existing_topics puts every filter in one SUBSCRIBE, which AWS IoT Core
     (and the local stack) answers by closing the connection beyond 8: nine filters must come back."""

@@ -1,18 +1,16 @@
 """What users see when the broker is unreachable, TLS fails, the broker refuses messages, or input
 breaks AWS IoT Core's limits: one line on stderr and the documented exit code."""
 
-import getpass
-import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Cli, free_port, tutorial_keys, user_env, wait_for
 
 from iotnotify.errors import UsageError
 from iotnotify.keys import endpoint_source
 from iotnotify.local.tls import ensure_tls_files
 from iotnotify.mqtt import ConnectOptions, open_connection
 from iotnotify.send import Publisher, SendResult
+from tests.helpers import Cli, free_port, tutorial_keys, user_env
 
 AWS_HOST = "abc123example-ats.iot.us-east-1.amazonaws.com"
 
@@ -57,34 +55,21 @@ def test_missing_ca_file(stack, tmp_path):
 
 @pytest.fixture(scope="module")
 def strict_broker(stack, tmp_path_factory):
-    """A second Mosquitto whose ACL lets clients use only `allowed/#` (so it refuses other publishes),
-    behind the same wss front as the local stack."""
-    from iotnotify.local.broker import find_mosquitto
+    """A second Mosquitto (local/broker.py's) whose ACL lets clients use only `allowed/#` (so it
+    refuses other publishes), behind a wss front with the local stack's certificate."""
+    from iotnotify.local.broker import Broker
     from iotnotify.local.front import WebSocketFront
 
     folder = tmp_path_factory.mktemp("strict")
     (folder / "acl").write_text("topic readwrite allowed/#\n")
-    wss, plain = free_port(), free_port()
-    (folder / "mosquitto.conf").write_text(
-        f"user {getpass.getuser()}\nallow_anonymous true\nacl_file {folder / 'acl'}\nlistener {plain} 127.0.0.1\n")
-    proc = subprocess.Popen([find_mosquitto(), "-c", str(folder / "mosquitto.conf")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    front = WebSocketFront(wss, plain, ensure_tls_files(Path(stack.ca_file).parent))
-    import socket
-
-    def listening() -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", plain), timeout=0.5).close()
-        except OSError:
-            return False
-        return True
-
-    wait_for(listening, 10, "strict broker")
+    broker = Broker(folder / "broker", free_port())
+    broker.extra_config = f"acl_file {folder / 'acl'}\n"
+    broker.start()
+    front = WebSocketFront(free_port(), broker.port, ensure_tls_files(Path(stack.ca_file).parent))
     front.start()
-    yield wss
+    yield front.port
     front.stop()
-    proc.terminate()
-    proc.wait(10)
+    broker.stop()
 
 
 def test_send_exits_10_when_the_broker_refuses_the_message(strict_broker, fake_endpoint, stack, tmp_path):
@@ -155,6 +140,7 @@ def refusing_gateway(stack):
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield httpd.server_address[1]
     httpd.shutdown()
+    httpd.server_close()
 
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])

@@ -3,7 +3,8 @@
 import subprocess
 
 import pytest
-from conftest import wait_for
+
+from tests.helpers import wait_for
 
 
 def test_mosquitto_pub_to_iotnotify_subscribe(cli, stack, tmp_path, topic):

@@ -7,12 +7,12 @@ import os
 import stat
 
 import pytest
-from conftest import Cli, tutorial_keys, user_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from iotnotify.files import Unsafe, read_private, write_private
 from iotnotify.keys import KeyCache, parse_keys
+from tests.helpers import Cli, tutorial_keys, user_env
 
 URL = "http://127.0.0.1:9/iot/keys"
 EVIL = "evil.example"  # where planted keys would send the client

@@ -6,7 +6,8 @@ import stat
 import subprocess
 
 import pytest
-from conftest import Cli, tutorial_keys, user_env
+
+from tests.helpers import Cli, tutorial_keys, user_env
 
 
 def test_keys_are_shown_with_secrets_redacted(cli):
@@ -80,7 +81,7 @@ def test_unknown_profile(tmp_path):
 
 
 def test_unreachable_endpoint(tmp_path):
-    from conftest import free_port
+    from tests.helpers import free_port
 
     result = Cli(user_env(tmp_path)).run("--endpoint", f"http://127.0.0.1:{free_port()}/iot/keys", "keys")
     assert result.returncode == 4

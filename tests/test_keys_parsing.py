@@ -3,10 +3,10 @@
 import datetime as dt
 
 import pytest
-from conftest import tutorial_keys
 
 from iotnotify.errors import KeysError
 from iotnotify.keys import parse_keys
+from tests.helpers import tutorial_keys
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
 
@@ -92,7 +92,7 @@ def test_a_region_that_would_break_the_signature_scope_is_refused():
 
 
 def test_an_unusable_port_in_the_answer_exits_4(fake_endpoint, tmp_path):
-    from conftest import Cli, user_env
+    from tests.helpers import Cli, user_env
 
     fake_endpoint.answer(body=tutorial_keys("wss://h:99999/mqtt"))
     result = Cli(user_env(tmp_path)).run("--endpoint", fake_endpoint.url, "keys")
@@ -107,7 +107,7 @@ def test_an_unusable_port_in_the_answer_exits_4(fake_endpoint, tmp_path):
     ("http:///iot/keys", "has no host"),
 ])
 def test_an_unusable_endpoint_url_is_exit_4_without_a_request(tmp_path, url, message):
-    from conftest import Cli, user_env
+    from tests.helpers import Cli, user_env
 
     result = Cli(user_env(tmp_path)).run("--endpoint", url, "keys")
     assert result.returncode == 4 and message in result.stderr and len(result.stderr.splitlines()) == 1

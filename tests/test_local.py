@@ -8,10 +8,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import SESSION_TOPICS, Cli, free_port, running_stack, start_stack, stop_stack, user_env
 
 from iotnotify.errors import LocalStackError
 from iotnotify.local.broker import find_mosquitto
+from tests.helpers import SESSION_TOPICS, Cli, free_port, running_stack, start_stack, stop_stack, user_env
 
 
 def children(pid: int) -> list[int]:
@@ -35,6 +35,7 @@ def test_local_prints_what_it_started_and_writes_the_profile(stack):
     assert f'ca_file = "{stack.ca_file}"' in text
 
 
+@pytest.mark.mosquitto
 def test_ctrl_c_stops_broker_and_endpoint_and_certificates_are_reused(tmp_path):
     first = start_stack(tmp_path)
     ca = Path(first.ca_file).read_bytes()
@@ -90,7 +91,8 @@ def test_local_endpoint_answers_cors_preflight_for_its_own_origins_and_404(stack
             assert response.headers["Vary"] == "Origin"
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(stack.endpoint.replace("/iot/keys", "/other"), timeout=5)
-    assert info.value.code == 404
+    with info.value:
+        assert info.value.code == 404
 
 
 def listening_addresses(port: int) -> set[str]:
@@ -118,7 +120,8 @@ def test_wss_front_answers_404_off_the_mqtt_path(stack):
     context = ssl.create_default_context(cafile=stack.ca_file)
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(f"https://127.0.0.1:{stack.wss_port}/other", context=context, timeout=5)
-    assert info.value.code == 404
+    with info.value:
+        assert info.value.code == 404
 
 
 def test_local_endpoint_answers_with_the_aws_handler(stack):
@@ -131,8 +134,9 @@ def test_local_endpoint_answers_with_the_aws_handler(stack):
     assert body["port"] == stack.wss_port and body["region"] == "local"
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(stack.endpoint + "?topic=a/*", timeout=5)
-    assert info.value.code == 400
-    assert "cannot go into a policy" in json.load(info.value)["message"]
+    with info.value:
+        assert info.value.code == 400
+        assert "cannot go into a policy" in json.load(info.value)["message"]
 
 
 @pytest.mark.parametrize("topics, bad", [("ok/topic,a*", "'*'; * only as the last level, PREFIX/*"),
@@ -182,7 +186,8 @@ def get_keys(url: str, **headers: str) -> tuple[int, dict, dict]:
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, json.load(response), dict(response.headers)
     except urllib.error.HTTPError as e:
-        return e.code, json.load(e), dict(e.headers)
+        with e:
+            return e.code, json.load(e), dict(e.headers)
 
 
 def test_a_web_page_from_another_origin_gets_no_keys(stack):
@@ -204,6 +209,7 @@ def test_a_site_name_resolved_to_loopback_gets_no_keys(stack):
     assert get_keys(stack.endpoint, Host=f"localhost:{stack.keys_port}")[0] == 200
 
 
+@pytest.mark.mosquitto
 def test_cors_origin_lets_one_more_page_in(tmp_path):
     with running_stack(tmp_path, "--cors-origin", "https://app.example/") as stack:
         status, _, headers = get_keys(stack.endpoint, Origin="https://app.example")

@@ -1,12 +1,14 @@
 """The README is the manual: its demo runs, and its exit-code table matches the code."""
 
 import re
+import shlex
 import subprocess
 from pathlib import Path
 
-from conftest import IOTNOTIFY, free_port, user_env
+import pytest
 
 from iotnotify import errors
+from tests.helpers import IOTNOTIFY, free_port, user_env
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -24,8 +26,9 @@ def test_every_error_class_has_a_documented_exit_code():
     assert {c.exit_code for c in classes} <= documented
 
 
+@pytest.mark.mosquitto
 def test_demo_script_shows_the_message_arriving(tmp_path):
-    env = {**user_env(tmp_path), "IOTNOTIFY": IOTNOTIFY}
+    env = {**user_env(tmp_path), "IOTNOTIFY": shlex.join(IOTNOTIFY)}
     ports = ["--port", str(free_port()), "--keys-port", str(free_port()), "--mqtt-port", str(free_port())]
     result = subprocess.run([str(ROOT / "scripts" / "demo"), *ports], capture_output=True, text=True,
                             env=env, timeout=120)
@@ -34,9 +37,10 @@ def test_demo_script_shows_the_message_arriving(tmp_path):
     assert result.stdout.rstrip().endswith("done")
 
 
+@pytest.mark.mosquitto
 def test_the_refusal_example_is_what_send_prints(tmp_path):
     """README, `send`: what the keys may not do is refused before anything is sent."""
-    from conftest import running_stack, user_of
+    from tests.helpers import running_stack, user_of
 
     example = re.search(r"^\$ iotnotify (send other/x hi)\n(.*)$", README, re.MULTILINE)
     with running_stack(tmp_path) as stack:  # the default topics, as a user's first `iotnotify local`

@@ -7,7 +7,8 @@ import subprocess
 import time
 
 import pytest
-from conftest import IOTNOTIFY, broker_behind_front, tutorial_keys, wait_for
+
+from tests.helpers import IOTNOTIFY, broker_behind_front, tutorial_keys, wait_for
 
 
 @pytest.fixture
@@ -34,6 +35,7 @@ def test_subscribe_reports_reconnection_on_stderr_and_receives_after_it(cli, own
     (["--no-reconnect"], "lost (--no-reconnect)"),
     (["--max-reconnects", "2"], "gave up after 2 reconnection attempts"),
 ])
+@pytest.mark.slow
 def test_subscribe_gives_up_when_told_to(cli, own_broker, tmp_path, flag, message):
     broker, flags = own_broker
     sub = cli.subscriber(tmp_path, *flags, "t", *flag, "--reconnect-delay", "0.2,0.5")
@@ -45,7 +47,7 @@ def test_subscribe_gives_up_when_told_to(cli, own_broker, tmp_path, flag, messag
 
 def start_sender(cli, flags: list[str], failed, first: bytes) -> subprocess.Popen[bytes]:  # type: ignore[no-untyped-def]
     """`send -l --timeout 2 --failed FAILED`, with `first` sent and acknowledged by the time it returns."""
-    sender = subprocess.Popen([IOTNOTIFY, *flags, "send", "-l", "t", "--timeout", "2", "--failed", str(failed)],
+    sender = subprocess.Popen([*IOTNOTIFY, *flags, "send", "-l", "t", "--timeout", "2", "--failed", str(failed)],
                               stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=cli.env)
     sender.stdin.write(first)
     sender.stdin.flush()
@@ -53,28 +55,29 @@ def start_sender(cli, flags: list[str], failed, first: bytes) -> subprocess.Pope
     return sender
 
 
+@pytest.mark.slow
 def test_send_gives_up_after_timeout_with_the_exact_count_and_the_failed_file(cli, own_broker, tmp_path):
     broker, flags = own_broker
     failed = tmp_path / "failed.txt"
     sender = start_sender(cli, flags, failed, b"l1\nl2\nl3\nl4\nl5\n")
     broker.stop()
     sender.stdin.write(b"l6\nl7\nl8\n")
-    sender.stdin.close()
-    err = sender.stderr.read().decode()
-    assert sender.wait(30) == 6
+    err = sender.communicate(timeout=30)[1].decode()
+    assert sender.returncode == 6
     assert err == (f"iotnotify: error: 3 of 8 messages were not delivered (3 not acknowledged by the broker); "
                    f"saved to {failed}\n")
     assert failed.read_bytes() == b"l6\nl7\nl8\n"
     assert oct(failed.stat().st_mode & 0o777) == "0o600"
 
 
+@pytest.mark.slow
 def test_send_of_10000_lines_through_a_stopped_and_continued_broker_loses_none(cli, own_broker, tmp_path):
     broker, flags = own_broker
     ready = tmp_path / "ready"
-    sub = subprocess.Popen([IOTNOTIFY, *flags, "subscribe", "t", "-C", "10000", "-W", "120", "--quiet",
+    sub = subprocess.Popen([*IOTNOTIFY, *flags, "subscribe", "t", "-C", "10000", "-W", "120", "--quiet",
                             "--ready-file", str(ready)], stdout=subprocess.PIPE, env=cli.env)
     wait_for(ready.exists, 30, "subscriber ready")
-    sender = subprocess.Popen([IOTNOTIFY, *flags, "send", "-l", "t"], stdin=subprocess.PIPE, env=cli.env)
+    sender = subprocess.Popen([*IOTNOTIFY, *flags, "send", "-l", "t"], stdin=subprocess.PIPE, env=cli.env)
     sender.stdin.write(b"".join(b"%d\n" % i for i in range(5000)))
     sender.stdin.flush()
     broker.process.send_signal(signal.SIGSTOP)
@@ -84,8 +87,8 @@ def test_send_of_10000_lines_through_a_stopped_and_continued_broker_loses_none(c
         time.sleep(2)
     finally:
         broker.process.send_signal(signal.SIGCONT)
-    sender.stdin.close()
-    assert sender.wait(120) == 0
+    sender.communicate(timeout=120)
+    assert sender.returncode == 0
     out, _ = sub.communicate(timeout=120)
     received = out.decode().split()
     assert sub.returncode == 0
@@ -100,7 +103,7 @@ def test_persistent_session_gets_what_was_sent_while_away(any_id_cli, tmp_path, 
     session = f"s-{protocol}-{time.monotonic_ns()}"
     first = cli.subscriber(tmp_path, topic, "--session", session, "--protocol", protocol)
     first.kill()  # gone without a goodbye; the broker keeps the session
-    first.wait()
+    first.communicate()
     assert cli.run("send", "-l", topic, input="while\nyou\nwere away\n").returncode == 0
     back = cli.run("subscribe", topic, "--session", session, "--protocol", protocol, "-C", "3", "-W", "20",
                    "--quiet")
@@ -108,16 +111,18 @@ def test_persistent_session_gets_what_was_sent_while_away(any_id_cli, tmp_path, 
     assert back.stdout == "while\nyou\nwere away\n"
 
 
+@pytest.mark.slow
 def test_without_a_session_what_was_sent_while_away_is_not_delivered(any_id_cli, tmp_path, topic):
     cli = any_id_cli
     first = cli.subscriber(tmp_path, topic, "--client-id", f"plain-{time.monotonic_ns()}")
     first.kill()
-    first.wait()
+    first.communicate()
     cli.run("send", topic, "missed")
     back = cli.run("subscribe", topic, "-C", "1", "-W", "2", "--quiet")
     assert back.returncode == 7 and back.stdout == ""
 
 
+@pytest.mark.slow
 def test_send_stops_reading_at_the_window_when_the_broker_stops_acknowledging(cli, own_broker, tmp_path):
     """A frozen broker: `send` holds WINDOW messages, stops reading, and after --timeout s without an
     acknowledgement says where its input stopped; --failed keeps exactly the messages it had read."""
@@ -130,11 +135,10 @@ def test_send_stops_reading_at_the_window_when_the_broker_stops_acknowledging(cl
     try:
         try:
             sender.stdin.write(b"".join(b"%d\n" % i for i in range(3 * WINDOW)))
-            sender.stdin.close()
         except BrokenPipeError:
             pass
-        err = sender.stderr.read().decode()
-        assert sender.wait(30) == 6
+        err = sender.communicate(timeout=30)[1].decode()
+        assert sender.returncode == 6
     finally:
         broker.process.send_signal(signal.SIGCONT)
     assert err == (f"iotnotify: error: {WINDOW} of {WINDOW + 1} messages were not delivered ({WINDOW} not "

@@ -1,12 +1,15 @@
 """`send` and `subscribe` against the real local stack, as users and shell scripts use them."""
 
 import json
+import os
+import shlex
 import signal
 import subprocess
 import time
 
 import pytest
-from conftest import IOTNOTIFY, Cli, wait_for
+
+from tests.helpers import IOTNOTIFY, Cli, wait_for
 
 
 def finish(proc, timeout=30):
@@ -27,6 +30,7 @@ def test_send_and_receive(cli, tmp_path, topic, protocol, qos):
     assert err == "subscribed\n"
 
 
+@pytest.mark.slow
 def test_lines_mode_delivers_every_line_complete_and_in_order(cli, tmp_path, topic):
     sub = cli.subscriber(tmp_path, topic, "-C", "400", "-W", "60")
     lines = "".join(f"line {i}\n" for i in range(400))
@@ -39,14 +43,14 @@ def test_lines_mode_delivers_every_line_complete_and_in_order(cli, tmp_path, top
 
 def test_lines_go_out_as_they_arrive_not_at_eof(cli, tmp_path, topic):
     sub = cli.subscriber(tmp_path, topic, "-C", "1", "-W", "30")
-    sender = subprocess.Popen([IOTNOTIFY, "send", "-l", topic], stdin=subprocess.PIPE, env=cli.env,
+    sender = subprocess.Popen([*IOTNOTIFY, "send", "-l", topic], stdin=subprocess.PIPE, env=cli.env,
                               stderr=subprocess.PIPE)
     sender.stdin.write(b"first\n")
     sender.stdin.flush()
     code, out, _ = finish(sub)  # the sender's stdin is still open
     assert (code, out) == (0, b"first\n")
-    sender.stdin.close()
-    assert sender.wait(30) == 0
+    sender.communicate(timeout=30)  # closes its stdin: end of input
+    assert sender.returncode == 0
 
 
 def test_message_from_file_and_whole_stdin(cli, tmp_path, topic):
@@ -112,7 +116,7 @@ def test_quiet_prints_nothing_on_stderr(cli, tmp_path, topic):
 def test_closed_output_pipe_exits_quietly(cli, tmp_path, topic):
     ready = tmp_path / "ready"
     shell = subprocess.Popen(
-        ["bash", "-c", f"set -o pipefail; {IOTNOTIFY} subscribe --ready-file {ready} {topic} | head -1"],
+        ["bash", "-c", f"set -o pipefail; {shlex.join(IOTNOTIFY)} subscribe --ready-file {ready} {topic} | head -1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli.env)
     wait_for(ready.exists, 30, "subscriber ready")
     for i in range(5):
@@ -133,7 +137,7 @@ def test_interrupt_exits_130_with_one_line(cli, tmp_path, topic, sig):
 
 
 def test_interrupted_send_reports_and_exits_130(cli, topic):
-    sender = subprocess.Popen([IOTNOTIFY, "send", "-l", topic], stdin=subprocess.PIPE, env=cli.env,
+    sender = subprocess.Popen([*IOTNOTIFY, "send", "-l", topic], stdin=subprocess.PIPE, env=cli.env,
                               stderr=subprocess.PIPE)
     sender.stdin.write(b"one\n")
     sender.stdin.flush()
@@ -166,7 +170,7 @@ def test_bad_input_is_a_usage_error(cli, args, message):
 
 
 def test_topic_that_is_not_utf8_is_refused(cli):
-    proc = subprocess.run([IOTNOTIFY.encode(), b"send", b"t\xff", b"x"], env=cli.env, capture_output=True)
+    proc = subprocess.run([*map(os.fsencode, IOTNOTIFY), b"send", b"t\xff", b"x"], env=cli.env, capture_output=True)
     assert proc.returncode == 2 and b"is not valid UTF-8" in proc.stderr
 
 
@@ -221,10 +225,11 @@ def test_processes_sharing_cached_keys_get_their_own_ids_below_the_keys_client_i
     assert len(ids) == 3 and len(set(ids)) == 3
 
 
+@pytest.mark.mosquitto
 def test_client_id_is_random_when_the_keys_name_none(fake_endpoint, tmp_path, topic):
     import re
 
-    from conftest import Cli, broker_behind_front, tutorial_keys, user_env
+    from tests.helpers import Cli, broker_behind_front, tutorial_keys, user_env
 
     with broker_behind_front(tmp_path) as (broker, wss, ca_file):  # a front that takes any keys
         fake_endpoint.answer(body=tutorial_keys(port=wss))
@@ -316,4 +321,4 @@ def test_subscribe_writes_each_message_to_the_pipe_as_it_arrives(fast_cli, tmp_p
         assert read(fd, len(burst)) == burst
     finally:
         sub.kill()
-        sub.wait()
+        sub.communicate()

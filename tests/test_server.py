@@ -298,3 +298,13 @@ def test_keys_name_the_partition_of_the_callers_arn(monkeypatch, aws):
     resources = [r for s in json.loads(calls[0]["Policy"])["Statement"]
                  for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])]
     assert resources and all(r.startswith(f"arn:aws-cn:iot:cn-north-1:{ACCOUNT}:") for r in resources)
+
+
+@pytest.mark.parametrize("value, allowed", [("on", True), ("Yes", True), ("1", True), ("off", False), ("", False)])
+def test_any_client_id_reads_true_and_false_as_the_cli_does(value, allowed):
+    assert load_config({"IOTNOTIFY_ANY_CLIENT_ID": value}).any_client_id is allowed
+
+
+def test_any_client_id_that_is_neither_is_a_configuration_error():
+    with pytest.raises(ConfigInvalid, match="IOTNOTIFY_ANY_CLIENT_ID: 'maybe' is not true or false"):
+        load_config({"IOTNOTIFY_ANY_CLIENT_ID": "maybe"})

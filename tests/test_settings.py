@@ -1,9 +1,16 @@
-"""Settings precedence: flags, then IOTNOTIFY_* environment variables, then the profile."""
+"""Settings precedence, as a user meets it: the command's flag, the same flag before the command,
+the IOTNOTIFY_* variable, the profile, the default (click's envvar and default_map); and the
+profile's own checks."""
 
+import os
+
+import click
 import pytest
 
+from iotnotify.booleans import FALSE, TRUE, parse_bool
 from iotnotify.errors import ConfigError
-from iotnotify.settings import resolve, save_profile
+from iotnotify.settings import load_profile, save_profile
+from tests.helpers import Cli, user_env
 
 CONFIG = """\
 # my settings
@@ -18,67 +25,116 @@ protocol = "3.1.1"
 
 
 @pytest.fixture
-def env(tmp_path):
+def config(tmp_path):
     path = tmp_path / "config.toml"
     path.write_text(CONFIG)
-    return {"IOTNOTIFY_CONFIG": str(path)}
+    return path
 
 
-def test_default_profile_applies_when_none_is_named(env):
-    assert resolve({}, env=env).endpoint == "http://default.example/iot/keys"
+def endpoint_used(tmp_path, config, *args, **env) -> str:
+    """The endpoint `iotnotify ... keys` would fetch from: a URL of a scheme no one serves, named in
+    the one-line error (exit 4) without any request."""
+    result = Cli({**user_env(tmp_path), "IOTNOTIFY_CONFIG": str(config), **env}).run(*args)
+    assert result.returncode == 4, result.stderr
+    return result.stderr.split("keys endpoint ", 1)[1].split(" is not", 1)[0].strip("'")
 
 
-def test_named_profile_supplies_values(env):
-    settings = resolve({}, profile="work", env=env)
-    assert (settings.endpoint, settings.ca_file, settings.protocol) == (
+@pytest.mark.parametrize("args, env, used", [
+    (["keys"], {}, "profile://default"),
+    (["-p", "work", "keys"], {}, "profile://work"),
+    (["keys"], {"IOTNOTIFY_PROFILE": "work"}, "profile://work"),
+    (["keys"], {"IOTNOTIFY_ENDPOINT": "env://x"}, "env://x"),
+    (["--endpoint", "before://x", "keys"], {"IOTNOTIFY_ENDPOINT": "env://x"}, "before://x"),
+    (["--endpoint", "before://x", "keys", "--endpoint", "after://x"], {"IOTNOTIFY_ENDPOINT": "env://x"}, "after://x"),
+])
+def test_flag_after_then_before_the_command_then_environment_then_profile(tmp_path, args, env, used):
+    config = tmp_path / "config.toml"
+    config.write_text('[profiles.default]\nendpoint = "profile://default"\n[profiles.work]\nendpoint = "profile://work"\n')
+    assert endpoint_used(tmp_path, config, *args, **env) == used
+
+
+def test_the_profile_holds_every_setting_a_command_takes(config):
+    values = load_profile("work", config)
+    assert (values["endpoint"], values["ca_file"], values["protocol"]) == (
         "http://work.example/iot/keys", "/work/ca.pem", "3.1.1")
 
 
-def test_environment_beats_profile_and_flags_beat_environment(env):
-    env = {**env, "IOTNOTIFY_PROFILE": "work", "IOTNOTIFY_ENDPOINT": "http://env.example/k"}
-    assert resolve({}, env=env).endpoint == "http://env.example/k"
-    assert resolve({}, env=env).ca_file == "/work/ca.pem"
-    assert resolve({"endpoint": "http://flag.example/k"}, env=env).endpoint == "http://flag.example/k"
-
-
-def test_unknown_profile_is_a_config_error_listing_the_known_ones(env):
+def test_unknown_profile_is_a_config_error_listing_the_known_ones(config):
     with pytest.raises(ConfigError, match=r"unknown profile 'nope'.*default, work"):
-        resolve({}, profile="nope", env=env)
+        load_profile("nope", config)
 
 
-def test_unknown_key_in_profile_is_named(env, tmp_path):
-    (tmp_path / "config.toml").write_text('[profiles.default]\nendpont = "x"\n')
-    with pytest.raises(ConfigError, match="unknown key 'endpont'"):
-        resolve({}, env=env)
-
-
-def test_bad_toml_is_a_config_error(env, tmp_path):
-    (tmp_path / "config.toml").write_text("[profiles\n")
-    with pytest.raises(ConfigError, match="cannot read config file"):
-        resolve({}, env=env)
-
-
-def test_saving_a_profile_keeps_other_profiles_and_comments(env, tmp_path):
+@pytest.mark.parametrize("line, message", [
+    ('endpont = "x"', "unknown key 'endpont'"),
+    ("keys_timeout = \"ten\"", "keys_timeout = 'ten' is not a number"),
+    ("keys_timeout = 0", "keys_timeout must be positive"),
+    ('protocol = "4"', "protocol '4' is not one of 5, 3.1.1"),
+    ('no_cache = "yes"', "no_cache = 'yes' is not a boolean"),
+    ("endpoint = 5", "endpoint = 5 is not a string"),
+])
+def test_a_profile_value_of_the_wrong_kind_is_a_config_error_naming_it(tmp_path, line, message):
     path = tmp_path / "config.toml"
-    save_profile("local", {"endpoint": "http://127.0.0.1:1/iot/keys"}, path)
-    text = path.read_text()
+    path.write_text(f"[profiles.default]\n{line}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_profile(None, path)
+    result = Cli({**user_env(tmp_path), "IOTNOTIFY_CONFIG": str(path)}).run("keys")
+    assert result.returncode == 3 and message in result.stderr
+
+
+def test_bad_toml_is_a_config_error(config):
+    config.write_text("[profiles\n")
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_profile(None, config)
+
+
+@pytest.mark.parametrize("variable, value, message", [
+    ("IOTNOTIFY_NO_CACHE", "maybe", ("Invalid value for '--no-cache' (env var: 'IOTNOTIFY_NO_CACHE'): 'maybe' is not a "
+                                    "valid boolean")),
+    ("IOTNOTIFY_PROTOCOL", "4", "Invalid value for '--protocol' (env var: 'IOTNOTIFY_PROTOCOL'): '4' is not one of"),
+    ("IOTNOTIFY_KEYS_TIMEOUT", "soon", "Invalid value for '--keys-timeout' (env var: 'IOTNOTIFY_KEYS_TIMEOUT')"),
+])
+def test_a_bad_environment_variable_is_a_usage_error_naming_it(tmp_path, config, variable, value, message):
+    result = Cli({**user_env(tmp_path), "IOTNOTIFY_CONFIG": str(config), variable: value}).run("send", "t", "x")
+    assert result.returncode == 2 and result.stderr.startswith(f"iotnotify: error: {message}")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_help_names_each_environment_variable(tmp_path):
+    text = Cli(user_env(tmp_path)).run("send", "--help").stdout
+    for variable in ("IOTNOTIFY_ENDPOINT", "IOTNOTIFY_CA_FILE", "IOTNOTIFY_NO_CACHE", "IOTNOTIFY_PROTOCOL"):
+        assert f"env var: {variable}" in " ".join(text.split())
+
+
+@pytest.mark.parametrize("word", sorted(TRUE | FALSE | {"maybe", "2", "Yes ", " OFF"}))
+def test_one_reading_of_true_and_false_for_the_cli_and_the_lambda(word):
+    """IOTNOTIFY_NO_CACHE (click) and IOTNOTIFY_ANY_CLIENT_ID (the Lambda) read words alike."""
+    try:
+        theirs = click.BOOL.convert(word, None, None)
+    except click.BadParameter:
+        theirs = None
+    try:
+        ours = parse_bool(word)
+    except ValueError:
+        ours = None
+    assert ours == theirs
+
+
+def test_saving_a_profile_keeps_other_profiles_and_comments(config):
+    save_profile("local", {"endpoint": "http://127.0.0.1:1/iot/keys"}, config)
+    text = config.read_text()
     assert "# my settings" in text and "work.example" in text
-    assert resolve({}, profile="local", env=env).endpoint == "http://127.0.0.1:1/iot/keys"
+    assert load_profile("local", config)["endpoint"] == "http://127.0.0.1:1/iot/keys"
 
 
-def test_a_config_file_everyone_may_write_is_refused(env, tmp_path):
+def test_a_config_file_everyone_may_write_is_refused(config):
     """Anyone could point the client at their own broker and keys (ssh refuses such a config too)."""
-    import os
-
-    os.chmod(tmp_path / "config.toml", 0o666)
+    os.chmod(config, 0o666)
     with pytest.raises(ConfigError, match=r"config file .*config.toml is writable by everyone: not used \(chmod o-w"):
-        resolve({}, env=env)
+        load_profile(None, config)
 
 
-@pytest.mark.skipif(__import__("os").geteuid() != 0, reason="only root can give a file to another user")
-def test_a_config_file_of_another_user_is_refused(env, tmp_path):
-    import os
-
-    os.chown(tmp_path / "config.toml", 65534, 65534)  # nobody
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another user")
+def test_a_config_file_of_another_user_is_refused(config):
+    os.chown(config, 65534, 65534)  # nobody
     with pytest.raises(ConfigError, match="is owned by another user: not used"):
-        resolve({}, env=env)
+        load_profile(None, config)

@@ -10,11 +10,11 @@ from pathlib import Path
 import boto3
 import pytest
 from cfnlint.decode import decode_str
-from conftest import ACCOUNT, Cli, aws_env
 
 from iotnotify import iam
 from iotnotify.role import ROLE_POLICY_NAME
 from iotnotify.server.policy import role_policy
+from tests.helpers import ACCOUNT, Cli, aws_env
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "template.yaml"
 FUNCTION_ROLE = f"arn:aws:iam::{ACCOUNT}:role/keys-function"

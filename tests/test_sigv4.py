@@ -13,10 +13,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 from awscrt import auth, http
-from conftest import IOTNOTIFY, Cli, free_port, tutorial_keys, user_env, wait_for
 
 from iotnotify.local.sigv4 import KnownKeys, check_upgrade
 from iotnotify.local.stack import LocalStack, StackConfig
+from tests.helpers import IOTNOTIFY, Cli, free_port, tutorial_keys, user_env, wait_for
 
 
 def signed_path(keys: dict, host: str, when: dt.datetime | None = None, expires: int | None = None) -> str:
@@ -163,6 +163,8 @@ def test_expired_keys_and_stale_signatures_are_refused():
                          now) == "signature does not match"
 
 
+@pytest.mark.slow
+@pytest.mark.mosquitto
 def test_a_subscriber_keeps_receiving_across_the_expiry_of_60_second_keys(tmp_path):
     stack = LocalStack(StackConfig(tmp_path / "state", free_port(), free_port(), free_port(), lifetime=60,
                                    topics=("t",)))
@@ -172,7 +174,7 @@ def test_a_subscriber_keeps_receiving_across_the_expiry_of_60_second_keys(tmp_pa
         cli = Cli(env)
         old = json.loads(cli.run("keys", "--json").stdout)
         ready = tmp_path / "ready"
-        sub = subprocess.Popen([IOTNOTIFY, "subscribe", "t", "-C", "2", "-W", "150", "--quiet", "--ready-file",
+        sub = subprocess.Popen([*IOTNOTIFY, "subscribe", "t", "-C", "2", "-W", "150", "--quiet", "--ready-file",
                                 str(ready)], stdout=subprocess.PIPE, env=env)
         wait_for(ready.exists, 30, "subscriber ready")
         assert cli.run("send", "t", "before").returncode == 0
@@ -191,6 +193,7 @@ def test_a_subscriber_keeps_receiving_across_the_expiry_of_60_second_keys(tmp_pa
         stack.stop()
 
 
+@pytest.mark.mosquitto
 def test_cached_keys_a_restarted_local_stack_does_not_know_are_replaced(tmp_path):
     ports = (free_port(), free_port(), free_port())
     env = None
@@ -206,6 +209,8 @@ def test_cached_keys_a_restarted_local_stack_does_not_know_are_replaced(tmp_path
             stack.stop()
 
 
+@pytest.mark.slow
+@pytest.mark.mosquitto
 def test_a_subscriber_goes_on_under_the_new_keys_client_id_after_the_stack_restarts(tmp_path):
     """The restarted stack refuses the old keys; the new ones are for another client id: the
     subscriber goes on under an id of theirs, still subscribed, and says nothing but that."""
@@ -214,7 +219,7 @@ def test_a_subscriber_goes_on_under_the_new_keys_client_id_after_the_stack_resta
     first.start()
     env = {**user_env(tmp_path), "IOTNOTIFY_ENDPOINT": first.endpoint_url, "IOTNOTIFY_CA_FILE": str(first.tls.ca_file)}
     ready = tmp_path / "ready"
-    sub = subprocess.Popen([IOTNOTIFY, "subscribe", "t", "-C", "1", "-W", "60", "--ready-file", str(ready),
+    sub = subprocess.Popen([*IOTNOTIFY, "subscribe", "t", "-C", "1", "-W", "60", "--ready-file", str(ready),
                             "--reconnect-delay", "0.2,1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     wait_for(ready.exists, 30, "subscriber ready")
     first.stop()
@@ -240,12 +245,14 @@ def tutorial_sdk(stack, keys: dict, topic: str) -> subprocess.CompletedProcess[s
                           text=True, cwd=JS, timeout=60, env={**os.environ, "NODE_EXTRA_CA_CERTS": stack.ca_file})
 
 
+@pytest.mark.node
 def test_the_tutorials_javascript_sdk_is_accepted(stack, minted, topic):
     result = tutorial_sdk(stack, minted, topic)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "hello from the tutorial sdk\n"
 
 
+@pytest.mark.node
 def test_the_tutorials_javascript_sdk_with_a_wrong_secret_is_refused(stack, minted, topic):
     result = tutorial_sdk(stack, {**minted, "secretKey": "not-the-secret"}, topic)
     assert result.returncode == 2 and "timeout" not in result.stderr  # refused at once, not ignored

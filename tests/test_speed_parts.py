@@ -6,12 +6,13 @@ import socket
 import subprocess
 import threading
 
-from conftest import IOTNOTIFY
+import pytest
 
 from iotnotify.keys import endpoint_source
 from iotnotify.mqtt import ConnectOptions, open_connection
 from iotnotify.mqtt.nodelay import set_nodelay
 from iotnotify.send import WINDOW
+from tests.helpers import IOTNOTIFY
 
 
 def _nodelay_of_sockets_to(port: int) -> list[int]:
@@ -50,6 +51,7 @@ def test_the_clients_socket_to_the_broker_has_nodelay(stack):
         connection.disconnect()
 
 
+@pytest.mark.slow
 def test_callbacks_on_the_io_thread_keep_their_thread_state(stack):
     """Without threadstate.keep(), CPython makes a new thread state for every callback from awscrt's
     thread, so a threading.local set in one callback is gone in the next."""
@@ -79,7 +81,7 @@ def test_send_of_many_windows_arrives_whole_and_in_order(fast_cli, tmp_path):
     count = WINDOW * 5
     sub = cli.subscriber(tmp_path, "test/window", "-C", str(count), "-W", "60")
     lines = b"".join(b"%d\n" % i for i in range(count))
-    result = subprocess.run([IOTNOTIFY, "send", "-l", "test/window"], input=lines, env=cli.env, capture_output=True)
+    result = subprocess.run([*IOTNOTIFY, "send", "-l", "test/window"], input=lines, env=cli.env, capture_output=True)
     assert result.returncode == 0, result.stderr
     out, _ = sub.communicate(timeout=60)
     assert out == lines

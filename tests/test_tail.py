@@ -15,13 +15,13 @@ import termios
 import time
 
 import pytest
-from conftest import IOTNOTIFY, wait_for
 from rich.console import Console
 
 from iotnotify.keys import endpoint_source
 from iotnotify.live import TailState, render
 from iotnotify.mqtt import ConnectOptions
 from iotnotify.subscribe import subscribe
+from tests.helpers import IOTNOTIFY, wait_for
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
 
@@ -107,9 +107,10 @@ def test_grep_filters_the_log_but_not_the_counters(cli, live_subscription, topic
     assert "3 messages" in screen(state) and "1 shown" in screen(state)
 
 
+@pytest.mark.mosquitto
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_header_and_subscription_follow_the_connection_through_a_broker_restart(protocol, tmp_path, fake_endpoint):
-    from conftest import broker_behind_front, tutorial_keys
+    from tests.helpers import broker_behind_front, tutorial_keys
 
     with broker_behind_front(tmp_path) as (broker, wss, ca_file):
         fake_endpoint.answer(body=tutorial_keys(port=wss))
@@ -150,7 +151,7 @@ def test_memory_of_topics_is_bounded():
 
 def test_tail_into_a_pipe_prints_plain_lines_and_saves_everything(cli, tmp_path, topic):
     saved = tmp_path / "traffic.jsonl"
-    proc = subprocess.Popen([IOTNOTIFY, "tail", f"{topic}/#", "--grep", "keep", "--save", str(saved)],
+    proc = subprocess.Popen([*IOTNOTIFY, "tail", f"{topic}/#", "--grep", "keep", "--save", str(saved)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli.env)
     wait_for(lambda: cli.run("send", f"{topic}/sync", "keep sync").returncode == 0 and saved.exists()
              and saved.stat().st_size > 0, 30, "tail subscribed")
@@ -186,7 +187,7 @@ def read_until(fd, needle: str, timeout: float = 20) -> str:
 def test_tail_in_a_terminal_with_send(cli, tmp_path, topic):
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
-    proc = subprocess.Popen([IOTNOTIFY, "tail", f"{topic}/#", "--send", f"{topic}/chat"], stdin=slave,
+    proc = subprocess.Popen([*IOTNOTIFY, "tail", f"{topic}/#", "--send", f"{topic}/chat"], stdin=slave,
                             stdout=slave, stderr=slave, env={**cli.env, "TERM": "xterm-256color"},
                             start_new_session=True)
     os.close(slave)
@@ -212,7 +213,7 @@ def test_tail_in_a_terminal_with_send(cli, tmp_path, topic):
 
 def test_tail_without_filters_follows_the_configured_topic(cli, topic):
     env = {**cli.env, "IOTNOTIFY_TOPIC": f"{topic}/default"}
-    proc = subprocess.Popen([IOTNOTIFY, "tail"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen([*IOTNOTIFY, "tail"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     os.set_blocking(proc.stdout.fileno(), False)
     received = b""
 

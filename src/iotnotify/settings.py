@@ -1,4 +1,7 @@
-"""Settings: command-line flags, then IOTNOTIFY_* environment variables, then the profile's values."""
+"""Settings: where keys come from and how to connect. click resolves each one (the command's flag,
+the same flag before the command, its IOTNOTIFY_* environment variable, the profile through
+click's default_map, the default: cli/options.py); this module reads the profile and holds the
+defaults and the typed Settings."""
 
 from __future__ import annotations
 
@@ -13,22 +16,16 @@ from iotnotify.errors import ConfigError
 
 DEFAULT_PROFILE = "default"
 PROTOCOLS = ("5", "3.1.1")
-DEFAULT_KEYS_TIMEOUT = 10.0
+DEFAULT_PROTOCOL = "5"
+DEFAULT_KEYS_TIMEOUT = 10.0  # s
 DEFAULT_RECONNECT_DELAY = (1.0, 30.0)  # s: the first delay before reconnecting, and the longest
 DEFAULT_SESSION_EXPIRY = 3600  # s the broker keeps a --session while its client is away
 
-# setting name -> (environment variable, type); the same names are the profile's keys.
-FIELDS: dict[str, tuple[str, type]] = {
-    "endpoint": ("IOTNOTIFY_ENDPOINT", str),
-    "ca_file": ("IOTNOTIFY_CA_FILE", str),
-    "protocol": ("IOTNOTIFY_PROTOCOL", str),
-    "client_id": ("IOTNOTIFY_CLIENT_ID", str),
-    "keys_timeout": ("IOTNOTIFY_KEYS_TIMEOUT", float),
-    "no_cache": ("IOTNOTIFY_NO_CACHE", bool),
-    "aws": ("IOTNOTIFY_AWS", bool),
-    "aws_profile": ("IOTNOTIFY_AWS_PROFILE", str),
-    "aws_role": ("IOTNOTIFY_AWS_ROLE", str),
-    "topic": ("IOTNOTIFY_TOPIC", str),
+# the keys a profile may hold, each an option of the same name (`topic`: tail's, when none is given),
+# and the type its value must have
+PROFILE_KEYS: dict[str, type | tuple[type, ...]] = {
+    "endpoint": str, "ca_file": str, "protocol": str, "client_id": str, "keys_timeout": (int, float),
+    "no_cache": bool, "aws": bool, "aws_profile": str, "aws_role": str, "topic": str,
 }
 
 
@@ -51,12 +48,12 @@ class Settings:
 
 
 def config_path(env: Mapping[str, str] = os.environ) -> Path:
-    """The TOML config file: $IOTNOTIFY_CONFIG, else config.toml in click's app dir for iotnotify."""
+    """The TOML config file: $IOTNOTIFY_CONFIG, else config.toml in the user's config folder."""
     if env.get("IOTNOTIFY_CONFIG"):
         return Path(env["IOTNOTIFY_CONFIG"])
-    import click
+    import platformdirs
 
-    return Path(click.get_app_dir("iotnotify")) / "config.toml"
+    return Path(platformdirs.user_config_dir("iotnotify", appauthor=False)) / "config.toml"
 
 
 def read_config(path: Path) -> dict[str, Any]:
@@ -76,9 +73,10 @@ def read_config(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {e}") from None
 
 
-def _profile_values(config: dict[str, Any], name: str | None, path: Path) -> dict[str, Any]:
-    """The named profile's table; the `default` profile when none is named (and it exists)."""
-    profiles = config.get("profiles", {})
+def load_profile(name: str | None, path: Path) -> dict[str, Any]:
+    """The named profile's values (the `default` profile's when none is named, if it exists),
+    checked: ConfigError names the file and the key that is wrong."""
+    profiles = read_config(path).get("profiles", {})
     if not isinstance(profiles, dict):
         raise ConfigError(f"{path}: 'profiles' must be a table of [profiles.NAME] tables")
     if name is None:
@@ -88,67 +86,24 @@ def _profile_values(config: dict[str, Any], name: str | None, path: Path) -> dic
     else:
         known = ", ".join(sorted(profiles)) or "none"
         raise ConfigError(f"unknown profile {name!r} (profiles in {path}: {known})")
+    shown = name or DEFAULT_PROFILE
     if not isinstance(values, dict):
-        raise ConfigError(f"{path}: profile {name!r} must be a table")
-    unknown = sorted(set(values) - set(FIELDS))
-    if unknown:
-        raise ConfigError(f"{path}: profile {name or DEFAULT_PROFILE!r} has unknown key {unknown[0]!r}")
+        raise ConfigError(f"{path}: profile {shown!r} must be a table")
+    for key, value in values.items():
+        if key not in PROFILE_KEYS:
+            raise ConfigError(f"{path}: profile {shown!r} has unknown key {key!r}")
+        if not isinstance(value, PROFILE_KEYS[key]) or (isinstance(value, bool) and PROFILE_KEYS[key] is not bool):
+            raise ConfigError(f"{path}: profile {shown!r}: {key} = {value!r} is not a {_kind(PROFILE_KEYS[key])}")
+    if "protocol" in values and values["protocol"] not in PROTOCOLS:
+        raise ConfigError(f"{path}: profile {shown!r}: protocol {values['protocol']!r} is not one of "
+                          f"{', '.join(PROTOCOLS)}")
+    if "keys_timeout" in values and values["keys_timeout"] <= 0:
+        raise ConfigError(f"{path}: profile {shown!r}: keys_timeout must be positive")
     return values
 
 
-def _from_env(name: str, env: Mapping[str, str]) -> Any:
-    """The value of setting `name` from its environment variable, converted, or None if unset."""
-    var, kind = FIELDS[name]
-    raw = env.get(var)
-    if raw is None or raw == "":
-        return None
-    if kind is bool:
-        return raw.strip().lower() in ("1", "true", "yes", "on")
-    if kind is float:
-        try:
-            return float(raw)
-        except ValueError:
-            raise ConfigError(f"{var}={raw!r} is not a number") from None
-    return raw
-
-
-def resolve(
-    flags: Mapping[str, Any], profile: str | None = None, env: Mapping[str, str] = os.environ
-) -> Settings:
-    """Merge flags (None = not given), the environment and the profile into Settings."""
-    profile = profile or env.get("IOTNOTIFY_PROFILE") or None
-    path = config_path(env)
-    values = _profile_values(read_config(path), profile, path)
-    merged: dict[str, Any] = {}
-    for name in FIELDS:
-        value = flags.get(name)
-        if value is None or value is False:
-            env_value = _from_env(name, env)
-            value = env_value if env_value is not None else values.get(name, value)
-        merged[name] = value
-    protocol = str(merged["protocol"] or "5")
-    if protocol not in PROTOCOLS:
-        raise ConfigError(f"protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
-    try:
-        keys_timeout = float(merged["keys_timeout"] or DEFAULT_KEYS_TIMEOUT)
-    except (TypeError, ValueError):
-        raise ConfigError(f"keys_timeout {merged['keys_timeout']!r} is not a number") from None
-    if keys_timeout <= 0:
-        raise ConfigError("keys_timeout must be positive")
-    return Settings(
-        profile=profile,
-        endpoint=merged["endpoint"] or None,
-        ca_file=merged["ca_file"] or None,
-        protocol=protocol,
-        client_id=merged["client_id"] or None,
-        keys_timeout=keys_timeout,
-        no_cache=bool(merged["no_cache"]),
-        config_path=path,
-        aws=bool(merged["aws"] or merged["aws_profile"] or merged["aws_role"]),
-        aws_profile=merged["aws_profile"] or None,
-        aws_role=merged["aws_role"] or None,
-        topic=merged["topic"] or None,
-    )
+def _kind(kind: type | tuple[type, ...]) -> str:
+    return {str: "string", bool: "boolean (true or false)"}.get(kind, "number") if isinstance(kind, type) else "number"
 
 
 def save_profile(name: str, values: Mapping[str, Any], path: Path | None = None) -> Path:

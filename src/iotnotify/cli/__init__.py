@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from iotnotify import __version__, errors
-from iotnotify.cli.options import AWS_OPTIONS, CONTEXT
+from iotnotify.cli.options import CONTEXT, group_options, use_profile
 from iotnotify.cli.terminal import quiet_stdout
 
 COMMANDS = {"keys": "client:keys_command", "send": "client:send_command", "subscribe": "client:subscribe_command",
@@ -47,21 +47,17 @@ Examples:
   iotnotify --profile local send demo/hello 'hi'
   iotnotify --endpoint https://ID.execute-api.REGION.amazonaws.com/iot/keys keys""")
 @click.version_option(__version__, "--version", "-V", prog_name="iotnotify")
-@click.option("--profile", "-p", metavar="NAME", help="Profile in the config file [env IOTNOTIFY_PROFILE].")
-@click.option("--endpoint", metavar="URL", help="Keys endpoint URL [env IOTNOTIFY_ENDPOINT].")
-@click.option("--ca-file", metavar="PATH", help="CA bundle for a private broker [env IOTNOTIFY_CA_FILE].")
-@click.option("--no-cache", is_flag=True, default=None, help="Fetch new keys; do not use or save the cache.")
-@click.option("--keys-timeout", type=float, metavar="S",
-              help="Seconds to wait for the keys endpoint (default 10) [env IOTNOTIFY_KEYS_TIMEOUT].")
-@AWS_OPTIONS[0]
-@AWS_OPTIONS[1]
-@AWS_OPTIONS[2]
-def cli(**_flags: Any) -> None:
+@group_options
+@click.pass_context
+def cli(ctx: click.Context, /, profile: str | None, keys_timeout: float | None, **_flags: Any) -> None:
     """Real-time notifications over AWS IoT Core (MQTT over WebSocket, SigV4) from the command line.
 
-    Settings come from flags, then IOTNOTIFY_* environment variables, then the profile
-    (IOTNOTIFY_CONFIG or config.toml in the app dir; `default` unless --profile names another).
+    Each setting comes from its option (after the command, or before it), then its IOTNOTIFY_*
+    environment variable, then the profile (in IOTNOTIFY_CONFIG or config.toml in the user's config
+    folder; `default` unless --profile names another).
     """
+    if ctx.invoked_subcommand not in ("local", "setup-role"):  # they use no keys, nor a profile
+        use_profile(ctx, profile, keys_timeout)
 
 
 def _interrupt_on_signals() -> None:

@@ -8,6 +8,8 @@ import click
 
 from iotnotify.cli.options import CONTEXT
 from iotnotify.cli.terminal import note
+from iotnotify.local import DEFAULT_KEYS_PORT, DEFAULT_MQTT_PORT, DEFAULT_TOPICS, DEFAULT_WSS_PORT
+from iotnotify.server.config import DEFAULT_LIFETIME
 
 
 @click.command("local", context_settings=CONTEXT, epilog="""\b
@@ -17,15 +19,15 @@ Examples:
   iotnotify local --role-policy my-role-policy.json      # your role's policy in place of the default
   iotnotify local --permissive          # no policy, limits or throttle (benchmarks, other tools)
   iotnotify local --port 19443 --keys-port 19080 --mqtt-port 19883""")
-@click.option("--port", type=click.IntRange(1, 65535), default=9443, show_default=True,
+@click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_WSS_PORT, show_default=True,
               help="Broker port for MQTT over WebSocket with TLS.")
-@click.option("--keys-port", type=click.IntRange(1, 65535), default=9080, show_default=True,
+@click.option("--keys-port", type=click.IntRange(1, 65535), default=DEFAULT_KEYS_PORT, show_default=True,
               help="Port of the keys endpoint (HTTP).")
-@click.option("--mqtt-port", type=click.IntRange(1, 65535), default=9883, show_default=True,
+@click.option("--mqtt-port", type=click.IntRange(1, 65535), default=DEFAULT_MQTT_PORT, show_default=True,
               help="Plain MQTT port for other clients (mosquitto_pub/sub).")
-@click.option("--lifetime", type=click.IntRange(60, 43200), default=3600, show_default=True, metavar="S",
+@click.option("--lifetime", type=click.IntRange(60, 43200), default=DEFAULT_LIFETIME, show_default=True, metavar="S",
               help="Lifetime of the keys the endpoint mints, in seconds.")
-@click.option("--topics", default="/serverless/pubsub,demo/*", show_default=True, metavar="T1,T2",
+@click.option("--topics", default=",".join(DEFAULT_TOPICS), show_default=True, metavar="T1,T2",
               help="Topics the keys may use (PREFIX/* for every topic below PREFIX/), as IOTNOTIFY_TOPICS.")
 @click.option("--private-topic-prefix", metavar="PREFIX",
               help="Keys may also subscribe to and receive on PREFIX/<clientId>, as IOTNOTIFY_PRIVATE_TOPIC_PREFIX.")

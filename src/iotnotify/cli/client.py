@@ -37,7 +37,7 @@ def keys_command(ctx: click.Context, /, as_json: bool, export: bool, show_secret
 
     if as_json and export:
         raise errors.UsageError("--json and --export cannot be used together")
-    source = source_of(resolve_settings(ctx, **flags))
+    source = source_of(resolve_settings(ctx))
     temporary = source.get()
     if as_json:
         click.echo(keys_view.as_json(temporary))
@@ -81,7 +81,7 @@ def send_command(ctx: click.Context, /, topic: str, message: str | None, message
     if message is not None and message_opt is not None:
         raise errors.UsageError("give the message once: as MESSAGE or with -m")
     payloads = payloads_from(message if message is not None else message_opt, file, stdin, lines, sys.stdin.buffer)
-    settings = resolve_settings(ctx, **flags)
+    settings = resolve_settings(ctx)
 
     def rejected(index: int, error: errors.UsageError) -> None:
         note(f"iotnotify: message {index} not sent: {error}")
@@ -140,7 +140,7 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], verbose: 
     retained = "only" if retained_only else "without" if no_retained else "all"
     writer = MessageWriter(formatter(OutputStyle(as_json, verbose, template, pretty, not no_newline)),
                            sys.stdout.buffer)
-    settings = resolve_settings(ctx, **flags)
+    settings = resolve_settings(ctx)
     lost = False
 
     def state_changed(state: str, attempt: int) -> None:  # from the MQTT threads: state changes on stderr

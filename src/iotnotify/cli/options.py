@@ -4,12 +4,20 @@ and httpie's `cli/options.py`), and resolving them, with the group's, into Setti
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
 from iotnotify.cli.terminal import note
-from iotnotify.settings import DEFAULT_RECONNECT_DELAY, DEFAULT_SESSION_EXPIRY, Settings, resolve
+from iotnotify.settings import (
+    DEFAULT_KEYS_TIMEOUT,
+    DEFAULT_PROTOCOL,
+    DEFAULT_RECONNECT_DELAY,
+    DEFAULT_SESSION_EXPIRY,
+    PROTOCOLS,
+    Settings,
+)
 
 if TYPE_CHECKING:
     from iotnotify.keys import KeySource
@@ -19,40 +27,66 @@ F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 """The context settings of the group and of every command."""
 
-AWS_OPTIONS = [
-    click.option("--aws", is_flag=True, default=None,
-                 help="No keys endpoint: use your AWS credentials (boto3's chain) [env IOTNOTIFY_AWS=1]."),
-    click.option("--aws-profile", metavar="NAME", help="AWS profile for --aws (implies --aws) [env IOTNOTIFY_AWS_PROFILE]."),
-    click.option("--aws-role", metavar="ROLE",
-                 help="With --aws: assume this notifications role with the endpoint's session policy "
-                      "[env IOTNOTIFY_AWS_ROLE]."),
-]
+Decorator = Callable[[Any], Any]
+
+
+def _key_options(env: bool) -> list[Decorator]:
+    """The options that say where keys come from: on each command (reading IOTNOTIFY_* variables,
+    and the profile through click's default_map) and, without either, before the command."""
+    def var(name: str) -> dict[str, Any]:
+        return {"envvar": f"IOTNOTIFY_{name}", "show_envvar": True} if env else {}
+
+    return [
+        click.option("--endpoint", metavar="URL", help="Keys endpoint URL.", **var("ENDPOINT")),
+        click.option("--ca-file", metavar="PATH", help="CA bundle for a private broker.", **var("CA_FILE")),
+        click.option("--no-cache", is_flag=True, default=None, help="Fetch new keys; do not use or save the cache.",
+                     **var("NO_CACHE")),
+        click.option("--aws", is_flag=True, default=None,
+                     help="No keys endpoint: use your AWS credentials (boto3's chain).", **var("AWS")),
+        click.option("--aws-profile", metavar="NAME", help="AWS profile for --aws (implies --aws).",
+                     **var("AWS_PROFILE")),
+        click.option("--aws-role", metavar="ROLE",
+                     help="With --aws: assume this notifications role with the endpoint's session policy.",
+                     **var("AWS_ROLE")),
+    ]
+
+
+def _apply(command: F, decorators: list[Decorator]) -> F:
+    """`command` with `decorators` applied, the first outermost (so --help lists them in order)."""
+    decorated: Any = command
+    for decorator in reversed(decorators):
+        decorated = decorator(decorated)
+    return cast("F", decorated)
+
+
+def group_options(command: F) -> F:
+    """The options before the command: the profile, the keys endpoint's timeout, and where keys
+    come from (which the same options after the command override)."""
+    return _apply(command, [
+        click.option("--profile", "-p", metavar="NAME", envvar="IOTNOTIFY_PROFILE", show_envvar=True,
+                     help="Profile in the config file (default: the profile `default`, if any)."),
+        click.option("--keys-timeout", type=click.FloatRange(min=0, min_open=True), metavar="S",
+                     envvar="IOTNOTIFY_KEYS_TIMEOUT", show_envvar=True,
+                     help=f"Seconds to wait for the keys endpoint (default {DEFAULT_KEYS_TIMEOUT:g})."),
+        *_key_options(env=False),
+    ])
 
 
 def connection_options(command: F) -> F:
-    """Flags every command that needs keys takes (they override the same flags before the command)."""
-    for decorator in reversed([
-        click.option("--endpoint", metavar="URL", help="Keys endpoint URL [env IOTNOTIFY_ENDPOINT]."),
-        click.option("--ca-file", metavar="PATH", help="CA bundle for a private broker [env IOTNOTIFY_CA_FILE]."),
-        click.option("--no-cache", is_flag=True, default=None, help="Fetch new keys; do not use or save the cache."),
-        *AWS_OPTIONS,
-    ]):
-        command = decorator(command)
-    return command
+    """Options every command that needs keys takes (they override the same options before the command)."""
+    return _apply(command, _key_options(env=True))
 
 
 def mqtt_options(command: F) -> F:
-    """Flags of the commands that connect to the broker."""
-    for decorator in reversed([
-        click.option("--protocol", type=click.Choice(["5", "3.1.1"]), default=None,
-                     help="MQTT version (default 5) [env IOTNOTIFY_PROTOCOL]."),
-        click.option("--client-id", "-i", metavar="ID",
-                     help="MQTT client id (default: the keys' clientId plus -RANDOM, else random iotnotify-...) [env IOTNOTIFY_CLIENT_ID]."),
+    """Options of the commands that connect to the broker."""
+    return _apply(command, [
+        click.option("--protocol", type=click.Choice(PROTOCOLS), envvar="IOTNOTIFY_PROTOCOL", show_envvar=True,
+                     help=f"MQTT version (default {DEFAULT_PROTOCOL})."),
+        click.option("--client-id", "-i", metavar="ID", envvar="IOTNOTIFY_CLIENT_ID", show_envvar=True,
+                     help="MQTT client id (default: the keys' clientId plus -RANDOM, else random iotnotify-...)."),
         click.option("--qos", "-q", type=click.IntRange(0, 1), default=1, show_default=True,
                      help="Quality of service: 0 at most once, 1 at least once."),
-    ]):
-        command = decorator(command)
-    return command
+    ])
 
 
 class DelayRange(click.ParamType[tuple[float, float], Any]):
@@ -73,33 +107,61 @@ class DelayRange(click.ParamType[tuple[float, float], Any]):
 
 
 def long_running_options(command: F) -> F:
-    """Flags of the commands that stay connected: persistent sessions and reconnection delays."""
-    for decorator in reversed([
+    """Options of the commands that stay connected: persistent sessions and reconnection delays."""
+    return _apply(command, [
         click.option("--session", metavar="NAME",
                      help="Persistent session NAME (also the client id): QoS 1 messages sent while you "
                           "were away are delivered when you come back."),
         click.option("--session-expiry", type=click.IntRange(60, 7 * 24 * 3600), default=DEFAULT_SESSION_EXPIRY,
-                     show_default=True,
-                     metavar="S", help="Seconds the broker keeps the --session while you are away."),
-        click.option("--reconnect-delay", type=DelayRange(), default=",".join(f"{s:g}" for s in DEFAULT_RECONNECT_DELAY),
-                     show_default=True,
+                     show_default=True, metavar="S", help="Seconds the broker keeps the --session while you are away."),
+        click.option("--reconnect-delay", type=DelayRange(), show_default=True,
+                     default=",".join(f"{seconds:g}" for seconds in DEFAULT_RECONNECT_DELAY),
                      help="Seconds to wait before reconnecting: MIN, doubled with jitter per failed attempt, "
                           "up to MAX."),
         click.option("--partial", is_flag=True,
                      help="Go on with the filters the broker granted when it refuses some (each refusal on stderr)."),
-    ]):
-        command = decorator(command)
-    return command
+    ])
 
 
-def resolve_settings(ctx: click.Context, **flags: Any) -> Settings:
-    """Resolve settings: this command's flags, then the group's, then env, then the profile."""
-    group = ctx.find_root().params
-    merged = {name: flags.get(name) if flags.get(name) not in (None, False) else group.get(name)
-              for name in ("endpoint", "ca_file", "no_cache", "protocol", "client_id", "aws", "aws_profile",
-                           "aws_role")}
-    merged["keys_timeout"] = group.get("keys_timeout")
-    return resolve(merged, profile=group.get("profile"))
+def use_profile(ctx: click.Context, profile: str | None, keys_timeout: float | None) -> None:
+    """The group's part: read the profile once and hand its values to every command as click's
+    default_map (so a command's option takes: its flag, its IOTNOTIFY_* variable, the profile, its
+    default); the keys timeout, an option of the group, from the profile when not given."""
+    from iotnotify.settings import config_path, load_profile
+
+    path = config_path()
+    values = load_profile(profile, path)
+    ctx.default_map = dict.fromkeys(ctx.command.list_commands(ctx), values) \
+        if isinstance(ctx.command, click.Group) else {}
+    ctx.obj = {"profile": profile, "config_path": path,
+               "keys_timeout": keys_timeout if keys_timeout is not None else
+               float(values.get("keys_timeout", DEFAULT_KEYS_TIMEOUT))}
+
+
+def resolve_settings(ctx: click.Context) -> Settings:
+    """The Settings for a command: each from the command's flag, else the same flag before the
+    command, else as click resolved the command's option (its IOTNOTIFY_* variable, the profile, or
+    its default)."""
+    root = ctx.find_root()
+    given = click.core.ParameterSource.COMMANDLINE
+
+    def pick(name: str) -> Any:
+        if ctx.params.get(name) is not None and ctx.get_parameter_source(name) == given:
+            return ctx.params[name]
+        if root.params.get(name) is not None and root.get_parameter_source(name) == given:
+            return root.params[name]
+        return ctx.params.get(name)
+
+    obj = root.obj or {}
+    aws_profile, aws_role = pick("aws_profile") or None, pick("aws_role") or None
+    return Settings(
+        profile=obj.get("profile"), config_path=obj.get("config_path") or Path(),
+        endpoint=pick("endpoint") or None, ca_file=pick("ca_file") or None,
+        protocol=pick("protocol") or DEFAULT_PROTOCOL, client_id=pick("client_id") or None,
+        keys_timeout=obj.get("keys_timeout") or DEFAULT_KEYS_TIMEOUT, no_cache=bool(pick("no_cache")),
+        aws=bool(pick("aws") or aws_profile or aws_role), aws_profile=aws_profile, aws_role=aws_role,
+        topic=pick("topic") or None,
+    )
 
 
 def source_of(settings: Settings) -> KeySource:

@@ -35,6 +35,8 @@ Examples:
               help="Append every message received to FILE as JSON lines (the subscribe --json format).")
 @click.option("--grep", metavar="PATTERN", help="Show only messages whose topic or payload match (a regex).")
 @click.option("--send", "send_topic", metavar="TOPIC", help="Type lines to publish to TOPIC (Enter sends).")
+@click.option("--topic", "topic", hidden=True, envvar="IOTNOTIFY_TOPIC", metavar="TOPIC",
+              help="The topic when no FILTER is given (the profile's `topic`).")
 @long_running_options
 @mqtt_options
 @connection_options
@@ -55,7 +57,7 @@ def tail_command(ctx: click.Context, /, filters: tuple[str, ...], lines: int | N
         check_topic(send_topic, aws=False)
         if not sys.stdin.isatty():
             raise errors.UsageError("--send reads what you type: standard input must be a terminal")
-    settings = resolve_settings(ctx, **flags)
+    settings = resolve_settings(ctx)
     topics = list(filters) or [settings.topic or DEFAULT_TOPIC]
     source = source_of(settings)
     options = ConnectOptions.from_settings(settings, session, session_expiry, reconnect_delay)

@@ -46,7 +46,8 @@ def fetch_once(url: str, timeout: float, stated: float | None = None) -> Tempora
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) only: fetch_keys
             body = response.read()
     except urllib.error.HTTPError as e:
-        detail = _message(e.read() or b"")
+        with e:  # it holds the connection: close it
+            detail = _message(e.read() or b"")
         error = TransientKeysError if e.code >= 500 or e.code == 429 else KeysError
         raise error(f"keys endpoint {url} answered HTTP {e.code}" + (f": {detail}" if detail else "")) from None
     except TimeoutError:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from iotnotify.errors import LocalStackError, UsageError
+from iotnotify.local import DEFAULT_KEYS_PORT, DEFAULT_MQTT_PORT, DEFAULT_TOPICS, DEFAULT_WSS_PORT
 from iotnotify.local.broker import Broker, check_port_free
 from iotnotify.local.front import WebSocketFront
 from iotnotify.local.gateway import Gateway
@@ -16,14 +17,10 @@ from iotnotify.local.grants import Grants
 from iotnotify.local.keys_server import LOCAL_ACCOUNT, LOCAL_REGION, KeysServer, LocalIssuer, loopback_origins
 from iotnotify.local.sigv4 import UpgradeRefused, verify_upgrade
 from iotnotify.local.tls import ensure_tls_files
-from iotnotify.server.config import ConfigInvalid, EndpointConfig
+from iotnotify.server.config import DEFAULT_LIFETIME, ConfigInvalid, EndpointConfig
 from iotnotify.server.handler import origin_allowed
 from iotnotify.server.policy import role_policy
 
-DEFAULT_WSS_PORT = 9443
-DEFAULT_KEYS_PORT = 9080
-DEFAULT_MQTT_PORT = 9883
-DEFAULT_TOPICS = ("/serverless/pubsub", "demo/*")  # the tutorial's topic, and room to try things
 LOOPBACK = "127.0.0.1"
 
 
@@ -35,7 +32,7 @@ class StackConfig:
     wss_port: int = DEFAULT_WSS_PORT
     keys_port: int = DEFAULT_KEYS_PORT
     mqtt_port: int = DEFAULT_MQTT_PORT
-    lifetime: int = 3600
+    lifetime: int = DEFAULT_LIFETIME
     topics: tuple[str, ...] = DEFAULT_TOPICS
     permissive: bool = False  # no policy, limits or throttle: for benchmarks and other tools
     any_client_id: bool = False

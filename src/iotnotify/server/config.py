@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from iotnotify.booleans import parse_bool
 from iotnotify.server.policy import (
     PolicyError,
     check_policy_topic,
@@ -80,13 +81,17 @@ def load_config(env: Mapping[str, str] = os.environ) -> EndpointConfig:
     if not MIN_LIFETIME <= lifetime <= MAX_LIFETIME:
         raise ConfigInvalid(f"IOTNOTIFY_KEY_LIFETIME must be {MIN_LIFETIME} to {MAX_LIFETIME}, not {lifetime}")
     try:
+        any_client_id = parse_bool(env.get("IOTNOTIFY_ANY_CLIENT_ID", ""))
+    except ValueError as e:
+        raise ConfigInvalid(f"IOTNOTIFY_ANY_CLIENT_ID: {e}") from None
+    try:
         return EndpointConfig(
             role=env.get("IOTNOTIFY_ROLE") or DEFAULT_ROLE,
             topics=topics,
             lifetime=lifetime,
             cors_origins=origins_of(env.get("IOTNOTIFY_CORS_ORIGIN", "")),
             private_prefix=env.get("IOTNOTIFY_PRIVATE_TOPIC_PREFIX") or None,
-            any_client_id=env.get("IOTNOTIFY_ANY_CLIENT_ID", "").strip().lower() in ("1", "true", "yes"),
+            any_client_id=any_client_id,
         )
     except ConfigInvalid as e:
         raise ConfigInvalid(f"IOTNOTIFY_TOPICS or IOTNOTIFY_PRIVATE_TOPIC_PREFIX: {e}") from None
