@@ -17,6 +17,10 @@ import urllib.request
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from iotnotify.local.broker import Broker
 
 IOTNOTIFY = [sys.executable, "-m", "iotnotify"]
 """The command under test: this checkout's, as installed in this interpreter, never another on PATH."""
@@ -225,14 +229,15 @@ def tutorial_keys(host: str = "127.0.0.1", **extra: object) -> dict[str, object]
 
 @contextlib.contextmanager
 def broker_behind_front(folder: Path):
-    """A Mosquitto of the test's own behind the wss front, to stop and start at will:
-    yields (broker, wss port, CA file)."""
+    """A Mosquitto of the test's own behind the wss front, to stop and start at will, logging the
+    packets it sends (acknowledged() reads them): yields (broker, wss port, CA file)."""
     from iotnotify.local.broker import Broker
     from iotnotify.local.front import WebSocketFront
     from iotnotify.local.tls import ensure_tls_files
 
     tls = ensure_tls_files(folder / "tls")
     broker, wss = Broker(folder / "broker", free_port()), free_port()
+    broker.extra_config = "log_type debug\n"
     broker.start()
     front = WebSocketFront(wss, broker.port, tls)
     front.start()
@@ -255,3 +260,11 @@ def aws_env(root: Path, moto_url: str, **extra: str) -> dict[str, str]:
                 "AWS_SHARED_CREDENTIALS_FILE": str(root / "none")})
     env.update(extra)
     return env
+
+
+def acknowledged(broker: Broker) -> int:
+    """How many PUBACKs a broker of broker_behind_front() has sent: messages it took."""
+    try:
+        return broker.log_file.read_text(errors="replace").count("Sending PUBACK to ")
+    except OSError:
+        return 0

@@ -16,7 +16,7 @@ README = (ROOT / "README.md").read_text()
 
 def test_exit_code_table_matches_the_code():
     documented = {int(code) for code in re.findall(r"^\| (\d+) \| ", README, re.MULTILINE)}
-    defined = {value for name, value in vars(errors).items() if name.startswith("EXIT_")}
+    defined = {int(status) for status in errors.ExitStatus}
     assert documented == defined
 
 

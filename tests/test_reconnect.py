@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.helpers import IOTNOTIFY, broker_behind_front, tutorial_keys, wait_for
+from tests.helpers import IOTNOTIFY, acknowledged, broker_behind_front, tutorial_keys, wait_for
 
 
 @pytest.fixture
@@ -45,13 +45,14 @@ def test_subscribe_gives_up_when_told_to(cli, own_broker, tmp_path, flag, messag
     assert err.decode().splitlines()[-1].startswith("iotnotify: error: ") and message in err.decode()
 
 
-def start_sender(cli, flags: list[str], failed, first: bytes) -> subprocess.Popen[bytes]:  # type: ignore[no-untyped-def]
-    """`send -l --timeout 2 --failed FAILED`, with `first` sent and acknowledged by the time it returns."""
+def start_sender(cli, broker, flags: list[str], failed, first: bytes) -> subprocess.Popen[bytes]:
+    """`send -l --timeout 2 --failed FAILED`, with `first` sent and acknowledged by the broker by
+    the time it returns."""
     sender = subprocess.Popen([*IOTNOTIFY, *flags, "send", "-l", "t", "--timeout", "2", "--failed", str(failed)],
                               stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=cli.env)
     sender.stdin.write(first)
     sender.stdin.flush()
-    time.sleep(1.5)  # acknowledged by now
+    wait_for(lambda: acknowledged(broker) >= first.count(b"\n"), 30, "the first lines acknowledged")
     return sender
 
 
@@ -59,7 +60,7 @@ def start_sender(cli, flags: list[str], failed, first: bytes) -> subprocess.Pope
 def test_send_gives_up_after_timeout_with_the_exact_count_and_the_failed_file(cli, own_broker, tmp_path):
     broker, flags = own_broker
     failed = tmp_path / "failed.txt"
-    sender = start_sender(cli, flags, failed, b"l1\nl2\nl3\nl4\nl5\n")
+    sender = start_sender(cli, broker, flags, failed, b"l1\nl2\nl3\nl4\nl5\n")
     broker.stop()
     sender.stdin.write(b"l6\nl7\nl8\n")
     err = sender.communicate(timeout=30)[1].decode()
@@ -130,7 +131,7 @@ def test_send_stops_reading_at_the_window_when_the_broker_stops_acknowledging(cl
 
     broker, flags = own_broker
     failed = tmp_path / "failed.txt"
-    sender = start_sender(cli, flags, failed, b"first\n")
+    sender = start_sender(cli, broker, flags, failed, b"first\n")
     broker.process.send_signal(signal.SIGSTOP)
     try:
         try:

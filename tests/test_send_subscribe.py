@@ -136,12 +136,13 @@ def test_interrupt_exits_130_with_one_line(cli, tmp_path, topic, sig):
     assert err == "subscribed\niotnotify: interrupted after 0 messages\n"
 
 
-def test_interrupted_send_reports_and_exits_130(cli, topic):
+def test_interrupted_send_reports_and_exits_130(cli, tmp_path, topic):
+    sub = cli.subscriber(tmp_path, topic, "-C", "1", "-W", "30")
     sender = subprocess.Popen([*IOTNOTIFY, "send", "-l", topic], stdin=subprocess.PIPE, env=cli.env,
                               stderr=subprocess.PIPE)
     sender.stdin.write(b"one\n")
     sender.stdin.flush()
-    time.sleep(1.5)
+    assert finish(sub)[:2] == (0, b"one\n")  # the broker took it (and acknowledged it)
     sender.send_signal(signal.SIGINT)
     _, err = sender.communicate(timeout=20)
     assert sender.returncode == 130

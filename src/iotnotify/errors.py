@@ -1,52 +1,72 @@
-"""One exception hierarchy: each error carries its one-line message and its exit code.
+"""One exception hierarchy: each error carries its one-line message and its exit code (ExitStatus,
+as httpie's `status.py`). The exit codes are documented in README.md ("Exit codes"); a test keeps
+the two in step.
 
-The exit codes are documented in README.md ("Exit codes"); keep the two in step.
+    IotNotifyError                      1  a bug: never raised as such
+    +-- UsageError                      2  bad input: a topic, a payload over a limit, conflicting options
+    +-- ConfigError                     3  settings that cannot work: no endpoint, a bad profile
+    +-- KeysError                       4  the keys endpoint unreachable, or its answer not usable keys
+    +-- ConnectError                    5  the broker unreachable, TLS, the connection refused
+    |   +-- KeysRefused                    the WebSocket upgrade refused: keys not (or no longer) accepted
+    |   +-- TakenOver                      another client connected with the same client id
+    +-- DeliveryError                   6  not everything acknowledged, a subscription refused
+    +-- ReceiveTimeout                  7  `subscribe -W` ran out of time
+    +-- LocalStackError                 8  `iotnotify local` could not start
+    +-- AwsError                        9  an AWS API call failed (setup-role, --aws)
+    +-- Refused                        10  the keys' policy does not allow it ("not authorized")
+    +-- Interrupted                   130  Ctrl-C or SIGTERM
 """
 
 from __future__ import annotations
 
-EXIT_OK = 0
-EXIT_INTERNAL = 1
-EXIT_USAGE = 2
-EXIT_CONFIG = 3
-EXIT_KEYS = 4
-EXIT_CONNECT = 5
-EXIT_DELIVERY = 6
-EXIT_TIMEOUT = 7
-EXIT_LOCAL = 8
-EXIT_AWS = 9
-EXIT_REFUSED = 10
-EXIT_INTERRUPTED = 130
+import enum
+
+
+class ExitStatus(enum.IntEnum):
+    """The exit codes of `iotnotify`."""
+
+    OK = 0
+    INTERNAL = 1
+    USAGE = 2
+    CONFIG = 3
+    KEYS = 4
+    CONNECT = 5
+    DELIVERY = 6
+    TIMEOUT = 7
+    LOCAL = 8
+    AWS = 9
+    REFUSED = 10
+    INTERRUPTED = 130
 
 
 class IotNotifyError(Exception):
     """Base class: a failure the user can act on, with a one-line message."""
 
-    exit_code = EXIT_INTERNAL
+    exit_code = ExitStatus.INTERNAL
 
 
 class UsageError(IotNotifyError):
     """Bad input: an invalid topic or filter, a payload over a limit, conflicting options."""
 
-    exit_code = EXIT_USAGE
+    exit_code = ExitStatus.USAGE
 
 
 class ConfigError(IotNotifyError):
     """Settings that cannot work: no endpoint, an unknown profile, an unreadable config file."""
 
-    exit_code = EXIT_CONFIG
+    exit_code = ExitStatus.CONFIG
 
 
 class KeysError(IotNotifyError):
     """The keys endpoint could not be reached or gave an answer that is not usable keys."""
 
-    exit_code = EXIT_KEYS
+    exit_code = ExitStatus.KEYS
 
 
 class ConnectError(IotNotifyError):
     """The broker could not be reached, TLS failed, or the broker refused the connection."""
 
-    exit_code = EXIT_CONNECT
+    exit_code = ExitStatus.CONNECT
 
 
 class KeysRefused(ConnectError):
@@ -60,34 +80,34 @@ class TakenOver(ConnectError):
 class DeliveryError(IotNotifyError):
     """The broker did not acknowledge everything: unacknowledged messages, refused subscriptions."""
 
-    exit_code = EXIT_DELIVERY
+    exit_code = ExitStatus.DELIVERY
 
 
 class ReceiveTimeout(IotNotifyError):
     """`subscribe -W` ran out of time before the expected messages arrived."""
 
-    exit_code = EXIT_TIMEOUT
+    exit_code = ExitStatus.TIMEOUT
 
 
 class LocalStackError(IotNotifyError):
     """`iotnotify local` could not start: Mosquitto missing, a port in use, the broker failing."""
 
-    exit_code = EXIT_LOCAL
+    exit_code = ExitStatus.LOCAL
 
 
 class Interrupted(IotNotifyError):
     """Ctrl-C or SIGTERM: the command stopped cleanly before finishing."""
 
-    exit_code = EXIT_INTERRUPTED
+    exit_code = ExitStatus.INTERRUPTED
 
 
 class AwsError(IotNotifyError):
     """An AWS API call failed or was refused (setup-role, --aws mode)."""
 
-    exit_code = EXIT_AWS
+    exit_code = ExitStatus.AWS
 
 
 class Refused(IotNotifyError):
     """The keys' policy does not allow a connect, publish or subscribe (AWS IoT Core's "not authorized")."""
 
-    exit_code = EXIT_REFUSED
+    exit_code = ExitStatus.REFUSED

@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from iotnotify.messages import Message
+from iotnotify.mqtt.base import State
 from iotnotify.output import preview
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ class TailState:
     protocol: str = "5"
     client_id: str = ""
     expires: dt.datetime | None = None
-    state: str = "connecting"
+    state: State = State.CONNECTING
     attempt: int = 0
     reconnects: int = 0
     count: int = 0
@@ -95,9 +96,9 @@ class TailState:
         recent = sum(n for second, n in self._seconds if second > now - RATE_WINDOW)
         return recent / max(min(now - self.started, RATE_WINDOW), 1.0)
 
-    def set_state(self, state: str, attempt: int = 0) -> None:
+    def set_state(self, state: State, attempt: int = 0) -> None:
         """Connection state from the client: connecting, connected, reconnecting (attempt n), stopped, failed."""
-        if state == "connected" and self.state == "reconnecting":
+        if state == State.CONNECTED and self.state == State.RECONNECTING:
             self.reconnects += 1
         self.state, self.attempt = state, attempt
 
@@ -109,8 +110,8 @@ class TailState:
                 f"{self.reconnects} reconnects")
 
 
-STATE_STYLES = {"connected": "bold green", "connecting": "yellow", "reconnecting": "bold yellow",
-                "stopped": "red", "failed": "bold red"}
+STATE_STYLES = {State.CONNECTED: "bold green", State.CONNECTING: "yellow", State.RECONNECTING: "bold yellow",
+                State.STOPPED: "red", State.FAILED: "bold red"}
 
 
 def _size(n: int) -> str:
@@ -121,7 +122,7 @@ def _size(n: int) -> str:
 
 
 def _header(state: TailState) -> Text:
-    label = state.state + (f" (attempt {state.attempt})" if state.state == "reconnecting" and state.attempt else "")
+    label = state.state + (f" (attempt {state.attempt})" if state.state == State.RECONNECTING and state.attempt else "")
     header = Text.assemble(("● ", STATE_STYLES.get(state.state, "")), (label, STATE_STYLES.get(state.state, "")),
                            "  ", (f"wss://{state.host}", "bold"), f"  MQTT {state.protocol}  client {state.client_id}")
     header.no_wrap, header.overflow = True, "ellipsis"  # one line whatever the width
@@ -228,7 +229,7 @@ def run_live(source: KeySource, options: ConnectOptions, topics: list[str], qos:
                       protocol=options.protocol, expires=keys.expiration, send_topic=send_topic)
     connection, inbox = subscribe(source, options, topics, qos, on_state=state.set_state, on_refused=on_refused)
     state.client_id = connection.client_id
-    state.set_state("connected")
+    state.set_state(State.CONNECTED)
     editor = LineEditor(lambda text: setattr(state, "typing", text)) if send_topic else None
     publisher = Publisher(connection, send_topic, qos, retain=False) if send_topic else None
     with connection:

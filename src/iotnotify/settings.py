@@ -5,6 +5,7 @@ defaults and the typed Settings."""
 
 from __future__ import annotations
 
+import enum
 import os
 import tomllib
 from collections.abc import Mapping
@@ -15,8 +16,15 @@ from typing import Any
 from iotnotify.errors import ConfigError
 
 DEFAULT_PROFILE = "default"
-PROTOCOLS = ("5", "3.1.1")
-DEFAULT_PROTOCOL = "5"
+class Protocol(enum.StrEnum):
+    """The MQTT versions iotnotify speaks (AWS IoT Core's two)."""
+
+    V5 = "5"
+    V311 = "3.1.1"
+
+
+PROTOCOLS = tuple(protocol.value for protocol in Protocol)
+DEFAULT_PROTOCOL = Protocol.V5.value
 DEFAULT_KEYS_TIMEOUT = 10.0  # s
 DEFAULT_RECONNECT_DELAY = (1.0, 30.0)  # s: the first delay before reconnecting, and the longest
 DEFAULT_SESSION_EXPIRY = 3600  # s the broker keeps a --session while its client is away

@@ -13,7 +13,7 @@ from iotnotify.allowance import subscribe_refusals
 from iotnotify.errors import ConnectError, IotNotifyError, ReceiveTimeout, Refused, UsageError
 from iotnotify.keys import KeySource, TemporaryKeys
 from iotnotify.messages import Message
-from iotnotify.mqtt import Connection, ConnectOptions, OnState, open_connection, refusal
+from iotnotify.mqtt import Connection, ConnectOptions, OnState, State, open_connection, refusal
 from iotnotify.topics import check_filter, subscribe_batches
 
 OnRefused = Callable[[IotNotifyError], None]  # a filter refused, with --partial: say so and go on
@@ -174,11 +174,11 @@ def subscribe(source: KeySource, options: ConnectOptions, filters: list[str], qo
     report = on_state or (lambda _state, _attempt: None)
     opened: list[Connection] = []
 
-    def watch(state: str, attempt: int) -> None:
+    def watch(state: State, attempt: int) -> None:
         report(state, attempt)
-        if state == "failed" and opened and opened[0].fatal is not None:
+        if state == State.FAILED and opened and opened[0].fatal is not None:
             inbox.fail(opened[0].fatal)
-        if max_reconnects is None or state != "reconnecting":
+        if max_reconnects is None or state != State.RECONNECTING:
             return
         if max_reconnects == 0:
             inbox.fail(ConnectError(f"connection to broker {where} lost (--no-reconnect)"))

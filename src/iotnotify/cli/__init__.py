@@ -100,7 +100,7 @@ def main() -> None:
         code = e.exit_code
     except click.exceptions.Abort:
         click.echo("iotnotify: interrupted", err=True)
-        code = errors.EXIT_INTERRUPTED
+        code = errors.ExitStatus.INTERRUPTED
     except click.UsageError as e:  # click's own (an unknown flag, a bad value): one line too, as ours
         where = e.ctx.command_path if e.ctx is not None else "iotnotify"
         click.echo(f"iotnotify: error: {e.format_message()} (see {where} --help)", err=True)
@@ -110,11 +110,11 @@ def main() -> None:
         code = e.exit_code
     except BrokenPipeError:
         quiet_stdout()
-        code = errors.EXIT_OK
+        code = errors.ExitStatus.OK
     except Exception as e:
         if os.environ.get("IOTNOTIFY_DEBUG"):
             raise
         click.echo(f"iotnotify: internal error: {type(e).__name__}: {e} (IOTNOTIFY_DEBUG=1 shows more)", err=True)
-        code = errors.EXIT_INTERNAL
+        code = errors.ExitStatus.INTERNAL
     sys.exit(code or 0)
 

@@ -127,7 +127,7 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], verbose: 
                       no_reconnect: bool, qos: int, session: str | None, session_expiry: int,
                       reconnect_delay: tuple[float, float], partial: bool, **flags: Any) -> None:
     """Print each message on FILTER... to stdout, one line per message, flushed at once."""
-    from iotnotify.mqtt import ConnectOptions
+    from iotnotify.mqtt import ConnectOptions, State
     from iotnotify.output import MessageWriter, OutputStyle, formatter
     from iotnotify.subscribe import check_enough, mark_ready, stream, subscribe
 
@@ -143,12 +143,12 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], verbose: 
     settings = resolve_settings(ctx)
     lost = False
 
-    def state_changed(state: str, attempt: int) -> None:  # from the MQTT threads: state changes on stderr
+    def state_changed(state: State, attempt: int) -> None:  # from the MQTT threads: state changes on stderr
         nonlocal lost
-        if state == "reconnecting":
+        if state == State.RECONNECTING:
             note("iotnotify: connection lost, reconnecting" + (f" (attempt {attempt})" if attempt else ""), quiet)
             lost = True
-        elif state == "connected" and lost:
+        elif state == State.CONNECTED and lost:
             note("iotnotify: reconnected", quiet)
             lost = False
 

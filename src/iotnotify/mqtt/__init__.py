@@ -19,13 +19,15 @@ from iotnotify.mqtt.base import (
     OnDone,
     OnMessage,
     OnState,
+    State,
     reason,
     refusal,
     taken_over,
 )
+from iotnotify.settings import Protocol
 
 __all__ = ["ACKED", "CLOSED", "NOT_ACKED", "NOT_AUTHORIZED", "ConnectOptions", "Connection", "OnDone", "OnMessage",
-           "OnState", "open_connection", "reason", "refusal", "taken_over"]
+           "OnState", "Protocol", "State", "open_connection", "reason", "refusal", "taken_over"]
 
 
 def open_connection(source: KeySource, options: ConnectOptions, on_message: OnMessage | None = None,
@@ -35,7 +37,7 @@ def open_connection(source: KeySource, options: ConnectOptions, on_message: OnMe
     if options.ca_file is not None and not Path(options.ca_file).is_file():
         raise ConnectError(f"CA file {options.ca_file} does not exist")
     implementation: type[Connection]
-    if options.protocol == "3.1.1":
+    if options.protocol == Protocol.V311:
         from iotnotify.mqtt.v311 import Mqtt311Connection
 
         implementation = Mqtt311Connection

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import os
 import threading
 import time
@@ -15,7 +16,7 @@ from iotnotify.errors import ConnectError, DeliveryError, IotNotifyError, KeysRe
 from iotnotify.keys import KeySource, TemporaryKeys
 from iotnotify.messages import Message
 from iotnotify.mqtt.nodelay import set_nodelay
-from iotnotify.settings import DEFAULT_RECONNECT_DELAY, DEFAULT_SESSION_EXPIRY, Settings
+from iotnotify.settings import DEFAULT_RECONNECT_DELAY, DEFAULT_SESSION_EXPIRY, Protocol, Settings
 from iotnotify.throttle import Pacer
 
 if TYPE_CHECKING:
@@ -23,7 +24,17 @@ if TYPE_CHECKING:
 
 OnMessage = Callable[[Message], None]
 OnDone = Callable[[int], None]  # ACKED, an MQTT reason code of 0x80 or more (refused), NOT_ACKED or CLOSED
-OnState = Callable[[str, int], None]  # state (connecting, connected, reconnecting, stopped, failed), attempt
+class State(enum.StrEnum):
+    """Where a connection is; OnState hears each change, with the reconnection attempt's number."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    STOPPED = "stopped"  # disconnect() was called
+    FAILED = "failed"  # the broker ended it for good (Connection.fatal says why)
+
+
+OnState = Callable[[State, int], None]
 
 ACKED, NOT_ACKED, CLOSED = 0, -1, -2  # CLOSED: MQTT 3.1.1, the broker closed the connection right after it
 NOT_AUTHORIZED, SESSION_TAKEN_OVER, MQTT311_FAILURE = 0x87, 0x8E, 0x80
@@ -40,7 +51,7 @@ TLS_PROBE_AFTER = 1.5  # s: awscrt reports TLS failures only after a long delay;
 class ConnectOptions:
     """How to connect, beyond what the keys say."""
 
-    protocol: str = "5"
+    protocol: Protocol = Protocol.V5
     client_id: str | None = None
     ca_file: str | None = None
     connect_timeout: float = 20.0
@@ -56,7 +67,7 @@ class ConnectOptions:
                       reconnect_delay: tuple[float, float] = DEFAULT_RECONNECT_DELAY) -> ConnectOptions:
         """The options the settings (and, for long-running commands, their session and reconnection
         flags) ask for."""
-        return cls(protocol=settings.protocol, client_id=settings.client_id, ca_file=settings.ca_file,
+        return cls(protocol=Protocol(settings.protocol), client_id=settings.client_id, ca_file=settings.ca_file,
                    session=session, session_expiry=session_expiry, min_reconnect_delay=reconnect_delay[0],
                    max_reconnect_delay=reconnect_delay[1])
 
@@ -110,7 +121,7 @@ class Connection:
         over): remember why, and tell whoever watches the state ('failed')."""
         if self.fatal is None:
             self.fatal = error
-            self.on_state("failed", 0)
+            self.on_state(State.FAILED, 0)
 
     def ready_in(self, size: int) -> float:
         """Seconds until a message of `size` bytes may be published under AWS IoT Core's limits."""
@@ -264,7 +275,7 @@ def probe_tls(host: str, port: int, ca_file: str | None, timeout: float = 5.0) -
 def refusal(connection: Connection, topic_filter: str, code: int) -> IotNotifyError:
     """The error for a subscription the broker refused: Refused if not authorized (in MQTT 3.1.1,
     where 0x80 is all a SUBACK can say, AWS IoT Core's usual reason), else DeliveryError."""
-    if code == NOT_AUTHORIZED or (code == MQTT311_FAILURE and connection.options.protocol == "3.1.1"):
+    if code == NOT_AUTHORIZED or (code == MQTT311_FAILURE and connection.options.protocol == Protocol.V311):
         hedge = " (MQTT 3.1.1 cannot say why; AWS IoT Core refuses so when the keys do not allow it)" \
             if code == MQTT311_FAILURE else ""
         return Refused("broker refused the subscription: "

@@ -23,7 +23,7 @@ from iotnotify.allowance import describe_client
 from iotnotify.errors import ConnectError, DeliveryError, Refused
 from iotnotify.messages import Message
 from iotnotify.mqtt import threadstate
-from iotnotify.mqtt.base import ACKED, CLOSED, MQTT311_FAILURE, NOT_ACKED, Connection, OnDone
+from iotnotify.mqtt.base import ACKED, CLOSED, MQTT311_FAILURE, NOT_ACKED, Connection, OnDone, State
 
 HANGUP = "AWS_ERROR_MQTT_UNEXPECTED_HANGUP"  # the broker closed the connection, no network error
 CANCELLED = "AWS_ERROR_MQTT_CANCELLED_FOR_CLEAN_SESSION"  # a QoS 1 publish lost with the connection
@@ -59,7 +59,7 @@ class Mqtt311Connection(Connection):
         self._connected_at = time.monotonic()
         self._flaps = 0
         self.connection = self._build()
-        self.on_state("connecting", 1)
+        self.on_state(State.CONNECTING, 1)
         future = self.connection.connect()
         done = threading.Event()
         future.add_done_callback(lambda _f: done.set())
@@ -74,7 +74,7 @@ class Mqtt311Connection(Connection):
             raise
         self._connected_at = time.monotonic()
         self._on_socket()
-        self.on_state("connected", 0)
+        self.on_state(State.CONNECTED, 0)
 
     def renew(self) -> None:
         """A new connection, for the client id the new keys allow, subscribed as the old one was;
@@ -106,7 +106,7 @@ class Mqtt311Connection(Connection):
                     f"{self.client_id!r} and takes over, or when the keys do not allow what was sent)"))
                 connection.disconnect()
                 return
-        self.on_state("reconnecting", 0)
+        self.on_state(State.RECONNECTING, 0)
 
     def _judge(self, refused: bool) -> None:
         """Settle the publishes lost when the connection closed: refused (CLOSED) if the broker took
@@ -124,7 +124,7 @@ class Mqtt311Connection(Connection):
             for filters, qos in self.subscriptions:  # (awscrt's resubscribe_existing_topics sends them all in
                 for topic_filter in filters:  # one SUBSCRIBE, and AWS IoT Core closes the connection over 8)
                     self.connection.subscribe(topic_filter, mqtt.QoS(qos))
-        self.on_state("connected", 0)
+        self.on_state(State.CONNECTED, 0)
 
     def _received(self, topic: str, payload: bytes, dup: bool, qos: mqtt.QoS, retain: bool,
                   **_kwargs: object) -> None:
@@ -176,4 +176,4 @@ class Mqtt311Connection(Connection):
         self.closing = True
         with contextlib.suppress(Exception):  # gone already, or not in time: either way, done with it
             self.connection.disconnect().result(timeout)
-        self.on_state("stopped", 0)
+        self.on_state(State.STOPPED, 0)

@@ -24,6 +24,7 @@ from iotnotify.mqtt.base import (
     SESSION_TAKEN_OVER,
     Connection,
     OnDone,
+    State,
     reason,
     taken_over,
 )
@@ -92,9 +93,9 @@ class Mqtt5Connection(Connection):
     def _attempting(self, _data: mqtt5.LifecycleAttemptingConnectData) -> None:
         self._attempts += 1
         if self._outcome.is_set():
-            self.on_state("reconnecting", self._attempts)
+            self.on_state(State.RECONNECTING, self._attempts)
         else:
-            self.on_state("connecting", self._attempts)
+            self.on_state(State.CONNECTING, self._attempts)
 
     def _connected(self, data: mqtt5.LifecycleConnectSuccessData) -> None:
         self.negotiated = data.negotiated_settings  # what the broker settled (its keep-alive among them)
@@ -104,7 +105,7 @@ class Mqtt5Connection(Connection):
             for filters, qos in self.subscriptions:  # a clean session after a reconnection: subscribe again
                 self.client.subscribe(mqtt5.SubscribePacket(
                     subscriptions=[mqtt5.Subscription(f, mqtt5.QoS(qos)) for f in filters]))
-        self.on_state("connected", 0)
+        self.on_state(State.CONNECTED, 0)
         self._outcome.set()
 
     def _lost(self, data: mqtt5.LifecycleDisconnectData) -> None:
@@ -124,10 +125,10 @@ class Mqtt5Connection(Connection):
             self._fail(error)
             return
         if not self._stopping:  # our own disconnect is not a lost connection
-            self.on_state("reconnecting", 0)
+            self.on_state(State.RECONNECTING, 0)
 
     def _stop_done(self, _data: mqtt5.LifecycleStoppedData) -> None:
-        self.on_state("stopped", 0)
+        self.on_state(State.STOPPED, 0)
         self._stopped.set()
 
     def _failed(self, data: mqtt5.LifecycleConnectFailureData) -> None:
