@@ -230,6 +230,13 @@ class Connection:
         """Subscribe; return the SUBACK's code for each filter (0 or 1 granted, 0x80 or more refused)."""
         raise NotImplementedError
 
+    def granted(self, filters: list[str], codes: list[int], qos: int) -> list[int]:
+        """Remember the filters a SUBACK granted (to subscribe again after a reconnection); its codes."""
+        granted = [f for f, code in zip(filters, codes, strict=False) if code < 0x80]
+        if granted:
+            self.subscriptions.append((granted, qos))
+        return codes
+
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone) -> None:
         """Publish (waiting first if AWS's rate requires); `on_done` gets ACKED or why not."""
         raise NotImplementedError

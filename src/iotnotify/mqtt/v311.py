@@ -143,10 +143,7 @@ class Mqtt311Connection(Connection):
                 codes.append(MQTT311_FAILURE)
             except Exception as e:
                 raise DeliveryError(f"broker {self.where} did not acknowledge the subscription: {e}") from None
-        granted = [f for f, code in zip(filters, codes, strict=True) if code < 0x80]
-        if granted:
-            self.subscriptions.append((granted, qos))
-        return codes
+        return self.granted(filters, codes, qos)
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone) -> None:
         self._pace(topic, payload)

@@ -161,11 +161,7 @@ class Mqtt5Connection(Connection):
             suback = self.client.subscribe(packet).result(timeout)
         except Exception as e:
             raise DeliveryError(f"broker {self.where} did not acknowledge the subscription: {e}") from None
-        codes = [int(code) for code in suback.reason_codes]
-        granted = [f for f, code in zip(filters, codes, strict=False) if code < 0x80]
-        if granted:
-            self.subscriptions.append((granted, qos))
-        return codes
+        return self.granted(filters, [int(code) for code in suback.reason_codes], qos)
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone) -> None:
         self._pace(topic, payload)
