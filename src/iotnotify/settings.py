@@ -1,13 +1,12 @@
-"""Settings: where keys come from and how to connect. click resolves each one (the command's flag,
-the same flag before the command, its IOTNOTIFY_* environment variable, the profile through
-click's default_map, the default: cli/options.py); this module reads the profile and holds the
-defaults and the typed Settings."""
+"""Settings: where keys come from and how to connect. Each comes from the command's flag, the same
+flag before the command, its IOTNOTIFY_* environment variable (click reads them), the profile, or
+its default (cli/options.py resolve_settings); this module reads and checks the profile and holds
+the defaults and the typed Settings."""
 
 from __future__ import annotations
 
 import enum
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +66,8 @@ def config_path(env: Mapping[str, str] = os.environ) -> Path:
 def read_config(path: Path) -> dict[str, Any]:
     """Parse the config file; a missing file is an empty config. A file another user owns or everyone
     may write is refused, as ssh refuses such a config: it could point the client at any broker."""
+    import tomllib  # its regular expressions cost 7 ms: not for --help
+
     try:
         with path.open("rb") as f:
             st = os.fstat(f.fileno())

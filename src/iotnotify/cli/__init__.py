@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from iotnotify import __version__, errors
-from iotnotify.cli.options import CONTEXT, group_options, use_profile
+from iotnotify.cli.options import CONTEXT, group_options
 from iotnotify.cli.terminal import quiet_stdout
 
 COMMANDS = {"keys": "client:keys_command", "send": "client:send_command", "subscribe": "client:subscribe_command",
@@ -48,16 +48,13 @@ Examples:
   iotnotify --endpoint https://ID.execute-api.REGION.amazonaws.com/iot/keys keys""")
 @click.version_option(__version__, "--version", "-V", prog_name="iotnotify")
 @group_options
-@click.pass_context
-def cli(ctx: click.Context, /, profile: str | None, keys_timeout: float | None, **_flags: Any) -> None:
+def cli(**_flags: Any) -> None:
     """Real-time notifications over AWS IoT Core (MQTT over WebSocket, SigV4) from the command line.
 
     Each setting comes from its option (after the command, or before it), then its IOTNOTIFY_*
     environment variable, then the profile (in IOTNOTIFY_CONFIG or config.toml in the user's config
     folder; `default` unless --profile names another).
     """
-    if ctx.invoked_subcommand not in ("local", "setup-role"):  # they use no keys, nor a profile
-        use_profile(ctx, profile, keys_timeout)
 
 
 def _interrupt_on_signals() -> None:

@@ -4,7 +4,6 @@ and httpie's `cli/options.py`), and resolving them, with the group's, into Setti
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
@@ -31,8 +30,8 @@ Decorator = Callable[[Any], Any]
 
 
 def _key_options(env: bool) -> list[Decorator]:
-    """The options that say where keys come from: on each command (reading IOTNOTIFY_* variables,
-    and the profile through click's default_map) and, without either, before the command."""
+    """The options that say where keys come from: on each command (with their IOTNOTIFY_* variables)
+    and, without them, before the command."""
     def var(name: str) -> dict[str, Any]:
         return {"envvar": f"IOTNOTIFY_{name}", "show_envvar": True} if env else {}
 
@@ -123,42 +122,34 @@ def long_running_options(command: F) -> F:
     ])
 
 
-def use_profile(ctx: click.Context, profile: str | None, keys_timeout: float | None) -> None:
-    """The group's part: read the profile once and hand its values to every command as click's
-    default_map (so a command's option takes: its flag, its IOTNOTIFY_* variable, the profile, its
-    default); the keys timeout, an option of the group, from the profile when not given."""
+def resolve_settings(ctx: click.Context) -> Settings:
+    """The Settings for a command, each from: the command's flag, else the same flag before the
+    command, else its IOTNOTIFY_* variable (as click read it), else the profile, else its default.
+    The profile is read here, not handed to click as a default_map: click 8.5 looks up every
+    option's default to draw --help, which would then read the config file for every --help."""
     from iotnotify.settings import config_path, load_profile
 
-    path = config_path()
-    values = load_profile(profile, path)
-    ctx.default_map = dict.fromkeys(ctx.command.list_commands(ctx), values) \
-        if isinstance(ctx.command, click.Group) else {}
-    ctx.obj = {"profile": profile, "config_path": path,
-               "keys_timeout": keys_timeout if keys_timeout is not None else
-               float(values.get("keys_timeout", DEFAULT_KEYS_TIMEOUT))}
-
-
-def resolve_settings(ctx: click.Context) -> Settings:
-    """The Settings for a command: each from the command's flag, else the same flag before the
-    command, else as click resolved the command's option (its IOTNOTIFY_* variable, the profile, or
-    its default)."""
     root = ctx.find_root()
-    given = click.core.ParameterSource.COMMANDLINE
+    profile_name = root.params.get("profile")
+    path = config_path()
+    profile = load_profile(profile_name, path)
+    Source = click.core.ParameterSource  # noqa: N806 - click's enum, named as click names it
 
-    def pick(name: str) -> Any:
-        if ctx.params.get(name) is not None and ctx.get_parameter_source(name) == given:
-            return ctx.params[name]
-        if root.params.get(name) is not None and root.get_parameter_source(name) == given:
-            return root.params[name]
-        return ctx.params.get(name)
+    def pick(name: str, context: click.Context = ctx) -> Any:
+        for where in (context, root):  # a flag after the command, then before it
+            if where.params.get(name) is not None and where.get_parameter_source(name) == Source.COMMANDLINE:
+                return where.params[name]
+        for where in (context, root):
+            if where.params.get(name) is not None and where.get_parameter_source(name) == Source.ENVIRONMENT:
+                return where.params[name]
+        return profile.get(name, context.params.get(name))
 
-    obj = root.obj or {}
     aws_profile, aws_role = pick("aws_profile") or None, pick("aws_role") or None
     return Settings(
-        profile=obj.get("profile"), config_path=obj.get("config_path") or Path(),
+        profile=profile_name, config_path=path,
         endpoint=pick("endpoint") or None, ca_file=pick("ca_file") or None,
         protocol=pick("protocol") or DEFAULT_PROTOCOL, client_id=pick("client_id") or None,
-        keys_timeout=obj.get("keys_timeout") or DEFAULT_KEYS_TIMEOUT, no_cache=bool(pick("no_cache")),
+        keys_timeout=float(pick("keys_timeout") or DEFAULT_KEYS_TIMEOUT), no_cache=bool(pick("no_cache")),
         aws=bool(pick("aws") or aws_profile or aws_role), aws_profile=aws_profile, aws_role=aws_role,
         topic=pick("topic") or None,
     )
