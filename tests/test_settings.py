@@ -138,3 +138,13 @@ def test_a_config_file_of_another_user_is_refused(config):
     os.chown(config, 65534, 65534)  # nobody
     with pytest.raises(ConfigError, match="is owned by another user: not used"):
         load_profile(None, config)
+
+
+def test_help_reads_no_config_file(tmp_path):
+    """--help works (and is quick) whatever the config file holds; a command using it says what is wrong."""
+    broken = tmp_path / "config.toml"
+    broken.write_text("[profiles\n")
+    cli = Cli({**user_env(tmp_path), "IOTNOTIFY_CONFIG": str(broken)})
+    assert cli.run("send", "--help").returncode == 0
+    result = cli.run("send", "t", "x")
+    assert result.returncode == 3 and "cannot read config file" in result.stderr
