@@ -10,6 +10,7 @@ AWS_MAX_SLASHES = limits.MAX_SLASHES
 AWS_MAX_PAYLOAD_BYTES = limits.MAX_PAYLOAD_BYTES
 AWS_MAX_FILTERS_PER_SUBSCRIBE = limits.MAX_FILTERS_PER_SUBSCRIBE
 MQTT_MAX_PAYLOAD_BYTES = 268_435_455 - 65_535  # packet limit less the largest topic, a safe bound
+TUTORIAL_TOPIC = "/serverless/pubsub"  # the tutorial's topic: the keys endpoint's, local's and tail's default
 
 
 def _encoded(text: str, kind: str) -> bytes:

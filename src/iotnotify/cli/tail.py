@@ -19,8 +19,6 @@ from iotnotify.cli.options import (
 )
 from iotnotify.cli.terminal import note, quiet_stdout
 
-DEFAULT_TOPIC = "/serverless/pubsub"  # the tutorial's
-
 
 @click.command("tail", context_settings=CONTEXT, epilog="""\b
 Examples:
@@ -47,7 +45,7 @@ def tail_command(ctx: click.Context, /, filters: tuple[str, ...], lines: int | N
     """Show the traffic on FILTER... live: connection state, newest messages, counters. Ctrl-C stops."""
     from iotnotify.live import run_live, run_plain
     from iotnotify.mqtt import ConnectOptions
-    from iotnotify.topics import check_topic
+    from iotnotify.topics import TUTORIAL_TOPIC, check_topic
 
     try:
         pattern = re.compile(grep) if grep is not None else None
@@ -58,7 +56,7 @@ def tail_command(ctx: click.Context, /, filters: tuple[str, ...], lines: int | N
         if not sys.stdin.isatty():
             raise errors.UsageError("--send reads what you type: standard input must be a terminal")
     settings = resolve_settings(ctx)
-    topics = list(filters) or [settings.topic or DEFAULT_TOPIC]
+    topics = list(filters) or [settings.topic or TUTORIAL_TOPIC]
     source = source_of(settings)
     options = ConnectOptions.from_settings(settings, session, session_expiry, reconnect_delay)
 

@@ -2,7 +2,9 @@
 keys endpoint, on loopback. Its defaults live here, where `iotnotify local --help` reads them
 without importing the stack."""
 
+from iotnotify.topics import TUTORIAL_TOPIC
+
 DEFAULT_WSS_PORT = 9443
 DEFAULT_KEYS_PORT = 9080
 DEFAULT_MQTT_PORT = 9883
-DEFAULT_TOPICS = ("/serverless/pubsub", "demo/*")  # the tutorial's topic, and room to try things
+DEFAULT_TOPICS = (TUTORIAL_TOPIC, "demo/*")  # the tutorial's topic, and room to try things

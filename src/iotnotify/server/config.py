@@ -13,9 +13,10 @@ from iotnotify.server.policy import (
     dumps,
     session_policy,
 )
+from iotnotify.topics import TUTORIAL_TOPIC
 
 DEFAULT_ROLE = "serverless-notifications"
-DEFAULT_TOPICS = ("/serverless/pubsub",)  # the tutorial's topic
+DEFAULT_TOPICS = (TUTORIAL_TOPIC,)
 MIN_LIFETIME, MAX_LIFETIME, DEFAULT_LIFETIME = 900, 3600, 3600
 MAX_SESSION_POLICY = 2048  # characters, AWS STS's limit for a session policy
 
