@@ -125,6 +125,24 @@ def test_payload_over_128_kb_ends_the_connection():
     assert verdict.close and verdict.to_client == mqtt.disconnect(0x95)
 
 
+def user_properties(*pairs: tuple[str, str]) -> bytes:
+    """The properties of a PUBLISH with these user properties."""
+    body = b"".join(b"\x26" + text(key) + text(value) for key, value in pairs)
+    return mqtt.encode_varint(len(body)) + body
+
+
+@pytest.mark.parametrize("size, allowed", [(8192, True), (8193, False)])
+def test_user_properties_over_8_kb_end_the_connection(size, allowed):
+    g = gateway()
+    data = mqtt.packet(0x32, text("test/a") + struct.pack("!H", 1)
+                       + user_properties(("a", "b" * 4000), ("c", "d" * (size - 4002))) + b"x")
+    verdict = g.from_client(data)
+    if allowed:
+        assert verdict.to_broker == data and not verdict.close
+    else:
+        assert verdict.close and verdict.to_broker == b"" and verdict.to_client == mqtt.disconnect(0x95)
+
+
 def test_a_huge_packet_is_refused_from_its_header_before_its_body_arrives():
     g = gateway()
     header = bytes([0x32]) + mqtt.encode_varint(50_000_000)

@@ -19,6 +19,8 @@ PUBLISH_RATE = 100  # inbound publish requests per second per connection (not ad
 THROUGHPUT = 512 * 1024  # bytes per second per connection, inbound and outbound
 MAX_IN_FLIGHT = 100  # unacknowledged QoS 1 messages per client
 KEEP_ALIVE_MIN, KEEP_ALIVE_MAX = 30, 1200  # seconds
+MAX_USER_PROPERTIES_BYTES = 8 * 1024  # MQTT 5 user properties of one packet, keys and values
+MAX_MESSAGE_EXPIRY = 7 * 24 * 3600  # s, MQTT 5 Message Expiry Interval
 
 
 def keep_alive(requested: int) -> int:

@@ -144,10 +144,29 @@ def _log(state: TailState, width: int, height: int) -> Table:
     for row in rows:
         when = dt.datetime.fromtimestamp(row.message.time).strftime("%H:%M:%S.%f")[:12]
         text, kind = preview(row.message.payload, payload_width)
+        extra = _properties_text(row.message, width, max(payload_width - len(text), payload_width // 2))
+        if extra:
+            text, kind = preview(row.message.payload, payload_width - len(extra))
         payload = highlight(Text(text)) if kind == "json" else Text(text, style="magenta" if kind == "binary" else "")
+        if extra:
+            payload.append(extra, style="dim yellow")
         topic = Text(("→ " if row.sent else "") + row.message.topic, style="bold blue" if row.sent else "cyan")
         table.add_row(when, topic, payload)
     return table
+
+
+WIDE = 120  # columns from which a message's MQTT 5 properties are shown in full, not as a marker
+
+
+def _properties_text(message: Message, width: int, room: int) -> str:
+    """What the log shows of a message's MQTT 5 properties after its payload, in `room` columns:
+    every property on a wide terminal, else a compact marker (`⚑ 1p application/json`); "" when none."""
+    if not message.properties:
+        return ""
+    text = message.properties.detail() if width >= WIDE else message.properties.marker()
+    if len(text) + 4 > room:
+        text = text[: max(room - 5, 0)] + "…"
+    return f"  ⚑ {text}"
 
 
 def _footer(state: TailState) -> Text:

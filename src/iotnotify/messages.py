@@ -9,17 +9,20 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from iotnotify.errors import UsageError
+from iotnotify.properties import Properties
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """A message as received: topic, payload bytes, QoS, retain flag and receive time (epoch s)."""
+    """A message as received: topic, payload bytes, QoS, retain flag, receive time (epoch s) and
+    its MQTT 5 properties (None when it has none)."""
 
     topic: str
     payload: bytes
     qos: int = 0
     retain: bool = False
     time: float = field(default_factory=time.time)
+    properties: Properties | None = None
 
 
 def read_lines(stream: BinaryIO) -> Iterator[bytes]:

@@ -25,7 +25,15 @@ FIELDS = {
     "json": "the payload as compact JSON (a JSON payload re-encoded, other text as a JSON string)",
     "base64": "the payload in base64",
     "hex": "the payload in hex",
+    "user_properties": "MQTT 5 user properties as JSON, [[\"key\", \"value\"], ...] (empty when none)",
+    "content_type": "MQTT 5 content type (empty when none; likewise the fields below)",
+    "response_topic": "MQTT 5 response topic",
+    "correlation_data": "MQTT 5 correlation data (base64 when not UTF-8)",
+    "message_expiry": "MQTT 5 message expiry: seconds left",
+    "payload_format": "MQTT 5 payload format: utf8 or bytes",
 }
+PROPERTY_FIELDS = ("user_properties", "content_type", "response_topic", "correlation_data", "message_expiry",
+                   "payload_format")
 
 
 def as_record(message: Message) -> dict[str, object]:
@@ -37,6 +45,8 @@ def as_record(message: Message) -> dict[str, object]:
         record["payload"] = base64.b64encode(message.payload).decode("ascii")
         record["encoding"] = "base64"
     record.update(qos=message.qos, retain=message.retain, time=iso(message.time, milliseconds=True))
+    if message.properties:
+        record.update(message.properties.record())
     return record
 
 
@@ -89,6 +99,7 @@ def check_template(template: str) -> list[str]:
 def _template_formatter(template: str) -> Callable[[Message], bytes]:
     """A formatter for a --format template; only the fields it uses are computed."""
     names = set(check_template(template))
+    wants_properties = not names.isdisjoint(PROPERTY_FIELDS)
 
     def render(message: Message) -> bytes:
         values: dict[str, object] = {}
@@ -108,9 +119,24 @@ def _template_formatter(template: str) -> Callable[[Message], bytes]:
             values["base64"] = base64.b64encode(message.payload).decode("ascii")
         if "hex" in names:
             values["hex"] = message.payload.hex()
+        if wants_properties:
+            values.update(property_values(message))
         return template.format_map(values).encode("utf-8", "surrogateescape")
 
     return render
+
+
+def property_values(message: Message) -> dict[str, object]:
+    """The template's property fields: as in the JSON record, user properties as JSON, "" when absent."""
+    values: dict[str, object] = dict.fromkeys(PROPERTY_FIELDS, "")
+    if message.properties:
+        record = message.properties.record()
+        record.pop("correlation_encoding", None)
+        values.update(record)
+        if message.properties.user_properties:
+            values["user_properties"] = json.dumps(record["user_properties"], ensure_ascii=False,
+                                                   separators=(",", ":"))
+    return values
 
 
 def _pretty(payload: bytes) -> bytes:

@@ -16,6 +16,7 @@ from iotnotify.files import write_private
 from iotnotify.keys import KeySource
 from iotnotify.mqtt import ACKED, CLOSED, NOT_ACKED, NOT_AUTHORIZED, Connection, ConnectOptions, open_connection
 from iotnotify.mqtt import reason as reason_text
+from iotnotify.properties import Properties, check_payload_format, check_properties
 from iotnotify.topics import check_payload, check_topic
 
 
@@ -62,12 +63,13 @@ class Publisher:
     free soonest under AWS IoT Core's publish rate first."""
 
     def __init__(self, connections: Connection | list[Connection], topic: str, qos: int, retain: bool,
-                 window: int = WINDOW) -> None:
+                 window: int = WINDOW, properties: Properties | None = None) -> None:
         self.connections = connections if isinstance(connections, list) else [connections]
         self.connection = self.connections[0]
         self.topic = topic
         self.qos = qos
         self.retain = retain
+        self.properties = properties or None
         self.window = window
         self._turns = itertools.cycle(range(len(self.connections)))
         self._low_water = window // 2
@@ -98,12 +100,14 @@ class Publisher:
         """Check the payload against the broker's limit and hand it to a connection; `position` is
         its place in the input (for the order of --failed)."""
         check_payload(len(payload), self.connection.aws)
+        check_payload_format(self.properties, payload)
         connection = self._next(len(payload) + len(self.topic))
         with self._lock:
             self._sent += 1
             key = self._sent if position is None else position
             self._pending[key] = payload
-        connection.publish(self.topic, payload, self.qos, self.retain, lambda code: self._done(key, code))
+        connection.publish(self.topic, payload, self.qos, self.retain, lambda code: self._done(key, code),
+                           self.properties)
 
     def _done(self, key: int, code: int) -> None:
         with self._lock:
@@ -190,9 +194,25 @@ def open_connections(source: KeySource, options: ConnectOptions, count: int, sta
     return [stack.enter_context(open_connection(source, own(number))) for number in range(1, count + 1)]
 
 
+def _check_before_connecting(source: KeySource, topic: str, payloads: Iterable[bytes],
+                             properties: Properties | None) -> None:
+    """MQTT's rules, then the broker's limits and what the keys say they may not do: refused
+    before anything goes over the network (payloads too, when they are known in advance)."""
+    check_topic(topic, aws=False)
+    keys = source.get()
+    check_topic(topic, keys.aws_rules)
+    check_publish(keys, topic)
+    if properties:
+        check_properties(properties, keys.aws_rules)
+    if isinstance(payloads, (list, tuple)):
+        for payload in payloads:
+            check_payload(len(payload), keys.aws_rules)
+            check_payload_format(properties, payload)
+
+
 def send(source: KeySource, options: ConnectOptions, topic: str, payloads: Iterable[bytes], qos: int,
          retain: bool, timeout: float, on_rejected: Callable[[int, UsageError], None],
-         failed_file: Path | None = None, connections: int = 1) -> SendResult:
+         failed_file: Path | None = None, connections: int = 1, properties: Properties | None = None) -> SendResult:
     """Publish every payload as it comes, over `connections` connections, then wait up to `timeout`
     s for the acknowledgements.
 
@@ -201,19 +221,15 @@ def send(source: KeySource, options: ConnectOptions, topic: str, payloads: Itera
     was not delivered, Interrupted on Ctrl-C; either way the payloads not delivered are written to
     `failed_file` (one per line, in input order) if given.
     """
-    check_topic(topic, aws=False)  # MQTT's rules before anything goes over the network
-    keys = source.get()
-    check_topic(topic, keys.aws_rules)
-    check_publish(keys, topic)  # what the keys say they may not do, refused before connecting
-    if isinstance(payloads, (list, tuple)):  # known in advance: refuse before connecting
-        for payload in payloads:
-            check_payload(len(payload), keys.aws_rules)
+    _check_before_connecting(source, topic, payloads, properties)
+    if isinstance(payloads, (list, tuple)):
         connections = min(connections, max(len(payloads), 1))  # no connection left idle
     rejected: dict[int, bytes] = {}
     interrupted = stalled = False
     stopped: IotNotifyError | None = None
     with ExitStack() as stack:
-        publisher = Publisher(open_connections(source, options, connections, stack), topic, qos, retain)
+        publisher = Publisher(open_connections(source, options, connections, stack), topic, qos, retain,
+                              properties=properties)
         try:
             for position, payload in enumerate(payloads, 1):
                 if (stopped := publisher.stopped) is not None:

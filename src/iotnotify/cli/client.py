@@ -14,6 +14,8 @@ from iotnotify.cli.options import (
     connection_options,
     long_running_options,
     mqtt_options,
+    properties_of,
+    property_options,
     resolve_settings,
     source_of,
 )
@@ -52,7 +54,9 @@ Examples:
   iotnotify send alerts/disk 'disk 91% full'
   iotnotify send -f report.json reports/nightly
   tail -F app.log | iotnotify send -l logs/app     # one message per line, sent as lines arrive
-  iotnotify send --qos 0 metrics/cpu "$(uptime)" """)
+  iotnotify send --qos 0 metrics/cpu "$(uptime)"
+  iotnotify send orders/new -f order.json --content-type application/json --user-property source=cron
+  iotnotify send jobs/start go --response-topic jobs/done --correlation-data hex:0a1b --message-expiry 60""")
 @click.argument("topic")
 @click.argument("message", required=False)
 @click.option("--message", "-m", "message_opt", metavar="TEXT", help="The message (like mosquitto_pub -m).")
@@ -67,6 +71,7 @@ Examples:
 @click.option("--connections", type=click.IntRange(1, 64), default=1, show_default=True, metavar="N",
               help="Spread the messages over N connections (AWS IoT Core takes 100 publishes/s per connection); "
                    "order is kept per connection only.")
+@property_options
 @mqtt_options
 @connection_options
 @click.pass_context
@@ -82,12 +87,13 @@ def send_command(ctx: click.Context, /, topic: str, message: str | None, message
         raise errors.UsageError("give the message once: as MESSAGE or with -m")
     payloads = payloads_from(message if message is not None else message_opt, file, stdin, lines, sys.stdin.buffer)
     settings = resolve_settings(ctx)
+    properties = properties_of(flags, settings.protocol)
 
     def rejected(index: int, error: errors.UsageError) -> None:
         note(f"iotnotify: message {index} not sent: {error}")
 
     send(source_of(settings), ConnectOptions.from_settings(settings), topic, payloads, qos, retain, timeout, rejected,
-         Path(failed) if failed else None, connections)
+         Path(failed) if failed else None, connections, properties)
 
 
 @click.command("subscribe", context_settings=CONTEXT, epilog="""\b
@@ -100,9 +106,11 @@ Examples:
   iotnotify subscribe t --ready-file /tmp/ready & while [ ! -e /tmp/ready ]; do sleep 0.1; done; iotnotify send t hi""")
 @click.argument("filters", nargs=-1, required=True, metavar="FILTER...")
 @click.option("--verbose", "-v", is_flag=True, help="Print the topic before each payload.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON lines: topic, payload, qos, retain, time.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines: topic, payload, qos, retain, time, and the MQTT 5 properties set.")
 @click.option("--format", "-F", "template", metavar="TEMPLATE",
-              help="Print each message with a template: {topic} {payload} {qos} {retain} {time} {json} {base64} {hex}.")
+              help="Print each message with a template: {topic} {payload} {qos} {retain} {time} {json} {base64} {hex}, "
+                   "and the MQTT 5 properties {user_properties} {content_type} {response_topic} {correlation_data} "
+                   "{message_expiry} {payload_format}.")
 @click.option("--pretty", is_flag=True, help="Indent JSON payloads.")
 @click.option("-N", "no_newline", is_flag=True, help="Do not print a newline after each message.")
 @click.option("--no-retained", is_flag=True, help="Skip messages the broker had retained.")

@@ -20,6 +20,7 @@ from iotnotify.settings import (
 
 if TYPE_CHECKING:
     from iotnotify.keys import KeySource
+    from iotnotify.properties import Properties
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -160,3 +161,47 @@ def source_of(settings: Settings) -> KeySource:
     from iotnotify.keys import source_for
 
     return source_for(settings, warn=lambda message: note(f"iotnotify: warning: {message}"))
+
+
+PROPERTY_FLAGS = {"user_property": "--user-property", "content_type": "--content-type",
+                  "response_topic": "--response-topic", "correlation_data": "--correlation-data",
+                  "message_expiry": "--message-expiry", "payload_format": "--payload-format"}
+
+
+def property_options(command: F) -> F:
+    """MQTT 5 message properties for the commands that publish (send, request, respond)."""
+    from iotnotify.properties import MQTT_U32, PAYLOAD_FORMATS
+
+    return _apply(command, [
+        click.option("--user-property", multiple=True, metavar="KEY=VALUE",
+                     help="MQTT 5 user property (repeatable; order kept)."),
+        click.option("--content-type", metavar="TYPE", help="MQTT 5 content type, e.g. application/json."),
+        click.option("--response-topic", metavar="TOPIC", help="MQTT 5 response topic, for a reply."),
+        click.option("--correlation-data", metavar="DATA",
+                     help="MQTT 5 correlation data: text, or hex:... or base64:... bytes."),
+        click.option("--message-expiry", type=click.IntRange(0, MQTT_U32), metavar="S",
+                     help="MQTT 5 message expiry: the broker drops the message if not delivered within S seconds "
+                          "(AWS IoT Core: at most 604800)."),
+        click.option("--payload-format", type=click.Choice(PAYLOAD_FORMATS),
+                     help="MQTT 5 payload format indicator (utf8: the payload must be UTF-8)."),
+    ])
+
+
+def properties_of(flags: dict[str, Any], protocol: str) -> Properties | None:
+    """The MQTT 5 properties the flags ask for (None if none); with MQTT 3.1.1 a UsageError naming
+    the first flag given, since that protocol cannot carry them."""
+    from iotnotify.errors import UsageError
+    from iotnotify.properties import Properties, parse_correlation, parse_user_property
+    from iotnotify.settings import Protocol
+
+    given = [flag for name, flag in PROPERTY_FLAGS.items() if flags.get(name) not in (None, ())]
+    if not given:
+        return None
+    if protocol == Protocol.V311:
+        raise UsageError(f"{given[0]} needs MQTT 5: --protocol 3.1.1 has no message properties")
+    correlation = flags.get("correlation_data")
+    return Properties(
+        user_properties=tuple(parse_user_property(text) for text in flags.get("user_property") or ()),
+        content_type=flags.get("content_type"), response_topic=flags.get("response_topic"),
+        correlation_data=None if correlation is None else parse_correlation(correlation),
+        message_expiry=flags.get("message_expiry"), payload_format=flags.get("payload_format"))

@@ -165,6 +165,8 @@ class Gateway:
             return self._refuse(out, QOS_NOT_SUPPORTED, "publish with QoS 2")
         if publish.payload_size > limits.MAX_PAYLOAD_BYTES:
             return self._refuse(out, PACKET_TOO_LARGE, f"payload of {publish.payload_size} bytes")
+        if publish.user_properties_size > limits.MAX_USER_PROPERTIES_BYTES:
+            return self._refuse(out, PACKET_TOO_LARGE, f"user properties of {publish.user_properties_size} bytes")
         if not topic or _too_long(topic):
             return self._refuse_publish(publish, out, TOPIC_NAME_INVALID, f"topic {topic!r} over AWS IoT Core's limits")
         if not self.grants.allows("iot:Publish", f"topic/{topic}"):

@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass
 
 CONNECT, CONNACK, PUBLISH, PUBACK, SUBSCRIBE, SUBACK, UNSUBSCRIBE, DISCONNECT = 1, 2, 3, 4, 8, 9, 10, 14
-TOPIC_ALIAS, SERVER_KEEP_ALIVE = 0x23, 0x13
+TOPIC_ALIAS, SERVER_KEEP_ALIVE, USER_PROPERTY = 0x23, 0x13, 0x26
 
 # MQTT 5 property ids by how their values are encoded (MQTT 5.0, 2.2.2.2)
 _BYTE = {0x01, 0x17, 0x19, 0x24, 0x25, 0x28, 0x29, 0x2A}
@@ -94,9 +94,11 @@ def _properties(data: bytes, pos: int) -> tuple[dict[int, object], int, int]:
             found[pid], at = read_varint(data, at)
         elif pid in _STRING or pid in _BINARY:
             at += 2 + _u16(data, at)
-        elif pid in _PAIR:
-            at += 2 + _u16(data, at)
-            at += 2 + _u16(data, at)
+        elif pid in _PAIR:  # user properties: their total size of keys and values is kept
+            key_size = _u16(data, at)
+            value_size = _u16(data, at + 2 + key_size)
+            at += 4 + key_size + value_size
+            found[pid] = int(found.get(pid, 0)) + key_size + value_size  # type: ignore[call-overload]
         else:
             raise Malformed(f"unknown property 0x{pid:02x}")
     if at != end:
@@ -183,7 +185,8 @@ def with_keep_alive(p: Packet, connect: Connect, seconds: int) -> bytes:
 
 @dataclass(frozen=True)
 class Publish:
-    """What PUBLISH says: topic ('' when only an alias names it), QoS, retain, packet id, topic alias, payload size."""
+    """What PUBLISH says: topic ('' when only an alias names it), QoS, retain, packet id, topic alias,
+    payload size, and the bytes of its user properties' keys and values."""
 
     topic: str
     qos: int
@@ -191,6 +194,7 @@ class Publish:
     packet_id: int | None
     alias: int | None
     payload_size: int
+    user_properties_size: int = 0
 
 
 def parse_publish(p: Packet, v5: bool) -> Publish:
@@ -200,12 +204,13 @@ def parse_publish(p: Packet, v5: bool) -> Publish:
     packet_id = None
     if qos:
         packet_id, pos = _u16(data, pos), pos + 2
-    alias = None
+    alias, user_properties = None, 0
     if v5:
         props, _, pos = _properties(data, pos)
         found = props.get(TOPIC_ALIAS)
         alias = found if isinstance(found, int) else None
-    return Publish(topic, qos, retain, packet_id, alias, len(data) - pos)
+        user_properties = int(props.get(USER_PROPERTY, 0))  # type: ignore[call-overload]
+    return Publish(topic, qos, retain, packet_id, alias, len(data) - pos, user_properties)
 
 
 @dataclass(frozen=True)

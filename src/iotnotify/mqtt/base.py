@@ -16,6 +16,7 @@ from iotnotify.errors import ConnectError, DeliveryError, IotNotifyError, KeysRe
 from iotnotify.keys import KeySource, TemporaryKeys
 from iotnotify.messages import Message
 from iotnotify.mqtt.nodelay import set_nodelay
+from iotnotify.properties import Properties
 from iotnotify.settings import DEFAULT_RECONNECT_DELAY, DEFAULT_SESSION_EXPIRY, Protocol, Settings
 from iotnotify.throttle import Pacer
 
@@ -237,8 +238,10 @@ class Connection:
             self.subscriptions.append((granted, qos))
         return codes
 
-    def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone) -> None:
-        """Publish (waiting first if AWS's rate requires); `on_done` gets ACKED or why not."""
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone,
+                properties: Properties | None = None) -> None:
+        """Publish (waiting first if AWS's rate requires), with MQTT 5 `properties` if given;
+        `on_done` gets ACKED or why not."""
         raise NotImplementedError
 
     def disconnect(self, timeout: float = 5.0) -> None:

@@ -20,10 +20,11 @@ from awscrt import mqtt
 from awsiot import mqtt_connection_builder
 
 from iotnotify.allowance import describe_client
-from iotnotify.errors import ConnectError, DeliveryError, Refused
+from iotnotify.errors import ConnectError, DeliveryError, Refused, UsageError
 from iotnotify.messages import Message
 from iotnotify.mqtt import threadstate
 from iotnotify.mqtt.base import ACKED, CLOSED, MQTT311_FAILURE, NOT_ACKED, Connection, OnDone, State
+from iotnotify.properties import Properties
 
 HANGUP = "AWS_ERROR_MQTT_UNEXPECTED_HANGUP"  # the broker closed the connection, no network error
 CANCELLED = "AWS_ERROR_MQTT_CANCELLED_FOR_CLEAN_SESSION"  # a QoS 1 publish lost with the connection
@@ -145,7 +146,10 @@ class Mqtt311Connection(Connection):
                 raise DeliveryError(f"broker {self.where} did not acknowledge the subscription: {e}") from None
         return self.granted(filters, codes, qos)
 
-    def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone) -> None:
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone,
+                properties: Properties | None = None) -> None:
+        if properties:
+            raise UsageError("MQTT 3.1.1 has no message properties: use --protocol 5")
         self._pace(topic, payload)
         sent_at = time.monotonic()
 

@@ -28,10 +28,46 @@ from iotnotify.mqtt.base import (
     reason,
     taken_over,
 )
+from iotnotify.properties import Properties
 
 TRANSIENT = {0x80, 0x88, 0x89, 0x8B, 0x8D, 0x98, 0x9C, 0x9D, 0x9F, 0xA0}
 """DISCONNECT reason codes after which reconnecting may work (the server going away, busy, a keep-alive
 missed...); any other reason code means the broker will refuse the same again: the connection fails."""
+
+
+Entry = tuple[str, bytes, int, bool, OnDone, "Properties | None"]  # a QoS 1 message until acknowledged
+
+
+def publish_properties(properties: Properties | None) -> dict[str, Any]:
+    """PublishPacket's keyword arguments for `properties`."""
+    if not properties:
+        return {}
+    return {
+        "user_properties": [mqtt5.UserProperty(key, value) for key, value in properties.user_properties] or None,
+        "content_type": properties.content_type,
+        "response_topic": properties.response_topic,
+        "correlation_data_bytes": properties.correlation_data,
+        "message_expiry_interval_sec": properties.message_expiry,
+        "payload_format_indicator": None if properties.payload_format is None else (
+            mqtt5.PayloadFormatIndicator.AWS_MQTT5_PFI_UTF8 if properties.payload_format == "utf8"
+            else mqtt5.PayloadFormatIndicator.AWS_MQTT5_PFI_BYTES),
+    }
+
+
+def received_properties(packet: mqtt5.PublishPacket) -> Properties | None:
+    """The properties of a received PUBLISH, None if it has none (most messages: kept cheap)."""
+    correlation = packet.correlation_data_bytes
+    if not (packet.user_properties or packet.content_type is not None or packet.response_topic is not None
+            or correlation is not None or packet.message_expiry_interval_sec is not None
+            or packet.payload_format_indicator is not None):
+        return None
+    indicator = packet.payload_format_indicator
+    return Properties(
+        user_properties=tuple((p.name, p.value) for p in packet.user_properties or ()),
+        content_type=packet.content_type, response_topic=packet.response_topic,
+        correlation_data=None if correlation is None else bytes(correlation),
+        message_expiry=packet.message_expiry_interval_sec,
+        payload_format=None if indicator is None else ("utf8" if int(indicator) == 1 else "bytes"))
 
 
 class Mqtt5Connection(Connection):
@@ -73,7 +109,7 @@ class Mqtt5Connection(Connection):
         # QoS 1 messages not yet acknowledged, to publish again if the client is replaced (renew):
         # only where that can happen, under AWS rules with a client id of the keys'
         self._track = self.aws and not (self.options.client_id or self.options.session)
-        self._inflight: dict[int, tuple[str, bytes, int, bool, OnDone]] = {}
+        self._inflight: dict[int, Entry] = {}
         self._inflight_lock = threading.Lock()
         self._tokens = itertools.count()
         self._attempts = 0
@@ -153,7 +189,7 @@ class Mqtt5Connection(Connection):
         packet = data.publish_packet
         if self.on_message is not None:  # registered only when it is
             self.on_message(Message(packet.topic, bytes(packet.payload or b""), int(packet.qos),
-                                    bool(packet.retain)))
+                                    bool(packet.retain), properties=received_properties(packet)))
 
     def subscribe(self, filters: list[str], qos: int, timeout: float = 20.0) -> list[int]:
         packet = mqtt5.SubscribePacket(subscriptions=[mqtt5.Subscription(f, mqtt5.QoS(qos)) for f in filters])
@@ -163,14 +199,15 @@ class Mqtt5Connection(Connection):
             raise DeliveryError(f"broker {self.where} did not acknowledge the subscription: {e}") from None
         return self.granted(filters, [int(code) for code in suback.reason_codes], qos)
 
-    def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone) -> None:
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone,
+                properties: Properties | None = None) -> None:
         self._pace(topic, payload)
         self.last_topic = topic
         if qos and self._track:
-            on_done = self._tracked((topic, payload, qos, retain, on_done))
-        self._send(topic, payload, qos, retain, on_done)
+            on_done = self._tracked((topic, payload, qos, retain, on_done, properties))
+        self._send(topic, payload, qos, retain, on_done, properties)
 
-    def _tracked(self, entry: tuple[str, bytes, int, bool, OnDone]) -> OnDone:
+    def _tracked(self, entry: Entry) -> OnDone:
         """Remember a QoS 1 message until it completes; its completion on a replaced client is ignored."""
         token = next(self._tokens)
         with self._inflight_lock:
@@ -192,11 +229,13 @@ class Mqtt5Connection(Connection):
         old, self.client = self.client, self._build()
         old.stop()
         self.client.start()
-        for topic, payload, qos, retain, on_done in resend:
-            self._send(topic, payload, qos, retain, self._tracked((topic, payload, qos, retain, on_done)))
+        for topic, payload, qos, retain, on_done, properties in resend:
+            self._send(topic, payload, qos, retain, self._tracked((topic, payload, qos, retain, on_done, properties)),
+                       properties)
 
-    def _send(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone) -> None:
-        if DIRECT_PUBLISH:
+    def _send(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone,
+              properties: Properties | None = None) -> None:
+        if DIRECT_PUBLISH and not properties:
             def completed(error: int, _qos: int, code: int | None, *_: object) -> None:
                 threadstate.keep()
                 on_done(NOT_ACKED if error else code if code is not None and code >= 0x80 else ACKED)
@@ -205,8 +244,8 @@ class Mqtt5Connection(Connection):
                                          qos, payload, retain, topic,
                                          None, None, None, None, None, None, None, completed)
             return
-        future = self.client.publish(mqtt5.PublishPacket(topic=topic, payload=payload,
-                                                         qos=mqtt5.QoS(qos), retain=retain))
+        future = self.client.publish(mqtt5.PublishPacket(topic=topic, payload=payload, qos=mqtt5.QoS(qos),
+                                                         retain=retain, **publish_properties(properties)))
 
         def completed_future(future: Future[Any]) -> None:
             threadstate.keep()
