@@ -72,6 +72,27 @@ def test_a_client_id_the_keys_do_not_allow_is_refused(level):
     assert verdict.to_client == (mqtt.connack(0x87, True) if level == 5 else b"")
 
 
+def connect_with_will(will_topic: str, retain: bool = False, level: int = 5) -> bytes:
+    flags = 0x02 | 0x04 | (0x20 if retain else 0)
+    body = text("MQTT") + bytes([level, flags]) + struct.pack("!H", 60) + (b"\x00" if level == 5 else b"")
+    body += text(CLIENT + "-1") + (b"\x00" if level == 5 else b"") + text(will_topic) + text("gone")
+    return mqtt.packet(0x10, body)
+
+
+@pytest.mark.parametrize("level", [4, 5])
+@pytest.mark.parametrize("will, retain, allowed", [("test/will", False, True), ("test/will", True, True),
+                                                   ("other/will", False, False)])
+def test_a_will_needs_publish_on_its_topic(level, will, retain, allowed):
+    g = Gateway(Grants(REGION, ACCOUNT, (role_policy(REGION, ACCOUNT),
+                                         session_policy(REGION, ACCOUNT, CLIENT, ["test/*"]))), None, Clock())
+    verdict = g.from_client(connect_with_will(will, retain, level))
+    if allowed:
+        assert verdict.to_broker and not verdict.close
+    else:
+        assert verdict.close and verdict.to_broker == b""
+        assert verdict.to_client == (mqtt.connack(0x87, True) if level == 5 else b"")
+
+
 def test_allowed_publish_goes_to_the_broker_unchanged():
     g = gateway()
     data = publish("test/a") + publish("test/b", qos=0)

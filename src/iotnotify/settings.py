@@ -27,12 +27,14 @@ DEFAULT_PROTOCOL = Protocol.V5.value
 DEFAULT_KEYS_TIMEOUT = 10.0  # s
 DEFAULT_RECONNECT_DELAY = (1.0, 30.0)  # s: the first delay before reconnecting, and the longest
 DEFAULT_SESSION_EXPIRY = 3600  # s the broker keeps a --session while its client is away
+DEFAULT_KEEPALIVE = 60  # s between PINGREQs when nothing else is sent
 
 # the keys a profile may hold, each an option of the same name (`topic`: tail's, when none is given),
 # and the type its value must have
 PROFILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "endpoint": str, "ca_file": str, "protocol": str, "client_id": str, "keys_timeout": (int, float),
     "no_cache": bool, "aws": bool, "aws_profile": str, "aws_role": str, "topic": str,
+    "keepalive": int,
 }
 
 
@@ -52,6 +54,7 @@ class Settings:
     aws_profile: str | None = None
     aws_role: str | None = None
     topic: str | None = None
+    keepalive: int = DEFAULT_KEEPALIVE
 
 
 def config_path(env: Mapping[str, str] = os.environ) -> Path:

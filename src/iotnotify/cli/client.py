@@ -18,6 +18,8 @@ from iotnotify.cli.options import (
     property_options,
     resolve_settings,
     source_of,
+    will_of,
+    will_options,
 )
 from iotnotify.cli.terminal import note, quiet_stdout
 
@@ -72,6 +74,7 @@ Examples:
               help="Spread the messages over N connections (AWS IoT Core takes 100 publishes/s per connection); "
                    "order is kept per connection only.")
 @property_options
+@will_options
 @mqtt_options
 @connection_options
 @click.pass_context
@@ -92,7 +95,8 @@ def send_command(ctx: click.Context, /, topic: str, message: str | None, message
     def rejected(index: int, error: errors.UsageError) -> None:
         note(f"iotnotify: message {index} not sent: {error}")
 
-    send(source_of(settings), ConnectOptions.from_settings(settings), topic, payloads, qos, retain, timeout, rejected,
+    options = ConnectOptions.from_settings(settings, will=will_of(flags, settings.protocol))
+    send(source_of(settings), options, topic, payloads, qos, retain, timeout, rejected,
          Path(failed) if failed else None, connections, properties)
 
 
@@ -103,7 +107,8 @@ Examples:
   iotnotify subscribe --json 'sensors/+/temp' | jq .payload
   iotnotify subscribe 'sensors/#' --format '{time} {topic} {json}'
   iotnotify subscribe config/app --retained-only        # print what is retained, then exit
-  iotnotify subscribe t --ready-file /tmp/ready & while [ ! -e /tmp/ready ]; do sleep 0.1; done; iotnotify send t hi""")
+  iotnotify subscribe t --ready-file /tmp/ready & while [ ! -e /tmp/ready ]; do sleep 0.1; done; iotnotify send t hi
+  iotnotify subscribe 'jobs/#' --will-topic status/worker1 --will-message offline --will-retain --keepalive 30""")
 @click.argument("filters", nargs=-1, required=True, metavar="FILTER...")
 @click.option("--verbose", "-v", is_flag=True, help="Print the topic before each payload.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines: topic, payload, qos, retain, time, and the MQTT 5 properties set.")
@@ -126,6 +131,7 @@ Examples:
               help="Exit 5 after N failed reconnection attempts in a row (default: keep trying).")
 @click.option("--no-reconnect", is_flag=True, help="Exit 5 as soon as the connection is lost.")
 @long_running_options
+@will_options
 @mqtt_options
 @connection_options
 @click.pass_context
@@ -163,7 +169,8 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], verbose: 
     def refused(error: errors.IotNotifyError) -> None:  # --partial: say which, and go on with the rest
         note(f"iotnotify: warning: {error}")
 
-    options = ConnectOptions.from_settings(settings, session, session_expiry, reconnect_delay)
+    options = ConnectOptions.from_settings(settings, session, session_expiry, reconnect_delay,
+                                           will_of(flags, settings.protocol))
     connection, inbox = subscribe(source_of(settings), options, list(filters), qos, on_state=state_changed,
                                   max_reconnects=0 if no_reconnect else max_reconnects,
                                   on_refused=refused if partial else None, retained_only=retained_only)

@@ -10,6 +10,7 @@ import click
 
 from iotnotify.cli.terminal import note
 from iotnotify.settings import (
+    DEFAULT_KEEPALIVE,
     DEFAULT_KEYS_TIMEOUT,
     DEFAULT_PROTOCOL,
     DEFAULT_RECONNECT_DELAY,
@@ -20,6 +21,7 @@ from iotnotify.settings import (
 
 if TYPE_CHECKING:
     from iotnotify.keys import KeySource
+    from iotnotify.mqtt import Will
     from iotnotify.properties import Properties
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -86,7 +88,42 @@ def mqtt_options(command: F) -> F:
                      help="MQTT client id (default: the keys' clientId plus -RANDOM, else random iotnotify-...)."),
         click.option("--qos", "-q", type=click.IntRange(0, 1), default=1, show_default=True,
                      help="Quality of service: 0 at most once, 1 at least once."),
+        click.option("--keepalive", type=click.IntRange(0, 65535), metavar="S", envvar="IOTNOTIFY_KEEPALIVE",
+                     show_envvar=True,
+                     help=f"Seconds between pings when idle (default {DEFAULT_KEEPALIVE}; AWS IoT Core: 30 to 1200)."),
     ])
+
+
+def will_options(command: F) -> F:
+    """The will: what the broker publishes if the connection ends without a DISCONNECT (a crash,
+    a lost network), for the commands that stay connected."""
+    return _apply(command, [
+        click.option("--will-topic", metavar="TOPIC", help="Publish a will to TOPIC if the connection ends abruptly."),
+        click.option("--will-message", metavar="TEXT", help="The will's payload (default empty)."),
+        click.option("--will-qos", type=click.IntRange(0, 1), default=0, show_default=True, help="The will's QoS."),
+        click.option("--will-retain", is_flag=True, help="The broker retains the will."),
+        click.option("--will-delay", type=click.IntRange(0, 2**32 - 1), metavar="S",
+                     help="MQTT 5: publish the will only if not reconnected within S seconds."),
+    ])
+
+
+def will_of(flags: dict[str, Any], protocol: str) -> Will | None:
+    """The will the --will-* flags ask for; UsageError for a will without a topic, or a delay with MQTT 3.1.1."""
+    import os
+
+    from iotnotify.errors import UsageError
+    from iotnotify.mqtt import Will
+    from iotnotify.settings import Protocol
+
+    topic, message, delay = flags.get("will_topic"), flags.get("will_message"), flags.get("will_delay")
+    if topic is None:
+        if message is not None or flags.get("will_retain") or delay is not None:
+            raise UsageError("--will-message, --will-retain and --will-delay need --will-topic")
+        return None
+    if delay is not None and protocol == Protocol.V311:
+        raise UsageError("--will-delay needs MQTT 5: --protocol 3.1.1 has no will delay")
+    return Will(topic, os.fsencode(message or ""), int(flags.get("will_qos") or 0), bool(flags.get("will_retain")),
+                delay)
 
 
 class DelayRange(click.ParamType[tuple[float, float], Any]):
@@ -153,7 +190,12 @@ def resolve_settings(ctx: click.Context) -> Settings:
         keys_timeout=float(pick("keys_timeout") or DEFAULT_KEYS_TIMEOUT), no_cache=bool(pick("no_cache")),
         aws=bool(pick("aws") or aws_profile or aws_role), aws_profile=aws_profile, aws_role=aws_role,
         topic=pick("topic") or None,
+        keepalive=_int(pick("keepalive"), DEFAULT_KEEPALIVE),
     )
+
+
+def _int(value: Any, default: int) -> int:
+    return default if value is None else int(value)
 
 
 def source_of(settings: Settings) -> KeySource:

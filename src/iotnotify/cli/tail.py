@@ -16,6 +16,8 @@ from iotnotify.cli.options import (
     mqtt_options,
     resolve_settings,
     source_of,
+    will_of,
+    will_options,
 )
 from iotnotify.cli.terminal import note, quiet_stdout
 
@@ -25,7 +27,8 @@ Examples:
   iotnotify --profile local tail 'demo/#'
   iotnotify tail 'sensors/#' --grep temp --save traffic.jsonl
   iotnotify tail demo/chat --send demo/chat        # type a line, Enter publishes it
-  iotnotify tail 'alerts/#' | cat                  # not a terminal: plain `topic payload` lines""")
+  iotnotify tail 'alerts/#' | cat                  # not a terminal: plain `topic payload` lines
+  iotnotify tail ops/chat --will-topic ops/presence --will-message 'tail gone'""")
 @click.argument("filters", nargs=-1, metavar="[FILTER...]")
 @click.option("--lines", "-n", type=click.IntRange(min=1), metavar="N",
               help="Messages to keep and show (default: as many as fit on the screen).")
@@ -36,6 +39,7 @@ Examples:
 @click.option("--topic", "topic", hidden=True, envvar="IOTNOTIFY_TOPIC", metavar="TOPIC",
               help="The topic when no FILTER is given (the profile's `topic`).")
 @long_running_options
+@will_options
 @mqtt_options
 @connection_options
 @click.pass_context
@@ -58,7 +62,8 @@ def tail_command(ctx: click.Context, /, filters: tuple[str, ...], lines: int | N
     settings = resolve_settings(ctx)
     topics = list(filters) or [settings.topic or TUTORIAL_TOPIC]
     source = source_of(settings)
-    options = ConnectOptions.from_settings(settings, session, session_expiry, reconnect_delay)
+    options = ConnectOptions.from_settings(settings, session, session_expiry, reconnect_delay,
+                                           will_of(flags, settings.protocol))
 
     def refused(error: errors.IotNotifyError) -> None:  # --partial: say which, and go on with the rest
         note(f"iotnotify: warning: {error}")

@@ -130,6 +130,8 @@ class Gateway:
                                 connack=True)
         if not self.grants.allows("iot:Connect", f"client/{connect.client_id}"):
             return self._refuse(out, NOT_AUTHORIZED, "iot:Connect not allowed", connack=True)
+        if connect.will_topic is not None and not self._will_allowed(connect.will_topic, connect.will_retain):
+            return self._refuse(out, NOT_AUTHORIZED, f"will to {connect.will_topic!r} not allowed", connack=True)
         keep_alive = limits.keep_alive(connect.keep_alive)
         raw = p.raw
         if keep_alive != connect.keep_alive:  # as AWS: 0 or over 1200 s is 1200, under 30 s is 30
@@ -138,6 +140,13 @@ class Gateway:
         out.to_broker += raw
         out.connected_as = connect.client_id
         return False
+
+    def _will_allowed(self, topic: str, retain: bool) -> bool:
+        """A will is a publish the broker makes for the client later: the keys must allow it now
+        (iot:Publish on its topic, and iot:RetainPublish for a retained one: AWS's "Policy to connect
+        and publish retained Will messages")."""
+        return not _too_long(topic) and self.grants.allows("iot:Publish", f"topic/{topic}") and (
+            not retain or self.grants.allows("iot:RetainPublish", f"topic/{topic}"))
 
     def note_throttled(self) -> None:
         """Log the publishes discarded since the last such line (the front calls it at the end too)."""

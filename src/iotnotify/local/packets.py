@@ -156,12 +156,18 @@ def packet(first: int, body: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class Connect:
-    """What CONNECT says: protocol level (4: 3.1.1, 5: 5), keep-alive and where it is, client id."""
+    """What CONNECT says: protocol level (4: 3.1.1, 5: 5), keep-alive and where it is, client id,
+    and its will's topic and retain flag (None, False without a will)."""
 
     level: int
     keep_alive: int
     keep_alive_at: int
     client_id: str
+    will_topic: str | None = None
+    will_retain: bool = False
+
+
+WILL_FLAG, WILL_RETAIN = 0x04, 0x20  # CONNECT's flags (MQTT 3.1.1 3.1.2.3)
 
 
 def parse_connect(p: Packet) -> Connect:
@@ -169,13 +175,19 @@ def parse_connect(p: Packet) -> Connect:
     name, pos = _string(data, p.body)
     if name not in ("MQTT", "MQIsdp") or pos + 4 > len(data):
         raise Malformed("not a CONNECT")
-    level, keep_alive_at = data[pos], pos + 2
+    level, flags, keep_alive_at = data[pos], data[pos + 1], pos + 2
     keep_alive = _u16(data, keep_alive_at)
     pos += 4
     if level == 5:
         _, _, pos = _properties(data, pos)
-    client_id, _ = _string(data, pos)
-    return Connect(level, keep_alive, keep_alive_at, client_id)
+    client_id, pos = _string(data, pos)
+    will_topic = None
+    if flags & WILL_FLAG:
+        if level == 5:
+            _, _, pos = _properties(data, pos)  # the will's own properties
+        will_topic, _ = _string(data, pos)
+    return Connect(level, keep_alive, keep_alive_at, client_id, will_topic, bool(flags & WILL_FLAG and
+                                                                                 flags & WILL_RETAIN))
 
 
 def with_keep_alive(p: Packet, connect: Connect, seconds: int) -> bytes:

@@ -20,6 +20,8 @@ from iotnotify.mqtt.base import (
     OnMessage,
     OnState,
     State,
+    Will,
+    check_options,
     reason,
     refusal,
     taken_over,
@@ -27,13 +29,14 @@ from iotnotify.mqtt.base import (
 from iotnotify.settings import Protocol
 
 __all__ = ["ACKED", "CLOSED", "NOT_ACKED", "NOT_AUTHORIZED", "ConnectOptions", "Connection", "OnDone", "OnMessage",
-           "OnState", "Protocol", "State", "open_connection", "reason", "refusal", "taken_over"]
+           "OnState", "Protocol", "State", "Will", "open_connection", "reason", "refusal", "taken_over"]
 
 
 def open_connection(source: KeySource, options: ConnectOptions, on_message: OnMessage | None = None,
                     on_state: OnState | None = None) -> Connection:
     """Get keys, build the client for the chosen protocol and connect; raise our errors."""
     keys = source.get()
+    check_options(keys, options)
     if options.ca_file is not None and not Path(options.ca_file).is_file():
         raise ConnectError(f"CA file {options.ca_file} does not exist")
     implementation: type[Connection]

@@ -11,14 +11,29 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from iotnotify import limits
-from iotnotify.allowance import describe, describe_client
-from iotnotify.errors import ConnectError, DeliveryError, IotNotifyError, KeysRefused, Refused, TakenOver
+from iotnotify.allowance import check_publish, describe, describe_client
+from iotnotify.errors import (
+    ConnectError,
+    DeliveryError,
+    IotNotifyError,
+    KeysRefused,
+    Refused,
+    TakenOver,
+    UsageError,
+)
 from iotnotify.keys import KeySource, TemporaryKeys
 from iotnotify.messages import Message
 from iotnotify.mqtt.nodelay import set_nodelay
 from iotnotify.properties import Properties
-from iotnotify.settings import DEFAULT_RECONNECT_DELAY, DEFAULT_SESSION_EXPIRY, Protocol, Settings
+from iotnotify.settings import (
+    DEFAULT_KEEPALIVE,
+    DEFAULT_RECONNECT_DELAY,
+    DEFAULT_SESSION_EXPIRY,
+    Protocol,
+    Settings,
+)
 from iotnotify.throttle import Pacer
+from iotnotify.topics import check_payload, check_topic
 
 if TYPE_CHECKING:
     from awscrt import auth
@@ -49,6 +64,18 @@ TLS_PROBE_AFTER = 1.5  # s: awscrt reports TLS failures only after a long delay;
 
 
 @dataclass(frozen=True)
+class Will:
+    """The message the broker publishes for the client if its connection ends without a DISCONNECT
+    (after `delay` seconds, MQTT 5 only, if it has not come back by then)."""
+
+    topic: str
+    payload: bytes = b""
+    qos: int = 0
+    retain: bool = False
+    delay: int | None = None
+
+
+@dataclass(frozen=True)
 class ConnectOptions:
     """How to connect, beyond what the keys say."""
 
@@ -56,21 +83,43 @@ class ConnectOptions:
     client_id: str | None = None
     ca_file: str | None = None
     connect_timeout: float = 20.0
-    keep_alive: int = 60
+    keep_alive: int = DEFAULT_KEEPALIVE
     min_reconnect_delay: float = DEFAULT_RECONNECT_DELAY[0]  # s, doubled (with jitter) per failed attempt...
     max_reconnect_delay: float = DEFAULT_RECONNECT_DELAY[1]  # ...up to this
     session: str | None = None  # a persistent session: its name is the client id
     session_expiry: int = DEFAULT_SESSION_EXPIRY  # s the broker keeps a persistent session while the client is away
+    will: Will | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, session: str | None = None,
                       session_expiry: int = DEFAULT_SESSION_EXPIRY,
-                      reconnect_delay: tuple[float, float] = DEFAULT_RECONNECT_DELAY) -> ConnectOptions:
+                      reconnect_delay: tuple[float, float] = DEFAULT_RECONNECT_DELAY,
+                      will: Will | None = None) -> ConnectOptions:
         """The options the settings (and, for long-running commands, their session and reconnection
-        flags) ask for."""
+        flags, and a will) ask for."""
         return cls(protocol=Protocol(settings.protocol), client_id=settings.client_id, ca_file=settings.ca_file,
-                   session=session, session_expiry=session_expiry, min_reconnect_delay=reconnect_delay[0],
-                   max_reconnect_delay=reconnect_delay[1])
+                   keep_alive=settings.keepalive, session=session, session_expiry=session_expiry,
+                   min_reconnect_delay=reconnect_delay[0], max_reconnect_delay=reconnect_delay[1], will=will)
+
+
+def check_options(keys: TemporaryKeys, options: ConnectOptions) -> None:
+    """What the broker would refuse of the options, refused before connecting: under AWS IoT Core's
+    rules a keep-alive outside 30-1200 s; a will's topic that breaks the rules or the keys do not allow."""
+    if keys.aws_rules and not limits.KEEP_ALIVE_MIN <= options.keep_alive <= limits.KEEP_ALIVE_MAX:
+        raise UsageError(f"--keepalive {options.keep_alive}: AWS IoT Core takes {limits.KEEP_ALIVE_MIN} to "
+                         f"{limits.KEEP_ALIVE_MAX} seconds")
+    will = options.will
+    if will is None:
+        return
+    try:
+        check_topic(will.topic, keys.aws_rules)
+        check_payload(len(will.payload), keys.aws_rules)
+    except UsageError as e:
+        raise UsageError(f"--will-topic: {e}") from None
+    try:
+        check_publish(keys, will.topic)
+    except Refused as e:
+        raise Refused(f"{e} (the will)") from None
 
 
 def client_id_for(keys: TemporaryKeys) -> str:

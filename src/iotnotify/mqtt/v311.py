@@ -31,6 +31,7 @@ CANCELLED = "AWS_ERROR_MQTT_CANCELLED_FOR_CLEAN_SESSION"  # a QoS 1 publish lost
 SHORT_LIVED = 10.0  # s: a connection closed by the broker sooner than this after it was made...
 FLAPS = 3  # ...this many times in a row: the broker will not have it (a takeover, or a refusal)
 SOON = 2.0  # s: a publish lost this soon after it was sent may be the reason the connection closed...
+PING_TIMEOUT_MS = 3000  # awscrt's default wait for a PINGRESP (it must be shorter than the keep-alive)
 BACK_WITHIN = 2.0  # s: ...if the reconnection came within this (beyond the least delay): the broker is there
 
 
@@ -46,12 +47,22 @@ class Mqtt311Connection(Connection):
 
         connection = mqtt_connection_builder.websockets_with_default_aws_signing(
             **self.builder_args(), clean_session=not self.options.session, keep_alive_secs=self.options.keep_alive,
+            ping_timeout_ms=min(PING_TIMEOUT_MS, self.options.keep_alive * 500) or PING_TIMEOUT_MS,
+            will=self._will(),
             reconnect_min_timeout_secs=max(int(self.options.min_reconnect_delay), 1),
             reconnect_max_timeout_secs=max(int(self.options.max_reconnect_delay), 1),
             on_connection_interrupted=guarded(self._interrupted), on_connection_resumed=guarded(self._resumed))
         if self.on_message is not None:
             connection.on_message(guarded(self._received))
         return connection
+
+    def _will(self) -> mqtt.Will | None:
+        will = self.options.will
+        if will is None:
+            return None
+        if will.delay is not None:
+            raise UsageError("--will-delay needs MQTT 5: --protocol 3.1.1 has no will delay")
+        return mqtt.Will(will.topic, mqtt.QoS(will.qos), will.payload, will.retain)
 
     def connect(self) -> None:
         self._suspects: list[OnDone] = []  # publishes lost right after they were sent: refused, or not?

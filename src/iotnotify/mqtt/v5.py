@@ -70,6 +70,17 @@ def received_properties(packet: mqtt5.PublishPacket) -> Properties | None:
         payload_format=None if indicator is None else ("utf8" if int(indicator) == 1 else "bytes"))
 
 
+PING_TIMEOUT_MS = 30_000  # awscrt's default wait for a PINGRESP
+
+
+def ping_timeout_ms(keep_alive: int) -> int | None:
+    """The client's wait for a PINGRESP: awscrt wants the keep-alive a second longer than it, so
+    for a keep-alive of 30 s or less (AWS's least is 30), a second less; else its default (None)."""
+    if 0 < keep_alive * 1000 <= PING_TIMEOUT_MS:
+        return max((keep_alive - 1) * 1000, 500)
+    return None
+
+
 class Mqtt5Connection(Connection):
     """awscrt.mqtt5.Client with AWS IoT Core flow control on for AWS endpoints only."""
 
@@ -89,6 +100,8 @@ class Mqtt5Connection(Connection):
         return mqtt5_client_builder.websockets_with_default_aws_signing(
             **self.builder_args(),
             keep_alive_interval_sec=self.options.keep_alive,
+            ping_timeout_ms=ping_timeout_ms(self.options.keep_alive),
+            connect_options=self._connect_packet(),
             min_reconnect_delay_ms=int(self.options.min_reconnect_delay * 1000),
             max_reconnect_delay_ms=int(self.options.max_reconnect_delay * 1000),
             session_behavior=(mqtt5.ClientSessionBehaviorType.REJOIN_ALWAYS if self.options.session
@@ -103,6 +116,15 @@ class Mqtt5Connection(Connection):
             on_lifecycle_disconnection=guarded(self._lost),
             on_lifecycle_stopped=guarded(self._stop_done),
         )
+
+    def _connect_packet(self) -> mqtt5.ConnectPacket | None:
+        """The CONNECT's will, if any (the builder fills in the rest)."""
+        will = self.options.will
+        if will is None:
+            return None
+        return mqtt5.ConnectPacket(will=mqtt5.PublishPacket(topic=will.topic, payload=will.payload,
+                                                            qos=mqtt5.QoS(will.qos), retain=will.retain),
+                                   will_delay_interval_sec=will.delay)
 
     def connect(self) -> None:
         self.last_topic: str | None = None
