@@ -58,7 +58,7 @@ def test_the_broker_refuses_a_publish_outside_the_keys_policy(cli, stack, topic,
     result = cli.run(*flags, "send", "--protocol", protocol, f"{topic}/other", "no", "--timeout", "20")
     assert result.returncode == 10 and result.stderr.count("\n") == 1
     if protocol == "5":  # PUBACK 0x87
-        assert "1 of 1 messages were not delivered (1 refused by the broker: not authorized to publish to" \
+        assert "1 of 1 messages were not delivered (1 refused by the broker: 0x87 not authorized to publish to" \
             in result.stderr
     else:  # AWS closes the connection: said as well as MQTT 3.1.1 allows, and not retried forever
         assert "the broker closed the connection after the publish (MQTT 3.1.1 cannot say why" in result.stderr
@@ -72,7 +72,7 @@ def test_a_wildcard_subscription_is_refused_with_exact_topic_keys(cli, stack, to
     assert result.returncode == 10
     assert f"the keys may not subscribe to '{topic}/#' (the keys allow topic {topic}/exact)" in result.stderr
     flags = [*unlisted(json.loads(narrow.run("keys", "--json").stdout), fake_endpoint), "--no-cache"]
-    for protocol, said in (("5", "not authorized to subscribe"), ("3.1.1", "MQTT 3.1.1 cannot say why")):
+    for protocol, said in (("5", "0x87 not authorized to subscribe"), ("3.1.1", "MQTT 3.1.1 cannot say why")):
         refused = cli.run(*flags, "subscribe", f"{topic}/#", "--protocol", protocol, "-W", "5")
         assert refused.returncode == 10 and "broker refused the subscription" in refused.stderr, refused.stderr
         assert said in refused.stderr
@@ -144,7 +144,7 @@ def test_retained_publish_is_allowed_where_the_policy_grants_retain_publish(rule
 def test_retained_publish_is_refused_without_retain_publish(ruled):
     result = ruled.run("send", "--retain", "test/noretain/app", "v2")
     assert result.returncode == 10
-    assert "1 refused by the broker: not authorized to publish to 'test/noretain/app'" in result.stderr
+    assert "1 refused by the broker: 0x87 not authorized to publish to 'test/noretain/app'" in result.stderr
     assert ruled.run("send", "test/noretain/app", "not retained").returncode == 0
 
 
@@ -153,7 +153,7 @@ def test_send_lines_counts_refusals_and_goes_on_while_the_connection_stays(ruled
     private = json.loads(ruled.run("keys", "--json").stdout)["privateTopic"]
     result = ruled.run("send", "-l", "test/nopublish/x", "--failed", str(failed), input="a\nb\nc\n")
     assert result.returncode == 10
-    assert result.stderr == ("iotnotify: error: 3 of 3 messages were not delivered (3 refused by the broker: not "
+    assert result.stderr == ("iotnotify: error: 3 of 3 messages were not delivered (3 refused by the broker: 0x87 not "
                              "authorized to publish to 'test/nopublish/x' (the keys allow topic test/*; and subscribing "
                              f"to {private})); saved to {failed}\n")
     assert failed.read_text() == "a\nb\nc\n"

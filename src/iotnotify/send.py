@@ -143,7 +143,7 @@ class Publisher:
                     f"does so when the keys may not publish to {self.topic!r}){describe(self.connection.keys)}")
         if self.refusal == NOT_AUTHORIZED:
             return self.connection.refused_text(f"publish to {self.topic!r}")
-        return reason_text(self.refusal)
+        return reason_text(self.refusal, self.connection.reasons.get(self.refusal))
 
     def make_room(self, stall: float) -> bool:
         """Wait while `window` messages are unacknowledged, until half of them are; False if no

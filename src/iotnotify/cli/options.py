@@ -50,7 +50,17 @@ def _key_options(env: bool) -> list[Decorator]:
         click.option("--aws-role", metavar="ROLE",
                      help="With --aws: assume this notifications role with the endpoint's session policy.",
                      **var("AWS_ROLE")),
+        click.option("--debug", is_flag=True, expose_value=False, callback=_debug,
+                     help="Trace on stderr what happens on the wire: keys, connection, CONNACK, SUBACK, PUBACK, "
+                          "DISCONNECT (never a secret).", **var("DEBUG")),
     ]
+
+
+def _debug(_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        from iotnotify import trace
+
+        trace.enable()
 
 
 def _apply(command: F, decorators: list[Decorator]) -> F:

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from iotnotify.errors import KeysError
 from iotnotify.keys.model import TemporaryKeys, parse_keys
+from iotnotify.trace import log
 
 ATTEMPTS = 3
 FIRST_DELAY = 0.5  # s, doubled per retry, with jitter
@@ -42,9 +43,11 @@ def fetch_once(url: str, timeout: float, stated: float | None = None) -> Tempora
     stated = timeout if stated is None else stated
     request = urllib.request.Request(  # noqa: S310 - fetch_keys lets only http(s) URLs through
         url, headers={"Accept": "application/json", "User-Agent": "iotnotify"})
+    log.debug("keys: GET %s", url)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) only: fetch_keys
             body = response.read()
+            log.debug("keys: HTTP %d, %d bytes", response.status, len(body))
     except urllib.error.HTTPError as e:
         with e:  # it holds the connection: close it
             detail = _message(e.read() or b"")
@@ -86,5 +89,6 @@ def fetch_keys(url: str, timeout: float, attempts: int = ATTEMPTS) -> TemporaryK
             delay = FIRST_DELAY * 2**attempt * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
             if attempt == attempts - 1 or time.monotonic() + delay >= deadline:
                 raise KeysError(str(e)) from None
+            log.debug("keys: %s; attempt %d of %d, the next in %.1f s", e, attempt + 1, attempts, delay)
             time.sleep(delay)
     raise AssertionError("unreachable")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from iotnotify.keys.cache import KeyCache
 from iotnotify.keys.model import TemporaryKeys
+from iotnotify.trace import describe_keys, log
 
 
 class KeySource:
@@ -24,6 +26,7 @@ class KeySource:
     def invalidate(self) -> None:
         """Forget the keys in hand and cached (the broker refused them): the next get() fetches."""
         with self._lock:
+            log.debug("keys: forgotten, with their cache: the broker refused them")
             self._keys = None
             if self.cache is not None:
                 self.cache.path(self.name).unlink(missing_ok=True)
@@ -40,10 +43,14 @@ class KeySource:
                 if self._keys is not None and self._keys.fresh():
                     return self._keys
                 if self.cache is not None and (cached := self.cache.load(self.name)) is not None:
+                    log.debug("keys: from the cache for %s: %s", self.name, describe_keys(cached))
                     self._keys = cached
                     return cached
+            started = time.monotonic()
             keys = self.fetch()
             self.fetches += 1
+            log.debug("keys: fetched from %s in %.0f ms: %s", self.name, (time.monotonic() - started) * 1000,
+                      describe_keys(keys))
             if self.cache is not None:
                 self.cache.save(self.name, keys)
             self._keys = keys

@@ -34,6 +34,7 @@ from iotnotify.settings import (
 )
 from iotnotify.throttle import Pacer
 from iotnotify.topics import check_payload, check_topic
+from iotnotify.trace import log
 
 if TYPE_CHECKING:
     from awscrt import auth
@@ -54,9 +55,19 @@ OnState = Callable[[State, int], None]
 
 ACKED, NOT_ACKED, CLOSED = 0, -1, -2  # CLOSED: MQTT 3.1.1, the broker closed the connection right after it
 NOT_AUTHORIZED, SESSION_TAKEN_OVER, MQTT311_FAILURE = 0x87, 0x8E, 0x80
-REASONS = {0x80: "unspecified error", 0x83: "implementation specific error", 0x87: "not authorized",
-           0x8E: "session taken over", 0x8F: "topic filter invalid", 0x90: "topic name invalid",
-           0x95: "packet too large", 0x97: "quota exceeded", 0x9B: "QoS not supported"}
+REASONS = {  # MQTT 5.0, 2.4 "Reason Code": the codes a broker sends a client
+    0x10: "no matching subscribers", 0x80: "unspecified error", 0x81: "malformed packet", 0x82: "protocol error",
+    0x83: "implementation specific error", 0x84: "unsupported protocol version", 0x85: "client identifier not valid",
+    0x86: "bad user name or password", 0x87: "not authorized", 0x88: "server unavailable", 0x89: "server busy",
+    0x8A: "banned", 0x8B: "server shutting down", 0x8C: "bad authentication method", 0x8D: "keep alive timeout",
+    0x8E: "session taken over", 0x8F: "topic filter invalid", 0x90: "topic name invalid",
+    0x91: "packet identifier in use", 0x93: "receive maximum exceeded", 0x94: "topic alias invalid",
+    0x95: "packet too large", 0x96: "message rate too high", 0x97: "quota exceeded", 0x98: "administrative action",
+    0x99: "payload format invalid", 0x9A: "retain not supported", 0x9B: "QoS not supported",
+    0x9C: "use another server", 0x9D: "server moved", 0x9E: "shared subscriptions not supported",
+    0x9F: "connection rate exceeded", 0xA0: "maximum connect time", 0xA1: "subscription identifiers not supported",
+    0xA2: "wildcard subscriptions not supported",
+}
 
 REFUSED = ("AWS_ERROR_HTTP_WEBSOCKET_UPGRADE_FAILURE", "AWS_IO_SOCKET_CLOSED", "AWS_ERROR_HTTP_CONNECTION_CLOSED")
 NODELAY_POLL = (0.0005, 0.02)  # s between looks for the new socket, doubling (Connection._nodelay_early)
@@ -131,9 +142,11 @@ def client_id_for(keys: TemporaryKeys) -> str:
     return "iotnotify-" + os.urandom(6).hex()
 
 
-def reason(code: int) -> str:
-    """An MQTT reason code as words: 'not authorized (0x87)'."""
-    return f"{REASONS.get(code, 'refused')} (0x{code:02X})"
+def reason(code: int, text: str | None = None) -> str:
+    """An MQTT reason code as words, '0x87 not authorized', with the broker's reason string if it
+    sent one: '0x97 quota exceeded (too many subscriptions)'."""
+    words = f"0x{code:02X} {REASONS.get(code, 'success' if code < 0x80 else 'refused')}"
+    return f"{words} ({text})" if text else words
 
 
 class Connection:
@@ -154,6 +167,7 @@ class Connection:
         self.on_state = on_state or (lambda _state, _attempt: None)
         self.key_error: IotNotifyError | None = None
         self.fatal: IotNotifyError | None = None  # why the broker ended the connection for good
+        self.reasons: dict[int, str] = {}  # the broker's reason string for each refusal code, the first it sent
         self.subscriptions: list[tuple[list[str], int]] = []  # to subscribe again after a reconnection
         self.generation = 0  # of the underlying client, replaced when new keys need a new client id
         self._renewing = threading.Event()
@@ -182,13 +196,19 @@ class Connection:
         if self.pacer is not None:
             self.pacer.wait(len(payload) + len(topic) + 8)  # + fixed header, length, packet id
 
-    def refused_text(self, action: str) -> str:
-        """'not authorized to publish to 'x' (the keys allow topic y)': the end of a refusal."""
-        return f"not authorized to {action}{describe(self.keys)}"
+    def refused_text(self, action: str, code: int = NOT_AUTHORIZED) -> str:
+        """'0x87 not authorized to publish to 'x' (the keys allow topic y)': the end of a refusal,
+        with the broker's reason string if it sent one."""
+        return f"0x{code:02X} not authorized to {action}{describe(self.keys)}{self._said(code)}"
 
-    def refused_connect_text(self) -> str:
-        """'not authorized to connect as client id 'x' (the keys are for client id y...)'."""
-        return f"not authorized to connect as client id {self.client_id!r}{describe_client(self.keys)}"
+    def refused_connect_text(self, text: str | None = None) -> str:
+        """'0x87 not authorized to connect as client id 'x' (the keys are for client id y...)'."""
+        said = f"; the broker said: {text}" if text else ""
+        return f"0x87 not authorized to connect as client id {self.client_id!r}{describe_client(self.keys)}{said}"
+
+    def _said(self, code: int) -> str:
+        text = self.reasons.get(code)
+        return f"; the broker said: {text}" if text else ""
 
     def _credentials(self) -> auth.AwsCredentialsProvider:
         """Called by awscrt at each (re)connection: keys in hand if fresh, else fetched anew."""
@@ -261,6 +281,7 @@ class Connection:
         start = time.monotonic()
         self._nodelay_early(done, TLS_PROBE_AFTER)
         if not done.wait(max(TLS_PROBE_AFTER - (time.monotonic() - start), 0)):
+            log.debug("no answer after %.1f s: probing TLS with %s", TLS_PROBE_AFTER, self.where)
             probe_tls(self.keys.host, self.keys.port, self.options.ca_file)
             if not done.wait(max(self.options.connect_timeout - TLS_PROBE_AFTER, 0)):
                 raise ConnectError(f"no answer from broker {self.where} within "
@@ -282,6 +303,8 @@ class Connection:
 
     def granted(self, filters: list[str], codes: list[int], qos: int) -> list[int]:
         """Remember the filters a SUBACK granted (to subscribe again after a reconnection); its codes."""
+        for topic_filter, code in zip(filters, codes, strict=False):
+            log.debug("SUBACK %r: %s", topic_filter, f"granted QoS {code}" if code < 0x80 else reason(code))
         granted = [f for f, code in zip(filters, codes, strict=False) if code < 0x80]
         if granted:
             self.subscriptions.append((granted, qos))
@@ -338,7 +361,7 @@ def refusal(connection: Connection, topic_filter: str, code: int) -> IotNotifyEr
         hedge = " (MQTT 3.1.1 cannot say why; AWS IoT Core refuses so when the keys do not allow it)" \
             if code == MQTT311_FAILURE else ""
         return Refused("broker refused the subscription: "
-                       + connection.refused_text(f"subscribe to {topic_filter!r}") + hedge)
+                       + connection.refused_text(f"subscribe to {topic_filter!r}", code) + hedge)
     return DeliveryError(f"broker refused the subscription to {topic_filter!r}: {reason(code)}")
 
 

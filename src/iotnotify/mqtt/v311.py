@@ -19,12 +19,14 @@ from typing import Any
 from awscrt import mqtt
 from awsiot import mqtt_connection_builder
 
+from iotnotify import trace
 from iotnotify.allowance import describe_client
 from iotnotify.errors import ConnectError, DeliveryError, Refused, UsageError
 from iotnotify.messages import Message
 from iotnotify.mqtt import threadstate
 from iotnotify.mqtt.base import ACKED, CLOSED, MQTT311_FAILURE, NOT_ACKED, Connection, OnDone, State
 from iotnotify.properties import Properties
+from iotnotify.trace import log
 
 HANGUP = "AWS_ERROR_MQTT_UNEXPECTED_HANGUP"  # the broker closed the connection, no network error
 CANCELLED = "AWS_ERROR_MQTT_CANCELLED_FOR_CLEAN_SESSION"  # a QoS 1 publish lost with the connection
@@ -72,6 +74,8 @@ class Mqtt311Connection(Connection):
         self._flaps = 0
         self.connection = self._build()
         self.on_state(State.CONNECTING, 1)
+        log.debug("connecting to wss://%s/mqtt as client id %s (MQTT 3.1.1, keep-alive %d s): TLS, WebSocket "
+                  "upgrade, CONNECT", self.where, self.client_id, self.options.keep_alive)
         future = self.connection.connect()
         done = threading.Event()
         future.add_done_callback(lambda _f: done.set())
@@ -84,6 +88,8 @@ class Mqtt311Connection(Connection):
                               "say why; AWS IoT Core does so when the keys may not connect as client id "
                               f"{self.client_id!r}){describe_client(self.keys)}") from None
             raise
+        log.debug("CONNACK after %.0f ms: session present %s", (time.monotonic() - self._connected_at) * 1000,
+                  future.result().get("session_present"))
         self._connected_at = time.monotonic()
         self._on_socket()
         self.on_state(State.CONNECTED, 0)
@@ -107,6 +113,7 @@ class Mqtt311Connection(Connection):
         self._resumed(self.connection, None, False)
 
     def _interrupted(self, connection: mqtt.Connection, error: Exception, **_: object) -> None:
+        log.debug("connection lost: %s; reconnecting", getattr(error, "name", error))
         now = time.monotonic()
         if getattr(error, "name", "") == HANGUP:
             self._hangup_at = now
@@ -129,6 +136,7 @@ class Mqtt311Connection(Connection):
             on_done(CLOSED if refused else NOT_ACKED)
 
     def _resumed(self, connection: mqtt.Connection, return_code: object, session_present: bool, **_: object) -> None:
+        log.debug("reconnected: CONNACK %s, session present %s", return_code, session_present)
         self._judge(time.monotonic() - self._hangup_at < self.options.min_reconnect_delay + BACK_WITHIN)
         self._connected_at = time.monotonic()
         self._on_socket()
@@ -163,10 +171,13 @@ class Mqtt311Connection(Connection):
             raise UsageError("MQTT 3.1.1 has no message properties: use --protocol 5")
         self._pace(topic, payload)
         sent_at = time.monotonic()
+        trace_on = qos and trace.on()
 
         def completed(future: Future[Any]) -> None:
             threadstate.keep()
             error = future.exception()
+            if trace_on:
+                log.debug("PUBLISH to %r: %s", topic, "acknowledged" if error is None else getattr(error, "name", error))
             if error is None:
                 on_done(ACKED)
             elif getattr(error, "name", "") == CANCELLED and time.monotonic() - sent_at < SOON:
@@ -185,6 +196,7 @@ class Mqtt311Connection(Connection):
         future.add_done_callback(completed)
 
     def disconnect(self, timeout: float = 5.0) -> None:
+        log.debug("DISCONNECT to the broker")
         self.closing = True
         with contextlib.suppress(Exception):  # gone already, or not in time: either way, done with it
             self.connection.disconnect().result(timeout)

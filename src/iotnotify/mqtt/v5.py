@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -13,6 +14,7 @@ import awscrt
 from awscrt import mqtt5
 from awsiot import mqtt5_client_builder
 
+from iotnotify import trace
 from iotnotify.errors import ConnectError, DeliveryError, IotNotifyError, Refused
 from iotnotify.messages import Message
 from iotnotify.mqtt import threadstate
@@ -29,6 +31,7 @@ from iotnotify.mqtt.base import (
     taken_over,
 )
 from iotnotify.properties import Properties
+from iotnotify.trace import log
 
 TRANSIENT = {0x80, 0x88, 0x89, 0x8B, 0x8D, 0x98, 0x9C, 0x9D, 0x9F, 0xA0}
 """DISCONNECT reason codes after which reconnecting may work (the server going away, busy, a keep-alive
@@ -139,6 +142,8 @@ class Mqtt5Connection(Connection):
         self._outcome = threading.Event()
         self._stopped = threading.Event()
         self._error: BaseException | None = None
+        self._trace = trace.on()
+        self._attempt_started = time.monotonic()
         self.client = self._build()
         self.client.start()
         try:
@@ -150,6 +155,10 @@ class Mqtt5Connection(Connection):
 
     def _attempting(self, _data: mqtt5.LifecycleAttemptingConnectData) -> None:
         self._attempts += 1
+        self._attempt_started = time.monotonic()
+        log.debug("%s wss://%s/mqtt as client id %s (MQTT 5, keep-alive %d s%s): TLS, WebSocket upgrade, CONNECT",
+                  "reconnecting to" if self._outcome.is_set() else "connecting to", self.where, self.client_id,
+                  self.options.keep_alive, f", attempt {self._attempts}" if self._attempts > 1 else "")
         if self._outcome.is_set():
             self.on_state(State.RECONNECTING, self._attempts)
         else:
@@ -157,6 +166,9 @@ class Mqtt5Connection(Connection):
 
     def _connected(self, data: mqtt5.LifecycleConnectSuccessData) -> None:
         self.negotiated = data.negotiated_settings  # what the broker settled (its keep-alive among them)
+        if trace.on():
+            log.debug("CONNACK after %.0f ms: %s", (time.monotonic() - self._attempt_started) * 1000,
+                      _connack_text(data.connack_packet, data.negotiated_settings))
         self._attempts = 0
         self._on_socket()
         if self._outcome.is_set() and not data.negotiated_settings.rejoined_session:
@@ -169,14 +181,20 @@ class Mqtt5Connection(Connection):
     def _lost(self, data: mqtt5.LifecycleDisconnectData) -> None:
         packet = data.disconnect_packet
         code = int(packet.reason_code) if packet is not None and packet.reason_code is not None else 0
+        if packet is not None:
+            log.debug("DISCONNECT from the broker: %s", reason(code, packet.reason_string))
+        elif not self._stopping:
+            log.debug("connection lost: %s", getattr(data.exception, "name", data.exception))
         if code >= 0x80 and code not in TRANSIENT and not self._stopping:
             if code == SESSION_TAKEN_OVER:
                 error: IotNotifyError = taken_over(self)
             elif code == NOT_AUTHORIZED:
                 what = f"publish to {self.last_topic!r}" if self.last_topic else "do what it asked"
+                if packet.reason_string:
+                    self.reasons.setdefault(code, packet.reason_string)
                 error = Refused(f"broker {self.where} closed the connection: {self.refused_text(what)}")
             else:
-                error = DeliveryError(f"broker {self.where} closed the connection: {reason(code)}"
+                error = DeliveryError(f"broker {self.where} closed the connection: {reason(code, packet.reason_string)}"
                                       + (f" after a publish to {self.last_topic!r}" if self.last_topic else ""))
             self._stopping = True  # reconnecting would be refused the same way, or take the id back
             self.client.stop()
@@ -190,18 +208,23 @@ class Mqtt5Connection(Connection):
         self._stopped.set()
 
     def _failed(self, data: mqtt5.LifecycleConnectFailureData) -> None:
+        connack = data.connack_packet
+        if connack is not None and connack.reason_code is not None:
+            log.debug("CONNACK: %s", reason(int(connack.reason_code), connack.reason_string))
+        else:
+            log.debug("connection failed: %s", getattr(data.exception, "name", data.exception))
         if self._outcome.is_set():  # a reconnection attempt; the client keeps trying...
             if getattr(data.exception, "name", "") in REFUSED:
                 self.source.invalidate()  # ...with new keys, if the broker refused these
             return
-        connack = data.connack_packet
         if connack is not None and connack.reason_code is not None and int(connack.reason_code) >= 0x80:
             code = int(connack.reason_code)
             if code == NOT_AUTHORIZED:
-                self._error = Refused(f"broker {self.where} refused the connection: {self.refused_connect_text()}")
+                self._error = Refused(f"broker {self.where} refused the connection: "
+                                      f"{self.refused_connect_text(connack.reason_string)}")
             else:
                 self._error = ConnectError(f"broker {self.where} refused the connection: "
-                                           f"{connack.reason_string or reason(code)}")
+                                           f"{reason(code, connack.reason_string)}")
         else:
             self._error = data.exception
         self._outcome.set()
@@ -225,9 +248,22 @@ class Mqtt5Connection(Connection):
                 properties: Properties | None = None) -> None:
         self._pace(topic, payload)
         self.last_topic = topic
+        if self._trace:
+            on_done = self._traced(topic, qos, on_done)
         if qos and self._track:
             on_done = self._tracked((topic, payload, qos, retain, on_done, properties))
         self._send(topic, payload, qos, retain, on_done, properties)
+
+    def _traced(self, topic: str, qos: int, on_done: OnDone) -> OnDone:
+        """`on_done`, after a line of trace for the message's PUBACK (or its failure)."""
+        def done(code: int) -> None:
+            if code == NOT_ACKED:
+                log.debug("PUBLISH to %r: not acknowledged (the connection was lost)", topic)
+            elif qos:
+                log.debug("PUBACK for %r: %s", topic, reason(max(code, 0), self.reasons.get(code)))
+            on_done(code)
+
+        return done
 
     def _tracked(self, entry: Entry) -> OnDone:
         """Remember a QoS 1 message until it completes; its completion on a replaced client is ignored."""
@@ -258,8 +294,10 @@ class Mqtt5Connection(Connection):
     def _send(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone,
               properties: Properties | None = None) -> None:
         if DIRECT_PUBLISH and not properties:
-            def completed(error: int, _qos: int, code: int | None, *_: object) -> None:
+            def completed(error: int, _qos: int, code: int | None, text: str | None = None, *_: object) -> None:
                 threadstate.keep()
+                if code is not None and code >= 0x80 and text:
+                    self.reasons.setdefault(code, text)
                 on_done(NOT_ACKED if error else code if code is not None and code >= 0x80 else ACKED)
 
             _awscrt.mqtt5_client_publish(self.client._binding,  # noqa: SLF001 - DIRECT_PUBLISH, version-gated
@@ -271,14 +309,32 @@ class Mqtt5Connection(Connection):
 
         def completed_future(future: Future[Any]) -> None:
             threadstate.keep()
-            on_done(_published(future))
+            code = _published(future)
+            if code >= 0x80 and (text := future.result().puback.reason_string):
+                self.reasons.setdefault(code, text)
+            on_done(code)
 
         future.add_done_callback(completed_future)
 
     def disconnect(self, timeout: float = 5.0) -> None:
+        log.debug("DISCONNECT to the broker")
         self._stopping = self.closing = True
         self.client.stop(mqtt5.DisconnectPacket())
         self._stopped.wait(timeout)
+
+
+def _connack_text(connack: mqtt5.ConnackPacket | None, settings: mqtt5.NegotiatedSettings) -> str:
+    """What the trace says of a CONNACK: its reason, and the broker's maximums as negotiated."""
+    code = 0 if connack is None or connack.reason_code is None else int(connack.reason_code)
+    words = [reason(code, connack.reason_string if connack is not None else None),
+             f"session present {bool(settings.rejoined_session)}",
+             f"receive maximum {settings.receive_maximum_from_server}",
+             f"maximum packet size {settings.maximum_packet_size_to_server}",
+             f"topic alias maximum {settings.topic_alias_maximum_to_server}",
+             f"keep-alive {settings.server_keep_alive_sec} s", f"maximum QoS {int(settings.maximum_qos)}",
+             f"retain {'available' if settings.retain_available else 'not available'}",
+             f"client id {settings.client_id}"]
+    return ", ".join(words)
 
 
 def _direct_publish_fits(version: str) -> bool:
