@@ -122,11 +122,12 @@ def mark_ready(path: str | None) -> None:
             raise UsageError(f"cannot create --ready-file {path}: {e.strerror}") from None
 
 
-def check_enough(received: int, count: int | None, timeout: float | None, retained: str = "all") -> None:
+def check_enough(received: int, count: int | None, timeout: float | None, retained: str = "all",
+                 what: str = "messages") -> None:
     """ReceiveTimeout if -W ran out before -C N messages (or, without -C, at all: as mosquitto_sub)."""
     if timeout is not None and retained != "only" and (count is None or received < count):
         expected = f" of {count}" if count is not None else ""
-        raise ReceiveTimeout(f"received {received}{expected} messages within {timeout:g} s")
+        raise ReceiveTimeout(f"received {received}{expected} {what} within {timeout:g} s")
 
 
 def check_retained_only(keys: TemporaryKeys, filters: list[str]) -> None:

@@ -1,6 +1,7 @@
 """The `iotnotify` command: the group, shared flags, and `main`, which maps errors to exit codes.
 
-The commands live in client.py (keys, send, subscribe), tail.py and admin.py (local, setup-role),
+The commands live in client.py (keys, send, subscribe), tail.py, rpc.py (request, respond) and admin.py
+(local, setup-role),
 each imported only when one of its commands runs (COMMANDS); the options they share are in
 options.py, what they say on stderr in terminal.py.
 """
@@ -18,7 +19,8 @@ from iotnotify.cli.options import CONTEXT, group_options
 from iotnotify.cli.terminal import quiet_stdout
 
 COMMANDS = {"keys": "client:keys_command", "send": "client:send_command", "subscribe": "client:subscribe_command",
-            "tail": "tail:tail_command", "local": "admin:local_command", "setup-role": "admin:setup_role_command"}
+            "tail": "tail:tail_command", "request": "rpc:request_command", "respond": "rpc:respond_command",
+            "local": "admin:local_command", "setup-role": "admin:setup_role_command"}
 """Each command, and the module of this package and the click command object that are it, imported
 when the command is used: `send` does not pay for `tail` or `local` (click's documentation, "Lazily
 Loading Subcommands")."""

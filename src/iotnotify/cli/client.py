@@ -14,10 +14,12 @@ from iotnotify.cli.options import (
     connection_options,
     long_running_options,
     mqtt_options,
+    output_options,
     properties_of,
     property_options,
     resolve_settings,
     source_of,
+    style_of,
     will_of,
     will_options,
 )
@@ -110,14 +112,7 @@ Examples:
   iotnotify subscribe t --ready-file /tmp/ready & while [ ! -e /tmp/ready ]; do sleep 0.1; done; iotnotify send t hi
   iotnotify subscribe 'jobs/#' --will-topic status/worker1 --will-message offline --will-retain --keepalive 30""")
 @click.argument("filters", nargs=-1, required=True, metavar="FILTER...")
-@click.option("--verbose", "-v", is_flag=True, help="Print the topic before each payload.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON lines: topic, payload, qos, retain, time, and the MQTT 5 properties set.")
-@click.option("--format", "-F", "template", metavar="TEMPLATE",
-              help="Print each message with a template: {topic} {payload} {qos} {retain} {time} {json} {base64} {hex}, "
-                   "and the MQTT 5 properties {user_properties} {content_type} {response_topic} {correlation_data} "
-                   "{message_expiry} {payload_format}.")
-@click.option("--pretty", is_flag=True, help="Indent JSON payloads.")
-@click.option("-N", "no_newline", is_flag=True, help="Do not print a newline after each message.")
+@output_options
 @click.option("--no-retained", is_flag=True, help="Skip messages the broker had retained.")
 @click.option("--retained-only", is_flag=True,
               help="Print only the retained messages, then exit (at the first live message, or 1 s without any).")
@@ -135,25 +130,20 @@ Examples:
 @mqtt_options
 @connection_options
 @click.pass_context
-def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], verbose: bool, as_json: bool, template: str | None,
-                      pretty: bool, no_newline: bool, no_retained: bool, retained_only: bool, count: int | None,
+def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], no_retained: bool, retained_only: bool, count: int | None,
                       timeout: float | None, ready_file: str | None, quiet: bool, max_reconnects: int | None,
                       no_reconnect: bool, qos: int, session: str | None, session_expiry: int,
                       reconnect_delay: tuple[float, float], partial: bool, **flags: Any) -> None:
     """Print each message on FILTER... to stdout, one line per message, flushed at once."""
     from iotnotify.mqtt import ConnectOptions, State
-    from iotnotify.output import MessageWriter, OutputStyle, formatter
+    from iotnotify.output import MessageWriter, formatter
     from iotnotify.subscribe import check_enough, mark_ready, stream, subscribe
 
-    styles = [name for name, given in (("--json", as_json), ("--format", template is not None),
-                                       ("-v", verbose and template is not None)) if given]
-    if len(styles) > 1 or (pretty and (as_json or template is not None)):
-        raise errors.UsageError("--json, --format and -v/--pretty cannot be combined")
+    style = style_of(flags)
     if no_retained and retained_only:
         raise errors.UsageError("--no-retained and --retained-only cannot be combined")
     retained = "only" if retained_only else "without" if no_retained else "all"
-    writer = MessageWriter(formatter(OutputStyle(as_json, verbose, template, pretty, not no_newline)),
-                           sys.stdout.buffer)
+    writer = MessageWriter(formatter(style), sys.stdout.buffer)
     settings = resolve_settings(ctx)
     lost = False
 

@@ -22,6 +22,7 @@ from iotnotify.settings import (
 if TYPE_CHECKING:
     from iotnotify.keys import KeySource
     from iotnotify.mqtt import Will
+    from iotnotify.output import OutputStyle
     from iotnotify.properties import Properties
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -257,3 +258,31 @@ def properties_of(flags: dict[str, Any], protocol: str) -> Properties | None:
         content_type=flags.get("content_type"), response_topic=flags.get("response_topic"),
         correlation_data=None if correlation is None else parse_correlation(correlation),
         message_expiry=flags.get("message_expiry"), payload_format=flags.get("payload_format"))
+
+
+def output_options(command: F) -> F:
+    """How commands that print messages (subscribe, request) print them."""
+    return _apply(command, [
+        click.option("--verbose", "-v", is_flag=True, help="Print the topic before each payload."),
+        click.option("--json", "as_json", is_flag=True,
+                     help="Print JSON lines: topic, payload, qos, retain, time, and the MQTT 5 properties set."),
+        click.option("--format", "-F", "template", metavar="TEMPLATE",
+                     help="Print each message with a template: {topic} {payload} {qos} {retain} {time} {json} "
+                          "{base64} {hex}, and the MQTT 5 properties {user_properties} {content_type} "
+                          "{response_topic} {correlation_data} {message_expiry} {payload_format}."),
+        click.option("--pretty", is_flag=True, help="Indent JSON payloads."),
+        click.option("-N", "no_newline", is_flag=True, help="Do not print a newline after each message."),
+    ])
+
+
+def style_of(flags: dict[str, Any]) -> OutputStyle:
+    """The output style the output_options ask for; UsageError for flags that do not go together."""
+    from iotnotify.errors import UsageError
+    from iotnotify.output import OutputStyle
+
+    as_json, verbose, template, pretty = flags["as_json"], flags["verbose"], flags["template"], flags["pretty"]
+    styles = [name for name, given in (("--json", as_json), ("--format", template is not None),
+                                       ("-v", verbose and template is not None)) if given]
+    if len(styles) > 1 or (pretty and (as_json or template is not None)):
+        raise UsageError("--json, --format and -v/--pretty cannot be combined")
+    return OutputStyle(as_json, verbose, template, pretty, not flags["no_newline"])
