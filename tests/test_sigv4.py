@@ -163,6 +163,18 @@ def test_expired_keys_and_stale_signatures_are_refused():
                          now) == "signature does not match"
 
 
+def test_a_presigned_url_is_good_until_its_x_amz_expires_not_just_five_minutes():
+    now = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
+    keys = {"accessKey": "ASIAEXAMPLE", "secretKey": "s", "sessionToken": "t", "region": "local"}
+    path = signed_path(keys, "h", when=now, expires=3600)
+    known = KnownKeys("s", "t", now + dt.timedelta(hours=2))
+    headers = {"Host": "h", "Connection": "Upgrade"}
+    assert check_upgrade(path, headers, lambda _k: known, now + dt.timedelta(minutes=30)) is None
+    assert check_upgrade(path, headers, lambda _k: known, now + dt.timedelta(minutes=61)) == "signature expired"
+    assert check_upgrade(path, headers, lambda _k: known, now - dt.timedelta(minutes=6)) == (
+        "signature date too far from now")  # made in the future
+
+
 @pytest.mark.slow
 @pytest.mark.mosquitto
 def test_a_subscriber_keeps_receiving_across_the_expiry_of_60_second_keys(tmp_path):
@@ -256,3 +268,39 @@ def test_the_tutorials_javascript_sdk_is_accepted(stack, minted, topic):
 def test_the_tutorials_javascript_sdk_with_a_wrong_secret_is_refused(stack, minted, topic):
     result = tutorial_sdk(stack, {**minted, "secretKey": "not-the-secret"}, topic)
     assert result.returncode == 2 and "timeout" not in result.stderr  # refused at once, not ignored
+
+
+def url_client(stack, url: str, client_id: str, topic: str) -> subprocess.CompletedProcess[str]:
+    """MQTT.js (a peer client) connecting with a presigned URL."""
+    return subprocess.run(["node", str(JS / "url.js"), url, client_id, topic], capture_output=True, text=True, cwd=JS,
+                          timeout=60, env={**os.environ, "NODE_EXTRA_CA_CERTS": stack.ca_file})
+
+
+@pytest.mark.node
+def test_keys_url_lets_a_peer_client_connect_with_the_same_scoped_keys(cli, stack, topic):
+    keys = json.loads(cli.run("keys", "--json").stdout)
+    url = cli.run("keys", "--url").stdout.strip()
+    assert url.startswith(f"wss://127.0.0.1:{stack.wss_port}/mqtt?X-Amz-Algorithm=AWS4-HMAC-SHA256&")
+    params = dict(parse_qsl(urlsplit(url).query))
+    assert params["X-Amz-Security-Token"] == keys["sessionToken"]  # appended after signing, as AWS IoT's clients do
+    lifetime = (dt.datetime.fromisoformat(keys["expiration"]) - dt.datetime.now(dt.UTC)).total_seconds()
+    assert abs(int(params["X-Amz-Expires"]) - lifetime) < 10  # valid until the keys expire
+    result = url_client(stack, url, keys["clientId"] + "-js", topic)
+    assert (result.returncode, result.stdout) == (0, "hello over the url\n"), result.stderr
+    # the keys' scope holds for the URL's users too: another client id is refused
+    assert url_client(stack, url, "someone-else", topic).returncode == 2
+
+
+@pytest.mark.node
+def test_a_tampered_url_is_refused(cli, stack, topic):
+    keys = json.loads(cli.run("keys", "--json").stdout)
+    url = cli.run("keys", "--url").stdout.strip()
+    tampered = url.replace("X-Amz-Expires=", "X-Amz-Expires=1")
+    result = url_client(stack, tampered, keys["clientId"] + "-js", topic)
+    assert result.returncode == 2 and "timeout" not in result.stderr
+
+
+def test_keys_url_goes_with_no_other_output_flag(cli):
+    result = cli.run("keys", "--url", "--json")
+    assert result.returncode == 2
+    assert "--json, --export and --url cannot be used together" in result.stderr

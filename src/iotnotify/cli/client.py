@@ -31,24 +31,33 @@ Examples:
   iotnotify --profile local keys
   iotnotify keys --json | jq -r .iotEndpoint
   eval "$(iotnotify keys --export)"
+  iotnotify keys --url        # for MQTTX, MQTT Explorer, a browser: contains the session token
 """)
 @connection_options
 @click.option("--json", "as_json", is_flag=True, help="Print the endpoint's full JSON (includes the secrets).")
 @click.option("--export", is_flag=True, help="Print `export AWS_...=` lines for eval (includes the secrets).")
 @click.option("--show-secrets", is_flag=True, help="Show the secret key and session token.")
+@click.option("--url", is_flag=True,
+              help="Print a presigned wss://.../mqtt URL valid until the keys expire, for any MQTT-over-WebSocket "
+                   "client (it contains the session token: a secret).")
 @click.pass_context
-def keys_command(ctx: click.Context, /, as_json: bool, export: bool, show_secrets: bool, **flags: Any) -> None:
+def keys_command(ctx: click.Context, /, as_json: bool, export: bool, show_secrets: bool, url: bool,
+                 **flags: Any) -> None:
     """Fetch temporary keys (or reuse cached ones) and show them; secrets are redacted."""
     from iotnotify import keys_view
 
-    if as_json and export:
-        raise errors.UsageError("--json and --export cannot be used together")
+    if sum((as_json, export, url)) > 1:
+        raise errors.UsageError("--json, --export and --url cannot be used together")
     source = source_of(resolve_settings(ctx))
     temporary = source.get()
     if as_json:
         click.echo(keys_view.as_json(temporary))
     elif export:
         click.echo(keys_view.as_exports(temporary))
+    elif url:
+        from iotnotify.presign import presigned_url
+
+        click.echo(presigned_url(temporary))
     else:
         click.echo(keys_view.as_text(temporary, source.name, show_secrets))
 

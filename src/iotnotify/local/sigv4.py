@@ -51,9 +51,11 @@ def verify_upgrade(path: str, headers: Mapping[str, str], lookup: Lookup, now: d
         raise UpgradeRefused("unknown access key")
     if keys.expiration <= now:
         raise UpgradeRefused("expired keys")
-    if abs(now - signed_at) > CLOCK_SKEW:
+    expires = params.get("X-Amz-Expires")
+    # a presigned URL (X-Amz-Expires) is good until it expires; a signature made to connect at once, within 5 minutes
+    if signed_at - now > CLOCK_SKEW or (expires is None and now - signed_at > CLOCK_SKEW):
         raise UpgradeRefused("signature date too far from now")
-    _check_expires(params.get("X-Amz-Expires"), signed_at, now)
+    _check_expires(expires, signed_at, now)
     if not _same(params.get("X-Amz-Security-Token", ""), keys.session_token):
         raise UpgradeRefused("wrong session token")
     try:
