@@ -9,6 +9,7 @@ from typing import Any, BinaryIO
 import click
 
 from iotnotify import errors
+from iotnotify.cli.completers import topic_names
 from iotnotify.cli.options import (
     CONTEXT,
     connection_options,
@@ -120,7 +121,7 @@ Examples:
   iotnotify subscribe config/app --retained-only        # print what is retained, then exit
   iotnotify subscribe t --ready-file /tmp/ready & while [ ! -e /tmp/ready ]; do sleep 0.1; done; iotnotify send t hi
   iotnotify subscribe 'jobs/#' --will-topic status/worker1 --will-message offline --will-retain --keepalive 30""")
-@click.argument("filters", nargs=-1, required=True, metavar="FILTER...")
+@click.argument("filters", nargs=-1, required=True, metavar="FILTER...", shell_complete=topic_names)
 @output_options
 @click.option("--no-retained", is_flag=True, help="Skip messages the broker had retained.")
 @click.option("--retained-only", is_flag=True,

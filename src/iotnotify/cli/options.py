@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
+from iotnotify.cli.completers import profile_names
 from iotnotify.cli.terminal import note
 from iotnotify.settings import (
     DEFAULT_KEEPALIVE,
@@ -77,6 +78,7 @@ def group_options(command: F) -> F:
     come from (which the same options after the command override)."""
     return _apply(command, [
         click.option("--profile", "-p", metavar="NAME", envvar="IOTNOTIFY_PROFILE", show_envvar=True,
+                     shell_complete=profile_names,
                      help="Profile in the config file (default: the profile `default`, if any)."),
         click.option("--keys-timeout", type=click.FloatRange(min=0, min_open=True), metavar="S",
                      envvar="IOTNOTIFY_KEYS_TIMEOUT", show_envvar=True,

@@ -9,6 +9,7 @@ from typing import Any, BinaryIO
 import click
 
 from iotnotify import errors
+from iotnotify.cli.completers import topic_names
 from iotnotify.cli.options import (
     CONTEXT,
     connection_options,
@@ -29,7 +30,7 @@ Examples:
   iotnotify tail demo/chat --send demo/chat        # type a line, Enter publishes it
   iotnotify tail 'alerts/#' | cat                  # not a terminal: plain `topic payload` lines
   iotnotify tail ops/chat --will-topic ops/presence --will-message 'tail gone'""")
-@click.argument("filters", nargs=-1, metavar="[FILTER...]")
+@click.argument("filters", nargs=-1, metavar="[FILTER...]", shell_complete=topic_names)
 @click.option("--lines", "-n", type=click.IntRange(min=1), metavar="N",
               help="Messages to keep and show (default: as many as fit on the screen).")
 @click.option("--save", type=click.File("ab"), metavar="FILE",
