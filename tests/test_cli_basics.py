@@ -60,4 +60,5 @@ def test_every_command_is_in_the_lazy_table_and_only_its_module_is_imported():
     probe = ("import sys; from iotnotify.cli import cli; cli.get_command(None, 'send'); "
              "print(sorted(m for m in sys.modules if m.startswith('iotnotify.cli.')))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['iotnotify.cli.client', 'iotnotify.cli.options', 'iotnotify.cli.terminal']"
+    assert out.strip() == ("['iotnotify.cli.client', 'iotnotify.cli.completers', 'iotnotify.cli.options', "
+                           "'iotnotify.cli.terminal']")  # completers: the --profile completion callback, no imports
