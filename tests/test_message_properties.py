@@ -137,7 +137,7 @@ def test_tail_shows_a_marker_or_the_whole_properties_by_width():
 
 def test_records_read_back_give_the_same_properties():
     properties = Properties((("a", "1"), ("a", "2")), "text/plain", "t/r", b"\x00\x01", 9, "bytes")
-    assert from_record(json.loads(json.dumps(properties.record())), "line 1") == properties
+    assert from_record(json.loads(json.dumps(properties.record()))) == properties
 
 
 def _text(renderable) -> str:

@@ -107,11 +107,11 @@ def parse_correlation(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
-def from_record(record: dict[str, Any], where: str) -> Properties:
-    """The properties of a JSON-lines record (the fields `record()` writes); UsageError naming
-    `where` (e.g. "line 3") for a field of the wrong shape."""
+def from_record(record: dict[str, Any]) -> Properties:
+    """The properties of a JSON-lines record (the fields `record()` writes); UsageError naming a
+    field of the wrong shape."""
     def fail(name: str) -> UsageError:
-        return UsageError(f"{where}: field {name!r} is not valid")
+        return UsageError(f"field {name!r} is not valid")
 
     pairs = record.get("user_properties", [])
     if not isinstance(pairs, list) or not all(

@@ -14,9 +14,11 @@ from iotnotify.allowance import check_publish, describe
 from iotnotify.errors import DeliveryError, Interrupted, IotNotifyError, Refused, UsageError
 from iotnotify.files import write_private
 from iotnotify.keys import KeySource
+from iotnotify.messages import Message
 from iotnotify.mqtt import ACKED, CLOSED, NOT_ACKED, NOT_AUTHORIZED, Connection, ConnectOptions, open_connection
 from iotnotify.mqtt import reason as reason_text
 from iotnotify.properties import Properties, check_payload_format, check_properties
+from iotnotify.records import parse_record
 from iotnotify.topics import check_payload, check_topic
 
 
@@ -79,7 +81,8 @@ class Publisher:
         self._acked = 0
         self._failed = 0
         self._refused = 0
-        self.refusal: int | None = None  # the first reason code of a refusal (or CLOSED)
+        self.refusal: int | None = None  # the first reason code of a refusal (or CLOSED)...
+        self.refused_topic = topic  # ...and the topic it refused
         self._pending: dict[int, bytes] = {}  # input position -> payload, until acknowledged
         self._undelivered: dict[int, bytes] = {}  # input position -> payload refused or never acknowledged
 
@@ -96,20 +99,24 @@ class Publisher:
             waits.append((wait, connection))
         return min(waits, key=lambda pair: pair[0])[1]
 
-    def publish(self, payload: bytes, position: int | None = None) -> None:
+    def publish(self, payload: bytes, position: int | None = None, message: Message | None = None,
+                saved: bytes | None = None) -> None:
         """Check the payload against the broker's limit and hand it to a connection; `position` is
-        its place in the input (for the order of --failed)."""
+        its place in the input (for the order of --failed). A `message` (a replayed record) goes to
+        its own topic with its own QoS, retain flag and properties; `saved` is what --failed keeps
+        of it if it is not delivered (default: the payload)."""
+        topic, qos, retain, properties = (self.topic, self.qos, self.retain, self.properties) if message is None \
+            else (message.topic, message.qos, message.retain, message.properties)
         check_payload(len(payload), self.connection.aws)
-        check_payload_format(self.properties, payload)
-        connection = self._next(len(payload) + len(self.topic))
+        check_payload_format(properties, payload)
+        connection = self._next(len(payload) + len(topic))
         with self._lock:
             self._sent += 1
             key = self._sent if position is None else position
-            self._pending[key] = payload
-        connection.publish(self.topic, payload, self.qos, self.retain, lambda code: self._done(key, code),
-                           self.properties)
+            self._pending[key] = payload if saved is None else saved
+        connection.publish(topic, payload, qos, retain, lambda code: self._done(key, code, topic), properties)
 
-    def _done(self, key: int, code: int) -> None:
+    def _done(self, key: int, code: int, topic: str = "") -> None:
         with self._lock:
             payload = self._pending.pop(key, b"")
             if code == ACKED:
@@ -119,7 +126,8 @@ class Publisher:
                 self._undelivered[key] = payload
                 if code != NOT_ACKED:
                     self._refused += 1
-                    self.refusal = self.refusal if self.refusal is not None else code
+                    if self.refusal is None:
+                        self.refusal, self.refused_topic = code, topic or self.topic
             if not self._pending or (self._waiting_for_room and len(self._pending) <= self._low_water):
                 self._lock.notify_all()  # not once per message: the publishing thread wakes in batches
 
@@ -140,9 +148,9 @@ class Publisher:
             return ""
         if self.refusal == CLOSED:
             return ("the broker closed the connection after the publish (MQTT 3.1.1 cannot say why; AWS IoT Core "
-                    f"does so when the keys may not publish to {self.topic!r}){describe(self.connection.keys)}")
+                    f"does so when the keys may not publish to {self.refused_topic!r}){describe(self.connection.keys)}")
         if self.refusal == NOT_AUTHORIZED:
-            return self.connection.refused_text(f"publish to {self.topic!r}")
+            return self.connection.refused_text(f"publish to {self.refused_topic!r}")
         return reason_text(self.refusal, self.connection.reasons.get(self.refusal))
 
     def make_room(self, stall: float) -> bool:
@@ -194,10 +202,16 @@ def open_connections(source: KeySource, options: ConnectOptions, count: int, sta
     return [stack.enter_context(open_connection(source, own(number))) for number in range(1, count + 1)]
 
 
-def _check_before_connecting(source: KeySource, topic: str, payloads: Iterable[bytes],
-                             properties: Properties | None) -> None:
+def _check_before_connecting(source: KeySource, topic: str | None, payloads: Iterable[bytes],
+                             properties: Properties | None, records: bool) -> None:
     """MQTT's rules, then the broker's limits and what the keys say they may not do: refused
-    before anything goes over the network (payloads too, when they are known in advance)."""
+    before anything goes over the network (payloads too, when they are known in advance). Records
+    are checked one by one as they come (their topics are their own)."""
+    if records:
+        source.get()
+        return
+    if topic is None:
+        raise UsageError("a topic is needed")
     check_topic(topic, aws=False)
     keys = source.get()
     check_topic(topic, keys.aws_rules)
@@ -210,26 +224,47 @@ def _check_before_connecting(source: KeySource, topic: str, payloads: Iterable[b
             check_payload_format(properties, payload)
 
 
-def send(source: KeySource, options: ConnectOptions, topic: str, payloads: Iterable[bytes], qos: int,
-         retain: bool, timeout: float, on_rejected: Callable[[int, UsageError], None],
-         failed_file: Path | None = None, connections: int = 1, properties: Properties | None = None) -> SendResult:
-    """Publish every payload as it comes, over `connections` connections, then wait up to `timeout`
-    s for the acknowledgements.
+OnRejected = Callable[[int, IotNotifyError], None]
 
-    A payload over the broker's limit is reported through `on_rejected` and skipped; the rest go out.
-    Raises Refused if the keys or the broker refused the messages, DeliveryError if anything else
-    was not delivered, Interrupted on Ctrl-C; either way the payloads not delivered are written to
-    `failed_file` (one per line, in input order) if given.
+
+def _replaying(publisher: Publisher, source: KeySource, topic: str | None, qos: int,
+               retain: bool) -> Callable[[bytes, int], None]:
+    """What publishes one line of `send --records`: the record's message to its own topic, checked
+    as `send` checks its one topic (MQTT's rules, the broker's limits, what the keys allow)."""
+    def replay(line: bytes, position: int) -> None:
+        message = parse_record(line, topic, qos, retain)
+        keys = source.get()
+        check_topic(message.topic, keys.aws_rules)
+        check_publish(keys, message.topic)
+        if message.properties:
+            check_properties(message.properties, keys.aws_rules)
+        publisher.publish(message.payload, position, message, saved=line)
+
+    return replay
+
+
+def send(source: KeySource, options: ConnectOptions, topic: str | None, payloads: Iterable[bytes], qos: int,
+         retain: bool, timeout: float, on_rejected: OnRejected, failed_file: Path | None = None,
+         connections: int = 1, properties: Properties | None = None, records: bool = False) -> SendResult:
+    """Publish every payload as it comes, over `connections` connections, then wait up to `timeout`
+    s for the acknowledgements. With `records`, each payload is a JSON record (records.py) published
+    to its own topic (`topic` is the default for records without one).
+
+    A payload over the broker's limit (or a malformed record) is reported through `on_rejected` and
+    skipped; the rest go out. Raises Refused if the keys or the broker refused the messages,
+    DeliveryError if anything else was not delivered, Interrupted on Ctrl-C; either way the payloads
+    (or records) not delivered are written to `failed_file` (one per line, in input order) if given.
     """
-    _check_before_connecting(source, topic, payloads, properties)
+    _check_before_connecting(source, topic, payloads, properties, records)
     if isinstance(payloads, (list, tuple)):
         connections = min(connections, max(len(payloads), 1))  # no connection left idle
     rejected: dict[int, bytes] = {}
     interrupted = stalled = False
     stopped: IotNotifyError | None = None
     with ExitStack() as stack:
-        publisher = Publisher(open_connections(source, options, connections, stack), topic, qos, retain,
+        publisher = Publisher(open_connections(source, options, connections, stack), topic or "", qos, retain,
                               properties=properties)
+        put = _replaying(publisher, source, topic, qos, retain) if records else publisher.publish
         try:
             for position, payload in enumerate(payloads, 1):
                 if (stopped := publisher.stopped) is not None:
@@ -238,14 +273,20 @@ def send(source: KeySource, options: ConnectOptions, topic: str, payloads: Itera
                     stalled = True  # the rest of the input stays unread, so nothing read is lost
                     break
                 try:
-                    publisher.publish(payload, position)
-                except UsageError as e:
+                    put(payload, position)
+                except (UsageError, Refused) as e:
                     rejected[position] = payload
                     on_rejected(position, e)
             result = publisher.wait(0 if stalled or stopped else timeout)
             stopped = stopped or publisher.stopped
         except KeyboardInterrupt:
             result, interrupted = publisher.result(), True
+    return _outcome(publisher, result, rejected, stopped, stalled, interrupted, failed_file)
+
+
+def _outcome(publisher: Publisher, result: SendResult, rejected: dict[int, bytes], stopped: IotNotifyError | None,
+             stalled: bool, interrupted: bool, failed_file: Path | None) -> SendResult:
+    """Save what was not delivered to `failed_file`, then return the result, or raise what went wrong."""
     undelivered = {**publisher.undelivered(), **rejected}
     if undelivered and failed_file is not None:
         write_private(failed_file, b"".join(undelivered[k] + b"\n" for k in sorted(undelivered)))
@@ -263,4 +304,3 @@ def send(source: KeySource, options: ConnectOptions, topic: str, payloads: Itera
         error = Refused if publisher.refusal in (NOT_AUTHORIZED, CLOSED) else DeliveryError
         raise error(result.summary(publisher.refusal_text()) + after + saved)
     return result
-

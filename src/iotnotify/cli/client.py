@@ -70,18 +70,24 @@ Examples:
   tail -F app.log | iotnotify send -l logs/app     # one message per line, sent as lines arrive
   iotnotify send --qos 0 metrics/cpu "$(uptime)"
   iotnotify send orders/new -f order.json --content-type application/json --user-property source=cron
-  iotnotify send jobs/start go --response-topic jobs/done --correlation-data hex:0a1b --message-expiry 60""")
-@click.argument("topic")
+  iotnotify send jobs/start go --response-topic jobs/done --correlation-data hex:0a1b --message-expiry 60
+  iotnotify subscribe 'orders/#' --json > capture.jsonl; iotnotify send --records -f capture.jsonl  # replay""")
+@click.argument("topic", required=False)
 @click.argument("message", required=False)
 @click.option("--message", "-m", "message_opt", metavar="TEXT", help="The message (like mosquitto_pub -m).")
-@click.option("--file", "-f", type=click.File("rb"), help="Send the contents of FILE as one message.")
+@click.option("--file", "-f", type=click.File("rb"),
+              help="Send the contents of FILE as one message (with --records: the records in FILE).")
 @click.option("--stdin", "-s", is_flag=True, help="Send all of standard input as one message.")
 @click.option("--lines", "-l", is_flag=True, help="Send each line of standard input as a message.")
+@click.option("--records", is_flag=True,
+              help="Replay JSON records (subscribe --json, tail --save), one per line of stdin or -f FILE, each to "
+                   "its own topic with its QoS, retain flag and properties (TOPIC: for records without one).")
 @click.option("--retain", "-r", is_flag=True, help="Ask the broker to retain the message.")
 @click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True, metavar="S",
               help="Seconds to wait for acknowledgements after the input ends.")
 @click.option("--failed", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
-              help="Write the messages not delivered to FILE, one per line (retry with send -l < FILE).")
+              help="Write the messages not delivered to FILE, one per line (retry with send -l < FILE; "
+                   "with --records, the records: retry with send --records -f FILE).")
 @click.option("--connections", type=click.IntRange(1, 64), default=1, show_default=True, metavar="N",
               help="Spread the messages over N connections (AWS IoT Core takes 100 publishes/s per connection); "
                    "order is kept per connection only.")
@@ -91,25 +97,34 @@ Examples:
 @connection_options
 @click.pass_context
 def send_command(ctx: click.Context, /, topic: str, message: str | None, message_opt: str | None, file: BinaryIO | None,
-         stdin: bool, lines: bool, retain: bool, timeout: float, failed: str | None, connections: int, qos: int,
-         **flags: Any) -> None:
+         stdin: bool, lines: bool, records: bool, retain: bool, timeout: float, failed: str | None, connections: int,
+         qos: int, **flags: Any) -> None:
     """Publish MESSAGE to TOPIC; exit 0 only once the broker acknowledged every QoS 1 message."""
-    from iotnotify.messages import payloads_from
+    from iotnotify.messages import payloads_from, read_lines
     from iotnotify.mqtt import ConnectOptions
     from iotnotify.send import send
 
     if message is not None and message_opt is not None:
         raise errors.UsageError("give the message once: as MESSAGE or with -m")
-    payloads = payloads_from(message if message is not None else message_opt, file, stdin, lines, sys.stdin.buffer)
+    if records:
+        if message is not None or message_opt is not None or stdin or lines:
+            raise errors.UsageError("--records reads records from stdin or -f FILE: no MESSAGE, -m, -s or -l")
+        payloads: Any = read_lines(file or sys.stdin.buffer)
+    elif topic is None:
+        raise errors.UsageError("TOPIC is needed (it is optional only with --records)")
+    else:
+        payloads = payloads_from(message if message is not None else message_opt, file, stdin, lines,
+                                 sys.stdin.buffer)
     settings = resolve_settings(ctx)
     properties = properties_of(flags, settings.protocol)
+    what = "line" if records else "message"
 
-    def rejected(index: int, error: errors.UsageError) -> None:
-        note(f"iotnotify: message {index} not sent: {error}")
+    def rejected(index: int, error: errors.IotNotifyError) -> None:
+        note(f"iotnotify: {what} {index} not sent: {error}")
 
     options = ConnectOptions.from_settings(settings, will=will_of(flags, settings.protocol))
     send(source_of(settings), options, topic, payloads, qos, retain, timeout, rejected,
-         Path(failed) if failed else None, connections, properties)
+         Path(failed) if failed else None, connections, properties, records)
 
 
 @click.command("subscribe", context_settings=CONTEXT, epilog="""\b
