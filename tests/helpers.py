@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -268,3 +269,40 @@ def acknowledged(broker: Broker) -> int:
         return broker.log_file.read_text(errors="replace").count("Sending PUBACK to ")
     except OSError:
         return 0
+
+
+@dataclass
+class LocalProxy:
+    """A tinyproxy (Debian's tinyproxy-bin) on a free loopback port, and its log of what it relayed."""
+
+    url: str
+    log: Path
+
+    def relayed(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@contextlib.contextmanager
+def tinyproxy(folder: Path, deny: bool = False):
+    """A real HTTP proxy (CONNECT and plain requests) for the test; `deny`: one that refuses every
+    request with 403, as a corporate proxy refusing a destination does."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = folder / f"tinyproxy-{port}.log"
+    config = folder / f"tinyproxy-{port}.conf"
+    config.write_text(f'Port {port}\nListen 127.0.0.1\nTimeout 60\nLogFile "{log}"\nLogLevel Connect\n'
+                      + ("Deny 127.0.0.1\n" if deny else ""))
+    binary = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
+    proc = subprocess.Popen([binary, "-d", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def listening() -> bool:
+            assert proc.poll() is None, "tinyproxy exited"
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+            return False
+
+        wait_for(listening, 10, "tinyproxy listening")
+        yield LocalProxy(f"http://127.0.0.1:{port}", log)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)

@@ -34,7 +34,7 @@ DEFAULT_KEEPALIVE = 60  # s between PINGREQs when nothing else is sent
 PROFILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "endpoint": str, "ca_file": str, "protocol": str, "client_id": str, "keys_timeout": (int, float),
     "no_cache": bool, "aws": bool, "aws_profile": str, "aws_role": str, "topic": str,
-    "keepalive": int,
+    "keepalive": int, "proxy": str,
 }
 
 
@@ -55,6 +55,7 @@ class Settings:
     aws_role: str | None = None
     topic: str | None = None
     keepalive: int = DEFAULT_KEEPALIVE
+    proxy: str | None = None  # an http:// proxy URL (else HTTPS_PROXY and friends)
 
 
 def config_path(env: Mapping[str, str] = os.environ) -> Path:

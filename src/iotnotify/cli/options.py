@@ -52,6 +52,9 @@ def _key_options(env: bool) -> list[Decorator]:
         click.option("--aws-role", metavar="ROLE",
                      help="With --aws: assume this notifications role with the endpoint's session policy.",
                      **var("AWS_ROLE")),
+        click.option("--proxy", metavar="URL",
+                     help="HTTP proxy for the keys endpoint and the broker (default: HTTPS_PROXY, HTTP_PROXY; "
+                          "NO_PROXY lists hosts reached directly).", **var("PROXY")),
         click.option("--debug", is_flag=True, expose_value=False, callback=_debug,
                      help="Trace on stderr what happens on the wire: keys, connection, CONNACK, SUBACK, PUBACK, "
                           "DISCONNECT (never a secret).", **var("DEBUG")),
@@ -203,7 +206,7 @@ def resolve_settings(ctx: click.Context) -> Settings:
         keys_timeout=float(pick("keys_timeout") or DEFAULT_KEYS_TIMEOUT), no_cache=bool(pick("no_cache")),
         aws=bool(pick("aws") or aws_profile or aws_role), aws_profile=aws_profile, aws_role=aws_role,
         topic=pick("topic") or None,
-        keepalive=_int(pick("keepalive"), DEFAULT_KEEPALIVE),
+        keepalive=_int(pick("keepalive"), DEFAULT_KEEPALIVE), proxy=pick("proxy") or None,
     )
 
 

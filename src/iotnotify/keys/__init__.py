@@ -14,19 +14,19 @@ from iotnotify.settings import Settings
 __all__ = ["KeyCache", "KeySource", "TemporaryKeys", "endpoint_source", "key_source", "parse_keys", "source_for"]
 
 
-def endpoint_source(url: str, timeout: float, cache: KeyCache | None = None) -> KeySource:
-    """Keys from a keys endpoint URL."""
+def endpoint_source(url: str, timeout: float, cache: KeyCache | None = None, proxy: str | None = None) -> KeySource:
+    """Keys from a keys endpoint URL (through `proxy`, or the environment's, if any)."""
     def fetch() -> TemporaryKeys:
         from iotnotify.keys.endpoint import fetch_keys  # urllib and friends: only when keys must be fetched
 
-        return fetch_keys(url, timeout)
+        return fetch_keys(url, timeout, proxy=proxy)
 
     return KeySource(url, fetch, cache)
 
 
 def key_source(endpoint: str | None, timeout: float, use_cache: bool, aws: bool = False,
                aws_profile: str | None = None, aws_role: str | None = None,
-               warn: Callable[[str], None] | None = None) -> KeySource:
+               warn: Callable[[str], None] | None = None, proxy: str | None = None) -> KeySource:
     """The KeySource the settings ask for: AWS credentials (--aws), else the keys endpoint; `warn`
     hears why the key cache was not used, if it was not."""
     from iotnotify.errors import ConfigError
@@ -42,10 +42,10 @@ def key_source(endpoint: str | None, timeout: float, use_cache: bool, aws: bool 
     if not endpoint:
         raise ConfigError("no keys endpoint configured: use --endpoint URL, set IOTNOTIFY_ENDPOINT, "
                           "or start `iotnotify local` and use --profile local")
-    return endpoint_source(endpoint, timeout, KeyCache(default_cache_folder(), warn) if use_cache else None)
+    return endpoint_source(endpoint, timeout, KeyCache(default_cache_folder(), warn) if use_cache else None, proxy)
 
 
 def source_for(settings: Settings, warn: Callable[[str], None] | None = None) -> KeySource:
     """The KeySource `settings` ask for; `warn` hears why the key cache was not used, if it was not."""
     return key_source(settings.endpoint, settings.keys_timeout, use_cache=not settings.no_cache, aws=settings.aws,
-                      aws_profile=settings.aws_profile, aws_role=settings.aws_role, warn=warn)
+                      aws_profile=settings.aws_profile, aws_role=settings.aws_role, warn=warn, proxy=settings.proxy)

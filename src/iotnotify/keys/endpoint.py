@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import socket
 import time
 import urllib.error
@@ -12,6 +13,7 @@ from urllib.parse import urlsplit
 
 from iotnotify.errors import KeysError
 from iotnotify.keys.model import TemporaryKeys, parse_keys
+from iotnotify.proxy import Proxy, proxy_for
 from iotnotify.trace import log
 
 ATTEMPTS = 3
@@ -29,23 +31,27 @@ def _excerpt(body: bytes, limit: int = 80) -> str:
 
 
 def _message(body: bytes) -> str:
-    """The `message` of a JSON error body (API Gateway's and ours), else an excerpt of the body."""
+    """The `message` of a JSON error body (API Gateway's and ours), the title of an HTML page (a
+    proxy's, say), else an excerpt of the body."""
     try:
         data = json.loads(body)
     except ValueError:
-        return _excerpt(body)
+        title = re.search(rb"<title>(.*?)</title>", body, re.IGNORECASE | re.DOTALL)
+        return _excerpt(title.group(1) if title else body)
     return _excerpt(str(data["message"]).encode()) if isinstance(data, dict) and "message" in data else _excerpt(body)
 
 
-def fetch_once(url: str, timeout: float, stated: float | None = None) -> TemporaryKeys:
-    """One GET of the keys endpoint; TransientKeysError for what a retry may fix. `stated` is the
-    time limit errors mention (the whole fetch's, when this is a retry)."""
+def fetch_once(url: str, timeout: float, stated: float | None = None, proxy: Proxy | None = None) -> TemporaryKeys:
+    """One GET of the keys endpoint (through `proxy`, if given); TransientKeysError for what a retry
+    may fix. `stated` is the time limit errors mention (the whole fetch's, when this is a retry)."""
     stated = timeout if stated is None else stated
     request = urllib.request.Request(  # noqa: S310 - fetch_keys lets only http(s) URLs through
         url, headers={"Accept": "application/json", "User-Agent": "iotnotify"})
-    log.debug("keys: GET %s", url)
+    scheme = urlsplit(url).scheme
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({scheme: proxy.url} if proxy else {}))
+    log.debug("keys: GET %s%s", url, f" through proxy {proxy.name}" if proxy else "")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) only: fetch_keys
+        with opener.open(request, timeout=timeout) as response:
             body = response.read()
             log.debug("keys: HTTP %d, %d bytes", response.status, len(body))
     except urllib.error.HTTPError as e:
@@ -68,9 +74,10 @@ def fetch_once(url: str, timeout: float, stated: float | None = None) -> Tempora
     return parse_keys(data)
 
 
-def fetch_keys(url: str, timeout: float, attempts: int = ATTEMPTS) -> TemporaryKeys:
+def fetch_keys(url: str, timeout: float, attempts: int = ATTEMPTS, proxy: str | None = None) -> TemporaryKeys:
     """GET the keys endpoint, retrying timeouts, dropped connections and 5xx with backoff, all
-    within `timeout` seconds; 4xx and unusable answers fail at once. Errors are one line."""
+    within `timeout` seconds; 4xx and unusable answers fail at once. Errors are one line, and name
+    the proxy when one is used (`proxy`, or HTTPS_PROXY/HTTP_PROXY unless NO_PROXY says otherwise)."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port out of range
@@ -80,15 +87,21 @@ def fetch_keys(url: str, timeout: float, attempts: int = ATTEMPTS) -> TemporaryK
         raise KeysError(f"keys endpoint {url!r} is not an http:// or https:// URL")
     if not parts.hostname:
         raise KeysError(f"keys endpoint {url!r} has no host")
+    through = proxy_for(parts.scheme, parts.hostname, proxy)
+    said = f" (through proxy {through.name})" if through else ""
     deadline = time.monotonic() + timeout
     for attempt in range(attempts):
         remaining = deadline - time.monotonic()
         try:
-            return fetch_once(url, remaining if attempt else timeout, stated=timeout)
+            return fetch_once(url, remaining if attempt else timeout, stated=timeout, proxy=through)
         except TransientKeysError as e:
             delay = FIRST_DELAY * 2**attempt * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
             if attempt == attempts - 1 or time.monotonic() + delay >= deadline:
-                raise KeysError(str(e)) from None
+                raise KeysError(f"{e}{said}") from None
             log.debug("keys: %s; attempt %d of %d, the next in %.1f s", e, attempt + 1, attempts, delay)
             time.sleep(delay)
+        except KeysError as e:
+            if not said:
+                raise
+            raise KeysError(f"{e}{said}") from None
     raise AssertionError("unreachable")

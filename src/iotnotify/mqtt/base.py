@@ -25,6 +25,7 @@ from iotnotify.keys import KeySource, TemporaryKeys
 from iotnotify.messages import Message
 from iotnotify.mqtt.nodelay import set_nodelay
 from iotnotify.properties import Properties
+from iotnotify.proxy import Proxy, crt_options, proxy_for, tunnel
 from iotnotify.settings import (
     DEFAULT_KEEPALIVE,
     DEFAULT_RECONNECT_DELAY,
@@ -100,6 +101,7 @@ class ConnectOptions:
     session: str | None = None  # a persistent session: its name is the client id
     session_expiry: int = DEFAULT_SESSION_EXPIRY  # s the broker keeps a persistent session while the client is away
     will: Will | None = None
+    proxy: str | None = None  # an http:// proxy URL given by the user (else the environment's, unless NO_PROXY)
 
     @classmethod
     def from_settings(cls, settings: Settings, session: str | None = None,
@@ -110,7 +112,8 @@ class ConnectOptions:
         flags, and a will) ask for."""
         return cls(protocol=Protocol(settings.protocol), client_id=settings.client_id, ca_file=settings.ca_file,
                    keep_alive=settings.keepalive, session=session, session_expiry=session_expiry,
-                   min_reconnect_delay=reconnect_delay[0], max_reconnect_delay=reconnect_delay[1], will=will)
+                   min_reconnect_delay=reconnect_delay[0], max_reconnect_delay=reconnect_delay[1], will=will,
+                   proxy=settings.proxy)
 
 
 def check_options(keys: TemporaryKeys, options: ConnectOptions) -> None:
@@ -162,6 +165,7 @@ class Connection:
         self.options = options
         self.client_id = options.client_id or options.session or client_id_for(keys)
         self.aws = keys.aws_rules
+        self.proxy = proxy_for("wss", keys.host, options.proxy)
         self.pacer = Pacer(limits.PUBLISH_RATE, limits.THROUGHPUT) if self.aws else None
         self.on_message = on_message  # None: no callback for received messages is registered at all
         self.on_state = on_state or (lambda _state, _attempt: None)
@@ -253,9 +257,12 @@ class Connection:
 
     def builder_args(self) -> dict[str, object]:
         """The awsiotsdk builder arguments both protocols share: where, who, and how to sign."""
-        return {"endpoint": self.keys.host, "port": self.keys.port, "region": self.keys.region,
+        args = {"endpoint": self.keys.host, "port": self.keys.port, "region": self.keys.region,
                 "credentials_provider": self.credentials, "client_id": self.client_id,
                 "ca_filepath": self.options.ca_file, "enable_metrics_collection": self.aws}
+        if self.proxy is not None:
+            args["http_proxy_options"] = crt_options(self.proxy)
+        return args
 
     def _nodelay_early(self, done: threading.Event, limit: float) -> None:
         """While the first connection is being made, set TCP_NODELAY on its socket as soon as it
@@ -282,7 +289,7 @@ class Connection:
         self._nodelay_early(done, TLS_PROBE_AFTER)
         if not done.wait(max(TLS_PROBE_AFTER - (time.monotonic() - start), 0)):
             log.debug("no answer after %.1f s: probing TLS with %s", TLS_PROBE_AFTER, self.where)
-            probe_tls(self.keys.host, self.keys.port, self.options.ca_file)
+            probe_tls(self.keys.host, self.keys.port, self.options.ca_file, proxy=self.proxy)
             if not done.wait(max(self.options.connect_timeout - TLS_PROBE_AFTER, 0)):
                 raise ConnectError(f"no answer from broker {self.where} within "
                                    f"{self.options.connect_timeout:g} s")
@@ -292,6 +299,8 @@ class Connection:
                 raise self.key_error
             if isinstance(error, IotNotifyError):  # already said in our words (a CONNACK's reason)
                 raise error
+            if self.proxy is not None:
+                probe_tls(self.keys.host, self.keys.port, self.options.ca_file, proxy=self.proxy)  # names the proxy
             raise classify(error, self.where)
 
     def connect(self) -> None:
@@ -335,15 +344,16 @@ def classify(error: BaseException, where: str) -> ConnectError:
     return ConnectError(f"cannot connect to broker {where}: {name or error}")
 
 
-def probe_tls(host: str, port: int, ca_file: str | None, timeout: float = 5.0) -> None:
-    """Raise ConnectError if a TLS handshake with host:port fails certificate checks."""
+def probe_tls(host: str, port: int, ca_file: str | None, timeout: float = 5.0, proxy: Proxy | None = None) -> None:
+    """Raise ConnectError if a TLS handshake with host:port fails certificate checks (through
+    `proxy`, which it names if it cannot be reached or refuses the tunnel)."""
     import socket
     import ssl
 
     context = ssl.create_default_context(cafile=ca_file)
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock, \
-                context.wrap_socket(sock, server_hostname=host):
+        raw = tunnel(proxy, host, port, timeout) if proxy else socket.create_connection((host, port), timeout=timeout)
+        with raw as sock, context.wrap_socket(sock, server_hostname=host):
             return
     except ssl.SSLCertVerificationError as e:
         raise ConnectError(f"TLS failure with broker {host}:{port}: {e.verify_message}: "

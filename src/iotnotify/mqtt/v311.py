@@ -74,8 +74,9 @@ class Mqtt311Connection(Connection):
         self._flaps = 0
         self.connection = self._build()
         self.on_state(State.CONNECTING, 1)
-        log.debug("connecting to wss://%s/mqtt as client id %s (MQTT 3.1.1, keep-alive %d s): TLS, WebSocket "
-                  "upgrade, CONNECT", self.where, self.client_id, self.options.keep_alive)
+        log.debug("connecting to wss://%s/mqtt as client id %s (MQTT 3.1.1, keep-alive %d s): %sTLS, WebSocket "
+                  "upgrade, CONNECT", self.where, self.client_id, self.options.keep_alive,
+                  f"CONNECT through proxy {self.proxy.name}, " if self.proxy else "")
         future = self.connection.connect()
         done = threading.Event()
         future.add_done_callback(lambda _f: done.set())

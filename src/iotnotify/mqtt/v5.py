@@ -156,9 +156,10 @@ class Mqtt5Connection(Connection):
     def _attempting(self, _data: mqtt5.LifecycleAttemptingConnectData) -> None:
         self._attempts += 1
         self._attempt_started = time.monotonic()
-        log.debug("%s wss://%s/mqtt as client id %s (MQTT 5, keep-alive %d s%s): TLS, WebSocket upgrade, CONNECT",
+        log.debug("%s wss://%s/mqtt as client id %s (MQTT 5, keep-alive %d s%s): %sTLS, WebSocket upgrade, CONNECT",
                   "reconnecting to" if self._outcome.is_set() else "connecting to", self.where, self.client_id,
-                  self.options.keep_alive, f", attempt {self._attempts}" if self._attempts > 1 else "")
+                  self.options.keep_alive, f", attempt {self._attempts}" if self._attempts > 1 else "",
+                  f"CONNECT through proxy {self.proxy.name}, " if self.proxy else "")
         if self._outcome.is_set():
             self.on_state(State.RECONNECTING, self._attempts)
         else:
