@@ -15,12 +15,11 @@ from iotnotify.allowance import check_publish
 from iotnotify.errors import DeliveryError, Refused, UsageError
 from iotnotify.keys import KeySource, TemporaryKeys
 from iotnotify.messages import Message
-from iotnotify.mqtt import ACKED, NOT_ACKED, NOT_AUTHORIZED, Connection, ConnectOptions, OnState, reason
+from iotnotify.mqtt import Connection, ConnectOptions, OnState
 from iotnotify.properties import Properties, check_payload_format, check_properties
+from iotnotify.send import publish_one
 from iotnotify.subscribe import Inbox, subscribe
 from iotnotify.topics import check_payload, check_topic
-
-ACK_TIMEOUT = 30.0  # s to wait for the broker to acknowledge a request or a response
 
 
 def response_topic_for(keys: TemporaryKeys, given: str | None) -> str:
@@ -31,28 +30,6 @@ def response_topic_for(keys: TemporaryKeys, given: str | None) -> str:
     if isinstance(private, str) and private:
         return private
     raise UsageError("--response-topic is needed: the keys offer no private topic to receive replies on")
-
-
-def publish_one(connection: Connection, topic: str, payload: bytes, qos: int, properties: Properties | None,
-                timeout: float = ACK_TIMEOUT) -> None:
-    """Publish one message and wait for its acknowledgement (QoS 1); Refused or DeliveryError if it fails."""
-    done = threading.Event()
-    outcome: list[int] = []
-
-    def completed(code: int) -> None:
-        outcome.append(code)
-        done.set()
-
-    connection.publish(topic, payload, qos, False, completed, properties)
-    if not done.wait(timeout):
-        raise DeliveryError(f"the broker did not acknowledge the message to {topic!r} within {timeout:g} s")
-    code = outcome[0]
-    if code == NOT_AUTHORIZED:
-        raise Refused(f"broker refused the message: {connection.refused_text(f'publish to {topic!r}')}")
-    if code == NOT_ACKED:
-        raise DeliveryError(f"the message to {topic!r} was not acknowledged (the connection was lost)")
-    if code != ACKED:
-        raise DeliveryError(f"broker refused the message to {topic!r}: {reason(code)}")
 
 
 @dataclass(frozen=True)

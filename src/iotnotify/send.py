@@ -51,6 +51,7 @@ class SendResult:
         return f"{self.unacknowledged + self.rejected} of {total} messages were not delivered ({', '.join(parts)})"
 
 
+ACK_TIMEOUT = 30.0  # s to wait for the broker to acknowledge one message (publish_one)
 WINDOW = 1000
 """Messages `send` lets wait for acknowledgement before it stops reading its input: enough to keep
 a connection busy (AWS IoT Core and the local broker take 100 QoS 1 messages in flight), few enough
@@ -304,3 +305,26 @@ def _outcome(publisher: Publisher, result: SendResult, rejected: dict[int, bytes
         error = Refused if publisher.refusal in (NOT_AUTHORIZED, CLOSED) else DeliveryError
         raise error(result.summary(publisher.refusal_text()) + after + saved)
     return result
+
+
+def publish_one(connection: Connection, topic: str, payload: bytes, qos: int, properties: Properties | None,
+                retain: bool = False, timeout: float = ACK_TIMEOUT) -> None:
+    """Publish one message and wait for its acknowledgement (QoS 1); Refused or DeliveryError if it
+    fails (a request, a response, an empty retained message)."""
+    done = threading.Event()
+    outcome: list[int] = []
+
+    def completed(code: int) -> None:
+        outcome.append(code)
+        done.set()
+
+    connection.publish(topic, payload, qos, retain, completed, properties)
+    if not done.wait(timeout):
+        raise DeliveryError(f"the broker did not acknowledge the message to {topic!r} within {timeout:g} s")
+    code = outcome[0]
+    if code == NOT_AUTHORIZED:
+        raise Refused(f"broker refused the message: {connection.refused_text(f'publish to {topic!r}')}")
+    if code == NOT_ACKED:
+        raise DeliveryError(f"the message to {topic!r} was not acknowledged (the connection was lost)")
+    if code != ACKED:
+        raise DeliveryError(f"broker refused the message to {topic!r}: {reason_text(code, connection.reasons.get(code))}")

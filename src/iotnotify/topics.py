@@ -79,3 +79,17 @@ def is_aws_host(host: str) -> bool:
     """Whether `host` is an AWS IoT Core endpoint (its limits and flow control then apply)."""
     host = host.lower().rstrip(".")
     return host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
+
+
+def filter_matches(topic_filter: str, topic: str) -> bool:
+    """Whether `topic` matches MQTT `topic_filter` (`+` one level, `#` this level and all below;
+    wildcards do not match topics starting with `$`, MQTT 5.0 4.7.2)."""
+    if topic.startswith("$") and topic_filter[:1] in ("+", "#"):
+        return False
+    wanted, levels = topic_filter.split("/"), topic.split("/")
+    for index, level in enumerate(wanted):
+        if level == "#":
+            return True
+        if index >= len(levels) or (level != "+" and level != levels[index]):
+            return False
+    return len(wanted) == len(levels)

@@ -71,7 +71,9 @@ Examples:
   iotnotify send --qos 0 metrics/cpu "$(uptime)"
   iotnotify send orders/new -f order.json --content-type application/json --user-property source=cron
   iotnotify send jobs/start go --response-topic jobs/done --correlation-data hex:0a1b --message-expiry 60
-  iotnotify subscribe 'orders/#' --json > capture.jsonl; iotnotify send --records -f capture.jsonl  # replay""")
+  iotnotify subscribe 'orders/#' --json > capture.jsonl; iotnotify send --records -f capture.jsonl  # replay
+  tail -F app.log | iotnotify send -l logs/app --will-topic status/app --will-message down --keepalive 30
+  HTTPS_PROXY=http://proxy:3128 iotnotify send alerts/x hi --debug     # or --proxy URL""")
 @click.argument("topic", required=False)
 @click.argument("message", required=False)
 @click.option("--message", "-m", "message_opt", metavar="TEXT", help="The message (like mosquitto_pub -m).")
@@ -135,7 +137,8 @@ Examples:
   iotnotify subscribe 'sensors/#' --format '{time} {topic} {json}'
   iotnotify subscribe config/app --retained-only        # print what is retained, then exit
   iotnotify subscribe t --ready-file /tmp/ready & while [ ! -e /tmp/ready ]; do sleep 0.1; done; iotnotify send t hi
-  iotnotify subscribe 'jobs/#' --will-topic status/worker1 --will-message offline --will-retain --keepalive 30""")
+  iotnotify subscribe 'jobs/#' --will-topic status/worker1 --will-message offline --will-retain --keepalive 30
+  iotnotify subscribe 'rpc/#' --format '{topic} {correlation_data} {user_properties}' --proxy http://proxy:3128""")
 @click.argument("filters", nargs=-1, required=True, metavar="FILTER...", shell_complete=topic_names)
 @output_options
 @click.option("--no-retained", is_flag=True, help="Skip messages the broker had retained.")
