@@ -27,7 +27,7 @@ def completed(cli: Cli, *words: str) -> list[str]:
 
 
 def test_commands_and_flags_are_completed(cli):
-    assert completed(cli, "re") == ["request", "respond"]
+    assert completed(cli, "re") == ["request", "respond", "retained"]
     assert "--will-topic" in completed(cli, "subscribe", "--wi")
 
 
