@@ -102,6 +102,12 @@ class Stack:
     state: Path
     out_file: Path
     err_file: Path
+    ws_port: int = 0  # the browser page's ws:// listener
+
+    @property
+    def page(self) -> str:
+        """The browser page's URL."""
+        return f"http://127.0.0.1:{self.keys_port}/"
 
     def stdout(self) -> str:
         return self.out_file.read_text(errors="replace")
@@ -123,12 +129,13 @@ def start_stack(root: Path, *extra: str) -> Stack:
     """Start `iotnotify local` on free ports under `root` and wait until it serves keys."""
     env = user_env(root)
     cli = Cli(env)
-    wss, keys, mqtt = free_port(), free_port(), free_port()
+    wss, keys, mqtt, ws = free_port(), free_port(), free_port(), free_port()
     out_file, err_file = root / f"local-{wss}.out", root / f"local-{wss}.err"
     with out_file.open("wb") as out, err_file.open("wb") as err:
         proc = subprocess.Popen([*IOTNOTIFY, "local", "--port", str(wss), "--keys-port", str(keys), "--mqtt-port",
-                                 str(mqtt), *extra], stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
-    stack = Stack(proc, cli, wss, keys, mqtt, Path(env["XDG_STATE_HOME"]), out_file, err_file)
+                                 str(mqtt), "--ws-port", str(ws), *extra], stdout=out, stderr=err,
+                                stdin=subprocess.DEVNULL, env=env)
+    stack = Stack(proc, cli, wss, keys, mqtt, Path(env["XDG_STATE_HOME"]), out_file, err_file, ws)
 
     def serving() -> bool:
         if proc.poll() is not None:

@@ -96,3 +96,17 @@ def yaml_parameters() -> dict:
     from cfnlint.decode import decode_str
 
     return decode_str(TEXT)[0]["Parameters"]
+
+
+def test_the_api_serves_the_page_beside_the_keys(monkeypatch):
+    """GET / and GET /static/{file} reach the same function (which serves the page with no AWS
+    call), so the deployed page fetches `iot/keys` from its own origin."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    resources = translated_template()["Resources"]
+    api = next(r for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Api")
+    paths = api["Properties"]["Body"]["paths"]
+    assert {"/", "/static/{file}", "/iot/keys"} <= set(paths)
+    assert "get" in paths["/"] and "get" in paths["/static/{file}"]
+    handler = re.search(r"^\s+Handler: (\S+)$", TEXT, re.MULTILINE).group(1)
+    code = f"import {handler.rsplit('.', 1)[0]} as m, iotnotify.page as p; assert p.asset('/static/mqtt.min.js')"
+    assert subprocess.run([sys.executable, "-c", code], cwd=TEMPLATE.parent.parent / "src").returncode == 0

@@ -308,3 +308,32 @@ def test_any_client_id_reads_true_and_false_as_the_cli_does(value, allowed):
 def test_any_client_id_that_is_neither_is_a_configuration_error():
     with pytest.raises(ConfigInvalid, match="IOTNOTIFY_ANY_CLIENT_ID: 'maybe' is not true or false"):
         load_config({"IOTNOTIFY_ANY_CLIENT_ID": "maybe"})
+
+
+@pytest.mark.parametrize("event", [
+    {"version": "2.0", "rawPath": "/", "requestContext": {"http": {"method": "GET", "path": "/"}}},
+    {"resource": "/", "path": "/", "httpMethod": "GET", "requestContext": {"stage": "prod"}},
+])
+def test_the_lambda_serves_the_page_without_any_aws_call(event, monkeypatch):
+    """GET / and /static/... are the tutorial's page, the same files `iotnotify local` serves (less
+    its ws:// address: on AWS the page connects to wss://<iotEndpoint>/mqtt); no keys are minted."""
+    from iotnotify.page import asset
+
+    monkeypatch.setattr(lambda_handler, "_setup", lambda: pytest.fail("the page needs no AWS call"))
+    page = lambda_handler.handler(event)
+    assert page["statusCode"] == 200 and page["headers"]["Content-Type"] == "text/html; charset=utf-8"
+    assert "script-src 'self'" in page["headers"]["Content-Security-Policy"]
+    assert "Retrieve Keys" in page["body"] and "iotnotify-mqtt-url" not in page["body"]
+    assert page["body"].encode() == asset("/").body
+    script = lambda_handler.handler({**event, "rawPath": "/static/page.js", "path": "/static/page.js"})
+    assert script["headers"]["Content-Type"].startswith("text/javascript")
+    assert "iotdevicegateway" in script["body"]
+
+
+def test_only_the_pages_own_files_are_served():
+    from iotnotify.page import asset
+
+    assert asset("/static/../server/handler.py") is None
+    assert asset("/static/missing.js") is None
+    local = asset("/", "ws://127.0.0.1:9081/mqtt")
+    assert local is not None and b'<meta name="iotnotify-mqtt-url" content="ws://127.0.0.1:9081/mqtt">' in local.body

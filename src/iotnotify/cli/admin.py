@@ -8,7 +8,7 @@ import click
 
 from iotnotify.cli.options import CONTEXT
 from iotnotify.cli.terminal import note
-from iotnotify.local import DEFAULT_KEYS_PORT, DEFAULT_MQTT_PORT, DEFAULT_TOPICS, DEFAULT_WSS_PORT
+from iotnotify.local import DEFAULT_KEYS_PORT, DEFAULT_MQTT_PORT, DEFAULT_TOPICS, DEFAULT_WS_PORT, DEFAULT_WSS_PORT
 from iotnotify.server.config import DEFAULT_LIFETIME
 
 
@@ -18,13 +18,15 @@ Examples:
   iotnotify local --topics 'alerts/*,/serverless/pubsub' --any-client-id
   iotnotify local --role-policy my-role-policy.json      # your role's policy in place of the default
   iotnotify local --permissive          # no policy, limits or throttle (benchmarks, other tools)
-  iotnotify local --port 19443 --keys-port 19080 --mqtt-port 19883""")
+  iotnotify local --port 19443 --keys-port 19080 --mqtt-port 19883 --ws-port 19081""")
 @click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_WSS_PORT, show_default=True,
               help="Broker port for MQTT over WebSocket with TLS.")
 @click.option("--keys-port", type=click.IntRange(1, 65535), default=DEFAULT_KEYS_PORT, show_default=True,
               help="Port of the keys endpoint (HTTP).")
 @click.option("--mqtt-port", type=click.IntRange(1, 65535), default=DEFAULT_MQTT_PORT, show_default=True,
               help="Plain MQTT port for other clients (mosquitto_pub/sub).")
+@click.option("--ws-port", type=click.IntRange(1, 65535), default=DEFAULT_WS_PORT, show_default=True,
+              help="Port of the browser page's MQTT over WebSocket, without TLS (loopback only).")
 @click.option("--lifetime", type=click.IntRange(60, 43200), default=DEFAULT_LIFETIME, show_default=True, metavar="S",
               help="Lifetime of the keys the endpoint mints, in seconds.")
 @click.option("--topics", default=",".join(DEFAULT_TOPICS), show_default=True, metavar="T1,T2",
@@ -42,7 +44,7 @@ Examples:
               help="Check signatures only: no policy, limits or throttle (for benchmarks and other tools).")
 @click.option("--profile-name", default="local", show_default=True, metavar="NAME",
               help="Profile to write to the config file for this stack.")
-def local_command(port: int, keys_port: int, mqtt_port: int, lifetime: int, topics: str, private_topic_prefix: str | None,
+def local_command(port: int, keys_port: int, mqtt_port: int, ws_port: int, lifetime: int, topics: str, private_topic_prefix: str | None,
           any_client_id: bool, role_policy: Any, cors_origins: tuple[str, ...], permissive: bool,
           profile_name: str) -> None:
     """Run a local stack on loopback until Ctrl-C: Mosquitto behind a TLS WebSocket front that plays by
@@ -65,7 +67,7 @@ def local_command(port: int, keys_port: int, mqtt_port: int, lifetime: int, topi
     policy = read_role_policy(role_policy.read(), getattr(role_policy, "name", "--role-policy")) if role_policy else None
     stack = LocalStack(StackConfig(default_state_dir(), port, keys_port, mqtt_port, lifetime, topic_list, permissive,
                                    any_client_id, private_topic_prefix, policy,
-                                   tuple(o.rstrip("/") for o in cors_origins)), log=log)
+                                   tuple(o.rstrip("/") for o in cors_origins), ws_port), log=log)
     try:
         stack.start()
         config_file = save_profile(profile_name, stack.profile())
@@ -88,6 +90,8 @@ def _print_local_banner(stack: Any, profile: str, config_file: str) -> None:
     console.print(f"  broker   wss://127.0.0.1:{cfg.wss_port}/mqtt  MQTT over WebSocket with TLS (CA {stack.tls.ca_file})")
     console.print(f"  broker   mqtt://127.0.0.1:{cfg.mqtt_port}  plain MQTT (Mosquitto) for other clients")
     console.print(f"  keys     {stack.endpoint_url}  keys last {cfg.lifetime} s, topics {', '.join(cfg.topics)}")
+    console.print(f"  page     {stack.page_url}  the tutorial's page: open it in a browser "
+                  f"(it connects to {stack.page_mqtt_url}, no TLS: loopback only)")
     if cfg.permissive:
         console.print("  rules    [bold yellow]permissive[/]: signatures checked; no policy, limits or throttle")
     else:

@@ -7,4 +7,5 @@ from iotnotify.topics import TUTORIAL_TOPIC
 DEFAULT_WSS_PORT = 9443
 DEFAULT_KEYS_PORT = 9080
 DEFAULT_MQTT_PORT = 9883
+DEFAULT_WS_PORT = 9081  # ws:// (no TLS) on loopback, for the browser page
 DEFAULT_TOPICS = (TUTORIAL_TOPIC, "demo/*")  # the tutorial's topic, and room to try things

@@ -122,11 +122,16 @@ Admit = Callable[[str, Mapping[str, str]], "Gateway | None"]
 
 
 class WebSocketFront:
-    """wss://127.0.0.1:port/mqtt for MQTT clients, served from a background thread. Without `admit`,
-    every upgrade is relayed as it is (tests' brokers that restart at will)."""
+    """wss://127.0.0.1:port/mqtt for MQTT clients, served from a background thread, and with
+    `plain_port` the same without TLS, ws://127.0.0.1:plain_port/mqtt, for the browser page (no
+    browser trusts the local CA; on loopback TLS protects nothing the machine does not already see,
+    and the signature check, the origin check and AWS's rules are the same). Without `admit`, every
+    upgrade is relayed as it is (tests' brokers that restart at will)."""
 
-    def __init__(self, port: int, broker_port: int, tls: TlsFiles, admit: Admit | None = None) -> None:
+    def __init__(self, port: int, broker_port: int, tls: TlsFiles, admit: Admit | None = None,
+                 plain_port: int | None = None) -> None:
         self.port = port
+        self.plain_port = plain_port
         self.admit = admit
         self.broker_port = broker_port
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -142,7 +147,7 @@ class WebSocketFront:
         self._thread.start()
         self._ready.wait()
         if self._error is not None:
-            raise LocalStackError(f"cannot serve wss on port {self.port}: {self._error}")
+            raise LocalStackError(f"cannot serve {self._error}")
 
     def _run(self) -> None:
         asyncio.run(self._serve())
@@ -154,21 +159,28 @@ class WebSocketFront:
         self._stop = asyncio.Event()
         holders: Holders = {}  # used on this loop only
         gateways: dict[int, Gateway | None] = {}  # id(connection) -> its Gateway, from the upgrade to the relay
-        try:
-            server = await serve(
-                lambda ws: Relay(ws, gateways.pop(id(ws), None), holders).run(self.broker_port),
-                "127.0.0.1", self.port, ssl=self.context, subprotocols=[Subprotocol("mqtt"), Subprotocol("mqttv3.1")],
-                process_request=self._checker(gateways), compression=None,
-                max_size=MAX_MESSAGE, ping_interval=None, close_timeout=1, server_header="iotnotify-local",
-            )
-        except OSError as e:
-            self._error = e
-            self._ready.set()
-            return
+        listeners = [(self.port, self.context, "wss")] + (
+            [(self.plain_port, None, "ws")] if self.plain_port is not None else [])
+        servers = []
+        for port, context, scheme in listeners:
+            try:
+                servers.append(await serve(
+                    lambda ws: Relay(ws, gateways.pop(id(ws), None), holders).run(self.broker_port),
+                    "127.0.0.1", port, ssl=context, subprotocols=[Subprotocol("mqtt"), Subprotocol("mqttv3.1")],
+                    process_request=self._checker(gateways), compression=None,
+                    max_size=MAX_MESSAGE, ping_interval=None, close_timeout=1, server_header="iotnotify-local",
+                ))
+            except OSError as e:
+                for server in servers:
+                    server.close()
+                self._error = RuntimeError(f"{scheme} on port {port}: {e}")
+                self._ready.set()
+                return
         self._ready.set()
-        async with server:
-            await self._stop.wait()
+        await self._stop.wait()
+        for server in servers:
             server.close(close_connections=True)
+            await server.wait_closed()
 
     def _checker(self, gateways: dict[int, Gateway | None]) -> Callable[[ServerConnection, Request], Response | None]:
         """Websockets' process_request: 404 off the MQTT path; 403 when `admit` refuses the upgrade;

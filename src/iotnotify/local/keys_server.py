@@ -1,4 +1,5 @@
-"""The local keys endpoint: the AWS endpoint's own `answer`, over HTTP, with a local issuer."""
+"""The local keys endpoint: the AWS endpoint's own `answer`, over HTTP, with a local issuer; and the
+browser page at its root."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from iotnotify.errors import LocalStackError
 from iotnotify.local.sigv4 import KnownKeys
+from iotnotify.page import asset
 from iotnotify.server.config import EndpointConfig
 from iotnotify.server.handler import Response, answer, cors_headers
 from iotnotify.server.issuers import Issued, Where
@@ -77,7 +79,8 @@ def _quiet(*_args: object, **_fields: object) -> None:
     """The local endpoint logs nothing: it runs beside a user's terminal."""
 
 
-def _handler(config: EndpointConfig, issuer: LocalIssuer, aws_rules: bool) -> type[BaseHTTPRequestHandler]:
+def _handler(config: EndpointConfig, issuer: LocalIssuer, aws_rules: bool,
+             mqtt_url: str | None) -> type[BaseHTTPRequestHandler]:
     """A request handler class bound to one configuration and issuer; with `aws_rules`, keys say
     `"awsRules": true` (the broker plays by AWS IoT Core's rules: the client keeps its AWS flow control on).
     Requests must name the endpoint by a loopback name in their Host header (not a site's name
@@ -105,6 +108,14 @@ def _handler(config: EndpointConfig, issuer: LocalIssuer, aws_rules: bool) -> ty
             if host is not None and host.lower() not in loopback_hosts(port):  # DNS rebinding: a site's name
                 self._send(Response(403, {"message": "use the keys endpoint by its loopback address"}, {}))
                 return
+            if self.command == "GET" and (page := asset(url.path, mqtt_url)) is not None:  # the browser page
+                self.send_response(200)
+                for name, value in page.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(page.body)))
+                self.end_headers()
+                self.wfile.write(page.body)
+                return
             if url.path != KEYS_PATH:
                 self._send(Response(404, {"message": f"not found: use GET {KEYS_PATH}"},
                                     cors_headers(config.cors_origins, origin)))
@@ -125,9 +136,10 @@ def _handler(config: EndpointConfig, issuer: LocalIssuer, aws_rules: bool) -> ty
 class KeysServer:
     """The HTTP endpoint on 127.0.0.1, served from a background thread."""
 
-    def __init__(self, port: int, config: EndpointConfig, issuer: LocalIssuer, aws_rules: bool = True) -> None:
+    def __init__(self, port: int, config: EndpointConfig, issuer: LocalIssuer, aws_rules: bool = True,
+                 mqtt_url: str | None = None) -> None:
         try:
-            self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(config, issuer, aws_rules))
+            self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(config, issuer, aws_rules, mqtt_url))
         except OSError:
             raise LocalStackError(f"port {port} (keys endpoint) is in use: choose another with --keys-port") from None
         self.httpd.daemon_threads = True

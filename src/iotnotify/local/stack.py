@@ -39,6 +39,7 @@ class StackConfig:
     private_prefix: str | None = None
     role_policy: Mapping[str, Any] | None = field(default=None, repr=False)  # default: the SAM template's role's
     cors_origins: tuple[str, ...] = ()  # browser pages that may use the stack besides its own (`*`: any)
+    ws_port: int | None = None  # ws:// without TLS on loopback, for the browser page (None: none)
 
 
 class LocalStack:
@@ -52,7 +53,8 @@ class LocalStack:
         self.tls = ensure_tls_files(config.state_dir / "tls")
         self.broker = Broker(config.state_dir / "broker", config.mqtt_port)
         self.issuer = LocalIssuer(LOOPBACK, config.wss_port)
-        self.front = WebSocketFront(config.wss_port, config.mqtt_port, self.tls, admit=self._admit)
+        self.front = WebSocketFront(config.wss_port, config.mqtt_port, self.tls, admit=self._admit,
+                                    plain_port=config.ws_port)
         self.keys: KeysServer | None = None
         self.origins = loopback_origins(config.keys_port, config.wss_port) + config.cors_origins
         try:
@@ -77,7 +79,10 @@ class LocalStack:
         """Check the ports, then start the broker, its wss front and the keys endpoint."""
         check_port_free(self.config.wss_port, "MQTT over WebSocket", "--port")
         check_port_free(self.config.mqtt_port, "plain MQTT", "--mqtt-port")
-        self.keys = KeysServer(self.config.keys_port, self.endpoint, self.issuer, aws_rules=not self.config.permissive)
+        if self.config.ws_port is not None:
+            check_port_free(self.config.ws_port, "MQTT over WebSocket for the page", "--ws-port")
+        self.keys = KeysServer(self.config.keys_port, self.endpoint, self.issuer, aws_rules=not self.config.permissive,
+                               mqtt_url=self.page_mqtt_url)
         try:
             self.broker.start()
             self.front.start()
@@ -86,6 +91,16 @@ class LocalStack:
             self.broker.stop()
             raise
         self.keys.start()
+
+    @property
+    def page_mqtt_url(self) -> str | None:
+        """Where the browser page connects: the ws:// listener (no browser trusts the local CA)."""
+        return f"ws://127.0.0.1:{self.config.ws_port}/mqtt" if self.config.ws_port is not None else None
+
+    @property
+    def page_url(self) -> str:
+        """The browser page: the keys endpoint's root."""
+        return self.endpoint_url.removesuffix("iot/keys")
 
     @property
     def endpoint_url(self) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from iotnotify.iam import matches
+from iotnotify.page import asset
 from iotnotify.server.config import ConfigInvalid, EndpointConfig, load_config, origins_of
 from iotnotify.server.issuers import IssueError, Issuer, StsIssuer
 from iotnotify.server.policy import PolicyError, check_policy_topic, session_policy
@@ -159,7 +160,12 @@ def to_api_gateway(response: Response) -> dict[str, Any]:
 
 
 def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
-    """Lambda entry point for `GET /iot/keys` (and its CORS preflight)."""
+    """Lambda entry point for `GET /iot/keys` (and its CORS preflight), and the tutorial's page
+    (`GET /`, `GET /static/...`)."""
+    event = event if isinstance(event, dict) else {}
+    method, query, origin = request_of(event)
+    if method == "GET" and (page := asset(path_of(event))) is not None:  # the page: no keys, no AWS call
+        return {"statusCode": 200, "headers": page.headers, "body": page.body.decode("utf-8"), "isBase64Encoded": False}
     config, issuer = _setup()
     if config is None:
         import os
@@ -167,5 +173,11 @@ def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
         origins = origins_of(os.environ.get("IOTNOTIFY_CORS_ORIGIN", ""))
         return to_api_gateway(Response(500, {"message": "the keys endpoint is misconfigured (see its logs)"},
                                        cors_headers(origins)))
-    method, query, origin = request_of(event if isinstance(event, dict) else {})
     return to_api_gateway(answer(method, query, config, issuer, origin=origin))
+
+
+def path_of(event: dict[str, Any]) -> str:
+    """The request's path without the stage: HTTP API (v2) `rawPath` (the `$default` stage adds
+    nothing), REST API (v1) `path`; "" if there is none."""
+    path = event.get("rawPath") if event.get("version") == "2.0" else event.get("path")
+    return path if isinstance(path, str) else ""

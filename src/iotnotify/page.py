@@ -1,0 +1,46 @@
+"""The tutorial's browser page (web/): its files, as the local keys endpoint and the Lambda serve
+them at `/` and `/static/...`, beside `/iot/keys`. Its JavaScript libraries are npm's builds, copied
+by scripts/build-web, so that the package needs no Node and the page works offline."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from importlib import resources
+
+TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+         ".css": "text/css; charset=utf-8", ".txt": "text/plain; charset=utf-8"}
+STATIC = ("page.js", "page.css", "mqtt.min.js", "aws4fetch.umd.js", "LICENSES.txt")
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+       "worker-src blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+"""The page runs only its own files and talks only to its origin (keys) and WebSocket brokers
+(MQTT.js runs its timers in a worker it makes from a blob, so that a background tab keeps pinging)."""
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One file of the page: its bytes and the headers to serve it with."""
+
+    body: bytes
+    headers: dict[str, str]
+
+
+def asset(path: str, mqtt_url: str | None = None) -> Asset | None:
+    """The file at `path` (`/` is the page; `/static/NAME` its parts), None if there is none.
+    `mqtt_url` (the local stack's ws:// listener) goes into the page; else the page connects to
+    wss://<the keys' iotEndpoint>/mqtt."""
+    if path in ("/", "/index.html"):
+        name, folder = "index.html", resources.files("iotnotify.web")
+    elif path.startswith("/static/") and path.removeprefix("/static/") in STATIC:
+        name, folder = path.removeprefix("/static/"), resources.files("iotnotify.web").joinpath("static")
+    else:
+        return None
+    body = folder.joinpath(name).read_bytes()
+    if name == "index.html" and mqtt_url:
+        tag = f'<meta name="iotnotify-mqtt-url" content="{html.escape(mqtt_url)}">'
+        body = body.replace(b"<!--MQTT-URL-->", tag.encode())
+    headers = {"Content-Type": TYPES["." + name.rsplit(".", 1)[1]], "X-Content-Type-Options": "nosniff",
+               "Cache-Control": "no-cache"}
+    if name == "index.html":
+        headers |= {"Content-Security-Policy": CSP, "Referrer-Policy": "no-referrer"}
+    return Asset(body, headers)
