@@ -105,6 +105,25 @@ def test_a_topic_the_keys_do_not_allow_is_said_before_sending(browser, stack, to
     assert "elsewhere/x not sent: the keys do not allow it (they allow" in log_lines(browser)[-1]
 
 
+def test_the_page_gets_keys_from_the_local_cognito_pool_too(browser, stack, cli, topic):
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(stack.page)
+    Select(browser.find_element(By.ID, "source")).select_by_value("cognito")
+    browser.find_element(By.ID, "retrieve").click()
+    wait_until(browser, lambda d: state(d) == "keys ready: connect", "keys ready")
+    identity = browser.find_element(By.ID, "key-client").text
+    assert identity.startswith("local:")  # a Cognito identity, the client id its policy allows
+    box = browser.find_element(By.ID, "topic")
+    box.clear()
+    box.send_keys(topic)
+    browser.find_element(By.ID, "connect").click()
+    wait_until(browser, lambda d: state(d).startswith(f"connected as {identity}-page-"), "connected")
+    wait_until(browser, lambda d: any(line.endswith(" subscribed") for line in log_lines(d)), "subscribed")
+    assert cli.run("send", topic, "to a cognito identity").returncode == 0
+    wait_until(browser, lambda d: any(line.endswith("to a cognito identity") for line in log_lines(d)), "the message")
+
+
 @pytest.mark.slow
 def test_keys_are_refreshed_before_they_expire(tmp_path_factory, topic):
     """Keys that last 60 s: the page fetches new ones 15 s before (a quarter of their life), and the

@@ -25,10 +25,12 @@ class Asset:
     headers: dict[str, str]
 
 
-def asset(path: str, mqtt_url: str | None = None) -> Asset | None:
+def asset(path: str, mqtt_url: str | None = None, cognito_pool: str | None = None,
+          cognito_url: str | None = None) -> Asset | None:
     """The file at `path` (`/` is the page; `/static/NAME` its parts), None if there is none.
     `mqtt_url` (the local stack's ws:// listener) goes into the page; else the page connects to
-    wss://<the keys' iotEndpoint>/mqtt."""
+    wss://<the keys' iotEndpoint>/mqtt. With `cognito_pool`, the page may also get keys from that
+    identity pool (at `cognito_url`, default the pool region's Cognito Identity)."""
     if path in ("/", "/index.html"):
         name, folder = "index.html", resources.files("iotnotify.web")
     elif path.startswith("/static/") and path.removeprefix("/static/") in STATIC:
@@ -36,9 +38,11 @@ def asset(path: str, mqtt_url: str | None = None) -> Asset | None:
     else:
         return None
     body = folder.joinpath(name).read_bytes()
-    if name == "index.html" and mqtt_url:
-        tag = f'<meta name="iotnotify-mqtt-url" content="{html.escape(mqtt_url)}">'
-        body = body.replace(b"<!--MQTT-URL-->", tag.encode())
+    if name == "index.html":
+        settings = {"iotnotify-mqtt-url": mqtt_url, "iotnotify-cognito-pool": cognito_pool,
+                    "iotnotify-cognito-url": cognito_url}
+        tags = "".join(f'<meta name="{key}" content="{html.escape(value)}">' for key, value in settings.items() if value)
+        body = body.replace(b"<!--MQTT-URL-->", tags.encode())
     headers = {"Content-Type": TYPES["." + name.rsplit(".", 1)[1]], "X-Content-Type-Options": "nosniff",
                "Cache-Control": "no-cache"}
     if name == "index.html":

@@ -34,7 +34,7 @@ DEFAULT_KEEPALIVE = 60  # s between PINGREQs when nothing else is sent
 PROFILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "endpoint": str, "ca_file": str, "protocol": str, "client_id": str, "keys_timeout": (int, float),
     "no_cache": bool, "aws": bool, "aws_profile": str, "aws_role": str, "topic": str,
-    "keepalive": int, "proxy": str,
+    "keepalive": int, "proxy": str, "cognito_pool": str, "cognito_endpoint": str, "iot_endpoint": str,
 }
 
 
@@ -56,6 +56,10 @@ class Settings:
     topic: str | None = None
     keepalive: int = DEFAULT_KEEPALIVE
     proxy: str | None = None  # an http:// proxy URL (else HTTPS_PROXY and friends)
+    cognito_pool: str | None = None  # keys from this Cognito identity pool (REGION:UUID), not the endpoint
+    cognito_endpoint: str | None = None  # Cognito Identity's URL (default: the pool region's; local's own)
+    iot_endpoint: str | None = None  # HOST[:PORT] of AWS IoT, for Cognito keys (which do not say it)
+    logins: tuple[tuple[str, str], ...] = ()  # Cognito logins: (provider, token)
 
 
 def config_path(env: Mapping[str, str] = os.environ) -> Path:

@@ -71,6 +71,7 @@ def local_command(port: int, keys_port: int, mqtt_port: int, ws_port: int, lifet
     try:
         stack.start()
         config_file = save_profile(profile_name, stack.profile())
+        save_profile(f"{profile_name}-cognito", stack.cognito_profile())
         _print_local_banner(stack, profile_name, str(config_file))
         run_until_stopped(stack)
     except KeyboardInterrupt:
@@ -99,7 +100,8 @@ def _print_local_banner(stack: Any, profile: str, config_file: str) -> None:
                       "(refusals are logged here)")
     others = f" and {', '.join(cfg.cors_origins)}" if cfg.cors_origins else " only (--cors-origin adds others)"
     console.print(f"  browsers pages from the stack's own origins{others} may get keys and connect")
-    console.print(f"  profile  [bold]{profile}[/] written to {config_file}")
+    console.print(f"  profile  [bold]{profile}[/] written to {config_file}, and [bold]{profile}-cognito[/]: keys "
+                  f"from the local Cognito identity pool {stack.cognito_profile()['cognito_pool']}")
     console.print("Try, in another terminal:")
     console.print(f"  iotnotify --profile {profile} subscribe 'demo/#' -v")
     console.print(f"  iotnotify --profile {profile} send demo/hello 'hello'")

@@ -52,6 +52,16 @@ def _key_options(env: bool) -> list[Decorator]:
         click.option("--aws-role", metavar="ROLE",
                      help="With --aws: assume this notifications role with the endpoint's session policy.",
                      **var("AWS_ROLE")),
+        click.option("--cognito-pool", metavar="REGION:ID",
+                     help="Keys from this Cognito identity pool instead of a keys endpoint.", **var("COGNITO_POOL")),
+        click.option("--login", "logins", multiple=True, metavar="PROVIDER=TOKEN",
+                     help="With --cognito-pool: a login (an OpenID Connect provider and its ID token, ...)."),
+        click.option("--iot-endpoint", metavar="HOST[:PORT]",
+                     help="AWS IoT data endpoint, for --cognito-pool keys (default: the keys endpoint's, if one is set).",
+                     **var("IOT_ENDPOINT")),
+        click.option("--cognito-endpoint", metavar="URL", hidden=True,
+                     help="Cognito Identity's URL (default: the pool region's; iotnotify local writes its own).",
+                     **var("COGNITO_ENDPOINT")),
         click.option("--proxy", metavar="URL",
                      help="HTTP proxy for the keys endpoint and the broker (default: HTTPS_PROXY, HTTP_PROXY; "
                           "NO_PROXY lists hosts reached directly).", **var("PROXY")),
@@ -207,7 +217,22 @@ def resolve_settings(ctx: click.Context) -> Settings:
         aws=bool(pick("aws") or aws_profile or aws_role), aws_profile=aws_profile, aws_role=aws_role,
         topic=pick("topic") or None,
         keepalive=_int(pick("keepalive"), DEFAULT_KEEPALIVE), proxy=pick("proxy") or None,
+        cognito_pool=pick("cognito_pool") or None, cognito_endpoint=pick("cognito_endpoint") or None,
+        iot_endpoint=pick("iot_endpoint") or None, logins=_logins(pick("logins") or ()),
     )
+
+
+def _logins(values: Any) -> tuple[tuple[str, str], ...]:
+    """--login PROVIDER=TOKEN pairs (the token is a secret: never echoed back)."""
+    from iotnotify.errors import UsageError
+
+    pairs = []
+    for text in values:
+        provider, sep, token = str(text).partition("=")
+        if not sep or not provider or not token:
+            raise UsageError(f"--login {provider or '?'}=...: give PROVIDER=TOKEN")
+        pairs.append((provider, token))
+    return tuple(pairs)
 
 
 def _int(value: Any, default: int) -> int:

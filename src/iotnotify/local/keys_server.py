@@ -13,10 +13,11 @@ from typing import cast
 from urllib.parse import parse_qsl, urlsplit
 
 from iotnotify.errors import LocalStackError
+from iotnotify.local.cognito import COGNITO_PATH, POOL_ID, LocalCognito
 from iotnotify.local.sigv4 import KnownKeys
-from iotnotify.page import asset
+from iotnotify.page import Asset, asset
 from iotnotify.server.config import EndpointConfig
-from iotnotify.server.handler import Response, answer, cors_headers
+from iotnotify.server.handler import Response, answer, cors_headers, origin_allowed
 from iotnotify.server.issuers import Issued, Where
 
 KEYS_PATH = "/iot/keys"
@@ -79,58 +80,78 @@ def _quiet(*_args: object, **_fields: object) -> None:
     """The local endpoint logs nothing: it runs beside a user's terminal."""
 
 
-def _handler(config: EndpointConfig, issuer: LocalIssuer, aws_rules: bool,
-             mqtt_url: str | None) -> type[BaseHTTPRequestHandler]:
-    """A request handler class bound to one configuration and issuer; with `aws_rules`, keys say
-    `"awsRules": true` (the broker plays by AWS IoT Core's rules: the client keeps its AWS flow control on).
-    Requests must name the endpoint by a loopback name in their Host header (not a site's name
-    resolved to 127.0.0.1), and browser pages must come from an allowed origin (`config.cors_origins`)."""
+class KeysHandler(BaseHTTPRequestHandler):
+    """The keys endpoint, the local Cognito and the page; `_handler` binds a subclass to one
+    configuration. With `aws_rules`, keys say `"awsRules": true` (the broker plays by AWS IoT Core's
+    rules: the client keeps its AWS flow control on). Requests must name the endpoint by a loopback
+    name in their Host header (not a site's name resolved to 127.0.0.1), and browser pages must come
+    from an allowed origin (`config.cors_origins`)."""
 
-    class KeysHandler(BaseHTTPRequestHandler):
-        server_version = "iotnotify-local"
+    server_version = "iotnotify-local"
+    config: EndpointConfig
+    issuer: LocalIssuer
+    aws_rules: bool
+    mqtt_url: str | None
+    cognito: LocalCognito
 
-        def _send(self, response: Response) -> None:
-            data = json.dumps(response.body).encode() if response.body is not None else b""
-            self.send_response(response.status)
-            for name, value in response.headers.items():
-                self.send_header(name, value)
-            if response.body is not None:
-                self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def _send(self, response: Response) -> None:
+        data = json.dumps(response.body).encode() if response.body is not None else b""
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        if response.body is not None and "Content-Type" not in response.headers:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
-        def _answer(self) -> None:
-            url = urlsplit(self.path)
-            origin = self.headers.get("Origin")
-            host = self.headers.get("Host")
-            port = cast(HTTPServer, self.server).server_port
-            if host is not None and host.lower() not in loopback_hosts(port):  # DNS rebinding: a site's name
-                self._send(Response(403, {"message": "use the keys endpoint by its loopback address"}, {}))
-                return
-            if self.command == "GET" and (page := asset(url.path, mqtt_url)) is not None:  # the browser page
-                self.send_response(200)
-                for name, value in page.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(page.body)))
-                self.end_headers()
-                self.wfile.write(page.body)
-                return
-            if url.path != KEYS_PATH:
-                self._send(Response(404, {"message": f"not found: use GET {KEYS_PATH}"},
-                                    cors_headers(config.cors_origins, origin)))
-                return
-            response = answer(self.command, dict(parse_qsl(url.query)), config, issuer, log=_quiet, origin=origin)
-            if aws_rules and response.status == 200 and response.body is not None:
+    def _answer(self) -> None:
+        url = urlsplit(self.path)
+        origin = self.headers.get("Origin")
+        host = self.headers.get("Host")
+        port = cast(HTTPServer, self.server).server_port
+        if host is not None and host.lower() not in loopback_hosts(port):  # DNS rebinding: a site's name
+            self._send(Response(403, {"message": "use the keys endpoint by its loopback address"}, {}))
+        elif self.command == "GET" and (page := asset(url.path, self.mqtt_url, POOL_ID, COGNITO_PATH)) is not None:
+            self._page(page)
+        elif url.path == COGNITO_PATH and self.command == "POST":  # keys from the local identity pool
+            self._cognito(origin)
+        elif url.path != KEYS_PATH:
+            self._send(Response(404, {"message": f"not found: use GET {KEYS_PATH}"},
+                                cors_headers(self.config.cors_origins, origin)))
+        else:
+            response = answer(self.command, dict(parse_qsl(url.query)), self.config, self.issuer, log=_quiet,
+                              origin=origin)
+            if self.aws_rules and response.status == 200 and response.body is not None:
                 response.body["awsRules"] = True
             self._send(response)
 
-        do_GET = do_OPTIONS = do_POST = do_PUT = do_DELETE = _answer  # noqa: N815 - http.server's naming
+    def _page(self, page: Asset) -> None:
+        self.send_response(200)
+        for name, value in page.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(page.body)))
+        self.end_headers()
+        self.wfile.write(page.body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-            pass  # quiet: the keys endpoint runs beside a user's terminal
+    def _cognito(self, origin: str | None) -> None:
+        if not origin_allowed(self.config.cors_origins, origin):
+            self._send(Response(403, {"message": "this origin may not get keys"}, {}))
+            return
+        size = int(self.headers.get("Content-Length") or 0)
+        self._send(self.cognito.answer(self.headers.get("X-Amz-Target"), self.rfile.read(min(size, 64 * 1024))))
 
-    return KeysHandler
+    do_GET = do_OPTIONS = do_POST = do_PUT = do_DELETE = _answer  # noqa: N815 - http.server's naming
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass  # quiet: the keys endpoint runs beside a user's terminal
+
+
+def _handler(config: EndpointConfig, issuer: LocalIssuer, aws_rules: bool,
+             mqtt_url: str | None) -> type[BaseHTTPRequestHandler]:
+    """KeysHandler bound to one configuration and issuer (http.server makes a handler per request)."""
+    return type("BoundKeysHandler", (KeysHandler,), {"config": config, "issuer": issuer, "aws_rules": aws_rules,
+                                                    "mqtt_url": mqtt_url, "cognito": LocalCognito(config, issuer)})
 
 
 class KeysServer:

@@ -113,6 +113,14 @@ class LocalStack:
         """The values of the `local` profile."""
         return {"endpoint": self.endpoint_url, "ca_file": str(self.tls.ca_file)}
 
+    def cognito_profile(self) -> dict[str, str]:
+        """The values of the `local-cognito` profile: keys from the local identity pool (the IoT
+        endpoint from the keys endpoint, as Cognito does not say it)."""
+        from iotnotify.local.cognito import COGNITO_PATH, POOL_ID
+
+        return {**self.profile(), "cognito_pool": POOL_ID,
+                "cognito_endpoint": self.endpoint_url.removesuffix("/iot/keys") + COGNITO_PATH}
+
     def stop(self) -> None:
         """Stop the keys endpoint, the front and the broker."""
         if self.keys is not None:

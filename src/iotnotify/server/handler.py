@@ -164,7 +164,7 @@ def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     (`GET /`, `GET /static/...`)."""
     event = event if isinstance(event, dict) else {}
     method, query, origin = request_of(event)
-    if method == "GET" and (page := asset(path_of(event))) is not None:  # the page: no keys, no AWS call
+    if method == "GET" and (page := asset(path_of(event), cognito_pool=_cognito_pool())) is not None:  # no AWS call
         return {"statusCode": 200, "headers": page.headers, "body": page.body.decode("utf-8"), "isBase64Encoded": False}
     config, issuer = _setup()
     if config is None:
@@ -174,6 +174,13 @@ def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
         return to_api_gateway(Response(500, {"message": "the keys endpoint is misconfigured (see its logs)"},
                                        cors_headers(origins)))
     return to_api_gateway(answer(method, query, config, issuer, origin=origin))
+
+
+def _cognito_pool() -> str | None:
+    """The identity pool the page may also get keys from (IOTNOTIFY_COGNITO_POOL: the template sets it)."""
+    import os
+
+    return os.environ.get("IOTNOTIFY_COGNITO_POOL") or None
 
 
 def path_of(event: dict[str, Any]) -> str:

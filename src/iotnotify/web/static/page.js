@@ -9,6 +9,9 @@
   const meta = (name) => (document.querySelector(`meta[name="${name}"]`) || {}).content || '';
   const KEYS_URL = meta('iotnotify-keys-url') || 'iot/keys';
   const MQTT_URL = meta('iotnotify-mqtt-url'); // the local stack's ws:// listener; else wss://iotEndpoint/mqtt
+  const COGNITO_POOL = meta('iotnotify-cognito-pool'); // keys may also come from this identity pool...
+  const COGNITO_URL = meta('iotnotify-cognito-url') || // ...at Cognito Identity's regional endpoint, or local's
+    (COGNITO_POOL ? `https://cognito-identity.${COGNITO_POOL.split(':')[0]}.amazonaws.com/` : '');
   const REQUIRED = ['iotEndpoint', 'region', 'accessKey', 'secretKey', 'sessionToken'];
   const MAX_LOG = 500;
 
@@ -60,6 +63,41 @@
   }
 
   async function fetchKeys() {
+    return $('source').value === 'cognito' ? cognitoKeys() : endpointKeys();
+  }
+
+  async function cognito(action, body) {
+    let response;
+    try {
+      response = await fetch(COGNITO_URL, { method: 'POST', body: JSON.stringify(body), cache: 'no-store', headers: {
+        'Content-Type': 'application/x-amz-json-1.1', 'X-Amz-Target': `AWSCognitoIdentityService.${action}` } });
+    } catch (e) {
+      throw new Error(`Cognito is unreachable (${e.message})`);
+    }
+    let data = {};
+    try { data = await response.json(); } catch (e) { /* said below */ }
+    if (!response.ok) {
+      throw new Error(`Cognito ${action} failed: HTTP ${response.status} ${(data.__type || '').split('#').pop()} ` +
+                      `${data.message || ''}`.trim());
+    }
+    return data;
+  }
+
+  // Keys from the identity pool: an identity (kept for the page's life, as the SDKs keep it), then its
+  // credentials; the IoT endpoint from the keys endpoint, as Cognito does not say it.
+  async function cognitoKeys() {
+    if (!page.identity) page.identity = (await cognito('GetId', { IdentityPoolId: COGNITO_POOL })).IdentityId;
+    const answer = await cognito('GetCredentialsForIdentity', { IdentityId: page.identity });
+    const credentials = answer.Credentials || {};
+    const where = page.where || (page.where = await endpointKeys());
+    return { iotEndpoint: where.iotEndpoint, port: where.port, region: COGNITO_POOL.split(':')[0],
+             accessKey: credentials.AccessKeyId, secretKey: credentials.SecretKey,
+             sessionToken: credentials.SessionToken,
+             expiration: new Date(credentials.Expiration * 1000).toISOString(), clientId: page.identity,
+             topics: where.topics, fetchedAt: Date.now(), source: 'cognito' };
+  }
+
+  async function endpointKeys() {
     let response;
     try {
       response = await fetch(KEYS_URL, { cache: 'no-store', headers: { Accept: 'application/json' } });
@@ -254,6 +292,10 @@
     $('message').value = '';
   }
 
+  if (COGNITO_POOL) {
+    $('source-choice').hidden = false;
+    $('source').addEventListener('change', () => { page.keys = null; setState('idle', 'no keys yet'); });
+  }
   $('retrieve').addEventListener('click', retrieve);
   $('connect').addEventListener('click', () => connect(false));
   $('disconnect').addEventListener('click', disconnect);

@@ -1,0 +1,78 @@
+"""The local stack's Cognito Identity: the two calls a client makes for keys from an identity pool
+(GetId, GetCredentialsForIdentity), answered with keys the local issuer mints, so that the wss
+front checks their signature and AWS's rules apply their policy: the keys endpoint's session policy
+for a client id that is the identity id (as `${cognito-identity.amazonaws.com:sub}` in an AWS role's
+policy), with the private topic PREFIX/<identity id>. Logins are accepted as given: the local stack
+verifies no identity provider's tokens."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from typing import Any
+
+from iotnotify.server.config import EndpointConfig
+from iotnotify.server.handler import Response
+from iotnotify.server.policy import session_policy
+
+POOL_ID = "local:10ca1000-0000-4000-8000-000000000001"  # the local stack's one identity pool
+COGNITO_PATH = "/cognito"
+TARGET = "AWSCognitoIdentityService."
+JSON_11 = {"Content-Type": "application/x-amz-json-1.1"}
+
+
+def _error(status: int, kind: str, message: str) -> Response:
+    return Response(status, {"__type": kind, "message": message}, dict(JSON_11))
+
+
+class LocalCognito:
+    """GetId and GetCredentialsForIdentity for POOL_ID; identities are remembered while the stack runs."""
+
+    def __init__(self, config: EndpointConfig, issuer: Any) -> None:
+        self.config = config
+        self.issuer = issuer
+        self._identities: set[str] = set()
+        self._lock = threading.Lock()
+
+    def answer(self, target: str | None, body: bytes) -> Response:
+        """The answer to one POST (its X-Amz-Target and JSON body), as Cognito Identity gives it."""
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            return _error(400, "SerializationException", "the body is not JSON")
+        if not isinstance(request, dict):
+            return _error(400, "SerializationException", "the body is not a JSON object")
+        action = (target or "").removeprefix(TARGET)
+        if action == "GetId":
+            return self._get_id(request)
+        if action == "GetCredentialsForIdentity":
+            return self._credentials(request)
+        return _error(400, "UnknownOperationException", f"iotnotify local answers GetId and "
+                                                        f"GetCredentialsForIdentity, not {action or 'nothing'}")
+
+    def _get_id(self, request: dict[str, Any]) -> Response:
+        if request.get("IdentityPoolId") != POOL_ID:
+            return _error(400, "ResourceNotFoundException", f"IdentityPool '{request.get('IdentityPoolId')}' "
+                                                            f"not found (the local pool is {POOL_ID})")
+        identity = f"local:{uuid.uuid4()}"
+        with self._lock:
+            self._identities.add(identity)
+        return Response(200, {"IdentityId": identity}, dict(JSON_11))
+
+    def _credentials(self, request: dict[str, Any]) -> Response:
+        identity = request.get("IdentityId")
+        with self._lock:
+            known = isinstance(identity, str) and identity in self._identities
+        if not known:
+            return _error(400, "ResourceNotFoundException", f"Identity '{identity}' not found")
+        assert isinstance(identity, str)  # noqa: S101 - known above
+        where = self.issuer.where()
+        prefix = self.config.private_prefix
+        private = f"{prefix.rstrip('/')}/{identity}" if prefix else None
+        policy = session_policy(where.region, where.account, identity, list(self.config.topics), private,
+                                self.config.any_client_id, where.partition)
+        keys = self.issuer.issue(identity, policy, self.config.lifetime)
+        return Response(200, {"IdentityId": identity, "Credentials": {
+            "AccessKeyId": keys.access_key, "SecretKey": keys.secret_key, "SessionToken": keys.session_token,
+            "Expiration": keys.expiration.timestamp()}}, dict(JSON_11))

@@ -1,0 +1,89 @@
+"""Keys from a Cognito identity pool: through `iotnotify local`'s own Cognito (its keys pass the
+SigV4 check and its policy applies), and the request shapes against moto's cognito-identity."""
+
+import json
+import stat
+
+import boto3
+import pytest
+
+from tests.helpers import Cli
+
+pytestmark = pytest.mark.mosquitto
+
+
+@pytest.fixture
+def cognito(cli: Cli) -> Cli:
+    """The CLI with the profile `iotnotify local` writes for its identity pool, and a cache of its own."""
+    return Cli({**cli.env, "IOTNOTIFY_PROFILE": "local-cognito"})
+
+
+def test_keys_from_the_local_pool_connect_and_deliver(cognito, tmp_path, topic):
+    keys = json.loads(cognito.run("keys", "--json").stdout)
+    assert keys["identityId"].startswith("local:") and keys["clientId"] == keys["identityId"]
+    sub = cognito.subscriber(tmp_path, topic, "-C", "1", "-W", "20")
+    sent = cognito.run("send", topic, "through cognito")
+    assert sent.returncode == 0, sent.stderr
+    out, err = sub.communicate(timeout=30)
+    assert (sub.returncode, out) == (0, b"through cognito\n"), err
+
+
+def test_the_identity_is_made_once_and_kept_private(cognito, cli, stack):
+    first = json.loads(cognito.run("keys", "--json", "--no-cache").stdout)
+    second = json.loads(cognito.run("keys", "--json", "--no-cache").stdout)
+    assert first["identityId"] == second["identityId"]  # GetId once per pool
+    assert first["accessKey"] != second["accessKey"]  # new keys each GetCredentialsForIdentity
+    cache = sorted((stack.state.parent / "xdg_cache_home" / "iotnotify" / "keys").glob("identity-*"))
+    assert cache and all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in cache)
+
+
+def test_the_policy_holds_for_cognito_keys(cognito, topic):
+    result = cognito.run("send", "elsewhere/x", "no")
+    assert result.returncode == 10
+    assert "0x87 not authorized to publish to 'elsewhere/x'" in result.stderr
+
+
+@pytest.mark.parametrize("flags, code, error", [
+    (["--cognito-pool", "not-a-pool"], 3, "--cognito-pool 'not-a-pool' is not an identity pool id (REGION:UUID)"),
+    (["--cognito-pool", "local:00000000-0000-4000-8000-000000000000"], 4,
+     "Cognito GetId failed: HTTP 400: ResourceNotFoundException: IdentityPool"),
+])
+def test_a_bad_pool_is_a_one_line_error(cognito, flags, code, error):
+    result = cognito.run("keys", *flags, "--no-cache")
+    assert result.returncode == code
+    assert result.stderr.startswith(f"iotnotify: error: {error}")
+
+
+def test_cognito_keys_need_an_iot_endpoint(tmp_path):
+    from tests.helpers import user_env
+
+    user = Cli({**user_env(tmp_path), "IOTNOTIFY_COGNITO_POOL": "eu-west-1:00000000-0000-4000-8000-000000000000"})
+    result = user.run("keys")
+    assert result.returncode == 3
+    assert "keys from a Cognito pool need the AWS IoT endpoint: use --iot-endpoint HOST" in result.stderr
+
+
+def test_the_calls_have_cognitos_shape(moto_url, tmp_path):
+    """moto's cognito-identity (server mode) answers GetId and GetCredentialsForIdentity as AWS does:
+    our unsigned JSON 1.1 calls are the ones it understands, and --login goes along."""
+    from tests.helpers import user_env
+
+    client = boto3.client("cognito-identity", region_name="eu-west-1", endpoint_url=moto_url,
+                          aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret")
+    pool = client.create_identity_pool(IdentityPoolName="notifications",
+                                       AllowUnauthenticatedIdentities=True)["IdentityPoolId"]
+    user = Cli(user_env(tmp_path))
+    result = user.run("keys", "--json", "--cognito-pool", pool, "--cognito-endpoint", moto_url + "/",
+                      "--iot-endpoint", "abc123-ats.iot.eu-west-1.amazonaws.com",
+                      "--login", "accounts.google.com=eyJ.example.token")
+    assert result.returncode == 0, result.stderr
+    keys = json.loads(result.stdout)
+    assert (keys["accessKey"], keys["secretKey"], keys["sessionToken"]) == ("TESTACCESSKEY12345", "ABCSECRETKEY",
+                                                                          "ABC12345")  # moto's
+    assert (keys["iotEndpoint"], keys["port"], keys["region"]) == ("abc123-ats.iot.eu-west-1.amazonaws.com", 443,
+                                                                   "eu-west-1")
+    assert keys["awsRules"] is True  # an AWS IoT endpoint: AWS's limits and pacing on
+    assert "eyJ.example.token" not in result.stderr
+    text = user.run("keys", "--cognito-pool", pool, "--cognito-endpoint", moto_url + "/",
+                    "--iot-endpoint", "abc123-ats.iot.eu-west-1.amazonaws.com").stdout
+    assert "ABCSECRETKEY" not in text and "ABC12345" not in text
