@@ -110,3 +110,56 @@ def test_the_api_serves_the_page_beside_the_keys(monkeypatch):
     handler = re.search(r"^\s+Handler: (\S+)$", TEXT, re.MULTILINE).group(1)
     code = f"import {handler.rsplit('.', 1)[0]} as m, iotnotify.page as p; assert p.asset('/static/mqtt.min.js')"
     assert subprocess.run([sys.executable, "-c", code], cwd=TEMPLATE.parent.parent / "src").returncode == 0
+
+
+def evaluate(node, values: dict, conditions: dict):  # noqa: PLR0911 - a return per function it reads
+    """Just enough of CloudFormation's intrinsic functions to read a policy the template builds:
+    Ref, Fn::Sub (with ${!...} left as IAM's variable), Fn::Join, Fn::Split, Fn::If."""
+    if isinstance(node, list):
+        return [item for item in (evaluate(n, values, conditions) for n in node) if item != "AWS::NoValue"]
+    if not isinstance(node, dict):
+        return node
+    if set(node) == {"Ref"}:
+        return values.get(node["Ref"], node["Ref"])
+    if set(node) == {"Fn::Sub"}:
+        text, local = (node["Fn::Sub"], {}) if isinstance(node["Fn::Sub"], str) else node["Fn::Sub"]
+        names = {**values, **{k: evaluate(v, values, conditions) for k, v in local.items()}}
+        text = re.sub(r"\$\{(?!!)([^}]+)\}", lambda m: str(names[m.group(1)]), text)
+        return text.replace("${!", "${")
+    if set(node) == {"Fn::Join"}:
+        delimiter, items = node["Fn::Join"]
+        return delimiter.join(evaluate(items, values, conditions))
+    if set(node) == {"Fn::Split"}:
+        delimiter, text = node["Fn::Split"]
+        return evaluate(text, values, conditions).split(delimiter)
+    if set(node) == {"Fn::If"}:
+        name, then, otherwise = node["Fn::If"]
+        return evaluate(then if conditions[name] else otherwise, values, conditions)
+    return {k: evaluate(v, values, conditions) for k, v in node.items()}
+
+
+def test_the_identity_pools_role_is_scoped_as_the_keys_are():
+    """CognitoIdentityPool=true: unauthenticated identities may use the Topics and their private
+    topic only, under a client id that is their identity id, in this region (aws:RequestedRegion)."""
+    from cfnlint.decode import decode_str
+
+    template = decode_str(TEXT)[0]
+    role = template["Resources"]["IdentityPoolRole"]
+    assert role["Condition"] == "CreateIdentityPool"
+    values = {"AWS::Partition": "aws", "AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012",
+              "Topics": "/serverless/pubsub,alerts/*", "PrivateTopicPrefix": "users"}
+    document = evaluate(role["Properties"]["Policies"][0]["PolicyDocument"], values,
+                        {"IdentityPoolWithPrivateTopic": True})
+    arn, sub = "arn:aws:iot:eu-west-1:123456789012", "${cognito-identity.amazonaws.com:sub}"
+    connect, publish, subscribe, private = document["Statement"]
+    assert connect["Resource"] == [f"{arn}:client/{sub}", f"{arn}:client/{sub}-*"]
+    assert publish["Resource"] == [f"{arn}:topic//serverless/pubsub", "arn:*:iot:*:*:topic/alerts/*"]
+    assert subscribe["Resource"] == [f"{arn}:topicfilter//serverless/pubsub", "arn:*:iot:*:*:topicfilter/alerts/*"]
+    assert private["Resource"] == [f"{arn}:topic/users/{sub}", f"{arn}:topicfilter/users/{sub}"]
+    for statement in (connect, publish, subscribe):
+        assert statement["Condition"] == {"StringEquals": {"aws:RequestedRegion": "eu-west-1"}}
+    trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+    assert trust["Condition"]["ForAnyValue:StringLike"] == {"cognito-identity.amazonaws.com:amr": "unauthenticated"}
+    without = evaluate(role["Properties"]["Policies"][0]["PolicyDocument"], values,
+                       {"IdentityPoolWithPrivateTopic": False})
+    assert len(without["Statement"]) == 3
