@@ -21,6 +21,7 @@ from iotnotify.cli.terminal import quiet_stdout
 COMMANDS = {"keys": "client:keys_command", "send": "client:send_command", "subscribe": "client:subscribe_command",
             "tail": "tail:tail_command", "request": "rpc:request_command", "respond": "rpc:respond_command",
             "local": "admin:local_command", "setup-role": "admin:setup_role_command",
+            "setup-cognito": "admin:setup_cognito_command",
             "completion": "completion:completion_command", "retained": "retained:retained_group"}
 """Each command, and the module of this package and the click command object that are it, imported
 when the command is used: `send` does not pay for `tail` or `local` (click's documentation, "Lazily

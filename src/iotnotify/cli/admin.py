@@ -182,3 +182,53 @@ def _diff(name: str, before: Any, after: Any) -> str:
         return [] if document is None else (json.dumps(document, indent=2, sort_keys=True) + "\n").splitlines(True)
 
     return "".join(difflib.unified_diff(lines(before), lines(after), f"{name} (before)", f"{name} (after)"))
+
+
+@click.command("setup-cognito", context_settings=CONTEXT, epilog="""\b
+Examples:
+  iotnotify setup-cognito --identity eu-west-1:0a1b2c3d-... --topics '/serverless/pubsub,alerts/*' --dry-run
+  iotnotify setup-cognito --identity "$ID" --private-topic-prefix users --aws-profile admin""")
+@click.option("--identity", "identities", multiple=True, required=True, metavar="ID",
+              help="An authenticated Cognito identity id to attach the policy to (repeatable).")
+@click.option("--topics", default="/serverless/pubsub", show_default=True, metavar="T1,T2",
+              help="Topics the identities may use (PREFIX/* for every topic below PREFIX/), as IOTNOTIFY_TOPICS.")
+@click.option("--private-topic-prefix", metavar="PREFIX",
+              help="The identities may also subscribe and receive on PREFIX/<identity id>.")
+@click.option("--policy-name", default="iotnotify-cognito", show_default=True, metavar="NAME",
+              help="The AWS IoT policy to create or update.")
+@click.option("--region", metavar="REGION", help="Region of the AWS IoT policy (default: the AWS session's).")
+@click.option("--dry-run", is_flag=True, help="Show what would be created, changed or attached; change nothing.")
+@click.option("--aws-profile", metavar="NAME", help="AWS profile to use (default: boto3's credential chain).")
+def setup_cognito_command(identities: tuple[str, ...], topics: str, private_topic_prefix: str | None,
+                          policy_name: str, region: str | None, dry_run: bool, aws_profile: str | None) -> None:
+    """Give authenticated Cognito identities the AWS IoT policy AWS IoT wants for them (scoped as
+    the endpoint's keys, the identity id as the client id), creating or updating it."""
+    from iotnotify.aws import aws_errors, session
+    from iotnotify.cognito_setup import setup_cognito
+    from iotnotify.errors import ConfigError, UsageError
+    from iotnotify.server.policy import PolicyError
+
+    topic_list = [t.strip() for t in topics.split(",") if t.strip()]
+    aws = session(aws_profile)
+    region = region or aws.region_name
+    if not region:
+        raise ConfigError("no AWS region: use --region, set AWS_REGION or the profile's region")
+    try:
+        with aws_errors():
+            result = setup_cognito(aws.client("iot", region_name=region), aws.client("sts"), region=region,
+                                   topics=topic_list, private_prefix=private_topic_prefix,
+                                   identities=list(identities), policy_name=policy_name, dry_run=dry_run)
+    except PolicyError as e:
+        raise UsageError(f"--topics or --private-topic-prefix: {e}") from None
+    would = "would " if dry_run else ""
+    if result.created:
+        verb = "would create" if dry_run else "created"
+    else:
+        verb = ("would update" if dry_run else "updated") if result.changed else "unchanged"
+    click.echo(f"{verb} AWS IoT policy {policy_name}: {', '.join(topic_list)} in {region}, client id = identity id")
+    for identity in result.attached:
+        click.echo(f"  {would}attach{'' if dry_run else 'ed'} to {identity}")
+    for identity in result.already:
+        click.echo(f"  already attached to {identity}")
+    if result.created or result.changed:
+        click.echo(_diff(f"AWS IoT policy {policy_name}", result.before, result.policy), nl=False)

@@ -99,6 +99,32 @@ def session_policy(region: str, account: str, client_id: str, topics: list[str],
     return {"Version": "2012-10-17", "Statement": statements}
 
 
+COGNITO_SUB = "${cognito-identity.amazonaws.com:sub}"  # IAM's and AWS IoT's variable: the identity id
+
+
+def identity_policy(region: str, account: str, topics: list[str], private_prefix: str | None = None,
+                    partition_name: str | None = None) -> dict[str, object]:
+    """What a Cognito identity's keys may do, as a policy for all identities (the SAM template's
+    identity pool role, and the AWS IoT policy setup-cognito attaches to authenticated ones): the
+    session policy's, with the identity id as the client id and PREFIX/<identity id> as the private topic."""
+    for topic in topics:
+        check_policy_topic(topic, below=True)
+    base = f"arn:{partition_name or partition(region)}:iot:{region}:{account}"
+    statements: list[dict[str, object]] = [
+        {"Effect": "Allow", "Action": "iot:Connect",
+         "Resource": [f"{base}:client/{COGNITO_SUB}", f"{base}:client/{COGNITO_SUB}-*"]},
+        {"Effect": "Allow", "Action": ["iot:Publish", "iot:RetainPublish", "iot:Receive"],
+         "Resource": [f"{base}:topic/{t}" for t in topics]},
+        {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": [f"{base}:topicfilter/{t}" for t in topics]},
+    ]
+    if private_prefix:
+        prefix = check_policy_topic(private_prefix.rstrip("/"), "private topic prefix")
+        statements.append({"Effect": "Allow", "Action": ["iot:Subscribe", "iot:Receive"],
+                           "Resource": [f"{base}:topic/{prefix}/{COGNITO_SUB}",
+                                        f"{base}:topicfilter/{prefix}/{COGNITO_SUB}"]})
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
 def role_policy(region: str | None = None, account: str | None = None, topics: list[str] | None = None,
                 private_prefix: str | None = None, partition_name: str | None = None) -> dict[str, object]:
     """The notifications role's own policy (the tutorial's, plus iot:RetainPublish for retained
