@@ -270,6 +270,21 @@ def aws_env(root: Path, moto_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def mosquitto_subscriber(port: int, topic: str, *args: str) -> subprocess.Popen[bytes]:
+    """mosquitto_sub on a broker's plain listener (`-d`: its protocol trace on stdout), returned once
+    the broker acknowledged its subscription; read the rest with communicate()."""
+    proc = subprocess.Popen(["stdbuf", "-oL", "mosquitto_sub", "-p", str(port), "-h", "127.0.0.1", "-q", "1",
+                             "-t", topic, "-d", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    seen: list[bytes] = []
+
+    def subscribed() -> bool:
+        seen.append(proc.stdout.readline() if proc.stdout is not None else b"")
+        return b"SUBACK" in seen[-1]
+
+    wait_for(subscribed, 20, "mosquitto_sub's SUBACK")
+    return proc
+
+
 def acknowledged(broker: Broker) -> int:
     """How many PUBACKs a broker of broker_behind_front() has sent: messages it took."""
     try:

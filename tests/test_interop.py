@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from tests.helpers import wait_for
+from tests.helpers import mosquitto_subscriber
 
 
 def test_mosquitto_pub_to_iotnotify_subscribe(cli, stack, tmp_path, topic):
@@ -19,16 +19,7 @@ def test_mosquitto_pub_to_iotnotify_subscribe(cli, stack, tmp_path, topic):
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_iotnotify_send_to_mosquitto_sub(cli, stack, topic, protocol):
-    sub = subprocess.Popen(["stdbuf", "-oL", "mosquitto_sub", "-p", str(stack.mqtt_port), "-h", "127.0.0.1", "-q", "1",
-                            "-t", topic, "-C", "3", "-W", "20", "-d"],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output: list[bytes] = []
-
-    def subscribed() -> bool:
-        output.append(sub.stdout.readline())
-        return b"SUBACK" in output[-1]
-
-    wait_for(subscribed, 20, "mosquitto_sub SUBACK")
+    sub = mosquitto_subscriber(stack.mqtt_port, topic, "-C", "3", "-W", "20")
     result = cli.run("send", "--protocol", protocol, "-l", topic, input="a\nb\nc\n")
     assert result.returncode == 0, result.stderr
     rest, _ = sub.communicate(timeout=30)

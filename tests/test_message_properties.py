@@ -12,7 +12,7 @@ from rich.console import Console
 from iotnotify.live import TailState, render
 from iotnotify.messages import Message
 from iotnotify.properties import Properties, from_record
-from tests.helpers import wait_for
+from tests.helpers import mosquitto_subscriber
 
 PROPERTY_FLAGS = ["--user-property", "team=ops", "--user-property", "team=dev", "--user-property", "k=a=b",
                   "--content-type", "application/json", "--response-topic", "test/replies",
@@ -65,16 +65,7 @@ def test_format_fields_of_the_properties(cli, tmp_path, topic):
 
 
 def test_mosquitto_sub_sees_the_properties_iotnotify_sent(cli, stack, topic):
-    sub = subprocess.Popen(["stdbuf", "-oL", "mosquitto_sub", "-V", "5", "-p", str(stack.mqtt_port), "-h", "127.0.0.1",
-                            "-q", "1", "-t", topic, "-C", "1", "-W", "20", "-d", "-F", "%P|%C|%R|%D|%E|%F|%p"],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    lines: list[bytes] = []
-
-    def subscribed() -> bool:
-        lines.append(sub.stdout.readline())
-        return b"SUBACK" in lines[-1]
-
-    wait_for(subscribed, 20, "mosquitto_sub SUBACK")
+    sub = mosquitto_subscriber(stack.mqtt_port, topic, "-V", "5", "-C", "1", "-W", "20", "-F", "%P|%C|%R|%D|%E|%F|%p")
     sent = cli.run("send", topic, "hi", "--user-property", "team=ops", "--content-type", "text/plain",
                    "--response-topic", "test/replies", "--correlation-data", "abc", "--message-expiry", "60",
                    "--payload-format", "utf8")

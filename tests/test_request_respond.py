@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.helpers import IOTNOTIFY, Cli, wait_for
+from tests.helpers import IOTNOTIFY, Cli, mosquitto_subscriber, wait_for
 from tests.test_aws_rules import ruled, ruled_stack  # noqa: F401 - fixtures: a stack with private topics
 
 
@@ -70,17 +70,7 @@ def test_one_request_at_a_time_unless_parallel(cli, tmp_path, topic, parallel, o
 def peer_subscriber(port: int, topic: str) -> subprocess.Popen[bytes]:
     """mosquitto_sub (MQTT 5, plain listener) printing `response topic|correlation data|payload` of
     one message, returned once the broker acknowledged its subscription."""
-    proc = subprocess.Popen(["stdbuf", "-oL", "mosquitto_sub", "-V", "5", "-p", str(port), "-h", "127.0.0.1",
-                             "-q", "1", "-t", topic, "-C", "1", "-W", "20", "-d", "-F", "%R|%D|%p"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    lines: list[bytes] = []
-
-    def acknowledged() -> bool:
-        lines.append(proc.stdout.readline())
-        return b"SUBACK" in lines[-1]
-
-    wait_for(acknowledged, 20, "mosquitto_sub's SUBACK")
-    return proc
+    return mosquitto_subscriber(port, topic, "-V", "5", "-C", "1", "-W", "20", "-F", "%R|%D|%p")
 
 
 def received_request(peer: subprocess.Popen[bytes]) -> list[str]:

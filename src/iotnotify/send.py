@@ -115,7 +115,13 @@ class Publisher:
             self._sent += 1
             key = self._sent if position is None else position
             self._pending[key] = payload if saved is None else saved
-        connection.publish(topic, payload, qos, retain, lambda code: self._done(key, code, topic), properties)
+        try:
+            connection.publish(topic, payload, qos, retain, lambda code: self._done(key, code, topic), properties)
+        except UsageError:  # the connection cannot send it at all (MQTT 3.1.1 and properties): not sent
+            with self._lock:
+                self._sent -= 1
+                self._pending.pop(key, None)
+            raise
 
     def _done(self, key: int, code: int, topic: str = "") -> None:
         with self._lock:

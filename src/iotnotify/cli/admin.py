@@ -132,18 +132,15 @@ def setup_role_command(role_name: str, trust: str | None, region: str | None, to
                private_topic_prefix: str | None, force: bool, dry_run: bool, aws_profile: str | None) -> None:
     """Create the notifications role the keys endpoint assumes (IoT only, in one region); update it
     if it exists, printing what changed."""
-    from iotnotify.aws import aws_errors, session
-    from iotnotify.errors import ConfigError, UsageError
+    from iotnotify.aws import aws_errors
+    from iotnotify.errors import UsageError
     from iotnotify.role import ROLE_POLICY_NAME, OtherPolicies, setup_role
     from iotnotify.server.policy import IOT_ACTIONS, PolicyError
 
     topic_list = [t.strip() for t in (topics or "").split(",") if t.strip()]
     if private_topic_prefix and not topic_list:
         raise UsageError("--private-topic-prefix needs --topics (without --topics the role may use any topic)")
-    aws = session(aws_profile)
-    region = region or aws.region_name
-    if not region:
-        raise ConfigError("no AWS region: use --region, set AWS_REGION or the profile's region")
+    aws, region = _aws_in(aws_profile, region)
     try:
         with aws_errors():
             result = setup_role(aws.client("iam"), aws.client("sts"), role_name, trust, region=region,
@@ -171,6 +168,19 @@ def setup_role_command(role_name: str, trust: str | None, region: str | None, to
               f"{', '.join(result.others)}")
     for change in result.changes:
         click.echo(_diff(change.name, change.before, change.after), nl=False)
+
+
+def _aws_in(profile: str | None, region: str | None) -> tuple[Any, str]:
+    """A boto3 session (the profile's, else boto3's chain) and the region to work in: `region`,
+    else the session's; ConfigError if there is none."""
+    from iotnotify.aws import session
+    from iotnotify.errors import ConfigError
+
+    aws = session(profile)
+    region = region or aws.region_name
+    if not region:
+        raise ConfigError("no AWS region: use --region, set AWS_REGION or the profile's region")
+    return aws, region
 
 
 def _diff(name: str, before: Any, after: Any) -> str:
@@ -203,16 +213,13 @@ def setup_cognito_command(identities: tuple[str, ...], topics: str, private_topi
                           policy_name: str, region: str | None, dry_run: bool, aws_profile: str | None) -> None:
     """Give authenticated Cognito identities the AWS IoT policy AWS IoT wants for them (scoped as
     the endpoint's keys, the identity id as the client id), creating or updating it."""
-    from iotnotify.aws import aws_errors, session
+    from iotnotify.aws import aws_errors
     from iotnotify.cognito_setup import setup_cognito
-    from iotnotify.errors import ConfigError, UsageError
+    from iotnotify.errors import UsageError
     from iotnotify.server.policy import PolicyError
 
     topic_list = [t.strip() for t in topics.split(",") if t.strip()]
-    aws = session(aws_profile)
-    region = region or aws.region_name
-    if not region:
-        raise ConfigError("no AWS region: use --region, set AWS_REGION or the profile's region")
+    aws, region = _aws_in(aws_profile, region)
     try:
         with aws_errors():
             result = setup_cognito(aws.client("iot", region_name=region), aws.client("sts"), region=region,
