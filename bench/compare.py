@@ -7,7 +7,10 @@ Each row is a scenario, each column a client: medians over the runs (seconds, mi
 messages per second), and each other client's ratio to iotnotify (>1: iotnotify is ahead). The
 local stack is started here, on free loopback ports, with one more Mosquitto listener, TCP with
 TLS, for mosquitto_pub/_sub. iotnotify goes through the TLS WebSocket front with SigV4, as it does
-against AWS IoT Core; paho-mqtt and MQTT.js go through the same front with a URL signed in advance.
+against AWS IoT Core; paho-mqtt and MQTT.js go through the same front with a URL signed for each
+client start (not timed), as a real client signs when it connects (the front refuses a signature
+older than five minutes). A client that fails a cell is tried once more, then its cell says so and
+the run goes on. The raw figures of every run go to a JSON file beside the table (--raw).
 """
 
 from __future__ import annotations
@@ -92,8 +95,25 @@ def timed(command: list[str], env: dict[str, str], stdin: bytes | None = None) -
     return time.perf_counter() - start
 
 
-def median(runs: int, make: Callable[[], float]) -> float:
-    return statistics.median(make() for _ in range(runs))
+RAW: dict[str, dict[str, list[float]]] = {}  # row -> client -> every run's figure, for --raw
+
+
+def median(runs: int, make: Callable[[], float], row: str = "", client: str = "") -> float:
+    samples = [make() for _ in range(runs)]
+    if row:
+        RAW.setdefault(row, {})[client] = samples
+    return statistics.median(samples)
+
+
+def cell(measure: Callable[[], float], what: str) -> float | str:
+    """A cell of the table: `measure()`, tried once more if it fails; then what went wrong, in a few
+    words, instead of losing the table."""
+    for attempt in (1, 2):
+        try:
+            return measure()
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            print(f"bench: {what} failed (attempt {attempt}): {e}", file=sys.stderr)
+    return "failed"
 
 
 class Bench:
@@ -111,7 +131,7 @@ class Bench:
         self.ca = str(tls.ca_file)
         self.plain = str(self.stack.config.mqtt_port)
         self.env: dict[str, str] = {}
-        self.url = ""
+        self.keys: dict = {}
         self.lines = b"".join(b'{"n": %d, "v": "xxxxxxxxxxxxxxxxxxxx"}\n' % i for i in range(messages))
 
     def start(self) -> None:
@@ -119,9 +139,17 @@ class Bench:
         self.env = {**user_environment(), "XDG_CACHE_HOME": str(self.work / "cache"),
                     "XDG_CONFIG_HOME": str(self.work / "config"), "IOTNOTIFY_ENDPOINT": self.stack.endpoint_url,
                     "IOTNOTIFY_CA_FILE": self.ca}
-        keys = json.loads(subprocess.run([IOTNOTIFY, "keys", "--json"], env=self.env, check=True,
-                                         capture_output=True).stdout)  # and now cached, as a user's would be
-        self.url = signed_url(keys, self.stack.config.wss_port)
+        self.keys = json.loads(subprocess.run([IOTNOTIFY, "keys", "--json"], env=self.env, check=True,
+                                              capture_output=True).stdout)  # and now cached, as a user's would be
+
+    @property
+    def url(self) -> str:
+        """A wss URL signed now, for one client start (new keys first if these expire within a minute)."""
+        expires = time.mktime(time.strptime(self.keys["expiration"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+        if expires - time.time() < 60:
+            self.keys = json.loads(subprocess.run([IOTNOTIFY, "keys", "--json", "--no-cache"], env=self.env,
+                                                  check=True, capture_output=True).stdout)
+        return signed_url(self.keys, self.stack.config.wss_port)
 
     def mosquitto(self, tool: str) -> list[str]:
         return [tool, "-h", "127.0.0.1", "-p", str(self.tls_port), "--cafile", self.ca]
@@ -223,36 +251,50 @@ def run(bench: Bench, runs: int, stream_runs: int) -> list[Row]:
     env, n = bench.env, bench.messages
     rows: list[Row] = []
     for label, argv in (("startup: --help", ["--help"]), ("startup: send --help", ["send", "--help"])):
-        rows.append((label, "s", {OURS: median(runs, lambda argv=argv: timed([IOTNOTIFY, *argv], env))}))
-    rows.append(("cold send, QoS 1", "s", {
-        client: median(runs, lambda client=client: timed(bench.sender(client, "bench/cold", "1", "x"), env))
-        for client in COLUMNS}))
+        rows.append((label, "s", {OURS: cell(lambda argv=argv, label=label: median(
+            runs, lambda: timed([IOTNOTIFY, *argv], env), label, OURS), f"{OURS} {label}")}))
+    label = "cold send, QoS 1"
+    rows.append((label, "s", {client: cell(lambda client=client: median(
+        runs, lambda: timed(bench.sender(client, "bench/cold", "1", "x"), env), label, client),
+        f"{client} {label}") for client in COLUMNS}))
     for qos in ("0", "1"):
-        rows.append((f"stream send {n:,} lines, QoS {qos}", "msg/s", {
-            client: n / median(stream_runs, lambda client=client, qos=qos: timed(bench.sender(client, "bench/stream", qos,
-                                                                                                None), env,
-                                                          bench.lines))
-            for client in COLUMNS}))
-    received: dict[str, float | str] = {}
-    for client in COLUMNS:
-        results = [bench.stream_until_received(client) for _ in range(stream_runs)]
-        least = min(count for _, count in results)
-        if least < n:  # not a speed: the sender exited 0 with messages it never sent
-            received[client] = f"lost {100 * (n - least) / n:.0f}%"
-            rows[-1][2][client] = f"{rows[-1][2][client]:,.0f}*"
-        else:
-            received[client] = n / statistics.median(seconds for seconds, _ in results)
-    rows.append(("  ... until a subscriber got all", "msg/s", received))
-    rows.append(("subscribe to a pipe", "msg/s", {
-        client: median(stream_runs, lambda client=client: bench.receive_rate(client))
+        label = f"stream send {n:,} lines, QoS {qos}"
+        rows.append((label, "msg/s", {client: cell(lambda client=client, qos=qos, label=label: n / median(
+            stream_runs, lambda: timed(bench.sender(client, "bench/stream", qos, None), env, bench.lines),
+            label, client), f"{client} {label}") for client in COLUMNS}))
+    rows.append(("  ... until a subscriber got all", "msg/s",
+                 {client: delivered(bench, client, stream_runs, rows[-1]) for client in COLUMNS}))
+    label = "subscribe to a pipe"
+    rows.append((label, "msg/s", {client: cell(lambda client=client: median(
+        stream_runs, lambda: bench.receive_rate(client), label, client), f"{client} {label}")
         for client in (OURS, MQTTJS, MOSQUITTO)}))
-    rows.append(("subscribe --json to a pipe", "msg/s", {
-        OURS: median(stream_runs, lambda: bench.receive_rate(OURS + " --json"))}))
-    ours = percentiles(iotnotify_latency(bench.stack.endpoint_url, bench.ca, 2000))
-    paho = percentiles(paho_latency(bench.url, bench.ca, 2000))
-    rows.append(("latency p50, QoS 1 (2,000 messages)", "ms", {OURS: ours[0], PAHO: paho[0]}))
-    rows.append(("latency p99", "ms", {OURS: ours[1], PAHO: paho[1]}))
+    label = "subscribe --json to a pipe"
+    rows.append((label, "msg/s", {OURS: cell(lambda: median(
+        stream_runs, lambda: bench.receive_rate(OURS + " --json"), label, OURS), f"{OURS} {label}")}))
+    ours = cell(lambda: percentiles(iotnotify_latency(bench.stack.endpoint_url, bench.ca, 2000)), "latency")
+    paho = cell(lambda: percentiles(paho_latency(bench.url, bench.ca, 2000)), "paho latency")
+    for index, label in ((0, "latency p50, QoS 1 (2,000 messages)"), (1, "latency p99")):
+        rows.append((label, "ms", {OURS: ours[index] if isinstance(ours, tuple) else ours,
+                                    PAHO: paho[index] if isinstance(paho, tuple) else paho}))
     return rows
+
+
+def delivered(bench: Bench, client: str, stream_runs: int, sent_row: Row) -> float | str:
+    """Messages a second until a subscriber got the last of `client`'s QoS 1 stream; `lost N%` if
+    some never arrived (and the sent row's rate is then starred: not a delivery rate)."""
+    n = bench.messages
+    try:
+        results = [bench.stream_until_received(client) for _ in range(stream_runs)]
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+        print(f"bench: {client} until received failed: {e}", file=sys.stderr)
+        return "failed"
+    RAW.setdefault("  ... until a subscriber got all", {})[client] = [n / seconds for seconds, _ in results]
+    least = min(count for _, count in results)
+    if least < n:  # not a speed: the sender exited 0 with messages it never sent
+        if isinstance(sent_row[2][client], float):
+            sent_row[2][client] = f"{sent_row[2][client]:,.0f}*"
+        return f"lost {100 * (n - least) / n:.0f}%"
+    return n / statistics.median(seconds for seconds, _ in results)
 
 
 def print_table(rows: list[Row]) -> None:
@@ -260,7 +302,9 @@ def print_table(rows: list[Row]) -> None:
     for scenario, unit, values in rows:
         fmt = ",.0f" if unit == "msg/s" else ".3f" if unit == "s" else ".2f"
         ours = values[OURS]
-        assert isinstance(ours, float)
+        if not isinstance(ours, float):
+            print(f"{scenario:<36} {unit:>5} {ours:>10}")
+            continue
         cells = []
         for column in COLUMNS[1:]:
             if column not in values:
@@ -274,7 +318,9 @@ def print_table(rows: list[Row]) -> None:
             cells.append(f"{format(theirs, fmt):>13} ({ratio:4.2f}x)")
         print(f"{scenario:<36} {unit:>5} {format(ours, fmt):>10} " + " ".join(cells))
     print("(Nx): iotnotify's advantage over that client, above 1 iotnotify is ahead. The wss clients get a URL"
-          " signed in advance (signing not timed); mosquitto_pub/_sub use TCP with TLS (no WebSocket, no SigV4).")
+          " signed at each start (signing not timed); mosquitto_pub/_sub use TCP with TLS (no WebSocket, no SigV4).")
+    if any(v == "failed" for _, _, values in rows for v in values.values()):
+        print("failed: that client failed the scenario twice (stderr says how); the other cells are measured.")
     if any(isinstance(v, str) and v.startswith("lost") for _, _, values in rows for v in values.values()):
         print("lost N%: the subscriber never received that share of the messages, though the sender exited 0;"
               " * its rate above is not a delivery rate.")
@@ -285,6 +331,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=9, help="runs of the short scenarios (startup, cold send)")
     parser.add_argument("--stream-runs", type=int, default=3, help="runs of the stream and subscribe scenarios")
     parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--raw", type=Path, default=HERE / "results.json",
+                        help="where the run's raw figures go, as JSON (default: bench/results.json)")
     args = parser.parse_args()
     missing = [tool for tool in ("mosquitto_pub", "mosquitto_sub", "node") if shutil.which(tool) is None]
     if missing or not Path(MQTT_JS).exists():
@@ -298,6 +346,12 @@ def main() -> None:
     print(f"iotnotify benchmark, {time.strftime('%Y-%m-%d')}, {platform.node()} ({os.cpu_count()} cores, "
           f"Python {platform.python_version()}), medians of {args.runs} runs ({args.stream_runs} for streams)")
     print_table(rows)
+    args.raw.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "host": platform.node(),
+                                    "cores": os.cpu_count(), "python": platform.python_version(),
+                                    "runs": args.runs, "stream_runs": args.stream_runs, "messages": args.messages,
+                                    "rows": [{"scenario": s, "unit": u, "values": v} for s, u, v in rows],
+                                    "samples": RAW}, indent=2) + "\n")
+    print(f"raw figures: {args.raw}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,59 @@
+"""bench/compare.py's own machinery (the benchmark itself is not run by the tests): a failing client
+costs its cell, not the table, and each wss client start gets a URL signed then."""
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+@pytest.fixture(scope="module")
+def compare():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import compare as module  # bench/compare.py, as bench/run runs it
+    finally:
+        sys.path.remove(str(BENCH))
+    return module
+
+
+def test_a_failing_cell_is_tried_twice_then_marked(compare, capsys):
+    calls = []
+
+    def measure() -> float:
+        calls.append(1)
+        raise RuntimeError("mqtt did not subscribe")
+
+    assert compare.cell(measure, "MQTT.js subscribe") == "failed"
+    assert len(calls) == 2
+    assert "MQTT.js subscribe failed (attempt 2): mqtt did not subscribe" in capsys.readouterr().err
+    flaky = iter([RuntimeError("once"), 42.0])
+
+    def once() -> float:
+        item = next(flaky)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    assert compare.cell(once, "x") == 42.0
+
+
+def test_each_client_start_gets_a_url_signed_then(compare, tmp_path):
+    bench = compare.Bench(tmp_path, 10)
+    bench.keys = {"accessKey": "ASIAEXAMPLE", "secretKey": "s", "sessionToken": "t", "region": "local",
+                  "expiration": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))}
+    first = bench.url
+    time.sleep(1.1)
+    second = bench.url
+    date = lambda url: url.split("X-Amz-Date=")[1].split("&")[0]  # noqa: E731
+    assert date(first) != date(second)  # signed at each start, not once for the whole run
+
+
+def test_the_table_prints_a_failed_cell_and_goes_on(compare, capsys):
+    compare.print_table([("subscribe to a pipe", "msg/s", {compare.OURS: 1000.0, compare.MQTTJS: "failed"}),
+                         ("cold send, QoS 1", "s", {compare.OURS: "failed"})])
+    out = capsys.readouterr().out
+    assert "failed" in out and "that client failed the scenario twice" in out
