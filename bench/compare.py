@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from delay import Relay
 from latency import iotnotify_latency, paho_latency, percentiles
 
 from iotnotify.local.stack import LocalStack, StackConfig
@@ -129,6 +130,8 @@ class Bench:
         self.stack.broker.extra_config = (f"listener {self.tls_port} 127.0.0.1\nprotocol mqtt\ncafile {tls.ca_file}\n"
                                           f"certfile {tls.cert_file}\nkeyfile {tls.key_file}\n")
         self.ca = str(tls.ca_file)
+        self.wss = self.stack.config.wss_port  # where the wss clients connect (a delaying relay's port, for a while)
+        self.tls = self.tls_port  # where mosquitto_pub/_sub connect
         self.plain = str(self.stack.config.mqtt_port)
         self.env: dict[str, str] = {}
         self.keys: dict = {}
@@ -149,14 +152,14 @@ class Bench:
         if expires - time.time() < 60:
             self.keys = json.loads(subprocess.run([IOTNOTIFY, "keys", "--json", "--no-cache"], env=self.env,
                                                   check=True, capture_output=True).stdout)
-        return signed_url(self.keys, self.stack.config.wss_port)
+        return signed_url(self.keys, self.wss)
 
     def mosquitto(self, tool: str) -> list[str]:
-        return [tool, "-h", "127.0.0.1", "-p", str(self.tls_port), "--cafile", self.ca]
+        return [tool, "-h", "127.0.0.1", "-p", str(self.tls), "--cafile", self.ca]
 
     def mqtt_js(self, verb: str) -> list[str]:
         path = self.url.split("127.0.0.1:", 1)[1].split("/", 1)[1]
-        return [MQTT_JS, verb, "-h", "127.0.0.1", "-p", str(self.stack.config.wss_port), "-C", "wss",
+        return [MQTT_JS, verb, "-h", "127.0.0.1", "-p", str(self.wss), "-C", "wss",
                 "--path", "/" + path, "--ca", self.ca]
 
     def sender(self, client: str, topic: str, qos: str, message: str | None) -> list[str]:
@@ -244,7 +247,41 @@ class Bench:
             sub.wait()
 
 
+    def delayed(self, rtt: float) -> tuple[Relay, Relay, dict[str, str]]:
+        """Relays adding rtt/2 each way in front of the wss front and the TLS listener, and the
+        environment of an iotnotify whose cached keys point at the relay (as keys for a far endpoint
+        would): the clients' traffic crosses a network `rtt` seconds round trip."""
+        wss, tls = Relay(self.stack.config.wss_port, rtt / 2), Relay(self.tls_port, rtt / 2)
+        env = {**self.env, "XDG_CACHE_HOME": str(self.work / f"cache-{rtt * 1000:.0f}ms")}
+        self.stack.issuer.port = wss.port  # keys minted now say: connect to the relay
+        try:
+            subprocess.run([IOTNOTIFY, "keys"], env=env, check=True, capture_output=True)  # cached for the row
+        finally:
+            self.stack.issuer.port = self.stack.config.wss_port
+        return wss, tls, env
+
+
 Row = tuple[str, str, dict[str, "float | str"]]  # scenario, unit, value (or what went wrong) per client
+
+
+def run_far(bench: Bench, runs: int, rtt: float, near: Row) -> list[Row]:
+    """The cold send across a network `rtt` seconds round trip, and the round trips it costs each
+    client: (far - near) / rtt, `near` being the loopback row."""
+    label = f"cold send, QoS 1, {rtt * 1000:.0f} ms RTT"
+    wss_relay, tls_relay, env = bench.delayed(rtt)
+    with wss_relay, tls_relay:
+        bench.wss, bench.tls = wss_relay.port, tls_relay.port
+        try:
+            far: dict[str, float | str] = {client: cell(lambda client=client: median(
+                runs, lambda: timed(bench.sender(client, "bench/cold", "1", "x"), env if client == OURS else bench.env),
+                label, client), f"{client} {label}") for client in COLUMNS}
+        finally:
+            bench.wss, bench.tls = bench.stack.config.wss_port, bench.tls_port
+    trips: dict[str, float | str] = {}
+    for client in COLUMNS:
+        slow, fast = far.get(client), near[2].get(client)
+        trips[client] = (slow - fast) / rtt if isinstance(slow, float) and isinstance(fast, float) else "-"
+    return [(label, "s", far), ("  round trips it costs", "RTT", trips)]
 
 
 def run(bench: Bench, runs: int, stream_runs: int) -> list[Row]:
@@ -300,7 +337,7 @@ def delivered(bench: Bench, client: str, stream_runs: int, sent_row: Row) -> flo
 def print_table(rows: list[Row]) -> None:
     print(f"{'scenario':<36} {'unit':>5} {OURS:>10} " + " ".join(f"{c:>21}" for c in COLUMNS[1:]))
     for scenario, unit, values in rows:
-        fmt = ",.0f" if unit == "msg/s" else ".3f" if unit == "s" else ".2f"
+        fmt = ",.0f" if unit == "msg/s" else ".3f" if unit == "s" else ".1f" if unit == "RTT" else ".2f"
         ours = values[OURS]
         if not isinstance(ours, float):
             print(f"{scenario:<36} {unit:>5} {ours:>10}")
@@ -313,6 +350,9 @@ def print_table(rows: list[Row]) -> None:
             theirs = values[column]
             if isinstance(theirs, str):
                 cells.append(f"{theirs:>21}")
+                continue
+            if unit == "RTT":  # a count, not a speed: no ratio
+                cells.append(f"{format(theirs, fmt):>21}")
                 continue
             ratio = ours / theirs if unit == "msg/s" else theirs / ours  # >1: iotnotify ahead
             cells.append(f"{format(theirs, fmt):>13} ({ratio:4.2f}x)")
@@ -331,6 +371,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=9, help="runs of the short scenarios (startup, cold send)")
     parser.add_argument("--stream-runs", type=int, default=3, help="runs of the stream and subscribe scenarios")
     parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--rtt", type=float, default=50,
+                        help="round trip in ms of the far cold-send row (a delaying relay; 0: no such row)")
     parser.add_argument("--raw", type=Path, default=HERE / "results.json",
                         help="where the run's raw figures go, as JSON (default: bench/results.json)")
     args = parser.parse_args()
@@ -341,6 +383,9 @@ def main() -> None:
     bench.start()
     try:
         rows = run(bench, args.runs, args.stream_runs)
+        if args.rtt > 0:
+            near = next(row for row in rows if row[0] == "cold send, QoS 1")
+            rows[3:3] = run_far(bench, args.runs, args.rtt / 1000, near)
     finally:
         bench.stack.stop()
     print(f"iotnotify benchmark, {time.strftime('%Y-%m-%d')}, {platform.node()} ({os.cpu_count()} cores, "

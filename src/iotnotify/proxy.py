@@ -68,11 +68,14 @@ def proxy_for(scheme: str, host: str, explicit: str | None, env: Mapping[str, st
 
 
 def _bypassed(host: str, env: Mapping[str, str]) -> bool:
-    """NO_PROXY (or no_proxy) names `host` (urllib's matching)."""
+    """NO_PROXY (or no_proxy) names `host` (urllib's matching; urllib.request costs 20 ms to import,
+    so only when there is a NO_PROXY to match)."""
+    no_proxy = env.get("no_proxy") or env.get("NO_PROXY")
+    if not no_proxy:
+        return False
     from urllib.request import proxy_bypass_environment  # type: ignore[attr-defined]  # in urllib, not typeshed
 
-    no_proxy = env.get("no_proxy") or env.get("NO_PROXY")
-    return bool(no_proxy) and bool(proxy_bypass_environment(host, {"no": no_proxy}))
+    return bool(proxy_bypass_environment(host, {"no": no_proxy}))
 
 
 def tunnel(proxy: Proxy, host: str, port: int, timeout: float) -> socket.socket:

@@ -252,9 +252,8 @@ PROPERTY_FLAGS = {"user_property": "--user-property", "content_type": "--content
 
 
 def property_options(command: F) -> F:
-    """MQTT 5 message properties for the commands that publish (send, request, respond)."""
-    from iotnotify.properties import MQTT_U32, PAYLOAD_FORMATS
-
+    """MQTT 5 message properties for the commands that publish (send, request, respond); their
+    checks (properties.py) are imported only when a command builds them, not for --help."""
     return _apply(command, [
         click.option("--user-property", multiple=True, metavar="KEY=VALUE",
                      help="MQTT 5 user property (repeatable; order kept)."),
@@ -262,10 +261,10 @@ def property_options(command: F) -> F:
         click.option("--response-topic", metavar="TOPIC", help="MQTT 5 response topic, for a reply."),
         click.option("--correlation-data", metavar="DATA",
                      help="MQTT 5 correlation data: text, or hex:... or base64:... bytes."),
-        click.option("--message-expiry", type=click.IntRange(0, MQTT_U32), metavar="S",
+        click.option("--message-expiry", type=click.IntRange(0, 2**32 - 1), metavar="S",
                      help="MQTT 5 message expiry: the broker drops the message if not delivered within S seconds "
                           "(AWS IoT Core: at most 604800)."),
-        click.option("--payload-format", type=click.Choice(PAYLOAD_FORMATS),
+        click.option("--payload-format", type=click.Choice(("utf8", "bytes")),
                      help="MQTT 5 payload format indicator (utf8: the payload must be UTF-8)."),
     ])
 

@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from iotnotify import trace
 from iotnotify.keys.cache import KeyCache
 from iotnotify.keys.model import TemporaryKeys
 from iotnotify.trace import describe_keys, log
@@ -43,14 +44,16 @@ class KeySource:
                 if self._keys is not None and self._keys.fresh():
                     return self._keys
                 if self.cache is not None and (cached := self.cache.load(self.name)) is not None:
-                    log.debug("keys: from the cache for %s: %s", self.name, describe_keys(cached))
+                    if trace.on():
+                        log.debug("keys: from the cache for %s: %s", self.name, describe_keys(cached))
                     self._keys = cached
                     return cached
             started = time.monotonic()
             keys = self.fetch()
             self.fetches += 1
-            log.debug("keys: fetched from %s in %.0f ms: %s", self.name, (time.monotonic() - started) * 1000,
-                      describe_keys(keys))
+            if trace.on():
+                log.debug("keys: fetched from %s in %.0f ms: %s", self.name, (time.monotonic() - started) * 1000,
+                          describe_keys(keys))
             if self.cache is not None:
                 self.cache.save(self.name, keys)
             self._keys = keys

@@ -1,0 +1,82 @@
+"""A network that is not loopback, for the benchmarks: a TCP relay on 127.0.0.1 that delivers what
+each side sends to the other after a fixed one-way delay (both directions: a round trip costs twice
+it), in order, at full speed otherwise. Propagation delay only, no loss or bandwidth limit, and no
+privileges needed (tc netem would want CAP_NET_ADMIN, which CI machines lack).
+
+    with Relay(target_port, one_way=0.025) as relay:   # 50 ms round trip
+        connect to 127.0.0.1:relay.port
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+
+
+class Relay:
+    """127.0.0.1:port -> 127.0.0.1:target, each byte `one_way` seconds late, served from a thread."""
+
+    def __init__(self, target: int, one_way: float) -> None:
+        self.target = target
+        self.one_way = one_way
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"delay-{self.port}", daemon=True)
+
+    def __enter__(self) -> Relay:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", self.port))
+        self._ready.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        except OSError:
+            writer.close()
+            return
+        for sock in (writer.get_extra_info("socket"), upstream_writer.get_extra_info("socket")):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # the delay is ours, not Nagle's
+        await asyncio.gather(self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer),
+                             return_exceptions=True)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Copy reader to writer, each chunk delivered `one_way` s after it was read, in order."""
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def deliver() -> None:
+            while True:
+                due, data = await queue.get()
+                if not data:
+                    break
+                if (wait := due - time.monotonic()) > 0:
+                    await asyncio.sleep(wait)
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+
+        delivering = asyncio.ensure_future(deliver())
+        try:
+            while data := await reader.read(1 << 16):
+                queue.put_nowait((time.monotonic() + self.one_way, data))
+        except OSError:
+            pass
+        queue.put_nowait((time.monotonic() + self.one_way, b""))  # the close travels late too
+        await delivering
