@@ -45,6 +45,11 @@ class Relay:
             self._loop.run_forever()
         finally:
             server.close()
+            tasks = asyncio.all_tasks(self._loop)  # the connections still open: end them quietly
+            for task in tasks:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            self._loop.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -54,8 +59,12 @@ class Relay:
             return
         for sock in (writer.get_extra_info("socket"), upstream_writer.get_extra_info("socket")):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # the delay is ours, not Nagle's
-        await asyncio.gather(self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer),
-                             return_exceptions=True)
+        try:
+            await asyncio.gather(self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer),
+                                 return_exceptions=True)
+        except asyncio.CancelledError:  # the relay is closing: end quietly (asyncio 3.11 would print
+            writer.close()              # the cancellation of a connection's task as an error)
+            upstream_writer.close()
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Copy reader to writer, each chunk delivered `one_way` s after it was read, in order."""
