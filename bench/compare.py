@@ -35,6 +35,7 @@ from delay import Relay
 from latency import iotnotify_latency, paho_latency, percentiles
 
 from iotnotify.local.stack import LocalStack, StackConfig
+from iotnotify.times import parse_iso
 
 IOTNOTIFY = str(Path(sys.executable).with_name("iotnotify"))
 HERE = Path(__file__).resolve().parent
@@ -148,8 +149,7 @@ class Bench:
     @property
     def url(self) -> str:
         """A wss URL signed now, for one client start (new keys first if these expire within a minute)."""
-        expires = time.mktime(time.strptime(self.keys["expiration"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
-        if expires - time.time() < 60:
+        if parse_iso(self.keys["expiration"]).timestamp() - time.time() < 60:
             self.keys = json.loads(subprocess.run([IOTNOTIFY, "keys", "--json", "--no-cache"], env=self.env,
                                                   check=True, capture_output=True).stdout)
         return signed_url(self.keys, self.wss)

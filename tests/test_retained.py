@@ -70,6 +70,8 @@ def test_aws_list_pages_through_and_filters(iot_data):
     found = list_retained(client, "devices/+/state")
     assert [(r.topic, r.size, r.qos) for r in found] == [("devices/1/state", 12, 1), ("devices/2/state", 5, 0)]
     assert found[0].modified == modified / 1000
+    assert found[0].record() == {"topic": "devices/1/state", "payload_size": 12, "qos": 1,
+                                 "last_modified": "2026-11-29T12:00:00Z"}  # `retained list --json`
 
 
 def test_aws_get_and_clear(iot_data):

@@ -3,12 +3,12 @@ Publish with retain to clear one. boto3 is loaded only here (and in aws.py's oth
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
 from iotnotify.aws import aws_errors, session
 from iotnotify.messages import Message
+from iotnotify.times import iso
 from iotnotify.topics import filter_matches
 
 
@@ -20,6 +20,10 @@ class Retained:
     size: int
     qos: int
     modified: float
+
+    def record(self) -> dict[str, object]:
+        """Its JSON line for `retained list --json`."""
+        return {"topic": self.topic, "payload_size": self.size, "qos": self.qos, "last_modified": iso(self.modified)}
 
 
 def data_client(profile: str | None) -> Any:
@@ -62,11 +66,6 @@ def clear_retained(client: Any, topics: list[str]) -> None:
     with aws_errors():
         for topic in topics:
             client.publish(topic=topic, qos=1, retain=True, payload=b"")
-
-
-def modified_text(retained: Retained) -> str:
-    """Last modified, ISO 8601 UTC to the second."""
-    return dt.datetime.fromtimestamp(retained.modified, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class AwsRetained:

@@ -59,14 +59,11 @@ def list_command(ctx: click.Context, /, topic_filter: str, as_json: bool, **_fla
 
 
 def _record(item: Any) -> dict[str, object]:
+    """The JSON line of a retained message found over MQTT (a Message), or listed by AWS (Retained)."""
     from iotnotify.messages import Message
     from iotnotify.output import as_record
 
-    if isinstance(item, Message):
-        return as_record(item)
-    from iotnotify.retained_aws import modified_text
-
-    return {"topic": item.topic, "payload_size": item.size, "qos": item.qos, "last_modified": modified_text(item)}
+    return as_record(item) if isinstance(item, Message) else item.record()
 
 
 @retained_group.command("get", context_settings=CONTEXT)
