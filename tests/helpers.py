@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -39,6 +40,8 @@ def user_env(root: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IOTNOTIFY_")}
     for name in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
         env[name] = str(root / name.lower())
+    # agents' sockets: a short path of its own (a Unix socket's path is limited to 107 bytes)
+    env["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="rt-")
     env["COLUMNS"] = "200"
     return env
 

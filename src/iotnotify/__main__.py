@@ -1,5 +1,5 @@
 """`python -m iotnotify`: the same as the `iotnotify` command."""
 
-from iotnotify.cli import main
+from iotnotify.launch import main
 
 main()

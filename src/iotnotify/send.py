@@ -66,7 +66,8 @@ class Publisher:
     free soonest under AWS IoT Core's publish rate first."""
 
     def __init__(self, connections: Connection | list[Connection], topic: str, qos: int, retain: bool,
-                 window: int = WINDOW, properties: Properties | None = None) -> None:
+                 window: int = WINDOW, properties: Properties | None = None,
+                 on_acked: Callable[[int], None] | None = None) -> None:
         self.connections = connections if isinstance(connections, list) else [connections]
         self.connection = self.connections[0]
         self.topic = topic
@@ -74,6 +75,7 @@ class Publisher:
         self.retain = retain
         self.properties = properties or None
         self.window = window
+        self.on_acked = on_acked  # hears each input position the broker acknowledged (the agent tells its client)
         self._turns = itertools.cycle(range(len(self.connections)))
         self._low_water = window // 2
         self._waiting_for_room = False
@@ -137,6 +139,8 @@ class Publisher:
                         self.refusal, self.refused_topic = code, topic or self.topic
             if not self._pending or (self._waiting_for_room and len(self._pending) <= self._low_water):
                 self._lock.notify_all()  # not once per message: the publishing thread wakes in batches
+        if code == ACKED and self.on_acked is not None:
+            self.on_acked(key)
 
     @property
     def stopped(self) -> IotNotifyError | None:
@@ -209,7 +213,7 @@ def open_connections(source: KeySource, options: ConnectOptions, count: int, sta
     return [stack.enter_context(open_connection(source, own(number))) for number in range(1, count + 1)]
 
 
-def _check_before_connecting(source: KeySource, topic: str | None, payloads: Iterable[bytes],
+def check_before_sending(source: KeySource, topic: str | None, payloads: Iterable[bytes],
                              properties: Properties | None, records: bool) -> None:
     """MQTT's rules, then the broker's limits and what the keys say they may not do: refused
     before anything goes over the network (payloads too, when they are known in advance). Records
@@ -262,32 +266,39 @@ def send(source: KeySource, options: ConnectOptions, topic: str | None, payloads
     DeliveryError if anything else was not delivered, Interrupted on Ctrl-C; either way the payloads
     (or records) not delivered are written to `failed_file` (one per line, in input order) if given.
     """
-    _check_before_connecting(source, topic, payloads, properties, records)
+    check_before_sending(source, topic, payloads, properties, records)
     if isinstance(payloads, (list, tuple)):
         connections = min(connections, max(len(payloads), 1))  # no connection left idle
-    rejected: dict[int, bytes] = {}
-    interrupted = stalled = False
-    stopped: IotNotifyError | None = None
     with ExitStack() as stack:
         publisher = Publisher(open_connections(source, options, connections, stack), topic or "", qos, retain,
                               properties=properties)
-        put = _replaying(publisher, source, topic, qos, retain) if records else publisher.publish
-        try:
-            for position, payload in enumerate(payloads, 1):
-                if (stopped := publisher.stopped) is not None:
-                    break  # the broker will refuse the rest too: leave them unread
-                if not publisher.make_room(timeout):
-                    stalled = True  # the rest of the input stays unread, so nothing read is lost
-                    break
-                try:
-                    put(payload, position)
-                except (UsageError, Refused) as e:
-                    rejected[position] = payload
-                    on_rejected(position, e)
-            result = publisher.wait(0 if stalled or stopped else timeout)
-            stopped = stopped or publisher.stopped
-        except KeyboardInterrupt:
-            result, interrupted = publisher.result(), True
+        return deliver(publisher, source, topic, payloads, timeout, on_rejected, failed_file, records)
+
+
+def deliver(publisher: Publisher, source: KeySource, topic: str | None, payloads: Iterable[bytes], timeout: float,
+            on_rejected: OnRejected, failed_file: Path | None = None, records: bool = False) -> SendResult:
+    """`send` once connected (and the agent's for each of its clients): publish every payload as it
+    comes through `publisher`, wait for the acknowledgements, return or raise as `send` says."""
+    rejected: dict[int, bytes] = {}
+    interrupted = stalled = False
+    stopped: IotNotifyError | None = None
+    put = _replaying(publisher, source, topic, publisher.qos, publisher.retain) if records else publisher.publish
+    try:
+        for position, payload in enumerate(payloads, 1):
+            if (stopped := publisher.stopped) is not None:
+                break  # the broker will refuse the rest too: leave them unread
+            if not publisher.make_room(timeout):
+                stalled = True  # the rest of the input stays unread, so nothing read is lost
+                break
+            try:
+                put(payload, position)
+            except (UsageError, Refused) as e:
+                rejected[position] = payload
+                on_rejected(position, e)
+        result = publisher.wait(0 if stalled or stopped else timeout)
+        stopped = stopped or publisher.stopped
+    except KeyboardInterrupt:
+        result, interrupted = publisher.result(), True
     return _outcome(publisher, result, rejected, stopped, stalled, interrupted, failed_file)
 
 

@@ -35,6 +35,7 @@ PROFILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "endpoint": str, "ca_file": str, "protocol": str, "client_id": str, "keys_timeout": (int, float),
     "no_cache": bool, "aws": bool, "aws_profile": str, "aws_role": str, "topic": str,
     "keepalive": int, "proxy": str, "cognito_pool": str, "cognito_endpoint": str, "iot_endpoint": str,
+    "persist": str,
 }
 
 
@@ -60,6 +61,77 @@ class Settings:
     cognito_endpoint: str | None = None  # Cognito Identity's URL (default: the pool region's; local's own)
     iot_endpoint: str | None = None  # HOST[:PORT] of AWS IoT, for Cognito keys (which do not say it)
     logins: tuple[tuple[str, str], ...] = ()  # Cognito logins: (provider, token)
+    persist: str | None = None  # `send` starts an agent that exits after this long idle (a DURATION)
+
+    def to_json(self) -> dict[str, Any]:
+        """The settings as JSON values (holds secrets: for a child process, never for output)."""
+        from dataclasses import asdict
+
+        return {**asdict(self), "config_path": str(self.config_path)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Settings:
+        """`to_json`'s settings back."""
+        return cls(**{**data, "config_path": Path(data["config_path"]),
+                      "logins": tuple((provider, token) for provider, token in data.get("logins", ()))})
+
+
+ENV_FIELDS: dict[str, type] = {
+    "endpoint": str, "ca_file": str, "no_cache": bool, "aws": bool, "aws_profile": str, "aws_role": str,
+    "cognito_pool": str, "iot_endpoint": str, "cognito_endpoint": str, "proxy": str, "protocol": str,
+    "client_id": str, "keepalive": int, "keys_timeout": float, "topic": str,
+}
+"""The settings an IOTNOTIFY_<NAME> variable may give, and their types (click reads the same
+variables for the commands' options; `from_environment` reads them where click is not loaded)."""
+
+
+def resolve(profile_name: str | None, path: Path, given: Mapping[str, Any],
+            defaults: Mapping[str, Any] | None = None) -> Settings:
+    """The Settings from `given` (a flag or an IOTNOTIFY_* variable, already picked by precedence),
+    else the profile's value, else `defaults` (the command's own), else iotnotify's default."""
+    from iotnotify.errors import UsageError
+
+    profile = load_profile(profile_name, path)
+
+    def pick(name: str) -> Any:
+        value = given.get(name)
+        return profile.get(name, (defaults or {}).get(name)) if value is None else value
+
+    aws_profile, aws_role = pick("aws_profile") or None, pick("aws_role") or None
+    logins = []
+    for text in given.get("logins") or ():  # --login PROVIDER=TOKEN (the token is a secret: never echoed back)
+        provider, sep, token = str(text).partition("=")
+        if not sep or not provider or not token:
+            raise UsageError(f"--login {provider or '?'}=...: give PROVIDER=TOKEN")
+        logins.append((provider, token))
+    keepalive = pick("keepalive")
+    return Settings(
+        profile=profile_name, config_path=path,
+        endpoint=pick("endpoint") or None, ca_file=pick("ca_file") or None,
+        protocol=pick("protocol") or DEFAULT_PROTOCOL, client_id=pick("client_id") or None,
+        keys_timeout=float(pick("keys_timeout") or DEFAULT_KEYS_TIMEOUT), no_cache=bool(pick("no_cache")),
+        aws=bool(pick("aws") or aws_profile or aws_role), aws_profile=aws_profile, aws_role=aws_role,
+        topic=pick("topic") or None,
+        keepalive=DEFAULT_KEEPALIVE if keepalive is None else int(keepalive), proxy=pick("proxy") or None,
+        cognito_pool=pick("cognito_pool") or None, cognito_endpoint=pick("cognito_endpoint") or None,
+        iot_endpoint=pick("iot_endpoint") or None, logins=tuple(logins), persist=pick("persist") or None,
+    )
+
+
+def from_environment(profile_name: str | None, env: Mapping[str, str] = os.environ) -> Settings:
+    """The Settings a command given no setting flags resolves to: IOTNOTIFY_* variables, the profile,
+    the defaults. ValueError for a variable click would refuse (the caller then lets click say it)."""
+    from iotnotify.booleans import parse_bool
+
+    given: dict[str, Any] = {}
+    for name, kind in ENV_FIELDS.items():
+        text = env.get(f"IOTNOTIFY_{name.upper()}")
+        if text is None or (text == "" and kind is not bool):
+            continue
+        given[name] = parse_bool(text) if kind is bool else kind(text)
+    if given.get("protocol", DEFAULT_PROTOCOL) not in PROTOCOLS:
+        raise ValueError(f"protocol {given['protocol']!r}")
+    return resolve(profile_name, config_path(env), given)
 
 
 def config_path(env: Mapping[str, str] = os.environ) -> Path:

@@ -27,3 +27,17 @@ def iso(moment: dt.datetime | float, milliseconds: bool = False) -> str:
 def now_utc() -> dt.datetime:
     """The current time, aware, in UTC."""
     return dt.datetime.now(dt.UTC)
+
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """'90', '90s', '10m', '1h', '1d' (as ssh's ControlPersist and systemd write them) in seconds;
+    ValueError if it is not one, or not positive."""
+    value = text.strip().lower()
+    unit = DURATION_UNITS.get(value[-1:], 0)
+    number = float(value[:-1] if unit else value)
+    if not number > 0 or number == float("inf"):
+        raise ValueError(f"{text!r} is not a positive duration")
+    return number * (unit or 1)

@@ -1,7 +1,7 @@
 """The `iotnotify` command: the group, shared flags, and `main`, which maps errors to exit codes.
 
-The commands live in client.py (keys, send, subscribe), tail.py, rpc.py (request, respond) and admin.py
-(local, setup-role),
+The commands live in client.py (keys, send, subscribe), tail.py, rpc.py (request, respond), agent.py
+(agent start|stop|status) and admin.py (local, setup-role),
 each imported only when one of its commands runs (COMMANDS); the options they share are in
 options.py, what they say on stderr in terminal.py.
 """
@@ -22,7 +22,8 @@ COMMANDS = {"keys": "client:keys_command", "send": "client:send_command", "subsc
             "tail": "tail:tail_command", "request": "rpc:request_command", "respond": "rpc:respond_command",
             "local": "admin:local_command", "setup-role": "admin:setup_role_command",
             "setup-cognito": "admin:setup_cognito_command",
-            "completion": "completion:completion_command", "retained": "retained:retained_group"}
+            "completion": "completion:completion_command", "retained": "retained:retained_group",
+            "agent": "agent:agent_group"}
 """Each command, and the module of this package and the click command object that are it, imported
 when the command is used: `send` does not pay for `tail` or `local` (click's documentation, "Lazily
 Loading Subcommands")."""

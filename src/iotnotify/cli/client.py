@@ -12,6 +12,7 @@ from iotnotify import errors
 from iotnotify.cli.completers import topic_names
 from iotnotify.cli.options import (
     CONTEXT,
+    Duration,
     connection_options,
     long_running_options,
     mqtt_options,
@@ -93,6 +94,11 @@ Examples:
 @click.option("--connections", type=click.IntRange(1, 64), default=1, show_default=True, metavar="N",
               help="Spread the messages over N connections (AWS IoT Core takes 100 publishes/s per connection); "
                    "order is kept per connection only.")
+@click.option("--no-agent", is_flag=True, envvar="IOTNOTIFY_NO_AGENT", show_envvar=True,
+              help="Connect by itself even when an agent serves these settings.")
+@click.option("--persist", type=Duration(), metavar="DURATION", envvar="IOTNOTIFY_PERSIST", show_envvar=True,
+              help="Start an agent if none runs, kept for later sends until idle for DURATION (10m, 1h), "
+                   "as ssh's ControlPersist.")
 @property_options
 @will_options
 @mqtt_options
@@ -100,7 +106,7 @@ Examples:
 @click.pass_context
 def send_command(ctx: click.Context, /, topic: str, message: str | None, message_opt: str | None, file: BinaryIO | None,
          stdin: bool, lines: bool, records: bool, retain: bool, timeout: float, failed: str | None, connections: int,
-         qos: int, **flags: Any) -> None:
+         no_agent: bool, qos: int, **flags: Any) -> None:
     """Publish MESSAGE to TOPIC; exit 0 only once the broker acknowledged every QoS 1 message."""
     from iotnotify.messages import payloads_from, read_lines
     from iotnotify.mqtt import ConnectOptions
@@ -124,7 +130,19 @@ def send_command(ctx: click.Context, /, topic: str, message: str | None, message
     def rejected(index: int, error: errors.IotNotifyError) -> None:
         note(f"iotnotify: {what} {index} not sent: {error}")
 
-    options = ConnectOptions.from_settings(settings, will=will_of(flags, settings.protocol))
+    will = will_of(flags, settings.protocol)
+    if not no_agent and connections == 1 and will is None:  # a will belongs to a connection of its own
+        from iotnotify.agent.client import Unavailable
+        from iotnotify.cli.agent import send_through_agent
+
+        try:
+            send_through_agent(settings, topic, payloads, qos, retain, timeout, failed, properties, records,
+                               flags["persist"])
+        except Unavailable:
+            pass
+        else:
+            return
+    options = ConnectOptions.from_settings(settings, will=will)
     send(source_of(settings), options, topic, payloads, qos, retain, timeout, rejected,
          Path(failed) if failed else None, connections, properties, records)
 

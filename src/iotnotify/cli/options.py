@@ -105,19 +105,41 @@ def connection_options(command: F) -> F:
     return _apply(command, _key_options(env=True))
 
 
-def mqtt_options(command: F) -> F:
-    """Options of the commands that connect to the broker."""
+def connect_options(command: F) -> F:
+    """Options that say how to connect to the broker (the agent takes them too)."""
     return _apply(command, [
         click.option("--protocol", type=click.Choice(PROTOCOLS), envvar="IOTNOTIFY_PROTOCOL", show_envvar=True,
                      help=f"MQTT version (default {DEFAULT_PROTOCOL})."),
         click.option("--client-id", "-i", metavar="ID", envvar="IOTNOTIFY_CLIENT_ID", show_envvar=True,
                      help="MQTT client id (default: the keys' clientId plus -RANDOM, else random iotnotify-...)."),
-        click.option("--qos", "-q", type=click.IntRange(0, 1), default=1, show_default=True,
-                     help="Quality of service: 0 at most once, 1 at least once."),
         click.option("--keepalive", type=click.IntRange(0, 65535), metavar="S", envvar="IOTNOTIFY_KEEPALIVE",
                      show_envvar=True,
                      help=f"Seconds between pings when idle (default {DEFAULT_KEEPALIVE}; AWS IoT Core: 30 to 1200)."),
     ])
+
+
+def mqtt_options(command: F) -> F:
+    """Options of the commands that connect to the broker and send or receive messages."""
+    return connect_options(_apply(command, [
+        click.option("--qos", "-q", type=click.IntRange(0, 1), default=1, show_default=True,
+                     help="Quality of service: 0 at most once, 1 at least once."),
+    ]))
+
+
+class Duration(click.ParamType[float, Any]):
+    """A duration: 90, 90s, 10m, 1h, 1d."""
+
+    name = "DURATION"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        from iotnotify.times import parse_duration
+
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_duration(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a duration such as 90s, 10m, 1h", param, ctx)
 
 
 def will_options(command: F) -> F:
@@ -191,52 +213,20 @@ def resolve_settings(ctx: click.Context) -> Settings:
     command, else its IOTNOTIFY_* variable (as click read it), else the profile, else its default.
     The profile is read here, not handed to click as a default_map: click 8.5 looks up every
     option's default to draw --help, which would then read the config file for every --help."""
-    from iotnotify.settings import config_path, load_profile
+    from iotnotify.settings import config_path, resolve
 
     root = ctx.find_root()
-    profile_name = root.params.get("profile")
-    path = config_path()
-    profile = load_profile(profile_name, path)
     Source = click.core.ParameterSource  # noqa: N806 - click's enum, named as click names it
-
-    def pick(name: str, context: click.Context = ctx) -> Any:
-        for where in (context, root):  # a flag after the command, then before it
-            if where.params.get(name) is not None and where.get_parameter_source(name) == Source.COMMANDLINE:
-                return where.params[name]
-        for where in (context, root):
-            if where.params.get(name) is not None and where.get_parameter_source(name) == Source.ENVIRONMENT:
-                return where.params[name]
-        return profile.get(name, context.params.get(name))
-
-    aws_profile, aws_role = pick("aws_profile") or None, pick("aws_role") or None
-    return Settings(
-        profile=profile_name, config_path=path,
-        endpoint=pick("endpoint") or None, ca_file=pick("ca_file") or None,
-        protocol=pick("protocol") or DEFAULT_PROTOCOL, client_id=pick("client_id") or None,
-        keys_timeout=float(pick("keys_timeout") or DEFAULT_KEYS_TIMEOUT), no_cache=bool(pick("no_cache")),
-        aws=bool(pick("aws") or aws_profile or aws_role), aws_profile=aws_profile, aws_role=aws_role,
-        topic=pick("topic") or None,
-        keepalive=_int(pick("keepalive"), DEFAULT_KEEPALIVE), proxy=pick("proxy") or None,
-        cognito_pool=pick("cognito_pool") or None, cognito_endpoint=pick("cognito_endpoint") or None,
-        iot_endpoint=pick("iot_endpoint") or None, logins=_logins(pick("logins") or ()),
-    )
-
-
-def _logins(values: Any) -> tuple[tuple[str, str], ...]:
-    """--login PROVIDER=TOKEN pairs (the token is a secret: never echoed back)."""
-    from iotnotify.errors import UsageError
-
-    pairs = []
-    for text in values:
-        provider, sep, token = str(text).partition("=")
-        if not sep or not provider or not token:
-            raise UsageError(f"--login {provider or '?'}=...: give PROVIDER=TOKEN")
-        pairs.append((provider, token))
-    return tuple(pairs)
-
-
-def _int(value: Any, default: int) -> int:
-    return default if value is None else int(value)
+    given: dict[str, Any] = {}
+    for name in {*ctx.params, *root.params} - {"profile"}:
+        for source in (Source.COMMANDLINE, Source.ENVIRONMENT):  # a flag after the command, then before it
+            where = next((c for c in (ctx, root) if c.params.get(name) is not None
+                          and c.get_parameter_source(name) == source), None)
+            if where is not None:
+                given[name] = where.params[name]
+                break
+    defaults = {name: value for name, value in ctx.params.items() if value is not None and name not in given}
+    return resolve(root.params.get("profile"), config_path(), given, defaults)
 
 
 def source_of(settings: Settings) -> KeySource:

@@ -1,0 +1,291 @@
+"""The agent: keeps one connection open for a set of settings and publishes what `send`s in other
+processes hand it over its Unix socket, each with `send`'s own checks and outcome (send.deliver).
+
+Only this user's processes get in: the socket is 0600 in a 0700 folder, and each caller's uid is
+checked again (SO_PEERCRED). Its connection is replaced, with fresh keys, before the keys expire;
+the old one is closed once the sends using it end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from iotnotify import times
+from iotnotify.agent import owned
+from iotnotify.agent.wire import (
+    ACKED,
+    END,
+    HEADER,
+    MESSAGE,
+    READY,
+    REJECTED,
+    STATUS,
+    STOP,
+    VERDICT,
+    VERSION,
+    Reader,
+    frame,
+    json_frame,
+)
+from iotnotify.errors import ConfigError, IotNotifyError, UsageError
+from iotnotify.keys import KeySource
+from iotnotify.mqtt import Connection, ConnectOptions, open_connection
+from iotnotify.properties import from_record
+from iotnotify.send import Publisher, check_before_sending, deliver
+
+log = logging.getLogger("iotnotify.wire")
+TICK = 1.0  # s between looks at the keys' expiry and the idle time
+
+
+class ClientGone(Exception):
+    """The sending process went away before its END (Ctrl-C, killed)."""
+
+
+class Agent:
+    """One connection for `identity`'s settings, lent to the `send`s that connect to `path`."""
+
+    def __init__(self, source: KeySource, options: ConnectOptions, identity: str, path: str,
+                 idle: float | None = None, about: dict[str, Any] | None = None) -> None:
+        self.source, self.options, self.identity, self.path, self.idle = source, options, identity, path, idle
+        self.about = about or {}  # shown by `agent status`: the profile, the keys endpoint
+        self.started = time.time()
+        self.last_used = time.monotonic()
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.users: dict[int, int] = {}  # id(connection) -> sends using it
+        self.sessions: set[threading.Thread] = set()
+        self.served = self.delivered = 0
+        self.connection: Connection | None = None
+        self.listener: socket.socket | None = None
+
+    def start(self) -> None:
+        """Connect, then listen (raises our errors: nothing listens if the broker cannot be reached)."""
+        self.connection = open_connection(self.source, self.options)
+        try:
+            self.listener = listen(self.path)
+        except BaseException:
+            self.connection.disconnect()
+            raise
+
+    def serve(self) -> None:
+        """Serve until `agent stop`, the idle time, or Ctrl-C; then finish the sends under way and close."""
+        if self.listener is None:
+            raise RuntimeError("Agent.serve() before Agent.start()")
+        self.listener.settimeout(TICK)
+        ticked = time.monotonic()
+        try:
+            while not self.stopping.is_set():
+                if time.monotonic() - ticked >= TICK:  # also when callers keep accept() from timing out
+                    ticked = time.monotonic()
+                    self._tick()
+                    continue
+                try:
+                    sock, _ = self.listener.accept()
+                except TimeoutError:
+                    continue
+                thread = threading.Thread(target=self._session, args=(sock,), name="iotnotify-agent", daemon=True)
+                with self.lock:
+                    self.sessions.add(thread)
+                thread.start()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop listening, let the sends under way end, disconnect."""
+        if self.listener is not None:
+            self.listener.close()
+            _unlink(self.path)
+            self.listener = None
+        for thread in list(self.sessions):
+            thread.join()
+        if self.connection is not None:
+            self.connection.disconnect()
+
+    def _tick(self) -> None:
+        """Between callers: replace a connection whose keys near their end; stop when idle too long."""
+        with self.lock:
+            busy = bool(self.sessions)
+        if self.idle is not None and not busy and time.monotonic() - self.last_used > self.idle:
+            log.debug("agent: idle for %g s: stopping", self.idle)
+            self.stopping.set()
+            return
+        connection = self.connection
+        if connection is not None and (connection.fatal is not None or not connection.keys.fresh()):
+            self._replace(connection)
+
+    def _replace(self, old: Connection) -> None:
+        """A new connection with fresh keys for new sends; `old` is closed once its sends end."""
+        log.debug("agent: keys expire in %.0f s: connecting with new keys", old.keys.expires_in())
+        try:
+            self.source.invalidate()
+            new = open_connection(self.source, self.options)
+        except IotNotifyError as e:  # try again at the next tick; the old connection serves meanwhile
+            log.debug("agent: could not connect with new keys: %s", e)
+            return
+        with self.lock:
+            self.connection = new
+        threading.Thread(target=self._retire, args=(old,), daemon=True).start()
+
+    def _retire(self, old: Connection) -> None:
+        while True:
+            with self.lock:
+                if not self.users.get(id(old)):
+                    self.users.pop(id(old), None)
+                    break
+            time.sleep(TICK)
+        old.disconnect()
+
+    def _acks(self, tell: Callable[[bytes], None]) -> Callable[[int], None]:
+        """What tells the caller, and counts, each message the broker acknowledged."""
+        def acked(position: int) -> None:
+            with self.lock:
+                self.delivered += 1
+            tell(frame(ACKED, position.to_bytes(4, "big")))
+
+        return acked
+
+    def status(self) -> dict[str, Any]:
+        """What `agent status` shows (never a secret)."""
+        connection = self.connection
+        if connection is None:
+            return {**self.about, "pid": os.getpid(), "socket": self.path, "connected": False}
+        return {**self.about, "pid": os.getpid(), "socket": self.path, "broker": connection.where,
+                "client_id": connection.client_id, "protocol": self.options.protocol,
+                "started": times.iso(self.started), "keys_expire": times.iso(connection.keys.expiration),
+                "idle_exit": self.idle, "sends": self.served, "delivered": self.delivered,
+                "connected": connection.fatal is None}
+
+    def _session(self, sock: socket.socket) -> None:
+        """One caller: a status, a stop, or a send."""
+        try:
+            with sock:
+                if not same_user(sock):
+                    return
+                reader = Reader(sock)
+                first = reader.next()
+                if first is None:
+                    return
+                kind, body = first
+                if kind == STATUS:
+                    sock.sendall(json_frame(VERDICT, self.status()))
+                elif kind == STOP:
+                    self.stopping.set()
+                    sock.sendall(json_frame(VERDICT, {"stopping": os.getpid()}))
+                elif kind == HEADER:
+                    self._send(sock, reader, json.loads(body))
+        except (OSError, ClientGone, ValueError) as e:
+            log.debug("agent: a caller went away: %s", e)
+        finally:
+            with self.lock:
+                self.sessions.discard(threading.current_thread())
+
+    def _send(self, sock: socket.socket, reader: Reader, header: dict[str, Any]) -> None:
+        """A send: check as `send` checks, publish as it publishes, tell the caller each
+        acknowledgement and, at the end, the outcome `send` would have had."""
+        if header.get("v") != VERSION or header.get("identity") != self.identity:
+            sock.sendall(json_frame(VERDICT, {"mismatch": True}))
+            return
+        lock = threading.Lock()
+
+        def tell(data: bytes) -> None:
+            with lock:
+                try:
+                    sock.sendall(data)
+                except OSError:
+                    pass  # the caller went away; what is in flight still goes to the broker
+
+        def rejected(position: int, error: IotNotifyError) -> None:
+            tell(json_frame(REJECTED, {"position": position, "message": str(error)}))
+
+        topic, records, whole = header.get("topic"), bool(header.get("records")), bool(header.get("whole"))
+        properties = from_record(header["properties"]) if header.get("properties") else None
+        payloads: Any = list(_payloads(reader)) if whole else _payloads(reader)
+        with self.lock:
+            connection = self.connection
+            if connection is None:
+                return
+            self.users[id(connection)] = self.users.get(id(connection), 0) + 1
+            self.served += 1
+        try:
+            try:
+                check_before_sending(self.source, topic, payloads if whole else [], properties, records)
+            except IotNotifyError as e:
+                tell(_verdict(e, before=True))
+                return
+            tell(frame(READY))
+            publisher = Publisher(connection, topic or "", int(header.get("qos", 1)), bool(header.get("retain")),
+                                  properties=properties, on_acked=self._acks(tell))
+            try:
+                result = deliver(publisher, self.source, topic, payloads, float(header.get("timeout", 30.0)),
+                                 rejected, None, records)
+            except IotNotifyError as e:
+                tell(_verdict(e))
+            else:
+                tell(json_frame(VERDICT, {"sent": result.sent, "acked": result.acked}))
+        finally:
+            with self.lock:
+                self.users[id(connection)] -= 1
+                self.last_used = time.monotonic()  # a send, not a status, keeps the agent from its idle exit
+
+
+def _verdict(error: IotNotifyError, before: bool = False) -> bytes:
+    return json_frame(VERDICT, {"error": type(error).__name__, "message": str(error), "before": before})
+
+
+def _payloads(reader: Reader) -> Iterator[bytes]:
+    """The caller's messages until its END; ClientGone if it leaves first."""
+    while (got := reader.next()) is not None:
+        kind, body = got
+        if kind == END:
+            return
+        if kind == MESSAGE:
+            yield body
+    raise ClientGone("the sender closed its connection before the end of its input")
+
+
+def same_user(sock: socket.socket) -> bool:
+    """Whether the process at the other end runs as this user (Linux tells; elsewhere the 0600
+    socket in a 0700 folder is the guard)."""
+    if not hasattr(socket, "SO_PEERCRED"):
+        return True
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return bool(uid == os.geteuid())
+
+
+def _unlink(path: str) -> None:
+    Path(path).unlink(missing_ok=True)
+
+
+def listen(path: str) -> socket.socket:
+    """A Unix socket at `path`, mode 0600; a stale socket there (its agent died) is removed, a live
+    one is UsageError."""
+    if owned(path):
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+        except OSError:
+            _unlink(path)
+        else:
+            probe.close()
+            raise UsageError(f"an agent for these settings is already running ({path})")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    mask = os.umask(0o177)
+    try:
+        listener.bind(path)
+    except OSError as e:
+        listener.close()
+        raise ConfigError(f"cannot listen on {path}: {e.strerror or e}") from None
+    finally:
+        os.umask(mask)
+    listener.listen(64)
+    return listener

@@ -1,0 +1,20 @@
+"""The `iotnotify` command's entry point: a plain `send` a running agent can take goes to it without
+loading the CLI (click costs more than the rest of such a send: agent/quick.py); all else to the CLI."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    """Run `iotnotify` with sys.argv."""
+    argv = sys.argv[1:]
+    if "send" in argv[:3]:
+        from iotnotify.agent.quick import quick_send
+
+        code = quick_send(argv)
+        if code is not None:
+            sys.exit(code)
+    from iotnotify.cli import main as cli_main
+
+    cli_main()

@@ -1,0 +1,261 @@
+"""The send agent (`agent start|stop|status`, `send` through it, `send --persist`): against the local
+stack with AWS's rules on; every agent a test starts is stopped at its end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from iotnotify.agent.client import peer_pid_alive
+from tests.helpers import IOTNOTIFY, Cli, Stack, user_of, wait_for
+
+
+@pytest.fixture
+def user(stack: Stack) -> Iterator[Cli]:
+    """The stack's user with a runtime folder of their own; their agents stopped afterwards."""
+    cli = user_of(stack)
+    cli = Cli({**cli.env, "XDG_RUNTIME_DIR": tempfile.mkdtemp(prefix="rt-")})
+    yield cli
+    cli.run("agent", "stop", "--all")
+
+
+def start_agent(user: Cli, *args: str) -> int:
+    done = user.run("agent", "start", "--detach", *args)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.split("pid ")[1].split(")")[0])
+
+
+def status(user: Cli) -> dict[str, str]:
+    done = user.run("agent", "status")
+    assert done.returncode == 0, done.stderr
+    return dict(line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line)
+
+
+def folder(user: Cli) -> Path:
+    return Path(user.env["XDG_RUNTIME_DIR"]) / "iotnotify"
+
+
+def test_send_goes_through_a_running_agent_and_is_delivered(user: Cli, topic: str, tmp_path: Path) -> None:
+    start_agent(user)
+    subscriber = user.subscriber(tmp_path, topic, "-C", "3")
+    for text in ("one", "two", "three"):
+        done = user.run("send", topic, text)
+        assert done.returncode == 0, done.stderr
+    out, _ = subscriber.communicate(timeout=20)
+    assert out.decode().split() == ["one", "two", "three"]
+    assert status(user)["sends"] == "3"
+    assert status(user)["delivered"] == "3"
+
+
+def test_agent_socket_is_private_and_status_shows_no_secret(user: Cli) -> None:
+    start_agent(user)
+    (sock,) = folder(user).glob("agent-*.sock")
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o600
+    assert stat.S_IMODE(folder(user).stat().st_mode) == 0o700
+    keys = user.run("keys", "--json").stdout
+    import json
+
+    secrets = json.loads(keys)
+    shown = user.run("agent", "status", "--json").stdout
+    assert secrets["secretKey"] not in shown and secrets["sessionToken"] not in shown
+    assert json.loads(shown)["broker"].startswith("127.0.0.1:")
+    for log in folder(user).glob("agent-*.log"):
+        assert secrets["secretKey"] not in log.read_text()
+        assert stat.S_IMODE(log.stat().st_mode) == 0o600
+
+
+def test_plain_send_through_the_agent_loads_neither_click_nor_awscrt(user: Cli, topic: str) -> None:
+    start_agent(user)
+    done = subprocess.run([*IOTNOTIFY[:1], "-X", "importtime", *IOTNOTIFY[1:], "send", topic, "hi"],
+                          capture_output=True, text=True, env=user.env, timeout=30)
+    assert done.returncode == 0, done.stderr
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
+    assert "iotnotify.agent.client" in imported
+    assert not {"click", "awscrt", "dataclasses", "pathlib"} & imported
+    assert status(user)["sends"] == "1"
+
+
+def test_send_with_no_agent_flag_connects_by_itself(user: Cli, topic: str) -> None:
+    start_agent(user)
+    assert user.run("send", "--no-agent", topic, "x").returncode == 0
+    assert user.run("send", topic, "x", env={"IOTNOTIFY_NO_AGENT": "1"}).returncode == 0
+    assert status(user)["sends"] == "0"
+
+
+def test_send_with_other_settings_does_not_use_the_agent(user: Cli, topic: str) -> None:
+    start_agent(user)
+    assert user.run("send", "--protocol", "3.1.1", topic, "x").returncode == 0
+    assert user.run("send", topic, "x", "--will-topic", topic).returncode == 0  # a will needs its own connection
+    assert status(user)["sends"] == "0"
+    assert user.run("send", "--protocol", "5", "-q", "0", topic, "x").returncode == 0  # the same settings
+    assert status(user)["sends"] == "1"
+
+
+@pytest.mark.parametrize("args, code, said", [
+    (["test/a/#", "x"], 2, "wildcard"),
+    (["elsewhere/x", "x"], 10, "may not publish to 'elsewhere/x'"),
+    (["-f", "-", "test/big"], 2, "payload"),
+])
+def test_agent_refusals_say_and_exit_as_without_it(user: Cli, args: list[str], code: int, said: str) -> None:
+    big = b"x" * (128 * 1024 + 1)
+    direct = user.run("send", "--no-agent", *args, input=big)
+    start_agent(user)
+    through = user.run("send", *args, input=big)
+    assert (through.returncode, through.stderr) == (direct.returncode, direct.stderr)
+    assert through.returncode == code and said in through.stderr
+    assert status(user)["sends"] == "1"
+
+
+def test_lines_over_the_limit_are_skipped_and_saved_with_failed(user: Cli, topic: str, tmp_path: Path) -> None:
+    start_agent(user)
+    failed = tmp_path / "failed"
+    lines = b"ok1\n" + b"y" * (128 * 1024 + 1) + b"\nok2\n"
+    done = user.run("send", "-l", topic, "--failed", str(failed), input=lines)
+    assert done.returncode == 6
+    assert "message 2 not sent" in done.stderr
+    assert "1 of 3 messages were not delivered" in done.stderr and f"saved to {failed}" in done.stderr
+    assert failed.read_bytes() == b"y" * (128 * 1024 + 1) + b"\n"
+
+
+def test_agent_killed_mid_send_loses_nothing_the_sender_was_told(user: Cli, topic: str, tmp_path: Path) -> None:
+    pid = start_agent(user)
+    subscriber = user.subscriber(tmp_path, topic, "-v")
+    failed = tmp_path / "failed"
+    sender = subprocess.Popen([*IOTNOTIFY, "send", "-l", topic, "--failed", str(failed)], stdin=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=user.env)
+    assert sender.stdin is not None
+    for number in range(1, 6):
+        sender.stdin.write(f"m{number}\n".encode())
+        sender.stdin.flush()
+    wait_for(lambda: status(user)["delivered"] == "5", 20, "five messages delivered through the agent")
+    os.kill(pid, signal.SIGKILL)
+    for number in range(6, 9):
+        sender.stdin.write(f"m{number}\n".encode())
+    sender.stdin.close()
+    sender.wait(timeout=30)
+    assert sender.stderr is not None
+    with sender.stderr:
+        err = sender.stderr.read()
+    assert sender.returncode == 6, err
+    assert b"the agent ended before the broker acknowledged" in err
+    subscriber.terminate()
+    received = {line.split()[-1] for line in subscriber.communicate()[0].decode().splitlines()}
+    saved = set(failed.read_text().split())
+    assert {"m6", "m7", "m8"} <= saved
+    assert received | saved == {f"m{n}" for n in range(1, 9)}
+
+
+def test_stale_socket_is_removed_and_send_connects_by_itself(user: Cli, topic: str) -> None:
+    pid = start_agent(user)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not peer_pid_alive(pid), 10, "agent gone")
+    (sock,) = folder(user).glob("agent-*.sock")
+    done = user.run("send", topic, "after")
+    assert done.returncode == 0, done.stderr
+    assert not sock.exists()
+    gone = user.run("agent", "status")
+    assert gone.returncode == 5 and "no agent is running for these settings" in gone.stderr
+
+
+def test_a_socket_folder_others_may_enter_is_not_used(user: Cli, topic: str) -> None:
+    folder(user).mkdir(mode=0o700)
+    folder(user).chmod(0o777)
+    done = user.run("send", topic, "x")
+    assert done.returncode == 0
+    assert "not a private folder" in done.stderr
+    refused = user.run("agent", "start")
+    assert refused.returncode == 3 and "not a private folder" in refused.stderr
+
+
+def test_persist_starts_an_agent_that_exits_when_idle(user: Cli, topic: str) -> None:
+    assert user.run("agent", "status").returncode == 5
+    done = user.run("send", "--persist", "3s", topic, "first")
+    assert done.returncode == 0, done.stderr
+    assert status(user)["sends"] == "1"
+    assert user.run("send", topic, "second").returncode == 0
+    assert status(user)["sends"] == "2"
+    wait_for(lambda: user.run("agent", "status").returncode == 5, 20, "the agent to exit when idle")
+    assert not list(folder(user).glob("agent-*.sock"))
+
+
+def test_persist_from_the_profile_and_a_bad_duration(user: Cli, topic: str) -> None:
+    bad = user.run("send", "--persist", "soon", topic, "x")
+    assert bad.returncode == 2 and "'soon' is not a duration" in bad.stderr
+    done = user.run("send", topic, "x", env={"IOTNOTIFY_PERSIST": "1m"})
+    assert done.returncode == 0, done.stderr
+    assert status(user)["idle_exit"] == "60.0"
+
+
+def test_agent_stop_waits_for_the_agent_and_says_when_none_runs(user: Cli) -> None:
+    pid = start_agent(user)
+    done = user.run("agent", "stop")
+    assert done.returncode == 0 and f"agent stopped (pid {pid})" in done.stdout
+    assert not peer_pid_alive(pid)
+    again = user.run("agent", "stop")
+    assert again.returncode == 5 and "no agent is running" in again.stderr
+
+
+def test_second_agent_for_the_same_settings_is_refused(user: Cli) -> None:
+    start_agent(user)
+    done = user.run("agent", "start")
+    assert done.returncode == 2 and "already running" in done.stderr
+
+
+def test_foreground_agent_stops_on_ctrl_c(user: Cli, topic: str) -> None:
+    agent = user.start("agent", "start")
+    wait_for(lambda: user.run("agent", "status").returncode == 0, 30, "the agent to serve")
+    assert user.run("send", topic, "x").returncode == 0
+    agent.send_signal(signal.SIGINT)
+    _, err = agent.communicate(timeout=20)
+    assert agent.returncode == 0 and b"agent stopped" in err
+    assert not list(folder(user).glob("agent-*.sock"))
+
+
+def test_agent_that_cannot_connect_says_why(stack: Stack, tmp_path: Path) -> None:
+    cli = user_of(stack)
+    done = cli.run("--keys-timeout", "2", "agent", "start", "--detach", "--endpoint", "http://127.0.0.1:9/iot/keys")
+    assert done.returncode == 4 and "the agent could not start" in done.stderr
+    assert "keys endpoint" in done.stderr
+
+
+def test_agent_started_while_sends_stream_serves_them_all(user: Cli, topic: str, tmp_path: Path) -> None:
+    start_agent(user)
+    subscriber = user.subscriber(tmp_path, topic, "-C", "300")
+    senders = [subprocess.Popen([*IOTNOTIFY, "send", "-l", topic], stdin=subprocess.PIPE, env=user.env)
+               for _ in range(3)]
+    for number, sender in enumerate(senders):
+        sender.communicate(b"".join(f"{number}-{i}\n".encode() for i in range(100)), timeout=60)
+        assert sender.returncode == 0
+    out, _ = subscriber.communicate(timeout=30)
+    assert len(out.split()) == 300
+
+
+def test_duration_parsing() -> None:
+    from iotnotify.times import parse_duration
+
+    assert [parse_duration(text) for text in ("90", "90s", "10m", "1h", "1d", "0.5s")] == [
+        90, 90, 600, 3600, 86400, 0.5]
+    for bad in ("", "0", "-1m", "5x", "inf", "m"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+
+
+def test_quick_parse_takes_only_plain_sends() -> None:
+    from iotnotify.agent.quick import parse
+
+    assert parse(["send", "t", "m"]) == {"topic": "t", "message": "m", "qos": 1, "timeout": 30.0}
+    assert parse(["-p", "local", "send", "-q", "0", "-r", "--timeout=5", "t", "-m", "x"]) == {
+        "profile": "local", "topic": "t", "message": "x", "qos": 0, "retain": True, "timeout": 5.0}
+    assert parse(["send", "-l", "t"])["lines"] is True  # type: ignore[index]
+    assert parse(["send", "t", "-"])["stdin"] is True  # type: ignore[index]
+    for other in (["send", "t"], ["send", "t", "a", "b"], ["send", "-q", "2", "t", "m"], ["send", "--debug", "t", "m"],
+                  ["--endpoint", "x", "send", "t", "m"], ["send", "t", "m", "-m", "n"], ["send", "-l", "-s", "t"],
+                  ["send", "--help"], ["send", "t", "m", "--client-id", "c"], ["send", "-rq0", "t", "m"]):
+        assert parse(other) is None, other
