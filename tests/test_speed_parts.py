@@ -92,3 +92,14 @@ def test_awscrts_binding_is_called_directly_only_for_the_versions_read():
 
     assert [_direct_publish_fits(v) for v in ("0.19.9", "0.20.0", "0.36.1", "0.37.0", "1.0.0", "dev")] == [
         False, True, True, False, False, False]
+
+
+def test_a_cold_send_reads_no_package_metadata(cli, topic):
+    """awsiotsdk's metrics (its version in CONNECT's username) import importlib.metadata and read
+    the package's metadata on every connection: off, and a send imports neither."""
+    done = subprocess.run([*IOTNOTIFY[:1], "-X", "importtime", *IOTNOTIFY[1:], "send", "--no-agent", topic, "hi"],
+                          capture_output=True, text=True, env=cli.env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
+    assert "awscrt.mqtt5" in imported
+    assert not {"importlib.metadata", "email"} & imported
