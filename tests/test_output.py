@@ -101,3 +101,35 @@ def test_preview_compacts_json_cuts_long_text_and_shows_binary_as_bytes():
     assert preview(b"two\nlines", 80) == ("two lines", "text")
     text, kind = preview(bytes(range(200, 256)), 40)
     assert kind == "binary" and text.startswith("<56 bytes> c8 c9 ca")
+
+
+def test_iso_milliseconds_of_epoch_seconds_match_datetimes_own() -> None:
+    """times.iso reuses the text of the second before for epoch seconds (subscribe --json's speed):
+    the same text as datetime's formatting, rounding included, around second boundaries too."""
+    import datetime as dt
+    import random
+
+    from iotnotify.times import iso
+
+    def by_datetime(moment: float) -> str:
+        value = dt.datetime.fromtimestamp(moment, dt.UTC)
+        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+    rng = random.Random(15)
+    moments = [rng.uniform(0, 4e9) for _ in range(20000)]
+    moments += [1764000000 + n + edge for n in range(50) for edge in (0, 0.0005, 0.9995, 0.9999994, 0.9999996)]
+    assert [iso(m, milliseconds=True) for m in moments] == [by_datetime(m) for m in moments]
+
+
+def test_json_lines_are_what_json_dumps_writes() -> None:
+    import json
+
+    from iotnotify.output import OutputStyle, as_record, formatter
+    from iotnotify.properties import Properties
+
+    messages = [Message("t/ü", "héllo ✓".encode(), 1, True), Message("t", b"\xff\x00", 0, False),
+                Message("t", b'{"a": [1, 2]}', properties=Properties(user_properties=(("k", "v"), ("k", "w")),
+                                                                       correlation_data=b"\x01"))]
+    render = formatter(OutputStyle(json_lines=True))
+    for message in messages:
+        assert render(message) == json.dumps(as_record(message), ensure_ascii=False).encode() + b"\n"

@@ -104,3 +104,62 @@ def test_a_cold_send_reads_no_package_metadata(cli, topic):
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
     assert "awscrt.mqtt5" in imported
     assert not {"importlib.metadata", "email"} & imported
+
+
+def test_received_messages_skip_awscrts_packet_objects(stack, monkeypatch):
+    """receive.py's lean core hands each message over without a PublishPacket or a
+    PublishReceivedData (awscrt's _on_publish builds both): none is made for 50 messages, and each
+    arrives whole, its properties too. Fails if the installed awscrt's _on_publish is not the one
+    receive.py read (LEAN off)."""
+    from awscrt import mqtt5
+
+    from iotnotify.mqtt import receive
+    from iotnotify.properties import Properties
+
+    made = []
+    monkeypatch.setattr(mqtt5, "PublishReceivedData", lambda *a, **k: made.append(1))  # awscrt's path would call it
+    assert receive.LEAN
+    got, done = [], threading.Event()
+
+    def on_message(message) -> None:  # type: ignore[no-untyped-def]
+        got.append(message)
+        if len(got) == 50:
+            done.set()
+
+    options = ConnectOptions(ca_file=stack.ca_file)
+    connection = open_connection(endpoint_source(stack.endpoint, 5), options, on_message)
+    try:
+        assert mqtt5._ClientCore.__name__ == "_ClientCore"  # swapped only while the client was built
+        assert connection.subscribe(["test/lean"], 1) == [1]
+        props = Properties(user_properties=(("k", "v"),), content_type="text/plain", correlation_data=b"\x00\x01",
+                           message_expiry=60, payload_format="utf8", response_topic="test/lean/reply")
+        for i in range(49):
+            connection.publish("test/lean", b"%d" % i, 1, False, lambda _code: None)
+        connection.publish("test/lean", b"last", 0, False, lambda _code: None, props)
+        assert done.wait(20)
+    finally:
+        connection.disconnect()
+    assert not made
+    assert [m.payload for m in got[:49]] == [b"%d" % i for i in range(49)]
+    assert (got[-1].payload, got[-1].qos, got[-1].retain) == (b"last", 0, False)
+    assert got[-1].properties is not None
+    assert got[-1].properties.user_properties == (("k", "v"),)
+    assert (got[-1].properties.content_type, got[-1].properties.correlation_data) == ("text/plain", b"\x00\x01")
+    assert (got[-1].properties.payload_format, got[-1].properties.response_topic) == ("utf8", "test/lean/reply")
+    assert got[-1].properties.message_expiry in (59, 60)
+    assert got[0].properties is None
+
+
+def test_lean_receive_is_only_for_the_signatures_read():
+    from iotnotify.mqtt.receive import KNOWN, _fits
+
+    def make(names: tuple[str, ...]):  # type: ignore[no-untyped-def]
+        namespace: dict = {}
+        exec(f"def f({', '.join(names)}): pass", namespace)  # noqa: S102 - a signature to test, nothing else
+        return namespace["f"]
+
+    assert _fits(make(KNOWN))
+    assert _fits(make((*KNOWN, "puback_control_id")))
+    assert not _fits(make((*KNOWN, "puback_control_id", "extra")))
+    assert not _fits(make(KNOWN[:-1]))
+    assert not _fits(None)

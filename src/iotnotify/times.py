@@ -13,9 +13,24 @@ def parse_iso(value: str) -> dt.datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
+_second: list[tuple[int, str]] = [(-1, "")]  # the last whole second written, and its text
+
+
 def iso(moment: dt.datetime | float, milliseconds: bool = False) -> str:
     """`moment` (a datetime, or seconds since the epoch) as ISO 8601 in UTC with a Z: to the second,
-    or to the millisecond."""
+    or to the millisecond. Seconds since the epoch to the millisecond (each message of `subscribe
+    --json`) reuse the text of the second before: formatting a datetime per message cost a third
+    of --json's time."""
+    if milliseconds and isinstance(moment, (int, float)):
+        second = int(moment // 1)
+        micro = round((moment - second) * 1_000_000)  # as datetime.fromtimestamp rounds: half even
+        if micro >= 1_000_000:
+            second, micro = second + 1, micro - 1_000_000
+        cached_second, text = _second[0]
+        if cached_second != second:
+            text = dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+            _second[0] = (second, text)
+        return f"{text}{micro // 1000:03d}Z"
     if not isinstance(moment, dt.datetime):
         moment = dt.datetime.fromtimestamp(moment, dt.UTC)
     moment = moment.astimezone(dt.UTC)

@@ -17,7 +17,7 @@ from awsiot import mqtt5_client_builder
 from iotnotify import trace
 from iotnotify.errors import ConnectError, DeliveryError, IotNotifyError, Refused
 from iotnotify.messages import Message
-from iotnotify.mqtt import threadstate
+from iotnotify.mqtt import receive, threadstate
 from iotnotify.mqtt.base import (
     ACKED,
     NOT_ACKED,
@@ -98,6 +98,22 @@ class Mqtt5Connection(Connection):
         return call
 
     def _build(self) -> mqtt5.Client:
+        if self.on_message is None:
+            return self._make()
+        return receive.build(self._make, self._lean_receiver())
+
+    def _lean_receiver(self) -> receive.Lean:
+        """What gets each message from receive.py's lean core: a Message for on_message."""
+        generation, on_message, keep = self.generation, self.on_message, threadstate.keep
+
+        def received(topic: str, payload: bytes, qos: int, retain: bool, properties: Properties | None) -> None:
+            keep()
+            if generation == self.generation and on_message is not None:
+                on_message(Message(topic, payload or b"", qos, retain, properties=properties))
+
+        return received
+
+    def _make(self) -> mqtt5.Client:
         validation = mqtt5.ExtendedValidationAndFlowControlOptions
         guarded = self._guarded
         return mqtt5_client_builder.websockets_with_default_aws_signing(
