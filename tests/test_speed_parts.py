@@ -163,3 +163,34 @@ def test_lean_receive_is_only_for_the_signatures_read():
     assert not _fits(make((*KNOWN, "puback_control_id", "extra")))
     assert not _fits(make(KNOWN[:-1]))
     assert not _fits(None)
+
+
+SPY_EXIT = """
+import os, sys
+real = os._exit
+def spy(code):
+    sys.stderr.write(f"quick exit {code}\\n")
+    sys.stderr.flush()
+    real(code)
+os._exit = spy
+sys.argv = ["iotnotify", *sys.argv[1:]]
+from iotnotify.launch import main
+main()
+"""
+
+
+def test_send_ends_its_process_without_finalization_once_disconnected(cli, topic):
+    """`send` ends with os._exit once its connections are closed (the interpreter's finalization
+    cost 40-50 ms of a cold send), with its exit code and its output flushed."""
+    python = IOTNOTIFY[0]
+    done = subprocess.run([python, "-c", SPY_EXIT, "send", "--no-agent", "-l", topic], input=b"a\nb\n" * 100,
+                          capture_output=True, env=cli.env, timeout=60)
+    assert (done.returncode, done.stderr) == (0, b"quick exit 0\n")
+    refused = subprocess.run([python, "-c", SPY_EXIT, "send", "--no-agent", "test/a/#", "x"],
+                             capture_output=True, env=cli.env, timeout=60)
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines() == [
+        b"iotnotify: error: topic 'test/a/#' contains a wildcard ('+' or '#'): publish needs an exact topic",
+        b"quick exit 2"]
+    keys = subprocess.run([python, "-c", SPY_EXIT, "keys"], capture_output=True, env=cli.env, timeout=60)
+    assert keys.returncode == 0 and b"quick exit" not in keys.stderr  # other commands end as usual

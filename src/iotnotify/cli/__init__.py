@@ -16,7 +16,7 @@ import click
 
 from iotnotify import __version__, errors
 from iotnotify.cli.options import CONTEXT, group_options
-from iotnotify.cli.terminal import quiet_stdout
+from iotnotify.cli.terminal import ends_quickly, quiet_stdout
 
 COMMANDS = {"keys": "client:keys_command", "send": "client:send_command", "subscribe": "client:subscribe_command",
             "tail": "tail:tail_command", "request": "rpc:request_command", "respond": "rpc:respond_command",
@@ -118,5 +118,22 @@ def main() -> None:
             raise
         click.echo(f"iotnotify: internal error: {type(e).__name__}: {e} (IOTNOTIFY_DEBUG=1 shows more)", err=True)
         code = errors.ExitStatus.INTERNAL
+    if ends_quickly():
+        _end_now(code or 0)
     sys.exit(code or 0)
+
+
+def _end_now(code: int) -> None:
+    """End the process at once (terminal.end_quickly), its output flushed, unless a thread of ours
+    still runs (then as usual, which waits for it)."""
+    import threading
+
+    if threading.active_count() > 1:
+        return
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        quiet_stdout()
+    sys.stderr.flush()
+    os._exit(code)
 

@@ -25,7 +25,7 @@ from iotnotify.cli.options import (
     will_of,
     will_options,
 )
-from iotnotify.cli.terminal import note, quiet_stdout
+from iotnotify.cli.terminal import end_quickly, note, quiet_stdout
 
 
 @click.command("keys", context_settings=CONTEXT, epilog="""\b
@@ -109,6 +109,8 @@ def send_command(ctx: click.Context, /, topic: str, message: str | None, message
          no_agent: bool, qos: int, **flags: Any) -> None:
     """Publish MESSAGE to TOPIC; exit 0 only once the broker acknowledged every QoS 1 message."""
     from iotnotify.messages import payloads_from, read_lines
+
+    end_quickly()  # its connections are closed before it returns
     from iotnotify.mqtt import ConnectOptions
     from iotnotify.send import send
 

@@ -336,8 +336,10 @@ class Mqtt5Connection(Connection):
     def disconnect(self, timeout: float = 5.0) -> None:
         log.debug("DISCONNECT to the broker")
         self._stopping = self.closing = True
+        started = time.monotonic()
         self.client.stop(mqtt5.DisconnectPacket())
         self._stopped.wait(timeout)
+        log.debug("client stopped after %.0f ms", (time.monotonic() - started) * 1000)
 
 
 def _connack_text(connack: mqtt5.ConnackPacket | None, settings: mqtt5.NegotiatedSettings) -> str:
