@@ -8,6 +8,7 @@ import signal
 import stat
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,7 +79,7 @@ def test_plain_send_through_the_agent_loads_neither_click_nor_awscrt(user: Cli, 
     assert done.returncode == 0, done.stderr
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
     assert "iotnotify.agent.client" in imported
-    assert not {"click", "awscrt", "dataclasses", "pathlib"} & imported
+    assert not {"click", "awscrt", "dataclasses", "pathlib", "json", "socket", "threading", "typing"} & imported
     assert status(user)["sends"] == "1"
 
 
@@ -259,3 +260,36 @@ def test_quick_parse_takes_only_plain_sends() -> None:
                   ["--endpoint", "x", "send", "t", "m"], ["send", "t", "m", "-m", "n"], ["send", "-l", "-s", "t"],
                   ["send", "--help"], ["send", "t", "m", "--client-id", "c"], ["send", "-rq0", "t", "m"]):
         assert parse(other) is None, other
+
+
+def test_agent_connects_again_with_new_keys_before_its_keys_expire(stack: Stack) -> None:
+    """At a tick, keys within their refresh margin (a quarter of their life, at most 5 minutes)
+    make the agent open a new connection with new keys; the old one closes once no send uses it."""
+    import dataclasses
+    import datetime as dt
+
+    from iotnotify.agent.server import Agent
+    from iotnotify.keys import KeyCache, endpoint_source
+    from iotnotify.mqtt import ConnectOptions
+
+    folder_ = Path(tempfile.mkdtemp(prefix="rt-"))
+    source = endpoint_source(stack.endpoint, 5, KeyCache(folder_ / "cache"))
+    agent = Agent(source, ConnectOptions(ca_file=stack.ca_file), "identity", str(folder_ / "agent.sock"))
+    agent.start()
+    try:
+        first = agent.connection
+        assert first is not None
+        now = dt.datetime.now(dt.UTC)  # as keys fetched an hour ago, 30 s from their end, would be
+        first.keys = dataclasses.replace(first.keys, fetched_at=now - dt.timedelta(hours=1),
+                                         expiration=now + dt.timedelta(seconds=30))
+        agent._tick()
+        second = agent.connection
+        assert second is not first and second is not None
+        assert second.keys.access_key != first.keys.access_key
+        assert second.keys.fresh()
+        wait_for(lambda: first.closing, 10, "the old connection to close")
+        done = threading.Event()
+        second.publish("test/agent-refresh", b"x", 1, False, lambda code: done.set())
+        assert done.wait(10)
+    finally:
+        agent.close()

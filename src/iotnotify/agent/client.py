@@ -1,16 +1,18 @@
 """`send`'s side of the agent: hand the messages to a running agent and keep each payload until the
 agent says the broker acknowledged it, so that nothing the agent did not confirm is lost (--failed
 gets it) even if the agent dies. No awscrt here: this is what makes a send through an agent quick.
+
+It imports only what a plain send needs (agent/__init__.py says why): `_socket`, the C module
+`socket` wraps (socket.py's enums and selectors cost 15 ms), no json (wire.py), and threading only
+for a stream (-l), whose acknowledgements are read while it writes; a whole message is written,
+then its answers read, in one thread. Our errors are imported when one is raised.
 """
 
 from __future__ import annotations
 
-import json
+import _socket
 import os
-import socket
-import threading
 
-from iotnotify import errors
 from iotnotify.agent import owned
 from iotnotify.agent.wire import (
     ACKED,
@@ -24,14 +26,17 @@ from iotnotify.agent.wire import (
     VERSION,
     Reader,
     frame,
-    json_frame,
     message_frame,
+    value,
+    value_frame,
 )
 
-TYPE_CHECKING = False  # typing and pathlib cost a send through an agent 30 ms: agent/__init__.py
+TYPE_CHECKING = False  # typing costs a send through an agent 10 ms: agent/__init__.py
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import Any
+
+    from iotnotify.errors import IotNotifyError
 
 WINDOW = 1000  # messages handed to the agent and not yet acknowledged, at most (as send.WINDOW)
 GRACE = 30.0  # s past --timeout to wait for the agent's verdict before taking it for dead
@@ -43,12 +48,12 @@ class Unavailable(Exception):
     over, so the caller sends by itself."""
 
 
-def connect(path: str) -> socket.socket:
+def connect(path: str) -> _socket.socket:
     """A connection to the agent at `path`; Unavailable if none listens there (a stale socket of this
     user's is removed)."""
     if not owned(path):
         raise Unavailable(f"no agent socket at {path}")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.connect(path)
     except ConnectionRefusedError:
@@ -66,13 +71,17 @@ def connect(path: str) -> socket.socket:
 
 def ask(path: str, kind: bytes) -> dict[str, Any]:
     """The agent's answer to STATUS or STOP; Unavailable if there is no agent."""
-    with connect(path) as sock:
+    sock = connect(path)
+    try:
         sock.sendall(frame(kind))
         got = Reader(sock).next()
+    except OSError:
+        got = None
+    finally:
+        sock.close()
     if got is None or got[0] != VERDICT:
         raise Unavailable(f"the agent at {path} did not answer")
-    answer: dict[str, Any] = json.loads(got[1])
-    return answer
+    return value(got[1])
 
 
 def status(path: str) -> dict[str, Any]:
@@ -85,12 +94,33 @@ def stop(path: str) -> int:
     return int(ask(path, STOP)["stopping"])
 
 
+class _Alone:
+    """Condition's part that _Session uses, for a session read in the thread that writes."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
+
+    def notify_all(self) -> None:
+        return None
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float | None = None) -> bool:
+        return predicate()
+
+
 class _Session:
     """One send through the agent: what was handed over and not yet acknowledged, and how it ended."""
 
-    def __init__(self, sock: socket.socket, on_rejected: Callable[[int, str], None]) -> None:
+    def __init__(self, sock: _socket.socket, on_rejected: Callable[[int, str], None], threaded: bool) -> None:
         self.sock, self.on_rejected = sock, on_rejected
-        self.cond = threading.Condition()
+        if threaded:
+            import threading
+
+            self.cond: Any = threading.Condition()
+        else:
+            self.cond = _Alone()
         self.pending: dict[int, bytes] = {}
         self.sent = 0
         self.ready = False
@@ -99,7 +129,7 @@ class _Session:
         self.gone = False
 
     def listen(self) -> None:
-        """Read the agent's frames until it closes (a thread of its own)."""
+        """Read the agent's frames until it closes (it does after its VERDICT)."""
         reader = Reader(self.sock)
         try:
             while (got := reader.next()) is not None:
@@ -107,21 +137,20 @@ class _Session:
                 if kind == ACKED:
                     self._acked(body)
                 elif kind == REJECTED:
-                    info = json.loads(body)
+                    info = value(body)
                     self.on_rejected(int(info["position"]), str(info["message"]))
                 elif kind in (READY, VERDICT):
                     with self.cond:
                         if kind == READY:
                             self.ready = True
                         else:
-                            self.verdict = json.loads(body)
+                            self.verdict = value(body)
                         self.cond.notify_all()
         except (OSError, ValueError):
             pass
-        finally:
-            with self.cond:
-                self.gone = True
-                self.cond.notify_all()
+        with self.cond:
+            self.gone = True
+            self.cond.notify_all()
 
     def _acked(self, body: bytes) -> None:
         with self.cond:
@@ -136,7 +165,7 @@ class _Session:
 
     def wait(self, until: Callable[[], bool], timeout: float | None = None) -> bool:
         with self.cond:
-            return self.cond.wait_for(until, timeout)
+            return bool(self.cond.wait_for(until, timeout))
 
     def hand(self, payload: bytes) -> bool:
         """Hand one message over (after waiting for room); False once the agent ended the send."""
@@ -164,35 +193,49 @@ def send(path: str, identity: str, topic: str | None, payloads: Iterable[bytes],
     every message, else raise the error `send` would have (and write what was not acknowledged
     to `failed_file`). Unavailable, before anything was handed over, if no agent takes it."""
     sock = connect(path)
-    with sock:
-        session = _Session(sock, on_rejected)
-        threading.Thread(target=session.listen, name="iotnotify-agent-reader", daemon=True).start()
-        whole = isinstance(payloads, (list, tuple))
-        header = {"v": VERSION, "identity": identity, "topic": topic, "qos": qos, "retain": retain,
-                  "timeout": timeout, "properties": properties, "records": records, "whole": whole}
-        try:
-            data = json_frame(HEADER, header)
-            if whole:
-                session.pending = dict(enumerate(payloads, 1))
-                session.sent = len(session.pending)
-                data += b"".join(message_frame(payload) for payload in session.pending.values()) + frame(END)
+    whole = isinstance(payloads, (list, tuple))
+    session = _Session(sock, on_rejected, threaded=not whole)
+    header = {"v": VERSION, "identity": identity, "topic": topic, "qos": qos, "retain": retain,
+              "timeout": timeout, "properties": properties, "records": records, "whole": whole}
+    try:
+        data = value_frame(HEADER, header)
+        if whole:
+            session.pending = dict(enumerate(payloads, 1))
+            session.sent = len(session.pending)
+            data += b"".join(message_frame(payload) for payload in session.pending.values()) + frame(END)
             sock.sendall(data)
-            session.wait(lambda: session.ready or session.over, HANDSHAKE)
-            if not session.ready:
-                _before(session)
-            if not whole:
-                for payload in payloads:
-                    if not session.hand(payload):
-                        break  # the agent stopped this send: the rest of the input stays unread
-                else:
-                    sock.sendall(frame(END))
-            session.wait(lambda: session.over, timeout + GRACE)
-        except KeyboardInterrupt:
-            raise errors.Interrupted(f"interrupted: {len(session.pending)} of {session.sent} messages not "
-                                     "acknowledged" + _saved(session, failed_file, " (saved to {})")) from None
-        except OSError:
-            pass  # the agent went away: said below
+            sock.settimeout(timeout + GRACE)
+            session.listen()  # to the end: READY or a refusal, the acknowledgements, the verdict
+        else:
+            sock.sendall(data)
+            _stream(session, payloads, timeout)
+        if not session.ready:
+            _before(session)
+    except KeyboardInterrupt:
+        from iotnotify.errors import Interrupted
+
+        raise Interrupted(f"interrupted: {len(session.pending)} of {session.sent} messages not acknowledged"
+                          + _saved(session, failed_file, " (saved to {})")) from None
+    except OSError:
+        pass  # the agent went away: said below
+    finally:
+        sock.close()
     _outcome(session, failed_file)
+
+
+def _stream(session: _Session, payloads: Iterable[bytes], timeout: float) -> None:
+    """Hand each line over as it is read, the agent's answers read meanwhile by a thread of its own."""
+    import threading
+
+    threading.Thread(target=session.listen, name="iotnotify-agent-reader", daemon=True).start()
+    session.wait(lambda: session.ready or session.over, HANDSHAKE)
+    if not session.ready:
+        return
+    for payload in payloads:
+        if not session.hand(payload):
+            return  # the agent stopped this send: the rest of the input stays unread
+    session.sock.sendall(frame(END))
+    session.wait(lambda: session.over, timeout + GRACE)
 
 
 def _before(session: _Session) -> None:
@@ -204,7 +247,9 @@ def _before(session: _Session) -> None:
     raise _error(verdict)
 
 
-def _error(verdict: dict[str, Any]) -> errors.IotNotifyError:
+def _error(verdict: dict[str, Any]) -> IotNotifyError:
+    from iotnotify import errors
+
     kind = getattr(errors, str(verdict.get("error")), None)
     if not (isinstance(kind, type) and issubclass(kind, errors.IotNotifyError)):
         kind = errors.DeliveryError
@@ -234,8 +279,10 @@ def _outcome(session: _Session, failed_file: str | None) -> None:
     if verdict is not None and verdict.get("error"):
         error = _error(verdict)
         raise type(error)(f"{error}{saved}")
-    raise errors.DeliveryError(f"the agent ended before the broker acknowledged {len(session.pending)} of "
-                               f"{session.sent} messages{saved}")
+    from iotnotify.errors import DeliveryError
+
+    raise DeliveryError(f"the agent ended before the broker acknowledged {len(session.pending)} of "
+                        f"{session.sent} messages{saved}")
 
 
 def peer_pid_alive(pid: int) -> bool:

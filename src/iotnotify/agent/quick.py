@@ -101,7 +101,6 @@ def quick_send(argv: list[str]) -> int | None:
 
 
 def _send(path: str, agent_identity: str, options: dict[str, Any], profile: str | None) -> int | None:
-    from iotnotify import errors
     from iotnotify.agent import forget_route
     from iotnotify.agent.client import Unavailable, send
 
@@ -129,13 +128,17 @@ def _send(path: str, agent_identity: str, options: dict[str, Any], profile: str 
         forget_route(profile)
         read_stdin = "stdin" in options or options.get("file") == "-"
         return _send_directly(payloads, options) if read_stdin else None
-    except errors.IotNotifyError as e:
+    except KeyboardInterrupt:
+        sys.stderr.write("iotnotify: interrupted\n")
+        return 130
+    except Exception as e:  # our errors, imported only when one is raised (errors.py imports enum)
+        from iotnotify import errors
+
+        if not isinstance(e, errors.IotNotifyError):
+            raise
         prefix = "" if isinstance(e, errors.Interrupted) else "error: "
         sys.stderr.write(f"iotnotify: {prefix}{' '.join(str(e).split())}\n")
         return int(e.exit_code)
-    except KeyboardInterrupt:
-        sys.stderr.write("iotnotify: interrupted\n")
-        return int(errors.ExitStatus.INTERRUPTED)
     return 0
 
 

@@ -8,7 +8,6 @@ the old one is closed once the sends using it end.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -34,7 +33,8 @@ from iotnotify.agent.wire import (
     VERSION,
     Reader,
     frame,
-    json_frame,
+    value,
+    value_frame,
 )
 from iotnotify.errors import ConfigError, IotNotifyError, UsageError
 from iotnotify.keys import KeySource
@@ -44,6 +44,7 @@ from iotnotify.send import Publisher, check_before_sending, deliver
 
 log = logging.getLogger("iotnotify.wire")
 TICK = 1.0  # s between looks at the keys' expiry and the idle time
+FIRST_FRAME = 10.0  # s for a caller to say what it wants; one that says nothing is dropped
 
 
 class ClientGone(Exception):
@@ -159,7 +160,7 @@ class Agent:
         if connection is None:
             return {**self.about, "pid": os.getpid(), "socket": self.path, "connected": False}
         return {**self.about, "pid": os.getpid(), "socket": self.path, "broker": connection.where,
-                "client_id": connection.client_id, "protocol": self.options.protocol,
+                "client_id": connection.client_id, "protocol": str(self.options.protocol),
                 "started": times.iso(self.started), "keys_expire": times.iso(connection.keys.expiration),
                 "idle_exit": self.idle, "sends": self.served, "delivered": self.delivered,
                 "connected": connection.fatal is None}
@@ -171,17 +172,19 @@ class Agent:
                 if not same_user(sock):
                     return
                 reader = Reader(sock)
+                sock.settimeout(FIRST_FRAME)
                 first = reader.next()
+                sock.settimeout(None)  # a stream's lines may come slowly (tail -F | send -l)
                 if first is None:
                     return
                 kind, body = first
                 if kind == STATUS:
-                    sock.sendall(json_frame(VERDICT, self.status()))
+                    sock.sendall(value_frame(VERDICT, self.status()))
                 elif kind == STOP:
                     self.stopping.set()
-                    sock.sendall(json_frame(VERDICT, {"stopping": os.getpid()}))
+                    sock.sendall(value_frame(VERDICT, {"stopping": os.getpid()}))
                 elif kind == HEADER:
-                    self._send(sock, reader, json.loads(body))
+                    self._send(sock, reader, value(body))
         except (OSError, ClientGone, ValueError) as e:
             log.debug("agent: a caller went away: %s", e)
         finally:
@@ -192,7 +195,7 @@ class Agent:
         """A send: check as `send` checks, publish as it publishes, tell the caller each
         acknowledgement and, at the end, the outcome `send` would have had."""
         if header.get("v") != VERSION or header.get("identity") != self.identity:
-            sock.sendall(json_frame(VERDICT, {"mismatch": True}))
+            sock.sendall(value_frame(VERDICT, {"mismatch": True}))
             return
         lock = threading.Lock()
 
@@ -204,7 +207,7 @@ class Agent:
                     pass  # the caller went away; what is in flight still goes to the broker
 
         def rejected(position: int, error: IotNotifyError) -> None:
-            tell(json_frame(REJECTED, {"position": position, "message": str(error)}))
+            tell(value_frame(REJECTED, {"position": position, "message": str(error)}))
 
         topic, records, whole = header.get("topic"), bool(header.get("records")), bool(header.get("whole"))
         properties = from_record(header["properties"]) if header.get("properties") else None
@@ -230,7 +233,7 @@ class Agent:
             except IotNotifyError as e:
                 tell(_verdict(e))
             else:
-                tell(json_frame(VERDICT, {"sent": result.sent, "acked": result.acked}))
+                tell(value_frame(VERDICT, {"sent": result.sent, "acked": result.acked}))
         finally:
             with self.lock:
                 self.users[id(connection)] -= 1
@@ -238,7 +241,7 @@ class Agent:
 
 
 def _verdict(error: IotNotifyError, before: bool = False) -> bytes:
-    return json_frame(VERDICT, {"error": type(error).__name__, "message": str(error), "before": before})
+    return value_frame(VERDICT, {"error": type(error).__name__, "message": str(error), "before": before})
 
 
 def _payloads(reader: Reader) -> Iterator[bytes]:
