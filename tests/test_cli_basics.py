@@ -27,13 +27,19 @@ def test_every_command_has_help_with_examples(cli, command):
 
 
 BOTO_CHECK = """
-import atexit, sys
+import atexit, os, sys
 def report():
     loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore'))
     sys.stderr.write('BOTO:' + ','.join(loaded) + '\\n')
+    sys.stderr.flush()
 atexit.register(report)
+end = os._exit
+def ending(code):  # send ends with os._exit, without atexit (cli/terminal.end_quickly)
+    report()
+    end(code)
+os._exit = ending
 sys.argv = ['iotnotify'] + sys.argv[1:]
-from iotnotify.cli import main
+from iotnotify.launch import main
 main()
 """
 

@@ -2,6 +2,7 @@
 never a secret; and refusals named by their reason code."""
 
 import json
+import re
 
 import pytest
 
@@ -35,7 +36,8 @@ def test_send_traces_keys_connect_connack_puback_and_disconnect_without_secrets(
                     "keep-alive 60 s", "session present False"):
         assert maximum in connack
     assert f"PUBACK for '{topic}': 0x00 success" in text
-    assert lines[-1].endswith("DISCONNECT to the broker")
+    assert lines[-2].endswith("DISCONNECT to the broker")
+    assert re.search(r"client stopped after \d+ ms$", lines[-1])
     for secret in secrets(cli):
         assert secret not in result.stderr
 
