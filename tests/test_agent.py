@@ -4,6 +4,7 @@ stack with AWS's rules on; every agent a test starts is stopped at its end."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -148,9 +149,11 @@ def test_agent_killed_mid_send_loses_nothing_the_sender_was_told(user: Cli, topi
     assert b"the agent ended before the broker acknowledged" in err
     subscriber.terminate()
     received = {line.split()[-1] for line in subscriber.communicate()[0].decode().splitlines()}
-    saved = set(failed.read_text().split())
-    assert {"m6", "m7", "m8"} <= saved
-    assert received | saved == {f"m{n}" for n in range(1, 9)}
+    saved = set(failed.read_text().split()) if failed.exists() else set()
+    unread = re.search(rb"input not read past message (\d+)", err)  # as send leaves input after a stop
+    read = int(unread.group(1)) if unread else 8
+    assert read >= 5
+    assert received | saved == {f"m{n}" for n in range(1, read + 1)}  # every line read: delivered or saved
 
 
 def test_stale_socket_is_removed_and_send_connects_by_itself(user: Cli, topic: str) -> None:

@@ -4,7 +4,8 @@ import base64
 import io
 import json
 
-from iotnotify.messages import Message, read_lines
+from iotnotify.lines import read_lines
+from iotnotify.messages import Message
 from iotnotify.output import OutputStyle, formatter
 from iotnotify.times import iso
 

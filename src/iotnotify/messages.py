@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from iotnotify.errors import UsageError
+from iotnotify.lines import read_lines
 from iotnotify.properties import Properties
 
 
@@ -23,18 +24,6 @@ class Message:
     retain: bool = False
     time: float = field(default_factory=time.time)
     properties: Properties | None = None
-
-
-def read_lines(stream: BinaryIO) -> Iterator[bytes]:
-    """Yield each line of `stream` without its line ending, as soon as the line is complete."""
-    readline = stream.readline
-    while True:
-        line = readline()
-        if not line:
-            return
-        if line.endswith(b"\n"):
-            line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
-        yield line
 
 
 def payloads_from(message: str | None, file: BinaryIO | None, whole_stdin: bool, lines: bool,

@@ -127,6 +127,7 @@ class _Session:
         self.waiting_for_room = False
         self.verdict: dict[str, Any] | None = None
         self.gone = False
+        self.unread = False  # the send ended before the end of its input (left unread, as send does)
 
     def listen(self) -> None:
         """Read the agent's frames until it closes (it does after its VERDICT)."""
@@ -233,7 +234,8 @@ def _stream(session: _Session, payloads: Iterable[bytes], timeout: float) -> Non
         return
     for payload in payloads:
         if not session.hand(payload):
-            return  # the agent stopped this send: the rest of the input stays unread
+            session.unread = True  # the agent stopped this send: the rest of the input stays unread
+            return
     session.sock.sendall(frame(END))
     session.wait(lambda: session.over, timeout + GRACE)
 
@@ -281,8 +283,9 @@ def _outcome(session: _Session, failed_file: str | None) -> None:
         raise type(error)(f"{error}{saved}")
     from iotnotify.errors import DeliveryError
 
+    after = f"; input not read past message {session.sent}" if session.unread else ""
     raise DeliveryError(f"the agent ended before the broker acknowledged {len(session.pending)} of "
-                        f"{session.sent} messages{saved}")
+                        f"{session.sent} messages{after}{saved}")
 
 
 def peer_pid_alive(pid: int) -> bool:

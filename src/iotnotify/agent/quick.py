@@ -103,6 +103,8 @@ def quick_send(argv: list[str]) -> int | None:
 def _send(path: str, agent_identity: str, options: dict[str, Any], profile: str | None) -> int | None:
     from iotnotify.agent import forget_route
     from iotnotify.agent.client import Unavailable, send
+    from iotnotify.interrupts import interrupt_on_signals
+    from iotnotify.lines import read_lines
 
     stdin = sys.stdin.buffer
     try:
@@ -115,12 +117,12 @@ def _send(path: str, agent_identity: str, options: dict[str, Any], profile: str 
         elif "stdin" in options:
             payloads = [stdin.read()]
         elif "lines" in options:
-            payloads = _lines(stdin)
+            payloads = read_lines(stdin)
         else:
             payloads = [os.fsencode(options["message"])]
     except OSError:
         return None  # the CLI says what is wrong with the file
-    _interrupt_on_signals()
+    interrupt_on_signals()
     try:
         send(path, agent_identity, options["topic"], payloads, options["qos"], bool(options.get("retain")),
              options["timeout"], _rejected, options.get("failed"))
@@ -155,22 +157,3 @@ def _send_directly(payloads: list[bytes], options: dict[str, Any]) -> int:
 
 def _rejected(position: int, message: str) -> None:
     sys.stderr.write(f"iotnotify: message {position} not sent: {message}\n")
-
-
-def _lines(stream: Any) -> Any:
-    """Each line of `stream` without its line ending, as soon as it is complete (as messages.read_lines)."""
-    readline = stream.readline
-    while line := readline():
-        if line.endswith(b"\n"):
-            line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
-        yield line
-
-
-def _interrupt_on_signals() -> None:
-    """SIGTERM stops the send as Ctrl-C does (as the CLI's main)."""
-    import signal
-
-    def interrupt(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)

@@ -17,6 +17,7 @@ import click
 from iotnotify import __version__, errors
 from iotnotify.cli.options import CONTEXT, group_options
 from iotnotify.cli.terminal import ends_quickly, quiet_stdout
+from iotnotify.interrupts import interrupt_on_signals
 
 COMMANDS = {"keys": "client:keys_command", "send": "client:send_command", "subscribe": "client:subscribe_command",
             "tail": "tail:tail_command", "request": "rpc:request_command", "respond": "rpc:respond_command",
@@ -62,17 +63,6 @@ def cli(**_flags: Any) -> None:
     """
 
 
-def _interrupt_on_signals() -> None:
-    """SIGINT and SIGTERM both stop a command cleanly (KeyboardInterrupt), even in a background job."""
-    import signal
-
-    def interrupt(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, interrupt)
-    signal.signal(signal.SIGTERM, interrupt)
-
-
 def _quiet_callback_errors() -> None:
     """An exception raised in a callback on awscrt's threads (the keys source refusing a reconnection
     attempt, say) reaches the command through the connection's state; Python would also print it
@@ -92,7 +82,7 @@ def _quiet_callback_errors() -> None:
 
 def main() -> None:
     """Entry point: run the command; turn every failure into one line on stderr and an exit code."""
-    _interrupt_on_signals()
+    interrupt_on_signals()
     _quiet_callback_errors()
     try:
         code = cli.main(prog_name="iotnotify", standalone_mode=False)

@@ -108,7 +108,8 @@ def send_command(ctx: click.Context, /, topic: str, message: str | None, message
          stdin: bool, lines: bool, records: bool, retain: bool, timeout: float, failed: str | None, connections: int,
          no_agent: bool, qos: int, **flags: Any) -> None:
     """Publish MESSAGE to TOPIC; exit 0 only once the broker acknowledged every QoS 1 message."""
-    from iotnotify.messages import payloads_from, read_lines
+    from iotnotify.lines import read_lines
+    from iotnotify.messages import payloads_from
 
     end_quickly()  # its connections are closed before it returns
     from iotnotify.mqtt import ConnectOptions
