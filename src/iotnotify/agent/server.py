@@ -114,7 +114,7 @@ class Agent:
     def _tick(self) -> None:
         """Between callers: replace a connection whose keys near their end; stop when idle too long."""
         with self.lock:
-            busy = bool(self.sessions)
+            busy = any(self.users.values())  # sends under way (a status or a stop is not a use)
         if self.idle is not None and not busy and time.monotonic() - self.last_used > self.idle:
             log.debug("agent: idle for %g s: stopping", self.idle)
             self.stopping.set()
