@@ -148,3 +148,15 @@ def test_help_reads_no_config_file(tmp_path):
     assert cli.run("send", "--help").returncode == 0
     result = cli.run("send", "t", "x")
     assert result.returncode == 3 and "cannot read config file" in result.stderr
+
+
+def test_profile_persist_is_a_duration(tmp_path):
+    from iotnotify.errors import ConfigError
+    from iotnotify.settings import resolve
+
+    config = tmp_path / "config.toml"
+    config.write_text('[profiles.default]\npersist = "10m"\n[profiles.bad]\npersist = "soon"\n')
+    assert resolve(None, config, {}).persist == 600.0
+    assert resolve(None, config, {"persist": 30.0}).persist == 30.0  # --persist / IOTNOTIFY_PERSIST, parsed by click
+    with pytest.raises(ConfigError, match="persist = 'soon' is not a duration"):
+        resolve("bad", config, {})

@@ -61,7 +61,7 @@ class Settings:
     cognito_endpoint: str | None = None  # Cognito Identity's URL (default: the pool region's; local's own)
     iot_endpoint: str | None = None  # HOST[:PORT] of AWS IoT, for Cognito keys (which do not say it)
     logins: tuple[tuple[str, str], ...] = ()  # Cognito logins: (provider, token)
-    persist: str | None = None  # `send` starts an agent that exits after this long idle (a DURATION)
+    persist: float | None = None  # s: `send` starts an agent that exits after this long idle
 
     def to_json(self) -> dict[str, Any]:
         """The settings as JSON values (holds secrets: for a child process, never for output)."""
@@ -114,8 +114,20 @@ def resolve(profile_name: str | None, path: Path, given: Mapping[str, Any],
         topic=pick("topic") or None,
         keepalive=DEFAULT_KEEPALIVE if keepalive is None else int(keepalive), proxy=pick("proxy") or None,
         cognito_pool=pick("cognito_pool") or None, cognito_endpoint=pick("cognito_endpoint") or None,
-        iot_endpoint=pick("iot_endpoint") or None, logins=tuple(logins), persist=pick("persist") or None,
+        iot_endpoint=pick("iot_endpoint") or None, logins=tuple(logins), persist=_duration(pick("persist"), path),
     )
+
+
+def _duration(value: Any, path: Path) -> float | None:
+    """--persist's seconds (click parsed a flag's), or the profile's text ('10m') in seconds."""
+    if value is None or isinstance(value, (int, float)):
+        return value
+    from iotnotify.times import parse_duration
+
+    try:
+        return parse_duration(str(value))
+    except ValueError:
+        raise ConfigError(f"{path}: persist = {value!r} is not a duration such as 90s, 10m, 1h") from None
 
 
 def from_environment(profile_name: str | None, env: Mapping[str, str] = os.environ) -> Settings:

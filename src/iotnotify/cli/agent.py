@@ -37,17 +37,6 @@ def _settings(ctx: click.Context, from_stdin: bool = False) -> Settings:
     return resolve_settings(ctx)
 
 
-def _path(settings: Settings, create: bool = False) -> tuple[str, Any]:
-    from iotnotify.agent import identity, runtime_dir, socket_path
-
-    agent_identity = identity(settings)
-    try:
-        runtime_dir(create=create)
-        return agent_identity, socket_path(agent_identity)
-    except OSError as e:
-        raise errors.ConfigError(str(e)) from None
-
-
 @agent_group.command("start", context_settings=CONTEXT)
 @click.option("--detach", "-d", is_flag=True, help="Run in the background; return once it serves.")
 @click.option("--idle", type=Duration(), metavar="DURATION",
@@ -60,16 +49,17 @@ def start_command(ctx: click.Context, /, detach: bool, idle: float | None, setti
                   **_flags: Any) -> None:
     """Connect, then serve `send`s for these settings until stopped (Ctrl-C, `agent stop`, --idle)."""
     from iotnotify.agent.server import Agent
+    from iotnotify.agent.use import locate, remember
     from iotnotify.mqtt import ConnectOptions
 
     settings = _settings(ctx, settings_from_stdin)
-    agent_identity, path = _path(settings, create=True)
+    agent_identity, path = locate(settings, create=True)
     if detach:
         from iotnotify import trace
         from iotnotify.agent.spawn import start_detached
 
         pid = start_detached(settings, idle, path, debug=trace.on())
-        _remember(settings, agent_identity)
+        remember(settings, agent_identity)
         click.echo(f"agent running (pid {pid}), socket {path}")
         return
     source = source_of(settings)
@@ -77,7 +67,7 @@ def start_command(ctx: click.Context, /, detach: bool, idle: float | None, setti
                   {"profile": settings.profile or "default", "keys": source.name})
     agent.start()
     if not settings_from_stdin:
-        _remember(settings, agent_identity)
+        remember(settings, agent_identity)
     note(f"iotnotify: agent connected to {agent.status()['broker']}, serving {path} (pid {agent.status()['pid']})"
          + ("" if settings_from_stdin else "; Ctrl-C stops it"))
     try:
@@ -90,8 +80,9 @@ def start_command(ctx: click.Context, /, detach: bool, idle: float | None, setti
 def _agents(ctx: click.Context, every: bool) -> list[Any]:
     """The sockets to ask: every agent's, or the one for the settings given."""
     from iotnotify.agent import sockets
+    from iotnotify.agent.use import locate
 
-    return sockets() if every else [_path(resolve_settings(ctx))[1]]
+    return sockets() if every else [locate(resolve_settings(ctx))[1]]
 
 
 @agent_group.command("status", context_settings=CONTEXT)
@@ -142,60 +133,3 @@ def stop_command(ctx: click.Context, /, every: bool, **_flags: Any) -> None:
         time.sleep(0.02)
     for pid, _ in stopped:
         click.echo(f"agent stopped (pid {pid})")
-
-
-def send_through_agent(settings: Settings, topic: str | None, payloads: Any, qos: int, retain: bool, timeout: float,
-                       failed: str | None, properties: Any, records: bool, persist: float | None) -> None:
-    """`send` through the agent for `settings` (started first with --persist, or the profile's
-    `persist`, if none runs); Unavailable if none takes it."""
-    from iotnotify.agent import client, owned
-
-    what = "line" if records else "message"
-    try:
-        agent_identity, path = _path(settings, create=bool(persist or settings.persist))
-    except errors.ConfigError as e:
-        note(f"iotnotify: warning: {e}")
-        raise client.Unavailable(str(e)) from None
-    if persist is None and settings.persist:
-        from iotnotify.times import parse_duration
-
-        try:
-            persist = parse_duration(settings.persist)
-        except ValueError:
-            raise errors.ConfigError(f"persist = {settings.persist!r} in the profile is not a duration "
-                                     "such as 10m") from None
-    if persist is not None and not _serving(path):
-        from iotnotify import trace
-        from iotnotify.agent.spawn import start_detached
-
-        start_detached(settings, persist, path, debug=trace.on())
-    if not owned(path):
-        raise client.Unavailable("no agent")
-    _remember(settings, agent_identity)
-    client.send(path, agent_identity, topic, payloads, qos, retain, timeout,
-                lambda index, message: note(f"iotnotify: {what} {index} not sent: {message}"),
-                failed, properties.record() if properties else None, records)
-
-
-def _remember(settings: Settings, agent_identity: str) -> None:
-    """Leave a route for a plain `send` here to find this agent without click, if the settings came
-    from the variables and the profile alone (agent/quick.py)."""
-    from iotnotify.agent import identity, save_route
-    from iotnotify.settings import from_environment
-
-    try:
-        plain = identity(from_environment(settings.profile))
-    except (errors.IotNotifyError, ValueError):
-        return
-    if plain == agent_identity:
-        save_route(settings.profile, str(settings.config_path), agent_identity)
-
-
-def _serving(path: Any) -> bool:
-    from iotnotify.agent.client import Unavailable, status
-
-    try:
-        status(path)
-    except Unavailable:
-        return False
-    return True

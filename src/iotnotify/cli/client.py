@@ -110,11 +110,10 @@ def send_command(ctx: click.Context, /, topic: str, message: str | None, message
     """Publish MESSAGE to TOPIC; exit 0 only once the broker acknowledged every QoS 1 message."""
     from iotnotify.lines import read_lines
     from iotnotify.messages import payloads_from
-
-    end_quickly()  # its connections are closed before it returns
     from iotnotify.mqtt import ConnectOptions
     from iotnotify.send import send
 
+    end_quickly()  # its connections are closed before it returns
     if message is not None and message_opt is not None:
         raise errors.UsageError("give the message once: as MESSAGE or with -m")
     if records:
@@ -135,12 +134,16 @@ def send_command(ctx: click.Context, /, topic: str, message: str | None, message
 
     will = will_of(flags, settings.protocol)
     if not no_agent and connections == 1 and will is None:  # a will belongs to a connection of its own
+        from iotnotify import trace
+        from iotnotify.agent import use
         from iotnotify.agent.client import Unavailable
-        from iotnotify.cli.agent import send_through_agent
 
         try:
-            send_through_agent(settings, topic, payloads, qos, retain, timeout, failed, properties, records,
-                               flags["persist"])
+            use.send(settings, topic, payloads, qos, retain, timeout,
+                     lambda index, text: note(f"iotnotify: {what} {index} not sent: {text}"), failed, properties,
+                     records, debug=trace.on())
+        except use.UnsafeFolder as e:
+            note(f"iotnotify: warning: {e}")
         except Unavailable:
             pass
         else:
