@@ -22,7 +22,9 @@ def secrets(cli: Cli) -> list[str]:
 
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_send_traces_keys_connect_connack_puback_and_disconnect_without_secrets(cli, topic, where):
-    args = ["--debug", "send", topic, "hi"] if where == "before" else ["send", topic, "hi", "--debug"]
+    # the MQTT trace: one message would go over HTTPS by itself (its trace: test_https_publish.py)
+    args = ["--debug", "send", "--via", "mqtt", topic, "hi"] if where == "before" else \
+        ["send", topic, "hi", "--via", "mqtt", "--debug"]
     result = cli.run("--no-cache", *args)
     assert result.returncode == 0, result.stderr
     lines = debug_lines(result.stderr)
@@ -67,7 +69,7 @@ def test_suback_per_filter_and_puback_refusals_with_their_codes(cli, stack, tmp_
     sub = cli.run(*flags, "subscribe", f"{topic}/mine", f"{topic}/other", "--partial", "-W", "1", "--debug")
     assert f"SUBACK '{topic}/mine': granted QoS 1" in sub.stderr
     assert f"SUBACK '{topic}/other': 0x87 not authorized" in sub.stderr
-    sent = cli.run(*flags, "send", f"{topic}/other", "no", "--debug")
+    sent = cli.run(*flags, "send", f"{topic}/other", "no", "--via", "mqtt", "--debug")
     assert sent.returncode == 10
     assert f"PUBACK for '{topic}/other': 0x87 not authorized" in sent.stderr
     assert sent.stderr.splitlines()[-1] == (

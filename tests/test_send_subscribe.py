@@ -219,8 +219,8 @@ def test_processes_sharing_cached_keys_get_their_own_ids_below_the_keys_client_i
     owner = json.loads(cli.run("keys", "--json").stdout)["clientId"]
     before = len(broker_log(stack))
     sub = cli.subscriber(tmp_path, topic, "-C", "2", "-W", "20")  # stays connected while two sends run
-    assert cli.run("send", topic, "one").returncode == 0
-    assert cli.run("send", topic, "two").returncode == 0
+    assert cli.run("send", topic, "one", "--via", "mqtt").returncode == 0  # client ids are MQTT's
+    assert cli.run("send", topic, "two", "--via", "mqtt").returncode == 0
     assert finish(sub)[1] == b"one\ntwo\n"
     ids = re.findall(rf" as ({re.escape(owner)}-[0-9a-f]{{8}}) ", broker_log(stack)[before:])
     assert len(ids) == 3 and len(set(ids)) == 3
@@ -236,7 +236,8 @@ def test_client_id_is_random_when_the_keys_name_none(fake_endpoint, tmp_path, to
         fake_endpoint.answer(body=tutorial_keys(port=wss))
         cli = Cli(user_env(tmp_path))
         for _ in range(2):
-            assert cli.run("--endpoint", fake_endpoint.url, "--ca-file", ca_file, "send", topic, "x").returncode == 0
+            assert cli.run("--endpoint", fake_endpoint.url, "--ca-file", ca_file, "send", "--via", "mqtt", topic,
+                           "x").returncode == 0
         log = broker.log_file.read_text()
     ids = re.findall(r" as (iotnotify-[0-9a-f]{12}) ", log)
     assert len(ids) == 2 and len(set(ids)) == 2

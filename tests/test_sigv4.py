@@ -132,12 +132,14 @@ def test_a_wrong_secret_is_refused(stack, minted):
         403, "forbidden: signature does not match\n")
 
 
-def test_clients_with_keys_the_endpoint_never_minted_are_refused(stack, fake_endpoint, tmp_path):
+@pytest.mark.parametrize("via, said", [("mqtt", "refused the MQTT WebSocket connection"),
+                                           ("https", "refused the keys (HTTP 403: forbidden: unknown access key)")])
+def test_clients_with_keys_the_endpoint_never_minted_are_refused(stack, fake_endpoint, tmp_path, via, said):
     fake_endpoint.answer(body=tutorial_keys(port=stack.wss_port))
     result = Cli(user_env(tmp_path)).run("--endpoint", fake_endpoint.url, "--ca-file", stack.ca_file,
-                                         "send", "t", "x")
+                                         "send", "--via", via, "t", "x")
     assert result.returncode == 5
-    assert "refused the MQTT WebSocket connection" in result.stderr
+    assert said in result.stderr
 
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])

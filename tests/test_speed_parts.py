@@ -98,7 +98,8 @@ def test_a_cold_send_reads_no_package_metadata(cli, topic):
     """awsiotsdk's metrics (its version in CONNECT's username) import importlib.metadata and read
     the package's metadata on every connection: off, and a send with cached keys imports neither."""
     assert cli.run("keys").returncode == 0  # cached: fetching them would import http.client (and email)
-    done = subprocess.run([*IOTNOTIFY[:1], "-X", "importtime", *IOTNOTIFY[1:], "send", "--no-agent", topic, "hi"],
+    done = subprocess.run([*IOTNOTIFY[:1], "-X", "importtime", *IOTNOTIFY[1:], "send", "--no-agent", "--via", "mqtt",
+                           topic, "hi"],
                           capture_output=True, text=True, env=cli.env, timeout=60)
     assert done.returncode == 0, done.stderr
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}

@@ -73,6 +73,10 @@ class KeysRefused(ConnectError):
     """The broker refused the WebSocket upgrade: the keys are not (or no longer) accepted."""
 
 
+class HttpsUnsupported(ConnectError):
+    """The broker answered an HTTPS publish as a server that takes none (not AWS IoT Core's data endpoint)."""
+
+
 class TakenOver(ConnectError):
     """Another client connected with the same client id, and the broker closed this connection."""
 

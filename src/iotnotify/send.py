@@ -11,11 +11,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from iotnotify.allowance import check_publish, describe
-from iotnotify.errors import DeliveryError, Interrupted, IotNotifyError, Refused, UsageError
+from iotnotify.errors import DeliveryError, HttpsUnsupported, Interrupted, IotNotifyError, Refused, UsageError
 from iotnotify.files import write_private
 from iotnotify.keys import KeySource
 from iotnotify.messages import Message
-from iotnotify.mqtt import ACKED, CLOSED, NOT_ACKED, NOT_AUTHORIZED, Connection, ConnectOptions, open_connection
+from iotnotify.mqtt import (
+    ACKED,
+    CLOSED,
+    NOT_ACKED,
+    NOT_AUTHORIZED,
+    Connection,
+    ConnectOptions,
+    Protocol,
+    open_connection,
+)
 from iotnotify.mqtt import reason as reason_text
 from iotnotify.properties import Properties, check_payload_format, check_properties
 from iotnotify.records import parse_record
@@ -203,6 +212,25 @@ class Publisher:
         return self.result()
 
 
+def goes_over_https(via: str, payloads: Iterable[bytes], records: bool, connections: int, will: object,
+                    properties: Properties | None, options: ConnectOptions) -> bool:
+    """Whether a send publishes over HTTPS (mqtt/https.py): when asked to (`via` "https"; UsageError
+    for what only MQTT can do), or by default ("auto") for one message known in advance that needs
+    nothing of MQTT: no will, properties, client id or MQTT 3.1.1, one connection. Two round trips
+    on the network instead of four."""
+    if via == "https":
+        if will is not None:
+            raise UsageError("--will-topic needs an MQTT connection: not with --via https")
+        if connections > 1:
+            raise UsageError("--connections needs MQTT: not with --via https")
+        if properties:
+            raise UsageError("message properties need MQTT: not with --via https")
+        return True
+    return via == "auto" and isinstance(payloads, (list, tuple)) and len(payloads) == 1 and not records \
+        and connections == 1 and will is None and not properties and options.client_id is None \
+        and options.session is None and options.protocol == Protocol.V5
+
+
 def open_connections(source: KeySource, options: ConnectOptions, count: int, stack: ExitStack) -> list[Connection]:
     """`count` connections, each with a client id of its own (ID-1, ID-2... for a given --client-id),
     each disconnected when `stack` closes (those already open too, if one fails)."""
@@ -269,10 +297,19 @@ def send(source: KeySource, options: ConnectOptions, topic: str | None, payloads
     check_before_sending(source, topic, payloads, properties, records)
     if isinstance(payloads, (list, tuple)):
         connections = min(connections, max(len(payloads), 1))  # no connection left idle
-    with ExitStack() as stack:
-        publisher = Publisher(open_connections(source, options, connections, stack), topic or "", qos, retain,
-                              properties=properties)
-        return deliver(publisher, source, topic, payloads, timeout, on_rejected, failed_file, records)
+    try:
+        with ExitStack() as stack:
+            publisher = Publisher(open_connections(source, options, connections, stack), topic or "", qos, retain,
+                                  properties=properties)
+            return deliver(publisher, source, topic, payloads, timeout, on_rejected, failed_file, records)
+    except HttpsUnsupported as e:
+        if not options.https_fallback or not isinstance(payloads, (list, tuple)):
+            raise
+        from iotnotify.trace import log
+
+        log.debug("%s: over MQTT instead", e)
+        return send(source, replace(options, https=False, https_fallback=False), topic, payloads, qos, retain,
+                    timeout, on_rejected, failed_file, connections, properties, records)
 
 
 def deliver(publisher: Publisher, source: KeySource, topic: str | None, payloads: Iterable[bytes], timeout: float,
@@ -305,6 +342,8 @@ def deliver(publisher: Publisher, source: KeySource, topic: str | None, payloads
 def _outcome(publisher: Publisher, result: SendResult, rejected: dict[int, bytes], stopped: IotNotifyError | None,
              stalled: bool, interrupted: bool, failed_file: Path | None) -> SendResult:
     """Save what was not delivered to `failed_file`, then return the result, or raise what went wrong."""
+    if isinstance(stopped, HttpsUnsupported) and publisher.connection.options.https_fallback:
+        raise stopped  # nothing was delivered: send() sends it all over MQTT, nothing saved
     undelivered = {**publisher.undelivered(), **rejected}
     if undelivered and failed_file is not None:
         write_private(failed_file, b"".join(undelivered[k] + b"\n" for k in sorted(undelivered)))

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 VALUED = {"-m": "message", "--message": "message", "-q": "qos", "--qos": "qos", "-f": "file", "--file": "file",
-          "--timeout": "timeout", "--failed": "failed"}
+          "--timeout": "timeout", "--failed": "failed", "--via": "via"}
 FLAGS = {"-r": "retain", "--retain": "retain", "-s": "stdin", "--stdin": "stdin", "-l": "lines", "--lines": "lines"}
 
 
@@ -78,26 +78,41 @@ def _checked(options: dict[str, Any], positional: list[str]) -> dict[str, Any] |
     return options
 
 
-def quick_send(argv: list[str]) -> int | None:
+def quick_send(argv: list[str]) -> int | None:  # noqa: PLR0911 - a return per way a send can go
     """Send through a running agent as `iotnotify send` would; the exit code, or None when this is
     not a plain send or no agent is known to serve its settings (the CLI then does everything).
     The agent is found by the route a send through the CLI (or `agent start`) left for the same
     profile, variables, folder and config file (agent/__init__.py): no settings resolved here."""
-    from iotnotify.agent import owned, route, sockets
+    from iotnotify.agent import owned, route, runtime_dir, sockets
 
-    if not sockets() or os.environ.get("IOTNOTIFY_DEBUG") or os.environ.get("IOTNOTIFY_NO_AGENT"):
-        return None
     options = parse(argv)
     if options is None:
         return None
+    if options.get("via", os.environ.get("IOTNOTIFY_VIA", "auto")) not in ("auto", "mqtt"):
+        return _over_https(options)
+    if os.environ.get("IOTNOTIFY_DEBUG") or os.environ.get("IOTNOTIFY_NO_AGENT"):
+        return _over_https(options)
+    if not sockets():
+        try:
+            runtime_dir()
+        except OSError:
+            return None  # a folder that is not private: the CLI warns that it is not used
+        return _over_https(options)
     profile = options.get("profile") or os.environ.get("IOTNOTIFY_PROFILE") or None
     try:
         found = route(profile)
     except OSError:
         return None
     if found is None or not owned(found[0]):
-        return None
+        return _over_https(options)
     return _send(found[0], found[1], options, profile)
+
+
+def _over_https(options: dict[str, Any]) -> int | None:
+    """No agent for this send: one message goes over HTTPS from here (quick_https.py), if it can."""
+    from iotnotify.quick_https import https_send
+
+    return https_send(options)
 
 
 def _send(path: str, agent_identity: str, options: dict[str, Any], profile: str | None) -> int | None:

@@ -26,6 +26,7 @@ from iotnotify.cli.options import (
     will_options,
 )
 from iotnotify.cli.terminal import end_quickly, note, quiet_stdout
+from iotnotify.settings import VIAS
 
 
 @click.command("keys", context_settings=CONTEXT, epilog="""\b
@@ -99,6 +100,11 @@ Examples:
 @click.option("--persist", type=Duration(), metavar="DURATION", envvar="IOTNOTIFY_PERSIST", show_envvar=True,
               help="Start an agent if none runs, kept for later sends until idle for DURATION (10m, 1h), "
                    "as ssh's ControlPersist.")
+@click.option("--via", type=click.Choice(VIAS), default="auto", show_default=True, envvar="IOTNOTIFY_VIA",
+              show_envvar=True,
+              help="Publish over an MQTT connection, or over HTTPS requests (AWS IoT Core's POST /topics/...: two "
+                   "round trips for one message, MQTT's four). auto: a running agent, else HTTPS for one message "
+                   "without a will, properties or client id, else MQTT.")
 @property_options
 @will_options
 @mqtt_options
@@ -106,12 +112,14 @@ Examples:
 @click.pass_context
 def send_command(ctx: click.Context, /, topic: str, message: str | None, message_opt: str | None, file: BinaryIO | None,
          stdin: bool, lines: bool, records: bool, retain: bool, timeout: float, failed: str | None, connections: int,
-         no_agent: bool, qos: int, **flags: Any) -> None:
+         no_agent: bool, via: str, qos: int, **flags: Any) -> None:
     """Publish MESSAGE to TOPIC; exit 0 only once the broker acknowledged every QoS 1 message."""
+    from dataclasses import replace
+
     from iotnotify.lines import read_lines
     from iotnotify.messages import payloads_from
     from iotnotify.mqtt import ConnectOptions
-    from iotnotify.send import send
+    from iotnotify.send import goes_over_https, send
 
     end_quickly()  # its connections are closed before it returns
     if message is not None and message_opt is not None:
@@ -133,6 +141,9 @@ def send_command(ctx: click.Context, /, topic: str, message: str | None, message
         note(f"iotnotify: {what} {index} not sent: {error}")
 
     will = will_of(flags, settings.protocol)
+    options = ConnectOptions.from_settings(settings, will=will)
+    if via == "https":
+        no_agent = goes_over_https(via, payloads, records, connections, will, properties, options)
     if not no_agent and connections == 1 and will is None:  # a will belongs to a connection of its own
         from iotnotify import trace
         from iotnotify.agent import use
@@ -148,7 +159,8 @@ def send_command(ctx: click.Context, /, topic: str, message: str | None, message
             pass
         else:
             return
-    options = ConnectOptions.from_settings(settings, will=will)
+    if goes_over_https(via, payloads, records, connections, will, properties, options):
+        options = replace(options, https=True, https_fallback=via == "auto")
     send(source_of(settings), options, topic, payloads, qos, retain, timeout, rejected,
          Path(failed) if failed else None, connections, properties, records)
 

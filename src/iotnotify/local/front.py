@@ -6,7 +6,8 @@ anonymous broker on the network; its libwebsockets also adds 100-300 ms to every
 binds to loopback only and relays bytes: MQTT itself is Mosquitto's. Like AWS IoT's gateway, it checks
 the SigV4 signature of each WebSocket upgrade (local/sigv4.py) and refuses unknown, tampered or
 expired keys with HTTP 403; the connection's Gateway (local/gateway.py), if the stack gives it one,
-then holds it to AWS IoT Core's rules.
+then holds it to AWS IoT Core's rules. On the same port, as AWS IoT Core's data endpoint, it
+answers HTTPS publish requests (POST /topics/...: local/https_publish.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
+from websockets.asyncio.server import ServerConnection
 from websockets.typing import Subprotocol
 
 from iotnotify.errors import LocalStackError
@@ -25,8 +27,9 @@ from iotnotify.local.sigv4 import UpgradeRefused
 from iotnotify.local.tls import TlsFiles
 
 if TYPE_CHECKING:
-    from websockets.asyncio.server import ServerConnection
     from websockets.http11 import Request, Response
+
+    from iotnotify.local.https_publish import Answer
 
 MQTT_PATH = "/mqtt"
 READ_SIZE = 256 * 1024
@@ -34,6 +37,106 @@ MAX_MESSAGE = 2 * 1024 * 1024  # bytes per WebSocket message: AWS IoT Core's pac
 
 
 Holders = dict[str, Callable[[], Awaitable[None]]]  # client id -> ends the connection that holds it
+Publish = Callable[[str, str, Mapping[str, str], bytes], Awaitable["Answer"]]
+"""(method, target, headers, body) -> the answer to an HTTPS publish request."""
+MAX_HEAD = 16 * 1024  # bytes of an HTTP request's line and headers
+MAX_BODY = 256 * 1024  # bytes of a request body read at all (AWS IoT Core's payloads are at most 128 KB)
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+           405: "Method Not Allowed", 411: "Length Required", 413: "Payload Too Large", 503: "Service Unavailable"}
+
+
+class FrontConnection(ServerConnection):
+    """websockets' server connection (its documented `create_connection` hook), which hands a
+    connection that starts with a request other than GET to `publish` instead: plain HTTP/1.1
+    requests with a Content-Length body, answered in turn on a kept-alive connection (websockets
+    itself takes no request body). websockets' opening timeout ends an idle one."""
+
+    publish: Publish | None = None  # set on a subclass per front
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._start = b""
+        self._decided = self.publish is None
+        self._http: asyncio.StreamReader | None = None
+        self._http_task: asyncio.Task[None] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        if self._http is not None:
+            self._http.feed_data(data)
+            return
+        if not self._decided:
+            self._start += data
+            if b" " not in self._start[:8] and len(self._start) < 8:
+                return  # the method is not all here yet
+            data, self._decided = self._start, True
+            if not data.startswith(b"GET "):
+                self._http = asyncio.StreamReader(limit=MAX_HEAD)
+                self._http.feed_data(data)
+                self._http_task = asyncio.ensure_future(self._serve_http(self._http))
+                return
+        super().data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._http is not None:
+            self._http.feed_eof()
+        super().connection_lost(exc)
+
+    async def _serve_http(self, reader: asyncio.StreamReader) -> None:  # noqa: PLR0911 - an end per failure
+        """Answer each request in turn until the client closes, asks to, or sends one not understood."""
+        if self.publish is None:
+            return
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                    return
+                request = _parse_head(head)
+                if request is None:
+                    self._answer(400, b'{"message": "malformed request"}', close=True)
+                    return
+                method, target, headers = request
+                length = headers.get("content-length", "")
+                if not length.isdigit():
+                    self._answer(411, b'{"message": "a Content-Length is needed"}', close=True)
+                    return
+                if int(length) > MAX_BODY:
+                    self._answer(413, b'{"message": "request body too large"}', close=True)
+                    return
+                try:
+                    body = await reader.readexactly(int(length))
+                except asyncio.IncompleteReadError:
+                    return
+                answer = await self.publish(method, target, headers, body)
+                close = headers.get("connection", "").lower() == "close"
+                self._answer(answer.status, answer.body, close)
+                if close:
+                    return
+        finally:
+            self.transport.close()
+
+    def _answer(self, status: int, body: bytes, close: bool) -> None:
+        head = (f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\nServer: iotnotify-local\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                + ("Connection: close\r\n" if close else "") + "\r\n")
+        self.transport.write(head.encode() + body)
+
+
+def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]] | None:
+    """(method, target, headers with lower-case names) of an HTTP/1.1 request head, or None."""
+    try:
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, version = lines[0].split(" ")
+        headers = {}
+        for line in lines[1:]:
+            if line:
+                name, value = line.split(":", 1)
+                headers[name.strip().lower()] = value.strip()
+    except ValueError:
+        return None
+    if not version.startswith("HTTP/1.") or not target.startswith("/"):
+        return None
+    return method, target, headers
 
 
 class Relay:
@@ -129,10 +232,11 @@ class WebSocketFront:
     upgrade is relayed as it is (tests' brokers that restart at will)."""
 
     def __init__(self, port: int, broker_port: int, tls: TlsFiles, admit: Admit | None = None,
-                 plain_port: int | None = None) -> None:
+                 plain_port: int | None = None, publish: Publish | None = None) -> None:
         self.port = port
         self.plain_port = plain_port
         self.admit = admit
+        self.publish = publish  # answers HTTPS publish requests (None: only WebSocket upgrades)
         self.broker_port = broker_port
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.context.load_cert_chain(tls.cert_file, tls.key_file)
@@ -162,6 +266,8 @@ class WebSocketFront:
         listeners = [(self.port, self.context, "wss")] + (
             [(self.plain_port, None, "ws")] if self.plain_port is not None else [])
         servers = []
+        connection = type("Connection", (FrontConnection,), {"publish": staticmethod(self.publish)}) \
+            if self.publish is not None else FrontConnection
         for port, context, scheme in listeners:
             try:
                 servers.append(await serve(
@@ -169,6 +275,7 @@ class WebSocketFront:
                     "127.0.0.1", port, ssl=context, subprotocols=[Subprotocol("mqtt"), Subprotocol("mqttv3.1")],
                     process_request=self._checker(gateways), compression=None,
                     max_size=MAX_MESSAGE, ping_interval=None, close_timeout=1, server_header="iotnotify-local",
+                    create_connection=connection,
                 ))
             except OSError as e:
                 for server in servers:

@@ -314,3 +314,20 @@ def with_server_keep_alive(p: Packet, seconds: int) -> bytes:
     inner_bytes = data[inner:end] + bytes([SERVER_KEEP_ALIVE]) + struct.pack("!H", seconds)
     body = data[p.body : p.body + 2] + encode_varint(len(inner_bytes)) + inner_bytes + data[end:]
     return packet(p.first, body)
+
+
+def connect(client_id: str, keep_alive: int = 30) -> bytes:
+    """An MQTT 3.1.1 CONNECT with a clean session and no will, user name or password."""
+    name, encoded = b"MQTT", client_id.encode()
+    return packet(0x10, struct.pack("!H", len(name)) + name + bytes([4, 0x02]) + struct.pack("!H", keep_alive)
+                  + struct.pack("!H", len(encoded)) + encoded)
+
+
+def publish(topic: str, payload: bytes, qos: int, retain: bool, packet_id: int = 1) -> bytes:
+    """An MQTT 3.1.1 PUBLISH (a packet id only at QoS 1)."""
+    encoded = topic.encode()
+    body = struct.pack("!H", len(encoded)) + encoded + (struct.pack("!H", packet_id) if qos else b"") + payload
+    return packet(0x30 | (qos << 1) | int(retain), body)
+
+
+DISCONNECT_311 = b"\xe0\x00"

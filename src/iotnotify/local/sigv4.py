@@ -1,8 +1,10 @@
-"""Checking a WebSocket upgrade's SigV4 query signature the way AWS IoT's gateway does, for the local stack.
+"""Checking SigV4 signatures the way AWS IoT does, for the local stack: a WebSocket upgrade's query
+signature (service iotdevicegateway) and an HTTPS publish's Authorization header (service iotdata).
 
 The expected signature is computed by awscrt's own signer (the code the SDKs sign with), over the
-request as the client signed it: the path without the signature and the session token (AWS IoT's
-clients append the token after signing), and the headers the client says it signed.
+request as the client signed it: for an upgrade, the path without the signature and the session
+token (AWS IoT's clients append the token after signing); the headers the client says it signed;
+for a publish, its body too.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 SERVICE = "iotdevicegateway"
+DATA_SERVICE = "iotdata"  # the HTTPS data plane's signing name (POST /topics/...)
+AUTHORIZATION = re.compile(r"AWS4-HMAC-SHA256 Credential=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]{64})")
 AUTH_PARAMS = {"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-SignedHeaders", "X-Amz-Signature",
                "X-Amz-Security-Token", "X-Amz-Expires"}
 CLOCK_SKEW = dt.timedelta(minutes=5)
@@ -37,7 +41,7 @@ Lookup = Callable[[str], "KnownKeys | None"]
 
 
 class UpgradeRefused(Exception):
-    """A WebSocket upgrade AWS IoT's gateway would answer with 403; the message says why."""
+    """A request (a WebSocket upgrade, an HTTPS publish) AWS IoT would answer with 403; the message says why."""
 
 
 def verify_upgrade(path: str, headers: Mapping[str, str], lookup: Lookup, now: dt.datetime | None = None) -> KnownKeys:
@@ -73,14 +77,71 @@ def _scope(params: dict[str, str]) -> tuple[str, str, dt.datetime]:
         raise UpgradeRefused("missing signature")
     if params.get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256":
         raise UpgradeRefused("unsupported signing algorithm")
+    return _credential(params["X-Amz-Credential"], params.get("X-Amz-Date"), SERVICE)
+
+
+def _credential(credential: str, date: str | None, service: str) -> tuple[str, str, dt.datetime]:
+    """(access key, region, signing time) of a credential scope and X-Amz-Date, for `service`."""
     try:
-        access_key, day, region, service, terminator = params["X-Amz-Credential"].split("/")
-        signed_at = dt.datetime.strptime(params["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
-    except (KeyError, ValueError):
+        access_key, day, region, named, terminator = credential.split("/")
+        signed_at = dt.datetime.strptime(date or "", "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+    except ValueError:
         raise UpgradeRefused("malformed credential or date") from None
-    if service != SERVICE or terminator != "aws4_request" or day != signed_at.strftime("%Y%m%d"):
+    if named != service or terminator != "aws4_request" or day != signed_at.strftime("%Y%m%d"):
         raise UpgradeRefused("wrong credential scope")
     return access_key, region, signed_at
+
+
+def verify_signed_request(method: str, target: str, headers: Mapping[str, str], body: bytes, lookup: Lookup,
+                          now: dt.datetime | None = None) -> KnownKeys:
+    """The keys an HTTPS data-plane request (SigV4 in its Authorization header, as AWS IoT's HTTPS
+    publish takes it) is signed with, if known and unexpired; else UpgradeRefused."""
+    now = now or dt.datetime.now(dt.UTC)
+    lower = {name.lower(): value for name, value in headers.items()}
+    found = AUTHORIZATION.fullmatch(lower.get("authorization", "").strip())
+    if found is None:
+        raise UpgradeRefused("missing or malformed Authorization header")
+    credential, signed_names, signature = found.groups()
+    access_key, region, signed_at = _credential(credential, lower.get("x-amz-date"), DATA_SERVICE)
+    keys = lookup(access_key)
+    if keys is None:
+        raise UpgradeRefused("unknown access key")
+    if keys.expiration <= now:
+        raise UpgradeRefused("expired keys")
+    if abs(signed_at - now) > CLOCK_SKEW:
+        raise UpgradeRefused("signature date too far from now")
+    if not _same(lower.get("x-amz-security-token", ""), keys.session_token):
+        raise UpgradeRefused("wrong session token")
+    signed = signed_names.split(";")
+    if any(name not in lower for name in signed) or "host" not in signed:
+        raise UpgradeRefused("signature does not match")
+    try:
+        expected = _header_signature(method, target, [(n, lower[n]) for n in signed], body, access_key, keys,
+                                     region, signed_at)
+    except (RuntimeError, ValueError, TypeError):
+        expected = None
+    if expected is None or not _same(expected, signature):
+        raise UpgradeRefused("signature does not match")
+    return keys
+
+
+def _header_signature(method: str, target: str, headers: list[tuple[str, str]], body: bytes, access_key: str,
+                      keys: KnownKeys, region: str, signed_at: dt.datetime) -> str | None:
+    """The Authorization header's signature awscrt computes for this request, these keys and this time."""
+    import io
+
+    from awscrt import auth, http
+
+    own = ("x-amz-date", "x-amz-security-token")  # the signer adds these itself, from the date and the keys
+    request = http.HttpRequest(method, target, http.HttpHeaders([(n, v) for n, v in headers if n not in own]),
+                               io.BytesIO(body))
+    config = auth.AwsSigningConfig(
+        algorithm=auth.AwsSigningAlgorithm.V4, signature_type=auth.AwsSignatureType.HTTP_REQUEST_HEADERS,
+        credentials_provider=auth.AwsCredentialsProvider.new_static(access_key, keys.secret_key, keys.session_token),
+        region=region, service=DATA_SERVICE, date=signed_at)
+    auth.aws_sign_request(request, config).result(5)
+    found = AUTHORIZATION.fullmatch(request.headers.get("Authorization") or "")
+    return found.group(3) if found else None
 
 
 def _check_expires(expires: str | None, signed_at: dt.datetime, now: dt.datetime) -> None:

@@ -14,8 +14,9 @@ from iotnotify.local.broker import Broker, check_port_free
 from iotnotify.local.front import WebSocketFront
 from iotnotify.local.gateway import Gateway
 from iotnotify.local.grants import Grants
+from iotnotify.local.https_publish import HttpsPublish
 from iotnotify.local.keys_server import LOCAL_ACCOUNT, LOCAL_REGION, KeysServer, LocalIssuer, loopback_origins
-from iotnotify.local.sigv4 import UpgradeRefused, verify_upgrade
+from iotnotify.local.sigv4 import KnownKeys, UpgradeRefused, verify_signed_request, verify_upgrade
 from iotnotify.local.tls import ensure_tls_files
 from iotnotify.server.config import DEFAULT_LIFETIME, ConfigInvalid, EndpointConfig
 from iotnotify.server.handler import origin_allowed
@@ -53,8 +54,9 @@ class LocalStack:
         self.tls = ensure_tls_files(config.state_dir / "tls")
         self.broker = Broker(config.state_dir / "broker", config.mqtt_port)
         self.issuer = LocalIssuer(LOOPBACK, config.wss_port)
+        publish = HttpsPublish(self._verify_request, self._grants, config.mqtt_port, log)
         self.front = WebSocketFront(config.wss_port, config.mqtt_port, self.tls, admit=self._admit,
-                                    plain_port=config.ws_port)
+                                    plain_port=config.ws_port, publish=publish)
         self.keys: KeysServer | None = None
         self.origins = loopback_origins(config.keys_port, config.wss_port) + config.cors_origins
         try:
@@ -67,13 +69,25 @@ class LocalStack:
     def _admit(self, path: str, headers: Mapping[str, str]) -> Gateway | None:
         """Check the upgrade's signature (UpgradeRefused: 403); then, unless permissive, a Gateway
         holding the connection to the role's policy and the keys' session policy."""
+        self._check_origin(headers)
+        grants = self._grants(verify_upgrade(path, headers, self.issuer.lookup))
+        return None if grants is None else Gateway(grants, self.log)
+
+    def _check_origin(self, headers: Mapping[str, str]) -> None:
         origin = next((v for k, v in headers.items() if k.lower() == "origin"), None)
         if not origin_allowed(self.origins, origin):  # a web page the user visits is not a client of the stack
             raise UpgradeRefused("origin not allowed")
-        keys = verify_upgrade(path, headers, self.issuer.lookup)
+
+    def _verify_request(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> KnownKeys:
+        """The keys an HTTPS publish is signed with (UpgradeRefused: 403)."""
+        self._check_origin(headers)
+        return verify_signed_request(method, target, headers, body, self.issuer.lookup)
+
+    def _grants(self, keys: KnownKeys) -> Grants | None:
+        """What these keys may do: the role's policy and their session policy (None when permissive)."""
         if self.config.permissive:
             return None
-        return Gateway(Grants(LOCAL_REGION, LOCAL_ACCOUNT, (self.role_policy, keys.policy)), self.log)
+        return Grants(LOCAL_REGION, LOCAL_ACCOUNT, (self.role_policy, keys.policy))
 
     def start(self) -> None:
         """Check the ports, then start the broker, its wss front and the keys endpoint."""

@@ -1,7 +1,8 @@
 """MQTT over SigV4-signed WebSocket, as httpx shapes its transports: `base.py` holds the Connection
 interface, its options and the reason codes and imports no implementation; `v5.py` (awsiotsdk's
 MQTT 5 client) and `v311.py` (its MQTT 3.1.1 connection) implement it, with the awscrt work-arounds
-(`nodelay.py`, `threadstate.py`) beside them; `open_connection` here chooses."""
+(`nodelay.py`, `threadstate.py`) beside them, and `https.py` publishes over AWS IoT Core's HTTPS
+API instead (no awsiotsdk); `open_connection` here chooses."""
 
 from __future__ import annotations
 
@@ -40,7 +41,11 @@ def open_connection(source: KeySource, options: ConnectOptions, on_message: OnMe
     if options.ca_file is not None and not Path(options.ca_file).is_file():
         raise ConnectError(f"CA file {options.ca_file} does not exist")
     implementation: type[Connection]
-    if options.protocol == Protocol.V311:
+    if options.https:
+        from iotnotify.mqtt.https import HttpsConnection
+
+        implementation = HttpsConnection
+    elif options.protocol == Protocol.V311:
         from iotnotify.mqtt.v311 import Mqtt311Connection
 
         implementation = Mqtt311Connection

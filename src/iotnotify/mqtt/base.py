@@ -102,6 +102,8 @@ class ConnectOptions:
     session_expiry: int = DEFAULT_SESSION_EXPIRY  # s the broker keeps a persistent session while the client is away
     will: Will | None = None
     proxy: str | None = None  # an http:// proxy URL given by the user (else the environment's, unless NO_PROXY)
+    https: bool = False  # publish over HTTPS (mqtt/https.py) instead of connecting with MQTT...
+    https_fallback: bool = False  # ...and with MQTT after all if the broker takes no HTTPS publish
 
     @classmethod
     def from_settings(cls, settings: Settings, session: str | None = None,
