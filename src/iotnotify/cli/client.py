@@ -142,8 +142,9 @@ def send_command(ctx: click.Context, /, topic: str, message: str | None, message
 
     will = will_of(flags, settings.protocol)
     options = ConnectOptions.from_settings(settings, will=will)
-    if via == "https":
-        no_agent = goes_over_https(via, payloads, records, connections, will, properties, options)
+    if via == "https":  # never through an agent (its connection is MQTT); what only MQTT can do is refused now
+        goes_over_https(via, payloads, records, connections, will, properties, options)
+        no_agent = True
     if not no_agent and connections == 1 and will is None:  # a will belongs to a connection of its own
         from iotnotify import trace
         from iotnotify.agent import use
