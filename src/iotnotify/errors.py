@@ -115,3 +115,10 @@ class Refused(IotNotifyError):
     """The keys' policy does not allow a connect, publish or subscribe (AWS IoT Core's "not authorized")."""
 
     exit_code = ExitStatus.REFUSED
+
+
+def one_line(error: IotNotifyError) -> str:
+    """What `iotnotify` prints of an error after its name: 'error: ...' (a Ctrl-C's 'interrupted:
+    ...' as it is), on one line whatever the message's lines."""
+    message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return message if isinstance(error, Interrupted) else f"error: {message}"

@@ -119,43 +119,21 @@ def _send(path: str, agent_identity: str, options: dict[str, Any], profile: str 
     from iotnotify.agent import forget_route
     from iotnotify.agent.client import Unavailable, send
     from iotnotify.interrupts import interrupt_on_signals
-    from iotnotify.lines import read_lines
+    from iotnotify.quick_https import exit_code_of, read_message, rejected
 
-    stdin = sys.stdin.buffer
-    try:
-        if "file" in options:
-            if options["file"] == "-":
-                payloads: Any = [stdin.read()]
-            else:
-                with open(options["file"], "rb") as f:
-                    payloads = [f.read()]
-        elif "stdin" in options:
-            payloads = [stdin.read()]
-        elif "lines" in options:
-            payloads = read_lines(stdin)
-        else:
-            payloads = [os.fsencode(options["message"])]
-    except OSError:
+    payloads = read_message(options)
+    if payloads is None:
         return None  # the CLI says what is wrong with the file
     interrupt_on_signals()
     try:
         send(path, agent_identity, options["topic"], payloads, options["qos"], bool(options.get("retain")),
-             options["timeout"], _rejected, options.get("failed"))
+             options["timeout"], rejected, options.get("failed"))
     except Unavailable:  # nothing was handed over: the CLI sends it (what came from stdin, given again)
         forget_route(profile)
         read_stdin = "stdin" in options or options.get("file") == "-"
         return _send_directly(payloads, options) if read_stdin else None
-    except KeyboardInterrupt:
-        sys.stderr.write("iotnotify: interrupted\n")
-        return 130
-    except Exception as e:  # our errors, imported only when one is raised (errors.py imports enum)
-        from iotnotify import errors
-
-        if not isinstance(e, errors.IotNotifyError):
-            raise
-        prefix = "" if isinstance(e, errors.Interrupted) else "error: "
-        sys.stderr.write(f"iotnotify: {prefix}{' '.join(str(e).split())}\n")
-        return int(e.exit_code)
+    except BaseException as e:  # ours and Ctrl-C become a line and an exit code; anything else is raised again
+        return exit_code_of(e)
     return 0
 
 
@@ -169,6 +147,3 @@ def _send_directly(payloads: list[bytes], options: dict[str, Any]) -> int:
     args += (["-r"] if options.get("retain") else []) + (["--failed", options["failed"]] if options.get("failed") else [])
     return subprocess.run([*args, "--", options["topic"]], input=payloads[0], check=False).returncode  # noqa: S603
 
-
-def _rejected(position: int, message: str) -> None:
-    sys.stderr.write(f"iotnotify: message {position} not sent: {message}\n")

@@ -87,8 +87,7 @@ def main() -> None:
     try:
         code = cli.main(prog_name="iotnotify", standalone_mode=False)
     except errors.IotNotifyError as e:
-        message = " ".join(line.strip() for line in str(e).splitlines() if line.strip())  # always one line
-        click.echo(f"iotnotify: {'' if isinstance(e, errors.Interrupted) else 'error: '}{message}", err=True)
+        click.echo(f"iotnotify: {errors.one_line(e)}", err=True)
         code = e.exit_code
     except click.exceptions.Abort:
         click.echo("iotnotify: interrupted", err=True)
