@@ -6,12 +6,15 @@ domain suffixes, `*`). Only http:// proxies, reached with CONNECT for TLS."""
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from iotnotify.errors import ConnectError, UsageError
+
+if TYPE_CHECKING:
+    import socket
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,8 @@ def _bypassed(host: str, env: Mapping[str, str]) -> bool:
 def tunnel(proxy: Proxy, host: str, port: int, timeout: float) -> socket.socket:
     """A socket through `proxy` to host:port (HTTP CONNECT); ConnectError naming the proxy if it
     cannot be reached or refuses."""
+    import socket  # here: a send over HTTPS needs none (socket.py costs it 10 ms)
+
     try:
         sock = socket.create_connection((proxy.host, proxy.port), timeout=timeout)
     except OSError as e:

@@ -7,7 +7,7 @@ The same forms as agent/quick.py reads (TOPIC MESSAGE, -m, -f, -s; -q, -r, --tim
 `send`'s own checks, publishing and errors (send.send over mqtt/https.py): one message costs
 Python, awscrt's import, TLS and one request (bench/README.md). Anything else (a flag click reads,
 a setting that needs MQTT, a value click would refuse, a file it cannot read, --debug) is left to
-the CLI, which decides the same way (send.goes_over_https).
+the CLI, which decides the same way (via.goes_over_https).
 """
 
 from __future__ import annotations
@@ -27,20 +27,17 @@ def https_send(options: dict[str, Any]) -> int | None:
     if via not in ("auto", "https") or "lines" in options or os.environ.get("IOTNOTIFY_DEBUG") \
             or (via == "auto" and os.environ.get("IOTNOTIFY_PERSIST")):
         return None  # the CLI's: MQTT, --debug, an agent to start
-    from dataclasses import replace
-
     from iotnotify import errors
-    from iotnotify.mqtt import ConnectOptions
-    from iotnotify.send import goes_over_https
     from iotnotify.settings import from_environment
+    from iotnotify.via import goes_over_https
 
     profile = options.get("profile") or os.environ.get("IOTNOTIFY_PROFILE") or None
     try:
         settings = from_environment(profile)
     except (ValueError, errors.IotNotifyError):
         return None  # the CLI reads it again and says what is wrong
-    connect = ConnectOptions.from_settings(settings)
-    if settings.persist or not goes_over_https(via, [b""], False, 1, None, None, connect):
+    if settings.persist or not goes_over_https(via, [b""], False, 1, None, None, settings.client_id,
+                                               settings.protocol):
         return None  # MQTT's to do (persist: an agent to start)
     payloads = read_message(options)
     if payloads is None:
@@ -49,21 +46,24 @@ def https_send(options: dict[str, Any]) -> int | None:
 
     interrupt_on_signals()
     try:
-        _send(settings, replace(connect, https=True, https_fallback=via == "auto"), options, payloads)
+        _send(settings, via, options, payloads)
     except BaseException as e:  # ours and Ctrl-C become a line and an exit code; anything else is raised again
         return exit_code_of(e)
     return 0
 
 
-def _send(settings: Any, connect: Any, options: dict[str, Any], payloads: list[bytes]) -> None:
+def _send(settings: Any, via: str, options: dict[str, Any], payloads: list[bytes]) -> None:
+    from dataclasses import replace
     from pathlib import Path
 
     from iotnotify.keys import source_for
+    from iotnotify.mqtt import ConnectOptions
     from iotnotify.send import send
 
     def warn(message: str) -> None:
         sys.stderr.write(f"iotnotify: warning: {message}\n")
 
+    connect = replace(ConnectOptions.from_settings(settings), https=True, https_fallback=via == "auto")
     failed = options.get("failed")
     send(source_for(settings, warn=warn), connect, options["topic"], payloads, options["qos"],
          bool(options.get("retain")), options["timeout"], rejected, Path(failed) if failed else None)

@@ -22,7 +22,6 @@ from iotnotify.mqtt import (
     NOT_AUTHORIZED,
     Connection,
     ConnectOptions,
-    Protocol,
     open_connection,
 )
 from iotnotify.mqtt import reason as reason_text
@@ -210,25 +209,6 @@ class Publisher:
                     break
                 self._lock.wait(min(remaining, 0.5))
         return self.result()
-
-
-def goes_over_https(via: str, payloads: Iterable[bytes], records: bool, connections: int, will: object,
-                    properties: Properties | None, options: ConnectOptions) -> bool:
-    """Whether a send publishes over HTTPS (mqtt/https.py): when asked to (`via` "https"; UsageError
-    for what only MQTT can do), or by default ("auto") for one message known in advance that needs
-    nothing of MQTT: no will, properties, client id or MQTT 3.1.1, one connection. Two round trips
-    on the network instead of four."""
-    if via == "https":
-        if will is not None:
-            raise UsageError("--will-topic needs an MQTT connection: not with --via https")
-        if connections > 1:
-            raise UsageError("--connections needs MQTT: not with --via https")
-        if properties:
-            raise UsageError("message properties need MQTT: not with --via https")
-        return True
-    return via == "auto" and isinstance(payloads, (list, tuple)) and len(payloads) == 1 and not records \
-        and connections == 1 and will is None and not properties and options.client_id is None \
-        and options.session is None and options.protocol == Protocol.V5
 
 
 def open_connections(source: KeySource, options: ConnectOptions, count: int, stack: ExitStack) -> list[Connection]:

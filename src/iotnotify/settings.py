@@ -24,7 +24,6 @@ class Protocol(enum.StrEnum):
 
 PROTOCOLS = tuple(protocol.value for protocol in Protocol)
 DEFAULT_PROTOCOL = Protocol.V5.value
-VIAS = ("auto", "mqtt", "https")  # how `send` publishes (send.goes_over_https)
 DEFAULT_KEYS_TIMEOUT = 10.0  # s
 DEFAULT_RECONNECT_DELAY = (1.0, 30.0)  # s: the first delay before reconnecting, and the longest
 DEFAULT_SESSION_EXPIRY = 3600  # s the broker keeps a --session while its client is away

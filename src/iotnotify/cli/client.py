@@ -26,7 +26,7 @@ from iotnotify.cli.options import (
     will_options,
 )
 from iotnotify.cli.terminal import end_quickly, note, quiet_stdout
-from iotnotify.settings import VIAS
+from iotnotify.via import VIAS, goes_over_https
 
 
 @click.command("keys", context_settings=CONTEXT, epilog="""\b
@@ -119,7 +119,7 @@ def send_command(ctx: click.Context, /, topic: str, message: str | None, message
     from iotnotify.lines import read_lines
     from iotnotify.messages import payloads_from
     from iotnotify.mqtt import ConnectOptions
-    from iotnotify.send import goes_over_https, send
+    from iotnotify.send import send
 
     end_quickly()  # its connections are closed before it returns
     if message is not None and message_opt is not None:
@@ -143,7 +143,7 @@ def send_command(ctx: click.Context, /, topic: str, message: str | None, message
     will = will_of(flags, settings.protocol)
     options = ConnectOptions.from_settings(settings, will=will)
     if via == "https":  # never through an agent (its connection is MQTT); what only MQTT can do is refused now
-        goes_over_https(via, payloads, records, connections, will, properties, options)
+        goes_over_https(via, payloads, records, connections, will, properties, options.client_id, options.protocol)
         no_agent = True
     if not no_agent and connections == 1 and will is None:  # a will belongs to a connection of its own
         from iotnotify import trace
@@ -160,7 +160,7 @@ def send_command(ctx: click.Context, /, topic: str, message: str | None, message
             pass
         else:
             return
-    if goes_over_https(via, payloads, records, connections, will, properties, options):
+    if goes_over_https(via, payloads, records, connections, will, properties, options.client_id, options.protocol):
         options = replace(options, https=True, https_fallback=via == "auto")
     send(source_of(settings), options, topic, payloads, qos, retain, timeout, rejected,
          Path(failed) if failed else None, connections, properties, records)
