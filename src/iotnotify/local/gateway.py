@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from iotnotify import limits
 from iotnotify.local import packets as mqtt
@@ -34,8 +34,9 @@ class Verdict:
     """What to do with a chunk of bytes: send these on to the broker and to the client, then close
     the connection if `close`; wait `pause` seconds before reading more from the client."""
 
-    to_broker: bytes = b""
-    to_client: bytes = b""
+    # bytearrays: a chunk's packets are appended in place (with bytes, each += copied all before it)
+    to_broker: bytearray = field(default_factory=bytearray)
+    to_client: bytearray = field(default_factory=bytearray)
     close: bool = False
     pause: float = 0.0
     connected_as: str | None = None  # a CONNECT went to the broker with this client id

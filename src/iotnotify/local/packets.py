@@ -217,7 +217,9 @@ def parse_publish(p: Packet, v5: bool) -> Publish:
     if qos:
         packet_id, pos = _u16(data, pos), pos + 2
     alias, user_properties = None, 0
-    if v5:
+    if v5 and pos < len(data) and data[pos] == 0:  # no properties, as most messages: nothing to read
+        pos += 1
+    elif v5:
         props, _, pos = _properties(data, pos)
         found = props.get(TOPIC_ALIAS)
         alias = found if isinstance(found, int) else None
