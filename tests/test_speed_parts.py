@@ -195,3 +195,81 @@ def test_send_ends_its_process_without_finalization_once_disconnected(cli, topic
         b"quick exit 2"]
     keys = subprocess.run([python, "-c", SPY_EXIT, "keys"], capture_output=True, env=cli.env, timeout=60)
     assert keys.returncode == 0 and b"quick exit" not in keys.stderr  # other commands end as usual
+
+
+WARMUP_SPY = """
+import os, sys
+from iotnotify import crt_warmup
+real = os._exit
+def spy(code):
+    sys.stderr.write(f"warm-up: {crt_warmup.wait() or 'none'}\\n")
+    sys.stderr.flush()
+    real(code)
+os._exit = spy
+sys.argv = ["iotnotify", *sys.argv[1:]]
+from iotnotify.launch import main
+main()
+"""
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize("way", [["--via", "https"], ["--no-agent", "--via", "mqtt"]], ids=["quick-https", "cli-mqtt"])
+def test_a_cold_send_initializes_tls_on_another_core_first(cli, topic, way):
+    """crt_warmup.py: a send (quick_https.py's, or the CLI's over MQTT: --no-agent is not a form the
+    quick path reads) starts s2n-tls in a thread while Python imports the rest, and awscrt's own
+    import then finds it initialized. With one CPU there is nothing to gain and no warm-up."""
+    done = subprocess.run([IOTNOTIFY[0], "-c", WARMUP_SPY, "send", *way, topic, "hi"],
+                          capture_output=True, text=True, env=cli.env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[-1] == ("warm-up: initialized" if _cores() > 1 else "warm-up: none")
+
+
+WARMUP_THEN_IMPORT = """
+import sys
+from iotnotify import crt_warmup
+started = crt_warmup.start()
+import awscrt.io  # at once: waits for the warm-up, and must not deadlock on the import lock
+print(started, crt_warmup.wait(), any(type(f).__name__ == "_WaitFirst" for f in sys.meta_path), flush=True)
+crt_warmup.start()  # once per process
+"""
+
+
+def test_awscrt_imported_at_once_after_the_warm_up_waits_for_it():
+    """The finder that makes awscrt's import wait holds the import lock, so the warm-up thread must
+    import nothing: awscrt imported straight after start() gets an initialized s2n, no deadlock;
+    the finder goes once used."""
+    done = subprocess.run([IOTNOTIFY[0], "-c", WARMUP_THEN_IMPORT], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    expected = ["True", "initialized", "False"] if _cores() > 1 else ["False", "False"]  # one CPU: "" said nothing
+    assert done.stdout.split() == expected
+
+
+def test_a_command_that_ends_before_importing_awscrt_waits_for_the_warm_up(cli):
+    """`send --help` starts a warm-up (launch.py cannot tell) and ends before awscrt is imported:
+    it ends cleanly, after the thread (atexit), with its help."""
+    done = subprocess.run([*IOTNOTIFY, "send", "--help"], capture_output=True, text=True, env=cli.env, timeout=30)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert "Usage:" in done.stdout
+
+
+def test_the_warm_up_says_why_it_did_nothing():
+    from importlib.machinery import ModuleSpec
+
+    from iotnotify.crt_warmup import _initialize
+
+    def missing(path: str):  # type: ignore[no-untyped-def]
+        raise OSError(f"{path}: cannot open shared object file")
+
+    class NoS2n:
+        def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+            raise AttributeError(f"undefined symbol: {name}")
+
+    spec = ModuleSpec("_awscrt", None, origin="/nowhere/_awscrt.so")
+    assert _initialize(missing, None) == "no _awscrt"
+    assert _initialize(missing, spec) == "not available: /nowhere/_awscrt.so: cannot open shared object file"
+    assert _initialize(lambda _path: NoS2n(), spec) == "not available: undefined symbol: s2n_disable_atexit"

@@ -1,5 +1,7 @@
 """The `iotnotify` command's entry point: a plain `send` a running agent can take goes to it without
-loading the CLI (click costs more than the rest of such a send: agent/quick.py); all else to the CLI."""
+loading the CLI (click costs more than the rest of such a send: agent/quick.py), as does one
+message over HTTPS (quick_https.py); all else to the CLI, with awscrt's TLS start-up under way
+on another core for the commands that connect (crt_warmup.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,10 @@ def main() -> None:
         code = quick_send(argv)
         if code is not None:
             _end_now(code)
+    if any(command in argv[:3] for command in ("send", "subscribe", "tail")):
+        from iotnotify.crt_warmup import start
+
+        start()  # they connect: TLS's start-up on another core while click and the rest are imported
     from iotnotify.cli import main as cli_main
 
     cli_main()
