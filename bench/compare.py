@@ -97,6 +97,12 @@ def timed(command: list[str], env: dict[str, str], stdin: bytes | None = None) -
     return time.perf_counter() - start
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) process `pid` has used so far (Linux's /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 RAW: dict[str, dict[str, list[float]]] = {}  # row -> client -> every run's figure, for --raw
 
 
@@ -104,6 +110,12 @@ def median(runs: int, make: Callable[[], float], row: str = "", client: str = ""
     samples = [make() for _ in range(runs)]
     if row:
         RAW.setdefault(row, {})[client] = samples
+    return statistics.median(samples)
+
+
+def median_of(samples: list[float], row: str, client: str) -> float:
+    """The median of figures measured along another row's runs (kept as that row's raw figures)."""
+    RAW.setdefault(row, {})[client] = samples
     return statistics.median(samples)
 
 
@@ -136,6 +148,7 @@ class Bench:
         self.plain = str(self.stack.config.mqtt_port)
         self.env: dict[str, str] = {}
         self.keys: dict = {}
+        self.cpu: dict[str, list[float]] = {}  # client -> its CPU microseconds per message received, per run
         self.lines = b"".join(b'{"n": %d, "v": "xxxxxxxxxxxxxxxxxxxx"}\n' % i for i in range(messages))
 
     def start(self) -> None:
@@ -233,11 +246,12 @@ class Bench:
             self.subscribed(sub, "bench/flood")
             flood = subprocess.Popen(["mosquitto_pub", "-p", self.plain, "-q", "0", "-l", "-t", "bench/flood"],
                                      stdin=subprocess.PIPE)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), cpu_seconds(sub.pid)
             flood.stdin.write(self.lines)  # type: ignore[union-attr]
             flood.stdin.close()  # type: ignore[union-attr]
             received = self.count_lines(sub)
             elapsed = time.perf_counter() - start
+            self.cpu.setdefault(client, []).append((cpu_seconds(sub.pid) - cpu) / received * 1e6 if received else 0)
             flood.wait(RUN_LIMIT)
             if received < self.messages:
                 raise RuntimeError(f"{client} printed {received} of {self.messages} messages")
@@ -337,6 +351,9 @@ def run(bench: Bench, runs: int, stream_runs: int) -> list[Row]:
     rows.append((label, "msg/s", {client: cell(lambda client=client: median(
         stream_runs, lambda: bench.receive_rate(client), label, client), f"{client} {label}")
         for client in (OURS, MQTTJS, MOSQUITTO)}))
+    label = "  ... its CPU per message"  # the client's own cost, apart from what it shares the cores with
+    rows.append((label, "us", {client: median_of(bench.cpu[client], label, client) if client in bench.cpu else "failed"
+                               for client in (OURS, MQTTJS, MOSQUITTO)}))
     label = "subscribe --json to a pipe"
     rows.append((label, "msg/s", {OURS: cell(lambda: median(
         stream_runs, lambda: bench.receive_rate(OURS + " --json"), label, OURS), f"{OURS} {label}")}))
@@ -369,7 +386,7 @@ def delivered(bench: Bench, client: str, stream_runs: int, sent_row: Row) -> flo
 def print_table(rows: list[Row]) -> None:
     print(f"{'scenario':<36} {'unit':>5} {OURS:>10} " + " ".join(f"{c:>21}" for c in COLUMNS[1:]))
     for scenario, unit, values in rows:
-        fmt = ",.0f" if unit == "msg/s" else ".3f" if unit == "s" else ".1f" if unit == "RTT" else ".2f"
+        fmt = ",.0f" if unit == "msg/s" else ".3f" if unit == "s" else ".1f" if unit in ("RTT", "us") else ".2f"
         ours = values[OURS]
         if not isinstance(ours, float):
             print(f"{scenario:<36} {unit:>5} {ours:>10}")
@@ -391,6 +408,10 @@ def print_table(rows: list[Row]) -> None:
         print(f"{scenario:<36} {unit:>5} {format(ours, fmt):>10} " + " ".join(cells))
     print("(Nx): iotnotify's advantage over that client, above 1 iotnotify is ahead. The wss clients get a URL"
           " signed at each start (signing not timed); mosquitto_pub/_sub use TCP with TLS (no WebSocket, no SigV4).")
+    if any(unit == "us" for _, unit, _ in rows):
+        print("CPU per message: the subscriber's own CPU time (user and system) from the flood's start to its last"
+              " line, over the messages: the client's cost apart from the broker side it shares the cores with"
+              " (the wss clients' front, in Python, is part of that side).")
     if any(v == "failed" for _, _, values in rows for v in values.values()):
         print("failed: that client failed the scenario twice (stderr says how); the other cells are measured.")
     if any(isinstance(v, str) and v.startswith("lost") for _, _, values in rows for v in values.values()):

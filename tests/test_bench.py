@@ -57,3 +57,20 @@ def test_the_table_prints_a_failed_cell_and_goes_on(compare, capsys):
                          ("cold send, QoS 1", "s", {compare.OURS: "failed"})])
     out = capsys.readouterr().out
     assert "failed" in out and "that client failed the scenario twice" in out
+
+
+def test_cpu_per_message_is_the_clients_own_and_lower_is_ahead(compare, capsys):
+    """The subscribe row's CPU per message comes from /proc for the subscriber's pid; in the table a
+    client that spends twice iotnotify's CPU is 2.00x (lower is better, as for seconds)."""
+    import os
+
+    before = compare.cpu_seconds(os.getpid())
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:
+        pass
+    assert 0.03 <= compare.cpu_seconds(os.getpid()) - before < 5
+    compare.print_table([("  ... its CPU per message", "us", {compare.OURS: 10.0, compare.MQTTJS: 20.0,
+                                                               compare.MOSQUITTO: 5.0})])
+    out = capsys.readouterr().out
+    assert "10.0" in out and "20.0 (2.00x)" in out and "5.0 (0.50x)" in out
+    assert "CPU per message: the subscriber's own CPU time" in out

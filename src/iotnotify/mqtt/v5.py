@@ -104,12 +104,12 @@ class Mqtt5Connection(Connection):
 
     def _lean_receiver(self) -> receive.Lean:
         """What gets each message from receive.py's lean core: a Message for on_message."""
-        generation, on_message, keep = self.generation, self.on_message, threadstate.keep
+        generation, on_message, keep, now = self.generation, self.on_message, threadstate.keep, time.time
 
         def received(topic: str, payload: bytes, qos: int, retain: bool, properties: Properties | None) -> None:
             keep()
             if generation == self.generation and on_message is not None:
-                on_message(Message(topic, payload or b"", qos, retain, properties=properties))
+                on_message(Message(topic, payload or b"", qos, retain, now(), properties))
 
         return received
 
