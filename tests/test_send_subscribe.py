@@ -2,6 +2,7 @@
 
 import json
 import os
+import select
 import shlex
 import signal
 import subprocess
@@ -134,6 +135,19 @@ def test_interrupt_exits_130_with_one_line(cli, tmp_path, topic, sig):
     code, _out, err = finish(sub)
     assert code == 130
     assert err == "subscribed\niotnotify: interrupted after 0 messages\n"
+
+
+def test_interrupt_after_messages_counts_what_was_printed(cli, tmp_path, topic):
+    """Written where they arrive, the messages printed before Ctrl-C are the ones counted."""
+    sub = cli.subscriber(tmp_path, topic)
+    for i in range(3):
+        assert cli.run("send", topic, f"m{i}").returncode == 0
+    wait_for(lambda: select.select([sub.stdout], [], [], 0)[0], 10, "the messages printed")
+    time.sleep(0.5)
+    sub.send_signal(signal.SIGINT)
+    code, out, err = finish(sub)
+    assert (code, out) == (130, b"m0\nm1\nm2\n")
+    assert err == "subscribed\niotnotify: interrupted after 3 messages\n"
 
 
 def test_interrupted_send_reports_and_exits_130(cli, tmp_path, topic):
@@ -298,9 +312,10 @@ def test_conflicting_or_bad_output_options(cli, topic, args, message):
 
 
 def test_subscribe_writes_each_message_to_the_pipe_as_it_arrives(fast_cli, tmp_path, topic):
-    """Output is flushed at the end of every burst (batched within one), so a reader of the pipe
-    sees a lone message at once, not when the subscriber exits. (A permissive stack: a burst of
-    5,000 needs more than AWS's 100 messages a second.)"""
+    """Each message is written and flushed in the thread that received it (Inbox.deliver_to), so a
+    reader of the pipe sees a lone message at once, not when the subscriber exits, and a burst
+    whole and in order. (A permissive stack: a burst of 5,000 needs more than AWS's 100 messages a
+    second.)"""
     cli = fast_cli
     import os
     import select
@@ -324,3 +339,70 @@ def test_subscribe_writes_each_message_to_the_pipe_as_it_arrives(fast_cli, tmp_p
     finally:
         sub.kill()
         sub.communicate()
+
+
+def _message(n: int):  # type: ignore[no-untyped-def]
+    from iotnotify.messages import Message
+
+    return Message("t", b"%d" % n)
+
+
+def test_the_inbox_delivers_what_was_queued_first_then_each_where_it_arrives():
+    """Inbox.deliver_to: the messages queued before it (retained ones after the SUBACK) go first, in
+    order, then each in the receiving thread; wait() raises how the stream ended."""
+    import threading
+
+    from iotnotify.errors import ConnectError
+    from iotnotify.subscribe import Inbox
+
+    inbox, got = Inbox(), []
+    inbox.put(_message(0))
+    inbox.put(_message(1))
+    inbox.deliver_to(lambda m: got.append((m.payload, threading.current_thread().name)))
+    receiver = threading.Thread(target=lambda: [inbox.put(_message(n)) for n in range(2, 5)], name="receiver")
+    receiver.start()
+    receiver.join()
+    main = threading.current_thread().name
+    assert got == [(b"0", main), (b"1", main), (b"2", "receiver"), (b"3", "receiver"), (b"4", "receiver")]
+    inbox.fail(ConnectError("connection lost"))
+    with pytest.raises(ConnectError, match="connection lost"):
+        inbox.wait()
+
+
+def test_a_failed_delivery_ends_the_wait_and_nothing_more_is_delivered():
+    from iotnotify.subscribe import Inbox
+
+    inbox, got = Inbox(), []
+
+    def deliver(message) -> None:  # type: ignore[no-untyped-def]
+        if message.payload == b"1":
+            raise BrokenPipeError("closed")
+        got.append(message.payload)
+
+    inbox.deliver_to(deliver)
+    for n in range(3):
+        inbox.put(_message(n))
+    with pytest.raises(BrokenPipeError):
+        inbox.wait()
+    assert got == [b"0"]
+
+
+def test_a_stopped_inbox_delivers_nothing_and_an_end_before_delivery_is_kept():
+    from iotnotify.errors import ConnectError
+    from iotnotify.subscribe import Inbox
+
+    inbox, got = Inbox(), []
+    inbox.deliver_to(got.append)
+    inbox.put(_message(0))
+    inbox.stop()
+    inbox.put(_message(1))
+    assert [m.payload for m in got] == [b"0"]
+    ended = Inbox()
+    ended.put(_message(0))
+    ended.fail(ConnectError("refused"))
+    ended.put(_message(1))  # after the end: not delivered before it is raised
+    later: list = []
+    ended.deliver_to(later.append)
+    assert [m.payload for m in later] == [b"0"]
+    with pytest.raises(ConnectError, match="refused"):
+        ended.wait()

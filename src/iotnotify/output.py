@@ -206,6 +206,12 @@ class MessageWriter:
         self.out = out
         self.count = 0
 
+    def write_one(self, message: Message) -> None:
+        """Write one message and flush (for Inbox.deliver_to: nothing tells when a burst ends)."""
+        self.out.write(self.render(message))
+        self.count += 1
+        self.out.flush()
+
     def write_all(self, messages: Iterable[Message], burst_over: Callable[[], bool] = lambda: True) -> None:
         """Write each message; flush whenever `burst_over()` says nothing more is waiting."""
         write, flush = self.out.write, self.out.flush

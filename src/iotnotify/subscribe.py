@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import itertools
 import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 from iotnotify import limits
 from iotnotify.allowance import subscribe_refusals
@@ -21,14 +23,61 @@ OnRefused = Callable[[IotNotifyError], None]  # a filter refused, with --partial
 
 class Inbox:
     """A thread-safe queue between the MQTT threads (producers) and the command (consumer); an
-    error put in it (giving up on the connection) is raised to the consumer in its turn."""
+    error put in it (giving up on the connection) is raised to the consumer in its turn.
+
+    Or, after deliver_to(), no queue for the messages: each goes to a function in the thread that
+    received it, and the consumer only waits for the end (wait()). Handing every message from
+    awscrt's thread to the consumer's costs a wake-up and two GIL hand-overs whenever the consumer
+    keeps up: 30% of a plain `subscribe`'s CPU per message (bench/README.md, Round two, 7)."""
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[Message | IotNotifyError] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Message | BaseException] = queue.SimpleQueue()
+        self._order = threading.Lock()  # a message handed over directly waits for those queued before it
+        self._deliver: Callable[[Message], None] | None = None
+        self._stopped = False
 
     def put(self, message: Message) -> None:
         """Called by the client for each message received."""
-        self._queue.put(message)
+        with self._order:
+            if self._deliver is None:
+                self._queue.put(message)
+            elif not self._stopped:
+                try:
+                    self._deliver(message)
+                except BaseException as e:  # the output failed (a closed pipe): wait() raises it
+                    self._stopped = True
+                    self._queue.put(e)
+
+    def deliver_to(self, deliver: Callable[[Message], None]) -> None:
+        """From now on hand each message to `deliver` in the thread that received it, after those
+        queued so far (delivered here first); an exception it raises ends wait() with it."""
+        with self._order:
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(item, BaseException):
+                    self._queue.put(item)  # the end came first: wait() raises it
+                    return
+                deliver(item)
+            self._deliver = deliver
+
+    def stop(self) -> None:
+        """Deliver nothing more (the command is ending), after the message being delivered now, if
+        it ends within a second (a write to a pipe nobody reads may never end: then at once)."""
+        finished = self._order.acquire(timeout=1)
+        self._stopped = True
+        if finished:
+            self._order.release()
+
+    def wait(self) -> NoReturn:
+        """With deliver_to(): wait until the stream ends with an error, and raise it."""
+        while True:
+            try:
+                self._get(0.5)  # a bounded wait keeps Ctrl-C responsive while blocked here
+            except queue.Empty:
+                continue
 
     def empty(self) -> bool:
         """Whether nothing is waiting to be read now."""
@@ -40,7 +89,7 @@ class Inbox:
 
     def _get(self, timeout: float) -> Message:
         item = self._queue.get(timeout=timeout)
-        if isinstance(item, IotNotifyError):
+        if isinstance(item, BaseException):
             self._queue.put(item)  # every later read fails the same way
             raise item
         return item

@@ -233,9 +233,15 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], no_retain
         note("subscribed", quiet)
         mark_ready(ready_file)
         try:
-            writer.write_all(stream(inbox, timeout, count, retained), burst_over=inbox.empty)
+            if timeout is None and count is None and retained == "all":  # each written where it arrives
+                inbox.deliver_to(writer.write_one)
+                inbox.wait()  # ends only by raising: the connection's end, a closed pipe
+            else:
+                writer.write_all(stream(inbox, timeout, count, retained), burst_over=inbox.empty)
         except BrokenPipeError:
+            inbox.stop()
             quiet_stdout()
         except KeyboardInterrupt:
+            inbox.stop()
             raise errors.Interrupted(f"interrupted after {writer.count} messages") from None
     check_enough(writer.count, count, timeout, retained)
