@@ -134,3 +134,13 @@ def test_json_lines_are_what_json_dumps_writes() -> None:
     render = formatter(OutputStyle(json_lines=True))
     for message in messages:
         assert render(message) == json.dumps(as_record(message), ensure_ascii=False).encode() + b"\n"
+
+
+def test_only_concatenated_output_is_written_by_the_receiving_thread():
+    """subscribe writes in awscrt's thread only what renders by concatenation; --json, --pretty and
+    templates go through the queue to the main thread (bench/README.md, Round two, 7)."""
+    from iotnotify.output import OutputStyle
+
+    assert OutputStyle().cheap and OutputStyle(verbose=True, newline=False).cheap
+    assert not any(style.cheap for style in (OutputStyle(json_lines=True), OutputStyle(pretty=True),
+                                             OutputStyle(template="{topic}")))

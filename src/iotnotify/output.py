@@ -84,6 +84,14 @@ class OutputStyle:
     pretty: bool = False
     newline: bool = True
 
+    @property
+    def cheap(self) -> bool:
+        """Whether a message renders by concatenation alone (the payload, -v): cheap enough to be
+        written by the thread that received it. --json, --pretty and templates cost 2-4 us a
+        message, which the writing thread does better in parallel with awscrt's (bench/README.md,
+        Round two, 7)."""
+        return not (self.json_lines or self.pretty or self.template is not None)
+
 
 def check_template(template: str) -> list[str]:
     """The fields a --format template uses; unknown fields and bad braces are a UsageError."""

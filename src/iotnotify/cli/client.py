@@ -233,7 +233,7 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], no_retain
         note("subscribed", quiet)
         mark_ready(ready_file)
         try:
-            if timeout is None and count is None and retained == "all":  # each written where it arrives
+            if style.cheap and timeout is None and count is None and retained == "all":  # written where it arrives
                 inbox.deliver_to(writer.write_one)
                 inbox.wait()  # ends only by raising: the connection's end, a closed pipe
             else:
