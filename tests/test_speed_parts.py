@@ -249,12 +249,31 @@ def test_awscrt_imported_at_once_after_the_warm_up_waits_for_it():
     assert done.stdout.split() == expected
 
 
-def test_a_command_that_ends_before_importing_awscrt_waits_for_the_warm_up(cli):
-    """`send --help` starts a warm-up (launch.py cannot tell) and ends before awscrt is imported:
-    it ends cleanly, after the thread (atexit), with its help."""
-    done = subprocess.run([*IOTNOTIFY, "send", "--help"], capture_output=True, text=True, env=cli.env, timeout=30)
-    assert (done.returncode, done.stderr) == (0, "")
-    assert "Usage:" in done.stdout
+AFTER_EXIT = """
+import sys
+from iotnotify import crt_warmup
+sys.argv = ["iotnotify", *sys.argv[1:]]
+from iotnotify.launch import main
+try:
+    main()
+finally:
+    sys.stderr.write(f"warm-up: {crt_warmup.wait() or 'none'}\\n")
+"""
+
+
+def test_a_command_that_ends_before_importing_awscrt_ends_cleanly_and_help_starts_none(cli):
+    """A send refused by click starts a warm-up (launch.py cannot tell) and ends before awscrt is
+    imported: it ends as usual, after the thread (atexit). --help starts none (it would only slow
+    the help down)."""
+    refused = subprocess.run([IOTNOTIFY[0], "-c", AFTER_EXIT, "send", "--no-agent", "--qos", "5", "t", "m"],
+                             capture_output=True, text=True, env=cli.env, timeout=30)
+    assert refused.returncode == 2
+    assert "Invalid value for '--qos'" in refused.stderr and "Traceback" not in refused.stderr
+    assert refused.stderr.splitlines()[-1] == ("warm-up: initialized" if _cores() > 1 else "warm-up: none")
+    helped = subprocess.run([IOTNOTIFY[0], "-c", AFTER_EXIT, "send", "--help"], capture_output=True, text=True,
+                            env=cli.env, timeout=30)
+    assert helped.returncode == 0 and "Usage:" in helped.stdout
+    assert helped.stderr == "warm-up: none\n"
 
 
 def test_the_warm_up_says_why_it_did_nothing():

@@ -17,7 +17,7 @@ def main() -> None:
         code = quick_send(argv)
         if code is not None:
             _end_now(code)
-    if any(command in argv[:3] for command in ("send", "subscribe", "tail")):
+    if any(command in argv[:3] for command in ("send", "subscribe", "tail")) and not {"--help", "-h"} & set(argv):
         from iotnotify.crt_warmup import start
 
         start()  # they connect: TLS's start-up on another core while click and the rest are imported
