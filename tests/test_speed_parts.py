@@ -166,11 +166,15 @@ def test_lean_receive_is_only_for_the_signatures_read():
     assert not _fits(None)
 
 
-SPY_EXIT = """
+def spy_on_exit(line: str) -> str:
+    """A script that runs `iotnotify` (its arguments) and writes the f-string `line` on stderr
+    when the command ends with os._exit."""
+    return f"""
 import os, sys
+from iotnotify import crt_warmup
 real = os._exit
 def spy(code):
-    sys.stderr.write(f"quick exit {code}\\n")
+    sys.stderr.write(f"{line}\\n")
     sys.stderr.flush()
     real(code)
 os._exit = spy
@@ -178,6 +182,9 @@ sys.argv = ["iotnotify", *sys.argv[1:]]
 from iotnotify.launch import main
 main()
 """
+
+
+SPY_EXIT = spy_on_exit("quick exit {code}")
 
 
 def test_send_ends_its_process_without_finalization_once_disconnected(cli, topic):
@@ -197,19 +204,7 @@ def test_send_ends_its_process_without_finalization_once_disconnected(cli, topic
     assert keys.returncode == 0 and b"quick exit" not in keys.stderr  # other commands end as usual
 
 
-WARMUP_SPY = """
-import os, sys
-from iotnotify import crt_warmup
-real = os._exit
-def spy(code):
-    sys.stderr.write(f"warm-up: {crt_warmup.wait() or 'none'}\\n")
-    sys.stderr.flush()
-    real(code)
-os._exit = spy
-sys.argv = ["iotnotify", *sys.argv[1:]]
-from iotnotify.launch import main
-main()
-"""
+WARMUP_SPY = spy_on_exit("warm-up: {crt_warmup.wait() or 'none'}")
 
 
 def _cores() -> int:
