@@ -3,6 +3,7 @@ and stops without leaving a process behind."""
 
 import os
 import socket
+import stat
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -112,6 +113,75 @@ def test_every_listener_is_on_loopback_only(stack):
     loopback_v4 = "0100007F"  # 127.0.0.1, little-endian hex
     for port in (stack.wss_port, stack.keys_port, stack.mqtt_port):
         assert listening_addresses(port) == {loopback_v4}, port
+
+
+def tcp_connections(port: int) -> int:
+    """Established TCP connections with an end on 127.0.0.1:`port` (/proc/net/tcp)."""
+    count = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            local, remote, state = line.split()[1:4]
+            if state == "01" and port in (int(local.split(":")[1], 16), int(remote.split(":")[1], 16)):
+                count += 1
+    return count
+
+
+def unix_connections(path: Path) -> int:
+    """Connected Unix sockets bound to `path` (/proc/net/unix): a listener's end of each connection."""
+    with open("/proc/net/unix") as f:
+        return sum(1 for line in f.readlines()[1:]
+                   if line.split()[-1] == str(path) and line.split()[5] == "03")  # 03: connected
+
+
+def test_the_front_reaches_mosquitto_over_a_unix_socket_of_its_own(stack, cli, tmp_path, topic):
+    sock = stack.state / "iotnotify" / "local" / "broker" / "mqtt.sock"
+    assert stat.S_ISSOCK(sock.lstat().st_mode)
+    assert stat.S_IMODE(sock.parent.stat().st_mode) == 0o700  # no other user reaches the anonymous broker
+    before = unix_connections(sock)
+    subscriber = cli.subscriber(tmp_path, topic, "-C", "1")
+    try:
+        assert unix_connections(sock) == before + 1
+        assert tcp_connections(stack.mqtt_port) == 0  # the plain listener is only for tools
+        assert cli.run("send", topic, "through the socket").returncode == 0
+        out, _ = subscriber.communicate(timeout=20)
+        assert out == b"through the socket\n"
+    finally:
+        subscriber.kill()
+
+
+def test_a_broker_folder_too_deep_for_a_socket_path_relays_over_tcp(tmp_path):
+    from iotnotify.local.broker import front_socket, render_config
+
+    assert front_socket(tmp_path) == tmp_path / "mqtt.sock"
+    assert f"listener 0 {tmp_path / 'mqtt.sock'}\nprotocol mqtt\n" in render_config(1883, "", tmp_path / "mqtt.sock")
+    deep = tmp_path / ("d" * 120)
+    assert front_socket(deep) is None  # a socket's path has room for 107 bytes
+    assert "listener 0" not in render_config(1883)
+
+
+@pytest.mark.mosquitto
+def test_a_stale_socket_is_replaced_and_a_live_one_refused(tmp_path):
+    from iotnotify.local.broker import Broker
+
+    first = Broker(tmp_path / "broker", free_port())
+    assert first.unix_socket is not None
+    first.start()
+    try:
+        second = Broker(tmp_path / "broker", free_port())
+        with pytest.raises(LocalStackError, match="another local stack uses"):
+            second.start()
+        assert second.process is None
+    finally:
+        first.stop()
+    assert not first.unix_socket.exists()  # stop removes it
+    with socket.socket(socket.AF_UNIX) as left:  # as a broker killed with SIGKILL leaves it
+        left.bind(str(first.unix_socket))
+    third = Broker(tmp_path / "broker", free_port())
+    third.start()
+    try:
+        assert stat.S_ISSOCK(first.unix_socket.lstat().st_mode)
+    finally:
+        third.stop()
 
 
 def test_wss_front_answers_404_off_the_mqtt_path(stack):

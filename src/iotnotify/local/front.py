@@ -1,4 +1,4 @@
-"""The local broker's TLS WebSocket front: wss on 127.0.0.1, relayed to Mosquitto's plain MQTT listener.
+"""The local broker's TLS WebSocket front: wss on 127.0.0.1, relayed to Mosquitto (local/broker_link.py).
 
 Why not Mosquitto's own websockets listener: in Mosquitto 2.0.11 (Debian 12) it ignores the bind
 address and listens on every interface (eclipse-mosquitto/mosquitto#2085, #3045), which would put an
@@ -16,13 +16,16 @@ import asyncio
 import ssl
 import threading
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from websockets.asyncio.server import ServerConnection
+from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from iotnotify.errors import LocalStackError
+from iotnotify.local.broker_link import BrokerAddress, BrokerLink, connect_broker
 from iotnotify.local.gateway import Gateway
+from iotnotify.local.packets import Malformed
 from iotnotify.local.sigv4 import UpgradeRefused
 from iotnotify.local.tls import TlsFiles
 
@@ -32,7 +35,6 @@ if TYPE_CHECKING:
     from iotnotify.local.https_publish import Answer
 
 MQTT_PATH = "/mqtt"
-READ_SIZE = 256 * 1024
 MAX_MESSAGE = 2 * 1024 * 1024  # bytes per WebSocket message: AWS IoT Core's packets are at most 128 KB
 
 
@@ -49,7 +51,9 @@ class FrontConnection(ServerConnection):
     """websockets' server connection (its documented `create_connection` hook), which hands a
     connection that starts with a request other than GET to `publish` instead: plain HTTP/1.1
     requests with a Content-Length body, answered in turn on a kept-alive connection (websockets
-    itself takes no request body). websockets' opening timeout ends an idle one."""
+    itself takes no request body). websockets' opening timeout ends an idle one. Once relayed, the
+    broker's bytes are written with `write_now`, and reading them pauses while this side's buffer
+    is full (`follow`)."""
 
     publish: Publish | None = None  # set on a subclass per front
 
@@ -59,6 +63,30 @@ class FrontConnection(ServerConnection):
         self._decided = self.publish is None
         self._http: asyncio.StreamReader | None = None
         self._http_task: asyncio.Task[None] | None = None
+        self._broker: BrokerLink | None = None
+
+    def follow(self, broker: BrokerLink | None) -> None:
+        """Hold reading from `broker` while this connection's writes wait (None: stop)."""
+        self._broker = broker
+        if broker is not None and self.paused:
+            broker.hold("client")
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._broker is not None:
+            self._broker.hold("client")
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._broker is not None:
+            self._broker.release("client")
+
+    def write_now(self, data: bytes) -> None:
+        """`data` as one binary frame, written now (websockets' `send` costs a task switch and an
+        await per call); nothing once the connection is closing."""
+        if self.protocol.state is State.OPEN:
+            self.protocol.send_binary(data)
+            self.send_data()
 
     def data_received(self, data: bytes) -> None:
         if self._http is not None:
@@ -140,32 +168,35 @@ def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]] | None:
 
 
 class Relay:
-    """One WebSocket connection piped to a new TCP connection to the broker, both ways, through the
+    """One WebSocket connection piped to a new connection to the broker, both ways, through the
     connection's Gateway if it has one."""
 
-    def __init__(self, websocket: ServerConnection, gateway: Gateway | None, holders: Holders) -> None:
+    def __init__(self, websocket: FrontConnection, gateway: Gateway | None, holders: Holders) -> None:
         self.websocket = websocket
         self.gateway = gateway
         self.holders = holders
         self.client_id: str | None = None
+        self.broker: BrokerLink | None = None
 
-    async def run(self, broker_port: int) -> None:
+    async def run(self, broker: BrokerAddress) -> None:
         """Relay until either side ends; then close both."""
         try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", broker_port)
+            link = await connect_broker(broker, self._from_broker)
         except OSError:
             await self.websocket.close(1011, "broker unavailable")
             return
-        tasks = [asyncio.ensure_future(self._upstream(writer)), asyncio.ensure_future(self._downstream(reader, writer))]
+        self.broker = link
+        self.websocket.follow(link)
+        upstream = asyncio.ensure_future(self._upstream(link))
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([upstream, link.ended], return_when=asyncio.FIRST_COMPLETED)
         finally:
             if self.client_id is not None and self.holders.get(self.client_id) == self.take_over:
                 del self.holders[self.client_id]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            writer.close()
+            upstream.cancel()
+            await asyncio.gather(upstream, return_exceptions=True)
+            self.websocket.follow(None)
+            link.close()
             if self.gateway is not None:  # no WebSocket closing handshake, as AWS IoT Core
                 self.gateway.note_throttled()
                 self.websocket.transport.close()
@@ -178,16 +209,16 @@ class Relay:
             await self.websocket.send(goodbye)
         self.websocket.transport.close()
 
-    async def _upstream(self, writer: asyncio.StreamWriter) -> None:
+    async def _upstream(self, broker: BrokerLink) -> None:
         async for message in self.websocket:
             data = message if isinstance(message, bytes) else message.encode()
             if self.gateway is None:
-                writer.write(data)
-                await writer.drain()
-            elif not await self._through_gateway(self.gateway, data, writer):
+                broker.write(data)
+                await broker.drain()
+            elif not await self._through_gateway(self.gateway, data, broker):
                 return
 
-    async def _through_gateway(self, gateway: Gateway, data: bytes, writer: asyncio.StreamWriter) -> bool:
+    async def _through_gateway(self, gateway: Gateway, data: bytes, broker: BrokerLink) -> bool:
         """Pass the client's bytes through its Gateway; False once the connection is to end."""
         verdict = gateway.from_client(data)
         if verdict.connected_as is not None:  # one connection per client id: the older one ends
@@ -197,8 +228,8 @@ class Relay:
             if older is not None:
                 await older()
         if verdict.to_broker:
-            writer.write(verdict.to_broker)
-            await writer.drain()
+            broker.write(verdict.to_broker)
+            await broker.drain()
         if verdict.to_client:
             await self.websocket.send(verdict.to_client)
         if verdict.close:  # as AWS IoT Core: TLS close_notify and FIN now, no WebSocket closing handshake
@@ -208,16 +239,22 @@ class Relay:
             await asyncio.sleep(verdict.pause)
         return True
 
-    async def _downstream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while data := await reader.read(READ_SIZE):
-            if self.gateway is None:
-                await self.websocket.send(data)
-                continue
-            verdict = self.gateway.from_broker(data)
-            if verdict.to_broker:
-                writer.write(verdict.to_broker)  # PUBACKs for messages the client may not receive
+    def _from_broker(self, data: bytes) -> None:
+        """The broker's bytes, in the event loop's callback that read them: through the Gateway,
+        then to the client as one WebSocket frame, written at once (`FrontConnection.write_now`)."""
+        if self.gateway is not None:
+            try:
+                verdict = self.gateway.from_broker(data)
+            except Malformed:  # not MQTT as the Gateway knows it: the connection ends
+                if self.broker is not None:
+                    self.broker.close()
+                return
+            if verdict.to_broker and self.broker is not None:
+                self.broker.write(verdict.to_broker)  # PUBACKs for messages the client may not receive
             if verdict.to_client:
-                await self.websocket.send(verdict.to_client)
+                self.websocket.write_now(bytes(verdict.to_client))
+        elif data:
+            self.websocket.write_now(data)
 
 
 Admit = Callable[[str, Mapping[str, str]], "Gateway | None"]
@@ -231,13 +268,13 @@ class WebSocketFront:
     and the signature check, the origin check and AWS's rules are the same). Without `admit`, every
     upgrade is relayed as it is (tests' brokers that restart at will)."""
 
-    def __init__(self, port: int, broker_port: int, tls: TlsFiles, admit: Admit | None = None,
+    def __init__(self, port: int, broker: BrokerAddress, tls: TlsFiles, admit: Admit | None = None,
                  plain_port: int | None = None, publish: Publish | None = None) -> None:
         self.port = port
         self.plain_port = plain_port
         self.admit = admit
         self.publish = publish  # answers HTTPS publish requests (None: only WebSocket upgrades)
-        self.broker_port = broker_port
+        self.broker = broker  # where relays connect: Mosquitto's Unix socket, or its TCP port
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.context.load_cert_chain(tls.cert_file, tls.key_file)
         self._thread = threading.Thread(target=self._run, name="wss-front", daemon=True)
@@ -271,7 +308,7 @@ class WebSocketFront:
         for port, context, scheme in listeners:
             try:
                 servers.append(await serve(
-                    lambda ws: Relay(ws, gateways.pop(id(ws), None), holders).run(self.broker_port),
+                    lambda ws: Relay(cast(FrontConnection, ws), gateways.pop(id(ws), None), holders).run(self.broker),
                     "127.0.0.1", port, ssl=context, subprotocols=[Subprotocol("mqtt"), Subprotocol("mqttv3.1")],
                     process_request=self._checker(gateways), compression=None,
                     max_size=MAX_MESSAGE, ping_interval=None, close_timeout=1, server_header="iotnotify-local",

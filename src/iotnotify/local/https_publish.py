@@ -17,10 +17,12 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from iotnotify import limits
 from iotnotify.local import packets as mqtt
+from iotnotify.local.broker_link import BrokerAddress
 from iotnotify.local.grants import Grants
 from iotnotify.local.sigv4 import KnownKeys, UpgradeRefused
 
@@ -50,11 +52,11 @@ GrantsOf = Callable[[KnownKeys], "Grants | None"]
 class HttpsPublish:
     """Answers HTTPS publish requests for one local stack."""
 
-    def __init__(self, verify: Verify, grants_of: GrantsOf, broker_port: int,
+    def __init__(self, verify: Verify, grants_of: GrantsOf, broker: BrokerAddress,
                  log: Callable[[str], None] | None = None) -> None:
         self.verify = verify
         self.grants_of = grants_of
-        self.broker_port = broker_port
+        self.broker = broker
         self.log = log or (lambda _line: None)
 
     async def __call__(self, method: str, target: str, headers: Mapping[str, str],  # noqa: PLR0911 - AWS's answers
@@ -88,7 +90,10 @@ class HttpsPublish:
 
     async def _publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         """Hand the message to Mosquitto; return once it has it (CONNACK, and PUBACK at QoS 1)."""
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.broker_port)
+        if isinstance(self.broker, Path):
+            reader, writer = await asyncio.open_unix_connection(str(self.broker))
+        else:
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.broker)
         try:
             writer.write(mqtt.connect(f"iotnotify-https-{os.urandom(6).hex()}")
                          + mqtt.publish(topic, payload, qos, retain))

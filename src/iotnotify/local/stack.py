@@ -54,8 +54,9 @@ class LocalStack:
         self.tls = ensure_tls_files(config.state_dir / "tls")
         self.broker = Broker(config.state_dir / "broker", config.mqtt_port)
         self.issuer = LocalIssuer(LOOPBACK, config.wss_port)
-        publish = HttpsPublish(self._verify_request, self._grants, config.mqtt_port, log)
-        self.front = WebSocketFront(config.wss_port, config.mqtt_port, self.tls, admit=self._admit,
+        to_broker = self.broker.unix_socket or config.mqtt_port  # the front's way to Mosquitto
+        publish = HttpsPublish(self._verify_request, self._grants, to_broker, log)
+        self.front = WebSocketFront(config.wss_port, to_broker, self.tls, admit=self._admit,
                                     plain_port=config.ws_port, publish=publish)
         self.keys: KeysServer | None = None
         self.origins = loopback_origins(config.keys_port, config.wss_port) + config.cors_origins
