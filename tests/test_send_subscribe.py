@@ -369,6 +369,89 @@ def test_the_inbox_delivers_what_was_queued_first_then_each_where_it_arrives():
         inbox.wait()
 
 
+def test_a_lone_message_is_flushed_at_once_and_a_burst_once_a_millisecond():
+    """deliver_to(deliver, flush): a write to the pipe per burst, not per message (a reader such as
+    `| grep` wakes once for many lines); a message on its own goes out in the receiving thread
+    before put() returns; the waiting thread flushes the rest of a burst."""
+    import threading
+
+    from iotnotify.errors import ConnectError
+    from iotnotify.subscribe import Inbox
+
+    inbox, got, flushed = Inbox(), [], []
+    inbox.deliver_to(got.append, lambda: flushed.append(len(got)))
+    ended: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            inbox.wait()
+        except ConnectError as e:
+            ended.append(e)
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    try:
+        for n in range(3):
+            time.sleep(0.01)
+            inbox.put(_message(n))
+            assert flushed[-1] == n + 1  # before put() returned
+        time.sleep(0.01)
+        before = len(flushed)
+        for n in range(3, 503):
+            inbox.put(_message(n))
+        deadline = time.monotonic() + 5
+        while flushed[-1] != 503 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert flushed[-1] == 503  # the whole burst went out, without another message to push it
+        assert len(flushed) - before < 100  # not a flush per message (500 of them)
+    finally:
+        inbox.fail(ConnectError("connection lost"))
+        waiter.join(5)
+    assert not waiter.is_alive() and ended
+
+
+def test_the_end_during_a_burst_still_ends_the_wait(monkeypatch):
+    import threading
+
+    from iotnotify.errors import ConnectError
+    from iotnotify.subscribe import Inbox
+
+    inbox, got = Inbox(), []
+    real_sleep = time.sleep
+
+    def sleep_then_end(seconds: float) -> None:  # the waiting thread's pause before flushing a burst
+        real_sleep(seconds)
+        inbox.fail(ConnectError("connection lost"))  # the end comes in meanwhile
+
+    monkeypatch.setattr("iotnotify.subscribe.time.sleep", sleep_then_end)
+    inbox.deliver_to(got.append, lambda: None)
+    raised: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            inbox.wait()
+        except ConnectError as e:
+            raised.append(e)
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    for n in range(2):  # a burst: the second is deferred to the waiting thread
+        inbox.put(_message(n))
+    waiter.start()
+    waiter.join(3)
+    assert not waiter.is_alive() and raised
+
+
+def test_stop_flushes_what_was_delivered():
+    from iotnotify.subscribe import Inbox
+
+    inbox, got, flushed = Inbox(), [], []
+    inbox.deliver_to(got.append, lambda: flushed.append(len(got)))
+    for n in range(50):  # a burst nobody flushed yet (no wait())
+        inbox.put(_message(n))
+    inbox.stop()  # Ctrl-C: the count printed is what reached the output
+    assert flushed[-1] == 50
+
+
 def test_a_failed_delivery_ends_the_wait_and_nothing_more_is_delivered():
     from iotnotify.subscribe import Inbox
 

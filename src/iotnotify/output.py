@@ -215,9 +215,11 @@ class MessageWriter:
         self.count = 0
 
     def write_one(self, message: Message) -> None:
-        """Write one message and flush (for Inbox.deliver_to: nothing tells when a burst ends)."""
+        """Write one message, unflushed (for Inbox.deliver_to, which decides when to flush)."""
         self.out.write(self.render(message))
         self.count += 1
+
+    def flush(self) -> None:
         self.out.flush()
 
     def write_all(self, messages: Iterable[Message], burst_over: Callable[[], bool] = lambda: True) -> None:

@@ -21,6 +21,10 @@ from iotnotify.topics import check_filter, subscribe_batches
 OnRefused = Callable[[IotNotifyError], None]  # a filter refused, with --partial: say so and go on
 
 
+BURST = 0.001  # s: a message this soon after the one before is part of a burst...
+FLUSH_AFTER = 0.001  # s: ...flushed with the rest of it this much later, by the waiting thread
+
+
 class Inbox:
     """A thread-safe queue between the MQTT threads (producers) and the command (consumer); an
     error put in it (giving up on the connection) is raised to the consumer in its turn.
@@ -34,6 +38,9 @@ class Inbox:
         self._queue: queue.SimpleQueue[Message | BaseException] = queue.SimpleQueue()
         self._order = threading.Lock()  # a message handed over directly waits for those queued before it
         self._deliver: Callable[[Message], None] | None = None
+        self._flush: Callable[[], None] | None = None
+        self._wake = threading.Event()  # for wait(): a burst to flush, or the end
+        self._last = 0.0  # when the last message was delivered (monotonic)
         self._stopped = False
 
     def put(self, message: Message) -> None:
@@ -44,13 +51,23 @@ class Inbox:
             elif not self._stopped:
                 try:
                     self._deliver(message)
+                    if self._flush is not None:
+                        now = time.monotonic()
+                        if now - self._last > BURST:
+                            self._flush()  # on its own: out at once
+                        elif not self._wake.is_set():  # (set() takes a lock: not per message)
+                            self._wake.set()  # in a burst: wait() flushes it soon
+                        self._last = now
                 except BaseException as e:  # the output failed (a closed pipe): wait() raises it
                     self._stopped = True
                     self._queue.put(e)
+                    self._wake.set()
 
-    def deliver_to(self, deliver: Callable[[Message], None]) -> None:
+    def deliver_to(self, deliver: Callable[[Message], None], flush: Callable[[], None] | None = None) -> None:
         """From now on hand each message to `deliver` in the thread that received it, after those
-        queued so far (delivered here first); an exception it raises ends wait() with it."""
+        queued so far (delivered here first); an exception it raises ends wait() with it. With
+        `flush`, a message on its own is flushed at once, and a burst's (messages less than BURST
+        apart) by wait() FLUSH_AFTER later: a write every millisecond instead of one per message."""
         with self._order:
             while True:
                 try:
@@ -61,23 +78,39 @@ class Inbox:
                     self._queue.put(item)  # the end came first: wait() raises it
                     return
                 deliver(item)
-            self._deliver = deliver
+            if flush is not None:
+                flush()
+            self._deliver, self._flush = deliver, flush
 
     def stop(self) -> None:
         """Deliver nothing more (the command is ending), after the message being delivered now, if
-        it ends within a second (a write to a pipe nobody reads may never end: then at once)."""
+        it ends within a second (a write to a pipe nobody reads may never end: then at once), and
+        flush what was delivered."""
         finished = self._order.acquire(timeout=1)
         self._stopped = True
         if finished:
-            self._order.release()
+            try:
+                if self._flush is not None:
+                    self._flush()
+            except OSError:
+                pass  # a closed pipe: nothing more can go out
+            finally:
+                self._order.release()
 
     def wait(self) -> NoReturn:
-        """With deliver_to(): wait until the stream ends with an error, and raise it."""
+        """With deliver_to(): flush bursts, and wait until the stream ends with an error, and raise it."""
         while True:
+            woken = self._wake.wait(0.5)  # a bounded wait keeps Ctrl-C responsive while blocked here
             try:
-                self._get(0.5)  # a bounded wait keeps Ctrl-C responsive while blocked here
+                self._get(0)  # the end: raised
             except queue.Empty:
-                continue
+                pass
+            if woken:  # a burst: flush it once the next few messages are in too
+                time.sleep(FLUSH_AFTER)
+                with self._order:
+                    self._wake.clear()
+                    if not self._stopped and self._flush is not None:
+                        self._flush()
 
     def empty(self) -> bool:
         """Whether nothing is waiting to be read now."""
@@ -86,6 +119,7 @@ class Inbox:
     def fail(self, error: IotNotifyError) -> None:
         """End the stream with `error`, after the messages already queued."""
         self._queue.put(error)
+        self._wake.set()
 
     def _get(self, timeout: float) -> Message:
         item = self._queue.get(timeout=timeout)
