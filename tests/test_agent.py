@@ -80,7 +80,8 @@ def test_plain_send_through_the_agent_loads_neither_click_nor_awscrt(user: Cli, 
     assert done.returncode == 0, done.stderr
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
     assert "iotnotify.agent.client" in imported
-    assert not {"click", "awscrt", "dataclasses", "pathlib", "json", "socket", "threading", "typing"} & imported
+    assert not {"click", "awscrt", "dataclasses", "pathlib", "json", "socket", "threading", "typing", "enum",
+                "signal"} & imported
     assert status(user)["sends"] == "1"
 
 

@@ -98,6 +98,23 @@ def test_a_plain_send_over_https_loads_no_click(cli, topic):
     assert not {"click", "awsiot", "awscrt.mqtt5", "awscrt.mqtt", "iotnotify.mqtt.v5"} & imported
 
 
+def test_a_send_configured_by_variables_alone_parses_no_toml(cli, stack, topic, tmp_path):
+    """No config file (settings from IOTNOTIFY_* variables, as in a CI step): tomllib, 3-7 ms of a cold
+    send's start, is not imported; with the profile's file it is."""
+    imported_by = {}
+    env = {**cli.env, "IOTNOTIFY_CONFIG": str(tmp_path / "none.toml"), "IOTNOTIFY_ENDPOINT": stack.endpoint,
+           "IOTNOTIFY_CA_FILE": stack.ca_file}
+    del env["IOTNOTIFY_PROFILE"]
+    for name, run_env in (("variables", env), ("profile", cli.env)):
+        done = subprocess.run([*IOTNOTIFY[:1], "-X", "importtime", *IOTNOTIFY[1:], "send", topic, name],
+                              capture_output=True, text=True, env=run_env, timeout=60)
+        assert done.returncode == 0, done.stderr
+        imported_by[name] = {line.split("|")[-1].strip() for line in done.stderr.splitlines()
+                             if line.startswith("import time")}
+        assert "iotnotify.mqtt.https" in imported_by[name]
+    assert "tomllib" not in imported_by["variables"] and "tomllib" in imported_by["profile"]
+
+
 def test_via_https_streams_lines_in_order_on_one_connection(cli, topic, tmp_path):
     sub = cli.subscriber(tmp_path, topic, "-C", "3", "-W", "20")
     sent = cli.run("send", "--via", "https", "-l", topic, "--debug", input=b"a\nb\nc\n")

@@ -158,18 +158,22 @@ def config_path(env: Mapping[str, str] = os.environ) -> Path:
 def read_config(path: Path) -> dict[str, Any]:
     """Parse the config file; a missing file is an empty config. A file another user owns or everyone
     may write is refused, as ssh refuses such a config: it could point the client at any broker."""
-    import tomllib  # its regular expressions cost 7 ms: not for --help
+    try:
+        f = path.open("rb")
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e}") from None
+    import tomllib  # its regular expressions cost 3-7 ms: only when there is a file to parse
 
     try:
-        with path.open("rb") as f:
+        with f:
             st = os.fstat(f.fileno())
             if st.st_uid not in (os.geteuid(), 0):
                 raise ConfigError(f"config file {path} is owned by another user: not used (chown or remove it)")
             if st.st_mode & 0o002:
                 raise ConfigError(f"config file {path} is writable by everyone: not used (chmod o-w {path})")
             return tomllib.load(f)
-    except FileNotFoundError:
-        return {}
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise ConfigError(f"cannot read config file {path}: {e}") from None
 
