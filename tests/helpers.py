@@ -83,6 +83,14 @@ class Cli:
         return proc
 
 
+def imports_of(env: dict[str, str], *args: str) -> set[str]:
+    """The modules `iotnotify ARGS` imports (`python -X importtime`), once it exited 0."""
+    done = subprocess.run([*IOTNOTIFY[:1], "-X", "importtime", *IOTNOTIFY[1:], *args],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
+
+
 def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
     """Poll `condition` until true; fail the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from iotnotify.agent.client import peer_pid_alive
-from tests.helpers import IOTNOTIFY, Cli, Stack, user_of, wait_for
+from tests.helpers import IOTNOTIFY, Cli, Stack, imports_of, user_of, wait_for
 
 
 @pytest.fixture
@@ -75,10 +75,7 @@ def test_agent_socket_is_private_and_status_shows_no_secret(user: Cli) -> None:
 
 def test_plain_send_through_the_agent_loads_neither_click_nor_awscrt(user: Cli, topic: str) -> None:
     start_agent(user)
-    done = subprocess.run([*IOTNOTIFY[:1], "-X", "importtime", *IOTNOTIFY[1:], "send", topic, "hi"],
-                          capture_output=True, text=True, env=user.env, timeout=30)
-    assert done.returncode == 0, done.stderr
-    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
+    imported = imports_of(user.env, "send", topic, "hi")
     assert "iotnotify.agent.client" in imported
     assert not {"click", "awscrt", "dataclasses", "pathlib", "json", "socket", "threading", "typing", "enum",
                 "signal"} & imported

@@ -8,12 +8,11 @@ import http.client
 import io
 import json
 import ssl
-import subprocess
 
 import pytest
 
 from iotnotify.mqtt.https import path_for
-from tests.helpers import IOTNOTIFY, Cli, broker_behind_front, tutorial_keys, user_env
+from tests.helpers import Cli, broker_behind_front, imports_of, tutorial_keys, user_env
 from tests.test_aws_rules import finish, scoped, unlisted
 
 
@@ -90,10 +89,7 @@ def test_one_message_goes_over_https_by_itself_and_never_shows_a_secret(cli, key
 def test_a_plain_send_over_https_loads_no_click(cli, topic):
     """The quick path (quick_https.py): no click, no awsiotsdk, no MQTT client."""
     assert cli.run("keys").returncode == 0  # cached
-    done = subprocess.run([*IOTNOTIFY[:1], "-X", "importtime", *IOTNOTIFY[1:], "send", topic, "quick"],
-                          capture_output=True, text=True, env=cli.env, timeout=60)
-    assert done.returncode == 0, done.stderr
-    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
+    imported = imports_of(cli.env, "send", topic, "quick")
     assert "iotnotify.mqtt.https" in imported
     assert not {"click", "awsiot", "awscrt.mqtt5", "awscrt.mqtt", "iotnotify.mqtt.v5"} & imported
 
@@ -101,18 +97,12 @@ def test_a_plain_send_over_https_loads_no_click(cli, topic):
 def test_a_send_configured_by_variables_alone_parses_no_toml(cli, stack, topic, tmp_path):
     """No config file (settings from IOTNOTIFY_* variables, as in a CI step): tomllib, 3-7 ms of a cold
     send's start, is not imported; with the profile's file it is."""
-    imported_by = {}
     env = {**cli.env, "IOTNOTIFY_CONFIG": str(tmp_path / "none.toml"), "IOTNOTIFY_ENDPOINT": stack.endpoint,
            "IOTNOTIFY_CA_FILE": stack.ca_file}
     del env["IOTNOTIFY_PROFILE"]
-    for name, run_env in (("variables", env), ("profile", cli.env)):
-        done = subprocess.run([*IOTNOTIFY[:1], "-X", "importtime", *IOTNOTIFY[1:], "send", topic, name],
-                              capture_output=True, text=True, env=run_env, timeout=60)
-        assert done.returncode == 0, done.stderr
-        imported_by[name] = {line.split("|")[-1].strip() for line in done.stderr.splitlines()
-                             if line.startswith("import time")}
-        assert "iotnotify.mqtt.https" in imported_by[name]
-    assert "tomllib" not in imported_by["variables"] and "tomllib" in imported_by["profile"]
+    by_variables, by_profile = imports_of(env, "send", topic, "variables"), imports_of(cli.env, "send", topic, "profile")
+    assert "iotnotify.mqtt.https" in by_variables and "iotnotify.mqtt.https" in by_profile
+    assert "tomllib" not in by_variables and "tomllib" in by_profile
 
 
 def test_via_https_streams_lines_in_order_on_one_connection(cli, topic, tmp_path):

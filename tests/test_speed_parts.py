@@ -12,7 +12,7 @@ from iotnotify.keys import endpoint_source
 from iotnotify.mqtt import ConnectOptions, open_connection
 from iotnotify.mqtt.nodelay import set_nodelay
 from iotnotify.send import WINDOW
-from tests.helpers import IOTNOTIFY
+from tests.helpers import IOTNOTIFY, imports_of
 
 
 def _nodelay_of_sockets_to(port: int) -> list[int]:
@@ -98,11 +98,7 @@ def test_a_cold_send_reads_no_package_metadata(cli, topic):
     """awsiotsdk's metrics (its version in CONNECT's username) import importlib.metadata and read
     the package's metadata on every connection: off, and a send with cached keys imports neither."""
     assert cli.run("keys").returncode == 0  # cached: fetching them would import http.client (and email)
-    done = subprocess.run([*IOTNOTIFY[:1], "-X", "importtime", *IOTNOTIFY[1:], "send", "--no-agent", "--via", "mqtt",
-                           topic, "hi"],
-                          capture_output=True, text=True, env=cli.env, timeout=60)
-    assert done.returncode == 0, done.stderr
-    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
+    imported = imports_of(cli.env, "send", "--no-agent", "--via", "mqtt", topic, "hi")
     assert "awscrt.mqtt5" in imported
     assert not {"importlib.metadata", "email"} & imported
 
