@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from delay import Relay
+from flood import Flood, encode
 from latency import iotnotify_latency, paho_latency, percentiles
 
 from iotnotify.local.stack import LocalStack, StackConfig
@@ -150,6 +151,8 @@ class Bench:
         self.keys: dict = {}
         self.cpu: dict[str, list[float]] = {}  # client -> its CPU microseconds per message received, per run
         self.lines = b"".join(b'{"n": %d, "v": "xxxxxxxxxxxxxxxxxxxx"}\n' % i for i in range(messages))
+        self.flood_stream = encode("bench/flood", self.lines.splitlines())
+        self.flood_tool = "stream"  # or "mosquitto_pub" (-l), as before Round two, 11
 
     def start(self) -> None:
         self.stack.start()
@@ -238,20 +241,34 @@ class Bench:
             sub.kill()
             sub.wait()
 
+    def start_flood(self) -> Callable[[], None]:
+        """Start the flood on bench/flood; what waits for its end (and raises if it failed)."""
+        if self.flood_tool == "mosquitto_pub":  # the flood before Round two, 11 (bench/subscribe.py --flood)
+            pub = subprocess.Popen(["mosquitto_pub", "-p", self.plain, "-q", "0", "-l", "-t", "bench/flood"],
+                                   stdin=subprocess.PIPE)
+            pub.stdin.write(self.lines)  # type: ignore[union-attr]
+            pub.stdin.close()  # type: ignore[union-attr]
+            return lambda: None if pub.wait(RUN_LIMIT) == 0 else print("bench: mosquitto_pub failed", file=sys.stderr)
+        flood = Flood(int(self.plain), self.flood_stream)
+        flood.start()
+
+        def finish() -> None:
+            flood.join(RUN_LIMIT)
+            flood.check()
+
+        return finish
+
     def receive_rate(self, client: str) -> float:
-        """Messages per second `client` writes to a pipe under a mosquitto_pub flood (QoS 0)."""
+        """Messages per second `client` writes to a pipe under a flood (QoS 0, flood.py)."""
         sub = subprocess.Popen(self.subscriber(client, "bench/flood"), env=self.env, stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL)
         try:
             self.subscribed(sub, "bench/flood")
-            flood = subprocess.Popen(["mosquitto_pub", "-p", self.plain, "-q", "0", "-l", "-t", "bench/flood"],
-                                     stdin=subprocess.PIPE)
             start, cpu = time.perf_counter(), cpu_seconds(sub.pid)
-            flood.stdin.write(self.lines)  # type: ignore[union-attr]
-            flood.stdin.close()  # type: ignore[union-attr]
+            finish = self.start_flood()
             received = self.count_lines(sub)
             elapsed, cpu = time.perf_counter() - start, cpu_seconds(sub.pid) - cpu
-            flood.wait(RUN_LIMIT)
+            finish()
             if received < self.messages:
                 raise RuntimeError(f"{client} printed {received} of {self.messages} messages")
             self.cpu.setdefault(client, []).append(cpu / received * 1e6)

@@ -74,3 +74,57 @@ def test_cpu_per_message_is_the_clients_own_and_lower_is_ahead(compare, capsys):
     out = capsys.readouterr().out
     assert "10.0" in out and "20.0 (2.00x)" in out and "5.0 (0.50x)" in out
     assert "CPU per message: the subscriber's own CPU time" in out
+
+
+@pytest.fixture(scope="module")
+def flood():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import flood as module  # bench/flood.py, as compare.py imports it
+    finally:
+        sys.path.remove(str(BENCH))
+    return module
+
+
+def test_the_flood_reaches_a_subscriber_whole_and_in_order(flood, stack, topic):
+    """The subscribe rows' publisher, a stream of PUBLISH packets it encodes itself, against the
+    real Mosquitto: every payload arrives, in order, as mosquitto_sub prints it."""
+    from tests.helpers import mosquitto_subscriber
+
+    payloads = [b'{"n": %d, "v": "%s"}' % (i, b"x" * (i % 200)) for i in range(1000)]  # lengths over 127: 2-byte length
+    sub = mosquitto_subscriber(stack.mqtt_port, topic, "-C", "1000")
+    sender = flood.Flood(stack.mqtt_port, flood.encode(topic, payloads))
+    sender.start()
+    sender.join(30)
+    sender.check()
+    out, _ = sub.communicate(timeout=30)
+    assert [line for line in out.splitlines() if line.startswith(b'{"n"')] == payloads
+
+
+def test_a_flood_that_cannot_connect_says_so(flood):
+    from tests.helpers import free_port
+
+    sender = flood.Flood(free_port(), flood.encode("t", [b"x"]))
+    sender.start()
+    sender.join(30)
+    with pytest.raises(RuntimeError, match="the flood failed"):
+        sender.check()
+
+
+def test_subscribe_py_prints_each_runs_ratios(compare, capsys, monkeypatch):
+    """bench/subscribe.py's stability lines: each run's ratio (the subscribers took turns in it),
+    the lowest named; a client that failed a run leaves that pairing out rather than misaligned."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import subscribe
+    finally:
+        sys.path.remove(str(BENCH))
+    monkeypatch.setattr(compare, "RAW", {
+        "subscribe to a pipe": {compare.OURS: [150.0, 120.0], compare.MQTTJS: [100.0, 100.0],
+                                compare.MOSQUITTO: [100.0]},
+        "subscribe --json to a pipe": {compare.OURS + " --json": [135.0, 96.0]}})
+    subscribe.print_per_run(2)
+    out = capsys.readouterr().out.splitlines()
+    assert f"per run, iotnotify / {compare.MQTTJS}: 1.50x 1.20x (lowest 1.20x)" in out
+    assert f"per run, iotnotify / {compare.MOSQUITTO}: a run failed, no pairing" in out
+    assert "per run, iotnotify --json / iotnotify: 0.90x 0.80x (lowest 0.80x)" in out
