@@ -248,15 +248,20 @@ class Bench:
                                    stdin=subprocess.PIPE)
             pub.stdin.write(self.lines)  # type: ignore[union-attr]
             pub.stdin.close()  # type: ignore[union-attr]
-            return lambda: None if pub.wait(RUN_LIMIT) == 0 else print("bench: mosquitto_pub failed", file=sys.stderr)
+
+            def published() -> None:
+                if pub.wait(RUN_LIMIT) != 0:
+                    raise RuntimeError(f"the flood failed: mosquitto_pub exited {pub.returncode}")
+
+            return published
         flood = Flood(int(self.plain), self.flood_stream)
         flood.start()
 
-        def finish() -> None:
+        def streamed() -> None:
             flood.join(RUN_LIMIT)
             flood.check()
 
-        return finish
+        return streamed
 
     def receive_rate(self, client: str) -> float:
         """Messages per second `client` writes to a pipe under a flood (QoS 0, flood.py)."""

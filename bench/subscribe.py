@@ -6,7 +6,8 @@ turns, repeated to see how stable the ratios are.
     .venv/bin/python bench/subscribe.py --flood mosquitto_pub   # the flood before Round two, 11
 
 Each table: medians of --runs of each subscriber (iotnotify, iotnotify --json, MQTT.js's `mqtt
-sub`, mosquitto_sub), the rate at which it wrote the flood to a pipe and its own CPU per message.
+sub`, mosquitto_sub), the rate at which it wrote the flood to a pipe and its own CPU per message;
+under it, each run's ratios.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import compare
 
 def print_per_run(runs: int) -> None:
     """Each run's ratios (the subscribers took turns in it): how stable the table's medians are."""
-    plain, json_lines = compare.RAW["subscribe to a pipe"], compare.RAW["subscribe --json to a pipe"]
+    plain = compare.RAW.get("subscribe to a pipe", {})
+    json_lines = compare.RAW.get("subscribe --json to a pipe", {})
     pairs = [(f"iotnotify / {peer}", plain.get(compare.OURS, []), plain.get(peer, []))
              for peer in (compare.MQTTJS, compare.MOSQUITTO)]
     pairs.append(("iotnotify --json / iotnotify", json_lines.get(compare.OURS + " --json", []), plain.get(compare.OURS, [])))
