@@ -1,23 +1,30 @@
 """bench/compare.py's own machinery (the benchmark itself is not run by the tests): a failing client
-costs its cell, not the table, and each wss client start gets a URL signed then."""
+costs its cell, not the table, and each wss client start gets a URL signed then; the subscribe
+rows' flood (bench/flood.py) and subscribe.py's per-run lines."""
 
+import importlib
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
-@pytest.fixture(scope="module")
-def compare():
+def bench_module(name: str) -> ModuleType:
+    """bench/NAME.py, imported as bench/run runs it (bench/ on the path, its modules by bare name)."""
     sys.path.insert(0, str(BENCH))
     try:
-        import compare as module  # bench/compare.py, as bench/run runs it
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(BENCH))
-    return module
+
+
+@pytest.fixture(scope="module")
+def compare():
+    return bench_module("compare")
 
 
 def test_a_failing_cell_is_tried_twice_then_marked(compare, capsys):
@@ -78,12 +85,7 @@ def test_cpu_per_message_is_the_clients_own_and_lower_is_ahead(compare, capsys):
 
 @pytest.fixture(scope="module")
 def flood():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import flood as module  # bench/flood.py, as compare.py imports it
-    finally:
-        sys.path.remove(str(BENCH))
-    return module
+    return bench_module("flood")
 
 
 def test_the_flood_reaches_a_subscriber_whole_and_in_order(flood, stack, topic):
@@ -114,11 +116,7 @@ def test_a_flood_that_cannot_connect_says_so(flood):
 def test_subscribe_py_prints_each_runs_ratios(compare, capsys, monkeypatch):
     """bench/subscribe.py's stability lines: each run's ratio (the subscribers took turns in it),
     the lowest named; a client that failed a run leaves that pairing out rather than misaligned."""
-    sys.path.insert(0, str(BENCH))
-    try:
-        import subscribe
-    finally:
-        sys.path.remove(str(BENCH))
+    subscribe = bench_module("subscribe")
     monkeypatch.setattr(compare, "RAW", {
         "subscribe to a pipe": {compare.OURS: [150.0, 120.0], compare.MQTTJS: [100.0, 100.0],
                                 compare.MOSQUITTO: [100.0]},
