@@ -47,7 +47,7 @@ class Flood(threading.Thread):
     def __init__(self, port: int, stream: bytes) -> None:
         super().__init__(name="flood", daemon=True)
         self.port, self.stream = port, stream
-        self.error: Exception | None = None
+        self.error: OSError | None = None
 
     def run(self) -> None:
         try:
@@ -61,8 +61,7 @@ class Flood(threading.Thread):
             sock.sendall(_packet(CONNECT, connect))
             ack = sock.recv(4)
             if len(ack) < 4 or ack[0] != CONNACK or ack[3] != 0:
-                self.error = RuntimeError(f"the broker refused the flood's connection: {ack!r}")
-                return
+                raise ConnectionRefusedError(f"the broker refused the flood's connection: {ack!r}")
             sock.sendall(self.stream)
             sock.sendall(_packet(DISCONNECT, b""))
             sock.recv(1)  # the broker closes once it has read everything before DISCONNECT

@@ -10,6 +10,8 @@ from types import ModuleType
 
 import pytest
 
+from tests.helpers import free_port, mosquitto_subscriber
+
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
@@ -91,21 +93,21 @@ def flood():
 def test_the_flood_reaches_a_subscriber_whole_and_in_order(flood, stack, topic):
     """The subscribe rows' publisher, a stream of PUBLISH packets it encodes itself, against the
     real Mosquitto: every payload arrives, in order, as mosquitto_sub prints it."""
-    from tests.helpers import mosquitto_subscriber
-
     payloads = [b'{"n": %d, "v": "%s"}' % (i, b"x" * (i % 200)) for i in range(1000)]  # lengths over 127: 2-byte length
     sub = mosquitto_subscriber(stack.mqtt_port, topic, "-C", "1000")
-    sender = flood.Flood(stack.mqtt_port, flood.encode(topic, payloads))
-    sender.start()
-    sender.join(30)
-    sender.check()
-    out, _ = sub.communicate(timeout=30)
+    try:
+        sender = flood.Flood(stack.mqtt_port, flood.encode(topic, payloads))
+        sender.start()
+        sender.join(30)
+        sender.check()
+        out, _ = sub.communicate(timeout=30)
+    finally:
+        sub.kill()
+        sub.wait()
     assert [line for line in out.splitlines() if line.startswith(b'{"n"')] == payloads
 
 
 def test_a_flood_that_cannot_connect_says_so(flood):
-    from tests.helpers import free_port
-
     sender = flood.Flood(free_port(), flood.encode("t", [b"x"]))
     sender.start()
     sender.join(30)
