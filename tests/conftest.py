@@ -56,6 +56,18 @@ def fast_cli(permissive_stack: Stack) -> Cli:
 
 
 @pytest.fixture
+def user(stack: Stack):
+    """The stack's user with a runtime folder of their own (agents' sockets); their agents stopped
+    afterwards."""
+    import tempfile
+
+    cli = user_of(stack)
+    cli = Cli({**cli.env, "XDG_RUNTIME_DIR": tempfile.mkdtemp(prefix="rt-")})
+    yield cli
+    cli.run("agent", "stop", "--all")
+
+
+@pytest.fixture
 def topic(request: pytest.FixtureRequest) -> str:
     """A topic of this test's own, so tests sharing the broker do not see each other."""
     return "test/" + request.node.name.replace("[", "-").replace("]", "").replace("/", "-")[:80]

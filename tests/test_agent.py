@@ -10,22 +10,12 @@ import stat
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from iotnotify.agent.client import peer_pid_alive
 from tests.helpers import IOTNOTIFY, Cli, Stack, imports_of, user_of, wait_for
-
-
-@pytest.fixture
-def user(stack: Stack) -> Iterator[Cli]:
-    """The stack's user with a runtime folder of their own; their agents stopped afterwards."""
-    cli = user_of(stack)
-    cli = Cli({**cli.env, "XDG_RUNTIME_DIR": tempfile.mkdtemp(prefix="rt-")})
-    yield cli
-    cli.run("agent", "stop", "--all")
 
 
 def start_agent(user: Cli, *args: str) -> int:

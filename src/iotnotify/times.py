@@ -47,12 +47,17 @@ def now_utc() -> dt.datetime:
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+MAX_SECONDS = 365 * 24 * 3600.0
+"""The longest time any option takes (a timeout, a delay, an idle time): a year. Longer is never
+meant, and some (infinity, 1e300) break the waits they would go to (OverflowError)."""
+
+
 def parse_duration(text: str) -> float:
     """'90', '90s', '10m', '1h', '1d' (as ssh's ControlPersist and systemd write them) in seconds;
-    ValueError if it is not one, or not positive."""
+    ValueError if it is not one, or not positive and at most MAX_SECONDS."""
     value = text.strip().lower()
     unit = DURATION_UNITS.get(value[-1:], 0)
-    number = float(value[:-1] if unit else value)
-    if not number > 0 or number == float("inf"):
-        raise ValueError(f"{text!r} is not a positive duration")
-    return number * (unit or 1)
+    seconds = float(value[:-1] if unit else value) * (unit or 1)
+    if not 0 < seconds <= MAX_SECONDS:  # NaN fails this too
+        raise ValueError(f"{text!r} is not a positive duration of at most a year")
+    return seconds

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 WINDOW = 1000  # messages handed to the agent and not yet acknowledged, at most (as send.WINDOW)
 GRACE = 30.0  # s past --timeout to wait for the agent's verdict before taking it for dead
 HANDSHAKE = 60.0  # s for the agent to check a send (it may have to fetch new keys) before sending without it
+ASK_TIMEOUT = 10.0  # s for the agent to answer `agent status` or `agent stop`
 
 
 class Unavailable(Exception):
@@ -72,6 +73,7 @@ def connect(path: str) -> _socket.socket:
 def ask(path: str, kind: bytes) -> dict[str, Any]:
     """The agent's answer to STATUS or STOP; Unavailable if there is no agent."""
     sock = connect(path)
+    sock.settimeout(ASK_TIMEOUT)  # an agent that hangs is an agent that does not answer
     try:
         sock.sendall(frame(kind))
         got = Reader(sock).next()

@@ -39,12 +39,15 @@ from iotnotify.agent.wire import (
 from iotnotify.errors import ConfigError, IotNotifyError, UsageError
 from iotnotify.keys import KeySource
 from iotnotify.mqtt import Connection, ConnectOptions, open_connection
-from iotnotify.properties import from_record
+from iotnotify.properties import Properties, from_record
 from iotnotify.send import Publisher, check_before_sending, deliver
+from iotnotify.topics import AWS_MAX_PAYLOAD_BYTES, MQTT_MAX_PAYLOAD_BYTES
 
 log = logging.getLogger("iotnotify.wire")
 TICK = 1.0  # s between looks at the keys' expiry and the idle time
 FIRST_FRAME = 10.0  # s for a caller to say what it wants; one that says nothing is dropped
+FRAME_TIME = 10.0  # s for each read once a frame has begun (its header read, its body still coming)
+CLOSE_GRACE = 5.0  # s the sends under way have to finish when the agent stops, before they are ended
 
 
 class ClientGone(Exception):
@@ -64,6 +67,7 @@ class Agent:
         self.lock = threading.Lock()
         self.users: dict[int, int] = {}  # id(connection) -> sends using it
         self.sessions: set[threading.Thread] = set()
+        self.callers: dict[threading.Thread, socket.socket] = {}  # each session's socket, to end it at close
         self.served = self.delivered = 0
         self.connection: Connection | None = None
         self.listener: socket.socket | None = None
@@ -106,8 +110,18 @@ class Agent:
             self.listener.close()
             _unlink(self.path)
             self.listener = None
+        until = time.monotonic() + CLOSE_GRACE
+        for thread in list(self.sessions):  # the sends under way finish...
+            thread.join(max(until - time.monotonic(), 0))
+        with self.lock:
+            lingering = list(self.callers.values())
+        for sock in lingering:  # ...but one whose caller stalls (a stream, or a peer saying nothing) is ended
+            try:
+                sock.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
         for thread in list(self.sessions):
-            thread.join()
+            thread.join(CLOSE_GRACE)
         if self.connection is not None:
             self.connection.disconnect()
 
@@ -171,10 +185,14 @@ class Agent:
             with sock:
                 if not same_user(sock):
                     return
-                reader = Reader(sock)
-                sock.settimeout(FIRST_FRAME)
+                with self.lock:
+                    self.callers[threading.current_thread()] = sock
+                connection = self.connection
+                aws = connection is not None and connection.aws
+                reader = Reader(sock, AWS_MAX_PAYLOAD_BYTES if aws else MQTT_MAX_PAYLOAD_BYTES, FRAME_TIME)
+                reader.idle_timeout = FIRST_FRAME
                 first = reader.next()
-                sock.settimeout(None)  # a stream's lines may come slowly (tail -F | send -l)
+                reader.idle_timeout = None  # a stream's lines may come slowly (tail -F | send -l)
                 if first is None:
                     return
                 kind, body = first
@@ -185,11 +203,12 @@ class Agent:
                     sock.sendall(value_frame(VERDICT, {"stopping": os.getpid()}))
                 elif kind == HEADER:
                     self._send(sock, reader, value(body))
-        except (OSError, ClientGone, ValueError) as e:
+        except (OSError, ClientGone, ValueError, IotNotifyError) as e:
             log.debug("agent: a caller went away: %s", e)
         finally:
             with self.lock:
                 self.sessions.discard(threading.current_thread())
+                self.callers.pop(threading.current_thread(), None)
 
     def _send(self, sock: socket.socket, reader: Reader, header: dict[str, Any]) -> None:
         """A send: check as `send` checks, publish as it publishes, tell the caller each
@@ -206,12 +225,20 @@ class Agent:
                 except OSError:
                     pass  # the caller went away; what is in flight still goes to the broker
 
+        try:
+            topic, qos, retain, timeout, properties = _checked(header)
+        except UsageError as e:  # a header no `send` of ours makes: said, not a traceback in the log
+            tell(_verdict(e, before=True))
+            return
+        cut: dict[int, int] = {}  # position -> the real size of a message over the broker's limit
+
         def rejected(position: int, error: IotNotifyError) -> None:
+            if position in cut:  # the agent kept only the first bytes of it: say its real size
+                error = UsageError(f"payload of {cut[position]} bytes is over the broker's limit")
             tell(value_frame(REJECTED, {"position": position, "message": str(error)}))
 
-        topic, records, whole = header.get("topic"), bool(header.get("records")), bool(header.get("whole"))
-        properties = from_record(header["properties"]) if header.get("properties") else None
-        payloads: Any = list(_payloads(reader)) if whole else _payloads(reader)
+        records, whole = bool(header.get("records")), bool(header.get("whole"))
+        payloads: Any = list(_payloads(reader, cut)) if whole else _payloads(reader, cut)
         with self.lock:
             connection = self.connection
             if connection is None:
@@ -225,11 +252,10 @@ class Agent:
                 tell(_verdict(e, before=True))
                 return
             tell(frame(READY))
-            publisher = Publisher(connection, topic or "", int(header.get("qos", 1)), bool(header.get("retain")),
-                                  properties=properties, on_acked=self._acks(tell))
+            publisher = Publisher(connection, topic or "", qos, retain, properties=properties,
+                                  on_acked=self._acks(tell))
             try:
-                result = deliver(publisher, self.source, topic, payloads, float(header.get("timeout", 30.0)),
-                                 rejected, None, records)
+                result = deliver(publisher, self.source, topic, payloads, timeout, rejected, None, records)
             except IotNotifyError as e:
                 tell(_verdict(e))
             else:
@@ -244,15 +270,39 @@ def _verdict(error: IotNotifyError, before: bool = False) -> bytes:
     return value_frame(VERDICT, {"error": type(error).__name__, "message": str(error), "before": before})
 
 
-def _payloads(reader: Reader) -> Iterator[bytes]:
-    """The caller's messages until its END; ClientGone if it leaves first."""
+def _payloads(reader: Reader, cut: dict[int, int]) -> Iterator[bytes]:
+    """The caller's messages until its END; ClientGone if it leaves first. A message over the
+    broker's limit comes cut short (its real size in `cut`, by position): the limit refuses it."""
+    position = 0
     while (got := reader.next()) is not None:
         kind, body = got
         if kind == END:
             return
         if kind == MESSAGE:
+            position += 1
+            if reader.cut is not None:
+                cut[position] = reader.cut
             yield body
     raise ClientGone("the sender closed its connection before the end of its input")
+
+
+def _checked(header: dict[str, Any]) -> tuple[str | None, int, bool, float, Properties | None]:
+    """A send's topic, QoS, retain flag, timeout and properties from its HEADER; UsageError for a
+    field of the wrong kind (only a process that is not our `send` makes one)."""
+    topic, qos, retain, timeout = header.get("topic"), header.get("qos", 1), header.get("retain", False), \
+        header.get("timeout", 30.0)
+    if topic is not None and not isinstance(topic, str):
+        raise UsageError("the send's topic is not a string")
+    if qos not in (0, 1) or isinstance(qos, bool):
+        raise UsageError(f"the send's QoS {qos!r} is not 0 or 1")
+    if not isinstance(retain, bool):
+        raise UsageError("the send's retain flag is not true or false")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout <= times.MAX_SECONDS:
+        raise UsageError(f"the send's timeout {timeout!r} is not 0 to {times.MAX_SECONDS:g} seconds")
+    given = header.get("properties")
+    if given is not None and not isinstance(given, dict):
+        raise UsageError("the send's properties are not a table")
+    return topic, qos, retain, float(timeout), from_record(given) if given else None
 
 
 def same_user(sock: socket.socket) -> bool:

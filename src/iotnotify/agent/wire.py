@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
         def recv(self, size: int, /) -> bytes: ...
 
+        def settimeout(self, value: float | None, /) -> None: ...
+
 HEADER, MESSAGE, END, STATUS, STOP = b"H", b"M", b"E", b"S", b"Q"
 READY, ACKED, REJECTED, VERDICT = b"O", b"A", b"X", b"V"
 VERSION = 2
@@ -57,16 +59,40 @@ def message_frame(payload: bytes) -> bytes:
     return MESSAGE + len(payload).to_bytes(4, "big") + payload
 
 
-class Reader:
-    """Frames from a socket, read in chunks; `next()` is None at the end of the stream."""
+MAX_VALUE = 1 << 20  # bytes of a structured frame's body (a HEADER, a VERDICT...)
+CHUNK = 1 << 16
 
-    def __init__(self, sock: Receiver) -> None:
+
+class FrameError(ValueError):
+    """A frame that breaks the protocol: a structured body over MAX_VALUE bytes."""
+
+
+class Reader:
+    """Frames from a socket, read in chunks; `next()` is None at the end of the stream.
+
+    What a frame's header claims is not trusted (the agent's reader): a MESSAGE body over
+    `max_message` bytes is read through but only its first `max_message` + 1 bytes kept (`cut`
+    says its real size: the message is refused as over the broker's limit), any other body over
+    MAX_VALUE ends the stream (FrameError); and once a frame has begun, the rest of it must come
+    within `frame_timeout` seconds of each read (TimeoutError), while between frames there is no
+    limit (a stream's lines may come slowly)."""
+
+    def __init__(self, sock: Receiver, max_message: int | None = None, frame_timeout: float | None = None) -> None:
+        self.sock = sock
         self.recv = sock.recv
         self.buffer = bytearray()
+        self.max_message = max_message
+        self.frame_timeout = frame_timeout
+        self.cut: int | None = None  # the real size of the last MESSAGE body, when over max_message
+        self.idle_timeout: float | None = None  # with frame_timeout: the limit between frames (None: none)
 
-    def _fill(self, size: int) -> bool:
+    def _fill(self, size: int, begun: bool = False) -> bool:
+        """At least `size` bytes in the buffer; False if the stream ended first. Within a frame
+        (`begun`, or bytes of it in the buffer) each read has `frame_timeout`."""
         while len(self.buffer) < size:
-            chunk = self.recv(1 << 16)
+            if self.frame_timeout is not None:
+                self.sock.settimeout(self.frame_timeout if begun or self.buffer else self.idle_timeout)
+            chunk = self.recv(CHUNK)
             if not chunk:
                 return False
             self.buffer += chunk
@@ -76,9 +102,32 @@ class Reader:
         """The next frame as (kind, body); None once the other side closed (a frame cut short too)."""
         if not self._fill(5):
             return None
-        size = int.from_bytes(self.buffer[1:5], "big")
-        if not self._fill(5 + size):
+        kind, size = bytes(self.buffer[:1]), int.from_bytes(self.buffer[1:5], "big")
+        self.cut = None
+        if self.max_message is not None and kind != MESSAGE and size > MAX_VALUE:
+            raise FrameError(f"a frame of {size} bytes, over {MAX_VALUE}")
+        if self.max_message is not None and kind == MESSAGE and size > self.max_message + 1:
+            return self._cut(kind, size)
+        if not self._fill(5 + size, begun=True):
             return None
-        kind, body = bytes(self.buffer[:1]), bytes(self.buffer[5:5 + size])
+        body = bytes(self.buffer[5:5 + size])
         del self.buffer[:5 + size]
+        return kind, body
+
+    def _cut(self, kind: bytes, size: int) -> tuple[bytes, bytes] | None:
+        """A MESSAGE over max_message: its first bytes kept, the rest read and dropped."""
+        assert self.max_message is not None  # noqa: S101 - next() checked
+        keep = self.max_message + 1
+        if not self._fill(5 + keep, begun=True):
+            return None
+        body = bytes(self.buffer[5:5 + keep])
+        left = size - keep
+        del self.buffer[:5 + keep]
+        while left > 0:
+            if not self.buffer and not self._fill(1, begun=True):
+                return None
+            dropped = min(left, len(self.buffer))
+            del self.buffer[:dropped]
+            left -= dropped
+        self.cut = size
         return kind, body
