@@ -14,6 +14,7 @@ from iotnotify.iam import matches
 from iotnotify.local.keys_server import LocalIssuer
 from iotnotify.server import handler as lambda_handler
 from iotnotify.server.config import EndpointConfig
+from iotnotify.server.handler import is_keys_path
 
 CONFIG = EndpointConfig(topics=("a/b", "alerts/*"), cors_origins=("https://app.example", "https://b.example"),
                         private_prefix="users")
@@ -76,8 +77,10 @@ def test_the_handler_answers_any_event_safely(endpoint, capsys, event):
     response = lambda_handler.handler(event)
     logged = capsys.readouterr().out
     assert set(response) == {"statusCode", "headers", "body", "isBase64Encoded"}
-    assert response["statusCode"] in (200, 204, 400, 403, 405), response
+    assert response["statusCode"] in (200, 204, 400, 403, 404, 405), response
     body = json.loads(response["body"]) if response["body"] else None
+    if response["statusCode"] == 200:  # keys only at the keys path (or the page, which is not JSON)
+        assert is_keys_path(lambda_handler.path_of(event if isinstance(event, dict) else {})), event
     minted = [endpoint._minted[k] for k in set(endpoint._minted) - before]
     for keys in minted:  # secrets go in the 200 body only, never in a log line
         assert keys.secret_key not in logged and keys.session_token not in logged

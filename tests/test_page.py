@@ -3,10 +3,17 @@ served by `iotnotify local`, it gets keys, connects through the SigV4 check with
 receives what `iotnotify send` sends and sends what `iotnotify subscribe` prints, and says so
 readably when keys are refused or expired."""
 
+import contextlib
+import json
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.browser import chromium, log_lines
 from tests.helpers import running_stack, user_of
@@ -106,8 +113,6 @@ def test_a_topic_the_keys_do_not_allow_is_said_before_sending(browser, stack, to
 
 
 def test_the_page_gets_keys_from_the_local_cognito_pool_too(browser, stack, cli, topic):
-    from selenium.webdriver.support.ui import Select
-
     browser.get(stack.page)
     Select(browser.find_element(By.ID, "source")).select_by_value("cognito")
     browser.find_element(By.ID, "retrieve").click()
@@ -136,3 +141,104 @@ def test_keys_are_refreshed_before_they_expire(tmp_path_factory, topic):
         assert second["accessKey"] != first["accessKey"]
         assert user_of(short).run("send", topic, "after the refresh").returncode == 0
         wait_until(driver, lambda d: any(line.endswith("after the refresh") for line in log_lines(d)), "a message")
+
+
+@contextlib.contextmanager
+def http_server(handle):
+    """An HTTP server on loopback whose every request `handle(request_handler)` answers."""
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            handle(self)
+
+        do_POST = do_OPTIONS = do_GET  # noqa: N815 - http.server's naming
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def reply(request, status: int, headers: dict, body: bytes) -> None:
+    request.send_response(status)
+    for name, value in headers.items():
+        request.send_header(name, value)
+    request.send_header("Content-Length", str(len(body)))
+    request.end_headers()
+    request.wfile.write(body)
+
+
+POOL = "eu-west-1:0a1b2c3d-0000-4000-8000-000000000001"
+
+
+def stub_cognito(calls: list[str]):
+    """Cognito Identity's two calls, as AWS answers them (CORS included) to a page of any origin."""
+    cors = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Headers": "content-type, x-amz-target",
+            "Access-Control-Allow-Methods": "POST"}
+
+    def handle(request) -> None:
+        if request.command == "OPTIONS":
+            reply(request, 200, cors, b"")
+            return
+        action = request.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
+        calls.append(action)
+        request.rfile.read(int(request.headers.get("Content-Length") or 0))
+        body = {"IdentityId": "eu-west-1:stub-identity"} if action == "GetId" else {
+            "IdentityId": "eu-west-1:stub-identity", "Credentials": {
+                "AccessKeyId": "ASIASTUB", "SecretKey": "stub-secret", "SessionToken": "stub-token",
+                "Expiration": time.time() + 3600}}
+        reply(request, 200, {**cors, "Content-Type": "application/x-amz-json-1.1"}, json.dumps(body).encode())
+
+    return handle
+
+
+def lambda_behind_gateway(monkeypatch):
+    """The Lambda handler as API Gateway (HTTP API, v2 events) invokes it, with the local issuer's keys."""
+    from iotnotify.local.keys_server import LocalIssuer
+    from iotnotify.server import handler
+    from iotnotify.server.config import EndpointConfig
+
+    monkeypatch.setitem(handler._state, "config", EndpointConfig(topics=("test/*",)))
+    monkeypatch.setitem(handler._state, "issuer", LocalIssuer("127.0.0.1", 9443))
+
+    def handle(request) -> None:
+        path, _, query = request.path.partition("?")
+        answer = handler.handler({"version": "2.0", "rawPath": path, "rawQueryString": query,
+                                  "headers": dict(request.headers.items()),
+                                  "requestContext": {"http": {"method": request.command, "path": path}}})
+        reply(request, answer["statusCode"], answer["headers"], answer["body"].encode())
+
+    return handle
+
+
+def test_the_deployed_page_may_call_the_configured_pools_cognito_and_no_other(browser, monkeypatch):
+    calls: list[str] = []
+    with http_server(stub_cognito(calls)) as cognito:
+        monkeypatch.setenv("IOTNOTIFY_COGNITO_POOL", POOL)
+        monkeypatch.setenv("IOTNOTIFY_COGNITO_ENDPOINT", cognito + "/")
+        with http_server(lambda_behind_gateway(monkeypatch)) as api:
+            page = urllib.request.urlopen(api + "/")
+            csp = page.headers["Content-Security-Policy"]
+            assert f"connect-src 'self' ws: wss: {cognito};" in csp  # that origin, and no other
+            browser.get(api + "/")
+            Select(browser.find_element(By.ID, "source")).select_by_value("cognito")
+            browser.find_element(By.ID, "retrieve").click()
+            wait_until(browser, lambda d: state(d) == "keys ready: connect", "keys ready")
+    assert calls == ["GetId", "GetCredentialsForIdentity"]
+    assert browser.find_element(By.ID, "key-client").text == "eu-west-1:stub-identity"
+
+
+def test_the_deployed_pages_csp_names_the_pool_regions_cognito_by_default(monkeypatch):
+    from iotnotify.server import handler
+
+    monkeypatch.setenv("IOTNOTIFY_COGNITO_POOL", POOL)
+    monkeypatch.delenv("IOTNOTIFY_COGNITO_ENDPOINT", raising=False)
+    answer = handler.handler({"version": "2.0", "rawPath": "/", "requestContext": {"http": {"method": "GET"}}})
+    csp = answer["headers"]["Content-Security-Policy"]
+    assert "connect-src 'self' ws: wss: https://cognito-identity.eu-west-1.amazonaws.com;" in csp

@@ -11,10 +11,28 @@ from importlib import resources
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8", ".txt": "text/plain; charset=utf-8"}
 STATIC = ("page.js", "page.css", "mqtt.min.js", "aws4fetch.umd.js", "LICENSES.txt")
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
-       "worker-src blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
-"""The page runs only its own files and talks only to its origin (keys) and WebSocket brokers
-(MQTT.js runs its timers in a worker it makes from a blob, so that a background tab keeps pinging)."""
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:{cognito}; "
+       "img-src 'self' data:; worker-src blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+"""The page runs only its own files and talks only to its origin (keys), WebSocket brokers and, when
+it offers keys from an identity pool, that pool's Cognito Identity and no other (MQTT.js runs its
+timers in a worker it makes from a blob, so that a background tab keeps pinging)."""
+
+
+def cognito_origin(pool: str | None, url: str | None) -> str | None:
+    """The origin the page's Cognito calls go to, for the CSP: `url`'s (None for a path on the page's
+    own origin, as the local stack's), else the pool region's Cognito Identity (as page.js builds it)."""
+    from urllib.parse import urlsplit
+
+    if not pool:
+        return None
+    if not url:
+        return f"https://cognito-identity.{pool.split(':')[0]}.amazonaws.com"
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return None  # a path: 'self'
+    if parts.scheme not in ("http", "https") or not all(c.isalnum() or c in ".-:[]" for c in parts.netloc):
+        return None  # not an origin a CSP can name: the page's calls there are refused, nothing else
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 @dataclass(frozen=True)
@@ -46,5 +64,7 @@ def asset(path: str, mqtt_url: str | None = None, cognito_pool: str | None = Non
     headers = {"Content-Type": TYPES["." + name.rsplit(".", 1)[1]], "X-Content-Type-Options": "nosniff",
                "Cache-Control": "no-cache"}
     if name == "index.html":
-        headers |= {"Content-Security-Policy": CSP, "Referrer-Policy": "no-referrer"}
+        origin = cognito_origin(cognito_pool, cognito_url)
+        csp = CSP.format(cognito=f" {origin}" if origin else "")
+        headers |= {"Content-Security-Policy": csp, "Referrer-Policy": "no-referrer"}
     return Asset(body, headers)

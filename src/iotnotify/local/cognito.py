@@ -26,20 +26,25 @@ def _error(status: int, kind: str, message: str) -> Response:
     return Response(status, {"__type": kind, "message": message}, dict(JSON_11))
 
 
-class LocalCognito:
-    """GetId and GetCredentialsForIdentity for POOL_ID; identities are remembered while the stack runs."""
+MAX_IDENTITIES = 10_000  # identities remembered (a loop of GetId calls must not grow memory without bound)
 
-    def __init__(self, config: EndpointConfig, issuer: Any) -> None:
+
+class LocalCognito:
+    """GetId and GetCredentialsForIdentity for POOL_ID; identities are remembered while the stack
+    runs, the last MAX_IDENTITIES of them (the client asks for a new one when its own is forgotten)."""
+
+    def __init__(self, config: EndpointConfig, issuer: Any, limit: int = MAX_IDENTITIES) -> None:
         self.config = config
         self.issuer = issuer
-        self._identities: set[str] = set()
+        self.limit = limit
+        self._identities: dict[str, None] = {}  # in the order made: the oldest is forgotten first
         self._lock = threading.Lock()
 
     def answer(self, target: str | None, body: bytes) -> Response:
         """The answer to one POST (its X-Amz-Target and JSON body), as Cognito Identity gives it."""
         try:
             request = json.loads(body or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
             return _error(400, "SerializationException", "the body is not JSON")
         if not isinstance(request, dict):
             return _error(400, "SerializationException", "the body is not a JSON object")
@@ -57,7 +62,9 @@ class LocalCognito:
                                                             f"not found (the local pool is {POOL_ID})")
         identity = f"local:{uuid.uuid4()}"
         with self._lock:
-            self._identities.add(identity)
+            while len(self._identities) >= self.limit:
+                del self._identities[next(iter(self._identities))]
+            self._identities[identity] = None
         return Response(200, {"IdentityId": identity}, dict(JSON_11))
 
     def _credentials(self, request: dict[str, Any]) -> Response:

@@ -17,10 +17,9 @@ from iotnotify.local.cognito import COGNITO_PATH, POOL_ID, LocalCognito
 from iotnotify.local.sigv4 import KnownKeys
 from iotnotify.page import Asset, asset
 from iotnotify.server.config import EndpointConfig
-from iotnotify.server.handler import Response, answer, cors_headers, origin_allowed
+from iotnotify.server.handler import KEYS_PATH, Response, answer, cors_headers, origin_allowed
 from iotnotify.server.issuers import Issued, Where
 
-KEYS_PATH = "/iot/keys"
 LOCAL_ACCOUNT = "000000000000"
 LOCAL_REGION = "local"
 
@@ -65,6 +64,10 @@ class LocalIssuer:
             return self._minted.get(access_key)
 
 
+MAX_BODY = 64 * 1024  # bytes of a Cognito request's body
+READ_TIMEOUT = 10.0  # s for each read of a request
+
+
 def loopback_hosts(port: int) -> set[str]:
     """The Host headers of a request that names a server on 127.0.0.1:port by a loopback name."""
     return {f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]")}
@@ -88,6 +91,7 @@ class KeysHandler(BaseHTTPRequestHandler):
     from an allowed origin (`config.cors_origins`)."""
 
     server_version = "iotnotify-local"
+    timeout = READ_TIMEOUT  # http.server sets it on each connection: a client that stalls is let go
     config: EndpointConfig
     issuer: LocalIssuer
     aws_rules: bool
@@ -138,8 +142,16 @@ class KeysHandler(BaseHTTPRequestHandler):
         if not origin_allowed(self.config.cors_origins, origin):
             self._send(Response(403, {"message": "this origin may not get keys"}, {}))
             return
-        size = int(self.headers.get("Content-Length") or 0)
-        self._send(self.cognito.answer(self.headers.get("X-Amz-Target"), self.rfile.read(min(size, 64 * 1024))))
+        length = (self.headers.get("Content-Length") or "0").strip()
+        if not length.isdigit() or not length.isascii():
+            self._send(Response(400, {"__type": "SerializationException", "message": "Content-Length is not a number"},
+                                {}))
+            return
+        if int(length) > MAX_BODY:
+            self._send(Response(413, {"__type": "SerializationException",
+                                      "message": f"the body is over {MAX_BODY} bytes"}, {}))
+            return
+        self._send(self.cognito.answer(self.headers.get("X-Amz-Target"), self.rfile.read(int(length))))
 
     do_GET = do_OPTIONS = do_POST = do_PUT = do_DELETE = _answer  # noqa: N815 - http.server's naming
 
@@ -154,13 +166,21 @@ def _handler(config: EndpointConfig, issuer: LocalIssuer, aws_rules: bool,
                                                     "mqtt_url": mqtt_url, "cognito": LocalCognito(config, issuer)})
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A request that fails in a way http.server does not answer itself (a client gone, a timeout)
+    ends quietly: socketserver would print a traceback on the terminal of `iotnotify local`."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass
+
+
 class KeysServer:
     """The HTTP endpoint on 127.0.0.1, served from a background thread."""
 
     def __init__(self, port: int, config: EndpointConfig, issuer: LocalIssuer, aws_rules: bool = True,
                  mqtt_url: str | None = None) -> None:
         try:
-            self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(config, issuer, aws_rules, mqtt_url))
+            self.httpd = _QuietServer(("127.0.0.1", port), _handler(config, issuer, aws_rules, mqtt_url))
         except OSError:
             raise LocalStackError(f"port {port} (keys endpoint) is in use: choose another with --keys-port") from None
         self.httpd.daemon_threads = True

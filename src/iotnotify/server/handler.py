@@ -164,8 +164,14 @@ def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     (`GET /`, `GET /static/...`)."""
     event = event if isinstance(event, dict) else {}
     method, query, origin = request_of(event)
-    if method == "GET" and (page := asset(path_of(event), cognito_pool=_cognito_pool())) is not None:  # no AWS call
+    path = path_of(event)
+    if method == "GET" and (page := asset(path, cognito_pool=_cognito_pool(), cognito_url=_cognito_url())) is not None:
         return {"statusCode": 200, "headers": page.headers, "body": page.body.decode("utf-8"), "isBase64Encoded": False}
+    if not is_keys_path(path):  # /favicon.ico, /static/nope.js: no keys, as the local endpoint answers
+        import os
+
+        return to_api_gateway(Response(404, {"message": f"not found: use GET {KEYS_PATH}"},
+                                       cors_headers(origins_of(os.environ.get("IOTNOTIFY_CORS_ORIGIN", "")), origin)))
     config, issuer = _setup()
     if config is None:
         import os
@@ -181,6 +187,23 @@ def _cognito_pool() -> str | None:
     import os
 
     return os.environ.get("IOTNOTIFY_COGNITO_POOL") or None
+
+
+def _cognito_url() -> str | None:
+    """Where the page calls Cognito Identity (IOTNOTIFY_COGNITO_ENDPOINT, as the client's setting;
+    default the pool region's endpoint): the page's CSP allows that origin and no other."""
+    import os
+
+    return os.environ.get("IOTNOTIFY_COGNITO_ENDPOINT") or None
+
+
+KEYS_PATH = "/iot/keys"
+
+
+def is_keys_path(path: str) -> bool:
+    """Whether a request to `path` (the stage's or a custom domain's prefix before it, if any) asks
+    for keys; "" (an event with no path: the function invoked directly) does."""
+    return path in ("", KEYS_PATH) or path.endswith(KEYS_PATH)
 
 
 def path_of(event: dict[str, Any]) -> str:
