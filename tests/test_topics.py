@@ -12,7 +12,8 @@ from iotnotify.topics import (
 )
 
 
-@pytest.mark.parametrize("topic", ["a", "a/b/c", "/serverless/pubsub", "x" * 256, "é" * 128, "a b", "$SYS/x"])
+@pytest.mark.parametrize("topic", ["a", "a/b/c", "/serverless/pubsub", "x" * 256, "é" * 128, "a b", "$SYS/x",
+                                   "a\u00a0b", "\u202eevil", "emoji/\U0001f469\u200d\U0001f4bb", "\ue000private"])
 def test_valid_topics_are_accepted(topic):
     assert check_topic(topic, aws=False) == topic
 
@@ -23,7 +24,14 @@ def test_valid_topics_are_accepted(topic):
     ("a/#", "wildcard"),
     ("x" * 257, "257 UTF-8 bytes"),
     ("é" * 129, "258 UTF-8 bytes"),
-    ("a\x00b", "NUL"),
+    ("a\x00b", "U\\+0000 \\(a control character\\)"),
+    ("demo/a\x01b", "U\\+0001 \\(a control character\\)"),
+    ("a\tb", "U\\+0009"),
+    ("a\x7fb", "U\\+007F \\(a control character\\)"),
+    ("a\x9fb", "U\\+009F"),
+    ("a\uffffb", "U\\+FFFF \\(a Unicode noncharacter\\)"),
+    ("a\ufdd0b", "U\\+FDD0 \\(a Unicode noncharacter\\)"),
+    ("a\U0010fffeb", "U\\+10FFFE"),
     ("a\udcffb", "not valid UTF-8"),
 ])
 def test_invalid_topics_are_refused(topic, message):
@@ -43,7 +51,8 @@ def test_valid_filters_are_accepted(topic_filter):
     assert check_filter(topic_filter, aws=True) == topic_filter
 
 
-@pytest.mark.parametrize("topic_filter", ["", "a/#/b", "a#", "a/b#", "a+/b", "a/+b", "x" * 257])
+@pytest.mark.parametrize("topic_filter", ["", "a/#/b", "a#", "a/b#", "a+/b", "a/+b", "x" * 257, "a/\x1b]0;x\x07/#",
+                                          "\uffff/+"])
 def test_invalid_filters_are_refused(topic_filter):
     with pytest.raises(UsageError):
         check_filter(topic_filter, aws=False)

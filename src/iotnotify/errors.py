@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import enum
 
+from iotnotify.shown import LINE, shown
+
 
 class ExitStatus(enum.IntEnum):
     """The exit codes of `iotnotify`."""
@@ -119,6 +121,7 @@ class Refused(IotNotifyError):
 
 def one_line(error: IotNotifyError) -> str:
     """What `iotnotify` prints of an error after its name: 'error: ...' (a Ctrl-C's 'interrupted:
-    ...' as it is), on one line whatever the message's lines."""
-    message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    ...' as it is), on one line whatever the message's lines, with what a peer or a server put in it
+    escaped (shown.py) and cut."""
+    message = shown(" ".join(line.strip() for line in str(error).splitlines() if line.strip()), LINE)
     return message if isinstance(error, Interrupted) else f"error: {message}"

@@ -6,13 +6,15 @@ import json
 import shlex
 
 from iotnotify.keys import TemporaryKeys
+from iotnotify.shown import escaped
 from iotnotify.times import iso, now_utc
 
 REDACTED = "******** (--show-secrets to show)"
 
 
 def as_text(keys: TemporaryKeys, source: str, show_secrets: bool) -> str:
-    """Aligned `name  value` lines; the secret key and session token redacted unless asked."""
+    """Aligned `name  value` lines; the secret key and session token redacted unless asked; what the
+    endpoint said with its control and bidi characters escaped (shown.py)."""
     minutes = int(keys.expires_in(now_utc()) // 60)
     rows = [
         ("keys from", source),
@@ -32,7 +34,7 @@ def as_text(keys: TemporaryKeys, source: str, show_secrets: bool) -> str:
     expiry = f"in {minutes} min" if minutes >= 0 else "expired"
     rows.append(("expires", f"{iso(keys.expiration)} ({expiry})"))
     width = max(len(name) for name, _ in rows)
-    return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)
+    return "\n".join(f"{name.ljust(width)}  {escaped(value)}" for name, value in rows)  # the endpoint's text
 
 
 def as_json(keys: TemporaryKeys) -> str:

@@ -12,6 +12,7 @@ from typing import BinaryIO
 
 from iotnotify.errors import UsageError
 from iotnotify.messages import Message
+from iotnotify.shown import escaped
 from iotnotify.times import iso
 
 Formatter = Callable[[Message], bytes]
@@ -58,7 +59,7 @@ def parse_json(payload: bytes) -> object | None:
         return None
     try:
         value: object = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested thousands deep (a peer's 128 KB of `[`)
         return None
     return value
 
@@ -69,7 +70,7 @@ def compact_json(payload: bytes) -> str:
     if value is None:
         try:
             value = json.loads(payload)  # a JSON scalar: 42, "text", true
-        except ValueError:
+        except (ValueError, RecursionError):
             value = payload.decode("utf-8", "replace")
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
@@ -189,7 +190,7 @@ def formatter(style: OutputStyle) -> Formatter:
 
 def preview(payload: bytes, width: int) -> tuple[str, str]:
     """What `tail` shows of a payload in `width` characters, and its kind: "json" (compacted),
-    "text", or "binary" (`<N bytes>` and a hex preview)."""
+    "text", or "binary" (`<N bytes>` and a hex preview); characters a terminal would act on escaped."""
     value = parse_json(payload)
     if value is not None:
         text, kind = json.dumps(value, ensure_ascii=False, separators=(",", ":")), "json"
@@ -200,6 +201,7 @@ def preview(payload: bytes, width: int) -> tuple[str, str]:
             hex_preview = payload[: max(width // 3, 1)].hex(" ")
             text, kind = f"<{len(payload)} bytes> {hex_preview}", "binary"
         text = " ".join(text.split()) if kind == "text" else text  # one line
+    text = escaped(text)  # a peer's ESC or U+202E never reaches the terminal as such
     if len(text) > width:
         text = text[: max(width - 1, 0)] + "…"
     return text, kind

@@ -12,9 +12,12 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from iotnotify.errors import ConnectError, UsageError
+from iotnotify.shown import shown_bytes
 
 if TYPE_CHECKING:
     import socket
+
+MAX_ANSWER = 64 * 1024  # bytes of a proxy's answer to CONNECT read at most
 
 
 @dataclass(frozen=True)
@@ -82,35 +85,44 @@ def _bypassed(host: str, env: Mapping[str, str]) -> bool:
 
 
 def tunnel(proxy: Proxy, host: str, port: int, timeout: float) -> socket.socket:
-    """A socket through `proxy` to host:port (HTTP CONNECT); ConnectError naming the proxy if it
-    cannot be reached or refuses."""
+    """A socket through `proxy` to host:port (HTTP CONNECT), the proxy's answer in `timeout`
+    seconds in all; ConnectError naming the proxy if it cannot be reached, refuses, or is too slow."""
     import socket  # here: a send over HTTPS needs none (socket.py costs it 10 ms)
 
-    try:
-        sock = socket.create_connection((proxy.host, proxy.port), timeout=timeout)
-    except OSError as e:
-        raise ConnectError(f"proxy {proxy.name} is unreachable: {e.strerror or e}") from None
-    request = f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-    if proxy.username is not None:
-        import base64
+    from iotnotify.deadline import Deadline
 
-        token = base64.b64encode(f"{proxy.username}:{proxy.password or ''}".encode()).decode()
-        request += f"Proxy-Authorization: Basic {token}\r\n"
-    try:
-        sock.sendall((request + "\r\n").encode())
-        answer = b""
-        while b"\r\n\r\n" not in answer and len(answer) < 65536:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            answer += chunk
-    except OSError as e:
+    with Deadline(timeout) as deadline:
+        try:
+            sock = deadline.watch(socket.create_connection((proxy.host, proxy.port), timeout=timeout))
+        except OSError as e:
+            raise ConnectError(f"proxy {proxy.name} is unreachable: {e.strerror or e}") from None
+        request = f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        if proxy.username is not None:
+            import base64
+
+            token = base64.b64encode(f"{proxy.username}:{proxy.password or ''}".encode()).decode()
+            request += f"Proxy-Authorization: Basic {token}\r\n"
+        try:
+            sock.sendall((request + "\r\n").encode())
+            answer = b""
+            while b"\r\n\r\n" not in answer and len(answer) < MAX_ANSWER:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+        except OSError as e:
+            sock.close()
+            if deadline.expired:
+                raise ConnectError(f"proxy {proxy.name} did not answer within {timeout:g} s") from None
+            raise ConnectError(f"proxy {proxy.name} failed: {e.strerror or e}") from None
+    if deadline.expired:
         sock.close()
-        raise ConnectError(f"proxy {proxy.name} failed: {e.strerror or e}") from None
-    status = answer.split(b"\r\n", 1)[0].decode("latin-1")
-    if status.split(" ")[1:2] != ["200"]:
+        raise ConnectError(f"proxy {proxy.name} did not answer within {timeout:g} s")
+    status = answer.split(b"\r\n", 1)[0]
+    if status.split(b" ")[1:2] != [b"200"]:
         sock.close()
-        raise ConnectError(f"proxy {proxy.name} refused the tunnel to {host}:{port}: {status or 'no answer'}")
+        said = shown_bytes(status) if status else "no answer"
+        raise ConnectError(f"proxy {proxy.name} refused the tunnel to {host}:{port}: {said}")
     return sock
 
 

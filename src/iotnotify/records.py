@@ -20,6 +20,8 @@ def parse_record(line: bytes, topic: str | None, qos: int, retain: bool) -> Mess
         record: Any = json.loads(line)
     except json.JSONDecodeError as e:
         raise UsageError(f"not a JSON record: {e.msg}") from None
+    except RecursionError:
+        raise UsageError("not a JSON record: nested too deep") from None
     except ValueError:  # not UTF-8
         raise UsageError("not a JSON record: not UTF-8") from None
     if not isinstance(record, dict):

@@ -232,6 +232,8 @@ def check_before_sending(source: KeySource, topic: str | None, payloads: Iterabl
     if topic is None:
         raise UsageError("a topic is needed")
     check_topic(topic, aws=False)
+    if properties:
+        check_properties(properties, aws=False)
     keys = source.get()
     check_topic(topic, keys.aws_rules)
     check_publish(keys, topic)

@@ -13,6 +13,23 @@ MQTT_MAX_PAYLOAD_BYTES = 268_435_455 - 65_535  # packet limit less the largest t
 TUTORIAL_TOPIC = "/serverless/pubsub"  # the tutorial's topic: the keys endpoint's, local's and tail's default
 
 
+def refused_character(text: str) -> str | None:
+    """The first character of `text` an MQTT string may not hold, in words ('U+0001 (a control
+    character)'), or None. MQTT 5.0 1.5.4 forbids U+0000 and says a string SHOULD NOT hold the
+    control characters U+0001-U+001F and U+007F-U+009F or Unicode noncharacters, and that a receiver
+    may close the connection for them; Mosquitto does (mosquitto_validate_utf8), and so might AWS IoT
+    Core: refused before they reach a broker. A printable text has none of them (the common case)."""
+    if text.isprintable():
+        return None
+    for char in text:
+        code = ord(char)
+        if code <= 0x1F or 0x7F <= code <= 0x9F:
+            return f"U+{code:04X} (a control character)"
+        if 0xFDD0 <= code <= 0xFDEF or code & 0xFFFE == 0xFFFE:
+            return f"U+{code:04X} (a Unicode noncharacter)"
+    return None
+
+
 def _encoded(text: str, kind: str) -> bytes:
     """Return `text` as UTF-8, or raise if it is empty or not encodable (e.g. undecodable argv bytes)."""
     if text == "":
@@ -21,8 +38,8 @@ def _encoded(text: str, kind: str) -> bytes:
         data = text.encode("utf-8")
     except UnicodeEncodeError:
         raise UsageError(f"{kind} {text.encode('utf-8', 'replace').decode()!r} is not valid UTF-8") from None
-    if "\x00" in text:
-        raise UsageError(f"{kind} {text!r} contains a NUL character")
+    if (bad := refused_character(text)) is not None:
+        raise UsageError(f"{kind} {text!r} contains {bad}, which MQTT brokers refuse")
     if len(data) > MAX_TOPIC_BYTES:
         raise UsageError(f"{kind} is {len(data)} UTF-8 bytes, over the limit of {MAX_TOPIC_BYTES}")
     return data

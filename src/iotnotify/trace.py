@@ -18,10 +18,13 @@ _start = time.time()
 
 
 class _Elapsed(logging.Formatter):
-    """`iotnotify: debug: +0.123 s message`: seconds since the trace began."""
+    """`iotnotify: debug: +0.123 s message`: seconds since the trace began; what a broker or a server
+    said in it escaped and cut (shown.py)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return f"iotnotify: debug: +{record.created - _start:.3f} s {record.getMessage()}"
+        from iotnotify.shown import LINE, shown
+
+        return f"iotnotify: debug: +{record.created - _start:.3f} s {shown(record.getMessage(), LINE)}"
 
 
 def enable() -> None:

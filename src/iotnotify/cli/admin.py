@@ -59,9 +59,10 @@ def local_command(port: int, keys_port: int, mqtt_port: int, ws_port: int, lifet
         run_until_stopped,
     )
     from iotnotify.settings import save_profile
+    from iotnotify.shown import LINE, shown
 
     def log(line: str) -> None:  # what AWS IoT Core would put in CloudWatch: refusals, throttling
-        click.echo(f"{dt.datetime.now().strftime('%H:%M:%S')} {line}", err=True)
+        click.echo(f"{dt.datetime.now().strftime('%H:%M:%S')} {shown(line, LINE)}", err=True)  # clients' topics
 
     topic_list = tuple(t.strip() for t in topics.split(",") if t.strip())
     policy = read_role_policy(role_policy.read(), getattr(role_policy, "name", "--role-policy")) if role_policy else None

@@ -7,11 +7,14 @@ import sys
 
 import click
 
+from iotnotify.shown import LINE, shown
+
 
 def note(message: str, quiet: bool = False) -> None:
-    """A status line for people on stderr (never on stdout, which belongs to the data)."""
+    """A status line for people on stderr (never on stdout, which belongs to the data), one line
+    whatever a peer put in it: control and bidi characters escaped, cut (shown.py)."""
     if not quiet:
-        click.echo(message, err=True)
+        click.echo(shown(message, LINE), err=True)
 
 
 def quiet_stdout() -> None:

@@ -19,8 +19,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from iotnotify.deadline import MAX_BODY, Deadline, opener, read_body
 from iotnotify.errors import ConfigError, KeysError
 from iotnotify.keys.model import TemporaryKeys, parse_keys
+from iotnotify.shown import shown
 from iotnotify.times import iso
 from iotnotify.trace import log
 
@@ -41,35 +43,54 @@ def default_endpoint(region: str) -> str:
     return f"https://cognito-identity.{region}.amazonaws.com/"
 
 
-def call(endpoint: str, action: str, body: Mapping[str, Any], timeout: float) -> dict[str, Any]:
-    """One Cognito Identity call; KeysError (one line, Cognito's own message) if it fails."""
+class UnknownIdentity(KeysError):
+    """Cognito knows no such identity (or pool): a cached identity id may have been deleted."""
+
+
+def call(endpoint: str, action: str, body: Mapping[str, Any], deadline: Deadline) -> dict[str, Any]:
+    """One Cognito Identity call, all of it before `deadline`; KeysError (one line, Cognito's own
+    message) if it fails."""
+    import http.client
+
     request = urllib.request.Request(  # noqa: S310 - the endpoint is https://, or the user's (local) URL
         endpoint, data=json.dumps(body).encode(), method="POST",
         headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": TARGET + action,
                  "User-Agent": "iotnotify"})
     log.debug("cognito: %s at %s", action, endpoint)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            data = json.loads(response.read())
+        with opener(deadline, _proxies()).open(request, timeout=deadline.remaining()) as response:
+            data = json.loads(read_body(response))
     except urllib.error.HTTPError as e:
         with e:
-            detail = _error_of(e.read())
-        raise KeysError(f"Cognito {action} failed: HTTP {e.code}{detail}") from None
-    except (urllib.error.URLError, TimeoutError, OSError) as e:
+            try:
+                detail = _error_of(read_body(e, 64 * 1024))
+            except (OSError, ValueError, http.client.HTTPException):
+                detail = ""
+        kind = UnknownIdentity if detail.startswith(": ResourceNotFoundException:") else KeysError
+        raise kind(f"Cognito {action} failed: HTTP {e.code}{detail}") from None
+    except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException) as e:
+        if deadline.expired or isinstance(e, TimeoutError) or isinstance(getattr(e, "reason", None), TimeoutError):
+            raise KeysError(f"Cognito endpoint {endpoint} did not answer within {deadline.seconds:g} s") from None
         reason = getattr(e, "reason", e)
-        raise KeysError(f"Cognito endpoint {endpoint} is unreachable: {reason}") from None
-    except ValueError:
-        raise KeysError(f"Cognito {action}: the answer is not JSON") from None
+        raise KeysError(f"Cognito endpoint {endpoint} is unreachable: {shown(str(reason) or type(e).__name__)}") \
+            from None
+    except (ValueError, RecursionError):
+        raise KeysError(f"Cognito {action}: the answer is not JSON (or over {MAX_BODY} bytes)") from None
     if not isinstance(data, dict):
         raise KeysError(f"Cognito {action}: the answer is not a JSON object")
     return data
+
+
+def _proxies() -> dict[str, str]:
+    """The environment's proxies, as urllib reads them (HTTPS_PROXY...; NO_PROXY is urllib's to apply)."""
+    return urllib.request.getproxies()
 
 
 def _error_of(body: bytes) -> str:
     """`: Code: message` from an AWS JSON error body, if it is one."""
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return ""
     if not isinstance(data, dict):
         return ""
@@ -100,6 +121,11 @@ class IdentityCache:
             return None
         return text or None
 
+    def forget(self, key: str) -> None:
+        path = self._path(key)
+        if path is not None:
+            path.unlink(missing_ok=True)
+
     def save(self, key: str, identity: str) -> None:
         from iotnotify.files import Unsafe, write_private
 
@@ -109,6 +135,17 @@ class IdentityCache:
                 write_private(path, identity.encode(), strict=True)
             except (Unsafe, OSError):
                 pass
+
+
+def _new_identity(url: str, pool: str, body: dict[str, Any], deadline: Deadline, identities: IdentityCache,
+                  key: str) -> str:
+    """A new identity of the pool (GetId), kept for next time."""
+    answer = call(url, "GetId", {"IdentityPoolId": pool, **body}, deadline)
+    identity = answer.get("IdentityId")
+    if not isinstance(identity, str) or not identity:
+        raise KeysError("Cognito GetId: the answer has no IdentityId")
+    identities.save(key, identity)
+    return identity
 
 
 def cognito_keys(pool: str, where: Callable[[], tuple[str, int, bool]], logins: Mapping[str, str],
@@ -123,13 +160,16 @@ def cognito_keys(pool: str, where: Callable[[], tuple[str, int, bool]], logins: 
     key = json.dumps([pool, url, sorted(logins)])
     identity = identities.load(key)
     body: dict[str, Any] = {"Logins": dict(logins)} if logins else {}
-    if identity is None:
-        answer = call(url, "GetId", {"IdentityPoolId": pool, **body}, timeout)
-        identity = answer.get("IdentityId")
-        if not isinstance(identity, str) or not identity:
-            raise KeysError("Cognito GetId: the answer has no IdentityId")
-        identities.save(key, identity)
-    answer = call(url, "GetCredentialsForIdentity", {"IdentityId": identity, **body}, timeout)
+    with Deadline(timeout) as deadline:  # the calls in `timeout` s, however slowly Cognito (or a proxy) answers
+        try:
+            identity = identity or _new_identity(url, pool, body, deadline, identities, key)
+            answer = call(url, "GetCredentialsForIdentity", {"IdentityId": identity, **body}, deadline)
+        except UnknownIdentity:
+            if identities.load(key) is None:
+                raise
+            identities.forget(key)  # the pool forgot the identity kept here (deleted): a new one, once
+            identity = _new_identity(url, pool, body, deadline, identities, key)
+            answer = call(url, "GetCredentialsForIdentity", {"IdentityId": identity, **body}, deadline)
     credentials = answer.get("Credentials")
     if not isinstance(credentials, dict):
         raise KeysError("Cognito GetCredentialsForIdentity: the answer has no Credentials")

@@ -33,6 +33,7 @@ from iotnotify.settings import (
     Protocol,
     Settings,
 )
+from iotnotify.shown import shown
 from iotnotify.throttle import Pacer
 from iotnotify.topics import check_payload, check_topic
 from iotnotify.trace import log
@@ -104,18 +105,21 @@ class ConnectOptions:
     proxy: str | None = None  # an http:// proxy URL given by the user (else the environment's, unless NO_PROXY)
     https: bool = False  # publish over HTTPS (mqtt/https.py) instead of connecting with MQTT...
     https_fallback: bool = False  # ...and with MQTT after all if the broker takes no HTTPS publish
+    long_running: bool = False  # runs for days: a connection the broker ends is made again (unless taken over)
+    receive_maximum: int | None = None  # MQTT 5: QoS 1 messages the broker may have unacknowledged with us
+    manual_ack: bool = False  # MQTT 5: a QoS 1 message is acknowledged by its Message.ack(), not on arrival
 
     @classmethod
     def from_settings(cls, settings: Settings, session: str | None = None,
                       session_expiry: int = DEFAULT_SESSION_EXPIRY,
                       reconnect_delay: tuple[float, float] = DEFAULT_RECONNECT_DELAY,
-                      will: Will | None = None) -> ConnectOptions:
+                      will: Will | None = None, long_running: bool = False) -> ConnectOptions:
         """The options the settings (and, for long-running commands, their session and reconnection
         flags, and a will) ask for."""
         return cls(protocol=Protocol(settings.protocol), client_id=settings.client_id, ca_file=settings.ca_file,
                    keep_alive=settings.keepalive, session=session, session_expiry=session_expiry,
                    min_reconnect_delay=reconnect_delay[0], max_reconnect_delay=reconnect_delay[1], will=will,
-                   proxy=settings.proxy)
+                   proxy=settings.proxy, long_running=long_running)
 
 
 def check_options(keys: TemporaryKeys, options: ConnectOptions) -> None:
@@ -151,7 +155,7 @@ def reason(code: int, text: str | None = None) -> str:
     """An MQTT reason code as words, '0x87 not authorized', with the broker's reason string if it
     sent one: '0x97 quota exceeded (too many subscriptions)'."""
     words = f"0x{code:02X} {REASONS.get(code, 'success' if code < 0x80 else 'refused')}"
-    return f"{words} ({text})" if text else words
+    return f"{words} ({shown(text)})" if text else words
 
 
 class Connection:
@@ -171,6 +175,8 @@ class Connection:
         self.pacer = Pacer(limits.PUBLISH_RATE, limits.THROUGHPUT) if self.aws else None
         self.on_message = on_message  # None: no callback for received messages is registered at all
         self.on_state = on_state or (lambda _state, _attempt: None)
+        # long-running: hears why the broker ended the connection (which is then made again)
+        self.on_dropped: Callable[[IotNotifyError], None] | None = None
         self.key_error: IotNotifyError | None = None
         self.fatal: IotNotifyError | None = None  # why the broker ended the connection for good
         self.reasons: dict[int, str] = {}  # the broker's reason string for each refusal code, the first it sent
@@ -209,12 +215,12 @@ class Connection:
 
     def refused_connect_text(self, text: str | None = None) -> str:
         """'0x87 not authorized to connect as client id 'x' (the keys are for client id y...)'."""
-        said = f"; the broker said: {text}" if text else ""
+        said = f"; the broker said: {shown(text)}" if text else ""
         return f"0x87 not authorized to connect as client id {self.client_id!r}{describe_client(self.keys)}{said}"
 
     def _said(self, code: int) -> str:
         text = self.reasons.get(code)
-        return f"; the broker said: {text}" if text else ""
+        return f"; the broker said: {shown(text)}" if text else ""
 
     def _credentials(self) -> auth.AwsCredentialsProvider:
         """Called by awscrt at each (re)connection: keys in hand if fresh, else fetched anew."""
@@ -355,16 +361,22 @@ def probe_tls(host: str, port: int, ca_file: str | None, timeout: float = 5.0, p
     import socket
     import ssl
 
+    from iotnotify.deadline import Deadline
+
     context = ssl.create_default_context(cafile=ca_file)
+    deadline = Deadline(timeout)  # the handshake too: a server may drip it a byte at a time
     try:
-        raw = tunnel(proxy, host, port, timeout) if proxy else socket.create_connection((host, port), timeout=timeout)
-        with raw as sock, context.wrap_socket(sock, server_hostname=host):
-            return
+        with deadline:
+            raw = tunnel(proxy, host, port, timeout) if proxy else socket.create_connection((host, port), timeout)
+            with deadline.watch(raw) as sock, context.wrap_socket(sock, server_hostname=host):
+                return
     except ssl.SSLCertVerificationError as e:
-        raise ConnectError(f"TLS failure with broker {host}:{port}: {e.verify_message}: "
+        raise ConnectError(f"TLS failure with broker {host}:{port}: {shown(e.verify_message)}: "
                            "check --ca-file") from None
     except ssl.SSLError as e:
-        raise ConnectError(f"TLS failure with broker {host}:{port}: {e.reason or e}") from None
+        if deadline.expired:
+            return  # too slow, not a TLS problem: the client reports what it sees
+        raise ConnectError(f"TLS failure with broker {host}:{port}: {shown(str(e.reason or e))}") from None
     except OSError:
         return  # not a TLS problem; the client reports what it sees
 

@@ -188,7 +188,7 @@ def _message(body: bytes) -> str:
     """The message of AWS's JSON error body ({"message": ...}), if it has one."""
     try:
         found = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return ""
     message = found.get("message") if isinstance(found, dict) else None
     return message if isinstance(message, str) else ""
