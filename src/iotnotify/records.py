@@ -16,16 +16,7 @@ from iotnotify.properties import from_record
 def parse_record(line: bytes, topic: str | None, qos: int, retain: bool) -> Message:
     """The message a record describes; `topic`, `qos` and `retain` for a record that says none.
     UsageError saying what is wrong with a line that is not a record."""
-    try:
-        record: Any = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise UsageError(f"not a JSON record: {e.msg}") from None
-    except RecursionError:
-        raise UsageError("not a JSON record: nested too deep") from None
-    except ValueError:  # not UTF-8
-        raise UsageError("not a JSON record: not UTF-8") from None
-    if not isinstance(record, dict):
-        raise UsageError("not a JSON object")
+    record = _json_object(line)
     topic = record.get("topic", topic)
     if not isinstance(topic, str):
         raise UsageError("no topic (and no TOPIC given)" if topic is None else "field 'topic' is not a string")
@@ -53,3 +44,18 @@ def parse_record(line: bytes, topic: str | None, qos: int, retain: bool) -> Mess
         raise UsageError("field 'retain' is not true or false")
     properties = from_record(record)
     return Message(topic, data, qos, retain, properties=properties or None)
+
+
+def _json_object(line: bytes) -> dict[str, Any]:
+    """The JSON object a line holds; UsageError saying why it holds none."""
+    try:
+        record: Any = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise UsageError(f"not a JSON record: {e.msg}") from None
+    except RecursionError:  # nested thousands deep
+        raise UsageError("not a JSON record: nested too deep") from None
+    except ValueError:  # not UTF-8
+        raise UsageError("not a JSON record: not UTF-8") from None
+    if not isinstance(record, dict):
+        raise UsageError("not a JSON object")
+    return record
