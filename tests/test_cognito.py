@@ -7,7 +7,7 @@ import stat
 import boto3
 import pytest
 
-from tests.helpers import Cli
+from tests.helpers import Cli, user_env
 
 pytestmark = pytest.mark.mosquitto
 
@@ -55,8 +55,6 @@ def test_a_bad_pool_is_a_one_line_error(cognito, flags, code, error):
 
 
 def test_cognito_keys_need_an_iot_endpoint(tmp_path):
-    from tests.helpers import user_env
-
     user = Cli({**user_env(tmp_path), "IOTNOTIFY_COGNITO_POOL": "eu-west-1:00000000-0000-4000-8000-000000000000"})
     result = user.run("keys")
     assert result.returncode == 3
@@ -66,8 +64,6 @@ def test_cognito_keys_need_an_iot_endpoint(tmp_path):
 def test_the_calls_have_cognitos_shape(moto_url, tmp_path):
     """moto's cognito-identity (server mode) answers GetId and GetCredentialsForIdentity as AWS does:
     our unsigned JSON 1.1 calls are the ones it understands, and --login goes along."""
-    from tests.helpers import user_env
-
     client = boto3.client("cognito-identity", region_name="eu-west-1", endpoint_url=moto_url,
                           aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret")
     pool = client.create_identity_pool(IdentityPoolName="notifications",
@@ -87,3 +83,71 @@ def test_the_calls_have_cognitos_shape(moto_url, tmp_path):
     text = user.run("keys", "--cognito-pool", pool, "--cognito-endpoint", moto_url + "/",
                     "--iot-endpoint", "abc123-ats.iot.eu-west-1.amazonaws.com").stdout
     assert "ABCSECRETKEY" not in text and "ABC12345" not in text
+
+
+def logins_of(tmp_path, *args: str, stdin: str = "", **env: str):
+    """The Cognito logins a command's flags, variables and profile give (the settings it resolves)."""
+    import click
+
+    from iotnotify.cli import cli
+    from iotnotify.cli.options import resolve_settings
+    from tests.helpers import run_in_process
+
+    seen = []
+
+    @click.pass_context
+    def capture(ctx: click.Context, **_flags: object) -> None:
+        seen.append(resolve_settings(ctx).logins)
+
+    keys = cli.get_command(click.Context(cli), "keys")
+    original, keys.callback = keys.callback, capture
+    try:
+        result = run_in_process(["keys", *args], {**user_env(tmp_path), **env}, stdin.encode())
+    finally:
+        keys.callback = original
+    return result, seen[0] if seen else None
+
+
+def test_logins_come_from_a_file_stdin_a_variable_or_the_profile_not_only_argv(tmp_path):
+    path = tmp_path / "logins"
+    path.write_text("# my identity provider\naccounts.example=eyJ.file.token\n\nother.example=eyJ.second\n")
+    config = tmp_path / "config.toml"
+    config.write_text(f'[profiles.default]\nlogin_file = "{path}"\n')
+    expected = (("accounts.example", "eyJ.file.token"), ("other.example", "eyJ.second"))
+    assert logins_of(tmp_path, "--login-file", str(path))[1] == expected
+    assert logins_of(tmp_path, "--login-file", "-", stdin=path.read_text())[1] == expected
+    assert logins_of(tmp_path, IOTNOTIFY_LOGIN="accounts.example=eyJ.file.token other.example=eyJ.second")[1] == \
+        expected
+    assert logins_of(tmp_path, IOTNOTIFY_LOGIN_FILE=str(path))[1] == expected
+    assert logins_of(tmp_path, IOTNOTIFY_CONFIG=str(config))[1] == expected
+    assert logins_of(tmp_path, "--login", "a=b", IOTNOTIFY_CONFIG=str(config))[1] == (("a", "b"),)  # the flag first
+
+
+def test_the_quick_paths_read_the_login_variable_too(tmp_path):
+    from iotnotify.settings import from_environment
+
+    settings = from_environment(None, {"IOTNOTIFY_LOGIN": "accounts.example=eyJ.token",
+                                       "IOTNOTIFY_CONFIG": str(tmp_path / "none.toml")})
+    assert settings.logins == (("accounts.example", "eyJ.token"),)
+
+
+@pytest.mark.parametrize("content, code, said", [
+    (None, 3, "cannot read --login-file"),
+    ("# nothing\n", 2, "no PROVIDER=TOKEN line in it"),
+    ("accounts.example eyJ.secret.token\n", 2, "give PROVIDER=TOKEN"),
+])
+def test_a_login_file_that_cannot_work_is_one_line_without_the_token(tmp_path, content, code, said):
+    path = tmp_path / "logins"
+    if content is not None:
+        path.write_text(content)
+    result, _ = logins_of(tmp_path, "--login-file", str(path))
+    assert result.returncode == code
+    assert said in result.stderr and len(result.stderr.splitlines()) == 1
+    assert "eyJ.secret.token" not in result.stderr
+
+
+def test_a_login_from_stdin_reaches_the_local_pool_as_another_identity(cognito):
+    unauthenticated = json.loads(cognito.run("keys", "--json", "--no-cache").stdout)["identityId"]
+    result = cognito.run("keys", "--json", "--no-cache", "--login-file", "-", input="accounts.example=eyJ.t\n")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["identityId"] != unauthenticated  # a login: an identity of its own

@@ -353,7 +353,7 @@ def test_the_inbox_delivers_what_was_queued_first_then_each_where_it_arrives():
     import threading
 
     from iotnotify.errors import ConnectError
-    from iotnotify.subscribe import Inbox
+    from iotnotify.inbox import Inbox
 
     inbox, got = Inbox(), []
     inbox.put(_message(0))
@@ -376,7 +376,7 @@ def test_a_lone_message_is_flushed_at_once_and_a_burst_once_a_millisecond():
     import threading
 
     from iotnotify.errors import ConnectError
-    from iotnotify.subscribe import Inbox
+    from iotnotify.inbox import Inbox
 
     inbox, got, flushed = Inbox(), [], []
     inbox.deliver_to(got.append, lambda: flushed.append(len(got)))
@@ -414,7 +414,7 @@ def test_the_end_during_a_burst_still_ends_the_wait(monkeypatch):
     import threading
 
     from iotnotify.errors import ConnectError
-    from iotnotify.subscribe import Inbox
+    from iotnotify.inbox import Inbox
 
     inbox, got = Inbox(), []
     real_sleep = time.sleep
@@ -423,7 +423,7 @@ def test_the_end_during_a_burst_still_ends_the_wait(monkeypatch):
         real_sleep(seconds)
         inbox.fail(ConnectError("connection lost"))  # the end comes in meanwhile
 
-    monkeypatch.setattr("iotnotify.subscribe.time.sleep", sleep_then_end)
+    monkeypatch.setattr("iotnotify.inbox.time.sleep", sleep_then_end)
     inbox.deliver_to(got.append, lambda: None)
     raised: list[BaseException] = []
 
@@ -442,7 +442,7 @@ def test_the_end_during_a_burst_still_ends_the_wait(monkeypatch):
 
 
 def test_stop_flushes_what_was_delivered():
-    from iotnotify.subscribe import Inbox
+    from iotnotify.inbox import Inbox
 
     inbox, got, flushed = Inbox(), [], []
     inbox.deliver_to(got.append, lambda: flushed.append(len(got)))
@@ -453,7 +453,7 @@ def test_stop_flushes_what_was_delivered():
 
 
 def test_a_failed_delivery_ends_the_wait_and_nothing_more_is_delivered():
-    from iotnotify.subscribe import Inbox
+    from iotnotify.inbox import Inbox
 
     inbox, got = Inbox(), []
 
@@ -472,7 +472,7 @@ def test_a_failed_delivery_ends_the_wait_and_nothing_more_is_delivered():
 
 def test_a_stopped_inbox_delivers_nothing_and_an_end_before_delivery_is_kept():
     from iotnotify.errors import ConnectError
-    from iotnotify.subscribe import Inbox
+    from iotnotify.inbox import Inbox
 
     inbox, got = Inbox(), []
     inbox.deliver_to(got.append)

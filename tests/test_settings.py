@@ -67,7 +67,10 @@ def test_unknown_profile_is_a_config_error_listing_the_known_ones(config):
 @pytest.mark.parametrize("line, message", [
     ('endpont = "x"', "unknown key 'endpont'"),
     ("keys_timeout = \"ten\"", "keys_timeout = 'ten' is not a number"),
-    ("keys_timeout = 0", "keys_timeout must be positive"),
+    ("keys_timeout = 0", "keys_timeout must be a positive number of seconds"),
+    ("keys_timeout = nan", "keys_timeout must be a positive number of seconds"),
+    ("keys_timeout = inf", "keys_timeout must be a positive number of seconds"),
+    ("keys_timeout = 1e300", "at most a year"),
     ('protocol = "4"', "protocol '4' is not one of 5, 3.1.1"),
     ('no_cache = "yes"', "no_cache = 'yes' is not a boolean"),
     ("endpoint = 5", "endpoint = 5 is not a string"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
@@ -20,8 +21,10 @@ from rich.text import Text
 from iotnotify.messages import Message
 from iotnotify.mqtt.base import State
 from iotnotify.output import preview
+from iotnotify.shown import escaped
 
 if TYPE_CHECKING:
+    from iotnotify.errors import IotNotifyError
     from iotnotify.keyboard import LineEditor
     from iotnotify.keys import KeySource
     from iotnotify.mqtt import ConnectOptions
@@ -62,6 +65,7 @@ class TailState:
     _seconds: collections.deque[list[int]] = field(default_factory=collections.deque)
     send_topic: str | None = None
     typing: str = ""
+    dropped: str = ""  # why the broker last ended the connection (it was made again)
 
     def __post_init__(self) -> None:
         self.rows = collections.deque(maxlen=max(self.lines, 1))
@@ -139,7 +143,7 @@ def _log(state: TailState, width: int, height: int) -> Table:
     table.add_column("payload", no_wrap=True, ratio=1)
     highlight = JSONHighlighter()
     rows = list(state.rows)[-height:] if height > 0 else []
-    topic_width = min(max((len(r.message.topic) for r in rows), default=0), max(width // 3, 10))
+    topic_width = min(max((len(escaped(r.message.topic)) for r in rows), default=0), max(width // 3, 10))
     payload_width = max(width - 12 - topic_width - 4, 10)
     for row in rows:
         when = dt.datetime.fromtimestamp(row.message.time).strftime("%H:%M:%S.%f")[:12]
@@ -150,7 +154,7 @@ def _log(state: TailState, width: int, height: int) -> Table:
         payload = highlight(Text(text)) if kind == "json" else Text(text, style="magenta" if kind == "binary" else "")
         if extra:
             payload.append(extra, style="dim yellow")
-        topic = Text(("→ " if row.sent else "") + row.message.topic, style="bold blue" if row.sent else "cyan")
+        topic = Text(("→ " if row.sent else "") + escaped(row.message.topic), style="bold blue" if row.sent else "cyan")
         table.add_row(when, topic, payload)
     return table
 
@@ -163,18 +167,20 @@ def _properties_text(message: Message, width: int, room: int) -> str:
     every property on a wide terminal, else a compact marker (`⚑ 1p application/json`); "" when none."""
     if not message.properties:
         return ""
-    text = message.properties.detail() if width >= WIDE else message.properties.marker()
+    text = escaped(message.properties.detail() if width >= WIDE else message.properties.marker())
     if len(text) + 4 > room:
         text = text[: max(room - 5, 0)] + "…"
     return f"  ⚑ {text}"
 
 
 def _footer(state: TailState) -> Text:
-    top = ", ".join(f"{topic} {n}" for topic, n in state.topics.most_common(3))
+    top = ", ".join(f"{escaped(topic)} {n}" for topic, n in state.topics.most_common(3))
     footer = Text(f"{state.count} messages · {state.rate():.1f}/s · {_size(state.bytes)} · "
                   f"{state.reconnects} reconnects" + (f" · top: {top}" if top else ""), style="dim")
     if state.grep is not None:
         footer.append(f" · grep {state.grep.pattern!r}: {state.shown} shown", style="dim")
+    if state.dropped:
+        footer.append(f" · last closed by the broker: {state.dropped}", style="yellow")
     footer.no_wrap, footer.overflow = True, "ellipsis"
     return footer
 
@@ -201,8 +207,13 @@ def run_plain(source: KeySource, options: ConnectOptions, topics: list[str], qos
     from iotnotify.subscribe import subscribe
 
     plain, save_line = formatter(OutputStyle(verbose=True)), formatter(OutputStyle(json_lines=True))
+    from iotnotify.shown import shown
+
+    def dropped(error: IotNotifyError) -> None:  # the broker ended the connection: say why, go on
+        sys.stderr.write(f"iotnotify: warning: {shown(str(error), 1000)}; reconnecting\n")
+
     state = TailState(1, pattern)
-    connection, inbox = subscribe(source, options, topics, qos, on_refused=on_refused)
+    connection, inbox = subscribe(source, options, topics, qos, on_refused=on_refused, on_dropped=dropped)
     gone = False
     with connection:
         try:
@@ -218,6 +229,8 @@ def run_plain(source: KeySource, options: ConnectOptions, topics: list[str], qos
             gone = True
         except KeyboardInterrupt:
             pass  # Ctrl-C is how tail ends
+        finally:
+            inbox.stop()  # a message waiting for room gives up: the connection can close
     return state.summary(), gone
 
 
@@ -246,7 +259,11 @@ def run_live(source: KeySource, options: ConnectOptions, topics: list[str], qos:
         check_publish(keys, send_topic)
     state = TailState(lines or max(console.height - 3, 1), pattern, host=f"{keys.host}:{keys.port}",
                       protocol=options.protocol, expires=keys.expiration, send_topic=send_topic)
-    connection, inbox = subscribe(source, options, topics, qos, on_state=state.set_state, on_refused=on_refused)
+    def dropped(error: IotNotifyError) -> None:  # the broker ended the connection: shown, and made again
+        state.dropped = escaped(str(error))
+
+    connection, inbox = subscribe(source, options, topics, qos, on_state=state.set_state, on_refused=on_refused,
+                                  on_dropped=dropped)
     state.client_id = connection.client_id
     state.set_state(State.CONNECTED)
     editor = LineEditor(lambda text: setattr(state, "typing", text)) if send_topic else None
@@ -272,6 +289,7 @@ def run_live(source: KeySource, options: ConnectOptions, topics: list[str], qos:
         except KeyboardInterrupt:
             pass  # Ctrl-C is how tail ends
         finally:
+            inbox.stop()
             if save is not None:
                 save.flush()
     return state.summary()

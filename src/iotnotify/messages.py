@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -26,6 +26,7 @@ class Message:
     retain: bool = False
     time: float = field(default_factory=time.time)
     properties: Properties | None = None
+    ack: Callable[[], None] | None = None  # sends its PUBACK, for a QoS 1 message taken with manual acknowledgement
 
 
 def payloads_from(message: str | None, file: BinaryIO | None, whole_stdin: bool, lines: bool,

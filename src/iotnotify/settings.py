@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import enum
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from iotnotify.errors import ConfigError
+from iotnotify.times import MAX_SECONDS
 
 DEFAULT_PROFILE = "default"
 class Protocol(enum.StrEnum):
@@ -35,7 +36,7 @@ PROFILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "endpoint": str, "ca_file": str, "protocol": str, "client_id": str, "keys_timeout": (int, float),
     "no_cache": bool, "aws": bool, "aws_profile": str, "aws_role": str, "topic": str,
     "keepalive": int, "proxy": str, "cognito_pool": str, "cognito_endpoint": str, "iot_endpoint": str,
-    "persist": str,
+    "persist": str, "login_file": str,
 }
 
 
@@ -79,7 +80,7 @@ class Settings:
 ENV_FIELDS: dict[str, type] = {
     "endpoint": str, "ca_file": str, "no_cache": bool, "aws": bool, "aws_profile": str, "aws_role": str,
     "cognito_pool": str, "iot_endpoint": str, "cognito_endpoint": str, "proxy": str, "protocol": str,
-    "client_id": str, "keepalive": int, "keys_timeout": float, "topic": str,
+    "client_id": str, "keepalive": int, "keys_timeout": float, "topic": str, "login_file": str,
 }
 """The settings an IOTNOTIFY_<NAME> variable may give, and their types (click reads the same
 variables for the commands' options; `from_environment` reads them where click is not loaded)."""
@@ -89,8 +90,6 @@ def resolve(profile_name: str | None, path: Path, given: Mapping[str, Any],
             defaults: Mapping[str, Any] | None = None) -> Settings:
     """The Settings from `given` (a flag or an IOTNOTIFY_* variable, already picked by precedence),
     else the profile's value, else `defaults` (the command's own), else iotnotify's default."""
-    from iotnotify.errors import UsageError
-
     profile = load_profile(profile_name, path)
 
     def pick(name: str) -> Any:
@@ -98,12 +97,7 @@ def resolve(profile_name: str | None, path: Path, given: Mapping[str, Any],
         return profile.get(name, (defaults or {}).get(name)) if value is None else value
 
     aws_profile, aws_role = pick("aws_profile") or None, pick("aws_role") or None
-    logins = []
-    for text in given.get("logins") or ():  # --login PROVIDER=TOKEN (the token is a secret: never echoed back)
-        provider, sep, token = str(text).partition("=")
-        if not sep or not provider or not token:
-            raise UsageError(f"--login {provider or '?'}=...: give PROVIDER=TOKEN")
-        logins.append((provider, token))
+    logins = _logins(given.get("logins") or (), pick("login_file"))
     keepalive = pick("keepalive")
     return Settings(
         profile=profile_name, config_path=path,
@@ -116,6 +110,41 @@ def resolve(profile_name: str | None, path: Path, given: Mapping[str, Any],
         cognito_pool=pick("cognito_pool") or None, cognito_endpoint=pick("cognito_endpoint") or None,
         iot_endpoint=pick("iot_endpoint") or None, logins=tuple(logins), persist=_duration(pick("persist"), path),
     )
+
+
+def _logins(given: Sequence[str], login_file: str | None) -> tuple[tuple[str, str], ...]:
+    """Cognito logins, PROVIDER=TOKEN each: those given (--login, or IOTNOTIFY_LOGIN split at white
+    space), else the lines of `login_file` (- is stdin; blank lines and # comments skipped), which
+    keeps the token out of `ps` and of the shell's history. The token is a secret: never echoed."""
+    from iotnotify.errors import UsageError
+
+    where = "--login"
+    if not given and login_file:
+        where = "--login-file"
+        given = [line.strip() for line in _read_login_file(login_file).splitlines()]
+        given = [line for line in given if line and not line.startswith("#")]
+        if not given:  # (- read after a command that read stdin itself finds nothing)
+            raise UsageError(f"--login-file {login_file}: no PROVIDER=TOKEN line in it")
+    logins = []
+    for text in given:
+        provider, sep, token = str(text).partition("=")
+        if not sep:  # the whole of it may be a token: not echoed
+            raise UsageError(f"{where}: give PROVIDER=TOKEN (a login without '=')")
+        if not provider.strip() or not token.strip():
+            raise UsageError(f"{where} {provider.strip()[:40] or '?'}=...: give PROVIDER=TOKEN")
+        logins.append((provider.strip(), token.strip()))
+    return tuple(logins)
+
+
+def _read_login_file(path: str) -> str:
+    import sys
+
+    try:
+        if path == "-":
+            return sys.stdin.read()
+        return Path(path).expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read --login-file {path}: {getattr(e, 'strerror', None) or e}") from None
 
 
 def _duration(value: Any, path: Path) -> float | None:
@@ -135,12 +164,14 @@ def from_environment(profile_name: str | None, env: Mapping[str, str] = os.envir
     the defaults. ValueError for a variable click would refuse (the caller then lets click say it)."""
     from iotnotify.booleans import parse_bool
 
-    given: dict[str, Any] = {}
+    given: dict[str, Any] = {"logins": env.get("IOTNOTIFY_LOGIN", "").split()}  # as click splits a variable
     for name, kind in ENV_FIELDS.items():
         text = env.get(f"IOTNOTIFY_{name.upper()}")
         if text is None or (text == "" and kind is not bool):
             continue
         given[name] = parse_bool(text) if kind is bool else kind(text)
+        if kind is float and not 0 < given[name] <= MAX_SECONDS:  # nan, inf: click refuses them
+            raise ValueError(f"{name} {text!r}")
     if given.get("protocol", DEFAULT_PROTOCOL) not in PROTOCOLS:
         raise ValueError(f"protocol {given['protocol']!r}")
     return resolve(profile_name, config_path(env), given)
@@ -202,8 +233,9 @@ def load_profile(name: str | None, path: Path) -> dict[str, Any]:
     if "protocol" in values and values["protocol"] not in PROTOCOLS:
         raise ConfigError(f"{path}: profile {shown!r}: protocol {values['protocol']!r} is not one of "
                           f"{', '.join(PROTOCOLS)}")
-    if "keys_timeout" in values and values["keys_timeout"] <= 0:
-        raise ConfigError(f"{path}: profile {shown!r}: keys_timeout must be positive")
+    if "keys_timeout" in values and not 0 < values["keys_timeout"] <= MAX_SECONDS:  # TOML has nan and inf
+        raise ConfigError(f"{path}: profile {shown!r}: keys_timeout must be a positive number of seconds, "
+                          "at most a year")
     return values
 
 

@@ -18,6 +18,7 @@ from iotnotify import __version__, errors
 from iotnotify.cli.options import CONTEXT, group_options
 from iotnotify.cli.terminal import ends_quickly, quiet_stdout
 from iotnotify.interrupts import interrupt_on_signals
+from iotnotify.shown import LINE, shown
 
 COMMANDS = {"keys": "client:keys_command", "send": "client:send_command", "subscribe": "client:subscribe_command",
             "tail": "tail:tail_command", "request": "rpc:request_command", "respond": "rpc:respond_command",
@@ -75,17 +76,26 @@ def _quiet_callback_errors() -> None:
             sys.__unraisablehook__(unraisable)
             return
         error = unraisable.exc_value
-        click.echo(f"iotnotify: internal error in a callback: {type(error).__name__}: {error}", err=True)
+        click.echo(f"iotnotify: internal error in a callback: {type(error).__name__}: {shown(str(error))}", err=True)
 
     sys.unraisablehook = hook
 
 
 def main() -> None:
-    """Entry point: run the command; turn every failure into one line on stderr and an exit code."""
+    """Entry point: run the command with the process's signal handling; exit with its code."""
     interrupt_on_signals()
     _quiet_callback_errors()
+    code = run()
+    if ends_quickly():
+        _end_now(code or 0)
+    sys.exit(code or 0)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the command `argv` (default: the process's arguments) in this process; turn every
+    failure into one line on stderr and return the exit code (what the tests drive in-process)."""
     try:
-        code = cli.main(prog_name="iotnotify", standalone_mode=False)
+        code = cli.main(argv, prog_name="iotnotify", standalone_mode=False)
     except errors.IotNotifyError as e:
         click.echo(f"iotnotify: {errors.one_line(e)}", err=True)
         code = e.exit_code
@@ -94,7 +104,7 @@ def main() -> None:
         code = errors.ExitStatus.INTERRUPTED
     except click.UsageError as e:  # click's own (an unknown flag, a bad value): one line too, as ours
         where = e.ctx.command_path if e.ctx is not None else "iotnotify"
-        click.echo(f"iotnotify: error: {e.format_message()} (see {where} --help)", err=True)
+        click.echo(f"iotnotify: error: {shown(e.format_message(), LINE)} (see {where} --help)", err=True)
         code = e.exit_code
     except click.ClickException as e:
         e.show()
@@ -105,11 +115,10 @@ def main() -> None:
     except Exception as e:
         if os.environ.get("IOTNOTIFY_DEBUG"):
             raise
-        click.echo(f"iotnotify: internal error: {type(e).__name__}: {e} (IOTNOTIFY_DEBUG=1 shows more)", err=True)
+        click.echo(f"iotnotify: internal error: {type(e).__name__}: {shown(str(e))} (IOTNOTIFY_DEBUG=1 shows more)",
+                   err=True)
         code = errors.ExitStatus.INTERNAL
-    if ends_quickly():
-        _end_now(code or 0)
-    sys.exit(code or 0)
+    return int(code or 0)
 
 
 def _end_now(code: int) -> None:

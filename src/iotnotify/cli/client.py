@@ -12,7 +12,9 @@ from iotnotify import errors
 from iotnotify.cli.completers import topic_names
 from iotnotify.cli.options import (
     CONTEXT,
+    MAX_COUNT,
     Duration,
+    Seconds,
     connection_options,
     long_running_options,
     mqtt_options,
@@ -87,7 +89,7 @@ Examples:
               help="Replay JSON records (subscribe --json, tail --save), one per line of stdin or -f FILE, each to "
                    "its own topic with its QoS, retain flag and properties (TOPIC: for records without one).")
 @click.option("--retain", "-r", is_flag=True, help="Ask the broker to retain the message.")
-@click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True, metavar="S",
+@click.option("--timeout", type=Seconds(open_low=False), default=30.0, show_default=True, metavar="S",
               help="Seconds to wait for acknowledgements after the input ends.")
 @click.option("--failed", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Write the messages not delivered to FILE, one per line (retry with send -l < FILE; "
@@ -181,8 +183,8 @@ Examples:
 @click.option("--no-retained", is_flag=True, help="Skip messages the broker had retained.")
 @click.option("--retained-only", is_flag=True,
               help="Print only the retained messages, then exit (at the first live message, or 1 s without any).")
-@click.option("--count", "-C", type=click.IntRange(min=1), metavar="N", help="Exit 0 after N messages.")
-@click.option("--timeout", "-W", type=click.FloatRange(min=0, min_open=True), metavar="S",
+@click.option("--count", "-C", type=click.IntRange(1, MAX_COUNT), metavar="N", help="Exit 0 after N messages.")
+@click.option("--timeout", "-W", type=Seconds(), metavar="S",
               help="Stop after S seconds; exit 7 if fewer than --count messages (or any --count) arrived.")
 @click.option("--ready-file", type=click.Path(dir_okay=False), metavar="PATH",
               help="Create PATH once the broker acknowledged the subscription.")
@@ -224,11 +226,15 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], no_retain
     def refused(error: errors.IotNotifyError) -> None:  # --partial: say which, and go on with the rest
         note(f"iotnotify: warning: {error}")
 
+    def dropped(error: errors.IotNotifyError) -> None:  # the broker ended the connection: say why, go on
+        note(f"iotnotify: warning: {error}; reconnecting")
+
     options = ConnectOptions.from_settings(settings, session, session_expiry, reconnect_delay,
-                                           will_of(flags, settings.protocol))
+                                           will_of(flags, settings.protocol), long_running=True)
     connection, inbox = subscribe(source_of(settings), options, list(filters), qos, on_state=state_changed,
                                   max_reconnects=0 if no_reconnect else max_reconnects,
-                                  on_refused=refused if partial else None, retained_only=retained_only)
+                                  on_refused=refused if partial else None, retained_only=retained_only,
+                                  on_dropped=dropped)
     with connection:
         note("subscribed", quiet)
         mark_ready(ready_file)
@@ -239,9 +245,9 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], no_retain
             else:
                 writer.write_all(stream(inbox, timeout, count, retained), burst_over=inbox.empty)
         except BrokenPipeError:
-            inbox.stop()
             quiet_stdout()
         except KeyboardInterrupt:
-            inbox.stop()
             raise errors.Interrupted(f"interrupted after {writer.count} messages") from None
+        finally:
+            inbox.stop()  # a message waiting for room in a full inbox gives up: the connection can close
     check_enough(writer.count, count, timeout, retained)

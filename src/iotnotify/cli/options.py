@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+MAX_COUNT = 10**9  # messages or requests a -C may wait for (more would overflow what counts them)
+
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 """The context settings of the group and of every command."""
 
@@ -55,7 +57,11 @@ def _key_options(env: bool) -> list[Decorator]:
         click.option("--cognito-pool", metavar="REGION:ID",
                      help="Keys from this Cognito identity pool instead of a keys endpoint.", **var("COGNITO_POOL")),
         click.option("--login", "logins", multiple=True, metavar="PROVIDER=TOKEN",
-                     help="With --cognito-pool: a login (an OpenID Connect provider and its ID token, ...)."),
+                     help="With --cognito-pool: a login (an OpenID Connect provider and its ID token, ...); any user "
+                          "sees it in `ps`: prefer --login-file or IOTNOTIFY_LOGIN.", **var("LOGIN")),
+        click.option("--login-file", metavar="PATH",
+                     help="With --cognito-pool: read the logins from PATH (- for stdin), PROVIDER=TOKEN a line.",
+                     **var("LOGIN_FILE")),
         click.option("--iot-endpoint", metavar="HOST[:PORT]",
                      help="AWS IoT data endpoint, for --cognito-pool keys (default: the keys endpoint's, if one is set).",
                      **var("IOT_ENDPOINT")),
@@ -93,7 +99,7 @@ def group_options(command: F) -> F:
         click.option("--profile", "-p", metavar="NAME", envvar="IOTNOTIFY_PROFILE", show_envvar=True,
                      shell_complete=profile_names,
                      help="Profile in the config file (default: the profile `default`, if any)."),
-        click.option("--keys-timeout", type=click.FloatRange(min=0, min_open=True), metavar="S",
+        click.option("--keys-timeout", type=Seconds(), metavar="S",
                      envvar="IOTNOTIFY_KEYS_TIMEOUT", show_envvar=True,
                      help=f"Seconds to wait for the keys endpoint (default {DEFAULT_KEYS_TIMEOUT:g})."),
         *_key_options(env=False),
@@ -126,6 +132,34 @@ def mqtt_options(command: F) -> F:
     ]))
 
 
+class Seconds(click.ParamType[float, Any]):
+    """A number of seconds: finite (NaN and infinity are refused, as they break every wait), above
+    `low` (or at least, unless `open_low`), at most a year (times.MAX_SECONDS)."""
+
+    name = "SECONDS"
+
+    def __init__(self, low: float = 0.0, open_low: bool = True) -> None:
+        self.low, self.open_low = low, open_low
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        import math
+
+        from iotnotify.times import MAX_SECONDS
+
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds):
+            self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
+        if seconds < self.low or (self.open_low and seconds == self.low):
+            self.fail(f"{value!r}: needs {'more than' if self.open_low else 'at least'} {self.low:g} seconds",
+                      param, ctx)
+        if seconds > MAX_SECONDS:
+            self.fail(f"{value!r}: at most {MAX_SECONDS:g} seconds (a year)", param, ctx)
+        return seconds
+
+
 class Duration(click.ParamType[float, Any]):
     """A duration: 90, 90s, 10m, 1h, 1d."""
 
@@ -139,7 +173,7 @@ class Duration(click.ParamType[float, Any]):
         try:
             return parse_duration(str(value))
         except ValueError:
-            self.fail(f"{value!r} is not a duration such as 90s, 10m, 1h", param, ctx)
+            self.fail(f"{value!r} is not a duration such as 90s, 10m, 1h (at most a year)", param, ctx)
 
 
 def will_options(command: F) -> F:
@@ -182,12 +216,14 @@ class DelayRange(click.ParamType[tuple[float, float], Any]):
     def convert(self, value: Any, param: Any, ctx: Any) -> tuple[float, float]:
         if isinstance(value, tuple):
             return value
+        from iotnotify.times import MAX_SECONDS
+
         try:
             low, high = (float(part) for part in str(value).split(","))
         except ValueError:
             self.fail(f"{value!r} is not MIN,MAX in seconds", param, ctx)
-        if not 0 < low <= high:
-            self.fail(f"{value!r}: need 0 < MIN <= MAX", param, ctx)
+        if not 0 < low <= high <= MAX_SECONDS:  # NaN fails this too
+            self.fail(f"{value!r}: need 0 < MIN <= MAX <= {MAX_SECONDS:g}", param, ctx)
         return low, high
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 import click
@@ -11,6 +12,8 @@ import click
 from iotnotify import errors
 from iotnotify.cli.options import (
     CONTEXT,
+    MAX_COUNT,
+    Seconds,
     connection_options,
     long_running_options,
     mqtt_options,
@@ -22,6 +25,7 @@ from iotnotify.cli.options import (
     style_of,
 )
 from iotnotify.cli.terminal import note, quiet_stdout
+from iotnotify.shown import shown
 
 
 @click.command("request", context_settings=CONTEXT, epilog="""\b
@@ -34,9 +38,9 @@ Examples:
 @click.option("--message", "-m", "message_opt", metavar="TEXT", help="The request's payload.")
 @click.option("--file", "-f", type=click.File("rb"), help="Send the contents of FILE as the request.")
 @click.option("--stdin", "-s", is_flag=True, help="Send all of standard input as the request.")
-@click.option("--count", "-C", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+@click.option("--count", "-C", type=click.IntRange(1, MAX_COUNT), default=1, show_default=True, metavar="N",
               help="Print N replies, then exit 0.")
-@click.option("--timeout", "-W", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+@click.option("--timeout", "-W", type=Seconds(), default=30.0, show_default=True,
               metavar="S", help="Exit 7 if fewer than N replies came within S seconds.")
 @output_options
 @property_options
@@ -78,6 +82,9 @@ def request_command(ctx: click.Context, /, topic: str, message: str | None, mess
     check_enough(writer.count, count, timeout, what="replies")
 
 
+DEFAULT_QUEUE = 100  # requests `respond` lets wait for a free CMD
+
+
 class _SplitCommand(click.Command):
     """`respond FILTER... -- CMD [ARGS...]`: what follows the first `--` is the command, untouched by click."""
 
@@ -92,28 +99,37 @@ class _SplitCommand(click.Command):
 Examples:
   iotnotify respond jobs/run -- ./run-job.sh             # its stdout is the reply
   iotnotify respond 'sensors/+/poll' --parallel 4 -- sh -c 'read x; date'
-  iotnotify respond rpc/upper -- tr a-z A-Z""")
+  iotnotify respond rpc/upper --session upper -- tr a-z A-Z   # requests sent while it was away come too""")
 @click.argument("filters", nargs=-1, required=True, metavar="FILTER... -- CMD [ARGS...]")
 @click.option("--parallel", type=click.IntRange(1, 64), default=1, show_default=True, metavar="N",
               help="Answer N requests at a time (default: one at a time, in order).")
-@click.option("--command-timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
-              metavar="S", help="Stop CMD after S seconds and answer with an error.")
-@click.option("--count", "-C", type=click.IntRange(min=1), metavar="N", help="Exit 0 after answering N requests.")
+@click.option("--queue", type=click.IntRange(1, 10_000), default=DEFAULT_QUEUE, show_default=True, metavar="N",
+              help="Let at most N requests wait for a free CMD: the broker holds QoS 1 requests back beyond it "
+                   "(each is acknowledged once answered); a QoS 0 request beyond it is refused with a warning.")
+@click.option("--command-timeout", type=Seconds(), default=60.0, show_default=True,
+              metavar="S", help="Stop CMD (and what it started) after S seconds and answer with an error.")
+@click.option("--count", "-C", type=click.IntRange(1, MAX_COUNT), metavar="N",
+              help="Exit after answering N requests: 0 if each got its reply, 6 if not.")
 @click.option("--ready-file", type=click.Path(dir_okay=False), metavar="PATH",
               help="Create PATH once the broker acknowledged the subscription.")
-@click.option("--quiet", is_flag=True, help="Only errors on stderr: no line per request.")
+@click.option("--quiet", is_flag=True, help="Only warnings on stderr: no line per request answered.")
 @long_running_options
 @mqtt_options
 @connection_options
 @click.pass_context
-def respond_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: int, command_timeout: float,
-                    count: int | None, ready_file: str | None, quiet: bool, qos: int, session: str | None,
-                    session_expiry: int, reconnect_delay: tuple[float, float], partial: bool, **_flags: Any) -> None:
+def respond_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: int, queue: int,
+                    command_timeout: float, count: int | None, ready_file: str | None, quiet: bool, qos: int,
+                    session: str | None, session_expiry: int, reconnect_delay: tuple[float, float], partial: bool,
+                    **_flags: Any) -> None:
     """Answer each request on FILTER...: run CMD with the payload on stdin, and publish what it prints
     to the request's response topic, with its correlation data. A CMD that fails (non-zero exit, or
-    --command-timeout) is said on stderr, and its reply gets a user property `error`. Ctrl-C stops (exit 0)."""
+    --command-timeout) is said on stderr, and its reply gets a user property `error`. Every request
+    ends in a reply or a warning; nothing a requester sends stops it. Ctrl-C stops (exit 0)."""
+    from dataclasses import replace
+
+    from iotnotify.inbox import Inbox
     from iotnotify.mqtt import ConnectOptions
-    from iotnotify.rpc import Answer, Responder, serve
+    from iotnotify.respond import Responder, refuse_when_full, serve, unanswered_error
     from iotnotify.subscribe import mark_ready, subscribe
 
     command = list(ctx.meta.get("iotnotify.command", ()))
@@ -122,34 +138,73 @@ def respond_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: i
     settings = resolve_settings(ctx)
     if settings.protocol != "5":
         raise errors.UsageError("respond needs MQTT 5 (response topic, correlation data): not --protocol 3.1.1")
+    answered = _answers(command[0], quiet)
 
-    def answered(answer: Answer) -> None:
-        if answer.failure is not None:
-            note(f"iotnotify: warning: request on {answer.topic}: reply not sent: {answer.failure}")
-        if answer.exit_code != 0:
-            how = f"exited {answer.exit_code}" if answer.exit_code is not None else "timed out"
-            note(f"iotnotify: warning: request on {answer.topic}: {command[0]} {how}"
-                 + (f": {answer.stderr}" if answer.stderr and answer.exit_code is not None else "")
-                 + " (answered with a user property `error`)")
-        elif answer.failure is None:
-            note(f"answered a request on {answer.topic}", quiet)
+    def refused(message: Any, why: str) -> None:
+        note(f"iotnotify: warning: message on {shown(message.topic)} not answered: {why}")
 
-    def skipped(message: Any, why: str) -> None:
-        note(f"iotnotify: warning: message on {message.topic} not answered: {why}")
-
-    def refused(error: errors.IotNotifyError) -> None:
-        note(f"iotnotify: warning: {error}")
-
-    options = ConnectOptions.from_settings(settings, session, session_expiry, reconnect_delay)
+    options = replace(ConnectOptions.from_settings(settings, session, session_expiry, reconnect_delay,
+                                                   long_running=True),
+                      receive_maximum=min(queue + parallel, 65_535), manual_ack=True)
     connection, inbox = subscribe(source_of(settings), options, list(filters), qos,
-                                  on_refused=refused if partial else None)
+                                  on_state=_state_notes(quiet), on_refused=_warn if partial else None,
+                                  inbox=Inbox(queue, refuse_when_full(queue, refused)),
+                                  on_dropped=lambda error: _warn(error, "; reconnecting"))
     with connection:
         note("subscribed", quiet)
         mark_ready(ready_file)
         responder = Responder(connection, command, parallel, command_timeout, answered)
+        handled = 0
         try:
-            serve(inbox, responder, count, skipped)
+            handled = serve(inbox, responder, count, refused)
         except KeyboardInterrupt:
             pass  # Ctrl-C is how a responder stops; the requests being answered are finished first
         finally:
+            inbox.stop()
             responder.close()
+            if waiting := inbox.waiting:
+                again = f" (not acknowledged: the broker sends the QoS 1 ones again to --session {session})" \
+                    if session else ""
+                note(f"iotnotify: warning: {waiting} requests waiting were not answered{again}")
+    if count is not None and (error := unanswered_error(handled, responder)) is not None:
+        raise error
+
+
+def _answers(name: str, quiet: bool) -> Callable[[Any], None]:
+    """What says how each request went: one line (a warning, or `answered...` unless `quiet`)."""
+    def answered(answer: Any) -> None:
+        topic = shown(answer.topic)
+        if answer.failure is not None:
+            note(f"iotnotify: warning: request on {topic}: reply not sent: {answer.failure}")
+        elif answer.exit_code != 0:
+            how = f"exited {answer.exit_code}" if answer.exit_code is not None else "timed out"
+            note(f"iotnotify: warning: request on {topic}: {name} {how}"
+                 + (f": {shown(answer.stderr)}" if answer.stderr and answer.exit_code is not None else "")
+                 + " (answered with a user property `error`)")
+        elif answer.replaced is not None:
+            note(f"iotnotify: warning: request on {topic}: {answer.replaced} (answered with a user property `error`)")
+        else:
+            note(f"answered a request on {topic}", quiet)
+
+    return answered
+
+
+def _state_notes(quiet: bool) -> Callable[[Any, int], None]:
+    """What says on stderr that the connection was lost, and made again."""
+    from iotnotify.mqtt import State
+
+    lost = [False]
+
+    def changed(state: State, attempt: int) -> None:
+        if state == State.RECONNECTING and not lost[0]:
+            note("iotnotify: connection lost, reconnecting" + (f" (attempt {attempt})" if attempt else ""), quiet)
+            lost[0] = True
+        elif state == State.CONNECTED and lost[0]:
+            note("iotnotify: reconnected", quiet)
+            lost[0] = False
+
+    return changed
+
+
+def _warn(error: errors.IotNotifyError, after: str = "") -> None:
+    note(f"iotnotify: warning: {error}{after}")

@@ -22,6 +22,8 @@ from iotnotify.cli.options import (
 )
 from iotnotify.cli.terminal import note, quiet_stdout
 
+MAX_LINES = 10_000  # lines of the live log kept (a screen shows fewer)
+
 
 @click.command("tail", context_settings=CONTEXT, epilog="""\b
 Examples:
@@ -31,7 +33,7 @@ Examples:
   iotnotify tail 'alerts/#' | cat                  # not a terminal: plain `topic payload` lines
   iotnotify tail ops/chat --will-topic ops/presence --will-message 'tail gone'""")
 @click.argument("filters", nargs=-1, metavar="[FILTER...]", shell_complete=topic_names)
-@click.option("--lines", "-n", type=click.IntRange(min=1), metavar="N",
+@click.option("--lines", "-n", type=click.IntRange(1, MAX_LINES), metavar="N",
               help="Messages to keep and show (default: as many as fit on the screen).")
 @click.option("--save", type=click.File("ab"), metavar="FILE",
               help="Append every message received to FILE as JSON lines (the subscribe --json format).")
@@ -64,7 +66,7 @@ def tail_command(ctx: click.Context, /, filters: tuple[str, ...], lines: int | N
     topics = list(filters) or [settings.topic or TUTORIAL_TOPIC]
     source = source_of(settings)
     options = ConnectOptions.from_settings(settings, session, session_expiry, reconnect_delay,
-                                           will_of(flags, settings.protocol))
+                                           will_of(flags, settings.protocol), long_running=True)
 
     def refused(error: errors.IotNotifyError) -> None:  # --partial: say which, and go on with the rest
         note(f"iotnotify: warning: {error}")

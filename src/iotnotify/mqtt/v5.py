@@ -98,7 +98,7 @@ class Mqtt5Connection(Connection):
         return call
 
     def _build(self) -> mqtt5.Client:
-        if self.on_message is None:
+        if self.on_message is None or self.options.manual_ack:  # the lean core acknowledges on arrival
             return self._make()
         return receive.build(self._make, self._lean_receiver())
 
@@ -126,6 +126,7 @@ class Mqtt5Connection(Connection):
             session_behavior=(mqtt5.ClientSessionBehaviorType.REJOIN_ALWAYS if self.options.session
                               else mqtt5.ClientSessionBehaviorType.CLEAN),
             session_expiry_interval_sec=self.options.session_expiry if self.options.session else None,
+            receive_maximum=self.options.receive_maximum,
             extended_validation_and_flow_control_options=(
                 validation.AWS_IOT_CORE_DEFAULTS if self.aws else validation.NONE),
             on_publish_received=guarded(self._received) if self.on_message else None,
@@ -213,6 +214,13 @@ class Mqtt5Connection(Connection):
             else:
                 error = DeliveryError(f"broker {self.where} closed the connection: {reason(code, packet.reason_string)}"
                                       + (f" after a publish to {self.last_topic!r}" if self.last_topic else ""))
+            if self.options.long_running and code != SESSION_TAKEN_OVER:
+                # what one message did (a reply the keys may not send, a packet too large) must not end a
+                # command that runs for days: say why, and let the client connect again
+                if self.on_dropped is not None:
+                    self.on_dropped(error)
+                self.on_state(State.RECONNECTING, 0)
+                return
             self._stopping = True  # reconnecting would be refused the same way, or take the id back
             self.client.stop()
             self._fail(error)
@@ -249,9 +257,24 @@ class Mqtt5Connection(Connection):
     def _received(self, data: mqtt5.PublishReceivedData) -> None:
         threadstate.keep()
         packet = data.publish_packet
+        ack = None
+        if self.options.manual_ack and data.acquire_publish_acknowledgement_control is not None:  # QoS 1
+            ack = self._acknowledger(data.acquire_publish_acknowledgement_control())
         if self.on_message is not None:  # registered only when it is
             self.on_message(Message(packet.topic, bytes(packet.payload or b""), int(packet.qos),
-                                    bool(packet.retain), properties=received_properties(packet)))
+                                    bool(packet.retain), properties=received_properties(packet), ack=ack))
+
+    def _acknowledger(self, handle: mqtt5.PublishAcknowledgementControlHandle) -> Callable[[], None]:
+        """What sends the PUBACK of a message taken with manual acknowledgement (once, when called)."""
+        client = self.client
+
+        def ack() -> None:
+            try:
+                client.invoke_publish_acknowledgement(handle)
+            except Exception as e:
+                log.debug("PUBACK not sent: %s", getattr(e, "name", e))  # it, or sends it again (a session)
+
+        return ack
 
     def subscribe(self, filters: list[str], qos: int, timeout: float = 20.0) -> list[int]:
         packet = mqtt5.SubscribePacket(subscriptions=[mqtt5.Subscription(f, mqtt5.QoS(qos)) for f in filters])

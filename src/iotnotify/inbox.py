@@ -1,0 +1,204 @@
+"""The inbox: received messages between the MQTT threads that get them and the command that uses
+them, in arrival order, and bounded: a peer that publishes faster than the command reads (a
+stalled pipe, a slow CMD) cannot grow it without end. When it holds QUEUE_LIMIT messages or
+QUEUE_BYTES of payload, the next message waits in the MQTT thread (which holds the connection
+back, as mosquitto_sub does when its reader stalls), or goes to `on_full` (respond: a request it
+cannot queue is refused and said)."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import NoReturn
+
+from iotnotify.errors import IotNotifyError
+from iotnotify.messages import Message
+
+QUEUE_LIMIT = 10_000  # messages waiting to be read
+QUEUE_BYTES = 64 << 20  # bytes of payload waiting to be read
+ROOM_WAIT = 0.1  # s between looks at whether the inbox stopped, while a message waits for room
+
+BURST = 0.001  # s: a message this soon after the one before is part of a burst...
+FLUSH_AFTER = 0.001  # s: ...flushed with the rest of it this much later, by the waiting thread
+
+
+class Inbox:
+    """A thread-safe queue between the MQTT threads (producers) and the command (consumer); an
+    error put in it (giving up on the connection) is raised to the consumer in its turn.
+
+    Or, after deliver_to(), no queue for the messages: each goes to a function in the thread that
+    received it, and the consumer only waits for the end (wait()). Handing every message from
+    awscrt's thread to the consumer's costs a wake-up and two GIL hand-overs whenever the consumer
+    keeps up: 30% of a plain `subscribe`'s CPU per message (bench/README.md, Round two, 7)."""
+
+    def __init__(self, limit: int = QUEUE_LIMIT, on_full: Callable[[Message], None] | None = None,
+                 limit_bytes: int = QUEUE_BYTES) -> None:
+        self._queue: queue.SimpleQueue[Message | BaseException] = queue.SimpleQueue()
+        self.limit, self.limit_bytes, self.on_full = limit, limit_bytes, on_full
+        self._room = threading.Condition()  # the count and bytes queued, and room for more
+        self._count = self._bytes = 0
+        self._order = threading.Lock()  # a message handed over directly waits for those queued before it
+        self._deliver: Callable[[Message], None] | None = None
+        self._flush: Callable[[], None] | None = None
+        self._wake = threading.Event()  # for wait(): a burst to flush, or the end
+        self._last = 0.0  # when the last message was delivered (monotonic)
+        self._stopped = False
+
+    def put(self, message: Message) -> None:
+        """Called by the client for each message received."""
+        with self._order:
+            if self._deliver is None:
+                if self._make_room(len(message.payload), message.ack is not None):
+                    self._queue.put(message)
+                elif self.on_full is not None and not self._stopped:
+                    self.on_full(message)
+            elif not self._stopped:
+                try:
+                    self._deliver(message)
+                    if self._flush is not None:
+                        now = time.monotonic()
+                        if now - self._last > BURST:
+                            self._flush()  # on its own: out at once
+                        elif not self._wake.is_set():  # (set() takes a lock: not per message)
+                            self._wake.set()  # in a burst: wait() flushes it soon
+                        self._last = now
+                except BaseException as e:  # the output failed (a closed pipe): wait() raises it
+                    self._stopped = True
+                    self._queue.put(e)
+                    self._wake.set()
+
+    def _make_room(self, size: int, held_back: bool) -> bool:
+        """Count a message of `size` bytes in, once there is room for it (waiting for the reader,
+        unless `on_full` takes what does not fit); False if it does not go in. A message `held_back`
+        by the broker's flow control (acknowledged when used, the broker told how many it may send
+        unacknowledged) goes in up to QUEUE_LIMIT: a broker may send a few more than it was told
+        (Mosquitto 2.0.11 does, seen here), and refusing them would lose them."""
+        limit = max(self.limit, QUEUE_LIMIT) if held_back else self.limit
+        with self._room:
+            while self._count >= limit or (self._count and self._bytes + size > self.limit_bytes):
+                if self.on_full is not None or self._stopped:
+                    return False
+                self._room.wait(ROOM_WAIT)
+            self._count += 1
+            self._bytes += size
+            return True
+
+    def _taken(self, message: Message) -> None:
+        with self._room:
+            self._count -= 1
+            self._bytes -= len(message.payload)
+            self._room.notify()
+
+    @property
+    def waiting(self) -> int:
+        """How many messages wait to be read."""
+        return self._count
+
+    def deliver_to(self, deliver: Callable[[Message], None], flush: Callable[[], None] | None = None) -> None:
+        """From now on hand each message to `deliver` in the thread that received it, after those
+        queued so far (delivered here first); an exception it raises ends wait() with it. With
+        `flush`, a message on its own is flushed at once, and a burst's (messages less than BURST
+        apart) by wait() FLUSH_AFTER later: a write every millisecond instead of one per message."""
+        with self._order:
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(item, BaseException):
+                    self._queue.put(item)  # the end came first: wait() raises it
+                    return
+                self._taken(item)
+                deliver(item)
+            if flush is not None:
+                flush()
+            self._deliver, self._flush = deliver, flush
+
+    def stop(self) -> None:
+        """Deliver nothing more (the command is ending), after the message being delivered now, if
+        it ends within a second (a write to a pipe nobody reads may never end: then at once), and
+        flush what was delivered."""
+        self._stopped = True  # a message waiting for room gives up
+        with self._room:
+            self._room.notify_all()
+        finished = self._order.acquire(timeout=1)
+        if finished:
+            try:
+                if self._flush is not None:
+                    self._flush()
+            except OSError:
+                pass  # a closed pipe: nothing more can go out
+            finally:
+                self._order.release()
+
+    def wait(self) -> NoReturn:
+        """With deliver_to(): flush bursts, and wait until the stream ends with an error, and raise it."""
+        while True:
+            woken = self._wake.wait(0.5)  # a bounded wait keeps Ctrl-C responsive while blocked here
+            try:
+                self._get(0)  # the end: raised
+            except queue.Empty:
+                pass
+            if woken:  # a burst: flush it once the next few messages are in too
+                time.sleep(FLUSH_AFTER)
+                with self._order:
+                    self._wake.clear()
+                    if not self._stopped and self._flush is not None:
+                        self._flush()
+
+    def empty(self) -> bool:
+        """Whether nothing is waiting to be read now."""
+        return self._queue.empty()
+
+    def fail(self, error: IotNotifyError) -> None:
+        """End the stream with `error`, after the messages already queued."""
+        self._queue.put(error)
+        self._wake.set()
+
+    def _get(self, timeout: float) -> Message:
+        item = self._queue.get(timeout=timeout)
+        if isinstance(item, BaseException):
+            self._queue.put(item)  # every later read fails the same way
+            raise item
+        self._taken(item)
+        return item
+
+    def messages(self, timeout: float | None = None, idle: float | None = None) -> Iterator[Message]:
+        """Yield messages as they arrive until `timeout` seconds passed in all, or none arrived for
+        `idle` seconds (both optional)."""
+        if timeout is None and idle is None:  # the common case, per message: no clock to read
+            while True:
+                try:
+                    yield self._get(0.5)  # a bounded wait keeps Ctrl-C responsive while blocked here
+                except queue.Empty:
+                    continue
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last = time.monotonic()
+        while True:
+            now = time.monotonic()
+            ends = [t for t in (deadline, None if idle is None else last + idle) if t is not None]
+            end = min(ends) if ends else None
+            if end is not None and now >= end:
+                return
+            try:
+                # a bounded wait keeps Ctrl-C responsive while blocked here
+                message = self._get(0.5 if end is None else min(end - now, 0.5))
+            except queue.Empty:
+                continue
+            last = time.monotonic()
+            yield message
+
+
+    def drain(self, wait: float) -> list[Message]:
+        """Every message queued now, waiting up to `wait` seconds for the first (a batch for `tail`)."""
+        try:
+            batch = [self._get(wait)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                batch.append(self._get(0))
+            except queue.Empty:
+                return batch

@@ -1,0 +1,189 @@
+"""`respond`: answer each request with what a command prints, for days, whatever the requests.
+
+What anyone who may publish on the filters can send cannot stop it or grow it without bound:
+- a reply is checked before it goes (MQTT's rules, the broker's limits, what the keys allow): one
+  the broker would refuse ends the connection under AWS IoT Core's rules (0x87), so it is not
+  sent, and a warning names the request's topic;
+- every property built is bounded: the `error` property holds at most ERROR_TEXT bytes of the
+  command's last stderr line, without the characters MQTT forbids (a NUL made awscrt raise);
+- output over the broker's payload limit is not kept past it: the reply says so in `error`;
+- requests wait in a bounded queue (`--queue`): a QoS 1 request is acknowledged only once
+  answered, and the broker, told how many it may have unacknowledged (Receive Maximum), holds the
+  rest back; a QoS 0 request beyond the queue is refused with a warning;
+- every request ends in a reply or one warning line (`on_answer`, `on_refused`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from iotnotify import child
+from iotnotify.allowance import check_publish
+from iotnotify.errors import DeliveryError, IotNotifyError, Refused, UsageError
+from iotnotify.inbox import Inbox
+from iotnotify.messages import Message
+from iotnotify.mqtt import Connection
+from iotnotify.properties import Properties
+from iotnotify.send import publish_one
+from iotnotify.shown import shown
+from iotnotify.topics import AWS_MAX_PAYLOAD_BYTES, MQTT_MAX_PAYLOAD_BYTES, check_payload, check_topic
+
+ERROR_TEXT = 1024  # bytes of the command's last stderr line in a reply's `error` property
+
+
+@dataclass(frozen=True)
+class Answer:
+    """How one request went: its topic, the command's exit code (None: did not finish in time), its
+    stderr's last line, why the reply could not be sent (None: it was), and what the reply had to
+    say instead of the output (None: the output went)."""
+
+    topic: str
+    exit_code: int | None
+    stderr: str
+    failure: str | None = None
+    replaced: str | None = None
+
+
+OnAnswer = Callable[[Answer], None]
+OnRefused = Callable[[Message, str], None]
+
+
+def error_text(text: str, limit: int = ERROR_TEXT) -> str:
+    """`text` as an MQTT string property may hold it: the characters MQTT forbids or brokers refuse
+    (NUL, controls, noncharacters) escaped, then cut to `limit` UTF-8 bytes."""
+    data = shown(text, limit).encode("utf-8", "replace")[:limit]
+    return data.decode("utf-8", "ignore")  # a character cut in two goes
+
+
+class Responder:
+    """Runs `command` for each request handed to it, `parallel` at a time, with the payload on stdin,
+    and publishes its stdout to the request's response topic with the request's correlation data
+    (and a user property `error` when the command failed); then acknowledges the request."""
+
+    def __init__(self, connection: Connection, command: list[str], parallel: int, command_timeout: float,
+                 on_answer: OnAnswer) -> None:
+        self.connection = connection
+        self.command = command
+        self.command_timeout = command_timeout
+        self.on_answer = on_answer
+        self.answered = self.unanswered = 0
+        self._counts = threading.Lock()
+        self._slots = threading.Semaphore(parallel)
+        self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="iotnotify-respond")
+
+    def reserve(self) -> None:
+        """Wait for a free slot (a request is taken from the queue only then); in short waits, so
+        that Ctrl-C is heard."""
+        while not self._slots.acquire(timeout=0.5):
+            pass
+
+    def start(self, message: Message) -> None:
+        """Answer `message` in the slot reserved for it."""
+        self._pool.submit(self._answer, message)
+
+    def release(self) -> None:
+        """Give back a slot reserved for a message that will not be answered."""
+        self._slots.release()
+
+    def close(self) -> None:
+        """Wait for the requests being answered, then stop."""
+        self._pool.shutdown(wait=True)
+
+    def _answer(self, message: Message) -> None:
+        try:
+            answer = self._run(message)
+        except BaseException as e:
+            answer = Answer(message.topic, None, "", failure=f"internal error: {type(e).__name__}: {e}")
+        finally:
+            self._slots.release()
+            if message.ack is not None:
+                message.ack()
+        with self._counts:
+            if answer.failure is None:
+                self.answered += 1
+            else:
+                self.unanswered += 1
+        self.on_answer(answer)
+
+    def _run(self, message: Message) -> Answer:
+        properties = message.properties or Properties()
+        response_topic = properties.response_topic or ""
+        try:
+            self._check_reply_topic(response_topic)
+        except (UsageError, Refused) as e:  # before running anything: the reply could not go
+            return Answer(message.topic, None, "", failure=str(e))
+        limit = AWS_MAX_PAYLOAD_BYTES if self.connection.aws else MQTT_MAX_PAYLOAD_BYTES
+        env = {**os.environ, "IOTNOTIFY_REQUEST_TOPIC": message.topic}
+        try:
+            outcome = child.run(self.command, message.payload, env, self.command_timeout, limit)
+            code, output, errors = outcome.code, outcome.output, outcome.stderr.decode("utf-8", "replace").strip()
+        except (OSError, ValueError) as e:
+            outcome, code, output = None, 127, b""
+            errors = f"cannot run {self.command[0]}: {getattr(e, 'strerror', None) or e}"
+        if code is None:
+            errors = f"did not finish within {self.command_timeout:g} s"
+        last = errors.splitlines()[-1] if errors else ""
+        error = None if code == 0 else (f"exit {code}" if code is not None else "timeout") + (f": {last}" if last else "")
+        replaced = None
+        if outcome is not None and outcome.output_size > limit:
+            replaced = f"its output of {outcome.output_size} bytes is over the broker's limit of {limit}"
+            output, error = b"", (error + "; " if error else "") + f"iotnotify: {replaced}"
+        reply = Properties(user_properties=(("error", error_text(error)),) if error is not None else (),
+                           correlation_data=properties.correlation_data)
+        try:
+            check_payload(len(output), self.connection.aws)
+            publish_one(self.connection, response_topic, output, message.qos, reply)
+        except (UsageError, Refused, DeliveryError) as e:
+            return Answer(message.topic, code, last, failure=str(e))
+        return Answer(message.topic, code, last, replaced=replaced)
+
+    def _check_reply_topic(self, topic: str) -> None:
+        """What the broker would refuse of a reply to `topic`: MQTT's rules, its limits, the keys."""
+        check_topic(topic, self.connection.aws)
+        check_publish(self.connection.keys, topic)
+
+
+def serve(inbox: Inbox, responder: Responder, count: int | None, on_refused: OnRefused) -> int:
+    """Hand the requests in `inbox` to `responder`, each when a slot is free (a message with no
+    response topic cannot be answered: `on_refused` hears of it), until `count` were handed over;
+    how many were."""
+    handled = 0
+    requests: Iterator[Message] = inbox.messages()
+    while count is None or handled < count:
+        responder.reserve()
+        try:
+            message = next(requests)
+        except BaseException:
+            responder.release()
+            raise
+        if message.properties is None or not message.properties.response_topic:
+            responder.release()
+            if message.ack is not None:
+                message.ack()
+            on_refused(message, "it has no response topic")
+            continue
+        responder.start(message)
+        handled += 1
+    return handled
+
+
+def refuse_when_full(queue: int, on_refused: OnRefused) -> Callable[[Message], None]:
+    """What an inbox of `queue` requests does with one more (in the MQTT thread: at once): it is
+    refused, and said (a QoS 1 one is acknowledged: the broker need not hold it for us)."""
+    def full(message: Message) -> None:
+        if message.ack is not None:
+            message.ack()
+        on_refused(message, f"{queue} requests are waiting already (--queue {queue})")
+
+    return full
+
+
+def unanswered_error(handled: int, responder: Responder) -> IotNotifyError | None:
+    """With --count: DeliveryError if some of the requests handed over got no reply."""
+    if not responder.unanswered:
+        return None
+    return DeliveryError(f"{responder.unanswered} of {handled} requests got no reply (see the warnings above)")
