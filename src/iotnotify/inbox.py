@@ -39,6 +39,7 @@ class Inbox:
         self.limit, self.limit_bytes, self.on_full = limit, limit_bytes, on_full
         self._room = threading.Condition()  # the count and bytes queued, and room for more
         self._count = self._bytes = 0
+        self._switching = False  # deliver_to() was called
         self._order = threading.Lock()  # a message handed over directly waits for those queued before it
         self._deliver: Callable[[Message], None] | None = None
         self._flush: Callable[[], None] | None = None
@@ -80,6 +81,8 @@ class Inbox:
             while self._count >= limit or (self._count and self._bytes + size > self.limit_bytes):
                 if self.on_full is not None or self._stopped:
                     return False
+                if self._switching:  # deliver_to() waits for the lock this thread holds: go in, it drains all
+                    break
                 self._room.wait(ROOM_WAIT)
             self._count += 1
             self._bytes += size
@@ -101,6 +104,9 @@ class Inbox:
         queued so far (delivered here first); an exception it raises ends wait() with it. With
         `flush`, a message on its own is flushed at once, and a burst's (messages less than BURST
         apart) by wait() FLUSH_AFTER later: a write every millisecond instead of one per message."""
+        self._switching = True  # a message waiting for room in a full queue holds the order lock: let it in
+        with self._room:
+            self._room.notify_all()
         with self._order:
             while True:
                 try:

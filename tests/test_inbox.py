@@ -1,0 +1,82 @@
+"""The inbox's bound (issue 26, item 2): what a peer publishes faster than the command reads waits in
+the MQTT thread (the connection held back) or goes to `on_full`, never into memory without end."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from iotnotify.inbox import QUEUE_LIMIT, Inbox
+from iotnotify.messages import Message
+
+
+def put_in_thread(inbox: Inbox, message: Message) -> threading.Thread:
+    thread = threading.Thread(target=inbox.put, args=(message,), daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_full_inbox_holds_the_next_message_until_the_reader_takes_one():
+    inbox = Inbox(limit=2)
+    inbox.put(Message("t", b"1"))
+    inbox.put(Message("t", b"2"))
+    third = put_in_thread(inbox, Message("t", b"3"))
+    time.sleep(0.3)
+    assert third.is_alive() and inbox.waiting == 2  # held in the MQTT thread, not queued
+    assert next(inbox.messages(timeout=1)).payload == b"1"
+    third.join(2)
+    assert not third.is_alive()
+    assert [m.payload for m in inbox.drain(0.1)] == [b"2", b"3"]
+
+
+def test_the_bytes_bound_holds_too():
+    inbox = Inbox(limit=100, limit_bytes=10)
+    inbox.put(Message("t", b"x" * 8))
+    held = put_in_thread(inbox, Message("t", b"y" * 8))
+    time.sleep(0.3)
+    assert held.is_alive()
+    inbox.drain(0.1)
+    held.join(2)
+    assert not held.is_alive()
+
+
+def test_what_does_not_fit_goes_to_on_full_at_once():
+    refused: list[bytes] = []
+    inbox = Inbox(limit=1, on_full=lambda m: refused.append(m.payload))
+    for n in range(4):
+        inbox.put(Message("t", str(n).encode()))
+    assert refused == [b"1", b"2", b"3"] and inbox.waiting == 1
+
+
+def test_messages_the_broker_holds_back_are_kept_past_the_limit_up_to_the_hard_one():
+    refused: list[bytes] = []
+    inbox = Inbox(limit=1, on_full=lambda m: refused.append(m.payload))
+    for n in range(5):  # acknowledged when used: the broker sends only a few more than it was told
+        inbox.put(Message("t", str(n).encode(), qos=1, ack=lambda: None))
+    assert refused == [] and inbox.waiting == 5
+    assert QUEUE_LIMIT >= 10_000
+
+
+def test_stopping_lets_a_held_message_go_so_the_connection_can_close():
+    inbox = Inbox(limit=1)
+    inbox.put(Message("t", b"1"))
+    held = put_in_thread(inbox, Message("t", b"2"))
+    time.sleep(0.2)
+    inbox.stop()
+    held.join(2)
+    assert not held.is_alive()
+
+
+def test_delivering_directly_does_not_wait_for_a_producer_held_by_a_full_queue():
+    inbox = Inbox(limit=1)
+    inbox.put(Message("t", b"1"))
+    held = put_in_thread(inbox, Message("t", b"2"))  # holds the order lock while it waits for room
+    time.sleep(0.2)
+    got: list[bytes] = []
+    switching = threading.Thread(target=inbox.deliver_to, args=(lambda m: got.append(m.payload),), daemon=True)
+    switching.start()
+    switching.join(2)
+    held.join(2)
+    assert not switching.is_alive() and not held.is_alive()
+    inbox.put(Message("t", b"3"))
+    assert got == [b"1", b"2", b"3"]
