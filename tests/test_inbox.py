@@ -11,18 +11,35 @@ from iotnotify.messages import Message
 
 
 def put_in_thread(inbox: Inbox, message: Message) -> threading.Thread:
+    """inbox.put(message) in a thread of its own, returned once it waits for room."""
     thread = threading.Thread(target=inbox.put, args=(message,), daemon=True)
     thread.start()
+    deadline = time.monotonic() + 5
+    while not inbox._room._waiters and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert inbox._room._waiters, "the message never waited for room"
     return thread
 
 
+def reading(inbox: Inbox) -> Inbox:
+    """`inbox` once its reader began (before, nothing waits: the SUBACKs are still to come)."""
+    assert inbox.drain(0.001) == []
+    return inbox
+
+
+def test_before_the_command_reads_nothing_waits_in_the_mqtt_thread():
+    inbox = Inbox(limit=1)
+    for n in range(3):
+        inbox.put(Message("t", str(n).encode()))  # would wait for ever in this thread if it waited
+    assert inbox.waiting == 3
+
+
 def test_a_full_inbox_holds_the_next_message_until_the_reader_takes_one():
-    inbox = Inbox(limit=2)
+    inbox = reading(Inbox(limit=2))
     inbox.put(Message("t", b"1"))
     inbox.put(Message("t", b"2"))
     third = put_in_thread(inbox, Message("t", b"3"))
-    time.sleep(0.3)
-    assert third.is_alive() and inbox.waiting == 2  # held in the MQTT thread, not queued
+    assert inbox.waiting == 2  # held in the MQTT thread, not queued
     assert next(inbox.messages(timeout=1)).payload == b"1"
     third.join(2)
     assert not third.is_alive()
@@ -30,11 +47,9 @@ def test_a_full_inbox_holds_the_next_message_until_the_reader_takes_one():
 
 
 def test_the_bytes_bound_holds_too():
-    inbox = Inbox(limit=100, limit_bytes=10)
+    inbox = reading(Inbox(limit=100, limit_bytes=10))
     inbox.put(Message("t", b"x" * 8))
     held = put_in_thread(inbox, Message("t", b"y" * 8))
-    time.sleep(0.3)
-    assert held.is_alive()
     inbox.drain(0.1)
     held.join(2)
     assert not held.is_alive()
@@ -58,20 +73,18 @@ def test_messages_the_broker_holds_back_are_kept_past_the_limit_up_to_the_hard_o
 
 
 def test_stopping_lets_a_held_message_go_so_the_connection_can_close():
-    inbox = Inbox(limit=1)
+    inbox = reading(Inbox(limit=1))
     inbox.put(Message("t", b"1"))
     held = put_in_thread(inbox, Message("t", b"2"))
-    time.sleep(0.2)
     inbox.stop()
     held.join(2)
     assert not held.is_alive()
 
 
 def test_delivering_directly_does_not_wait_for_a_producer_held_by_a_full_queue():
-    inbox = Inbox(limit=1)
+    inbox = reading(Inbox(limit=1))
     inbox.put(Message("t", b"1"))
     held = put_in_thread(inbox, Message("t", b"2"))  # holds the order lock while it waits for room
-    time.sleep(0.2)
     got: list[bytes] = []
     switching = threading.Thread(target=inbox.deliver_to, args=(lambda m: got.append(m.payload),), daemon=True)
     switching.start()

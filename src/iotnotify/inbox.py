@@ -3,7 +3,8 @@ them, in arrival order, and bounded: a peer that publishes faster than the comma
 stalled pipe, a slow CMD) cannot grow it without end. When it holds QUEUE_LIMIT messages or
 QUEUE_BYTES of payload, the next message waits in the MQTT thread (which holds the connection
 back, as mosquitto_sub does when its reader stalls), or goes to `on_full` (respond: a request it
-cannot queue is refused and said)."""
+cannot queue is refused and said). Until the command begins to read, the MQTT thread never waits:
+it still has the subscription's acknowledgements to handle, which the command waits for first."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ class Inbox:
         self._room = threading.Condition()  # the count and bytes queued, and room for more
         self._count = self._bytes = 0
         self._switching = False  # deliver_to() was called
+        self._reading = False  # the command began to read (before, a full inbox does not hold the MQTT thread)
         self._order = threading.Lock()  # a message handed over directly waits for those queued before it
         self._deliver: Callable[[Message], None] | None = None
         self._flush: Callable[[], None] | None = None
@@ -81,7 +83,9 @@ class Inbox:
             while self._count >= limit or (self._count and self._bytes + size > self.limit_bytes):
                 if self.on_full is not None or self._stopped:
                     return False
-                if self._switching:  # deliver_to() waits for the lock this thread holds: go in, it drains all
+                if self._switching or not self._reading:
+                    # deliver_to() waits for the lock this thread holds: go in, it drains all; or nothing
+                    # reads yet (the SUBACKs this thread must handle first are still to come): go in
                     break
                 self._room.wait(ROOM_WAIT)
             self._count += 1
@@ -104,7 +108,7 @@ class Inbox:
         queued so far (delivered here first); an exception it raises ends wait() with it. With
         `flush`, a message on its own is flushed at once, and a burst's (messages less than BURST
         apart) by wait() FLUSH_AFTER later: a write every millisecond instead of one per message."""
-        self._switching = True  # a message waiting for room in a full queue holds the order lock: let it in
+        self._switching = self._reading = True  # a message waiting for room holds the order lock: let it in
         with self._room:
             self._room.notify_all()
         with self._order:
@@ -164,6 +168,7 @@ class Inbox:
         self._wake.set()
 
     def _get(self, timeout: float) -> Message:
+        self._reading = True
         item = self._queue.get(timeout=timeout)
         if isinstance(item, BaseException):
             self._queue.put(item)  # every later read fails the same way

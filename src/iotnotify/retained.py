@@ -26,6 +26,8 @@ def find(source: KeySource, options: ConnectOptions, topic_filter: str) -> tuple
     except BaseException:
         connection.disconnect()
         raise
+    finally:
+        inbox.stop()  # the live messages that follow are not ours: none waits for room in awscrt's thread
     return connection, found
 
 

@@ -4,7 +4,7 @@ correlation data and waits for the replies that carry it back (respond.py answer
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, replace
 
 from iotnotify.allowance import check_publish
@@ -46,7 +46,7 @@ def new_correlation() -> bytes:
 
 def request(source: KeySource, options: ConnectOptions, topic: str, payload: bytes, qos: int,
             properties: Properties | None, timeout: float | None,
-            on_state: OnState | None = None) -> tuple[Connection, Iterator[Message]]:
+            on_state: OnState | None = None) -> tuple[Connection, Generator[Message, None, None]]:
     """Subscribe to the response topic, publish the request there with its correlation data, and
     return (the connection, the replies whose correlation data match, as they come, for `timeout` s)."""
     check_topic(topic, aws=False)
@@ -71,8 +71,12 @@ def request(source: KeySource, options: ConnectOptions, topic: str, payload: byt
     return connection, replies(inbox, sent.correlation_data, timeout)
 
 
-def replies(inbox: Inbox, correlation: bytes | None, timeout: float | None) -> Iterator[Message]:
-    """The messages in `inbox` that carry `correlation` (others are someone else's replies)."""
-    for message in inbox.messages(timeout):
-        if message.properties is not None and message.properties.correlation_data == correlation:
-            yield message
+def replies(inbox: Inbox, correlation: bytes | None, timeout: float | None) -> Generator[Message, None, None]:
+    """The messages in `inbox` that carry `correlation` (others are someone else's replies); closing
+    it stops the inbox (a message waiting for room in awscrt's thread gives up)."""
+    try:
+        for message in inbox.messages(timeout):
+            if message.properties is not None and message.properties.correlation_data == correlation:
+                yield message
+    finally:
+        inbox.stop()

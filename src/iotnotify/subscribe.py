@@ -129,6 +129,7 @@ def subscribe(source: KeySource, options: ConnectOptions, filters: list[str], qo
     try:
         _subscribe_all(connection, filters, qos, on_refused)
     except BaseException:
+        inbox.stop()
         connection.disconnect()
         raise
     return connection, inbox
