@@ -16,6 +16,7 @@ from iotnotify.agent.wire import (
     HEADER,
     MAX_VALUE,
     MESSAGE,
+    READY,
     VERDICT,
     VERSION,
     FrameError,
@@ -112,22 +113,47 @@ def test_a_header_of_the_wrong_kind_is_answered_not_a_traceback(user, topic, hea
     assert user.run("send", topic, "still serving").returncode == 0
 
 
-def test_agent_stop_ends_a_caller_that_stalls_within_a_frame(user):
+def stream_header(user: Cli, topic: str) -> bytes:
+    """The HEADER of a `send -l` through the agent (a stream: its messages may come slowly)."""
+    settings = from_environment("local", {**user.env, "IOTNOTIFY_CONFIG": f"{user.env['XDG_CONFIG_HOME']}/iotnotify/config.toml"})
+    return value_frame(HEADER, {"v": VERSION, "identity": identity(settings, user.env), "topic": topic, "qos": 1,
+                                "whole": False})
+
+
+def test_agent_stop_ends_a_stream_whose_caller_stalls_after_its_header(user, topic):
+    """The issue's case: a complete header, then nothing (before, the agent waited for the caller for
+    ever, and `agent stop` for the agent)."""
     pid = start_agent(user)
     stalled = agent_socket(user)
-    stalled.sendall(HEADER + (1000).to_bytes(4, "big") + b"\x00" * 10)  # a header that never ends
+    stalled.sendall(stream_header(user, topic))
+    assert Reader(stalled).next()[0] == READY
     started = time.monotonic()
     done = user.run("agent", "stop")
     assert done.returncode == 0, done.stderr
-    assert time.monotonic() - started < 15
+    assert time.monotonic() - started < 15  # CLOSE_GRACE, then its read side is shut
     wait_for(lambda: not Path(f"/proc/{pid}").exists(), 10, "the agent to exit")
     stalled.close()
 
 
-def test_a_caller_that_says_nothing_is_let_go(user):
+def test_a_caller_that_stops_in_the_middle_of_a_message_is_let_go(user, topic):
     start_agent(user)
-    quiet = agent_socket(user)
-    quiet.sendall(frame(MESSAGE, b"")[:3])  # the start of a frame, and then nothing
-    assert quiet.recv(10) == b""  # closed by the agent after its frame time (10 s)
-    quiet.close()
+    caller = agent_socket(user)
+    caller.sendall(stream_header(user, topic))
+    assert Reader(caller).next()[0] == READY
+    caller.sendall(frame(MESSAGE, b"hello")[:7])  # the start of a message, and then nothing
+    started = time.monotonic()
+    while caller.recv(4096):  # the agent's verdict, then the end: it let go after its frame time (10 s)
+        pass
+    assert 8 < time.monotonic() - started < 18
+    caller.close()
     assert user.run("agent", "status").returncode == 0
+
+
+def test_a_value_claiming_more_than_it_holds_is_refused_before_marshal_reads_it():
+    import marshal
+
+    assert value(marshal.dumps({"v": 2, "topic": "t/é", "n": None, "l": [1, 2**80, b"x"]}, 4))["l"][1] == 2**80
+    for claim in (b"(" + (2**31 - 1).to_bytes(4, "little"), b"{z\x01a[" + (10**9).to_bytes(4, "little"),
+                  marshal.dumps(compile("1", "x", "eval"))):
+        with pytest.raises(ValueError, match="not a frame's value"):
+            value(claim)  # 5 bytes that would make marshal.loads allocate 16 GiB

@@ -43,8 +43,56 @@ def value_frame(kind: bytes, value: dict[str, Any]) -> bytes:
     return frame(kind, marshal.dumps(value, MARSHAL_FORMAT))
 
 
+SIZED = {ord(c): 4 for c in "stuaA"} | {ord(c): 1 for c in "zZ"}  # marshal's strings: the size's bytes
+FIXED = {ord("i"): 4, ord("g"): 8, ord("y"): 16, ord("r"): 4} | {ord(c): 0 for c in "NFTS."}
+COUNTED = {ord("("): 4, ord("["): 4, ord("<"): 4, ord(">"): 4, ord(")"): 1}  # containers: the count's bytes
+
+
+def _bounded(body: bytes) -> None:
+    """ValueError unless `body` is marshal data of plain values whose every size and count fits in
+    what is left of it: marshal.loads believes them, and a 5-byte `(` claiming 2**31 items would
+    make it allocate 16 GiB. Code objects and other types are refused."""
+    position, pending = 0, [1]  # values still to read at each level (-1: a dict's, until its "0")
+    while pending:
+        if pending[-1] == 0:
+            pending.pop()
+            continue
+        if position >= len(body):
+            raise ValueError("not a frame's value: cut short")
+        code = body[position] & 0x7F  # without FLAG_REF
+        if code == ord("0") and pending[-1] == -1:  # the end of a dict
+            pending.pop()
+            position += 1
+            continue
+        if pending[-1] > 0:
+            pending[-1] -= 1
+        position, opened = _one(body, position + 1, code)
+        if opened is not None:
+            pending.append(opened)
+
+
+def _one(body: bytes, position: int, code: int) -> tuple[int, int | None]:
+    """After the type byte `code` at `position`: where the next value starts, and the number of
+    values a container holds (-1: a dict's), None for a value that is no container."""
+    if code in FIXED:
+        return position + FIXED[code], None
+    if code == ord("{"):
+        return position, -1
+    if code not in SIZED and code not in COUNTED and code != ord("l"):
+        raise ValueError(f"not a frame's value: marshal type {chr(code)!r}")
+    width = SIZED.get(code) or COUNTED.get(code) or 4
+    size = int.from_bytes(body[position:position + width], "little", signed=width == 4)
+    position += width
+    if code == ord("l"):
+        size = 2 * abs(size)  # digits of 15 bits, two bytes each
+    if not 0 <= size <= len(body) - position:
+        raise ValueError("not a frame's value: a size larger than the frame")
+    return (position, size) if code in COUNTED else (position + size, None)
+
+
 def value(body: bytes) -> dict[str, Any]:
     """The dict a value_frame holds; ValueError if it holds none."""
+    _bounded(body)
     try:
         loaded = marshal.loads(body)  # noqa: S302 - from this user's own iotnotify only (module docstring)
     except (EOFError, TypeError) as e:
