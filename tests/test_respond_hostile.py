@@ -4,11 +4,12 @@ line (issue 26, items 1-3). Against the local stack with AWS's rules on."""
 
 import json
 import signal
+import subprocess
 import time
 
 import pytest
 
-from tests.helpers import Cli, wait_for
+from tests.helpers import Cli, broker_behind_front, mosquitto_subscriber, tutorial_keys, user_env, wait_for
 from tests.test_request_respond import finish, responder
 
 
@@ -81,15 +82,16 @@ def test_count_exits_6_when_a_request_got_no_reply(cli, tmp_path, topic):
 
 
 def test_qos_0_requests_beyond_the_queue_are_refused_each_with_a_warning(cli, tmp_path, topic):
-    started = tmp_path / "started"
+    started, done = tmp_path / "started", tmp_path / "done"
     answering = responder(cli, tmp_path, f"{topic}/rpc", "--queue", "2", "--", "sh", "-c",
-                          f"touch {started}; sleep 2; cat")
+                          f"touch {started}; sleep 2; cat; echo >> {done}")
     assert cli.run("send", f"{topic}/rpc", "r1", "--qos", "0", "--response-topic", f"{topic}/reply").returncode == 0
     wait_for(started.exists, 10, "the first request's command")
     more = cli.run("send", f"{topic}/rpc", "-l", "--qos", "0", "--response-topic", f"{topic}/reply",
                    input="r2\nr3\nr4\nr5\nr6\n")
     assert more.returncode == 0, more.stderr
-    time.sleep(7)  # r1, then r2 and r3 from the queue
+    wait_for(lambda: done.exists() and len(done.read_text().splitlines()) == 3, 30, "r1, then r2 and r3 answered")
+    time.sleep(0.5)  # the third reply's line on stderr
     answering.send_signal(signal.SIGINT)
     code, _, err = finish(answering)
     assert code == 0
@@ -99,21 +101,27 @@ def test_qos_0_requests_beyond_the_queue_are_refused_each_with_a_warning(cli, tm
     assert err.count(f"answered a request on {topic}/rpc") == 3
 
 
-def test_qos_1_requests_beyond_the_queue_are_held_back_by_the_broker_and_all_answered(cli, tmp_path, topic):
-    """Receive Maximum (queue + parallel = 2) in CONNECT and acknowledgement once answered: the
-    broker holds the rest of the QoS 1 requests back; none is refused, none is lost."""
-    reply = tmp_path / "replies"
-    watcher = cli.subscriber(tmp_path, f"{topic}/reply", "-C", "5", "-W", "60")
-    answering = responder(cli, tmp_path, f"{topic}/rpc", "--queue", "1", "--", "sh", "-c", "sleep 0.5; cat")
-    sent = cli.run("send", f"{topic}/rpc", "-l", "--response-topic", f"{topic}/reply", input="a\nb\nc\nd\ne\n")
-    assert sent.returncode == 0, sent.stderr
-    out, err = watcher.communicate(timeout=60)
-    reply.write_bytes(out)
-    assert (watcher.returncode, sorted(out.decode().split())) == (0, ["a", "b", "c", "d", "e"]), err
-    answering.send_signal(signal.SIGINT)
-    code, _, err = finish(answering)
-    assert code == 0
-    assert "not answered" not in err and err.count("answered a request") == 5
+def test_qos_1_requests_beyond_the_queue_are_held_back_by_the_broker_and_all_answered(fake_endpoint, tmp_path):
+    """Receive Maximum (queue + parallel = 2) in CONNECT, and acknowledgement once answered: the
+    broker (Mosquitto of the test's own, its log on) holds the third request back until the first is
+    acknowledged, which is after CMD answered it; none is refused, none is lost."""
+    with broker_behind_front(tmp_path / "broker") as (broker, wss, ca):
+        fake_endpoint.answer(body=tutorial_keys(port=wss))
+        user = Cli({**user_env(tmp_path), "IOTNOTIFY_ENDPOINT": fake_endpoint.url, "IOTNOTIFY_CA_FILE": ca})
+        replies = mosquitto_subscriber(broker.port, "replies", "-C", "4")
+        answering = responder(user, tmp_path, "rpc", "--queue", "1", "--", "sh", "-c", "sleep 0.5; cat")
+        subprocess.run(["mosquitto_pub", "-p", str(broker.port), "-V", "mqttv5", "-q", "1", "-t", "rpc", "-l",
+                        "-D", "publish", "response-topic", "replies"], input=b"a\nb\nc\nd\n", check=True, timeout=20)
+        out, _ = replies.communicate(timeout=30)
+        answering.send_signal(signal.SIGINT)
+        code, _, err = finish(answering)
+        log = broker.log_file.read_text().splitlines()
+    assert sorted(line for line in out.decode().splitlines() if line in ("a", "b", "c", "d")) == ["a", "b", "c", "d"]
+    assert code == 0 and "not answered" not in err and err.count("answered a request") == 4
+    sent = [n for n, line in enumerate(log) if "Sending PUBLISH to iotnotify-" in line]
+    acked = [n for n, line in enumerate(log) if "Received PUBACK from iotnotify-" in line]
+    assert len(sent) == 4 and acked
+    assert sent[2] > acked[0]  # the third waited at the broker for the first's acknowledgement
 
 
 def test_ctrl_c_says_how_many_requests_were_waiting(cli, tmp_path, topic):
@@ -144,3 +152,25 @@ def test_the_topic_in_a_warning_is_escaped(cli, tmp_path, topic):
     _, _, err = finish(answering)
     assert f"message on {topic}/\\u202eevil not answered: it has no response topic" in err
     assert "\u202e" not in err
+
+
+def test_a_request_whose_reply_ended_the_connection_is_not_answered_again(stack, cli, fake_endpoint, tmp_path, topic):
+    """With keys that do not list their topics the broker decides, and ends the connection for a reply
+    it refuses (QoS 0). Sent again (as a persistent session would, for ever), it is not answered again."""
+    from tests.test_hostile import keys_that_state_nothing
+
+    fake_endpoint.answer(body=keys_that_state_nothing(stack))
+    stripped = Cli({**cli.env, "IOTNOTIFY_ENDPOINT": fake_endpoint.url, "IOTNOTIFY_NO_CACHE": "1"})
+    answering = responder(stripped, tmp_path, f"{topic}/rpc", "--reconnect-delay", "0.2,1", "--", "cat")
+    poison = ["send", f"{topic}/rpc", "poison", "--qos", "0", "--response-topic", "elsewhere/x",
+              "--correlation-data", "c-1"]
+    assert cli.run(*poison).returncode == 0
+    time.sleep(2)  # the broker ends the connection; respond connects again
+    assert cli.run(*poison).returncode == 0
+    assert request_json(cli, topic, "fine")["payload"] == "fine"
+    answering.send_signal(signal.SIGINT)
+    code, _, err = finish(answering)
+    assert code == 0
+    assert "closed the connection: 0x87 not authorized to publish to 'elsewhere/x'" in err
+    assert (f"request on {topic}/rpc: reply not sent: the broker ended the connection while its reply went out the "
+            "last time: not answered again") in err

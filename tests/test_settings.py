@@ -71,6 +71,8 @@ def test_unknown_profile_is_a_config_error_listing_the_known_ones(config):
     ("keys_timeout = nan", "keys_timeout must be a positive number of seconds"),
     ("keys_timeout = inf", "keys_timeout must be a positive number of seconds"),
     ("keys_timeout = 1e300", "at most a year"),
+    ("keepalive = 70000", "keepalive must be 0 to 65535 seconds"),
+    ("keepalive = -1", "keepalive must be 0 to 65535 seconds"),
     ('protocol = "4"', "protocol '4' is not one of 5, 3.1.1"),
     ('no_cache = "yes"', "no_cache = 'yes' is not a boolean"),
     ("endpoint = 5", "endpoint = 5 is not a string"),

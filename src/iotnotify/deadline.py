@@ -98,12 +98,21 @@ def opener(deadline: Deadline, proxies: dict[str, str] | None = None) -> urllib.
         def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
             return self.do_open(https_connection, req, context=self._context)  # type: ignore[attr-defined]
 
-    return urllib.request.build_opener(urllib.request.ProxyHandler(proxies or {}), HttpHandler(), HttpsHandler())
+    opened = urllib.request.OpenerDirector()  # http(s) only: build_opener's FTP, file and data handlers would
+    for handler in (urllib.request.ProxyHandler(proxies or {}), urllib.request.UnknownHandler(), HttpHandler(),
+                    HttpsHandler(), urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPRedirectHandler(),
+                    urllib.request.HTTPErrorProcessor()):  # follow a redirect to ftp:// past the deadline's watch
+        opened.add_handler(handler)
+    return opened
+
+
+class TooLarge(ValueError):
+    """An answer over the size read."""
 
 
 def read_body(response: Any, limit: int = MAX_BODY) -> bytes:
-    """The body of `response`, at most `limit` bytes; ValueError if it is longer."""
+    """The body of `response`, at most `limit` bytes; TooLarge if it is longer."""
     body: bytes = response.read(limit + 1)
     if len(body) > limit:
-        raise ValueError(f"the answer is over {limit} bytes")
+        raise TooLarge(f"the answer is over {limit} bytes")
     return body

@@ -6,7 +6,7 @@ import json
 import shlex
 
 from iotnotify.keys import TemporaryKeys
-from iotnotify.shown import escaped
+from iotnotify.shown import LINE, shown
 from iotnotify.times import iso, now_utc
 
 REDACTED = "******** (--show-secrets to show)"
@@ -34,7 +34,7 @@ def as_text(keys: TemporaryKeys, source: str, show_secrets: bool) -> str:
     expiry = f"in {minutes} min" if minutes >= 0 else "expired"
     rows.append(("expires", f"{iso(keys.expiration)} ({expiry})"))
     width = max(len(name) for name, _ in rows)
-    return "\n".join(f"{name.ljust(width)}  {escaped(value)}" for name, value in rows)  # the endpoint's text
+    return "\n".join(f"{name.ljust(width)}  {shown(value, LINE)}" for name, value in rows)  # the endpoint's text
 
 
 def as_json(keys: TemporaryKeys) -> str:

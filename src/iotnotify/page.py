@@ -26,7 +26,10 @@ def cognito_origin(pool: str | None, url: str | None) -> str | None:
     if not pool:
         return None
     if not url:
-        return f"https://cognito-identity.{pool.split(':')[0]}.amazonaws.com"
+        region = pool.split(":")[0]
+        if not region or not all(c.isascii() and (c.isalnum() or c == "-") for c in region):
+            return None  # not a pool id: the page's calls are refused, nothing else is allowed
+        return f"https://cognito-identity.{region}.amazonaws.com"
     parts = urlsplit(url)
     if not parts.scheme or not parts.netloc:
         return None  # a path: 'self'

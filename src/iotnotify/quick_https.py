@@ -64,7 +64,9 @@ def _send(settings: Any, via: str, options: dict[str, Any], payloads: list[bytes
     from iotnotify.send import send
 
     def warn(message: str) -> None:
-        sys.stderr.write(f"iotnotify: warning: {message}\n")
+        from iotnotify.shown import LINE, shown
+
+        sys.stderr.write(f"iotnotify: warning: {shown(message, LINE)}\n")
 
     connect = replace(ConnectOptions.from_settings(settings), https=True, https_fallback=via == "auto")
     failed = options.get("failed")
@@ -94,8 +96,10 @@ def read_message(options: dict[str, Any]) -> Any:
 
 
 def rejected(position: int, error: object) -> None:
-    """A message refused before sending, as the CLI says it."""
-    sys.stderr.write(f"iotnotify: message {position} not sent: {error}\n")
+    """A message refused before sending, as the CLI says it (escaped and cut as its notes are)."""
+    from iotnotify.shown import LINE, shown
+
+    sys.stderr.write(f"iotnotify: message {position} not sent: {shown(str(error), LINE)}\n")
 
 
 def exit_code_of(error: BaseException) -> int:

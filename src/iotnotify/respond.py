@@ -15,8 +15,11 @@ What anyone who may publish on the filters can send cannot stop it or grow it wi
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +36,8 @@ from iotnotify.shown import shown
 from iotnotify.topics import AWS_MAX_PAYLOAD_BYTES, MQTT_MAX_PAYLOAD_BYTES, check_payload, check_topic
 
 ERROR_TEXT = 1024  # bytes of the command's last stderr line in a reply's `error` property
+MAX_SUSPECTS = 1000  # requests remembered as having been answered when the broker ended the connection
+RECENT = 2.0  # s: a request answered this long before the broker ended the connection is a suspect too
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,9 @@ class Responder:
         self.on_answer = on_answer
         self.answered = self.unanswered = 0
         self._counts = threading.Lock()
+        self._answering: dict[int, tuple[object, ...]] = {}  # id(message) -> what identifies the request
+        self._suspects: dict[tuple[object, ...], None] = {}  # requests being answered when the broker ended it
+        self._recent: collections.deque[tuple[float, tuple[object, ...]]] = collections.deque(maxlen=100)
         self._slots = threading.Semaphore(parallel)
         self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="iotnotify-respond")
 
@@ -93,12 +101,34 @@ class Responder:
         """Wait for the requests being answered, then stop."""
         self._pool.shutdown(wait=True)
 
+    def dropped(self) -> None:
+        """The broker ended the connection: the requests being answered are suspects. A reply the
+        broker refuses that way (with keys that do not list their topics) is never acknowledged,
+        so with a persistent session it would come again, and again, for ever: a suspect that
+        comes again is not answered again."""
+        with self._counts:
+            recent = [key for at, key in self._recent if at >= time.monotonic() - RECENT]  # the DISCONNECT may
+            for key in [*self._answering.values(), *recent]:  # come after a QoS 0 reply's publish completed
+                self._suspects[key] = None
+            while len(self._suspects) > MAX_SUSPECTS:
+                del self._suspects[next(iter(self._suspects))]
+
     def _answer(self, message: Message) -> None:
+        properties = message.properties or Properties()
+        key = (message.topic, properties.response_topic, properties.correlation_data,
+               hashlib.sha256(message.payload).digest())
+        with self._counts:
+            suspect = key in self._suspects
+            self._answering[id(message)] = key
         try:
-            answer = self._run(message)
-        except BaseException as e:
+            answer = Answer(message.topic, None, "", failure="the broker ended the connection while its reply went "
+                            "out the last time: not answered again") if suspect else self._run(message)
+        except BaseException as e:  # a request never ends in silence
             answer = Answer(message.topic, None, "", failure=f"internal error: {type(e).__name__}: {e}")
         finally:
+            with self._counts:
+                self._answering.pop(id(message), None)
+                self._recent.append((time.monotonic(), key))
             self._slots.release()
             if message.ack is not None:
                 message.ack()

@@ -29,6 +29,7 @@ DEFAULT_KEYS_TIMEOUT = 10.0  # s
 DEFAULT_RECONNECT_DELAY = (1.0, 30.0)  # s: the first delay before reconnecting, and the longest
 DEFAULT_SESSION_EXPIRY = 3600  # s the broker keeps a --session while its client is away
 DEFAULT_KEEPALIVE = 60  # s between PINGREQs when nothing else is sent
+MAX_KEEPALIVE = 65_535  # s: MQTT's two bytes
 
 # the keys a profile may hold, each an option of the same name (`topic`: tail's, when none is given),
 # and the type its value must have
@@ -130,8 +131,8 @@ def _logins(given: Sequence[str], login_file: str | None) -> tuple[tuple[str, st
         provider, sep, token = str(text).partition("=")
         if not sep:  # the whole of it may be a token: not echoed
             raise UsageError(f"{where}: give PROVIDER=TOKEN (a login without '=')")
-        if not provider.strip() or not token.strip():
-            raise UsageError(f"{where} {provider.strip()[:40] or '?'}=...: give PROVIDER=TOKEN")
+        if not provider.strip() or not token.strip():  # what is before '=' may be a token too (its padding)
+            raise UsageError(f"{where}: give PROVIDER=TOKEN (a login with nothing before or after '=')")
         logins.append((provider.strip(), token.strip()))
     return tuple(logins)
 
@@ -170,7 +171,8 @@ def from_environment(profile_name: str | None, env: Mapping[str, str] = os.envir
         if text is None or (text == "" and kind is not bool):
             continue
         given[name] = parse_bool(text) if kind is bool else kind(text)
-        if kind is float and not 0 < given[name] <= MAX_SECONDS:  # nan, inf: click refuses them
+        if (kind is float and not 0 < given[name] <= MAX_SECONDS) or (  # nan, inf: click refuses them
+                name == "keepalive" and not 0 <= given[name] <= MAX_KEEPALIVE):
             raise ValueError(f"{name} {text!r}")
     if given.get("protocol", DEFAULT_PROTOCOL) not in PROTOCOLS:
         raise ValueError(f"protocol {given['protocol']!r}")
@@ -233,6 +235,8 @@ def load_profile(name: str | None, path: Path) -> dict[str, Any]:
     if "protocol" in values and values["protocol"] not in PROTOCOLS:
         raise ConfigError(f"{path}: profile {shown!r}: protocol {values['protocol']!r} is not one of "
                           f"{', '.join(PROTOCOLS)}")
+    if "keepalive" in values and not 0 <= values["keepalive"] <= MAX_KEEPALIVE:
+        raise ConfigError(f"{path}: profile {shown!r}: keepalive must be 0 to {MAX_KEEPALIVE} seconds")
     if "keys_timeout" in values and not 0 < values["keys_timeout"] <= MAX_SECONDS:  # TOML has nan and inf
         raise ConfigError(f"{path}: profile {shown!r}: keys_timeout must be a positive number of seconds, "
                           "at most a year")

@@ -79,6 +79,8 @@ def request_command(ctx: click.Context, /, topic: str, message: str | None, mess
             quiet_stdout()
         except KeyboardInterrupt:
             raise errors.Interrupted(f"interrupted after {writer.count} replies") from None
+        finally:
+            replies.close()
     check_enough(writer.count, count, timeout, what="replies")
 
 
@@ -146,14 +148,22 @@ def respond_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: i
     options = replace(ConnectOptions.from_settings(settings, session, session_expiry, reconnect_delay,
                                                    long_running=True),
                       receive_maximum=min(queue + parallel, 65_535), manual_ack=True)
+    responders: list[Responder] = []
+
+    def dropped(error: errors.IotNotifyError) -> None:  # the broker ended the connection: why, and go on
+        _warn(error, "; reconnecting")
+        for responder in responders:
+            responder.dropped()
+
     connection, inbox = subscribe(source_of(settings), options, list(filters), qos,
                                   on_state=_state_notes(quiet), on_refused=_warn if partial else None,
                                   inbox=Inbox(queue, refuse_when_full(queue, refused)),
-                                  on_dropped=lambda error: _warn(error, "; reconnecting"))
+                                  on_dropped=dropped)
     with connection:
         note("subscribed", quiet)
         mark_ready(ready_file)
         responder = Responder(connection, command, parallel, command_timeout, answered)
+        responders.append(responder)
         handled = 0
         try:
             handled = serve(inbox, responder, count, refused)

@@ -70,7 +70,7 @@ def cognito_source(settings: Settings, endpoint: KeySource | None, cache: KeyCac
     def where() -> tuple[str, int, bool]:
         if settings.iot_endpoint:
             host, _, port = settings.iot_endpoint.partition(":")
-            if not host or (port and not port.isdigit()):
+            if not host or (port and not (port.isascii() and port.isdecimal())):
                 raise ConfigError(f"--iot-endpoint {settings.iot_endpoint!r} is not HOST[:PORT]")
             return host, int(port or 443), is_aws_host(host)
         if endpoint is None:

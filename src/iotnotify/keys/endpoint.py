@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
 
-from iotnotify.deadline import Deadline, opener, read_body
+from iotnotify.deadline import Deadline, TooLarge, opener, read_body
 from iotnotify.errors import KeysError
 from iotnotify.keys.model import TemporaryKeys, parse_keys
 from iotnotify.proxy import Proxy, proxy_for
@@ -68,6 +68,8 @@ def fetch_once(url: str, deadline: Deadline, stated: float, proxy: Proxy | None 
                 detail = ""
         error = TransientKeysError if e.code >= 500 or e.code == 429 else KeysError
         raise error(f"keys endpoint {url} answered HTTP {e.code}" + (f": {detail}" if detail else "")) from None
+    except TooLarge as e:  # not what a retry mends
+        raise KeysError(f"keys endpoint {url} failed: {e}") from None
     except TimeoutError:
         raise TransientKeysError(late) from None
     except urllib.error.URLError as e:

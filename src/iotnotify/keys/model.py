@@ -78,8 +78,9 @@ def _split_endpoint(value: str, port: int) -> tuple[str, int]:
     return host, port
 
 
-def parse_keys(data: Any, fetched_at: dt.datetime | None = None) -> TemporaryKeys:
-    """Turn the endpoint's JSON into TemporaryKeys, naming any missing or mistyped field."""
+def _check_required(data: Any) -> None:
+    """KeysError naming the first of the tutorial's five fields that is missing or not a string
+    (the credentials: of the characters AWS's keys are made of, which is never a control one)."""
     if not isinstance(data, dict):
         raise KeysError(f"keys endpoint answered with JSON {type(data).__name__}, not an object")
     for name in REQUIRED:
@@ -87,11 +88,19 @@ def parse_keys(data: Any, fetched_at: dt.datetime | None = None) -> TemporaryKey
             raise KeysError(f"keys endpoint answer is missing field {name!r}")
         if not isinstance(data[name], str) or not data[name].strip():
             raise KeysError(f"keys endpoint field {name!r} must be a non-empty string")
+    for name in ("accessKey", "secretKey", "sessionToken"):  # AWS's are base64 or alphanumeric
+        if not (data[name].isascii() and data[name].isprintable()):
+            raise KeysError(f"keys endpoint field {name!r} holds characters no AWS key has")
+
+
+def parse_keys(data: Any, fetched_at: dt.datetime | None = None) -> TemporaryKeys:
+    """Turn the endpoint's JSON into TemporaryKeys, naming any missing or mistyped field."""
+    _check_required(data)
     if not REGION.fullmatch(data["region"]):
         raise KeysError(f"keys endpoint field 'region' is not a region name: {data['region'][:64]!r}")
     fetched_at = fetched_at or dt.datetime.now(dt.UTC)
     port = data.get("port", DEFAULT_PORT)
-    if isinstance(port, str) and port.isdigit():
+    if isinstance(port, str) and port.isascii() and port.isdecimal():  # "²".isdigit(), and int() refuses it
         port = int(port)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise KeysError("keys endpoint field 'port' must be a port number")

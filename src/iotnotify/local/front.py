@@ -125,7 +125,7 @@ class FrontConnection(ServerConnection):
                     return
                 method, target, headers = request
                 length = headers.get("content-length", "")
-                if not length.isdigit():
+                if not (length.isascii() and length.isdecimal()):
                     self._answer(411, b'{"message": "a Content-Length is needed"}', close=True)
                     return
                 if int(length) > MAX_BODY:

@@ -143,7 +143,7 @@ class KeysHandler(BaseHTTPRequestHandler):
             self._send(Response(403, {"message": "this origin may not get keys"}, {}))
             return
         length = (self.headers.get("Content-Length") or "0").strip()
-        if not length.isdigit() or not length.isascii():
+        if not (length.isascii() and length.isdecimal()):
             self._send(Response(400, {"__type": "SerializationException", "message": "Content-Length is not a number"},
                                 {}))
             return

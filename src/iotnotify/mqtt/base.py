@@ -35,7 +35,7 @@ from iotnotify.settings import (
 )
 from iotnotify.shown import shown
 from iotnotify.throttle import Pacer
-from iotnotify.topics import check_payload, check_topic
+from iotnotify.topics import check_payload, check_topic, refused_character
 from iotnotify.trace import log
 
 if TYPE_CHECKING:
@@ -125,6 +125,9 @@ class ConnectOptions:
 def check_options(keys: TemporaryKeys, options: ConnectOptions) -> None:
     """What the broker would refuse of the options, refused before connecting: under AWS IoT Core's
     rules a keep-alive outside 30-1200 s; a will's topic that breaks the rules or the keys do not allow."""
+    for flag, client_id in (("--client-id", options.client_id), ("--session", options.session)):
+        if client_id is not None:
+            check_client_id(flag, client_id, keys.aws_rules)
     if keys.aws_rules and not limits.KEEP_ALIVE_MIN <= options.keep_alive <= limits.KEEP_ALIVE_MAX:
         raise UsageError(f"--keepalive {options.keep_alive}: AWS IoT Core takes {limits.KEEP_ALIVE_MIN} to "
                          f"{limits.KEEP_ALIVE_MAX} seconds")
@@ -140,6 +143,22 @@ def check_options(keys: TemporaryKeys, options: ConnectOptions) -> None:
         check_publish(keys, will.topic)
     except Refused as e:
         raise Refused(f"{e} (the will)") from None
+
+
+def check_client_id(flag: str, client_id: str, aws: bool) -> None:
+    """UsageError for a client id the broker (or awscrt, before it) would refuse: empty, characters
+    MQTT forbids, over AWS IoT Core's 128 bytes (MQTT's 65,535 elsewhere)."""
+    if not client_id:
+        raise UsageError(f"{flag} is empty")
+    if (bad := refused_character(client_id)) is not None:
+        raise UsageError(f"{flag} {client_id!r} contains {bad}, which MQTT brokers refuse")
+    try:
+        size = len(client_id.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise UsageError(f"{flag} {client_id.encode('utf-8', 'replace').decode()!r} is not valid UTF-8") from None
+    limit = limits.MAX_CLIENT_ID_BYTES if aws else 65_535
+    if size > limit:
+        raise UsageError(f"{flag} is {size} UTF-8 bytes, over {'AWS IoT Core' if aws else 'MQTT'}'s {limit}")
 
 
 def client_id_for(keys: TemporaryKeys) -> str:
