@@ -28,8 +28,9 @@ from iotnotify import child
 from iotnotify.allowance import check_publish
 from iotnotify.errors import DeliveryError, IotNotifyError, Refused, UsageError
 from iotnotify.inbox import Inbox
+from iotnotify.keys import KeySource
 from iotnotify.messages import Message
-from iotnotify.mqtt import Connection
+from iotnotify.mqtt import Connection, ConnectOptions, OnState
 from iotnotify.properties import Properties
 from iotnotify.send import publish_one
 from iotnotify.shown import shown
@@ -175,6 +176,33 @@ class Responder:
         """What the broker would refuse of a reply to `topic`: MQTT's rules, its limits, the keys."""
         check_topic(topic, self.connection.aws)
         check_publish(self.connection.keys, topic)
+
+
+def listen(source: KeySource, options: ConnectOptions, filters: list[str], qos: int, command: list[str],
+           parallel: int, queue: int, command_timeout: float, on_answer: OnAnswer, on_refused: OnRefused,
+           on_dropped: Callable[[IotNotifyError], None], on_state: OnState | None = None,
+           on_partial: Callable[[IotNotifyError], None] | None = None) -> tuple[Connection, Inbox, Responder]:
+    """Subscribe to `filters` as a responder that runs for days: a connection the broker ends is
+    made again (`on_dropped` hears why, and the requests being answered become suspects), QoS 1
+    requests are acknowledged once answered and the broker told to hold back more than `queue` +
+    `parallel` (Receive Maximum), QoS 0 ones beyond `queue` refused (`on_refused`). Serve the
+    requests with serve(); `on_partial`: as subscribe's on_refused (--partial)."""
+    from dataclasses import replace
+
+    from iotnotify.subscribe import subscribe
+
+    options = replace(options, long_running=True, receive_maximum=min(queue + parallel, 65_535), manual_ack=True)
+    responders: list[Responder] = []
+
+    def dropped(error: IotNotifyError) -> None:
+        on_dropped(error)
+        for responder in responders:
+            responder.dropped()
+
+    connection, inbox = subscribe(source, options, filters, qos, on_state=on_state, on_refused=on_partial,
+                                  inbox=Inbox(queue, refuse_when_full(queue, on_refused)), on_dropped=dropped)
+    responders.append(Responder(connection, command, parallel, command_timeout, on_answer))
+    return connection, inbox, responders[0]
 
 
 def serve(inbox: Inbox, responder: Responder, count: int | None, on_refused: OnRefused) -> int:

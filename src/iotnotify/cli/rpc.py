@@ -127,12 +127,9 @@ def respond_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: i
     to the request's response topic, with its correlation data. A CMD that fails (non-zero exit, or
     --command-timeout) is said on stderr, and its reply gets a user property `error`. Every request
     ends in a reply or a warning; nothing a requester sends stops it. Ctrl-C stops (exit 0)."""
-    from dataclasses import replace
-
-    from iotnotify.inbox import Inbox
     from iotnotify.mqtt import ConnectOptions
-    from iotnotify.respond import Responder, refuse_when_full, serve, unanswered_error
-    from iotnotify.subscribe import mark_ready, subscribe
+    from iotnotify.respond import listen, serve, unanswered_error
+    from iotnotify.subscribe import mark_ready
 
     command = list(ctx.meta.get("iotnotify.command", ()))
     if not command:
@@ -145,25 +142,14 @@ def respond_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: i
     def refused(message: Any, why: str) -> None:
         note(f"iotnotify: warning: message on {shown(message.topic)} not answered: {why}")
 
-    options = replace(ConnectOptions.from_settings(settings, session, session_expiry, reconnect_delay,
-                                                   long_running=True),
-                      receive_maximum=min(queue + parallel, 65_535), manual_ack=True)
-    responders: list[Responder] = []
-
-    def dropped(error: errors.IotNotifyError) -> None:  # the broker ended the connection: why, and go on
-        _warn(error, "; reconnecting")
-        for responder in responders:
-            responder.dropped()
-
-    connection, inbox = subscribe(source_of(settings), options, list(filters), qos,
-                                  on_state=_state_notes(quiet), on_refused=_warn if partial else None,
-                                  inbox=Inbox(queue, refuse_when_full(queue, refused)),
-                                  on_dropped=dropped)
+    options = ConnectOptions.from_settings(settings, session, session_expiry, reconnect_delay)
+    connection, inbox, responder = listen(source_of(settings), options, list(filters), qos, command, parallel,
+                                          queue, command_timeout, answered, refused,
+                                          on_dropped=lambda error: _warn(error, "; reconnecting"),
+                                          on_state=_state_notes(quiet), on_partial=_warn if partial else None)
     with connection:
         note("subscribed", quiet)
         mark_ready(ready_file)
-        responder = Responder(connection, command, parallel, command_timeout, answered)
-        responders.append(responder)
         handled = 0
         try:
             handled = serve(inbox, responder, count, refused)
