@@ -27,7 +27,7 @@ from iotnotify.cli.options import (
     will_of,
     will_options,
 )
-from iotnotify.cli.terminal import end_quickly, note, quiet_stdout
+from iotnotify.cli.terminal import end_quickly, note, quiet_stdout, state_notes, warn, warn_reconnecting
 from iotnotify.via import VIAS, goes_over_https
 
 
@@ -202,7 +202,7 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], no_retain
                       no_reconnect: bool, qos: int, session: str | None, session_expiry: int,
                       reconnect_delay: tuple[float, float], partial: bool, **flags: Any) -> None:
     """Print each message on FILTER... to stdout, one line per message, flushed at once."""
-    from iotnotify.mqtt import ConnectOptions, State
+    from iotnotify.mqtt import ConnectOptions
     from iotnotify.output import MessageWriter, formatter
     from iotnotify.subscribe import check_enough, mark_ready, stream, subscribe
 
@@ -212,29 +212,12 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], no_retain
     retained = "only" if retained_only else "without" if no_retained else "all"
     writer = MessageWriter(formatter(style), sys.stdout.buffer)
     settings = resolve_settings(ctx)
-    lost = False
-
-    def state_changed(state: State, attempt: int) -> None:  # from the MQTT threads: state changes on stderr
-        nonlocal lost
-        if state == State.RECONNECTING:
-            note("iotnotify: connection lost, reconnecting" + (f" (attempt {attempt})" if attempt else ""), quiet)
-            lost = True
-        elif state == State.CONNECTED and lost:
-            note("iotnotify: reconnected", quiet)
-            lost = False
-
-    def refused(error: errors.IotNotifyError) -> None:  # --partial: say which, and go on with the rest
-        note(f"iotnotify: warning: {error}")
-
-    def dropped(error: errors.IotNotifyError) -> None:  # the broker ended the connection: say why, go on
-        note(f"iotnotify: warning: {error}; reconnecting")
-
     options = ConnectOptions.from_settings(settings, session, session_expiry, reconnect_delay,
                                            will_of(flags, settings.protocol), long_running=True)
-    connection, inbox = subscribe(source_of(settings), options, list(filters), qos, on_state=state_changed,
+    connection, inbox = subscribe(source_of(settings), options, list(filters), qos, on_state=state_notes(quiet),
                                   max_reconnects=0 if no_reconnect else max_reconnects,
-                                  on_refused=refused if partial else None, retained_only=retained_only,
-                                  on_dropped=dropped)
+                                  on_refused=warn if partial else None, retained_only=retained_only,
+                                  on_dropped=warn_reconnecting)
     with connection:
         note("subscribed", quiet)
         mark_ready(ready_file)

@@ -24,7 +24,7 @@ from iotnotify.cli.options import (
     source_of,
     style_of,
 )
-from iotnotify.cli.terminal import note, quiet_stdout
+from iotnotify.cli.terminal import note, quiet_stdout, state_notes, warn, warn_reconnecting
 from iotnotify.shown import shown
 
 
@@ -145,8 +145,8 @@ def respond_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: i
     options = ConnectOptions.from_settings(settings, session, session_expiry, reconnect_delay)
     connection, inbox, responder = listen(source_of(settings), options, list(filters), qos, command, parallel,
                                           queue, command_timeout, answered, refused,
-                                          on_dropped=lambda error: _warn(error, "; reconnecting"),
-                                          on_state=_state_notes(quiet), on_partial=_warn if partial else None)
+                                          on_dropped=warn_reconnecting, on_state=state_notes(quiet),
+                                          on_partial=warn if partial else None)
     with connection:
         note("subscribed", quiet)
         mark_ready(ready_file)
@@ -183,24 +183,3 @@ def _answers(name: str, quiet: bool) -> Callable[[Any], None]:
             note(f"answered a request on {topic}", quiet)
 
     return answered
-
-
-def _state_notes(quiet: bool) -> Callable[[Any, int], None]:
-    """What says on stderr that the connection was lost, and made again."""
-    from iotnotify.mqtt import State
-
-    lost = [False]
-
-    def changed(state: State, attempt: int) -> None:
-        if state == State.RECONNECTING and not lost[0]:
-            note("iotnotify: connection lost, reconnecting" + (f" (attempt {attempt})" if attempt else ""), quiet)
-            lost[0] = True
-        elif state == State.CONNECTED and lost[0]:
-            note("iotnotify: reconnected", quiet)
-            lost[0] = False
-
-    return changed
-
-
-def _warn(error: errors.IotNotifyError, after: str = "") -> None:
-    note(f"iotnotify: warning: {error}{after}")

@@ -20,7 +20,7 @@ from iotnotify.cli.options import (
     will_of,
     will_options,
 )
-from iotnotify.cli.terminal import note, quiet_stdout
+from iotnotify.cli.terminal import note, quiet_stdout, warn
 
 MAX_LINES = 10_000  # lines of the live log kept (a screen shows fewer)
 
@@ -68,10 +68,7 @@ def tail_command(ctx: click.Context, /, filters: tuple[str, ...], lines: int | N
     options = ConnectOptions.from_settings(settings, session, session_expiry, reconnect_delay,
                                            will_of(flags, settings.protocol), long_running=True)
 
-    def refused(error: errors.IotNotifyError) -> None:  # --partial: say which, and go on with the rest
-        note(f"iotnotify: warning: {error}")
-
-    on_refused = refused if partial else None
+    on_refused = warn if partial else None  # --partial: say which, and go on with the rest
     if sys.stdout.isatty():
         summary = run_live(source, options, topics, qos, lines, pattern, save, send_topic, on_refused)
     else:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 
 from iotnotify.shown import LINE, shown
+
+if TYPE_CHECKING:
+    from iotnotify.mqtt.base import State
 
 
 def note(message: str, quiet: bool = False) -> None:
@@ -15,6 +20,34 @@ def note(message: str, quiet: bool = False) -> None:
     whatever a peer put in it: control and bidi characters escaped, cut (shown.py)."""
     if not quiet:
         click.echo(shown(message, LINE), err=True)
+
+
+def warn(error: Exception) -> None:
+    """`iotnotify: warning: ...`: what went wrong, and the command goes on (--partial's refusals)."""
+    note(f"iotnotify: warning: {error}")
+
+
+def warn_reconnecting(error: Exception) -> None:
+    """The broker ended a long-running command's connection: why, and that it connects again."""
+    note(f"iotnotify: warning: {error}; reconnecting")
+
+
+def state_notes(quiet: bool) -> Callable[[State, int], None]:
+    """What says on stderr, from the MQTT threads, that the connection was lost (each attempt to
+    make it again) and made again; nothing with `quiet`."""
+    from iotnotify.mqtt.base import State
+
+    lost = [False]
+
+    def changed(state: State, attempt: int) -> None:
+        if state == State.RECONNECTING:
+            note("iotnotify: connection lost, reconnecting" + (f" (attempt {attempt})" if attempt else ""), quiet)
+            lost[0] = True
+        elif state == State.CONNECTED and lost[0]:
+            note("iotnotify: reconnected", quiet)
+            lost[0] = False
+
+    return changed
 
 
 def quiet_stdout() -> None:
