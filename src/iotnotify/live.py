@@ -8,7 +8,6 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import re
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
@@ -200,20 +199,16 @@ REFRESH = 0.1  # s between redraws of the live view
 
 
 def run_plain(source: KeySource, options: ConnectOptions, topics: list[str], qos: int, pattern: re.Pattern[str] | None,
-              save: BinaryIO | None, out: BinaryIO, on_refused: OnRefused | None) -> tuple[str, bool]:
+              save: BinaryIO | None, out: BinaryIO, on_refused: OnRefused | None,
+              on_dropped: OnRefused | None = None) -> tuple[str, bool]:
     """`tail` when stdout is not a terminal: `subscribe -v` lines (those --grep lets through) until
     Ctrl-C; (the summary, whether the reader of `out` went away)."""
     from iotnotify.output import OutputStyle, formatter
     from iotnotify.subscribe import subscribe
 
     plain, save_line = formatter(OutputStyle(verbose=True)), formatter(OutputStyle(json_lines=True))
-    from iotnotify.shown import shown
-
-    def dropped(error: IotNotifyError) -> None:  # the broker ended the connection: say why, go on
-        sys.stderr.write(f"iotnotify: warning: {shown(str(error), 1000)}; reconnecting\n")
-
     state = TailState(1, pattern)
-    connection, inbox = subscribe(source, options, topics, qos, on_refused=on_refused, on_dropped=dropped)
+    connection, inbox = subscribe(source, options, topics, qos, on_refused=on_refused, on_dropped=on_dropped)
     gone = False
     with connection:
         try:

@@ -14,10 +14,9 @@ from typing import Any
 
 from iotnotify import limits
 from iotnotify.errors import UsageError
-from iotnotify.topics import check_topic, refused_character
+from iotnotify.topics import MQTT_STRING, check_string, check_topic
 
 PAYLOAD_FORMATS = ("utf8", "bytes")  # MQTT 5's Payload Format Indicator: 1 and 0
-MQTT_STRING = 65_535  # bytes in an MQTT string or binary field
 MQTT_U32 = 2**32 - 1
 
 
@@ -157,14 +156,7 @@ def check_properties(properties: Properties, aws: bool) -> None:
 def _check_string(flag: str, text: str) -> None:
     """An MQTT 5 string property: valid UTF-8 of at most 65,535 bytes, without the characters MQTT
     forbids or brokers refuse (a NUL made awscrt raise a RuntimeError, after the records before it)."""
-    try:
-        size = len(text.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise UsageError(f"{flag}: not valid UTF-8") from None
-    if size > MQTT_STRING:
-        raise UsageError(f"{flag}: {size} bytes, over MQTT's {MQTT_STRING}")
-    if (bad := refused_character(text)) is not None:
-        raise UsageError(f"{flag} {text[:40]!r}: contains {bad}, which MQTT brokers refuse")
+    check_string(text, flag, MQTT_STRING, f"MQTT's {MQTT_STRING}", empty=True)
 
 
 def _check_mqtt(properties: Properties, aws: bool) -> None:

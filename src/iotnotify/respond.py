@@ -76,7 +76,7 @@ class Responder:
         self.command = command
         self.command_timeout = command_timeout
         self.on_answer = on_answer
-        self.answered = self.unanswered = 0
+        self.unanswered = 0  # requests that got no reply (--count exits 6 if any)
         self._counts = threading.Lock()
         self._answering: dict[int, tuple[object, ...]] = {}  # id(message) -> what identifies the request
         self._suspects: dict[tuple[object, ...], None] = {}  # requests being answered when the broker ended it
@@ -133,10 +133,8 @@ class Responder:
             self._slots.release()
             if message.ack is not None:
                 message.ack()
-        with self._counts:
-            if answer.failure is None:
-                self.answered += 1
-            else:
+        if answer.failure is not None:
+            with self._counts:
                 self.unanswered += 1
         self.on_answer(answer)
 

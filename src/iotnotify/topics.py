@@ -9,7 +9,8 @@ MAX_TOPIC_BYTES = limits.MAX_TOPIC_BYTES
 AWS_MAX_SLASHES = limits.MAX_SLASHES
 AWS_MAX_PAYLOAD_BYTES = limits.MAX_PAYLOAD_BYTES
 AWS_MAX_FILTERS_PER_SUBSCRIBE = limits.MAX_FILTERS_PER_SUBSCRIBE
-MQTT_MAX_PAYLOAD_BYTES = 268_435_455 - 65_535  # packet limit less the largest topic, a safe bound
+MQTT_STRING = 65_535  # bytes in an MQTT string or binary field
+MQTT_MAX_PAYLOAD_BYTES = 268_435_455 - MQTT_STRING  # packet limit less the largest topic, a safe bound
 TUTORIAL_TOPIC = "/serverless/pubsub"  # the tutorial's topic: the keys endpoint's, local's and tail's default
 
 
@@ -30,18 +31,21 @@ def refused_character(text: str) -> str | None:
     return None
 
 
-def _encoded(text: str, kind: str) -> bytes:
-    """Return `text` as UTF-8, or raise if it is empty or not encodable (e.g. undecodable argv bytes)."""
-    if text == "":
+def check_string(text: str, kind: str, limit: int = MAX_TOPIC_BYTES, over: str = "", empty: bool = False) -> bytes:
+    """`text` as UTF-8, if an MQTT string may hold it: not empty (unless `empty`), encodable (argv
+    bytes that are not UTF-8 are not), none of the characters MQTT forbids or brokers refuse, at most
+    `limit` bytes (`over` names whose limit it is); UsageError naming `kind` otherwise. For topics,
+    filters, client ids and string properties alike."""
+    if text == "" and not empty:
         raise UsageError(f"{kind} is empty")
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError:
-        raise UsageError(f"{kind} {text.encode('utf-8', 'replace').decode()!r} is not valid UTF-8") from None
+        raise UsageError(f"{kind} {text[:200].encode('utf-8', 'replace').decode()!r} is not valid UTF-8") from None
     if (bad := refused_character(text)) is not None:
-        raise UsageError(f"{kind} {text!r} contains {bad}, which MQTT brokers refuse")
-    if len(data) > MAX_TOPIC_BYTES:
-        raise UsageError(f"{kind} is {len(data)} UTF-8 bytes, over the limit of {MAX_TOPIC_BYTES}")
+        raise UsageError(f"{kind} {text[:200]!r} contains {bad}, which MQTT brokers refuse")
+    if len(data) > limit:
+        raise UsageError(f"{kind} is {len(data)} UTF-8 bytes, over {over or f'the limit of {limit}'}")
     return data
 
 
@@ -56,7 +60,7 @@ def _check_aws_depth(text: str, kind: str) -> None:
 
 def check_topic(topic: str, aws: bool) -> str:
     """Validate a topic to publish to; `aws` adds AWS IoT Core's limits. Returns the topic."""
-    _encoded(topic, "topic")
+    check_string(topic, "topic")
     if "+" in topic or "#" in topic:
         raise UsageError(f"topic {topic!r} contains a wildcard ('+' or '#'): publish needs an exact topic")
     if aws:
@@ -66,7 +70,7 @@ def check_topic(topic: str, aws: bool) -> str:
 
 def check_filter(topic_filter: str, aws: bool) -> str:
     """Validate a subscription filter (wildcards allowed where MQTT allows them). Returns it."""
-    _encoded(topic_filter, "filter")
+    check_string(topic_filter, "filter")
     levels = topic_filter.split("/")
     for index, level in enumerate(levels):
         if "#" in level and (level != "#" or index != len(levels) - 1):

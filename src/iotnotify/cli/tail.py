@@ -20,7 +20,7 @@ from iotnotify.cli.options import (
     will_of,
     will_options,
 )
-from iotnotify.cli.terminal import note, quiet_stdout, warn
+from iotnotify.cli.terminal import note, quiet_stdout, warn, warn_reconnecting
 
 MAX_LINES = 10_000  # lines of the live log kept (a screen shows fewer)
 
@@ -72,7 +72,8 @@ def tail_command(ctx: click.Context, /, filters: tuple[str, ...], lines: int | N
     if sys.stdout.isatty():
         summary = run_live(source, options, topics, qos, lines, pattern, save, send_topic, on_refused)
     else:
-        summary, reader_gone = run_plain(source, options, topics, qos, pattern, save, sys.stdout.buffer, on_refused)
+        summary, reader_gone = run_plain(source, options, topics, qos, pattern, save, sys.stdout.buffer, on_refused,
+                                         on_dropped=warn_reconnecting)
         if reader_gone:
             quiet_stdout()
     note(summary)

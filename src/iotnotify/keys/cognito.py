@@ -58,7 +58,8 @@ def call(endpoint: str, action: str, body: Mapping[str, Any], deadline: Deadline
                  "User-Agent": "iotnotify"})
     log.debug("cognito: %s at %s", action, endpoint)
     try:
-        with opener(deadline, _proxies()).open(request, timeout=deadline.remaining()) as response:
+        # the environment's proxies, as urlopen took them (NO_PROXY is urllib's to apply)
+        with opener(deadline, urllib.request.getproxies()).open(request, timeout=deadline.remaining()) as response:
             data = json.loads(read_body(response))
     except urllib.error.HTTPError as e:
         with e:
@@ -79,11 +80,6 @@ def call(endpoint: str, action: str, body: Mapping[str, Any], deadline: Deadline
     if not isinstance(data, dict):
         raise KeysError(f"Cognito {action}: the answer is not a JSON object")
     return data
-
-
-def _proxies() -> dict[str, str]:
-    """The environment's proxies, as urllib reads them (HTTPS_PROXY...; NO_PROXY is urllib's to apply)."""
-    return urllib.request.getproxies()
 
 
 def _error_of(body: bytes) -> str:

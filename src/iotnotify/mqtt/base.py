@@ -35,7 +35,7 @@ from iotnotify.settings import (
 )
 from iotnotify.shown import shown
 from iotnotify.throttle import Pacer
-from iotnotify.topics import check_payload, check_topic, refused_character
+from iotnotify.topics import MQTT_STRING, check_payload, check_string, check_topic
 from iotnotify.trace import log
 
 if TYPE_CHECKING:
@@ -148,17 +148,8 @@ def check_options(keys: TemporaryKeys, options: ConnectOptions) -> None:
 def check_client_id(flag: str, client_id: str, aws: bool) -> None:
     """UsageError for a client id the broker (or awscrt, before it) would refuse: empty, characters
     MQTT forbids, over AWS IoT Core's 128 bytes (MQTT's 65,535 elsewhere)."""
-    if not client_id:
-        raise UsageError(f"{flag} is empty")
-    if (bad := refused_character(client_id)) is not None:
-        raise UsageError(f"{flag} {client_id!r} contains {bad}, which MQTT brokers refuse")
-    try:
-        size = len(client_id.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise UsageError(f"{flag} {client_id.encode('utf-8', 'replace').decode()!r} is not valid UTF-8") from None
-    limit = limits.MAX_CLIENT_ID_BYTES if aws else 65_535
-    if size > limit:
-        raise UsageError(f"{flag} is {size} UTF-8 bytes, over {'AWS IoT Core' if aws else 'MQTT'}'s {limit}")
+    limit = limits.MAX_CLIENT_ID_BYTES if aws else MQTT_STRING
+    check_string(client_id, flag, limit, f"{'AWS IoT Core' if aws else 'MQTT'}'s {limit}")
 
 
 def client_id_for(keys: TemporaryKeys) -> str:
