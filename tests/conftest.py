@@ -99,6 +99,16 @@ BROKER_FIXTURES = {"stack", "any_id_stack", "permissive_stack", "own_broker", "s
 `mosquitto`; tests that start a stack themselves carry the mark by hand."""
 
 
+def pytest_report_header() -> list[str]:
+    """Which shortcuts into awscrt this run has (src/iotnotify/crt/), with the versions."""
+    import awscrt
+
+    from iotnotify.crt.report import report
+
+    states = ", ".join(f"{name} {state}" for name, state in report().items())
+    return [f"awscrt {awscrt.__version__}, shortcuts: {states}"]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if BROKER_FIXTURES & set(getattr(item, "fixturenames", ())):

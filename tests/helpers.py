@@ -354,3 +354,21 @@ def run_in_process(args: list[str], env: dict[str, str], input: bytes = b"") -> 
         code = run(list(args))
         stdout, stderr = out.getvalue(), err.getvalue()
     return subprocess.CompletedProcess(args, code, stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"))
+
+
+def spy_on_exit(line: str) -> str:
+    """A script that runs `iotnotify` (its arguments) and writes the f-string `line` on stderr
+    when the command ends with os._exit."""
+    return f"""
+import os, sys
+from iotnotify.crt import warmup as crt_warmup
+real = os._exit
+def spy(code):
+    sys.stderr.write(f"{line}\\n")
+    sys.stderr.flush()
+    real(code)
+os._exit = spy
+sys.argv = ["iotnotify", *sys.argv[1:]]
+from iotnotify.launch import main
+main()
+"""

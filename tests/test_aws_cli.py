@@ -79,3 +79,21 @@ def test_aws_mode_checks_aws_limits_before_connecting(tmp_path, moto_url):
     result = Cli(aws_env(tmp_path, moto_url)).run("send", "--aws", "a/b/c/d/e/f/g/h/i", "x")
     assert result.returncode == 2
     assert "AWS IoT Core allows at most 7" in result.stderr
+
+
+def test_aws_mode_keys_end_when_the_credentials_do():
+    """Refreshable credentials (SSO, an assumed role) keep their expiry private in botocore: the
+    keys' expiry is found through the public refresh_needed, to the second; static keys have none."""
+    import datetime as dt
+
+    from botocore.credentials import Credentials, RefreshableCredentials
+
+    from iotnotify.keys.aws import seconds_left
+
+    for lifetime in (1, 900, 43200):
+        ends = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=lifetime)
+        metadata = {"access_key": "A", "secret_key": "S", "token": "T", "expiry_time": ends.isoformat()}
+        refreshable = RefreshableCredentials.create_from_metadata(metadata, dict, "test")  # never refreshed
+        left = seconds_left(refreshable)
+        assert left is not None and lifetime - 2 <= left <= lifetime
+    assert seconds_left(Credentials("A", "S")) is None

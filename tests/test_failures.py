@@ -158,10 +158,10 @@ def test_keys_refused_by_the_broker(refusing_gateway, fake_endpoint, stack, tmp_
 def test_both_publish_paths_report_acknowledged_and_refused_messages(strict_broker, stack, monkeypatch, direct):
     """awscrt's binding called directly (the fast path) and awscrt's Client.publish (for awscrt
     versions whose binding we have not checked) must agree on what the broker acknowledged."""
+    from iotnotify.crt import publish
     from iotnotify.keys import KeySource, parse_keys
-    from iotnotify.mqtt import v5
 
-    monkeypatch.setattr(v5, "DIRECT_PUBLISH", direct)
+    monkeypatch.setattr(publish, "ACTIVE", direct)
     keys = parse_keys(tutorial_keys(port=strict_broker))
     connection = open_connection(KeySource("strict", lambda: keys), ConnectOptions(ca_file=stack.ca_file))
     try:

@@ -1,7 +1,7 @@
 """The `iotnotify` command's entry point: a plain `send` a running agent can take goes to it without
 loading the CLI (click costs more than the rest of such a send: agent/quick.py), as does one
 message over HTTPS (quick_https.py); all else to the CLI, with awscrt's TLS start-up under way
-on another core for the commands that connect (crt_warmup.py)."""
+on another core for the commands that connect (crt/warmup.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def main() -> None:
         if code is not None:
             _end_now(code)
     if any(command in argv[:3] for command in ("send", "subscribe", "tail")) and not {"--help", "-h"} & set(argv):
-        from iotnotify.crt_warmup import start
+        from iotnotify.crt.warmup import start
 
         start()  # they connect: TLS's start-up on another core while click and the rest are imported
     from iotnotify.cli import main as cli_main

@@ -27,9 +27,9 @@ def https_send(options: dict[str, Any]) -> int | None:
     if via not in ("auto", "https") or "lines" in options or os.environ.get("IOTNOTIFY_DEBUG") \
             or (via == "auto" and os.environ.get("IOTNOTIFY_PERSIST")):
         return None  # the CLI's: MQTT, --debug, an agent to start
-    from iotnotify import crt_warmup
+    from iotnotify.crt import warmup
 
-    crt_warmup.start()  # TLS's 50-60 ms of start-up on another core while the rest is imported
+    warmup.start()  # TLS's 50-60 ms of start-up on another core while the rest is imported
     from iotnotify import errors
     from iotnotify.settings import from_environment
     from iotnotify.via import goes_over_https

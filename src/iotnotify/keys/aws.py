@@ -29,14 +29,29 @@ def direct_keys(profile: str | None, role: str | None) -> TemporaryKeys:
         if not aws.region_name:
             raise botocore.exceptions.NoRegionError
     now = dt.datetime.now(dt.UTC)
-    try:  # refreshable credentials (SSO, assumed roles) say when they end, in a field botocore keeps private
-        expiry = credentials._expiry_time  # noqa: SLF001 - the one use of botocore's internals
-    except AttributeError:
-        expiry = None
-    expiration = expiry if isinstance(expiry, dt.datetime) else now + dt.timedelta(seconds=DEFAULT_LIFETIME)
+    left = seconds_left(credentials)
+    expiration = now + dt.timedelta(seconds=DEFAULT_LIFETIME if left is None else left)
     return TemporaryKeys(host=host, port=443, region=aws.region_name, access_key=frozen.access_key,
                          secret_key=frozen.secret_key, session_token=frozen.token or "",
                          expiration=expiration, fetched_at=now, raw={"iotEndpoint": host, "region": aws.region_name})
+
+
+LONGEST = 1 << 20
+"""Seconds (12 days) beyond any credentials' lifetime: the search's upper end."""
+
+
+def seconds_left(credentials: Any) -> int | None:
+    """Seconds until refreshable credentials (SSO, an assumed role) end, None if they do not say.
+    botocore keeps the expiry private; its public `refresh_needed(refresh_in)` says whether they
+    end within `refresh_in` seconds, so a binary search finds it to the second in 20 calls."""
+    needed = getattr(credentials, "refresh_needed", None)
+    if needed is None or not needed(LONGEST):  # static keys: no expiry
+        return None
+    low, high = 0, LONGEST  # they end after `low` seconds and within `high`
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if needed(middle) else (middle, high)
+    return low
 
 
 def _assumed_keys(aws: Any, role: str) -> TemporaryKeys:

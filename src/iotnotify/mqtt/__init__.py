@@ -1,7 +1,7 @@
 """MQTT over SigV4-signed WebSocket, as httpx shapes its transports: `base.py` holds the Connection
 interface, its options and the reason codes and imports no implementation; `v5.py` (awsiotsdk's
-MQTT 5 client) and `v311.py` (its MQTT 3.1.1 connection) implement it, with the awscrt work-arounds
-(`nodelay.py`, `threadstate.py`) beside them, and `https.py` publishes over AWS IoT Core's HTTPS
+MQTT 5 client) and `v311.py` (its MQTT 3.1.1 connection) implement it, with awscrt's internals
+reached only through `iotnotify.crt`, and `https.py` publishes over AWS IoT Core's HTTPS
 API instead (no awsiotsdk); `open_connection` here chooses."""
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from iotnotify import limits
 from iotnotify.allowance import check_publish, describe, describe_client
+from iotnotify.crt.nodelay import set_nodelay
 from iotnotify.errors import (
     ConnectError,
     DeliveryError,
@@ -23,7 +24,6 @@ from iotnotify.errors import (
 )
 from iotnotify.keys import KeySource, TemporaryKeys
 from iotnotify.messages import Message
-from iotnotify.mqtt.nodelay import set_nodelay
 from iotnotify.properties import Properties
 from iotnotify.proxy import Proxy, crt_options, proxy_for, tunnel
 from iotnotify.settings import (

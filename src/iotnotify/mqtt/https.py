@@ -19,9 +19,9 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from iotnotify.crt.nodelay import set_nodelay
 from iotnotify.errors import HttpsUnsupported, KeysRefused, UsageError
 from iotnotify.mqtt.base import ACKED, NOT_ACKED, NOT_AUTHORIZED, Connection, OnDone
-from iotnotify.mqtt.nodelay import set_nodelay
 from iotnotify.properties import Properties
 from iotnotify.proxy import crt_options, proxy_for
 from iotnotify.trace import log

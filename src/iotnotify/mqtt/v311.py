@@ -21,9 +21,9 @@ from awsiot import mqtt_connection_builder
 
 from iotnotify import trace
 from iotnotify.allowance import describe_client
+from iotnotify.crt import threadstate
 from iotnotify.errors import ConnectError, DeliveryError, Refused, UsageError
 from iotnotify.messages import Message
-from iotnotify.mqtt import threadstate
 from iotnotify.mqtt.base import ACKED, CLOSED, MQTT311_FAILURE, NOT_ACKED, Connection, OnDone, State
 from iotnotify.properties import Properties
 from iotnotify.trace import log

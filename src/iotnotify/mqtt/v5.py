@@ -9,15 +9,14 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-import _awscrt  # awscrt's native module: see DIRECT_PUBLISH
-import awscrt
 from awscrt import mqtt5
 from awsiot import mqtt5_client_builder
 
 from iotnotify import trace
+from iotnotify.crt import publish as direct
+from iotnotify.crt import receive, threadstate
 from iotnotify.errors import ConnectError, DeliveryError, IotNotifyError, Refused
 from iotnotify.messages import Message
-from iotnotify.mqtt import receive, threadstate
 from iotnotify.mqtt.base import (
     ACKED,
     NOT_ACKED,
@@ -333,16 +332,14 @@ class Mqtt5Connection(Connection):
 
     def _send(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone,
               properties: Properties | None = None) -> None:
-        if DIRECT_PUBLISH and not properties:
+        if direct.ACTIVE and not properties:
             def completed(error: int, _qos: int, code: int | None, text: str | None = None, *_: object) -> None:
                 threadstate.keep()
                 if code is not None and code >= 0x80 and text:
                     self.reasons.setdefault(code, text)
                 on_done(NOT_ACKED if error else code if code is not None and code >= 0x80 else ACKED)
 
-            _awscrt.mqtt5_client_publish(self.client._binding,  # noqa: SLF001 - DIRECT_PUBLISH, version-gated
-                                         qos, payload, retain, topic,
-                                         None, None, None, None, None, None, None, completed)
+            direct.publish(self.client, topic, payload, qos, retain, completed)
             return
         future = self.client.publish(mqtt5.PublishPacket(topic=topic, payload=payload, qos=mqtt5.QoS(qos),
                                                          retain=retain, **publish_properties(properties)))
@@ -377,23 +374,6 @@ def _connack_text(connack: mqtt5.ConnackPacket | None, settings: mqtt5.Negotiate
              f"retain {'available' if settings.retain_available else 'not available'}",
              f"client id {settings.client_id}"]
     return ", ".join(words)
-
-
-def _direct_publish_fits(version: str) -> bool:
-    """Awscrt 0.20 to 0.36 call their binding `mqtt5_client_publish` with the same 13 arguments
-    (read in the awscrt/mqtt5.py of 0.20.0, 0.31.0, 0.33.0 and 0.36.1), so we can call it as
-    `Client.publish` does."""
-    try:
-        major, minor = (int(part) for part in version.split(".")[:2])
-    except ValueError:
-        return False
-    return (major, minor) >= (0, 20) and (major, minor) <= (0, 36)
-
-
-DIRECT_PUBLISH = _direct_publish_fits(awscrt.__version__)
-"""`Client.publish` wraps each publish in a Future, a PublishPacket and, when acknowledged, two
-more dataclasses: half of `send -l`'s CPU per message (bench/README.md). Where the binding's
-arguments are known, we call it directly with a plain callback; elsewhere `Client.publish`."""
 
 
 def _published(future: Future[Any]) -> int:

@@ -1,4 +1,4 @@
-"""Receiving MQTT 5 messages without awscrt's Python objects per message (an awscrt work-around).
+"""Receiving MQTT 5 messages without awscrt's Python objects per message (`lean_receive`).
 
 awscrt's native client hands each PUBLISH to `_ClientCore._on_publish`, which builds a
 `PublishPacket` (a dataclass of 20 fields, its QoS and format through enums), the user properties
@@ -6,7 +6,7 @@ as dataclasses, a closure for acknowledgement control and a `PublishReceivedData
 user's callback, which reads them back: most of `subscribe`'s CPU per message (bench/README.md).
 Where `_on_publish`'s parameters are the ones read here (awscrt 0.36's, and the same less the last
 before it), the client is built with a core whose `_on_publish` passes the fields straight to a
-plain function; anywhere else awscrt's own is kept (LEAN says which, a test says it is on).
+plain function; anywhere else awscrt's own is kept (OFF says why, crt.report() which).
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import awscrt
 from awscrt import mqtt5
 
+from iotnotify.crt import decide
 from iotnotify.properties import Properties
 
 Lean = Callable[[str, bytes, int, bool, "Properties | None"], None]
@@ -38,18 +40,20 @@ def _fits(on_publish: Any) -> bool:
     return names in (KNOWN, (*KNOWN, "puback_control_id"))
 
 
-LEAN = _fits(getattr(getattr(mqtt5, "_ClientCore", None), "_on_publish", None))
-"""Whether this awscrt's client core can be given the lean `_on_publish`."""
+OFF = decide("lean_receive", awscrt.__version__,
+             _fits(getattr(getattr(mqtt5, "_ClientCore", None), "_on_publish", None)))
+"""Why this awscrt's client core is not given the lean `_on_publish` ("" when it is)."""
+ACTIVE = not OFF
 
 _building = threading.Lock()  # the module's _ClientCore is swapped while one client is built
 
 
 def build(make: Callable[[], mqtt5.Client], lean: Lean) -> mqtt5.Client:
-    """The client `make()` builds, its received messages going to `lean` (when LEAN; else the
+    """The client `make()` builds, its received messages going to `lean` (when ACTIVE; else the
     caller's on_publish_received, given to `make`, gets them as awscrt delivers them)."""
-    if not LEAN:
+    if not ACTIVE:
         return make()
-    original = mqtt5._ClientCore  # noqa: SLF001 - the version-gated work-around this module is
+    original = mqtt5._ClientCore  # noqa: SLF001 - the shortcut this module is
 
     class LeanCore(original):  # type: ignore[misc, valid-type]
         def _on_publish(self, payload: bytes, qos: int, retain: bool, topic: str, format_exists: bool,

@@ -1,4 +1,4 @@
-"""TCP_NODELAY on the client's connection to the broker, which awscrt does not set.
+"""TCP_NODELAY on the client's connection to the broker, which awscrt does not set (`nodelay`).
 
 awscrt's socket options have no TCP_NODELAY, so its sockets keep Nagle's algorithm: a small
 write (a PUBLISH) waits while an earlier one (the PUBACK of a received message) is not yet
@@ -15,11 +15,26 @@ from __future__ import annotations
 import os
 import stat
 
+from iotnotify.crt import decide
+
 FD_FOLDERS = ("/proc/self/fd", "/dev/fd")  # Linux, then macOS and the BSDs
+_off: list[str] = []
+
+
+def off() -> str:
+    """Why set_nodelay does nothing ("" when it sets it); awscrt is imported by then."""
+    if not _off:
+        import awscrt
+
+        _off.append(decide("nodelay", awscrt.__version__))
+    return _off[0]
 
 
 def set_nodelay(peer_port: int) -> int:
-    """Set TCP_NODELAY on every open TCP socket connected to `peer_port`; how many were set."""
+    """Set TCP_NODELAY on every open TCP socket connected to `peer_port`; how many were set (0
+    when the shortcut is off)."""
+    if off():
+        return 0
     import socket
 
     # os, not pathlib: this is polled every 0.5 ms while a connection is made
