@@ -37,7 +37,8 @@ def free_port() -> int:
 
 def user_env(root: Path) -> dict[str, str]:
     """An environment with its own config, cache and state folders, like a fresh user account."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IOTNOTIFY_")}
+    # IOTNOTIFY_NO_SHORTCUTS is the run's (scripts/check --no-shortcuts), not a user's setting
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IOTNOTIFY_") or k == "IOTNOTIFY_NO_SHORTCUTS"}
     for name in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
         env[name] = str(root / name.lower())
     # agents' sockets: a short path of its own (a Unix socket's path is limited to 107 bytes)

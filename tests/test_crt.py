@@ -46,6 +46,9 @@ def test_the_switch_turns_all_or_some_off():
     assert set(_report("1").values()) == {f"off: {crt.SWITCH} is set"}
     some = _report("nodelay, warmup")
     assert {name for name, state in some.items() if state != "on"} == {"nodelay", "warmup"}
+    spaced = _report("direct-publish LEAN_RECEIVE")
+    assert {name for name, state in spaced.items() if state != "on"} == {"direct_publish", "lean_receive"}
+    assert set(_report("all,nodelay").values()) == {f"off: {crt.SWITCH} is set"}
     assert _report("0") == _report(None)
 
 
@@ -220,11 +223,12 @@ def test_a_cold_send_initializes_tls_on_another_core_first(cli, topic, way):
 
 
 WARMUP_THEN_IMPORT = """
-import sys
+import os, sys
 from iotnotify.crt import warmup as crt_warmup
 started = crt_warmup.start()
 import awscrt.io  # at once: waits for the warm-up, and must not deadlock on the import lock
-print(started, crt_warmup.wait(), any(type(f).__name__ == "_WaitFirst" for f in sys.meta_path), flush=True)
+print(started, crt_warmup.wait(), any(type(f).__name__ == "_WaitFirst" for f in sys.meta_path),
+      os.environ.get("S2N_DONT_MLOCK"), flush=True)
 crt_warmup.start()  # once per process
 """
 
@@ -233,10 +237,11 @@ crt_warmup.start()  # once per process
 def test_awscrt_imported_at_once_after_the_warm_up_waits_for_it():
     """The finder that makes awscrt's import wait holds the import lock, so the warm-up thread must
     import nothing: awscrt imported straight after start() gets an initialized s2n, no deadlock;
-    the finder goes once used."""
+    the finder stays (inert: taking it out while importlib loops over sys.meta_path would skip the
+    next finder), and the environment is as it was."""
     done = subprocess.run([IOTNOTIFY[0], "-c", WARMUP_THEN_IMPORT], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
-    expected = ["True", "initialized", "False"] if _cores() > 1 else ["False", "False"]  # one CPU: "" said nothing
+    expected = ["True", "initialized", "True", "None"] if _cores() > 1 else ["False", "False", "None"]
     assert done.stdout.split() == expected
 
 
@@ -291,7 +296,7 @@ def test_the_warm_up_says_why_it_did_nothing(tmp_path):
     assert _initialize(lambda _path: NoS2n(), spec) == "not available: undefined symbol: s2n_disable_atexit"
 
 
-MEMLOCK_SPY = spy_on_exit("warm-up: {crt_warmup.wait() or 'none'}, S2N_DONT_MLOCK {os.environ.get('S2N_DONT_MLOCK')}")
+MEMLOCK_SPY = spy_on_exit("S2N_DONT_MLOCK {os.environ.get('S2N_DONT_MLOCK')}, warm-up: {crt_warmup.wait() or 'none'}")
 
 
 @pytest.mark.shortcuts
@@ -307,7 +312,21 @@ def test_a_send_warms_up_where_memory_may_not_be_locked(cli, topic):
                               capture_output=True, text=True, env=cli.env, timeout=60)
         assert done.returncode == 0, done.stderr
         warmed = "initialized" if len(os.sched_getaffinity(0)) > 1 else "none"
-        assert done.stderr.splitlines()[-1] == f"warm-up: {warmed}, S2N_DONT_MLOCK None"
+        assert done.stderr.splitlines()[-1] == f"S2N_DONT_MLOCK None, warm-up: {warmed}"
+
+
+@pytest.mark.shortcuts
+def test_an_agent_a_send_starts_gets_the_senders_environment(user, topic):
+    """`send --persist` starts its agent before awscrt is imported, while the warm-up's S2N_DONT_MLOCK
+    is set: the agent must not inherit it (nor anything else the warm-up does for itself)."""
+    done = user.run("send", "--persist", "1m", topic, "x")
+    assert done.returncode == 0, done.stderr
+    status = json.loads(user.run("agent", "status", "--json").stdout)
+    try:
+        environment = Path(f"/proc/{status['pid']}/environ").read_bytes().split(b"\0")
+        assert not [entry for entry in environment if entry.startswith(b"S2N_")]
+    finally:
+        user.run("agent", "stop")
 
 
 def test_everything_works_with_no_shortcuts(cli, tmp_path):

@@ -27,6 +27,9 @@ def start_detached(settings: Settings, idle: float | None, path: str, debug: boo
         args += ["--idle", f"{idle:g}"]
     if debug:
         args.append("--debug")
+    from iotnotify.crt import warmup
+
+    warmup.wait()  # the environment the agent gets is ours, without what a warm-up sets for itself
     try:
         process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=fd, stderr=fd,  # noqa: S603 - this iotnotify
                                    start_new_session=True)

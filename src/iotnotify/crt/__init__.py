@@ -42,11 +42,10 @@ CHECKED = {
 
 
 def switched_off(name: str) -> bool:
-    """Whether IOTNOTIFY_NO_SHORTCUTS turns `name` off: "1" (or "all") all, else the names listed."""
-    value = os.environ.get(SWITCH, "").strip().lower()
-    if value in ("", "0"):
-        return False
-    return value in ("1", "all", "true", "yes") or name in {part.strip() for part in value.split(",")}
+    """Whether IOTNOTIFY_NO_SHORTCUTS turns `name` off: "1" (or "all") all, else the names listed
+    (separated by commas or spaces; `-` as `_`); "0" or nothing none."""
+    parts = set(os.environ.get(SWITCH, "").lower().replace("-", "_").replace(",", " ").split())
+    return bool(parts & {"1", "all", "true", "yes"}) or name in parts
 
 
 def version_tuple(version: str) -> tuple[int, int] | None:

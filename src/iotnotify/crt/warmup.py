@@ -6,8 +6,8 @@ loads the system's CA store: 50-60 ms of one core, more than half of the import,
 holding the GIL. `_awscrt` exports `s2n_disable_atexit` and `s2n_init`: `start()` calls them
 through ctypes, which lets go of the GIL, in a thread, so the main thread goes on importing
 settings, keys and the CLI meanwhile. Whatever imports `_awscrt` first waits for that thread (a
-finder at the head of sys.meta_path), so no import can overlap the initialization; the thread is
-not a daemon, so a command that ends without importing awscrt waits for it too.
+finder at the head of sys.meta_path), so no import can overlap the initialization; a command that
+ends without importing awscrt waits for it at exit (atexit), not to end under its feet.
 
 What aws-c-io then does (s2n_tls_channel_handler.c, `s_tls_init_static_state`, the same from its
 v0.13.1 of 2022 to the v0.27 that awscrt 0.36-0.38 bundle): its own `s2n_disable_atexit()` fails,
@@ -18,7 +18,8 @@ memory callbacks it had when we initialized it: its defaults, which `mlock` ever
 plain malloc. With the defaults, a process that may not lock memory (RLIMIT_MEMLOCK 0 without
 CAP_IPC_LOCK, as in some containers) had s2n_init fail half-done and awscrt's import abort the
 process (`s2n_mem_set_callbacks() failed`, exit 134). `start()` therefore sets S2N_DONT_MLOCK
-for the initialization (as aws-c-io itself did before v0.14.8) and takes it away again after.
+for the initialization (as aws-c-io itself did before v0.14.8), and `wait()` takes it away again:
+at awscrt's import, or before this process starts another (agent/spawn.py).
 
 Only where it can pay: Linux, more than one CPU to run on, awscrt not imported yet, an awscrt
 crt.CHECKED names (its dist-info beside `_awscrt`) that exports both functions.
@@ -69,20 +70,31 @@ def start() -> bool:
     if DONT_MLOCK not in os.environ:  # set here: the environment is not to be changed while others read it
         os.environ[DONT_MLOCK] = "1"
         _set_dont_mlock.append(True)
+    try:
+        _thread.start_new_thread(warm_up, ())
+    except RuntimeError:  # no thread to be had: awscrt initializes s2n itself, as without a warm-up
+        running.release()
+        _outcome.append("no thread")
+        wait()
+        return False
     sys.meta_path.insert(0, _WaitFirst())
-    atexit.register(wait)  # a command that never imports awscrt: not ended under the thread's feet
-    _thread.start_new_thread(warm_up, ())
+    atexit.register(_join)  # a command that never imports awscrt: not ended under the thread's feet
     return True
 
 
-def wait() -> str:
-    """Wait for the warm-up, if one started; what it did ("" if none)."""
+def _join() -> None:
     for running in _running:
         with running:
             pass
+
+
+def wait() -> str:
+    """Wait for the warm-up, if one started; what it did ("" if none). Called before awscrt's import
+    and before starting another process: S2N_DONT_MLOCK is this process's alone."""
+    _join()
     if _set_dont_mlock:
         _set_dont_mlock.clear()
-        os.environ.pop(DONT_MLOCK, None)  # commands this one runs see the environment it was given
+        os.environ.pop(DONT_MLOCK, None)
     return _outcome[0] if _outcome else ""
 
 
@@ -123,8 +135,8 @@ def _unchecked(spec: ModuleSpec | None) -> str:
         names = []
     versions = [name[len("awscrt-"):-len(".dist-info")] for name in names
                 if name.startswith("awscrt-") and name.endswith(".dist-info")]
-    if not versions:
-        return "no awscrt version found beside _awscrt"
+    if len(versions) != 1:
+        return "no awscrt version found beside _awscrt" if not versions else f"awscrt {', '.join(versions)} beside _awscrt"
     if not checked("warmup", versions[0]):
         return f"awscrt {versions[0]} is not among those read"
     return ""
@@ -144,11 +156,11 @@ def _initialize(load: Any, spec: ModuleSpec | None) -> str:
 
 
 class _WaitFirst:
-    """A finder that finds nothing: the first import of `_awscrt` waits for the warm-up first."""
+    """A finder that finds nothing: the first import of `_awscrt` waits for the warm-up first. It
+    stays in sys.meta_path (removing it while importlib loops over the list would skip the next finder)."""
 
     def find_spec(self, name: str, path: Sequence[str] | None = None,
                   target: ModuleType | None = None) -> ModuleSpec | None:
         if name == "_awscrt":
             wait()
-            sys.meta_path.remove(self)
         return None

@@ -25,11 +25,11 @@ def direct_keys(profile: str | None, role: str | None) -> TemporaryKeys:
         if credentials is None:
             raise botocore.exceptions.NoCredentialsError
         frozen = credentials.get_frozen_credentials()
+        left = seconds_left(credentials)  # before another call may refresh them
         host = aws.client("iot").describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"]
         if not aws.region_name:
             raise botocore.exceptions.NoRegionError
     now = dt.datetime.now(dt.UTC)
-    left = seconds_left(credentials)
     expiration = now + dt.timedelta(seconds=DEFAULT_LIFETIME if left is None else left)
     return TemporaryKeys(host=host, port=443, region=aws.region_name, access_key=frozen.access_key,
                          secret_key=frozen.secret_key, session_token=frozen.token or "",
@@ -37,7 +37,8 @@ def direct_keys(profile: str | None, role: str | None) -> TemporaryKeys:
 
 
 LONGEST = 1 << 20
-"""Seconds (12 days) beyond any credentials' lifetime: the search's upper end."""
+"""Seconds (12 days) beyond any temporary credentials' lifetime (STS's longest is 36 hours): the
+search's upper end; credentials that last longer count as lasting DEFAULT_LIFETIME."""
 
 
 def seconds_left(credentials: Any) -> int | None:

@@ -33,7 +33,7 @@ CANCELLED = "AWS_ERROR_MQTT_CANCELLED_FOR_CLEAN_SESSION"  # a QoS 1 publish lost
 SHORT_LIVED = 10.0  # s: a connection closed by the broker sooner than this after it was made...
 FLAPS = 3  # ...this many times in a row: the broker will not have it (a takeover, or a refusal)
 SOON = 2.0  # s: a publish lost this soon after it was sent may be the reason the connection closed...
-PING_TIMEOUT_MS = 3000  # awscrt's default wait for a PINGRESP (it must be shorter than the keep-alive)
+MQTT311_PING_TIMEOUT_MS = 3000  # awscrt.mqtt.Connection's default wait for a PINGRESP (shorter than the keep-alive)
 BACK_WITHIN = 2.0  # s: ...if the reconnection came within this (beyond the least delay): the broker is there
 
 
@@ -49,7 +49,7 @@ class Mqtt311Connection(Connection):
 
         connection = mqtt_connection_builder.websockets_with_default_aws_signing(
             **self.builder_args(), clean_session=not self.options.session, keep_alive_secs=self.options.keep_alive,
-            ping_timeout_ms=min(PING_TIMEOUT_MS, self.options.keep_alive * 500) or PING_TIMEOUT_MS,
+            ping_timeout_ms=min(MQTT311_PING_TIMEOUT_MS, self.options.keep_alive * 500) or MQTT311_PING_TIMEOUT_MS,
             will=self._will(),
             reconnect_min_timeout_secs=max(int(self.options.min_reconnect_delay), 1),
             reconnect_max_timeout_secs=max(int(self.options.max_reconnect_delay), 1),

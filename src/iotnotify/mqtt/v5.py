@@ -72,13 +72,13 @@ def received_properties(packet: mqtt5.PublishPacket) -> Properties | None:
         payload_format=None if indicator is None else ("utf8" if int(indicator) == 1 else "bytes"))
 
 
-PING_TIMEOUT_MS = 30_000  # awscrt's default wait for a PINGRESP
+MQTT5_PING_TIMEOUT_MS = 30_000  # aws-c-mqtt's default wait for a PINGRESP in MQTT 5 (AWS_MQTT5_CLIENT_DEFAULT_PING_TIMEOUT_MS)
 
 
 def ping_timeout_ms(keep_alive: int) -> int | None:
     """The client's wait for a PINGRESP: awscrt wants the keep-alive a second longer than it, so
     for a keep-alive of 30 s or less (AWS's least is 30), a second less; else its default (None)."""
-    if 0 < keep_alive * 1000 <= PING_TIMEOUT_MS:
+    if 0 < keep_alive * 1000 <= MQTT5_PING_TIMEOUT_MS:
         return max((keep_alive - 1) * 1000, 500)
     return None
 
