@@ -21,10 +21,10 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 
 def iotnotify_latency(endpoint_url: str, ca_file: str, count: int, warm_up: int = 50) -> list[float]:
     from iotnotify.keys import endpoint_source
-    from iotnotify.mqtt import ConnectOptions, open_connection
+    from iotnotify.mqtt import ConnectOptions, open_session
 
     arrived = threading.Event()
-    connection = open_connection(endpoint_source(endpoint_url, 10), ConnectOptions(ca_file=ca_file),
+    connection = open_session(endpoint_source(endpoint_url, 10), ConnectOptions(ca_file=ca_file),
                                  on_message=lambda _message: arrived.set())
     try:
         connection.subscribe(["bench/latency"], 1)

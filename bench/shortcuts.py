@@ -4,13 +4,15 @@ rules: a local stack that enforces them (100 publishes/s per connection), cached
 
     .venv/bin/python bench/shortcuts.py            # 7 runs, about 6 minutes on 2 cores (after pip install -e .)
     .venv/bin/python bench/shortcuts.py --runs 3
+    .venv/bin/python bench/shortcuts.py --against /tmp/old/src   # and another tree's code, all on (PYTHONPATH)
 
 Variants: all on; all off (IOTNOTIFY_NO_SHORTCUTS=1); each one off alone. Rows: a cold send (by
 itself HTTPS, and --via mqtt), a send through a running agent (per send, in a loop of 20), publish to
 receive latency (one connection subscribed to its own topic, a QoS 1 message every 20 ms: under
 AWS's rate, so the client's pacing never waits), time to subscribed (process start to the
 `--ready-file` a script waits for), and `send -l` of 300 lines at QoS 1 to a `subscribe`, which
-AWS's rate makes 100 messages/s: each side's CPU per message and peak RSS (wait4's rusage).
+AWS's rate makes 100 messages/s: each side's CPU per message (wait4's rusage, less a run of 20
+lines: what one more message costs, without the process's start) and peak RSS.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from iotnotify.local.stack import LocalStack, StackConfig
 
 IOTNOTIFY = str(Path(sys.executable).parent / "iotnotify")
 VARIANTS = {"all on": None, "all off": "1", **{f"{name} off": name for name in NAMES}}
-STREAM, LATENCY, LOOP = 300, 200, 20
+STREAM, SHORT, LATENCY, LOOP = 300, 20, 200, 20
 
 
 def free_port() -> int:
@@ -94,15 +96,15 @@ def subscribed(env: dict[str, str], work: Path) -> float:
         proc.wait()
 
 
-def stream(env: dict[str, str], work: Path) -> dict[str, float]:
-    """`send -l` of STREAM lines at QoS 1 into a `subscribe -C STREAM`: CPU per message (us) and peak
-    RSS (MiB) of each side."""
+def stream(env: dict[str, str], work: Path, count: int) -> dict[str, float]:
+    """`send -l` of `count` lines at QoS 1 into a `subscribe -C count`: CPU (s) and peak RSS (MiB) of
+    each side."""
     ready = work / f"ready-{time.monotonic_ns()}"
-    sub = subprocess.Popen([IOTNOTIFY, "subscribe", "--ready-file", str(ready), "-q", "1", "-C", str(STREAM),
+    sub = subprocess.Popen([IOTNOTIFY, "subscribe", "--ready-file", str(ready), "-q", "1", "-C", str(count),
                             "-W", "60", "bench/stream"], stdout=subprocess.DEVNULL, env=env)
     try:
         wait_ready(sub, ready)
-        lines = b"".join(b'{"n": %d, "v": "xxxxxxxxxxxxxxxxxxxx"}\n' % i for i in range(STREAM))
+        lines = b"".join(b'{"n": %d, "v": "xxxxxxxxxxxxxxxxxxxx"}\n' % i for i in range(count))
         _wall, send_cpu, send_rss = run([IOTNOTIFY, "send", "-q", "1", "-l", "bench/stream"], env, lines)
     except BaseException:
         sub.kill()
@@ -112,8 +114,8 @@ def stream(env: dict[str, str], work: Path) -> dict[str, float]:
     sub.returncode = os.waitstatus_to_exitcode(status)
     if sub.returncode != 0:
         raise RuntimeError(f"subscriber exited {sub.returncode}")
-    return {"send CPU": send_cpu / STREAM * 1e6, "send RSS": send_rss,
-            "subscribe CPU": (usage.ru_utime + usage.ru_stime) / STREAM * 1e6, "subscribe RSS": usage.ru_maxrss / 1024}
+    return {"send CPU": send_cpu, "send RSS": send_rss,
+            "subscribe CPU": usage.ru_utime + usage.ru_stime, "subscribe RSS": usage.ru_maxrss / 1024}
 
 
 def wait_ready(sub: subprocess.Popen[bytes], ready: Path) -> None:
@@ -135,10 +137,10 @@ def latency(env: dict[str, str]) -> tuple[float, float]:
 
 def latency_child() -> None:
     from iotnotify.keys import endpoint_source
-    from iotnotify.mqtt import ConnectOptions, open_connection
+    from iotnotify.mqtt import ConnectOptions, open_session
 
     arrived = threading.Event()
-    connection = open_connection(endpoint_source(os.environ["IOTNOTIFY_ENDPOINT"], 10),
+    connection = open_session(endpoint_source(os.environ["IOTNOTIFY_ENDPOINT"], 10),
                                  ConnectOptions(ca_file=os.environ["IOTNOTIFY_CA_FILE"]),
                                  on_message=lambda _message: arrived.set())
     samples = []
@@ -166,16 +168,18 @@ ROWS = ["cold send (HTTPS), s", "cold send --via mqtt, s", "send through the age
 
 def measure(env: dict[str, str], work: Path) -> dict[str, float]:
     p50, p99 = latency(env)
-    flow = stream(env, work)
+    flow, short = stream(env, work, STREAM), stream(env, work, SHORT)
+    per_message = {side: (flow[side] - short[side]) / (STREAM - SHORT) * 1e6 for side in ("send CPU", "subscribe CPU")}
     return {ROWS[0]: cold(env), ROWS[1]: cold(env, "--via", "mqtt"), ROWS[2]: agent(env), ROWS[3]: p50,
             ROWS[4]: p99, ROWS[5]: statistics.median(subscribed(env, work) for _ in range(3)),
-            ROWS[6]: flow["send CPU"], ROWS[7]: flow["subscribe CPU"], ROWS[8]: flow["send RSS"],
+            ROWS[6]: per_message["send CPU"], ROWS[7]: per_message["subscribe CPU"], ROWS[8]: flow["send RSS"],
             ROWS[9]: flow["subscribe RSS"]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--against", metavar="SRC", help="another tree's src/ as one more variant (all on)")
     parser.add_argument("--latency-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.latency_child:
@@ -188,11 +192,13 @@ def main() -> None:
     base.update({"XDG_CACHE_HOME": str(work / "cache"), "XDG_CONFIG_HOME": str(work / "config"),
                  "IOTNOTIFY_ENDPOINT": stack.endpoint_url, "IOTNOTIFY_CA_FILE": str(stack.tls.ca_file)})
     subprocess.run([IOTNOTIFY, "keys"], env=base, check=True, capture_output=True)  # cached, as a user's are
-    samples: dict[str, dict[str, list[float]]] = {v: {row: [] for row in ROWS} for v in VARIANTS}
+    envs = {variant: base if switch is None else {**base, SWITCH: switch} for variant, switch in VARIANTS.items()}
+    if args.against:
+        envs["--against"] = {**base, "PYTHONPATH": args.against}
+    samples: dict[str, dict[str, list[float]]] = {v: {row: [] for row in ROWS} for v in envs}
     try:
         for number in range(args.runs):
-            for variant, switch in VARIANTS.items():  # in turns: a slow moment of the machine hits them all
-                env = base if switch is None else {**base, SWITCH: switch}
+            for variant, env in envs.items():  # in turns: a slow moment of the machine hits them all
                 for row, value in measure(env, work).items():
                     samples[variant][row].append(value)
             print(f"run {number + 1} of {args.runs} done", file=sys.stderr)
@@ -208,7 +214,7 @@ def print_table(medians: dict[str, dict[str, float]], runs: int) -> None:
     on = medians["all on"]
     print(f"shortcuts on and off, under AWS IoT Core's rules: medians of {runs} runs "
           "(in brackets: off / all on; above 1.10 the shortcut earns its place)")
-    names = list(VARIANTS)
+    names = list(medians)
     print(f"{'':44}" + "".join(f"{v:>22}" for v in names))
     for row in ROWS:
         cells: list[str] = []

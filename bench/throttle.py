@@ -88,16 +88,16 @@ def unpaced(env: dict[str, str], topic: str, count: int) -> int:
     import json
 
     from iotnotify.keys import KeySource, parse_keys
-    from iotnotify.mqtt import ConnectOptions, open_connection
+    from iotnotify.mqtt import ConnectOptions, open_session
 
     raw = json.loads(subprocess.run([IOTNOTIFY, "keys", "--json"], env=env, check=True, capture_output=True).stdout)
     keys = parse_keys({k: v for k, v in raw.items() if k not in ("awsRules", "topics")})  # a client that knows no rules
-    acked: list[int] = []
-    with open_connection(KeySource("unpaced", lambda: keys), ConnectOptions(ca_file=env["IOTNOTIFY_CA_FILE"])) as c:
+    acked: list = []  # the outcomes
+    with open_session(KeySource("unpaced", lambda: keys), ConnectOptions(ca_file=env["IOTNOTIFY_CA_FILE"])) as c:
         for i in range(count):
             c.publish(topic, b"%d" % i, 1, False, acked.append)
         time.sleep(5)
-    return acked.count(0)
+    return sum(outcome.acked for outcome in acked)
 
 
 def receive(env: dict[str, str], topic: str, count: int):  # type: ignore[no-untyped-def]

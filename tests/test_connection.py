@@ -9,7 +9,7 @@ import time
 import pytest
 
 from iotnotify.keys import endpoint_source
-from iotnotify.mqtt import ConnectOptions, open_connection
+from iotnotify.mqtt import ConnectOptions, open_session
 from tests.helpers import broker_behind_front, tutorial_keys, wait_for
 
 
@@ -22,7 +22,7 @@ def test_reconnection_fetches_keys_again_once_they_are_stale(fake_endpoint, tmp_
         source = endpoint_source(fake_endpoint.url, 5)
         received = threading.Event()
         quick = ConnectOptions(ca_file=ca_file, min_reconnect_delay=0.2, max_reconnect_delay=1)
-        connection = open_connection(source, quick, lambda m: received.set())
+        connection = open_session(source, quick, lambda m: received.set())
         try:
             assert source.fetches == 1  # the keys fetched to connect were fresh: reused for signing
             time.sleep(max(0.0, (source.get().expiration - dt.datetime.now(dt.UTC)).total_seconds() - 1.5))
@@ -52,7 +52,7 @@ def restartable_stack(tmp_path, protocol: str, topics: tuple[str, ...]):
                                  max_reconnect_delay=1)
         cli = Cli({**user_env(tmp_path), "IOTNOTIFY_ENDPOINT": stack.endpoint_url,
                    "IOTNOTIFY_CA_FILE": str(stack.tls.ca_file)})
-        with open_connection(source, options, lambda m: received.append(m.payload)) as connection:
+        with open_session(source, options, lambda m: received.append(m.payload)) as connection:
             yield stack, connection, received, cli
     finally:
         stack.stop()
@@ -82,6 +82,30 @@ def test_new_keys_at_a_reconnection_go_on_under_a_client_id_they_allow(tmp_path,
         assert connection.client_id.startswith(connection.source.get().raw["clientId"] + "-")
         arrives(cli, received, "t", "after")
         assert connection.fatal is None
+
+
+@pytest.mark.mosquitto
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_messages_in_flight_when_new_keys_need_a_new_client_id_are_published_again(tmp_path, protocol):
+    """QoS 1 messages handed over while the broker is away are in flight on the old transport when
+    the new keys make the session start a new one: the session publishes them again there, in MQTT
+    5 and 3.1.1 alike, and each is acknowledged once. (What the old transport reports is ignored
+    once it is replaced: an acknowledgement can only come from the new one.)"""
+    with restartable_stack(tmp_path, protocol, ("t",)) as (stack, connection, _received, _cli):
+        assert connection.subscribe(["t"], 1) == [1]
+        first = connection.client_id
+        connection.source.invalidate()
+        stack.broker.stop()
+        outcomes: list = []
+        for number in range(3):
+            connection.publish("t", b"held %d" % number, 1, False, outcomes.append)
+        stack.broker.start()
+        wait_for(lambda: len(outcomes) == 3, 60, "the held messages' outcomes")
+        assert connection.client_id != first
+        assert [outcome.acked for outcome in outcomes] == [True] * 3
+        time.sleep(1)
+        assert len(outcomes) == 3  # once each
 
 
 @pytest.mark.mosquitto

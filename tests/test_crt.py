@@ -17,7 +17,7 @@ import pytest
 from iotnotify import crt
 from iotnotify.crt.nodelay import set_nodelay
 from iotnotify.keys import endpoint_source
-from iotnotify.mqtt import ConnectOptions, open_connection
+from iotnotify.mqtt import ConnectOptions, open_session
 from tests.helpers import IOTNOTIFY, Cli, spy_on_exit
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "iotnotify"
@@ -98,7 +98,7 @@ def test_set_nodelay_sets_it_on_the_sockets_to_that_port_only():
 
 @pytest.mark.shortcuts
 def test_the_clients_socket_to_the_broker_has_nodelay(stack):
-    connection = open_connection(endpoint_source(stack.endpoint, 5), ConnectOptions(ca_file=stack.ca_file))
+    connection = open_session(endpoint_source(stack.endpoint, 5), ConnectOptions(ca_file=stack.ca_file))
     try:
         assert _nodelay_of_sockets_to(connection.keys.port) and all(_nodelay_of_sockets_to(connection.keys.port))
     finally:
@@ -112,13 +112,13 @@ def test_callbacks_on_the_io_thread_keep_their_thread_state(stack):
     thread, so a threading.local set in one callback is gone in the next."""
     local, seen, done = threading.local(), [], threading.Event()
 
-    def on_done(_ok: bool) -> None:
+    def on_done(_outcome: object) -> None:
         local.count = getattr(local, "count", 0) + 1
         seen.append(local.count)
         if len(seen) == 300:
             done.set()
 
-    connection = open_connection(endpoint_source(stack.endpoint, 5), ConnectOptions(ca_file=stack.ca_file))
+    connection = open_session(endpoint_source(stack.endpoint, 5), ConnectOptions(ca_file=stack.ca_file))
     try:
         for i in range(300):
             connection.publish("test/threadstate", b"%d" % i, 1, False, on_done)
@@ -162,7 +162,7 @@ def test_received_messages_skip_awscrts_packet_objects(stack, monkeypatch):
             done.set()
 
     options = ConnectOptions(ca_file=stack.ca_file)
-    connection = open_connection(endpoint_source(stack.endpoint, 5), options, on_message)
+    connection = open_session(endpoint_source(stack.endpoint, 5), options, on_message)
     try:
         assert mqtt5._ClientCore.__name__ == "_ClientCore"  # swapped only while the client was built
         assert connection.subscribe(["test/lean"], 1) == [1]

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from iotnotify.mqtt.base import reason
+from iotnotify.mqtt.outcome import reason
 from tests.helpers import Cli
 from tests.test_aws_rules import scoped, unlisted
 
@@ -60,7 +60,7 @@ def test_mqtt_3_1_1_is_traced_too(cli, topic):
     result = cli.run("send", topic, "hi", "--protocol", "3.1.1", "--debug")
     assert result.returncode == 0, result.stderr
     assert "(MQTT 3.1.1, keep-alive 60 s)" in result.stderr
-    assert "CONNACK after" in result.stderr and f"PUBLISH to '{topic}': acknowledged" in result.stderr
+    assert "CONNACK after" in result.stderr and f"PUBACK for '{topic}': 0x00 success" in result.stderr
 
 
 def test_suback_per_filter_and_puback_refusals_with_their_codes(cli, stack, tmp_path, topic, fake_endpoint):

@@ -8,7 +8,7 @@ import pytest
 from iotnotify.errors import UsageError
 from iotnotify.keys import endpoint_source
 from iotnotify.local.tls import ensure_tls_files
-from iotnotify.mqtt import ConnectOptions, open_connection
+from iotnotify.mqtt import ConnectOptions, open_session
 from iotnotify.send import Publisher, SendResult
 from tests.helpers import Cli, free_port, tutorial_keys, user_env
 
@@ -101,7 +101,7 @@ def test_aws_limits_are_checked_before_connecting(fake_endpoint, tmp_path, args,
 
 def test_publisher_refuses_a_payload_over_the_aws_limit_and_sends_the_rest(stack):
     source = endpoint_source(stack.endpoint, 5)
-    connection = open_connection(source, ConnectOptions(ca_file=stack.ca_file))
+    connection = open_session(source, ConnectOptions(ca_file=stack.ca_file))
     try:
         connection.aws = True  # a real connection held to AWS IoT Core's payload limit
         publisher = Publisher(connection, "test/limit", 1, False)
@@ -163,7 +163,7 @@ def test_both_publish_paths_report_acknowledged_and_refused_messages(strict_brok
 
     monkeypatch.setattr(publish, "ACTIVE", direct)
     keys = parse_keys(tutorial_keys(port=strict_broker))
-    connection = open_connection(KeySource("strict", lambda: keys), ConnectOptions(ca_file=stack.ca_file))
+    connection = open_session(KeySource("strict", lambda: keys), ConnectOptions(ca_file=stack.ca_file))
     try:
         publisher = Publisher(connection, "allowed/x", 1, False)
         for i in range(200):
@@ -172,7 +172,7 @@ def test_both_publish_paths_report_acknowledged_and_refused_messages(strict_brok
         denied.publish(b"no")
         assert publisher.wait(10) == SendResult(200, 200, 0)
         assert denied.wait(10) == SendResult(1, 0, 1, refused=1)
-        assert denied.refusal == 0x87
+        assert denied.refusal is not None and (denied.refusal.kind.value, denied.refusal.code) == ("refused", 0x87)
         assert denied.undelivered() == {1: b"no"}
     finally:
         connection.disconnect()

@@ -30,7 +30,7 @@ from iotnotify.errors import DeliveryError, IotNotifyError, Refused, UsageError
 from iotnotify.inbox import Inbox
 from iotnotify.keys import KeySource
 from iotnotify.messages import Message
-from iotnotify.mqtt import Connection, ConnectOptions, OnState
+from iotnotify.mqtt import ConnectOptions, OnState, Session
 from iotnotify.properties import Properties
 from iotnotify.send import publish_one
 from iotnotify.shown import shown
@@ -70,7 +70,7 @@ class Responder:
     and publishes its stdout to the request's response topic with the request's correlation data
     (and a user property `error` when the command failed); then acknowledges the request."""
 
-    def __init__(self, connection: Connection, command: list[str], parallel: int, command_timeout: float,
+    def __init__(self, connection: Session, command: list[str], parallel: int, command_timeout: float,
                  on_answer: OnAnswer) -> None:
         self.connection = connection
         self.command = command
@@ -179,7 +179,7 @@ class Responder:
 def listen(source: KeySource, options: ConnectOptions, filters: list[str], qos: int, command: list[str],
            parallel: int, queue: int, command_timeout: float, on_answer: OnAnswer, on_refused: OnRefused,
            on_dropped: Callable[[IotNotifyError], None], on_state: OnState | None = None,
-           on_partial: Callable[[IotNotifyError], None] | None = None) -> tuple[Connection, Inbox, Responder]:
+           on_partial: Callable[[IotNotifyError], None] | None = None) -> tuple[Session, Inbox, Responder]:
     """Subscribe to `filters` as a responder that runs for days: a connection the broker ends is
     made again (`on_dropped` hears why, and the requests being answered become suspects), QoS 1
     requests are acknowledged once answered and the broker told to hold back more than `queue` +

@@ -7,12 +7,12 @@ from __future__ import annotations
 from iotnotify.errors import UsageError
 from iotnotify.keys import KeySource
 from iotnotify.messages import Message
-from iotnotify.mqtt import Connection, ConnectOptions
+from iotnotify.mqtt import ConnectOptions, Session
 from iotnotify.send import publish_one
 from iotnotify.subscribe import stream, subscribe
 
 
-def find(source: KeySource, options: ConnectOptions, topic_filter: str) -> tuple[Connection, list[Message]]:
+def find(source: KeySource, options: ConnectOptions, topic_filter: str) -> tuple[Session, list[Message]]:
     """Connect, subscribe to `topic_filter` and return (the connection, the retained messages the
     broker sent, empty ones left out: they are no retained message). Under AWS IoT Core's rules a
     wildcard filter is refused: AWS sends retained messages only to a filter that is their topic."""
@@ -31,7 +31,7 @@ def find(source: KeySource, options: ConnectOptions, topic_filter: str) -> tuple
     return connection, found
 
 
-def clear(connection: Connection, topics: list[str]) -> None:
+def clear(connection: Session, topics: list[str]) -> None:
     """Publish an empty retained message to each topic (the broker then forgets what it retained);
     Refused or DeliveryError at the first the broker does not take."""
     for topic in topics:
@@ -44,7 +44,7 @@ class MqttRetained:
     def __init__(self, source: KeySource, options: ConnectOptions) -> None:
         self.source = source
         self.options = options
-        self.connection: Connection | None = None
+        self.connection: Session | None = None
 
     def find(self, topic_filter: str) -> list[Message]:
         """The retained messages under `topic_filter` (see `find` above)."""

@@ -12,7 +12,7 @@ from iotnotify.errors import UsageError
 from iotnotify.inbox import Inbox
 from iotnotify.keys import KeySource, TemporaryKeys
 from iotnotify.messages import Message
-from iotnotify.mqtt import Connection, ConnectOptions, OnState
+from iotnotify.mqtt import ConnectOptions, OnState, Session
 from iotnotify.properties import Properties, check_payload_format, check_properties
 from iotnotify.send import publish_one
 from iotnotify.subscribe import subscribe
@@ -46,7 +46,7 @@ def new_correlation() -> bytes:
 
 def request(source: KeySource, options: ConnectOptions, topic: str, payload: bytes, qos: int,
             properties: Properties | None, timeout: float | None,
-            on_state: OnState | None = None) -> tuple[Connection, Generator[Message, None, None]]:
+            on_state: OnState | None = None) -> tuple[Session, Generator[Message, None, None]]:
     """Subscribe to the response topic, publish the request there with its correlation data, and
     return (the connection, the replies whose correlation data match, as they come, for `timeout` s)."""
     check_topic(topic, aws=False)

@@ -15,15 +15,7 @@ from iotnotify.errors import DeliveryError, HttpsUnsupported, Interrupted, IotNo
 from iotnotify.files import write_private
 from iotnotify.keys import KeySource
 from iotnotify.messages import Message
-from iotnotify.mqtt import (
-    ACKED,
-    CLOSED,
-    NOT_ACKED,
-    NOT_AUTHORIZED,
-    Connection,
-    ConnectOptions,
-    open_connection,
-)
+from iotnotify.mqtt import ConnectOptions, Kind, Outcome, Session, open_session
 from iotnotify.mqtt import reason as reason_text
 from iotnotify.properties import Properties, check_payload_format, check_properties
 from iotnotify.records import parse_record
@@ -73,7 +65,7 @@ class Publisher:
     was not delivered can be saved. Several connections take turns (each keeps its order), the one
     free soonest under AWS IoT Core's publish rate first."""
 
-    def __init__(self, connections: Connection | list[Connection], topic: str, qos: int, retain: bool,
+    def __init__(self, connections: Session | list[Session], topic: str, qos: int, retain: bool,
                  window: int = WINDOW, properties: Properties | None = None,
                  on_acked: Callable[[int], None] | None = None) -> None:
         self.connections = connections if isinstance(connections, list) else [connections]
@@ -92,12 +84,12 @@ class Publisher:
         self._acked = 0
         self._failed = 0
         self._refused = 0
-        self.refusal: int | None = None  # the first reason code of a refusal (or CLOSED)...
+        self.refusal: Outcome | None = None  # the first refusal...
         self.refused_topic = topic  # ...and the topic it refused
         self._pending: dict[int, bytes] = {}  # input position -> payload, until acknowledged
         self._undelivered: dict[int, bytes] = {}  # input position -> payload refused or never acknowledged
 
-    def _next(self, size: int) -> Connection:
+    def _next(self, size: int) -> Session:
         """The connection to publish on: the next in turn that may publish now, else the one free soonest."""
         if len(self.connections) == 1:
             return self.connection
@@ -126,28 +118,29 @@ class Publisher:
             key = self._sent if position is None else position
             self._pending[key] = payload if saved is None else saved
         try:
-            connection.publish(topic, payload, qos, retain, lambda code: self._done(key, code, topic), properties)
+            connection.publish(topic, payload, qos, retain, lambda outcome: self._done(key, outcome, topic), properties)
         except UsageError:  # the connection cannot send it at all (MQTT 3.1.1 and properties): not sent
             with self._lock:
                 self._sent -= 1
                 self._pending.pop(key, None)
             raise
 
-    def _done(self, key: int, code: int, topic: str = "") -> None:
+    def _done(self, key: int, outcome: Outcome, topic: str = "") -> None:
+        acked = outcome.kind is Kind.ACKED
         with self._lock:
             payload = self._pending.pop(key, b"")
-            if code == ACKED:
+            if acked:
                 self._acked += 1
             else:
                 self._failed += 1
                 self._undelivered[key] = payload
-                if code != NOT_ACKED:
+                if outcome.kind is not Kind.LOST:
                     self._refused += 1
                     if self.refusal is None:
-                        self.refusal, self.refused_topic = code, topic or self.topic
+                        self.refusal, self.refused_topic = outcome, topic or self.topic
             if not self._pending or (self._waiting_for_room and len(self._pending) <= self._low_water):
                 self._lock.notify_all()  # not once per message: the publishing thread wakes in batches
-        if code == ACKED and self.on_acked is not None:
+        if acked and self.on_acked is not None:
             self.on_acked(key)
 
     @property
@@ -157,20 +150,21 @@ class Publisher:
         for connection in self.connections:
             if connection.fatal is not None:
                 return connection.fatal
-        if self.refusal == CLOSED:
+        if self.refusal is not None and self.refusal.kind is Kind.CLOSED:
             return Refused("the broker closed the connection after a publish")
         return None
 
     def refusal_text(self) -> str:
         """Why the broker refused messages, for the summary."""
-        if self.refusal is None:
+        refusal = self.refusal
+        if refusal is None:
             return ""
-        if self.refusal == CLOSED:
+        if refusal.kind is Kind.CLOSED:
             return ("the broker closed the connection after the publish (MQTT 3.1.1 cannot say why; AWS IoT Core "
                     f"does so when the keys may not publish to {self.refused_topic!r}){describe(self.connection.keys)}")
-        if self.refusal == NOT_AUTHORIZED:
-            return self.connection.refused_text(f"publish to {self.refused_topic!r}")
-        return reason_text(self.refusal, self.connection.reasons.get(self.refusal))
+        if refusal.not_authorized:
+            return self.connection.refused_text(f"publish to {self.refused_topic!r}", text=refusal.text)
+        return reason_text(refusal.code, refusal.text)
 
     def make_room(self, stall: float) -> bool:
         """Wait while `window` messages are unacknowledged, until half of them are; False if no
@@ -211,14 +205,14 @@ class Publisher:
         return self.result()
 
 
-def open_connections(source: KeySource, options: ConnectOptions, count: int, stack: ExitStack) -> list[Connection]:
+def open_connections(source: KeySource, options: ConnectOptions, count: int, stack: ExitStack) -> list[Session]:
     """`count` connections, each with a client id of its own (ID-1, ID-2... for a given --client-id),
     each disconnected when `stack` closes (those already open too, if one fails)."""
     def own(number: int) -> ConnectOptions:
         return replace(options, client_id=f"{options.client_id}-{number}") if options.client_id and count > 1 \
             else options
 
-    return [stack.enter_context(open_connection(source, own(number))) for number in range(1, count + 1)]
+    return [stack.enter_context(open_session(source, own(number))) for number in range(1, count + 1)]
 
 
 def check_before_sending(source: KeySource, topic: str | None, payloads: Iterable[bytes],
@@ -340,29 +334,29 @@ def _outcome(publisher: Publisher, result: SendResult, rejected: dict[int, bytes
         if stopped is not None and not result.refused:
             detail = f"; {result.summary()}" if result.unacknowledged or result.rejected else ""
             raise type(stopped)(f"{stopped}{detail}{after}{saved}")
-        error = Refused if publisher.refusal in (NOT_AUTHORIZED, CLOSED) else DeliveryError
+        error = Refused if publisher.refusal is not None and publisher.refusal.not_authorized else DeliveryError
         raise error(result.summary(publisher.refusal_text()) + after + saved)
     return result
 
 
-def publish_one(connection: Connection, topic: str, payload: bytes, qos: int, properties: Properties | None,
+def publish_one(connection: Session, topic: str, payload: bytes, qos: int, properties: Properties | None,
                 retain: bool = False, timeout: float = ACK_TIMEOUT) -> None:
     """Publish one message and wait for its acknowledgement (QoS 1); Refused or DeliveryError if it
     fails (a request, a response, an empty retained message)."""
     done = threading.Event()
-    outcome: list[int] = []
+    outcomes: list[Outcome] = []
 
-    def completed(code: int) -> None:
-        outcome.append(code)
+    def completed(outcome: Outcome) -> None:
+        outcomes.append(outcome)
         done.set()
 
     connection.publish(topic, payload, qos, retain, completed, properties)
     if not done.wait(timeout):
         raise DeliveryError(f"the broker did not acknowledge the message to {topic!r} within {timeout:g} s")
-    code = outcome[0]
-    if code == NOT_AUTHORIZED:
-        raise Refused(f"broker refused the message: {connection.refused_text(f'publish to {topic!r}')}")
-    if code == NOT_ACKED:
+    outcome = outcomes[0]
+    if outcome.not_authorized:
+        raise Refused(f"broker refused the message: {connection.refused_text(f'publish to {topic!r}', text=outcome.text)}")
+    if outcome.kind is Kind.LOST:
         raise DeliveryError(f"the message to {topic!r} was not acknowledged (the connection was lost)")
-    if code != ACKED:
-        raise DeliveryError(f"broker refused the message to {topic!r}: {reason_text(code, connection.reasons.get(code))}")
+    if outcome.kind is not Kind.ACKED:
+        raise DeliveryError(f"broker refused the message to {topic!r}: {reason_text(outcome.code, outcome.text)}")

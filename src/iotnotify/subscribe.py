@@ -12,7 +12,7 @@ from iotnotify.errors import ConnectError, IotNotifyError, ReceiveTimeout, Refus
 from iotnotify.inbox import Inbox
 from iotnotify.keys import KeySource, TemporaryKeys
 from iotnotify.messages import Message
-from iotnotify.mqtt import Connection, ConnectOptions, OnState, State, open_connection, refusal
+from iotnotify.mqtt import ConnectOptions, OnState, Session, State, open_session
 from iotnotify.topics import check_filter, subscribe_batches
 
 OnRefused = Callable[[IotNotifyError], None]  # a filter refused, with --partial: say so and go on
@@ -98,7 +98,7 @@ def _check_filters(source: KeySource, filters: list[str], on_refused: OnRefused 
 def subscribe(source: KeySource, options: ConnectOptions, filters: list[str], qos: int,
               on_state: OnState | None = None, max_reconnects: int | None = None,
               on_refused: OnRefused | None = None, retained_only: bool = False, inbox: Inbox | None = None,
-              on_dropped: OnRefused | None = None) -> tuple[Connection, Inbox]:
+              on_dropped: OnRefused | None = None) -> tuple[Session, Inbox]:
     """Connect and subscribe (several SUBSCRIBE packets where AWS limits require); return (connection,
     inbox: `inbox`, or a new one). A refused filter raises Refused, unless `on_refused` (--partial)
     hears of it and at least one filter was granted. With `max_reconnects`, the inbox fails with a
@@ -109,7 +109,7 @@ def subscribe(source: KeySource, options: ConnectOptions, filters: list[str], qo
     where = source.get().host
     inbox = inbox if inbox is not None else Inbox()
     report = on_state or (lambda _state, _attempt: None)
-    opened: list[Connection] = []
+    opened: list[Session] = []
 
     def watch(state: State, attempt: int) -> None:
         report(state, attempt)
@@ -123,7 +123,7 @@ def subscribe(source: KeySource, options: ConnectOptions, filters: list[str], qo
             inbox.fail(ConnectError(f"broker {where} unreachable: gave up after {max_reconnects} "
                                     "reconnection attempts"))
 
-    connection = open_connection(source, options, inbox.put, watch)
+    connection = open_session(source, options, inbox.put, watch)
     connection.on_dropped = on_dropped
     opened.append(connection)
     try:
@@ -135,7 +135,7 @@ def subscribe(source: KeySource, options: ConnectOptions, filters: list[str], qo
     return connection, inbox
 
 
-def _subscribe_all(connection: Connection, filters: list[str], qos: int, on_refused: OnRefused | None) -> None:
+def _subscribe_all(connection: Session, filters: list[str], qos: int, on_refused: OnRefused | None) -> None:
     """Subscribe to `filters` (several SUBSCRIBE packets where AWS limits require); raise the refusal
     of a filter (unless `on_refused` hears of it), Refused if none was granted, or the connection's
     own error if the broker ended it meanwhile."""
@@ -145,9 +145,9 @@ def _subscribe_all(connection: Connection, filters: list[str], qos: int, on_refu
             if code < 0x80:
                 granted += 1
             elif on_refused is None:
-                raise refusal(connection, topic_filter, code)
+                raise connection.refusal(topic_filter, code)
             else:
-                on_refused(refusal(connection, topic_filter, code))
+                on_refused(connection.refusal(topic_filter, code))
     if not granted:
         raise Refused("every subscription was refused")
     if connection.fatal is not None:

@@ -38,7 +38,7 @@ from iotnotify.agent.wire import (
 )
 from iotnotify.errors import ConfigError, IotNotifyError, UsageError
 from iotnotify.keys import KeySource
-from iotnotify.mqtt import Connection, ConnectOptions, open_connection
+from iotnotify.mqtt import ConnectOptions, Session, open_session
 from iotnotify.properties import Properties, from_record
 from iotnotify.send import Publisher, check_before_sending, deliver
 from iotnotify.topics import AWS_MAX_PAYLOAD_BYTES, MQTT_MAX_PAYLOAD_BYTES
@@ -69,12 +69,12 @@ class Agent:
         self.sessions: set[threading.Thread] = set()
         self.callers: dict[threading.Thread, socket.socket] = {}  # each session's socket, to end it at close
         self.served = self.delivered = 0
-        self.connection: Connection | None = None
+        self.connection: Session | None = None
         self.listener: socket.socket | None = None
 
     def start(self) -> None:
         """Connect, then listen (raises our errors: nothing listens if the broker cannot be reached)."""
-        self.connection = open_connection(self.source, self.options)
+        self.connection = open_session(self.source, self.options)
         try:
             self.listener = listen(self.path)
         except BaseException:
@@ -137,12 +137,12 @@ class Agent:
         if connection is not None and (connection.fatal is not None or not connection.keys.fresh()):
             self._replace(connection)
 
-    def _replace(self, old: Connection) -> None:
+    def _replace(self, old: Session) -> None:
         """A new connection with fresh keys for new sends; `old` is closed once its sends end."""
         log.debug("agent: keys expire in %.0f s: connecting with new keys", old.keys.expires_in())
         try:
             self.source.invalidate()
-            new = open_connection(self.source, self.options)
+            new = open_session(self.source, self.options)
         except IotNotifyError as e:  # try again at the next tick; the old connection serves meanwhile
             log.debug("agent: could not connect with new keys: %s", e)
             return
@@ -150,7 +150,7 @@ class Agent:
             self.connection = new
         threading.Thread(target=self._retire, args=(old,), daemon=True).start()
 
-    def _retire(self, old: Connection) -> None:
+    def _retire(self, old: Session) -> None:
         while True:
             with self.lock:
                 if not self.users.get(id(old)):

@@ -1,8 +1,9 @@
-"""MQTT over SigV4-signed WebSocket, as httpx shapes its transports: `base.py` holds the Connection
-interface, its options and the reason codes and imports no implementation; `v5.py` (awsiotsdk's
-MQTT 5 client) and `v311.py` (its MQTT 3.1.1 connection) implement it, with awscrt's internals
-reached only through `iotnotify.crt`, and `https.py` publishes over AWS IoT Core's HTTPS
-API instead (no awsiotsdk); `open_connection` here chooses."""
+"""MQTT over SigV4-signed WebSocket, shaped as httpx shapes its client: a `Session` (session.py) that
+owns keys, credentials, renewal, pacing and what refusals mean, above a transport that only moves
+packets: `v5.py` (awsiotsdk's MQTT 5 client), `v311.py` (its MQTT 3.1.1 connection) or `https.py`
+(publishes over AWS IoT Core's HTTPS API, no awsiotsdk). Each message ends in an `Outcome`
+(outcome.py); `options.py` says how to connect; awscrt's internals only through `iotnotify.crt`.
+`open_session` here chooses the transport and connects."""
 
 from __future__ import annotations
 
@@ -10,58 +11,46 @@ from pathlib import Path
 
 from iotnotify.errors import ConnectError, KeysRefused
 from iotnotify.keys import KeySource
-from iotnotify.mqtt.base import (
-    ACKED,
-    CLOSED,
-    NOT_ACKED,
-    NOT_AUTHORIZED,
-    Connection,
-    ConnectOptions,
-    OnDone,
-    OnMessage,
-    OnState,
-    State,
-    Will,
-    check_options,
-    reason,
-    refusal,
-    taken_over,
-)
+from iotnotify.mqtt.options import ConnectOptions, Will, check_options
+from iotnotify.mqtt.outcome import NOT_AUTHORIZED, Kind, OnDone, Outcome, reason
+from iotnotify.mqtt.session import OnMessage, OnState, Session, State, Transport
 from iotnotify.settings import Protocol
 
-__all__ = ["ACKED", "CLOSED", "NOT_ACKED", "NOT_AUTHORIZED", "ConnectOptions", "Connection", "OnDone", "OnMessage",
-           "OnState", "Protocol", "State", "Will", "open_connection", "reason", "refusal", "taken_over"]
+__all__ = ["NOT_AUTHORIZED", "ConnectOptions", "Kind", "OnDone", "OnMessage", "OnState", "Outcome", "Protocol",
+           "Session", "State", "Will", "open_session", "reason"]
 
 
-def open_connection(source: KeySource, options: ConnectOptions, on_message: OnMessage | None = None,
-                    on_state: OnState | None = None) -> Connection:
-    """Get keys, build the client for the chosen protocol and connect; raise our errors."""
+def transport_for(options: ConnectOptions) -> type[Transport]:
+    """The transport the options ask for (imported only then: each costs its awsiotsdk module)."""
+    if options.https:
+        from iotnotify.mqtt.https import HttpsTransport
+
+        return HttpsTransport
+    if options.protocol == Protocol.V311:
+        from iotnotify.mqtt.v311 import Mqtt311Transport
+
+        return Mqtt311Transport
+    from iotnotify.mqtt.v5 import Mqtt5Transport
+
+    return Mqtt5Transport
+
+
+def open_session(source: KeySource, options: ConnectOptions, on_message: OnMessage | None = None,
+                 on_state: OnState | None = None) -> Session:
+    """Get keys, check the options against them, connect with the chosen transport; raise our errors.
+    Cached keys the broker refuses (revoked, or a restarted local stack) are fetched anew once."""
     keys = source.get()
     check_options(keys, options)
     if options.ca_file is not None and not Path(options.ca_file).is_file():
         raise ConnectError(f"CA file {options.ca_file} does not exist")
-    implementation: type[Connection]
-    if options.https:
-        from iotnotify.mqtt.https import HttpsConnection
-
-        implementation = HttpsConnection
-    elif options.protocol == Protocol.V311:
-        from iotnotify.mqtt.v311 import Mqtt311Connection
-
-        implementation = Mqtt311Connection
-    else:
-        from iotnotify.mqtt.v5 import Mqtt5Connection
-
-        implementation = Mqtt5Connection
-    connection = implementation(source, keys, options, on_message, on_state)
+    make = transport_for(options)
+    session = Session(source, keys, options, make, on_message, on_state)
     try:
-        connection.connect()
+        session.connect()
     except KeysRefused:
         if source.fetches:  # keys fetched just now and refused: nothing better to try
             raise
-        # keys from the cache that the broker refuses (revoked, or a restarted local stack): fetch
-        # new ones and try once more
         source.invalidate()
-        connection = implementation(source, source.get(), options, on_message, on_state)
-        connection.connect()
-    return connection
+        session = Session(source, source.get(), options, make, on_message, on_state)
+        session.connect()
+    return session

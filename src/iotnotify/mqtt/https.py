@@ -1,13 +1,14 @@
 """Publishing over HTTPS: AWS IoT Core's `POST /topics/TOPIC?qos=1`, SigV4-signed (service iotdata).
 
-A Connection that only publishes: one request per message on one kept-alive HTTPS connection
+A transport that only publishes: one request per message on one kept-alive HTTPS connection
 (awscrt's HTTP client and signer, as the MQTT clients use). A one-off message costs TLS and one
 request, two round trips, where MQTT over WebSocket costs TLS, the WebSocket upgrade, CONNECT
 (awscrt waits for the CONNACK) and PUBLISH, four: `send` takes this way for a single message when
 nothing in it needs MQTT (bench/README.md has the figures). The HTTP status is read as the
 broker's answer: 200 acknowledged, 401 not authorized, 413 too large, 429 throttled, 400 and the
 like refused, 5xx or a lost connection not acknowledged; 403 (the keys or their signature not
-accepted) as MQTT's refused upgrade: cached keys are replaced once, else the send ends (exit 5).
+accepted) as MQTT's refused upgrade: cached keys are replaced once (Session.keys_refused), else
+the send ends (exit 5).
 """
 
 from __future__ import annotations
@@ -19,15 +20,16 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from iotnotify.crt.nodelay import set_nodelay
 from iotnotify.errors import HttpsUnsupported, KeysRefused, UsageError
-from iotnotify.mqtt.base import ACKED, NOT_ACKED, NOT_AUTHORIZED, Connection, OnDone
+from iotnotify.mqtt.outcome import ACKED, LOST, NOT_AUTHORIZED, OnDone, Outcome, refused
 from iotnotify.properties import Properties
-from iotnotify.proxy import crt_options, proxy_for
+from iotnotify.proxy import crt_options
 from iotnotify.trace import log
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
+
+    from iotnotify.mqtt.session import Session
 
 SERVICE = "iotdata"  # the data plane's signing name
 PACKET_TOO_LARGE, QUOTA_EXCEEDED, IMPLEMENTATION_SPECIFIC = 0x95, 0x97, 0x83
@@ -43,48 +45,52 @@ def path_for(topic: str, qos: int, retain: bool) -> str:
     return f"/topics/{quote(topic, safe='')}?qos={qos}" + ("&retain=true" if retain else "")
 
 
-class HttpsConnection(Connection):
+class HttpsTransport:
     """Publishes each message as an HTTPS request; no subscriptions, no client id, no will."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.proxy = proxy_for("https", self.keys.host, self.options.proxy)
-        self.pacer = None  # AWS's per-connection publish rate is MQTT's; HTTPS requests have an account's
+    # AWS's per-connection publish rate is MQTT's; HTTPS requests have an account's
+    scheme, has_client_id, paced = "https", False, False
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.keys = session.keys
         self.http: Any = None
         self._answered = False  # a response came on this connection
 
-    def connect(self) -> None:
-        """Open the HTTPS connection (TCP, TLS); ConnectError (or a subclass) if it fails, with the
-        diagnosis the MQTT connections give (a TLS probe for certificate failures, the proxy named)."""
+    def start(self, persist: bool = False) -> None:
+        """Open the HTTPS connection (TCP, TLS); the session hears how it went and diagnoses a failure
+        as for MQTT (a TLS probe for certificate failures, the proxy named)."""
         from awscrt import http
         from awscrt import io as crt_io
 
+        session = self.session
         started = time.monotonic()
-        log.debug("connecting to https://%s: %sTLS", self.where,
-                  f"CONNECT through proxy {self.proxy.name}, " if self.proxy else "")
+        log.debug("connecting to https://%s: %sTLS", session.where,
+                  f"CONNECT through proxy {session.proxy.name}, " if session.proxy else "")
         tls = crt_io.TlsContextOptions()
-        if self.options.ca_file:
-            tls.override_default_trust_store_from_path(None, self.options.ca_file)
+        if session.options.ca_file:
+            tls.override_default_trust_store_from_path(None, session.options.ca_file)
         connection_options = crt_io.ClientTlsContext(tls).new_connection_options()
         connection_options.set_server_name(self.keys.host)
         future = http.HttpClientConnection.new(
             host_name=self.keys.host, port=self.keys.port, tls_connection_options=connection_options,
-            proxy_options=crt_options(self.proxy) if self.proxy is not None else None)
-        done = threading.Event()
-        future.add_done_callback(lambda _f: done.set())
-        self._wait_connected(done, future.exception)
-        self.http = future.result()
-        set_nodelay(self.keys.port)  # else Nagle holds the request's body behind its headers
-        log.debug("HTTPS connection to %s (TLS) in %.0f ms", self.where, (time.monotonic() - started) * 1000)
+            proxy_options=crt_options(session.proxy) if session.proxy is not None else None)
 
-    def needs_new_id(self, keys: Any) -> bool:
-        return False  # HTTPS has no client id: any keys will do
+        def opened(future: Future[Any]) -> None:
+            if future.exception() is None:
+                self.http = future.result()
+                log.debug("HTTPS connection to %s (TLS) in %.0f ms", session.where,
+                          (time.monotonic() - started) * 1000)
+                session.connected()  # TCP_NODELAY: else Nagle holds the request's body behind its headers
+            session.first_outcome(future.exception())
 
-    def subscribe(self, filters: list[str], qos: int, timeout: float = 20.0) -> list[int]:
+        future.add_done_callback(opened)
+
+    def subscribe(self, filters: list[str], qos: int, timeout: float) -> list[int]:
         raise UsageError("HTTPS publishes only: subscribing needs MQTT")
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone,
-                properties: Properties | None = None) -> None:
+                properties: Properties | None) -> None:
         """Sign and send the request; `on_done` gets ACKED or why not, from awscrt's thread."""
         if properties:
             raise UsageError("message properties need MQTT: send with --via mqtt")
@@ -100,13 +106,13 @@ class HttpsConnection(Connection):
             io.BytesIO(payload))
         config = auth.AwsSigningConfig(
             algorithm=auth.AwsSigningAlgorithm.V4, signature_type=auth.AwsSignatureType.HTTP_REQUEST_HEADERS,
-            credentials_provider=self.credentials, region=self.keys.region, service=SERVICE)
+            credentials_provider=self.session.credentials, region=self.keys.region, service=SERVICE)
         started = time.monotonic()
 
         def signed(future: Future[Any]) -> None:
             if future.exception() is not None:  # no keys to sign with (the keys endpoint failed)
-                log.debug("HTTPS publish to %r not signed: %s", topic, self.key_error or future.exception())
-                on_done(NOT_ACKED)
+                log.debug("HTTPS publish to %r not signed: %s", topic, self.session.key_error or future.exception())
+                on_done(LOST)
                 return
             self._send(request, topic, started, answered)
 
@@ -114,21 +120,21 @@ class HttpsConnection(Connection):
             if status == 0 and not self._answered:
                 # the first request's connection closed without an answer: a server that is no
                 # AWS IoT data endpoint refusing the POST (websockets does so); over MQTT then
-                self._fail(HttpsUnsupported(f"broker {self.where} closed the connection without answering "
-                                            "an HTTPS publish (not an AWS IoT data endpoint?): send with --via mqtt"))
-                on_done(NOT_ACKED)
+                self.session.fail(HttpsUnsupported(
+                    f"broker {self.session.where} closed the connection without answering an HTTPS publish "
+                    "(not an AWS IoT data endpoint?): send with --via mqtt"))
+                on_done(LOST)
                 return
             self._answered = True
             if status == 403:
-                if not retried and not self.source.fetches:  # cached ones (revoked, a restarted local stack)
+                if not retried and self.session.keys_refused():  # cached ones (revoked, a restarted stack)
                     log.debug("HTTPS publish refused the cached keys (403): fetching new ones")
-                    self.source.invalidate()
                     self._request(topic, payload, qos, retain, on_done, retried=True)
                     return
-                self._fail(KeysRefused(f"broker {self.where} refused the keys (HTTP 403"
-                                       + (f": {message})" if (message := _message(body)) else ")")
-                                       + ": keys expired or not accepted"))
-                on_done(NOT_ACKED)
+                self.session.fail(KeysRefused(f"broker {self.session.where} refused the keys (HTTP 403"
+                                              + (f": {message})" if (message := _message(body)) else ")")
+                                              + ": keys expired or not accepted"))
+                on_done(LOST)
                 return
             on_done(self._code(status, body))
 
@@ -159,23 +165,27 @@ class HttpsConnection(Connection):
             return
         stream.completion_future.add_done_callback(completed)
 
-    def _code(self, status: int, body: bytes) -> int:
-        """ACKED, the reason code an error status stands for (with the server's message kept as the
-        broker's reason string), or NOT_ACKED (no answer, or a server error: worth trying again)."""
+    def _code(self, status: int, body: bytes) -> Outcome:
+        """The outcome an HTTP status stands for: acknowledged, refused with the reason code the status
+        means (the server's message as the reason string), or lost (no answer, a server error: worth
+        trying again)."""
         if status == 200:
             return ACKED
         message = _message(body)
         if status in UNSUPPORTED or (status == 400 and not message):
-            self._fail(HttpsUnsupported(f"broker {self.where} takes no HTTPS publish (HTTP {status}): "
-                                        "send with --via mqtt"))
-            return NOT_ACKED
+            self.session.fail(HttpsUnsupported(f"broker {self.session.where} takes no HTTPS publish "
+                                               f"(HTTP {status}): send with --via mqtt"))
+            return LOST
         if status == 0 or status >= 500:
-            return NOT_ACKED
-        code = CODES.get(status, IMPLEMENTATION_SPECIFIC)
-        self.reasons.setdefault(code, f"HTTP {status}" + (f": {message}" if message else ""))
-        return code
+            return LOST
+        return refused(CODES.get(status, IMPLEMENTATION_SPECIFIC), f"HTTP {status}" + (f": {message}" if message else ""))
 
-    def disconnect(self, timeout: float = 5.0) -> None:
+    def halt(self) -> None:
+        if self.http is not None:
+            self.http.close()
+            self.http = None
+
+    def stop(self, timeout: float) -> None:
         if self.http is not None:
             closed = threading.Event()
             self.http.shutdown_future.add_done_callback(lambda _f: closed.set())

@@ -1,4 +1,4 @@
-"""The MQTT 3.1.1 side of Connection: awsiotsdk's mqtt connection over SigV4-signed WebSocket.
+"""The MQTT 3.1.1 transport: awsiotsdk's mqtt connection over SigV4-signed WebSocket (the session signs).
 
 MQTT 3.1.1 has no reason codes: AWS IoT Core refuses a connect or a publish by closing the
 connection. The client tells that from a lost network as well as the protocol allows: the broker
@@ -19,12 +19,12 @@ from typing import Any
 from awscrt import mqtt
 from awsiot import mqtt_connection_builder
 
-from iotnotify import trace
 from iotnotify.allowance import describe_client
 from iotnotify.crt import threadstate
 from iotnotify.errors import ConnectError, DeliveryError, Refused, UsageError
 from iotnotify.messages import Message
-from iotnotify.mqtt.base import ACKED, CLOSED, MQTT311_FAILURE, NOT_ACKED, Connection, OnDone, State
+from iotnotify.mqtt.outcome import ACKED, CLOSED, LOST, MQTT311_FAILURE, OnDone
+from iotnotify.mqtt.session import Session
 from iotnotify.properties import Properties
 from iotnotify.trace import log
 
@@ -37,24 +37,36 @@ MQTT311_PING_TIMEOUT_MS = 3000  # awscrt.mqtt.Connection's default wait for a PI
 BACK_WITHIN = 2.0  # s: ...if the reconnection came within this (beyond the least delay): the broker is there
 
 
-class Mqtt311Connection(Connection):
+class Mqtt311Transport:
     """awscrt.mqtt.Connection (MQTT 3.1.1): a clean session, or a persistent one with --session."""
 
+    scheme, has_client_id, paced = "wss", True, True
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.options = session.options
+        self._suspects: list[OnDone] = []  # publishes lost right after they were sent: refused, or not?
+        self._suspects_lock = threading.Lock()
+        self._hangup_at = 0.0  # when the broker last closed the connection cleanly
+        self._connected_at = time.monotonic()
+        self._flaps = 0
+        self.connection = self._build()
+
     def _build(self) -> mqtt.Connection:
-        generation = self.generation
+        current, options = self.session.current, self.options
 
         def guarded(handler: Callable[..., None]) -> Callable[..., None]:
-            """`handler`, called only while this connection object is the current one (see renew)."""
-            return lambda *args, **kwargs: handler(*args, **kwargs) if generation == self.generation else None
+            """`handler`, called only while this transport is its session's (see Session._renew)."""
+            return lambda *args, **kwargs: handler(*args, **kwargs) if current(self) else None
 
         connection = mqtt_connection_builder.websockets_with_default_aws_signing(
-            **self.builder_args(), clean_session=not self.options.session, keep_alive_secs=self.options.keep_alive,
-            ping_timeout_ms=min(MQTT311_PING_TIMEOUT_MS, self.options.keep_alive * 500) or MQTT311_PING_TIMEOUT_MS,
+            **self.session.signing_args(), clean_session=not options.session, keep_alive_secs=options.keep_alive,
+            ping_timeout_ms=min(MQTT311_PING_TIMEOUT_MS, options.keep_alive * 500) or MQTT311_PING_TIMEOUT_MS,
             will=self._will(),
-            reconnect_min_timeout_secs=max(int(self.options.min_reconnect_delay), 1),
-            reconnect_max_timeout_secs=max(int(self.options.max_reconnect_delay), 1),
+            reconnect_min_timeout_secs=max(int(options.min_reconnect_delay), 1),
+            reconnect_max_timeout_secs=max(int(options.max_reconnect_delay), 1),
             on_connection_interrupted=guarded(self._interrupted), on_connection_resumed=guarded(self._resumed))
-        if self.on_message is not None:
+        if self.session.on_message is not None:
             connection.on_message(guarded(self._received))
         return connection
 
@@ -66,43 +78,40 @@ class Mqtt311Connection(Connection):
             raise UsageError("--will-delay needs MQTT 5: --protocol 3.1.1 has no will delay")
         return mqtt.Will(will.topic, mqtt.QoS(will.qos), will.payload, will.retain)
 
-    def connect(self) -> None:
-        self._suspects: list[OnDone] = []  # publishes lost right after they were sent: refused, or not?
-        self._suspects_lock = threading.Lock()
-        self._hangup_at = 0.0  # when the broker last closed the connection cleanly
-        self._connected_at = time.monotonic()
-        self._flaps = 0
-        self.connection = self._build()
-        self.on_state(State.CONNECTING, 1)
+    def start(self, persist: bool = False) -> None:
+        """Connect (awscrt's connection makes a first connection once; after it, it reconnects by
+        itself); with `persist`, try again with backoff until connected or no longer the session's."""
+        session = self.session
+        session.attempting(1)
         log.debug("connecting to wss://%s/mqtt as client id %s (MQTT 3.1.1, keep-alive %d s): %sTLS, WebSocket "
-                  "upgrade, CONNECT", self.where, self.client_id, self.options.keep_alive,
-                  f"CONNECT through proxy {self.proxy.name}, " if self.proxy else "")
-        future = self.connection.connect()
-        done = threading.Event()
-        future.add_done_callback(lambda _f: done.set())
-        try:
-            self._wait_connected(done, future.exception)
-        except ConnectError:
-            error = future.exception() if future.done() else None
-            if self.aws and getattr(error, "name", "") == HANGUP:  # AWS IoT Core's refusal of a CONNECT
-                raise Refused(f"broker {self.where} closed the connection before accepting it (MQTT 3.1.1 cannot "
-                              "say why; AWS IoT Core does so when the keys may not connect as client id "
-                              f"{self.client_id!r}){describe_client(self.keys)}") from None
-            raise
-        log.debug("CONNACK after %.0f ms: session present %s", (time.monotonic() - self._connected_at) * 1000,
-                  future.result().get("session_present"))
+                  "upgrade, CONNECT", session.where, session.client_id, self.options.keep_alive,
+                  f"CONNECT through proxy {session.proxy.name}, " if session.proxy else "")
+        if persist:
+            self._connect_until_connected()
+            return
         self._connected_at = time.monotonic()
-        self._on_socket()
-        self.on_state(State.CONNECTED, 0)
+        self.connection.connect().add_done_callback(self._first)
 
-    def renew(self) -> None:
-        """A new connection, for the client id the new keys allow, subscribed as the old one was;
-        MQTT 3.1.1's clean session cancels what the old one had in flight, as any reconnection does."""
-        generation = self.generation
-        old, self.connection = self.connection, self._build()
-        old.disconnect()
-        delay = self.options.min_reconnect_delay
-        while self.fatal is None and not self.closing and generation == self.generation:
+    def _first(self, future: Future[Any]) -> None:
+        session = self.session
+        error = future.exception()
+        if error is None:
+            log.debug("CONNACK after %.0f ms: session present %s", (time.monotonic() - self._connected_at) * 1000,
+                      future.result().get("session_present"))
+            self._connected_at = time.monotonic()
+            session.connected()
+            session.first_outcome(None)
+        elif session.aws and getattr(error, "name", "") == HANGUP:  # AWS IoT Core's refusal of a CONNECT
+            session.first_outcome(Refused(
+                f"broker {session.where} closed the connection before accepting it (MQTT 3.1.1 cannot say why; "
+                f"AWS IoT Core does so when the keys may not connect as client id {session.client_id!r})"
+                f"{describe_client(session.keys)}"))
+        else:
+            session.first_outcome(error)
+
+    def _connect_until_connected(self) -> None:
+        session, delay = self.session, self.options.min_reconnect_delay
+        while session.fatal is None and not session.closing and session.current(self):
             try:
                 self.connection.connect().result(self.options.connect_timeout)
                 break
@@ -120,40 +129,40 @@ class Mqtt311Connection(Connection):
             self._hangup_at = now
             self._flaps = self._flaps + 1 if now - self._connected_at < SHORT_LIVED else 1
             if self._flaps >= FLAPS:
-                self._fail(ConnectError(
-                    f"broker {self.where} closed the connection {FLAPS} times in a row soon after it was made "
-                    f"(MQTT 3.1.1 cannot say why; AWS IoT Core does so when another client connects as "
-                    f"{self.client_id!r} and takes over, or when the keys do not allow what was sent)"))
+                self.session.fail(ConnectError(
+                    f"broker {self.session.where} closed the connection {FLAPS} times in a row soon after it was "
+                    "made (MQTT 3.1.1 cannot say why; AWS IoT Core does so when another client connects as "
+                    f"{self.session.client_id!r} and takes over, or when the keys do not allow what was sent)"))
                 connection.disconnect()
                 return
-        self.on_state(State.RECONNECTING, 0)
+        self.session.lost()
 
     def _judge(self, refused: bool) -> None:
         """Settle the publishes lost when the connection closed: refused (CLOSED) if the broker took
-        the reconnection at once, else lost with the network (NOT_ACKED)."""
+        the reconnection at once, else lost with the network (LOST)."""
         with self._suspects_lock:
             suspects, self._suspects = self._suspects, []
         for on_done in suspects:
-            on_done(CLOSED if refused else NOT_ACKED)
+            on_done(CLOSED if refused else LOST)
 
     def _resumed(self, connection: mqtt.Connection, return_code: object, session_present: bool, **_: object) -> None:
         log.debug("reconnected: CONNACK %s, session present %s", return_code, session_present)
         self._judge(time.monotonic() - self._hangup_at < self.options.min_reconnect_delay + BACK_WITHIN)
         self._connected_at = time.monotonic()
-        self._on_socket()
         if not session_present:  # a clean session after a reconnection: subscribe again, a filter a packet
-            for filters, qos in self.subscriptions:  # (awscrt's resubscribe_existing_topics sends them all in
-                for topic_filter in filters:  # one SUBSCRIBE, and AWS IoT Core closes the connection over 8)
+            for filters, qos in self.session.subscriptions:  # (awscrt's resubscribe_existing_topics sends them
+                for topic_filter in filters:  # all in one SUBSCRIBE, and AWS IoT Core closes the connection over 8)
                     self.connection.subscribe(topic_filter, mqtt.QoS(qos))
-        self.on_state(State.CONNECTED, 0)
+        self.session.connected()
 
     def _received(self, topic: str, payload: bytes, dup: bool, qos: mqtt.QoS, retain: bool,
                   **_kwargs: object) -> None:
         threadstate.keep()
-        if self.on_message is not None:  # registered only when it is
-            self.on_message(Message(topic, bytes(payload), int(qos), bool(retain)))
+        on_message = self.session.on_message
+        if on_message is not None:  # registered only when it is
+            on_message(Message(topic, bytes(payload), int(qos), bool(retain)))
 
-    def subscribe(self, filters: list[str], qos: int, timeout: float = 20.0) -> list[int]:
+    def subscribe(self, filters: list[str], qos: int, timeout: float) -> list[int]:
         # the Python binding has one filter per SUBSCRIBE: send them all, then collect the SUBACKs
         futures = [self.connection.subscribe(f, mqtt.QoS(qos))[0] for f in filters]
         codes = []
@@ -163,22 +172,18 @@ class Mqtt311Connection(Connection):
             except mqtt.SubscribeError:  # a SUBACK with 0x80: refused
                 codes.append(MQTT311_FAILURE)
             except Exception as e:
-                raise DeliveryError(f"broker {self.where} did not acknowledge the subscription: {e}") from None
-        return self.granted(filters, codes, qos)
+                raise DeliveryError(f"broker {self.session.where} did not acknowledge the subscription: {e}") from None
+        return codes
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone,
-                properties: Properties | None = None) -> None:
+                properties: Properties | None) -> None:
         if properties:
             raise UsageError("MQTT 3.1.1 has no message properties: use --protocol 5")
-        self._pace(topic, payload)
         sent_at = time.monotonic()
-        trace_on = qos and trace.on()
 
         def completed(future: Future[Any]) -> None:
             threadstate.keep()
             error = future.exception()
-            if trace_on:
-                log.debug("PUBLISH to %r: %s", topic, "acknowledged" if error is None else getattr(error, "name", error))
             if error is None:
                 on_done(ACKED)
             elif getattr(error, "name", "") == CANCELLED and time.monotonic() - sent_at < SOON:
@@ -191,14 +196,16 @@ class Mqtt311Connection(Connection):
                     timer.daemon = True
                     timer.start()
             else:
-                on_done(NOT_ACKED)
+                on_done(LOST)
 
         future, _packet_id = self.connection.publish(topic, payload, mqtt.QoS(qos), retain)
         future.add_done_callback(completed)
 
-    def disconnect(self, timeout: float = 5.0) -> None:
+    def halt(self) -> None:
+        self.connection.disconnect()
+
+    def stop(self, timeout: float) -> None:
         log.debug("DISCONNECT to the broker")
-        self.closing = True
         with contextlib.suppress(Exception):  # gone already, or not in time: either way, done with it
             self.connection.disconnect().result(timeout)
-        self.on_state(State.STOPPED, 0)
+        self.session.stopped()

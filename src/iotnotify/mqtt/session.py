@@ -1,0 +1,400 @@
+"""A session with the broker, above one transport at a time, as httpx puts its Client above its
+transports. The session owns what is the same whatever the protocol: the keys and the credentials
+awscrt signs with, a new transport under a new client id when new keys require one (with the QoS 1
+messages it had in flight published again), pacing to AWS IoT Core's limits, the wait for the first
+connection (TLS diagnosed early), what the broker's disconnections mean, and refusals in words.
+A transport (v5.py, v311.py, https.py) moves packets and tells the session what happened."""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from iotnotify import limits, trace
+from iotnotify.allowance import describe, describe_client
+from iotnotify.crt.nodelay import set_nodelay
+from iotnotify.errors import ConnectError, DeliveryError, IotNotifyError, Refused
+from iotnotify.keys import KeySource, TemporaryKeys
+from iotnotify.messages import Message
+from iotnotify.mqtt.diagnose import classify, probe_tls, taken_over
+from iotnotify.mqtt.options import ConnectOptions, client_id_for
+from iotnotify.mqtt.outcome import MQTT311_FAILURE, NOT_AUTHORIZED, SESSION_TAKEN_OVER, Kind, OnDone, Outcome, reason
+from iotnotify.properties import Properties
+from iotnotify.proxy import crt_options, proxy_for
+from iotnotify.settings import Protocol as MqttVersion
+from iotnotify.shown import shown
+from iotnotify.throttle import Pacer
+from iotnotify.trace import log
+
+if TYPE_CHECKING:
+    from awscrt import auth
+
+OnMessage = Callable[[Message], None]
+
+
+class State(enum.StrEnum):
+    """Where a session is; OnState hears each change, with the reconnection attempt's number."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    STOPPED = "stopped"  # disconnect() was called
+    FAILED = "failed"  # the broker ended it for good (Session.fatal says why)
+
+
+OnState = Callable[[State, int], None]
+
+TRANSIENT = {0x80, 0x88, 0x89, 0x8B, 0x8D, 0x98, 0x9C, 0x9D, 0x9F, 0xA0}
+"""DISCONNECT reason codes after which reconnecting may work (the server going away, busy, a keep-alive
+missed...); any other reason code means the broker will refuse the same again: the session fails."""
+NODELAY_POLL = (0.0005, 0.02)  # s between looks for the new socket, doubling (Session._nodelay_early)
+TLS_PROBE_AFTER = 1.5  # s: awscrt reports TLS failures only after a long delay; diagnose sooner
+
+Entry = tuple[str, bytes, int, bool, OnDone, "Properties | None"]  # a QoS 1 message until acknowledged
+
+
+class Transport(Protocol):
+    """What moves the packets of a session: made for one client id, started, stopped, never reused."""
+
+    scheme: str  # "wss" or "https": which proxy applies
+    has_client_id: bool  # False (HTTPS): any keys do, no renewal under a new id
+    paced: bool  # AWS IoT Core's per-connection publish rate applies
+
+    def __init__(self, session: Session) -> None:
+        """A transport for `session`'s keys, options and client id (not connecting yet)."""
+
+    def start(self, persist: bool = False) -> None:
+        """Begin connecting (the session hears how it went); with `persist`, until connected or replaced."""
+
+    def subscribe(self, filters: list[str], qos: int, timeout: float) -> list[int]:
+        """Subscribe; the SUBACK's code for each filter."""
+
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone,
+                properties: Properties | None) -> None:
+        """Hand a message over; `on_done` gets its Outcome, from awscrt's thread."""
+
+    def halt(self) -> None:
+        """Stop at once, from any thread (a callback's too): no DISCONNECT, no waiting."""
+
+    def stop(self, timeout: float) -> None:
+        """DISCONNECT and stop, waiting up to `timeout` seconds."""
+
+
+class Session:
+    """A connected client whatever the transport: connect, subscribe, publish, disconnect (also as a
+    context manager). Under AWS IoT Core's rules it paces its publishes to AWS's limits."""
+
+    def __init__(self, source: KeySource, keys: TemporaryKeys, options: ConnectOptions,
+                 make: type[Transport], on_message: OnMessage | None = None,
+                 on_state: OnState | None = None) -> None:
+        from awscrt import auth
+
+        self.source = source
+        self.keys = keys
+        self.options = options
+        self.client_id = options.client_id or options.session or client_id_for(keys)
+        self.aws = keys.aws_rules
+        self.on_message = on_message  # None: no callback for received messages is registered at all
+        self.on_state = on_state or (lambda _state, _attempt: None)
+        # long-running: hears why the broker ended the connection (which is then made again)
+        self.on_dropped: Callable[[IotNotifyError], None] | None = None
+        self.key_error: IotNotifyError | None = None
+        self.fatal: IotNotifyError | None = None  # why the broker ended the session for good
+        self.reasons: dict[int, str] = {}  # the broker's reason string for each code it ended a connection with
+        self.subscriptions: list[tuple[list[str], int]] = []  # to subscribe again after a clean reconnection
+        self.last_topic: str | None = None
+        self.closing = False  # disconnect() was called: no new transport from now on
+        self.credentials = auth.AwsCredentialsProvider.new_delegate(self._credentials)
+        self._make = make
+        self.proxy = proxy_for(make.scheme, keys.host, options.proxy)
+        self.pacer = Pacer(limits.PUBLISH_RATE, limits.THROUGHPUT) if self.aws and make.paced else None
+        # QoS 1 messages not yet acknowledged, to publish again on a new transport (renewal): only where
+        # that can happen, under AWS rules with a client id of the keys'
+        self._track = self.aws and make.has_client_id and not (options.client_id or options.session)
+        self._inflight: dict[int, Entry] = {}
+        self._inflight_lock = threading.Lock()
+        self._tokens = itertools.count()
+        self._renewing = threading.Event()
+        self._outcome = threading.Event()  # the first connection's outcome came
+        self._error: BaseException | None = None
+        self._trace = trace.on()
+        self.transport: Transport = make(self)
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.disconnect()
+
+    @property
+    def where(self) -> str:
+        """host:port of the broker, for messages."""
+        return f"{self.keys.host}:{self.keys.port}"
+
+    @property
+    def connected_once(self) -> bool:
+        """Whether the first connection's outcome came (later attempts are reconnections)."""
+        return self._outcome.is_set()
+
+    # ---- what a transport tells its session ----------------------------------------------------------
+
+    def first_outcome(self, error: BaseException | None) -> None:
+        """The first connection was made (None) or failed (our error, or awscrt's)."""
+        if not self._outcome.is_set():
+            self._error = error
+            self._outcome.set()
+
+    def attempting(self, attempt: int) -> None:
+        self.on_state(State.RECONNECTING if self._outcome.is_set() else State.CONNECTING, attempt)
+
+    def connected(self) -> None:
+        """A connection was made: no Nagle delay on small messages (crt/nodelay.py)."""
+        set_nodelay(self.keys.port)
+        self.on_state(State.CONNECTED, 0)
+
+    def stopped(self) -> None:
+        self.on_state(State.STOPPED, 0)
+
+    def reconnect_failed(self, refused: bool) -> None:
+        """A reconnection attempt failed (the transport tries again); `refused`: the keys were, so
+        the next attempt fetches new ones."""
+        if refused:
+            self.source.invalidate()
+
+    def lost(self, code: int = 0, text: str | None = None) -> None:
+        """The connection ended (the broker's DISCONNECT reason code, 0 if none or MQTT 3.1.1): made
+        again by the transport, unless the code says the broker would refuse the same again."""
+        if self.closing or self.fatal is not None:
+            return
+        if code < 0x80 or code in TRANSIENT:
+            self.on_state(State.RECONNECTING, 0)
+            return
+        if text:
+            self.reasons.setdefault(code, text)
+        error: IotNotifyError
+        if code == SESSION_TAKEN_OVER:
+            error = taken_over(self.client_id)
+        elif code == NOT_AUTHORIZED:
+            what = f"publish to {self.last_topic!r}" if self.last_topic else "do what it asked"
+            error = Refused(f"broker {self.where} closed the connection: {self.refused_text(what)}")
+        else:
+            error = DeliveryError(f"broker {self.where} closed the connection: {reason(code, text)}"
+                                  + (f" after a publish to {self.last_topic!r}" if self.last_topic else ""))
+        if self.options.long_running and code != SESSION_TAKEN_OVER:
+            # what one message did (a reply the keys may not send, a packet too large) must not end a
+            # command that runs for days: say why, and let the transport connect again
+            if self.on_dropped is not None:
+                self.on_dropped(error)
+            self.on_state(State.RECONNECTING, 0)
+            return
+        self.transport.halt()  # reconnecting would be refused the same way, or take the id back
+        self.fail(error)
+
+    def fail(self, error: IotNotifyError) -> None:
+        """The session ended for a reason that reconnecting cannot mend (refused, taken over):
+        remember why, and tell whoever watches the state ('failed')."""
+        if self.fatal is None:
+            self.fatal = error
+            self.on_state(State.FAILED, 0)
+
+    def keys_refused(self) -> bool:
+        """The broker refused the keys of a request: whether sending it again with new keys may
+        help (these came from the cache: forgotten now), or not (they were fetched just now)."""
+        if self.source.fetches:
+            return False
+        self.source.invalidate()
+        return True
+
+    def current(self, transport: Transport) -> bool:
+        """Whether `transport` is this session's (a replaced one's callbacks are ignored)."""
+        return self.transport is transport
+
+    # ---- keys and credentials -------------------------------------------------------------------------
+
+    def _credentials(self) -> auth.AwsCredentialsProvider:
+        """Called by awscrt at each (re)connection: keys in hand if fresh, else fetched anew."""
+        from awscrt import auth
+
+        try:
+            keys = self.source.get()
+        except IotNotifyError as e:
+            self.key_error = e
+            raise
+        self.key_error = None
+        if self.needs_new_id(keys):  # refused under this id: go on with a new transport, an id of the new keys
+            refused = f"the new keys are for client id {keys.raw.get('clientId')}, not {self.client_id}"
+            if not self._renewing.is_set():
+                self._renewing.set()
+                threading.Thread(target=self._renew, name="iotnotify-renew", daemon=True).start()
+            raise ConnectError(refused)  # this attempt fails; the renewal takes over
+        return auth.AwsCredentials(keys.access_key, keys.secret_key, keys.session_token or None)
+
+    def needs_new_id(self, keys: TemporaryKeys) -> bool:
+        """Whether `keys` (fetched anew at a reconnection) are for another client id than this
+        session's: our endpoint scopes each set of keys to a client id of its own, and AWS IoT Core
+        would refuse the old id. A client id the user chose stays as it is; HTTPS has none."""
+        if not self.transport.has_client_id or self.options.client_id or self.options.session:
+            return False
+        owner = keys.raw.get("clientId")
+        return isinstance(owner, str) and bool(owner) and not self.client_id.startswith(owner + "-")
+
+    def _renew(self) -> None:
+        """A new transport for a client id of the new keys; the old one stopped, and the QoS 1
+        messages it still held published again on the new one (at least once, as always)."""
+        try:
+            if self.fatal is None and not self.closing:
+                self.keys = self.source.get()
+                self.client_id = client_id_for(self.keys)
+                with self._inflight_lock:
+                    resend, self._inflight = list(self._inflight.values()), {}
+                old, self.transport = self.transport, self._make(self)
+                old.halt()
+                self.transport.start(persist=True)
+                for topic, payload, qos, retain, on_done, properties in resend:
+                    self.transport.publish(topic, payload, qos, retain,
+                                           self._tracked((topic, payload, qos, retain, on_done, properties)),
+                                           properties)
+        finally:
+            self._renewing.clear()
+
+    def signing_args(self) -> dict[str, object]:
+        """The awsiotsdk builder arguments both MQTT transports share: where, who, and how to sign."""
+        args = {"endpoint": self.keys.host, "port": self.keys.port, "region": self.keys.region,
+                "credentials_provider": self.credentials, "client_id": self.client_id,
+                "ca_filepath": self.options.ca_file,
+                # the SDK's version in CONNECT's username is for AWS's SDK statistics; building it
+                # imports importlib.metadata and reads the package's metadata on every cold send
+                "enable_metrics_collection": False}
+        if self.proxy is not None:
+            args["http_proxy_options"] = crt_options(self.proxy)
+        return args
+
+    # ---- connecting ----------------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Start the transport and wait for the first connection; ConnectError (or a subclass) if it fails."""
+        self.transport.start()
+        try:
+            self._wait_connected()
+        except BaseException:
+            self.transport.halt()
+            raise
+
+    def _nodelay_early(self, limit: float) -> None:
+        """While the first connection is being made, set TCP_NODELAY on its socket as soon as it
+        exists: otherwise Nagle holds the WebSocket upgrade behind TLS's last small records until
+        the server's delayed ACK."""
+        deadline, pause = time.monotonic() + limit, NODELAY_POLL[0]
+        while time.monotonic() < deadline and not set_nodelay(self.keys.port):
+            if self._outcome.wait(pause):
+                return
+            pause = min(pause * 2, NODELAY_POLL[1])  # soon on loopback, then gently while a far broker answers
+
+    def _wait_connected(self) -> None:
+        """Wait for the first connection's outcome; diagnose a TLS failure early; raise ConnectError."""
+        start, done = time.monotonic(), self._outcome
+        self._nodelay_early(TLS_PROBE_AFTER)
+        if not done.wait(max(TLS_PROBE_AFTER - (time.monotonic() - start), 0)):
+            log.debug("no answer after %.1f s: probing TLS with %s", TLS_PROBE_AFTER, self.where)
+            probe_tls(self.keys.host, self.keys.port, self.options.ca_file, proxy=self.proxy)
+            if not done.wait(max(self.options.connect_timeout - TLS_PROBE_AFTER, 0)):
+                raise ConnectError(f"no answer from broker {self.where} within "
+                                   f"{self.options.connect_timeout:g} s")
+        error = self._error
+        if error is not None:
+            if self.key_error is not None:
+                raise self.key_error
+            if isinstance(error, IotNotifyError):  # already said in our words (a CONNACK's reason)
+                raise error
+            if self.proxy is not None:
+                probe_tls(self.keys.host, self.keys.port, self.options.ca_file, proxy=self.proxy)  # names the proxy
+            raise classify(error, self.where)
+
+    # ---- what commands do ----------------------------------------------------------------------------
+
+    def subscribe(self, filters: list[str], qos: int, timeout: float = 20.0) -> list[int]:
+        """Subscribe; return the SUBACK's code for each filter (0 or 1 granted, 0x80 or more refused);
+        the granted filters are subscribed again after a clean reconnection."""
+        codes = self.transport.subscribe(filters, qos, timeout)
+        for topic_filter, code in zip(filters, codes, strict=False):
+            log.debug("SUBACK %r: %s", topic_filter, f"granted QoS {code}" if code < 0x80 else reason(code))
+        granted = [f for f, code in zip(filters, codes, strict=False) if code < 0x80]
+        if granted:
+            self.subscriptions.append((granted, qos))
+        return codes
+
+    def ready_in(self, size: int) -> float:
+        """Seconds until a message of `size` bytes may be published under AWS IoT Core's limits."""
+        return self.pacer.delay(size) if self.pacer is not None else 0.0
+
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone,
+                properties: Properties | None = None) -> None:
+        """Publish (waiting first if AWS's rate requires), with MQTT 5 `properties` if given;
+        `on_done` gets the message's Outcome."""
+        if self.pacer is not None:
+            self.pacer.wait(len(payload) + len(topic) + 8)  # + fixed header, length, packet id
+        self.last_topic = topic
+        if self._trace:
+            on_done = self._traced(topic, qos, on_done)
+        if qos and self._track:
+            on_done = self._tracked((topic, payload, qos, retain, on_done, properties))
+        self.transport.publish(topic, payload, qos, retain, on_done, properties)
+
+    def _traced(self, topic: str, qos: int, on_done: OnDone) -> OnDone:
+        """`on_done`, after a line of trace for the message's acknowledgement (or its failure)."""
+        def done(outcome: Outcome) -> None:
+            if outcome.kind is Kind.LOST:
+                log.debug("PUBLISH to %r: not acknowledged (the connection was lost)", topic)
+            elif outcome.kind is Kind.CLOSED:
+                log.debug("PUBLISH to %r: the broker closed the connection after it", topic)
+            elif qos:
+                log.debug("PUBACK for %r: %s", topic, reason(outcome.code, outcome.text))
+            on_done(outcome)
+
+        return done
+
+    def _tracked(self, entry: Entry) -> OnDone:
+        """Remember a QoS 1 message until it completes; its completion on a replaced transport is ignored."""
+        token = next(self._tokens)
+        with self._inflight_lock:
+            self._inflight[token] = entry
+
+        def done(outcome: Outcome) -> None:
+            with self._inflight_lock:
+                if self._inflight.pop(token, None) is None:
+                    return  # published again on the transport that replaced this one
+            entry[4](outcome)
+
+        return done
+
+    def disconnect(self, timeout: float = 5.0) -> None:
+        self.closing = True
+        self.transport.stop(timeout)
+
+    # ---- refusals in words ---------------------------------------------------------------------------
+
+    def refused_text(self, action: str, code: int = NOT_AUTHORIZED, text: str | None = None) -> str:
+        """'0x87 not authorized to publish to 'x' (the keys allow topic y)': the end of a refusal,
+        with the broker's reason string if it sent one."""
+        said = text or self.reasons.get(code)
+        return (f"0x{code:02X} not authorized to {action}{describe(self.keys)}"
+                + (f"; the broker said: {shown(said)}" if said else ""))
+
+    def refused_connect_text(self, text: str | None = None) -> str:
+        """'0x87 not authorized to connect as client id 'x' (the keys are for client id y...)'."""
+        said = f"; the broker said: {shown(text)}" if text else ""
+        return f"0x87 not authorized to connect as client id {self.client_id!r}{describe_client(self.keys)}{said}"
+
+    def refusal(self, topic_filter: str, code: int) -> IotNotifyError:
+        """The error for a subscription the broker refused: Refused if not authorized (in MQTT 3.1.1,
+        where 0x80 is all a SUBACK can say, AWS IoT Core's usual reason), else DeliveryError."""
+        if code == NOT_AUTHORIZED or (code == MQTT311_FAILURE and self.options.protocol == MqttVersion.V311):
+            hedge = " (MQTT 3.1.1 cannot say why; AWS IoT Core refuses so when the keys do not allow it)" \
+                if code == MQTT311_FAILURE else ""
+            return Refused("broker refused the subscription: "
+                           + self.refused_text(f"subscribe to {topic_filter!r}", code) + hedge)
+        return DeliveryError(f"broker refused the subscription to {topic_filter!r}: {reason(code)}")
