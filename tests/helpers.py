@@ -343,16 +343,16 @@ def tinyproxy(folder: Path, deny: bool = False):
 
 
 def run_in_process(args: list[str], env: dict[str, str], input: bytes = b"") -> subprocess.CompletedProcess[str]:  # noqa: A002
-    """`iotnotify ARGS` run in this process (cli.run, as main runs it, without the process-wide
-    signal handlers), with `env` as the whole environment and `input` on stdin: for the many quick
+    """`iotnotify ARGS` run in this process (cli.main, as launch.py runs it, without the process's
+    signal handlers and exit), with `env` as the whole environment and `input` on stdin: for the many quick
     tests of what the command refuses, where a new Python per run would cost a third of a second."""
     from click.testing import CliRunner
 
-    from iotnotify.cli import run
+    from iotnotify.cli import main
 
     removed: dict[str, str | None] = {name: None for name in os.environ if name not in env}
     with CliRunner().isolation(input=input, env={**removed, **env}) as (out, err, _):
-        code = run(list(args))
+        code = main(list(args))
         stdout, stderr = out.getvalue(), err.getvalue()
     return subprocess.CompletedProcess(args, code, stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"))
 

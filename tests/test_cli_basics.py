@@ -7,10 +7,25 @@ import click
 import pytest
 
 from iotnotify import __version__
+from tests.helpers import run_in_process
 
 
 def test_version(cli):
-    assert cli.run("--version").stdout.strip() == f"iotnotify, version {__version__}"
+    assert run_in_process(["--version"], cli.env).stdout.strip() == f"iotnotify, version {__version__}"
+
+
+def test_main_returns_the_code_and_leaves_the_process_as_it_was(cli):
+    """cli.main(argv) is the command without the process's part (launch.py's): it returns the exit
+    code, and installs no signal handler or hook on the way."""
+    import signal
+
+    handlers = {name: signal.getsignal(name) for name in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE)}
+    hook = sys.unraisablehook
+    assert run_in_process(["--version"], cli.env).returncode == 0
+    refused = run_in_process(["send", "--qos", "5", "t", "m"], cli.env)
+    assert refused.returncode == 2 and refused.stderr.startswith("iotnotify: error: Invalid value for '--qos'")
+    assert {name: signal.getsignal(name) for name in handlers} == handlers
+    assert sys.unraisablehook is hook
 
 
 def test_python_dash_m_runs_the_same_command(cli):
@@ -21,7 +36,7 @@ def test_python_dash_m_runs_the_same_command(cli):
 
 @pytest.mark.parametrize("command", [[], ["keys"], ["send"], ["subscribe"], ["local"], ["setup-role"]])
 def test_every_command_has_help_with_examples(cli, command):
-    result = cli.run(*command, "--help")
+    result = run_in_process([*command, "--help"], cli.env)
     assert result.returncode == 0
     assert "Examples:" in result.stdout and "iotnotify" in result.stdout
 

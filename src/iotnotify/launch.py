@@ -1,7 +1,8 @@
-"""The `iotnotify` command's entry point: a plain `send` a running agent can take goes to it without
-loading the CLI (click costs more than the rest of such a send: agent/quick.py), as does one
-message over HTTPS (quick_https.py); all else to the CLI, with awscrt's TLS start-up under way
-on another core for the commands that connect (crt/warmup.py)."""
+"""The `iotnotify` process: a plain `send` a running agent can take goes to it without loading the
+CLI (click costs more than the rest of such a send: agent/quick.py), as does one message over HTTPS
+(quick_https.py); all else to the CLI (`cli.main(argv)`, which returns the exit code), with awscrt's
+TLS start-up under way on another core for the commands that connect (crt/warmup.py). What belongs
+to the process is here: its signal handling, its hook for errors in awscrt's callbacks, its exit."""
 
 from __future__ import annotations
 
@@ -22,8 +23,46 @@ def main() -> None:
 
         start()  # they connect: TLS's start-up on another core while click and the rest are imported
     from iotnotify.cli import main as cli_main
+    from iotnotify.cli.terminal import ends_quickly
+    from iotnotify.interrupts import interrupt_on_signals
 
-    cli_main()
+    interrupt_on_signals()
+    _quiet_callback_errors()
+    code = cli_main(argv)
+    if ends_quickly():
+        _end_now_if_alone(code)
+    sys.exit(code)
+
+
+def _quiet_callback_errors() -> None:
+    """An exception raised in a callback on awscrt's threads (the keys source refusing a reconnection
+    attempt, say) reaches the command through the session's state; Python would also print it with
+    a traceback ("Exception ignored in ..."): nothing for our own errors, one line for a bug."""
+    import os
+    from typing import Any
+
+    from iotnotify import errors
+    from iotnotify.shown import shown
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, errors.IotNotifyError):
+            return
+        if os.environ.get("IOTNOTIFY_DEBUG"):
+            sys.__unraisablehook__(unraisable)
+            return
+        error = unraisable.exc_value
+        sys.stderr.write(f"iotnotify: internal error in a callback: {type(error).__name__}: {shown(str(error))}\n")
+
+    sys.unraisablehook = hook
+
+
+def _end_now_if_alone(code: int) -> None:
+    """End at once (terminal.end_quickly), unless a thread of ours still runs (then as usual, which
+    waits for it)."""
+    import threading
+
+    if threading.active_count() == 1:
+        _end_now(code)
 
 
 def _end_now(code: int) -> None:
@@ -34,6 +73,8 @@ def _end_now(code: int) -> None:
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        pass
+        from iotnotify.cli.terminal import quiet_stdout
+
+        quiet_stdout()
     sys.stderr.flush()
     os._exit(code)

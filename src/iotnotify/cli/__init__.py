@@ -1,4 +1,4 @@
-"""The `iotnotify` command: the group, shared flags, and `main`, which maps errors to exit codes.
+"""The `iotnotify` command: the group, shared flags, and `main(argv)`, which maps errors to exit codes.
 
 The commands live in client.py (keys, send, subscribe), tail.py, rpc.py (request, respond), agent.py
 (agent start|stop|status) and admin.py (local, setup-role),
@@ -9,15 +9,13 @@ options.py, what they say on stderr in terminal.py.
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any
 
 import click
 
 from iotnotify import __version__, errors
 from iotnotify.cli.options import CONTEXT, group_options
-from iotnotify.cli.terminal import ends_quickly, quiet_stdout
-from iotnotify.interrupts import interrupt_on_signals
+from iotnotify.cli.terminal import quiet_stdout
 from iotnotify.shown import LINE, shown
 
 COMMANDS = {"keys": "client:keys_command", "send": "client:send_command", "subscribe": "client:subscribe_command",
@@ -64,36 +62,10 @@ def cli(**_flags: Any) -> None:
     """
 
 
-def _quiet_callback_errors() -> None:
-    """An exception raised in a callback on awscrt's threads (the keys source refusing a reconnection
-    attempt, say) reaches the command through the connection's state; Python would also print it
-    with a traceback ("Exception ignored in ..."): nothing for our own errors, one line for a bug."""
-
-    def hook(unraisable: Any) -> None:
-        if isinstance(unraisable.exc_value, errors.IotNotifyError):
-            return
-        if os.environ.get("IOTNOTIFY_DEBUG"):
-            sys.__unraisablehook__(unraisable)
-            return
-        error = unraisable.exc_value
-        click.echo(f"iotnotify: internal error in a callback: {type(error).__name__}: {shown(str(error))}", err=True)
-
-    sys.unraisablehook = hook
-
-
-def main() -> None:
-    """Entry point: run the command with the process's signal handling; exit with its code."""
-    interrupt_on_signals()
-    _quiet_callback_errors()
-    code = run()
-    if ends_quickly():
-        _end_now(code or 0)
-    sys.exit(code or 0)
-
-
-def run(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Run the command `argv` (default: the process's arguments) in this process; turn every
-    failure into one line on stderr and return the exit code (what the tests drive in-process)."""
+    failure into one line on stderr and return the exit code. It leaves nothing behind: no exit,
+    no signal handler, no hook (the process's part is launch.py's), so tests drive it in-process."""
     try:
         code = cli.main(argv, prog_name="iotnotify", standalone_mode=False)
     except errors.IotNotifyError as e:
@@ -119,19 +91,3 @@ def run(argv: list[str] | None = None) -> int:
                    err=True)
         code = errors.ExitStatus.INTERNAL
     return int(code or 0)
-
-
-def _end_now(code: int) -> None:
-    """End the process at once (terminal.end_quickly), its output flushed, unless a thread of ours
-    still runs (then as usual, which waits for it)."""
-    import threading
-
-    if threading.active_count() > 1:
-        return
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        quiet_stdout()
-    sys.stderr.flush()
-    os._exit(code)
-
