@@ -32,7 +32,7 @@ class Inbox:
     Or, after deliver_to(), no queue for the messages: each goes to a function in the thread that
     received it, and the consumer only waits for the end (wait()). Handing every message from
     awscrt's thread to the consumer's costs a wake-up and two GIL hand-overs whenever the consumer
-    keeps up: 30% of a plain `subscribe`'s CPU per message (bench/README.md, Round two, 7)."""
+    keeps up: a good part of a plain `subscribe`'s CPU per message (bench/README.md, "Subscribe")."""
 
     def __init__(self, limit: int = QUEUE_LIMIT, on_full: Callable[[Message], None] | None = None,
                  limit_bytes: int = QUEUE_BYTES) -> None:

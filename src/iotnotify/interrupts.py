@@ -4,7 +4,7 @@ for the CLI's main and for a send through the agent (agent/quick.py), which does
 from __future__ import annotations
 
 # `signal` is `_signal` wrapped in enums: importing it (and enum, functools, collections) was a
-# quarter of a send through the agent's imports (3 of 12 ms, `python -X importtime`). The
+# quarter of a send through the agent's imports (`python -X importtime`). The
 # functions here take and give plain numbers, which is all this needs. Type checkers have no
 # stub for it: they read signal's, the same functions.
 TYPE_CHECKING = False  # not typing's: a send through the agent imports neither typing nor enum

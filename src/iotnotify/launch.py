@@ -67,7 +67,7 @@ def _end_now_if_alone(code: int) -> None:
 
 def _end_now(code: int) -> None:
     """End at once, output flushed: the interpreter's finalization tears down awscrt's native
-    objects and threads after an HTTPS send, 40-50 ms for nothing (cli/terminal.end_quickly)."""
+    objects and threads after an HTTPS send, for nothing (cli/terminal.end_quickly)."""
     import os
 
     try:

@@ -3,7 +3,7 @@ reads its lines with it too, agent/quick.py)."""
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing costs a send through an agent 10 ms: agent/__init__.py
+TYPE_CHECKING = False  # not typing: too dear for the quick paths (bench/README.md, "Cold send")
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import BinaryIO

@@ -88,9 +88,8 @@ class OutputStyle:
     @property
     def cheap(self) -> bool:
         """Whether a message renders by concatenation alone (the payload, -v): cheap enough to be
-        written by the thread that received it. --json, --pretty and templates cost 2-4 us a
-        message, which the writing thread does better in parallel with awscrt's (bench/README.md,
-        Round two, 7)."""
+        written by the thread that received it. --json, --pretty and templates cost more, which the
+        writing thread does better in parallel with awscrt's (bench/README.md, "Subscribe")."""
         return not (self.json_lines or self.pretty or self.template is not None)
 
 

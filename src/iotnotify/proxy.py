@@ -74,8 +74,8 @@ def proxy_for(scheme: str, host: str, explicit: str | None, env: Mapping[str, st
 
 
 def _bypassed(host: str, env: Mapping[str, str]) -> bool:
-    """NO_PROXY (or no_proxy) names `host` (urllib's matching; urllib.request costs 20 ms to import,
-    so only when there is a NO_PROXY to match)."""
+    """NO_PROXY (or no_proxy) names `host` (urllib's matching; urllib.request is dear to import, so
+    only when there is a NO_PROXY to match)."""
     no_proxy = env.get("no_proxy") or env.get("NO_PROXY")
     if not no_proxy:
         return False
@@ -87,7 +87,7 @@ def _bypassed(host: str, env: Mapping[str, str]) -> bool:
 def tunnel(proxy: Proxy, host: str, port: int, timeout: float) -> socket.socket:
     """A socket through `proxy` to host:port (HTTP CONNECT), the proxy's answer in `timeout`
     seconds in all; ConnectError naming the proxy if it cannot be reached, refuses, or is too slow."""
-    import socket  # here: a send over HTTPS needs none (socket.py costs it 10 ms)
+    import socket  # here: a send over HTTPS needs none, and socket.py is dear to import
 
     from iotnotify.deadline import Deadline
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import sys
 
-TYPE_CHECKING = False  # typing costs a send through an agent 10 ms: agent/__init__.py
+TYPE_CHECKING = False  # not typing: too dear for the quick paths (bench/README.md, "Cold send")
 if TYPE_CHECKING:
     from typing import Any
 
@@ -29,7 +29,7 @@ def https_send(options: dict[str, Any]) -> int | None:
         return None  # the CLI's: MQTT, --debug, an agent to start
     from iotnotify.crt import warmup
 
-    warmup.start()  # TLS's 50-60 ms of start-up on another core while the rest is imported
+    warmup.start()  # TLS's start-up on another core while the rest is imported
     from iotnotify import errors
     from iotnotify.settings import from_environment
     from iotnotify.via import goes_over_https
@@ -84,7 +84,7 @@ def read_message(options: dict[str, Any]) -> Any:
         if "file" in options:
             if options["file"] == "-":
                 return [stdin.read()]
-            with open(options["file"], "rb") as f:  # noqa: PTH123 - pathlib costs this path 8 ms
+            with open(options["file"], "rb") as f:  # noqa: PTH123 - pathlib is dear to import on this path
                 return [f.read()]
         if "stdin" in options:
             return [stdin.read()]

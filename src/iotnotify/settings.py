@@ -197,7 +197,7 @@ def read_config(path: Path) -> dict[str, Any]:
         return {}
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e}") from None
-    import tomllib  # its regular expressions cost 3-7 ms: only when there is a file to parse
+    import tomllib  # its regular expressions are dear to compile: only when there is a file to parse
 
     try:
         with f:

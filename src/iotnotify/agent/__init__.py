@@ -5,8 +5,8 @@ background.
 
 Where an agent's socket lives, which agent serves which settings, and the routes that let a plain
 `send` find its agent without resolving settings are here. The client side imports this module on
-every `send`, so it imports nothing heavy (no pathlib, dataclasses, typing: each costs a plain send
-through an agent 10-30 ms on a small machine, bench/README.md).
+every `send`, so it imports nothing heavy (no pathlib, dataclasses, typing: each is a good part of
+a plain send through an agent on a small machine, bench/README.md).
 """
 
 from __future__ import annotations

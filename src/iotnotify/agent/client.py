@@ -3,7 +3,7 @@ agent says the broker acknowledged it, so that nothing the agent did not confirm
 gets it) even if the agent dies. No awscrt here: this is what makes a send through an agent quick.
 
 It imports only what a plain send needs (agent/__init__.py says why): `_socket`, the C module
-`socket` wraps (socket.py's enums and selectors cost 15 ms), no json (wire.py), and threading only
+`socket` wraps (not socket.py, whose enums and selectors are dear), no json (wire.py), and threading only
 for a stream (-l), whose acknowledgements are read while it writes; a whole message is written,
 then its answers read, in one thread. Our errors are imported when one is raised.
 """
@@ -31,7 +31,7 @@ from iotnotify.agent.wire import (
     value_frame,
 )
 
-TYPE_CHECKING = False  # typing costs a send through an agent 10 ms: agent/__init__.py
+TYPE_CHECKING = False  # not typing: too dear for the quick paths (bench/README.md, "Cold send")
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import Any

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
-TYPE_CHECKING = False  # typing costs a send through an agent 10 ms: agent/__init__.py
+TYPE_CHECKING = False  # not typing: too dear for the quick paths (bench/README.md, "Cold send")
 if TYPE_CHECKING:
     from typing import Any
 

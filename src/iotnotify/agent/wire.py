@@ -7,7 +7,7 @@ the broker acknowledged), REJECTED (a message refused before sending), VERDICT (
 ended, as `send` would have raised it), and STATUS's answer as a VERDICT.
 
 Structured bodies are `marshal`ed dicts of plain values: marshal is built in, where json would
-import `re` (10-15 ms of a send through the agent on a small machine). Only this user's processes
+import `re` (a good part of a send through the agent on a small machine). Only this user's processes
 reach the socket (agent/__init__.py), and both ends are this iotnotify; marshal's format 4 is read
 by every Python 3.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import marshal
 
-TYPE_CHECKING = False  # typing costs a send through an agent 10 ms: agent/__init__.py
+TYPE_CHECKING = False  # not typing: too dear for the quick paths (bench/README.md, "Cold send")
 if TYPE_CHECKING:
     from typing import Any, Protocol
 

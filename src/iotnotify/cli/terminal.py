@@ -65,8 +65,8 @@ class _Exit:
 def end_quickly() -> None:
     """Let main() end this process with os._exit once the command returned: for `send`, whose
     connections are closed (DISCONNECT sent, awscrt's client stopped) before it returns, the
-    interpreter's finalization (awscrt's native threads and objects torn down) cost 40-50 ms of a
-    0.35 s cold send (bench/README.md)."""
+    interpreter's finalization (awscrt's native threads and objects torn down) is a good part of a
+    cold send (bench/README.md, "Cold send")."""
     _Exit.quick = True
 
 

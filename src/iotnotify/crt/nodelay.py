@@ -2,9 +2,9 @@
 
 awscrt's socket options have no TCP_NODELAY, so its sockets keep Nagle's algorithm: a small
 write (a PUBLISH) waits while an earlier one (the PUBACK of a received message) is not yet
-acknowledged, and the broker's side acknowledges late (delayed ACK, 40 ms on Linux). Measured
-on publish-to-receive latency through the local stack: p99 44 ms, 0.4 ms with TCP_NODELAY on both
-ends (bench/README.md). Every MQTT client we compare with sets it (paho, mosquitto_pub, MQTT.js).
+acknowledged, and the broker's side acknowledges late (delayed ACK, 40 ms on Linux): latency and
+a cold send's connection pay for it (bench/README.md, "Shortcuts"). Every MQTT client we compare
+with sets it (paho, mosquitto_pub, MQTT.js).
 
 The socket is awscrt's, so we find it among the process's open descriptors: a TCP socket whose
 peer is the broker's port.
@@ -37,7 +37,7 @@ def set_nodelay(peer_port: int) -> int:
         return 0
     import socket
 
-    # os, not pathlib: this is polled every 0.5 ms while a connection is made
+    # os, not pathlib: this is polled often while a connection is made
     folder = next((f for f in FD_FOLDERS if os.path.isdir(f)), None)  # noqa: PTH112
     if folder is None:
         return 0

@@ -2,8 +2,8 @@
 
 Importing awscrt's native module `_awscrt` initializes s2n-tls (on Linux), and with it AWS-LC's
 random generator, seeded from CPU jitter entropy (`tree_jitter_initialize_once` in `perf`), and
-loads the system's CA store: 50-60 ms of one core, more than half of the import, all of it
-holding the GIL. `_awscrt` exports `s2n_disable_atexit` and `s2n_init`: `start()` calls them
+loads the system's CA store: more than half of the import, all of it holding the GIL
+(bench/README.md, "Cold send"). `_awscrt` exports `s2n_disable_atexit` and `s2n_init`: `start()` calls them
 through ctypes, which lets go of the GIL, in a thread, so the main thread goes on importing
 settings, keys and the CLI meanwhile. Whatever imports `_awscrt` first waits for that thread (a
 finder at the head of sys.meta_path), so no import can overlap the initialization; a command that
@@ -32,7 +32,7 @@ import sys
 
 from iotnotify.crt import checked, switched_off
 
-TYPE_CHECKING = False  # typing costs the quick paths 7 ms
+TYPE_CHECKING = False  # not typing: too dear for the quick paths (bench/README.md, "Cold send")
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from importlib.machinery import ModuleSpec
@@ -50,7 +50,7 @@ def start() -> bool:
     ctypes is imported here, not in the thread: the waiting finder holds the import lock."""
     if _running or "_awscrt" in sys.modules or _unfit():
         return False
-    import _thread  # threading costs 5 ms more
+    import _thread  # not threading: more to import, for nothing here
     import atexit
     import ctypes
     from importlib.machinery import PathFinder
