@@ -160,8 +160,7 @@ class Publisher:
         if refusal is None:
             return ""
         if refusal.kind is Kind.CLOSED:
-            return ("the broker closed the connection after the publish (MQTT 3.1.1 cannot say why; AWS IoT Core "
-                    f"does so when the keys may not publish to {self.refused_topic!r}){describe(self.connection.keys)}")
+            return closed_text(self.refused_topic, self.connection)
         if refusal.not_authorized:
             return self.connection.refused_text(f"publish to {self.refused_topic!r}", text=refusal.text)
         return reason_text(refusal.code, refusal.text)
@@ -203,6 +202,12 @@ class Publisher:
                     break
                 self._lock.wait(min(remaining, 0.5))
         return self.result()
+
+
+def closed_text(topic: str, session: Session) -> str:
+    """What a connection closed right after a publish means (MQTT 3.1.1's only way to refuse one)."""
+    return ("the broker closed the connection after the publish (MQTT 3.1.1 cannot say why; AWS IoT Core does so "
+            f"when the keys may not publish to {topic!r}){describe(session.keys)}")
 
 
 def open_connections(source: KeySource, options: ConnectOptions, count: int, stack: ExitStack) -> list[Session]:
@@ -354,6 +359,8 @@ def publish_one(connection: Session, topic: str, payload: bytes, qos: int, prope
     if not done.wait(timeout):
         raise DeliveryError(f"the broker did not acknowledge the message to {topic!r} within {timeout:g} s")
     outcome = outcomes[0]
+    if outcome.kind is Kind.CLOSED:
+        raise Refused(f"broker refused the message: {closed_text(topic, connection)}")
     if outcome.not_authorized:
         raise Refused(f"broker refused the message: {connection.refused_text(f'publish to {topic!r}', text=outcome.text)}")
     if outcome.kind is Kind.LOST:

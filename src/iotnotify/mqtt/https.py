@@ -49,7 +49,7 @@ class HttpsTransport:
     """Publishes each message as an HTTPS request; no subscriptions, no client id, no will."""
 
     # AWS's per-connection publish rate is MQTT's; HTTPS requests have an account's
-    scheme, has_client_id, paced = "https", False, False
+    scheme, has_client_id, paced, start_blocks = "https", False, False, False
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -65,6 +65,7 @@ class HttpsTransport:
 
         session = self.session
         started = time.monotonic()
+        session.attempting(1)
         log.debug("connecting to https://%s: %sTLS", session.where,
                   f"CONNECT through proxy {session.proxy.name}, " if session.proxy else "")
         tls = crt_io.TlsContextOptions()

@@ -22,7 +22,16 @@ from iotnotify.keys import KeySource, TemporaryKeys
 from iotnotify.messages import Message
 from iotnotify.mqtt.diagnose import classify, probe_tls, taken_over
 from iotnotify.mqtt.options import ConnectOptions, client_id_for
-from iotnotify.mqtt.outcome import MQTT311_FAILURE, NOT_AUTHORIZED, SESSION_TAKEN_OVER, Kind, OnDone, Outcome, reason
+from iotnotify.mqtt.outcome import (
+    LOST,
+    MQTT311_FAILURE,
+    NOT_AUTHORIZED,
+    SESSION_TAKEN_OVER,
+    Kind,
+    OnDone,
+    Outcome,
+    reason,
+)
 from iotnotify.properties import Properties
 from iotnotify.proxy import crt_options, proxy_for
 from iotnotify.settings import Protocol as MqttVersion
@@ -63,12 +72,15 @@ class Transport(Protocol):
     scheme: str  # "wss" or "https": which proxy applies
     has_client_id: bool  # False (HTTPS): any keys do, no renewal under a new id
     paced: bool  # AWS IoT Core's per-connection publish rate applies
+    start_blocks: bool  # start(persist=True) blocks until connected (a client that does not reconnect by itself)
 
     def __init__(self, session: Session) -> None:
         """A transport for `session`'s keys, options and client id (not connecting yet)."""
 
     def start(self, persist: bool = False) -> None:
-        """Begin connecting (the session hears how it went); with `persist`, until connected or replaced."""
+        """Begin connecting (the session hears how it went). With `persist` (a renewal), go on until
+        connected; a transport whose client does not reconnect by itself (MQTT 3.1.1) blocks until
+        then, or until the session closes or replaces it."""
 
     def subscribe(self, filters: list[str], qos: int, timeout: float) -> list[int]:
         """Subscribe; the SUBACK's code for each filter."""
@@ -78,7 +90,7 @@ class Transport(Protocol):
         """Hand a message over; `on_done` gets its Outcome, from awscrt's thread."""
 
     def halt(self) -> None:
-        """Stop at once, from any thread (a callback's too): no DISCONNECT, no waiting."""
+        """Stop at once, from any thread (a callback's too), waiting for nothing."""
 
     def stop(self, timeout: float) -> None:
         """DISCONNECT and stop, waiting up to `timeout` seconds."""
@@ -119,9 +131,12 @@ class Session:
         self._inflight_lock = threading.Lock()
         self._tokens = itertools.count()
         self._renewing = threading.Event()
+        self._swap = threading.Lock()  # the transport replaced (renewal) or stopped (disconnect), one at a time
+        self._retired: Transport | None = None  # the transport being replaced: its callbacks no longer count
         self._outcome = threading.Event()  # the first connection's outcome came
+        self._outcome_lock = threading.Lock()
         self._error: BaseException | None = None
-        self._trace = trace.on()
+        self._trace = trace.on() and make.scheme == "wss"  # the HTTPS transport traces its requests itself
         self.transport: Transport = make(self)
 
     def __enter__(self) -> Session:
@@ -144,9 +159,10 @@ class Session:
 
     def first_outcome(self, error: BaseException | None) -> None:
         """The first connection was made (None) or failed (our error, or awscrt's)."""
-        if not self._outcome.is_set():
-            self._error = error
-            self._outcome.set()
+        with self._outcome_lock:
+            if not self._outcome.is_set():
+                self._error = error
+                self._outcome.set()
 
     def attempting(self, attempt: int) -> None:
         self.on_state(State.RECONNECTING if self._outcome.is_set() else State.CONNECTING, attempt)
@@ -211,7 +227,7 @@ class Session:
 
     def current(self, transport: Transport) -> bool:
         """Whether `transport` is this session's (a replaced one's callbacks are ignored)."""
-        return self.transport is transport
+        return self.transport is transport and transport is not self._retired
 
     # ---- keys and credentials -------------------------------------------------------------------------
 
@@ -246,18 +262,29 @@ class Session:
         """A new transport for a client id of the new keys; the old one stopped, and the QoS 1
         messages it still held published again on the new one (at least once, as always)."""
         try:
-            if self.fatal is None and not self.closing:
-                self.keys = self.source.get()
-                self.client_id = client_id_for(self.keys)
-                with self._inflight_lock:
+            if self.fatal is not None or self.closing:
+                return
+            keys = self.source.get()
+            with self._swap:
+                if self.fatal is not None or self.closing:
+                    return
+                self._retired = old = self.transport  # its callbacks stop counting before anything changes
+                self.keys, self.client_id = keys, client_id_for(keys)
+                with self._inflight_lock:  # what the old one holds; what comes from now on is the new one's
                     resend, self._inflight = list(self._inflight.values()), {}
-                old, self.transport = self.transport, self._make(self)
+                new = self.transport = self._make(self)
                 old.halt()
-                self.transport.start(persist=True)
-                for topic, payload, qos, retain, on_done, properties in resend:
-                    self.transport.publish(topic, payload, qos, retain,
-                                           self._tracked((topic, payload, qos, retain, on_done, properties)),
-                                           properties)
+                if not new.start_blocks:
+                    new.start(persist=True)  # returns at once: under the lock, so disconnect() stops it
+            if new.start_blocks:
+                new.start(persist=True)  # until connected, or the session closes
+            with self._swap:
+                go_on = self.fatal is None and not self.closing and self.current(new)
+            for entry in resend:
+                if go_on:
+                    new.publish(*entry[:4], self._tracked(entry), entry[5])
+                else:
+                    entry[4](LOST)
         finally:
             self._renewing.clear()
 
@@ -281,6 +308,7 @@ class Session:
         try:
             self._wait_connected()
         except BaseException:
+            self.closing = True  # given up: nothing it hears from now on counts
             self.transport.halt()
             raise
 
@@ -372,8 +400,10 @@ class Session:
         return done
 
     def disconnect(self, timeout: float = 5.0) -> None:
-        self.closing = True
-        self.transport.stop(timeout)
+        self.closing = True  # first: a renewal under way gives up
+        with self._swap:
+            transport = self.transport
+        transport.stop(timeout)
 
     # ---- refusals in words ---------------------------------------------------------------------------
 

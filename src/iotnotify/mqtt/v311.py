@@ -40,7 +40,7 @@ BACK_WITHIN = 2.0  # s: ...if the reconnection came within this (beyond the leas
 class Mqtt311Transport:
     """awscrt.mqtt.Connection (MQTT 3.1.1): a clean session, or a persistent one with --session."""
 
-    scheme, has_client_id, paced = "wss", True, True
+    scheme, has_client_id, paced, start_blocks = "wss", True, True, True
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -95,6 +95,10 @@ class Mqtt311Transport:
     def _first(self, future: Future[Any]) -> None:
         session = self.session
         error = future.exception()
+        if session.closing or not session.current(self):  # given up meanwhile (a timeout): not wanted now
+            if error is None:
+                self.connection.disconnect()
+            return
         if error is None:
             log.debug("CONNACK after %.0f ms: session present %s", (time.monotonic() - self._connected_at) * 1000,
                       future.result().get("session_present"))

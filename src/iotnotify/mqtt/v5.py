@@ -69,7 +69,7 @@ def ping_timeout_ms(keep_alive: int) -> int | None:
 class Mqtt5Transport:
     """awscrt.mqtt5.Client with AWS IoT Core flow control on for AWS endpoints only."""
 
-    scheme, has_client_id, paced = "wss", True, True
+    scheme, has_client_id, paced, start_blocks = "wss", True, True, False
 
     def __init__(self, session: Session) -> None:
         self.session = session
