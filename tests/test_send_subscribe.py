@@ -347,67 +347,125 @@ def _message(n: int):  # type: ignore[no-untyped-def]
     return Message("t", b"%d" % n)
 
 
-def test_the_inbox_delivers_what_was_queued_first_then_each_where_it_arrives():
-    """Inbox.deliver_to: the messages queued before it (retained ones after the SUBACK) go first, in
-    order, then each in the receiving thread; wait() raises how the stream ended."""
+def _waiting(inbox):  # type: ignore[no-untyped-def]
+    """inbox.wait() in a thread; what ended it."""
     import threading
 
-    from iotnotify.errors import ConnectError
-    from iotnotify.inbox import Inbox
-
-    inbox, got = Inbox(), []
-    inbox.put(_message(0))
-    inbox.put(_message(1))
-    inbox.deliver_to(lambda m: got.append((m.payload, threading.current_thread().name)))
-    receiver = threading.Thread(target=lambda: [inbox.put(_message(n)) for n in range(2, 5)], name="receiver")
-    receiver.start()
-    receiver.join()
-    main = threading.current_thread().name
-    assert got == [(b"0", main), (b"1", main), (b"2", "receiver"), (b"3", "receiver"), (b"4", "receiver")]
-    inbox.fail(ConnectError("connection lost"))
-    with pytest.raises(ConnectError, match="connection lost"):
-        inbox.wait()
-
-
-def test_a_lone_message_is_flushed_at_once_and_a_burst_once_a_millisecond():
-    """deliver_to(deliver, flush): a write to the pipe per burst, not per message (a reader such as
-    `| grep` wakes once for many lines); a message on its own goes out in the receiving thread
-    before put() returns; the waiting thread flushes the rest of a burst."""
-    import threading
-
-    from iotnotify.errors import ConnectError
-    from iotnotify.inbox import Inbox
-
-    inbox, got, flushed = Inbox(), [], []
-    inbox.deliver_to(got.append, lambda: flushed.append(len(got)))
     ended: list[BaseException] = []
 
     def wait() -> None:
         try:
             inbox.wait()
-        except ConnectError as e:
+        except BaseException as e:
             ended.append(e)
 
     waiter = threading.Thread(target=wait, daemon=True)
     waiter.start()
+    return waiter, ended
+
+
+def test_the_inbox_renders_what_was_queued_first_then_each_where_it_arrives():
+    """Inbox.deliver_to: the messages queued before it (retained ones after the SUBACK) go first, in
+    order, rendered then; then each is rendered in the receiving thread; wait() writes and raises
+    how the stream ended."""
+    import threading
+
+    from iotnotify.errors import ConnectError
+    from iotnotify.inbox import Inbox
+
+    inbox, rendered, written = Inbox(), [], []
+
+    def render(message) -> bytes:  # type: ignore[no-untyped-def]
+        rendered.append((message.payload, threading.current_thread().name))
+        return message.payload + b"\n"
+
+    inbox.put(_message(0))
+    inbox.put(_message(1))
+    inbox.deliver_to(render, written.append)
+    receiver = threading.Thread(target=lambda: [inbox.put(_message(n)) for n in range(2, 5)], name="receiver")
+    receiver.start()
+    receiver.join()
+    main = threading.current_thread().name
+    assert rendered == [(b"0", main), (b"1", main), (b"2", "receiver"), (b"3", "receiver"), (b"4", "receiver")]
+    waiter, ended = _waiting(inbox)
+    deadline = time.monotonic() + 5
+    while b"".join(written) != b"0\n1\n2\n3\n4\n" and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert b"".join(written) == b"0\n1\n2\n3\n4\n"
+    inbox.fail(ConnectError("connection lost"))
+    waiter.join(5)
+    assert [str(e) for e in ended] == ["connection lost"]
+
+
+def test_a_lone_message_is_written_at_once_and_a_burst_in_few_writes():
+    """A write to the pipe per burst, not per message (a reader such as `| grep` wakes once for many
+    lines); a message on its own goes out at once (the waiting thread does not wait for more)."""
+    from iotnotify.errors import ConnectError
+    from iotnotify.inbox import FLUSH_AFTER, Inbox
+
+    inbox, written = Inbox(), []
+    inbox.deliver_to(lambda m: m.payload + b"\n", written.append)
+    waiter, ended = _waiting(inbox)
     try:
         for n in range(3):
             time.sleep(0.01)
+            started = time.monotonic()
             inbox.put(_message(n))
-            assert flushed[-1] == n + 1  # before put() returned
+            while b"".join(written).count(b"\n") < n + 1 and time.monotonic() - started < 5:
+                time.sleep(0.0001)
+            assert time.monotonic() - started < FLUSH_AFTER + 0.05  # not held back for a burst
         time.sleep(0.01)
-        before = len(flushed)
+        before = len(written)
         for n in range(3, 503):
             inbox.put(_message(n))
         deadline = time.monotonic() + 5
-        while flushed[-1] != 503 and time.monotonic() < deadline:
+        while b"".join(written).count(b"\n") != 503 and time.monotonic() < deadline:
             time.sleep(0.001)
-        assert flushed[-1] == 503  # the whole burst went out, without another message to push it
-        assert len(flushed) - before < 100  # not a flush per message (500 of them)
+        assert b"".join(written) == b"".join(b"%d\n" % n for n in range(503))  # whole, in order
+        assert len(written) - before < 100  # not a write per message (500 of them)
     finally:
         inbox.fail(ConnectError("connection lost"))
         waiter.join(5)
     assert not waiter.is_alive() and ended
+
+
+def test_a_stalled_writer_does_not_hold_the_receiving_thread_until_the_output_is_full():
+    """The receiving thread (awscrt's, which also keeps the connection alive) only renders: while
+    the command's thread is stuck writing to a reader that stopped, messages go on arriving, up to
+    the inbox's limits; beyond them the receiving thread waits, and all of it goes out in order
+    once the reader reads again."""
+    import threading
+
+    from iotnotify.errors import ConnectError
+    from iotnotify.inbox import Inbox
+
+    reader_back, written = threading.Event(), []
+
+    def write(data: bytes) -> None:
+        reader_back.wait(10)  # a reader that stopped reading
+        written.append(data)
+
+    inbox = Inbox(limit=100)
+    inbox.deliver_to(lambda m: m.payload + b"\n", write)
+    waiter, ended = _waiting(inbox)
+    started = time.monotonic()
+    for n in range(100):
+        inbox.put(_message(n))
+    assert time.monotonic() - started < 1  # the stalled write held none of them
+    late = threading.Thread(target=lambda: [inbox.put(_message(n)) for n in range(100, 250)], daemon=True)
+    late.start()
+    late.join(0.5)
+    assert late.is_alive()  # the output is full: held back now
+    reader_back.set()
+    late.join(5)
+    assert not late.is_alive()
+    deadline = time.monotonic() + 5
+    while b"".join(written).count(b"\n") < 250 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert b"".join(written) == b"".join(b"%d\n" % n for n in range(250))
+    inbox.fail(ConnectError("connection lost"))
+    waiter.join(5)
+    assert ended
 
 
 def test_the_end_during_a_burst_still_ends_the_wait(monkeypatch):
@@ -416,58 +474,58 @@ def test_the_end_during_a_burst_still_ends_the_wait(monkeypatch):
     from iotnotify.errors import ConnectError
     from iotnotify.inbox import Inbox
 
-    inbox, got = Inbox(), []
+    inbox, first = Inbox(), threading.Event()
     real_sleep = time.sleep
 
-    def sleep_then_end(seconds: float) -> None:  # the waiting thread's pause before flushing a burst
+    def sleep_then_end(seconds: float) -> None:  # the waiting thread's pause before writing a burst
         real_sleep(seconds)
         inbox.fail(ConnectError("connection lost"))  # the end comes in meanwhile
 
     monkeypatch.setattr("iotnotify.inbox.time.sleep", sleep_then_end)
-    inbox.deliver_to(got.append, lambda: None)
-    raised: list[BaseException] = []
-
-    def wait() -> None:
-        try:
-            inbox.wait()
-        except ConnectError as e:
-            raised.append(e)
-
-    waiter = threading.Thread(target=wait, daemon=True)
-    for n in range(2):  # a burst: the second is deferred to the waiting thread
-        inbox.put(_message(n))
-    waiter.start()
+    monkeypatch.setattr("iotnotify.inbox.BURST", 60.0)  # every message after the first is in a burst
+    inbox.deliver_to(lambda m: m.payload, lambda _data: first.set())
+    waiter, ended = _waiting(inbox)
+    inbox.put(_message(0))  # on its own: written at once
+    assert first.wait(5)
+    inbox.put(_message(1))  # in a burst: written after a pause, during which the end comes
     waiter.join(3)
-    assert not waiter.is_alive() and raised
+    assert not waiter.is_alive() and [str(e) for e in ended] == ["connection lost"]
 
 
-def test_stop_flushes_what_was_delivered():
+def test_stop_writes_what_was_rendered():
     from iotnotify.inbox import Inbox
 
-    inbox, got, flushed = Inbox(), [], []
-    inbox.deliver_to(got.append, lambda: flushed.append(len(got)))
-    for n in range(50):  # a burst nobody flushed yet (no wait())
+    inbox, written = Inbox(), []
+    inbox.deliver_to(lambda m: m.payload + b"\n", written.append)
+    for n in range(50):  # a burst nobody wrote yet (no wait())
         inbox.put(_message(n))
     inbox.stop()  # Ctrl-C: the count printed is what reached the output
-    assert flushed[-1] == 50
+    assert b"".join(written).count(b"\n") == 50
 
 
-def test_a_failed_delivery_ends_the_wait_and_nothing_more_is_delivered():
+def test_a_failed_write_or_render_ends_the_wait_and_nothing_more_is_rendered():
     from iotnotify.inbox import Inbox
 
-    inbox, got = Inbox(), []
-
-    def deliver(message) -> None:  # type: ignore[no-untyped-def]
+    def render(message) -> bytes:  # type: ignore[no-untyped-def]
         if message.payload == b"1":
-            raise BrokenPipeError("closed")
-        got.append(message.payload)
+            raise ValueError("cannot render")
+        return message.payload
 
-    inbox.deliver_to(deliver)
+    inbox, written = Inbox(), []
+    inbox.deliver_to(render, written.append)
     for n in range(3):
         inbox.put(_message(n))
+    with pytest.raises(ValueError, match="cannot render"):
+        inbox.wait()
+
+    def closed(_data: bytes) -> None:
+        raise BrokenPipeError("closed")
+
+    inbox = Inbox()
+    inbox.deliver_to(lambda m: m.payload, closed)
+    inbox.put(_message(0))
     with pytest.raises(BrokenPipeError):
         inbox.wait()
-    assert got == [b"0"]
 
 
 def test_a_stopped_inbox_delivers_nothing_and_an_end_before_delivery_is_kept():
@@ -475,17 +533,45 @@ def test_a_stopped_inbox_delivers_nothing_and_an_end_before_delivery_is_kept():
     from iotnotify.inbox import Inbox
 
     inbox, got = Inbox(), []
-    inbox.deliver_to(got.append)
+    inbox.deliver_to(lambda m: m.payload, got.append)
     inbox.put(_message(0))
     inbox.stop()
     inbox.put(_message(1))
-    assert [m.payload for m in got] == [b"0"]
+    assert got == [b"0"]
     ended = Inbox()
     ended.put(_message(0))
     ended.fail(ConnectError("refused"))
-    ended.put(_message(1))  # after the end: not delivered before it is raised
+    ended.put(_message(1))  # after the end: not rendered before it is raised
     later: list = []
-    ended.deliver_to(later.append)
-    assert [m.payload for m in later] == [b"0"]
+    ended.deliver_to(lambda m: m.payload, later.append)
     with pytest.raises(ConnectError, match="refused"):
         ended.wait()
+    ended.stop()
+    assert later == [b"0"]
+
+
+@pytest.mark.slow
+def test_a_reader_that_stops_for_90_seconds_costs_the_connection_nothing(cli, tmp_path, topic):
+    """`subscribe` writes in its own thread, not awscrt's: a reader that stops reading for 90 s (with
+    more waiting than a pipe holds) stalls no keep-alive (30 s: the broker would end a connection
+    silent for 45 s), so no reconnection, and everything, what came during the stall too, arrives in
+    order once it reads again."""
+    import os
+    import select
+
+    sub = cli.subscriber(tmp_path, topic, "--keepalive", "30", "-q", "1")
+    fd = sub.stdout.fileno()
+    try:
+        lines = b"".join(b"%04d %s\n" % (n, b"x" * 2000) for n in range(100))  # 200 KB: more than a pipe holds
+        assert cli.run("send", "-q", "1", "-l", topic, input=lines).returncode == 0
+        time.sleep(90)  # the reader stopped
+        assert cli.run("send", "-q", "1", topic, "after the stall").returncode == 0
+        expected = lines + b"after the stall\n"
+        data, deadline = b"", time.monotonic() + 30
+        while len(data) < len(expected) and select.select([fd], [], [], max(deadline - time.monotonic(), 0))[0]:
+            data += os.read(fd, 1 << 16)
+        assert data == expected
+    finally:
+        sub.kill()
+        _out, err = sub.communicate()
+    assert b"connection lost" not in err and b"reconnect" not in err, err

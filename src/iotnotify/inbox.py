@@ -4,7 +4,13 @@ stalled pipe, a slow CMD) cannot grow it without end. When it holds QUEUE_LIMIT 
 QUEUE_BYTES of payload, the next message waits in the MQTT thread (which holds the connection
 back, as mosquitto_sub does when its reader stalls), or goes to `on_full` (respond: a request it
 cannot queue is refused and said). Until the command begins to read, the MQTT thread never waits:
-it still has the subscription's acknowledgements to handle, which the command waits for first."""
+it still has the subscription's acknowledgements to handle, which the command waits for first.
+
+With deliver_to() (`subscribe` printing each message as it comes) the MQTT thread renders each
+message into an output buffer and never writes: the command's thread does, and only it waits on
+a reader that stalls. So a stalled reader costs the connection nothing (its keep-alives go on)
+until QUEUE_LIMIT messages or QUEUE_BYTES of output wait (100 s of AWS IoT Core's 100 messages a
+second); only then is the connection held back, as for the queue."""
 
 from __future__ import annotations
 
@@ -29,10 +35,11 @@ class Inbox:
     """A thread-safe queue between the MQTT threads (producers) and the command (consumer); an
     error put in it (giving up on the connection) is raised to the consumer in its turn.
 
-    Or, after deliver_to(), no queue for the messages: each goes to a function in the thread that
-    received it, and the consumer only waits for the end (wait()). Handing every message from
-    awscrt's thread to the consumer's costs a wake-up and two GIL hand-overs whenever the consumer
-    keeps up: a good part of a plain `subscribe`'s CPU per message (bench/README.md, "Subscribe")."""
+    Or, after deliver_to(), no queue of messages: each is rendered in the thread that received it
+    into an output buffer, which the consumer's thread writes out in wait(), a burst at a time.
+    Handing every message object from awscrt's thread to the consumer's cost a wake-up and two GIL
+    hand-overs per message whenever the consumer kept up: a good part of a plain `subscribe`'s CPU
+    per message (bench/README.md, "Subscribe"); bytes for a burst at once cost one."""
 
     def __init__(self, limit: int = QUEUE_LIMIT, on_full: Callable[[Message], None] | None = None,
                  limit_bytes: int = QUEUE_BYTES) -> None:
@@ -43,34 +50,54 @@ class Inbox:
         self._switching = False  # deliver_to() was called
         self._reading = False  # the command began to read (before, a full inbox does not hold the MQTT thread)
         self._order = threading.Lock()  # a message handed over directly waits for those queued before it
-        self._deliver: Callable[[Message], None] | None = None
-        self._flush: Callable[[], None] | None = None
-        self._wake = threading.Event()  # for wait(): a burst to flush, or the end
+        self._render: Callable[[Message], bytes] | None = None
+        self._write: Callable[[bytes], None] | None = None
+        self._out = bytearray()  # rendered, to be written by wait() (under _room)
+        self._out_count = 0
+        self._urgent = False  # a message on its own is in _out: written at once, not after FLUSH_AFTER
+        self._wake = threading.Event()  # for wait(): output to write, or the end
         self._last = 0.0  # when the last message was delivered (monotonic)
         self._stopped = False
 
     def put(self, message: Message) -> None:
         """Called by the client for each message received."""
         with self._order:
-            if self._deliver is None:
+            if self._render is None:
                 if self._make_room(len(message.payload), message.ack is not None):
                     self._queue.put(message)
                 elif self.on_full is not None and not self._stopped:
                     self.on_full(message)
             elif not self._stopped:
                 try:
-                    self._deliver(message)
-                    if self._flush is not None:
-                        now = time.monotonic()
-                        if now - self._last > BURST:
-                            self._flush()  # on its own: out at once
-                        elif not self._wake.is_set():  # (set() takes a lock: not per message)
-                            self._wake.set()  # in a burst: wait() flushes it soon
-                        self._last = now
-                except BaseException as e:  # the output failed (a closed pipe): wait() raises it
+                    self._add(self._render(message))
+                except BaseException as e:  # rendering failed: wait() raises it
                     self._stopped = True
                     self._queue.put(e)
                     self._wake.set()
+
+    def _add(self, data: bytes, wait: bool = True) -> None:
+        """Put a rendered message in the output for wait() to write, once there is room (a reader
+        stalled this long: the connection is held back); without `wait`, at once."""
+        with self._room:
+            while wait and not self._stopped and (self._out_count >= self.limit
+                                         or (self._out_count and len(self._out) + len(data) > self.limit_bytes)):
+                self._room.wait(ROOM_WAIT)
+            self._out += data
+            self._out_count += 1
+            now = time.monotonic()
+            if now - self._last > BURST:
+                self._urgent = True  # on its own: out at once
+            self._last = now
+            if not self._wake.is_set():  # (set() takes a lock: not per message)
+                self._wake.set()
+
+    def _take(self) -> bytes:
+        """The output waiting to be written (and room for more)."""
+        with self._room:
+            data, self._out, self._out_count, self._urgent = bytes(self._out), bytearray(), 0, False
+            self._wake.clear()
+            self._room.notify_all()
+            return data
 
     def _make_room(self, size: int, held_back: bool) -> bool:
         """Count a message of `size` bytes in, once there is room for it (waiting for the reader,
@@ -103,12 +130,13 @@ class Inbox:
         """How many messages wait to be read."""
         return self._count
 
-    def deliver_to(self, deliver: Callable[[Message], None], flush: Callable[[], None] | None = None) -> None:
-        """From now on hand each message to `deliver` in the thread that received it, after those
-        queued so far (delivered here first); an exception it raises ends wait() with it. With
-        `flush`, a message on its own is flushed at once, and a burst's (messages less than BURST
-        apart) by wait() FLUSH_AFTER later: a write every millisecond instead of one per message."""
+    def deliver_to(self, render: Callable[[Message], bytes], write: Callable[[bytes], None]) -> None:
+        """From now on render each message in the thread that received it (after those queued so
+        far, rendered here first) for wait() to `write`: a message on its own at once, a burst's
+        (messages less than BURST apart) FLUSH_AFTER later, in one write. An exception either
+        raises ends wait() with it."""
         self._switching = self._reading = True  # a message waiting for room holds the order lock: let it in
+        self._write = write
         with self._room:
             self._room.notify_all()
         with self._order:
@@ -121,42 +149,38 @@ class Inbox:
                     self._queue.put(item)  # the end came first: wait() raises it
                     return
                 self._taken(item)
-                deliver(item)
-            if flush is not None:
-                flush()
-            self._deliver, self._flush = deliver, flush
+                self._add(render(item), wait=False)  # wait() is not writing yet: all of the queue goes in
+            self._render = render
 
     def stop(self) -> None:
-        """Deliver nothing more (the command is ending), after the message being delivered now, if
-        it ends within a second (a write to a pipe nobody reads may never end: then at once), and
-        flush what was delivered."""
+        """Take nothing more (the command is ending) and write what was rendered."""
         self._stopped = True  # a message waiting for room gives up
         with self._room:
             self._room.notify_all()
-        finished = self._order.acquire(timeout=1)
-        if finished:
+        if self._write is not None:
             try:
-                if self._flush is not None:
-                    self._flush()
+                if data := self._take():
+                    self._write(data)
             except OSError:
                 pass  # a closed pipe: nothing more can go out
-            finally:
-                self._order.release()
 
     def wait(self) -> NoReturn:
-        """With deliver_to(): flush bursts, and wait until the stream ends with an error, and raise it."""
+        """With deliver_to(): write the output as it comes (this thread alone waits on a slow
+        reader), until the stream ends with an error, and raise it."""
+        write = self._write
+        if write is None:
+            raise RuntimeError("Inbox.wait() without deliver_to()")
         while True:
             woken = self._wake.wait(0.5)  # a bounded wait keeps Ctrl-C responsive while blocked here
             try:
                 self._get(0)  # the end: raised
             except queue.Empty:
                 pass
-            if woken:  # a burst: flush it once the next few messages are in too
-                time.sleep(FLUSH_AFTER)
-                with self._order:
-                    self._wake.clear()
-                    if not self._stopped and self._flush is not None:
-                        self._flush()
+            if woken:
+                if not self._urgent:  # a burst: write it once the next few messages are in too
+                    time.sleep(FLUSH_AFTER)
+                if not self._stopped and (data := self._take()):
+                    write(data)
 
     def empty(self) -> bool:
         """Whether nothing is waiting to be read now."""

@@ -215,12 +215,14 @@ class MessageWriter:
         self.out = out
         self.count = 0
 
-    def write_one(self, message: Message) -> None:
-        """Write one message, unflushed (for Inbox.deliver_to, which decides when to flush)."""
-        self.out.write(self.render(message))
+    def rendered(self, message: Message) -> bytes:
+        """One message as written, counted (for Inbox.deliver_to, which writes it out)."""
         self.count += 1
+        return self.render(message)
 
-    def flush(self) -> None:
+    def write_out(self, data: bytes) -> None:
+        """Write and flush rendered messages."""
+        self.out.write(data)
         self.out.flush()
 
     def write_all(self, messages: Iterable[Message], burst_over: Callable[[], bool] = lambda: True) -> None:

@@ -223,7 +223,7 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], no_retain
         mark_ready(ready_file)
         try:
             if style.cheap and timeout is None and count is None and retained == "all":  # written where it arrives
-                inbox.deliver_to(writer.write_one, writer.flush)
+                inbox.deliver_to(writer.rendered, writer.write_out)
                 inbox.wait()  # ends only by raising: the connection's end, a closed pipe
             else:
                 writer.write_all(stream(inbox, timeout, count, retained), burst_over=inbox.empty)
