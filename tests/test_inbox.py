@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
+from iotnotify.errors import ConnectError
 from iotnotify.inbox import QUEUE_LIMIT, Inbox
 from iotnotify.messages import Message
 
@@ -91,6 +92,21 @@ def test_delivering_directly_does_not_wait_for_a_producer_held_by_a_full_queue()
     switching.join(2)
     held.join(2)
     assert not switching.is_alive() and not held.is_alive()
+    ended: list[BaseException] = []
+
+    def wait() -> None:  # writes what was rendered, until fail()
+        try:
+            inbox.wait()
+        except ConnectError as e:
+            ended.append(e)
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
     inbox.put(Message("t", b"3"))
-    inbox.stop()
-    assert got == [b"123"]
+    deadline = time.monotonic() + 5
+    while b"".join(got) != b"123" and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert b"".join(got) == b"123"
+    inbox.fail(ConnectError("connection lost"))
+    waiter.join(5)
+    assert not waiter.is_alive() and ended
