@@ -87,7 +87,8 @@ def test_delivering_directly_does_not_wait_for_a_producer_held_by_a_full_queue()
     inbox.put(Message("t", b"1"))
     held = put_in_thread(inbox, Message("t", b"2"))  # holds the order lock while it waits for room
     got: list[bytes] = []
-    switching = threading.Thread(target=inbox.deliver_to, args=(lambda m: m.payload, got.append), daemon=True)
+    switching = threading.Thread(target=inbox.deliver_to, args=(lambda m: m.payload, lambda data, _n: got.append(bytes(data))),
+                                 daemon=True)
     switching.start()
     switching.join(2)
     held.join(2)

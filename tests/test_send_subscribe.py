@@ -381,7 +381,7 @@ def test_the_inbox_renders_what_was_queued_first_then_each_where_it_arrives():
 
     inbox.put(_message(0))
     inbox.put(_message(1))
-    inbox.deliver_to(render, written.append)
+    inbox.deliver_to(render, lambda data, _count: written.append(bytes(data)))
     receiver = threading.Thread(target=lambda: [inbox.put(_message(n)) for n in range(2, 5)], name="receiver")
     receiver.start()
     receiver.join()
@@ -404,7 +404,7 @@ def test_a_lone_message_is_written_at_once_and_a_burst_in_few_writes():
     from iotnotify.inbox import FLUSH_AFTER, Inbox
 
     inbox, written = Inbox(), []
-    inbox.deliver_to(lambda m: m.payload + b"\n", written.append)
+    inbox.deliver_to(lambda m: m.payload + b"\n", lambda data, _count: written.append(bytes(data)))
     waiter, ended = _waiting(inbox)
     try:
         for n in range(3):
@@ -441,12 +441,18 @@ def test_a_stalled_writer_does_not_hold_the_receiving_thread_until_the_output_is
 
     reader_back, written = threading.Event(), []
 
-    def write(data: bytes) -> None:
+    def write(data: bytes, _count: int) -> None:
         reader_back.wait(10)  # a reader that stopped reading
-        written.append(data)
+        written.append(bytes(data))
+
+    rendered: list[bytes] = []
+
+    def render(message) -> bytes:  # type: ignore[no-untyped-def]
+        rendered.append(message.payload)
+        return message.payload + b"\n"
 
     inbox = Inbox(limit=100)
-    inbox.deliver_to(lambda m: m.payload + b"\n", write)
+    inbox.deliver_to(render, write)
     waiter, ended = _waiting(inbox)
     started = time.monotonic()
     for n in range(100):
@@ -455,7 +461,8 @@ def test_a_stalled_writer_does_not_hold_the_receiving_thread_until_the_output_is
     late = threading.Thread(target=lambda: [inbox.put(_message(n)) for n in range(100, 250)], daemon=True)
     late.start()
     late.join(0.5)
-    assert late.is_alive()  # the output is full: held back now
+    assert late.is_alive()  # the output is full: held back now...
+    assert len(rendered) == 101  # ...counting what is being written: 100 wait, the 101st waits for room
     reader_back.set()
     late.join(5)
     assert not late.is_alive()
@@ -483,7 +490,7 @@ def test_the_end_during_a_burst_still_ends_the_wait(monkeypatch):
 
     monkeypatch.setattr("iotnotify.inbox.time.sleep", sleep_then_end)
     monkeypatch.setattr("iotnotify.inbox.BURST", 60.0)  # every message after the first is in a burst
-    inbox.deliver_to(lambda m: m.payload, lambda _data: first.set())
+    inbox.deliver_to(lambda m: m.payload, lambda _data, _count: first.set())
     waiter, ended = _waiting(inbox)
     inbox.put(_message(0))  # on its own: written at once
     assert first.wait(5)
@@ -496,11 +503,50 @@ def test_stop_writes_what_was_rendered():
     from iotnotify.inbox import Inbox
 
     inbox, written = Inbox(), []
-    inbox.deliver_to(lambda m: m.payload + b"\n", written.append)
+    inbox.deliver_to(lambda m: m.payload + b"\n", lambda data, _count: written.append(bytes(data)))
     for n in range(50):  # a burst nobody wrote yet (no wait())
         inbox.put(_message(n))
     inbox.stop()  # Ctrl-C: the count printed is what reached the output
     assert b"".join(written).count(b"\n") == 50
+
+
+def test_stop_lets_a_message_waiting_for_room_in_and_writes_it():
+    import threading
+
+    from iotnotify.inbox import Inbox
+
+    inbox, written = Inbox(limit=1), []
+    inbox.deliver_to(lambda m: m.payload, lambda data, _count: written.append(bytes(data)))
+    inbox.put(_message(0))
+    held = threading.Thread(target=inbox.put, args=(_message(1),), daemon=True)  # no room: waits
+    held.start()
+    held.join(0.3)
+    assert held.is_alive()
+    inbox.stop()
+    held.join(2)
+    assert b"".join(written) == b"01"
+
+
+def test_ctrl_c_while_writing_loses_nothing_stop_writes_it():
+    from iotnotify.inbox import Inbox
+
+    calls: list[bytes] = []
+
+    def write(data: bytes, _count: int) -> None:
+        if not calls:
+            calls.append(b"")
+            raise KeyboardInterrupt  # the reader stalled and the user pressed Ctrl-C
+        calls.append(bytes(data))
+
+    inbox = Inbox()
+    inbox.deliver_to(lambda m: m.payload + b"\n", write)
+    for n in range(3):
+        inbox.put(_message(n))
+    with pytest.raises(KeyboardInterrupt):
+        inbox.wait()
+    inbox.put(_message(3))  # after: not taken any more once stopped, but until then it is
+    inbox.stop()
+    assert b"".join(calls) == b"0\n1\n2\n3\n"
 
 
 def test_a_failed_write_or_render_ends_the_wait_and_nothing_more_is_rendered():
@@ -512,13 +558,13 @@ def test_a_failed_write_or_render_ends_the_wait_and_nothing_more_is_rendered():
         return message.payload
 
     inbox, written = Inbox(), []
-    inbox.deliver_to(render, written.append)
+    inbox.deliver_to(render, lambda data, _count: written.append(bytes(data)))
     for n in range(3):
         inbox.put(_message(n))
     with pytest.raises(ValueError, match="cannot render"):
         inbox.wait()
 
-    def closed(_data: bytes) -> None:
+    def closed(_data: bytes, _count: int) -> None:
         raise BrokenPipeError("closed")
 
     inbox = Inbox()
@@ -533,7 +579,7 @@ def test_a_stopped_inbox_delivers_nothing_and_an_end_before_delivery_is_kept():
     from iotnotify.inbox import Inbox
 
     inbox, got = Inbox(), []
-    inbox.deliver_to(lambda m: m.payload, got.append)
+    inbox.deliver_to(lambda m: m.payload, lambda data, _count: got.append(bytes(data)))
     inbox.put(_message(0))
     inbox.stop()
     inbox.put(_message(1))
@@ -543,7 +589,7 @@ def test_a_stopped_inbox_delivers_nothing_and_an_end_before_delivery_is_kept():
     ended.fail(ConnectError("refused"))
     ended.put(_message(1))  # after the end: not rendered before it is raised
     later: list = []
-    ended.deliver_to(lambda m: m.payload, later.append)
+    ended.deliver_to(lambda m: m.payload, lambda data, _count: later.append(bytes(data)))
     with pytest.raises(ConnectError, match="refused"):
         ended.wait()
     ended.stop()

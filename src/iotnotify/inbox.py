@@ -24,7 +24,7 @@ from iotnotify.errors import IotNotifyError
 from iotnotify.messages import Message
 
 QUEUE_LIMIT = 10_000  # messages waiting to be read
-QUEUE_BYTES = 64 << 20  # bytes of payload waiting to be read
+QUEUE_BYTES = 64 << 20  # bytes of payload waiting to be read (with deliver_to: of output waiting to be written)
 ROOM_WAIT = 0.1  # s between looks at whether the inbox stopped, while a message waits for room
 
 BURST = 0.001  # s: a message this soon after the one before is part of a burst...
@@ -51,9 +51,11 @@ class Inbox:
         self._reading = False  # the command began to read (before, a full inbox does not hold the MQTT thread)
         self._order = threading.Lock()  # a message handed over directly waits for those queued before it
         self._render: Callable[[Message], bytes] | None = None
-        self._write: Callable[[bytes], None] | None = None
+        self._write: Callable[[bytes | bytearray, int], None] | None = None
         self._out = bytearray()  # rendered, to be written by wait() (under _room)
         self._out_count = 0
+        self._writing = (0, 0)  # bytes and messages being written now: they count against the bounds too
+        self._unwritten: tuple[bytearray, int] | None = None  # taken, but the write failed (Ctrl-C): stop() writes it
         self._urgent = False  # a message on its own is in _out: written at once, not after FLUSH_AFTER
         self._wake = threading.Event()  # for wait(): output to write, or the end
         self._last = 0.0  # when the last message was delivered (monotonic)
@@ -79,8 +81,7 @@ class Inbox:
         """Put a rendered message in the output for wait() to write, once there is room (a reader
         stalled this long: the connection is held back); without `wait`, at once."""
         with self._room:
-            while wait and not self._stopped and (self._out_count >= self.limit
-                                         or (self._out_count and len(self._out) + len(data) > self.limit_bytes)):
+            while wait and not self._stopped and self._full(len(data)):
                 self._room.wait(ROOM_WAIT)
             self._out += data
             self._out_count += 1
@@ -91,13 +92,30 @@ class Inbox:
             if not self._wake.is_set():  # (set() takes a lock: not per message)
                 self._wake.set()
 
-    def _take(self) -> bytes:
-        """The output waiting to be written (and room for more)."""
+    def _full(self, size: int) -> bool:
+        """Whether `size` more bytes of output exceed the bounds, with what is being written now."""
+        count, waiting = self._out_count + self._writing[1], len(self._out) + self._writing[0]
+        return count >= self.limit or (count > 0 and waiting + size > self.limit_bytes)
+
+    def _write_out(self) -> None:
+        """Write the output waiting, if any (in the command's thread: only it waits on the reader); what
+        a failed write (Ctrl-C while the reader stalls) did not write is kept for stop()."""
+        write = self._write
         with self._room:
-            data, self._out, self._out_count, self._urgent = bytes(self._out), bytearray(), 0, False
+            data, count = self._out, self._out_count
+            if not data or write is None:
+                return
+            self._out, self._out_count, self._urgent, self._writing = bytearray(), 0, False, (len(data), count)
             self._wake.clear()
-            self._room.notify_all()
-            return data
+        try:
+            write(data, count)
+        except BaseException:
+            self._unwritten = (data, count)
+            raise
+        finally:
+            with self._room:
+                self._writing = (0, 0)
+                self._room.notify_all()
 
     def _make_room(self, size: int, held_back: bool) -> bool:
         """Count a message of `size` bytes in, once there is room for it (waiting for the reader,
@@ -130,11 +148,11 @@ class Inbox:
         """How many messages wait to be read."""
         return self._count
 
-    def deliver_to(self, render: Callable[[Message], bytes], write: Callable[[bytes], None]) -> None:
+    def deliver_to(self, render: Callable[[Message], bytes], write: Callable[[bytes | bytearray, int], None]) -> None:
         """From now on render each message in the thread that received it (after those queued so
-        far, rendered here first) for wait() to `write`: a message on its own at once, a burst's
-        (messages less than BURST apart) FLUSH_AFTER later, in one write. An exception either
-        raises ends wait() with it."""
+        far, rendered here first) for wait() to `write` (the bytes, and how many messages they
+        are): a message on its own at once, a burst's (messages less than BURST apart) FLUSH_AFTER
+        later, in one write. An exception either raises ends wait() with it."""
         self._switching = self._reading = True  # a message waiting for room holds the order lock: let it in
         self._write = write
         with self._room:
@@ -153,22 +171,28 @@ class Inbox:
             self._render = render
 
     def stop(self) -> None:
-        """Take nothing more (the command is ending) and write what was rendered."""
-        self._stopped = True  # a message waiting for room gives up
+        """Take nothing more (the command is ending) and write what was rendered: a message waiting
+        for room goes in first, and one being rendered, if that ends within a second."""
+        self._stopped = True
         with self._room:
             self._room.notify_all()
-        if self._write is not None:
-            try:
-                if data := self._take():
-                    self._write(data)
-            except OSError:
-                pass  # a closed pipe: nothing more can go out
+        finished = self._order.acquire(timeout=1)
+        try:
+            if self._write is not None:
+                if self._unwritten is not None:
+                    (data, count), self._unwritten = self._unwritten, None
+                    self._write(data, count)
+                self._write_out()
+        except OSError:
+            pass  # a closed pipe: nothing more can go out
+        finally:
+            if finished:
+                self._order.release()
 
     def wait(self) -> NoReturn:
         """With deliver_to(): write the output as it comes (this thread alone waits on a slow
         reader), until the stream ends with an error, and raise it."""
-        write = self._write
-        if write is None:
+        if self._write is None:
             raise RuntimeError("Inbox.wait() without deliver_to()")
         while True:
             woken = self._wake.wait(0.5)  # a bounded wait keeps Ctrl-C responsive while blocked here
@@ -179,8 +203,8 @@ class Inbox:
             if woken:
                 if not self._urgent:  # a burst: write it once the next few messages are in too
                     time.sleep(FLUSH_AFTER)
-                if not self._stopped and (data := self._take()):
-                    write(data)
+                if not self._stopped:
+                    self._write_out()
 
     def empty(self) -> bool:
         """Whether nothing is waiting to be read now."""

@@ -215,15 +215,11 @@ class MessageWriter:
         self.out = out
         self.count = 0
 
-    def rendered(self, message: Message) -> bytes:
-        """One message as written, counted (for Inbox.deliver_to, which writes it out)."""
-        self.count += 1
-        return self.render(message)
-
-    def write_out(self, data: bytes) -> None:
-        """Write and flush rendered messages."""
+    def write_out(self, data: bytes | bytearray, count: int) -> None:
+        """Write and flush `count` rendered messages (for Inbox.deliver_to, which renders them)."""
         self.out.write(data)
         self.out.flush()
+        self.count += count
 
     def write_all(self, messages: Iterable[Message], burst_over: Callable[[], bool] = lambda: True) -> None:
         """Write each message; flush whenever `burst_over()` says nothing more is waiting."""

@@ -223,14 +223,15 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], no_retain
         mark_ready(ready_file)
         try:
             if style.cheap and timeout is None and count is None and retained == "all":  # written where it arrives
-                inbox.deliver_to(writer.rendered, writer.write_out)
+                inbox.deliver_to(writer.render, writer.write_out)
                 inbox.wait()  # ends only by raising: the connection's end, a closed pipe
             else:
                 writer.write_all(stream(inbox, timeout, count, retained), burst_over=inbox.empty)
         except BrokenPipeError:
             quiet_stdout()
         except KeyboardInterrupt:
+            inbox.stop()  # what was rendered is written, and counted
             raise errors.Interrupted(f"interrupted after {writer.count} messages") from None
         finally:
-            inbox.stop()  # a message waiting for room in a full inbox gives up: the connection can close
+            inbox.stop()  # nothing more is taken (a message waiting for room goes in): the connection can close
     check_enough(writer.count, count, timeout, retained)

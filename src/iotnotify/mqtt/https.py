@@ -78,6 +78,9 @@ class HttpsTransport:
             proxy_options=crt_options(session.proxy) if session.proxy is not None else None)
 
         def opened(future: Future[Any]) -> None:
+            if future.exception() is None and session.closing:  # given up meanwhile (a timeout)
+                future.result().close()
+                return
             if future.exception() is None:
                 self.http = future.result()
                 log.debug("HTTPS connection to %s (TLS) in %.0f ms", session.where,

@@ -265,6 +265,7 @@ class Session:
             if self.fatal is not None or self.closing:
                 return
             keys = self.source.get()
+            resend: list[Entry] = []
             with self._swap:
                 if self.fatal is not None or self.closing:
                     return
@@ -272,21 +273,32 @@ class Session:
                 self.keys, self.client_id = keys, client_id_for(keys)
                 with self._inflight_lock:  # what the old one holds; what comes from now on is the new one's
                     resend, self._inflight = list(self._inflight.values()), {}
-                new = self.transport = self._make(self)
-                old.halt()
-                if not new.start_blocks:
-                    new.start(persist=True)  # returns at once: under the lock, so disconnect() stops it
+                try:
+                    new = self.transport = self._make(self)
+                    old.halt()
+                    if not new.start_blocks:
+                        new.start(persist=True)  # returns at once: under the lock, so disconnect() stops it
+                except Exception as e:  # no new transport: the session cannot go on
+                    self._end(resend)
+                    self.fail(ConnectError(f"cannot connect again as a client id of the new keys: {e}"))
+                    return
             if new.start_blocks:
                 new.start(persist=True)  # until connected, or the session closes
             with self._swap:
                 go_on = self.fatal is None and not self.closing and self.current(new)
+            if not go_on:
+                self._end(resend)
+                return
             for entry in resend:
-                if go_on:
-                    new.publish(*entry[:4], self._tracked(entry), entry[5])
-                else:
-                    entry[4](LOST)
+                new.publish(*entry[:4], self._tracked(entry), entry[5])
         finally:
             self._renewing.clear()
+
+    @staticmethod
+    def _end(entries: list[Entry]) -> None:
+        """The messages that will not be published again: lost."""
+        for entry in entries:
+            entry[4](LOST)
 
     def signing_args(self) -> dict[str, object]:
         """The awsiotsdk builder arguments both MQTT transports share: where, who, and how to sign."""

@@ -124,6 +124,10 @@ class Mqtt311Transport:
                 delay = min(delay * 2, self.options.max_reconnect_delay)
         else:
             return
+        if session.closing or not session.current(self):  # the session closed (or went on) meanwhile
+            self.connection.disconnect()
+            return
+        session.first_outcome(None)  # a renewal while the first connection was made: this is it
         self._resumed(self.connection, None, False)
 
     def _interrupted(self, connection: mqtt.Connection, error: Exception, **_: object) -> None:
