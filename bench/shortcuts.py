@@ -31,6 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
+import compare  # bench/compare.py: the agent row's loop, as its table runs it
+
 from iotnotify.crt import NAMES, SWITCH
 from iotnotify.local.stack import LocalStack, StackConfig
 
@@ -67,18 +69,6 @@ def run(command: list[str], env: dict[str, str], stdin: bytes | None = None) -> 
 
 def cold(env: dict[str, str], *way: str) -> float:
     return run([IOTNOTIFY, "send", "-q", "1", *way, "bench/cold", "x"], env)[0]
-
-
-def agent(env: dict[str, str]) -> float:
-    env = {**env, "XDG_RUNTIME_DIR": tempfile.mkdtemp(prefix="rt-")}
-    subprocess.run([IOTNOTIFY, "agent", "start", "--detach"], env=env, check=True, capture_output=True)
-    try:
-        start = time.perf_counter()
-        for number in range(LOOP):
-            run([IOTNOTIFY, "send", "bench/agent", str(number)], env)
-        return (time.perf_counter() - start) / LOOP
-    finally:
-        subprocess.run([IOTNOTIFY, "agent", "stop"], env=env, capture_output=True)
 
 
 def subscribed(env: dict[str, str], work: Path) -> float:
@@ -177,7 +167,7 @@ def measure(env: dict[str, str], work: Path) -> dict[str, float]:
     p50, p99 = latency(env)
     flow, short = stream(env, work, STREAM), stream(env, work, SHORT)
     per_message = {side: (flow[side] - short[side]) / (STREAM - SHORT) * 1e6 for side in ("send CPU", "subscribe CPU")}
-    return {ROWS[0]: cold(env), ROWS[1]: cold(env, "--via", "mqtt"), ROWS[2]: agent(env), ROWS[3]: p50,
+    return {ROWS[0]: cold(env), ROWS[1]: cold(env, "--via", "mqtt"), ROWS[2]: compare.agent_loop(env, LOOP), ROWS[3]: p50,
             ROWS[4]: p99, ROWS[5]: statistics.median(subscribed(env, work) for _ in range(3)),
             ROWS[6]: per_message["send CPU"], ROWS[7]: per_message["subscribe CPU"], ROWS[8]: flow["send RSS"],
             ROWS[9]: flow["subscribe RSS"]}

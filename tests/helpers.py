@@ -373,3 +373,19 @@ sys.argv = ["iotnotify", *sys.argv[1:]]
 from iotnotify.launch import main
 main()
 """
+
+
+def waiting(inbox):  # type: ignore[no-untyped-def]
+    """inbox.wait() in a thread of its own (it writes what was rendered); the thread, and what ended
+    the wait."""
+    ended: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            inbox.wait()
+        except BaseException as e:
+            ended.append(e)
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    return waiter, ended

@@ -9,6 +9,7 @@ import time
 from iotnotify.errors import ConnectError
 from iotnotify.inbox import QUEUE_LIMIT, Inbox
 from iotnotify.messages import Message
+from tests.helpers import waiting
 
 
 def put_in_thread(inbox: Inbox, message: Message) -> threading.Thread:
@@ -93,16 +94,7 @@ def test_delivering_directly_does_not_wait_for_a_producer_held_by_a_full_queue()
     switching.join(2)
     held.join(2)
     assert not switching.is_alive() and not held.is_alive()
-    ended: list[BaseException] = []
-
-    def wait() -> None:  # writes what was rendered, until fail()
-        try:
-            inbox.wait()
-        except ConnectError as e:
-            ended.append(e)
-
-    waiter = threading.Thread(target=wait, daemon=True)
-    waiter.start()
+    waiter, ended = waiting(inbox)  # writes what was rendered, until fail()
     inbox.put(Message("t", b"3"))
     deadline = time.monotonic() + 5
     while b"".join(got) != b"123" and time.monotonic() < deadline:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.helpers import IOTNOTIFY, Cli, wait_for
+from tests.helpers import IOTNOTIFY, Cli, wait_for, waiting
 
 
 def finish(proc, timeout=30):
@@ -347,23 +347,6 @@ def _message(n: int):  # type: ignore[no-untyped-def]
     return Message("t", b"%d" % n)
 
 
-def _waiting(inbox):  # type: ignore[no-untyped-def]
-    """inbox.wait() in a thread; what ended it."""
-    import threading
-
-    ended: list[BaseException] = []
-
-    def wait() -> None:
-        try:
-            inbox.wait()
-        except BaseException as e:
-            ended.append(e)
-
-    waiter = threading.Thread(target=wait, daemon=True)
-    waiter.start()
-    return waiter, ended
-
-
 def test_the_inbox_renders_what_was_queued_first_then_each_where_it_arrives():
     """Inbox.deliver_to: the messages queued before it (retained ones after the SUBACK) go first, in
     order, rendered then; then each is rendered in the receiving thread; wait() writes and raises
@@ -387,7 +370,7 @@ def test_the_inbox_renders_what_was_queued_first_then_each_where_it_arrives():
     receiver.join()
     main = threading.current_thread().name
     assert rendered == [(b"0", main), (b"1", main), (b"2", "receiver"), (b"3", "receiver"), (b"4", "receiver")]
-    waiter, ended = _waiting(inbox)
+    waiter, ended = waiting(inbox)
     deadline = time.monotonic() + 5
     while b"".join(written) != b"0\n1\n2\n3\n4\n" and time.monotonic() < deadline:
         time.sleep(0.001)
@@ -405,7 +388,7 @@ def test_a_lone_message_is_written_at_once_and_a_burst_in_few_writes():
 
     inbox, written = Inbox(), []
     inbox.deliver_to(lambda m: m.payload + b"\n", lambda data, _count: written.append(bytes(data)))
-    waiter, ended = _waiting(inbox)
+    waiter, ended = waiting(inbox)
     try:
         for n in range(3):
             time.sleep(0.01)
@@ -453,7 +436,7 @@ def test_a_stalled_writer_does_not_hold_the_receiving_thread_until_the_output_is
 
     inbox = Inbox(limit=100)
     inbox.deliver_to(render, write)
-    waiter, ended = _waiting(inbox)
+    waiter, ended = waiting(inbox)
     started = time.monotonic()
     for n in range(100):
         inbox.put(_message(n))
@@ -491,7 +474,7 @@ def test_the_end_during_a_burst_still_ends_the_wait(monkeypatch):
     monkeypatch.setattr("iotnotify.inbox.time.sleep", sleep_then_end)
     monkeypatch.setattr("iotnotify.inbox.BURST", 60.0)  # every message after the first is in a burst
     inbox.deliver_to(lambda m: m.payload, lambda _data, _count: first.set())
-    waiter, ended = _waiting(inbox)
+    waiter, ended = waiting(inbox)
     inbox.put(_message(0))  # on its own: written at once
     assert first.wait(5)
     inbox.put(_message(1))  # in a burst: written after a pause, during which the end comes
