@@ -9,7 +9,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -46,8 +45,8 @@ def test_the_switch_turns_all_or_some_off():
     assert set(_report("1").values()) == {f"off: {crt.SWITCH} is set"}
     some = _report("nodelay, warmup")
     assert {name for name, state in some.items() if state != "on"} == {"nodelay", "warmup"}
-    spaced = _report("direct-publish LEAN_RECEIVE")
-    assert {name for name, state in spaced.items() if state != "on"} == {"direct_publish", "lean_receive"}
+    spaced = _report(" WARMUP ")
+    assert {name for name, state in spaced.items() if state != "on"} == {"warmup"}
     assert set(_report("all,nodelay").values()) == {f"off: {crt.SWITCH} is set"}
     assert _report("0") == _report(None)
 
@@ -105,99 +104,13 @@ def test_the_clients_socket_to_the_broker_has_nodelay(stack):
         connection.disconnect()
 
 
-@pytest.mark.shortcuts
-@pytest.mark.slow
-def test_callbacks_on_the_io_thread_keep_their_thread_state(stack):
-    """Without crt.threadstate.keep(), CPython makes a new thread state for every callback from awscrt's
-    thread, so a threading.local set in one callback is gone in the next."""
-    local, seen, done = threading.local(), [], threading.Event()
-
-    def on_done(_outcome: object) -> None:
-        local.count = getattr(local, "count", 0) + 1
-        seen.append(local.count)
-        if len(seen) == 300:
-            done.set()
-
-    connection = open_session(endpoint_source(stack.endpoint, 5), ConnectOptions(ca_file=stack.ca_file))
-    try:
-        for i in range(300):
-            connection.publish("test/threadstate", b"%d" % i, 1, False, on_done)
-        assert done.wait(20)
-    finally:
-        connection.disconnect()
-    assert max(seen) > 200  # kept from the 64th callback on (threadstate.WARM_UP)
-
-
-
 def test_each_shortcut_is_on_only_for_the_versions_read(monkeypatch):
     monkeypatch.delenv(crt.SWITCH, raising=False)
-    assert [crt.checked("direct_publish", v) for v in ("0.19.9", "0.20.0", "0.36.1", "0.38.1", "0.39.0", "1.0.0",
-                                                       "dev")] == [False, True, True, True, False, False, False]
-    assert [crt.checked("threadstate", v) for v in ("3.10", "3.11", "3.13", "3.14")] == [False, True, True, False]
-    assert crt.decide("lean_receive", "0.39.0") == "awscrt 0.39.0 is not among those read (0.20 to 0.38)"
-    assert crt.decide("lean_receive", "0.36.1", fits=False) == "0.36.1's code is not the one read"
-    assert crt.decide("lean_receive", "0.36.1") == ""
-
-
-
-@pytest.mark.shortcuts
-def test_received_messages_skip_awscrts_packet_objects(stack, monkeypatch):
-    """receive.py's lean core hands each message over without a PublishPacket or a
-    PublishReceivedData (awscrt's _on_publish builds both): none is made for 50 messages, and each
-    arrives whole, its properties too. Fails if the installed awscrt's _on_publish is not the one
-    receive.py read (lean_receive off)."""
-    from awscrt import mqtt5
-
-    from iotnotify.crt import receive
-    from iotnotify.properties import Properties
-
-    made = []
-    monkeypatch.setattr(mqtt5, "PublishReceivedData", lambda *a, **k: made.append(1))  # awscrt's path would call it
-    assert receive.ACTIVE
-    got, done = [], threading.Event()
-
-    def on_message(message) -> None:  # type: ignore[no-untyped-def]
-        got.append(message)
-        if len(got) == 50:
-            done.set()
-
-    options = ConnectOptions(ca_file=stack.ca_file)
-    connection = open_session(endpoint_source(stack.endpoint, 5), options, on_message)
-    try:
-        assert mqtt5._ClientCore.__name__ == "_ClientCore"  # swapped only while the client was built
-        assert connection.subscribe(["test/lean"], 1) == [1]
-        props = Properties(user_properties=(("k", "v"),), content_type="text/plain", correlation_data=b"\x00\x01",
-                           message_expiry=60, payload_format="utf8", response_topic="test/lean/reply")
-        for i in range(49):
-            connection.publish("test/lean", b"%d" % i, 1, False, lambda _code: None)
-        connection.publish("test/lean", b"last", 0, False, lambda _code: None, props)
-        assert done.wait(20)
-    finally:
-        connection.disconnect()
-    assert not made
-    assert [m.payload for m in got[:49]] == [b"%d" % i for i in range(49)]
-    assert (got[-1].payload, got[-1].qos, got[-1].retain) == (b"last", 0, False)
-    assert got[-1].properties is not None
-    assert got[-1].properties.user_properties == (("k", "v"),)
-    assert (got[-1].properties.content_type, got[-1].properties.correlation_data) == ("text/plain", b"\x00\x01")
-    assert (got[-1].properties.payload_format, got[-1].properties.response_topic) == ("utf8", "test/lean/reply")
-    assert got[-1].properties.message_expiry in (59, 60)
-    assert got[0].properties is None
-
-
-def test_lean_receive_is_only_for_the_signatures_read():
-    from iotnotify.crt.receive import KNOWN, _fits
-
-    def make(names: tuple[str, ...]):  # type: ignore[no-untyped-def]
-        namespace: dict = {}
-        exec(f"def f({', '.join(names)}): pass", namespace)  # noqa: S102 - a signature to test, nothing else
-        return namespace["f"]
-
-    assert _fits(make(KNOWN))
-    assert _fits(make((*KNOWN, "puback_control_id")))
-    assert not _fits(make((*KNOWN, "puback_control_id", "extra")))
-    assert not _fits(make(KNOWN[:-1]))
-    assert not _fits(None)
+    assert [crt.checked("nodelay", v) for v in ("0.19.9", "0.20.0", "0.36.1", "0.38.1", "0.39.0", "1.0.0",
+                                                "dev")] == [False, True, True, True, False, False, False]
+    assert crt.decide("warmup", "0.39.0") == "awscrt 0.39.0 is not among those read (0.20 to 0.38)"
+    assert crt.decide("warmup", "0.36.1", fits=False) == "0.36.1's code is not the one read"
+    assert crt.decide("warmup", "0.36.1") == ""
 
 
 

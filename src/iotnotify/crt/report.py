@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from iotnotify.crt import NAMES, nodelay, publish, receive, threadstate, warmup
+from iotnotify.crt import NAMES, nodelay, warmup
 
 
 def report() -> dict[str, str]:
     """Each shortcut's state: "on", or "off: why" (this imports awscrt)."""
-    off = {"direct_publish": publish.OFF, "lean_receive": receive.OFF, "threadstate": threadstate.OFF,
-           "nodelay": nodelay.off(), "warmup": warmup.off()}
+    off = {"nodelay": nodelay.off(), "warmup": warmup.off()}
     return {name: f"off: {off[name]}" if off[name] else "on" for name in NAMES}

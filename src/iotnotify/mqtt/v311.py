@@ -20,7 +20,6 @@ from awscrt import mqtt
 from awsiot import mqtt_connection_builder
 
 from iotnotify.allowance import describe_client
-from iotnotify.crt import threadstate
 from iotnotify.errors import ConnectError, DeliveryError, Refused, UsageError
 from iotnotify.messages import Message
 from iotnotify.mqtt.outcome import ACKED, CLOSED, LOST, MQTT311_FAILURE, OnDone
@@ -165,7 +164,6 @@ class Mqtt311Transport:
 
     def _received(self, topic: str, payload: bytes, dup: bool, qos: mqtt.QoS, retain: bool,
                   **_kwargs: object) -> None:
-        threadstate.keep()
         on_message = self.session.on_message
         if on_message is not None:  # registered only when it is
             on_message(Message(topic, bytes(payload), int(qos), bool(retain)))
@@ -190,7 +188,6 @@ class Mqtt311Transport:
         sent_at = time.monotonic()
 
         def completed(future: Future[Any]) -> None:
-            threadstate.keep()
             error = future.exception()
             if error is None:
                 on_done(ACKED)

@@ -12,8 +12,6 @@ from awscrt import mqtt5
 from awsiot import mqtt5_client_builder
 
 from iotnotify import trace
-from iotnotify.crt import publish as direct
-from iotnotify.crt import receive, threadstate
 from iotnotify.errors import ConnectError, DeliveryError, Refused
 from iotnotify.messages import Message
 from iotnotify.mqtt.diagnose import REFUSED
@@ -77,7 +75,7 @@ class Mqtt5Transport:
         self._attempts = 0
         self._stopped = threading.Event()
         self._attempt_started = time.monotonic()
-        self.client = self._build()
+        self.client = self._make()
 
     def _guarded(self, handler: Callable[[Any], None]) -> Callable[[Any], None]:
         """`handler`, called only while this transport is its session's (see Session._renew)."""
@@ -88,22 +86,6 @@ class Mqtt5Transport:
                 handler(data)
 
         return call
-
-    def _build(self) -> mqtt5.Client:
-        if self.session.on_message is None or self.options.manual_ack:  # the lean core acknowledges on arrival
-            return self._make()
-        return receive.build(self._make, self._lean_receiver())
-
-    def _lean_receiver(self) -> receive.Lean:
-        """What gets each message from crt/receive.py's lean core: a Message for on_message."""
-        current, on_message, keep, now = self.session.current, self.session.on_message, threadstate.keep, time.time
-
-        def received(topic: str, payload: bytes, qos: int, retain: bool, properties: Properties | None) -> None:
-            keep()
-            if on_message is not None and current(self):
-                on_message(Message(topic, payload or b"", qos, retain, now(), properties))
-
-        return received
 
     def _make(self) -> mqtt5.Client:
         validation = mqtt5.ExtendedValidationAndFlowControlOptions
@@ -200,7 +182,6 @@ class Mqtt5Transport:
             session.first_outcome(data.exception)
 
     def _received(self, data: mqtt5.PublishReceivedData) -> None:
-        threadstate.keep()
         packet = data.publish_packet
         ack = None
         if self.options.manual_ack and data.acquire_publish_acknowledgement_control is not None:  # QoS 1
@@ -232,18 +213,10 @@ class Mqtt5Transport:
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone,
                 properties: Properties | None) -> None:
-        if direct.ACTIVE and not properties:
-            def completed(error: int, _qos: int, code: int | None, text: str | None = None, *_: object) -> None:
-                threadstate.keep()
-                on_done(LOST if error else refused(code, text) if code is not None and code >= 0x80 else ACKED)
-
-            direct.publish(self.client, topic, payload, qos, retain, completed)
-            return
         future = self.client.publish(mqtt5.PublishPacket(topic=topic, payload=payload, qos=mqtt5.QoS(qos),
                                                          retain=retain, **publish_properties(properties)))
 
         def completed_future(future: Future[Any]) -> None:
-            threadstate.keep()
             on_done(_published(future))
 
         future.add_done_callback(completed_future)
