@@ -4,22 +4,18 @@ the MQTT thread (the connection held back) or goes to `on_full`, never into memo
 from __future__ import annotations
 
 import threading
-import time
 
 from iotnotify.errors import ConnectError
 from iotnotify.inbox import QUEUE_LIMIT, Inbox
 from iotnotify.messages import Message
-from tests.helpers import waiting
+from tests.helpers import wait_for, waiting
 
 
 def put_in_thread(inbox: Inbox, message: Message) -> threading.Thread:
     """inbox.put(message) in a thread of its own, returned once it waits for room."""
     thread = threading.Thread(target=inbox.put, args=(message,), daemon=True)
     thread.start()
-    deadline = time.monotonic() + 5
-    while not inbox._room._waiters and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert inbox._room._waiters, "the message never waited for room"
+    wait_for(lambda: bool(inbox._room._waiters), 5, "the message to wait for room")
     return thread
 
 
@@ -96,10 +92,7 @@ def test_delivering_directly_does_not_wait_for_a_producer_held_by_a_full_queue()
     assert not switching.is_alive() and not held.is_alive()
     waiter, ended = waiting(inbox)  # writes what was rendered, until fail()
     inbox.put(Message("t", b"3"))
-    deadline = time.monotonic() + 5
-    while b"".join(got) != b"123" and time.monotonic() < deadline:
-        time.sleep(0.001)
-    assert b"".join(got) == b"123"
+    wait_for(lambda: b"".join(got) == b"123", 5, "the output")
     inbox.fail(ConnectError("connection lost"))
     waiter.join(5)
     assert not waiter.is_alive() and ended

@@ -371,10 +371,7 @@ def test_the_inbox_renders_what_was_queued_first_then_each_where_it_arrives():
     main = threading.current_thread().name
     assert rendered == [(b"0", main), (b"1", main), (b"2", "receiver"), (b"3", "receiver"), (b"4", "receiver")]
     waiter, ended = waiting(inbox)
-    deadline = time.monotonic() + 5
-    while b"".join(written) != b"0\n1\n2\n3\n4\n" and time.monotonic() < deadline:
-        time.sleep(0.001)
-    assert b"".join(written) == b"0\n1\n2\n3\n4\n"
+    wait_for(lambda: b"".join(written) == b"0\n1\n2\n3\n4\n", 5, "the output")
     inbox.fail(ConnectError("connection lost"))
     waiter.join(5)
     assert [str(e) for e in ended] == ["connection lost"]
@@ -401,9 +398,7 @@ def test_a_lone_message_is_written_at_once_and_a_burst_in_few_writes():
         before = len(written)
         for n in range(3, 503):
             inbox.put(_message(n))
-        deadline = time.monotonic() + 5
-        while b"".join(written).count(b"\n") != 503 and time.monotonic() < deadline:
-            time.sleep(0.001)
+        wait_for(lambda: b"".join(written).count(b"\n") == 503, 5, "the output")
         assert b"".join(written) == b"".join(b"%d\n" % n for n in range(503))  # whole, in order
         assert len(written) - before < 100  # not a write per message (500 of them)
     finally:
@@ -449,9 +444,7 @@ def test_a_stalled_writer_does_not_hold_the_receiving_thread_until_the_output_is
     reader_back.set()
     late.join(5)
     assert not late.is_alive()
-    deadline = time.monotonic() + 5
-    while b"".join(written).count(b"\n") < 250 and time.monotonic() < deadline:
-        time.sleep(0.001)
+    wait_for(lambda: b"".join(written).count(b"\n") >= 250, 5, "the output")
     assert b"".join(written) == b"".join(b"%d\n" % n for n in range(250))
     inbox.fail(ConnectError("connection lost"))
     waiter.join(5)
