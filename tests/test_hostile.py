@@ -190,7 +190,7 @@ def test_the_keys_the_endpoint_describes_are_shown_escaped(fake_endpoint, tmp_pa
 def test_tails_view_escapes_topics_payloads_and_properties():
     from rich.console import Console
 
-    from iotnotify.live import TailState, render
+    from iotnotify.cli.live import TailState, render
     from iotnotify.messages import Message
     from iotnotify.properties import Properties
 

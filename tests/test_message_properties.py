@@ -9,7 +9,7 @@ import subprocess
 import pytest
 from rich.console import Console
 
-from iotnotify.live import TailState, render
+from iotnotify.cli.live import TailState, render
 from iotnotify.messages import Message
 from iotnotify.properties import Properties, from_record
 from tests.helpers import mosquitto_subscriber

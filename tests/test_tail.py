@@ -17,8 +17,8 @@ import time
 import pytest
 from rich.console import Console
 
+from iotnotify.cli.live import TailState, render
 from iotnotify.keys import endpoint_source
-from iotnotify.live import TailState, render
 from iotnotify.mqtt import ConnectOptions
 from iotnotify.subscribe import subscribe
 from tests.helpers import IOTNOTIFY, wait_for
@@ -139,7 +139,7 @@ def test_header_and_subscription_follow_the_connection_through_a_broker_restart(
 
 
 def test_memory_of_topics_is_bounded():
-    from iotnotify.live import MAX_TOPICS
+    from iotnotify.cli.live import MAX_TOPICS
     from iotnotify.messages import Message
 
     state = TailState(lines=3)

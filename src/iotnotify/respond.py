@@ -25,10 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from iotnotify import child
-from iotnotify.allowance import check_publish
 from iotnotify.errors import DeliveryError, IotNotifyError, Refused, UsageError
 from iotnotify.inbox import Inbox
 from iotnotify.keys import KeySource
+from iotnotify.keys.allowance import check_publish
 from iotnotify.messages import Message
 from iotnotify.mqtt import ConnectOptions, OnState, Session
 from iotnotify.properties import Properties

@@ -7,10 +7,10 @@ import os
 from collections.abc import Generator
 from dataclasses import dataclass, replace
 
-from iotnotify.allowance import check_publish
 from iotnotify.errors import UsageError
 from iotnotify.inbox import Inbox
 from iotnotify.keys import KeySource, TemporaryKeys
+from iotnotify.keys.allowance import check_publish
 from iotnotify.messages import Message
 from iotnotify.mqtt import ConnectOptions, OnState, Session
 from iotnotify.properties import Properties, check_payload_format, check_properties

@@ -10,10 +10,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from iotnotify.allowance import check_publish, describe
 from iotnotify.errors import DeliveryError, HttpsUnsupported, Interrupted, IotNotifyError, Refused, UsageError
 from iotnotify.files import write_private
 from iotnotify.keys import KeySource
+from iotnotify.keys.allowance import check_publish, describe
 from iotnotify.messages import Message
 from iotnotify.mqtt import ConnectOptions, Kind, Outcome, Session, open_session
 from iotnotify.mqtt import reason as reason_text

@@ -7,10 +7,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from iotnotify import limits
-from iotnotify.allowance import subscribe_refusals
 from iotnotify.errors import ConnectError, IotNotifyError, ReceiveTimeout, Refused, UsageError
 from iotnotify.inbox import Inbox
 from iotnotify.keys import KeySource, TemporaryKeys
+from iotnotify.keys.allowance import subscribe_refusals
 from iotnotify.messages import Message
 from iotnotify.mqtt import ConnectOptions, OnState, Session, State, open_session
 from iotnotify.topics import check_filter, subscribe_batches

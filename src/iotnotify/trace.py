@@ -1,17 +1,14 @@
 """--debug: what happened on the wire, one line per event, through `logging` (the core logs to the
 logger `iotnotify.wire` and prints nothing; `enable()`, called by the CLI, sends it to stderr).
 
-Never a secret: keys are described by their access key id, expiry, client id and topics only."""
+Never a secret: keys are described by their access key id, expiry, client id and topics only
+(keys/view.described)."""
 
 from __future__ import annotations
 
 import logging
 import sys
 import time
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from iotnotify.keys.model import TemporaryKeys
 
 log = logging.getLogger("iotnotify.wire")
 _start = time.time()
@@ -43,19 +40,3 @@ def enable() -> None:
 def on() -> bool:
     """Whether the trace is on (checked once per connection, not per message)."""
     return log.isEnabledFor(logging.DEBUG)
-
-
-def describe_keys(keys: TemporaryKeys) -> str:
-    """What the trace says of a set of keys: never the secret key or session token."""
-    from iotnotify.times import iso
-
-    parts = [f"access key {keys.access_key}", f"expire {iso(keys.expiration)}", f"endpoint {keys.host}:{keys.port}"]
-    client = keys.raw.get("clientId")
-    if isinstance(client, str):
-        parts.append(f"client id {client}")
-    topics = keys.raw.get("topics")
-    if isinstance(topics, list):
-        parts.append("topics " + ", ".join(str(t) for t in topics))
-    if keys.aws_rules:
-        parts.append("AWS rules")
-    return ", ".join(parts)

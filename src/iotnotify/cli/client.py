@@ -49,7 +49,7 @@ Examples:
 def keys_command(ctx: click.Context, /, as_json: bool, export: bool, show_secrets: bool, url: bool,
                  **flags: Any) -> None:
     """Fetch temporary keys (or reuse cached ones) and show them; secrets are redacted."""
-    from iotnotify import keys_view
+    from iotnotify.keys import view as keys_view
 
     if sum((as_json, export, url)) > 1:
         raise errors.UsageError("--json, --export and --url cannot be used together")

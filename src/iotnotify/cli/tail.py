@@ -50,7 +50,7 @@ def tail_command(ctx: click.Context, /, filters: tuple[str, ...], lines: int | N
                  grep: str | None, send_topic: str | None, qos: int, session: str | None, session_expiry: int,
                  reconnect_delay: tuple[float, float], partial: bool, **flags: Any) -> None:
     """Show the traffic on FILTER... live: connection state, newest messages, counters. Ctrl-C stops."""
-    from iotnotify.live import run_live, run_plain
+    from iotnotify.cli.live import run_live, run_plain
     from iotnotify.mqtt import ConnectOptions
     from iotnotify.topics import TUTORIAL_TOPIC, check_topic
 

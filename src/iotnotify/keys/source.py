@@ -9,7 +9,8 @@ from collections.abc import Callable
 from iotnotify import trace
 from iotnotify.keys.cache import KeyCache
 from iotnotify.keys.model import TemporaryKeys
-from iotnotify.trace import describe_keys, log
+from iotnotify.keys.view import described
+from iotnotify.trace import log
 
 
 class KeySource:
@@ -45,7 +46,7 @@ class KeySource:
                     return self._keys
                 if self.cache is not None and (cached := self.cache.load(self.name)) is not None:
                     if trace.on():
-                        log.debug("keys: from the cache for %s: %s", self.name, describe_keys(cached))
+                        log.debug("keys: from the cache for %s: %s", self.name, described(cached))
                     self._keys = cached
                     return cached
             started = time.monotonic()
@@ -53,7 +54,7 @@ class KeySource:
             self.fetches += 1
             if trace.on():
                 log.debug("keys: fetched from %s in %.0f ms: %s", self.name, (time.monotonic() - started) * 1000,
-                          describe_keys(keys))
+                          described(keys))
             if self.cache is not None:
                 self.cache.save(self.name, keys)
             self._keys = keys

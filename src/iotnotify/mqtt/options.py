@@ -7,9 +7,9 @@ import os
 from dataclasses import dataclass
 
 from iotnotify import limits
-from iotnotify.allowance import check_publish
 from iotnotify.errors import Refused, UsageError
 from iotnotify.keys import TemporaryKeys
+from iotnotify.keys.allowance import check_publish
 from iotnotify.settings import (
     DEFAULT_KEEPALIVE,
     DEFAULT_RECONNECT_DELAY,

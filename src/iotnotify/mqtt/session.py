@@ -15,10 +15,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from iotnotify import limits, trace
-from iotnotify.allowance import describe, describe_client
 from iotnotify.crt.nodelay import set_nodelay
 from iotnotify.errors import ConnectError, DeliveryError, IotNotifyError, Refused
 from iotnotify.keys import KeySource, TemporaryKeys
+from iotnotify.keys.allowance import describe, describe_client
 from iotnotify.messages import Message
 from iotnotify.mqtt.diagnose import classify, probe_tls, taken_over
 from iotnotify.mqtt.options import ConnectOptions, client_id_for

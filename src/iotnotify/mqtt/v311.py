@@ -19,8 +19,8 @@ from typing import Any
 from awscrt import mqtt
 from awsiot import mqtt_connection_builder
 
-from iotnotify.allowance import describe_client
 from iotnotify.errors import ConnectError, DeliveryError, Refused, UsageError
+from iotnotify.keys.allowance import describe_client
 from iotnotify.messages import Message
 from iotnotify.mqtt.outcome import ACKED, CLOSED, LOST, MQTT311_FAILURE, OnDone
 from iotnotify.mqtt.session import Session

@@ -239,8 +239,8 @@ def run_live(source: KeySource, options: ConnectOptions, topics: list[str], qos:
     from rich.console import Console
     from rich.live import Live
 
-    from iotnotify.allowance import check_publish
     from iotnotify.keyboard import LineEditor
+    from iotnotify.keys.allowance import check_publish
     from iotnotify.output import OutputStyle, formatter
     from iotnotify.send import Publisher
     from iotnotify.subscribe import subscribe

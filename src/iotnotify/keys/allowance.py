@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from iotnotify.errors import Refused
 from iotnotify.iam import matches
-from iotnotify.keys import TemporaryKeys
+from iotnotify.keys.model import TemporaryKeys
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 
-from iotnotify.keys import TemporaryKeys
+from iotnotify.keys.model import TemporaryKeys
 from iotnotify.shown import LINE, shown
 from iotnotify.times import iso, now_utc
 
@@ -56,3 +56,17 @@ def as_exports(keys: TemporaryKeys) -> str:
     if keys.session_token:  # long-term keys (--aws without a role) have none
         values["AWS_SESSION_TOKEN"] = keys.session_token
     return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in values.items())
+
+
+def described(keys: TemporaryKeys) -> str:
+    """What the trace says of a set of keys: never the secret key or session token."""
+    parts = [f"access key {keys.access_key}", f"expire {iso(keys.expiration)}", f"endpoint {keys.host}:{keys.port}"]
+    client = keys.raw.get("clientId")
+    if isinstance(client, str):
+        parts.append(f"client id {client}")
+    topics = keys.raw.get("topics")
+    if isinstance(topics, list):
+        parts.append("topics " + ", ".join(str(t) for t in topics))
+    if keys.aws_rules:
+        parts.append("AWS rules")
+    return ", ".join(parts)
