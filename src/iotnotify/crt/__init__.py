@@ -16,8 +16,8 @@ Each halved a cost per message, which shows at 100,000 messages a second on a pe
 and not on a row that runs under AWS's rules, 100 messages a second per connection.
 
 One policy for all: a shortcut is on only where the versions it reaches into are ones it was read
-against (CHECKED), and its module's own look at the code (a signature, an exported symbol) agrees;
-anywhere else it is off and awscrt's public way is taken. `tests/test_crt.py` fails while any is off
+against (CHECKED), and what its module needs is there (warmup: the exported symbols); anywhere
+else it is off and awscrt's public way is taken. `tests/test_crt.py` fails while any is off
 on the versions `constraints.txt` installs, so an upgrade that turns one off is a known event
 (`scripts/check --newest` runs the suite against the newest awscrt and awsiotsdk).
 `IOTNOTIFY_NO_SHORTCUTS=1` turns them all off (or a comma-separated list of names, some);
@@ -64,13 +64,11 @@ def checked(name: str, version: str) -> bool:
     return found is not None and lowest <= found <= highest
 
 
-def decide(name: str, version: str, fits: bool = True) -> str:
-    """Why `name` is off ("" if on): switched off, a version not read, or its own look (`fits`) failed."""
+def decide(name: str, version: str) -> str:
+    """Why `name` is off ("" if on): switched off, or a version not read."""
     if switched_off(name):
         return f"{SWITCH} is set"
     if not checked(name, version):
         what, lowest, highest = CHECKED[name]
         return f"{what} {version} is not among those read ({lowest[0]}.{lowest[1]} to {highest[0]}.{highest[1]})"
-    if not fits:
-        return f"{version}'s code is not the one read"
     return ""

@@ -46,11 +46,6 @@ class Outcome:
         return self.kind is Kind.ACKED
 
     @property
-    def refused(self) -> bool:
-        """Refused in so many words (a reason code), or by a closed connection (MQTT 3.1.1)."""
-        return self.kind in (Kind.REFUSED, Kind.CLOSED)
-
-    @property
     def not_authorized(self) -> bool:
         """The refusal AWS IoT Core gives when the keys' policy does not allow the topic."""
         return self.kind is Kind.CLOSED or (self.kind is Kind.REFUSED and self.code == NOT_AUTHORIZED)
