@@ -241,13 +241,22 @@ def test_duration_parsing() -> None:
 
 
 def test_quick_parse_takes_only_plain_sends() -> None:
-    from iotnotify.agent.quick import parse
+    from iotnotify.quick.argv import parse
 
-    assert parse(["send", "t", "m"]) == {"topic": "t", "message": "m", "qos": 1, "timeout": 30.0}
-    assert parse(["-p", "local", "send", "-q", "0", "-r", "--timeout=5", "t", "-m", "x"]) == {
+    def options(argv: list[str]) -> dict[str, object]:
+        parsed = parse(argv)
+        assert parsed is not None
+        return parsed[1]
+
+    assert options(["send", "t", "m"]) == {"topic": "t", "message": "m", "qos": 1, "timeout": 30.0}
+    assert options(["-p", "local", "send", "-q", "0", "-r", "--timeout=5", "t", "-m", "x"]) == {
         "profile": "local", "topic": "t", "message": "x", "qos": 0, "retain": True, "timeout": 5.0}
-    assert parse(["send", "-l", "t"])["lines"] is True  # type: ignore[index]
-    assert parse(["send", "t", "-"])["stdin"] is True  # type: ignore[index]
+    assert options(["send", "-l", "t"])["lines"] is True
+    assert options(["send", "t", "-"])["stdin"] is True
+    outgoing = parse(["send", "-q", "0", "-r", "--timeout=5", "--failed", "f", "t", "m"])[0]  # type: ignore[index]
+    assert (outgoing.topic, outgoing.qos, outgoing.retain, outgoing.timeout, outgoing.failed, outgoing.single) == (
+        "t", 0, True, 5.0, "f", True)
+    assert parse(["send", "-l", "t"])[0].single is False  # type: ignore[index]
     for other in (["send", "t"], ["send", "t", "a", "b"], ["send", "-q", "2", "t", "m"], ["send", "--debug", "t", "m"],
                   ["--endpoint", "x", "send", "t", "m"], ["send", "t", "m", "-m", "n"], ["send", "-l", "-s", "t"],
                   ["send", "--help"], ["send", "t", "m", "--client-id", "c"], ["send", "-rq0", "t", "m"]):

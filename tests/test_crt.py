@@ -125,7 +125,7 @@ def _cores() -> int:
 @pytest.mark.shortcuts
 @pytest.mark.parametrize("way", [["--via", "https"], ["--no-agent", "--via", "mqtt"]], ids=["quick-https", "cli-mqtt"])
 def test_a_cold_send_initializes_tls_on_another_core_first(cli, topic, way):
-    """crt_warmup.py: a send (quick_https.py's, or the CLI's over MQTT: --no-agent is not a form the
+    """crt/warmup.py: a send (quick/https.py's, or the CLI's over MQTT: --no-agent is not a form the
     quick path reads) starts s2n-tls in a thread while Python imports the rest, and awscrt's own
     import then finds it initialized. With one CPU there is nothing to gain and no warm-up."""
     done = subprocess.run([IOTNOTIFY[0], "-c", WARMUP_SPY, "send", *way, topic, "hi"],

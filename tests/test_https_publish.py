@@ -12,7 +12,7 @@ import ssl
 import pytest
 
 from iotnotify.mqtt.https import path_for
-from tests.helpers import Cli, broker_behind_front, imports_of, tutorial_keys, user_env
+from tests.helpers import Cli, acknowledged, broker_behind_front, imports_of, tutorial_keys, user_env
 from tests.test_aws_rules import finish, scoped, unlisted
 
 
@@ -87,7 +87,7 @@ def test_one_message_goes_over_https_by_itself_and_never_shows_a_secret(cli, key
 
 
 def test_a_plain_send_over_https_loads_no_click(cli, topic):
-    """The quick path (quick_https.py): no click, no awsiotsdk, no MQTT client."""
+    """The quick path (quick/https.py): no click, no awsiotsdk, no MQTT client."""
     assert cli.run("keys").returncode == 0  # cached
     imported = imports_of(cli.env, "send", topic, "quick")
     assert "iotnotify.mqtt.https" in imported
@@ -154,3 +154,20 @@ def test_a_broker_without_https_publish_gets_the_message_over_mqtt(fake_endpoint
         assert asked.returncode == 5
         assert asked.stderr.startswith(f"iotnotify: error: broker 127.0.0.1:{wss} closed the connection without "
                                        "answering an HTTPS publish (not an AWS IoT data endpoint?): send with --via mqtt")
+
+
+@pytest.mark.mosquitto
+@pytest.mark.parametrize("form", [["x"], ["-s"], ["-f", "-"]], ids=["argument", "stdin", "file-stdin"])
+def test_the_quick_path_takes_mqtt_after_a_broker_without_https_publish(fake_endpoint, tmp_path, topic, form):
+    """Settings from variables alone (the quick path's plain form, no click): the HTTPS way fails
+    with nothing delivered, and the route's next way, MQTT, sends what was read, stdin too, from
+    the same process; --failed gets nothing."""
+    with broker_behind_front(tmp_path) as (broker, wss, ca_file):
+        fake_endpoint.answer(body=tutorial_keys(port=wss))
+        env = {**user_env(tmp_path), "IOTNOTIFY_ENDPOINT": fake_endpoint.url, "IOTNOTIFY_CA_FILE": ca_file}
+        failed = tmp_path / "failed"
+        sent = Cli(env).run("send", "--failed", str(failed), topic, *form, input=b"x")
+        assert (sent.returncode, sent.stderr) == (0, "")
+        assert acknowledged(broker) == 1
+        assert not failed.exists()
+        assert imports_of(env, "send", topic, "y").isdisjoint({"click"})  # the quick path took it

@@ -4,9 +4,9 @@ import base64
 import io
 import json
 
-from iotnotify.lines import read_lines
 from iotnotify.messages import Message
 from iotnotify.output import OutputStyle, formatter
+from iotnotify.payloads import read_lines
 from iotnotify.times import iso
 
 format_raw = formatter(OutputStyle())

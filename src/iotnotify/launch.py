@@ -1,6 +1,6 @@
 """The `iotnotify` process: a plain `send` a running agent can take goes to it without loading the
-CLI (click costs more than the rest of such a send: agent/quick.py), as does one message over HTTPS
-(quick_https.py); all else to the CLI (`cli.main(argv)`, which returns the exit code), with awscrt's
+CLI (click costs more than the rest of such a send), as does one message over HTTPS (quick/); all
+else to the CLI (`cli.main(argv)`, which returns the exit code), with awscrt's
 TLS start-up under way on another core for the commands that connect (crt/warmup.py). What belongs
 to the process is here: its signal handling, its hook for errors in awscrt's callbacks, its exit."""
 
@@ -8,14 +8,31 @@ from __future__ import annotations
 
 import sys
 
+# `signal` is `_signal` wrapped in enums: importing it (and enum, functools, collections) was a
+# quarter of a send through the agent's imports (`python -X importtime`). The functions here
+# take and give plain numbers, which is all this needs. Type checkers have no stub for it: they
+# read signal's, the same functions.
+TYPE_CHECKING = False  # not typing's: a send through the agent imports neither typing nor enum
+if TYPE_CHECKING:
+    import signal as _signal
+else:
+    import _signal
+
 
 def main() -> None:
     """Run `iotnotify` with sys.argv."""
     argv = sys.argv[1:]
+    interrupt_on_signals()
     if "send" in argv[:3]:
-        from iotnotify.agent.quick import quick_send
+        from iotnotify.quick import quick_send
 
-        code = quick_send(argv)
+        try:
+            code = quick_send(argv)
+        except KeyboardInterrupt:  # before a way took the send (reading stdin, say): nothing was sent
+            from iotnotify.errors import ExitStatus
+
+            sys.stderr.write("iotnotify: interrupted\n")
+            code = int(ExitStatus.INTERRUPTED)
         if code is not None:
             _end_now(code)
     if any(command in argv[:3] for command in ("send", "subscribe", "tail")) and not {"--help", "-h"} & set(argv):
@@ -24,14 +41,22 @@ def main() -> None:
         start()  # they connect: TLS's start-up on another core while click and the rest are imported
     from iotnotify.cli import main as cli_main
     from iotnotify.cli.terminal import ends_quickly
-    from iotnotify.interrupts import interrupt_on_signals
 
-    interrupt_on_signals()
     _quiet_callback_errors()
     code = cli_main(argv)
     if ends_quickly():
         _end_now_if_alone(code)
     sys.exit(code)
+
+
+def interrupt_on_signals() -> None:
+    """SIGINT and SIGTERM both stop a command cleanly (KeyboardInterrupt in the main thread), even
+    in a background job."""
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    _signal.signal(_signal.SIGINT, interrupt)
+    _signal.signal(_signal.SIGTERM, interrupt)
 
 
 def _quiet_callback_errors() -> None:

@@ -1,15 +1,11 @@
-"""Message: one MQTT message received or to send, and turning user input into payloads."""
+"""Message: one MQTT message received or to send."""
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
-from iotnotify.errors import UsageError
-from iotnotify.lines import read_lines
 from iotnotify.properties import Properties
 
 
@@ -27,23 +23,3 @@ class Message:
     time: float = field(default_factory=time.time)
     properties: Properties | None = None
     ack: Callable[[], None] | None = None  # sends its PUBACK, for a QoS 1 message taken with manual acknowledgement
-
-
-def payloads_from(message: str | None, file: BinaryIO | None, whole_stdin: bool, lines: bool,
-                  stdin: BinaryIO) -> list[bytes] | Iterator[bytes]:
-    """The payloads to send from exactly one source: the argument (`-` means stdin), a file, all
-    of stdin, or stdin's lines (an iterator, so that each line goes out as soon as it is read)."""
-    if message == "-":
-        message, whole_stdin = None, True
-    chosen = [name for name, given in (("MESSAGE", message is not None), ("-f", file is not None),
-                                       ("-s", whole_stdin), ("-l", lines)) if given]
-    if len(chosen) != 1:
-        raise UsageError("give exactly one of MESSAGE, -m, -f FILE, -s or -l"
-                         + (f" (got {', '.join(chosen)})" if chosen else ""))
-    if message is not None:
-        return [os.fsencode(message)]  # argv bytes that are not UTF-8 stay as they were
-    if file is not None:
-        return [file.read()]
-    if whole_stdin:
-        return [stdin.read()]
-    return read_lines(stdin)

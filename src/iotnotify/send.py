@@ -17,6 +17,7 @@ from iotnotify.keys.allowance import check_publish, describe
 from iotnotify.messages import Message
 from iotnotify.mqtt import ConnectOptions, Kind, Outcome, Session, open_session
 from iotnotify.mqtt import reason as reason_text
+from iotnotify.outgoing import Outgoing
 from iotnotify.properties import Properties, check_payload_format, check_properties
 from iotnotify.records import parse_record
 from iotnotify.topics import check_payload, check_topic
@@ -263,49 +264,43 @@ def _replaying(publisher: Publisher, source: KeySource, topic: str | None, qos: 
     return replay
 
 
-def send(source: KeySource, options: ConnectOptions, topic: str | None, payloads: Iterable[bytes], qos: int,
-         retain: bool, timeout: float, on_rejected: OnRejected, failed_file: Path | None = None,
-         connections: int = 1, properties: Properties | None = None, records: bool = False) -> SendResult:
-    """Publish every payload as it comes, over `connections` connections, then wait up to `timeout`
-    s for the acknowledgements. With `records`, each payload is a JSON record (records.py) published
-    to its own topic (`topic` is the default for records without one).
+def send(source: KeySource, options: ConnectOptions, outgoing: Outgoing, on_rejected: OnRejected,
+         fallback: bool = False) -> SendResult:
+    """Publish every payload as it comes, over `outgoing.connections` connections, then wait up to
+    its timeout for the acknowledgements. With `records`, each payload is a JSON record (records.py)
+    published to its own topic (the topic is the default for records without one).
 
     A payload over the broker's limit (or a malformed record) is reported through `on_rejected` and
     skipped; the rest go out. Raises Refused if the keys or the broker refused the messages,
     DeliveryError if anything else was not delivered, Interrupted on Ctrl-C; either way the payloads
-    (or records) not delivered are written to `failed_file` (one per line, in input order) if given.
+    (or records) not delivered are written to the `failed` file (one per line, in input order) if
+    given. With `fallback` (the send's route has another way after HTTPS), a broker that takes no
+    HTTPS publish raises HttpsUnsupported with nothing saved: nothing was delivered.
     """
-    check_before_sending(source, topic, payloads, properties, records)
-    if isinstance(payloads, (list, tuple)):
-        connections = min(connections, max(len(payloads), 1))  # no connection left idle
-    try:
-        with ExitStack() as stack:
-            publisher = Publisher(open_connections(source, options, connections, stack), topic or "", qos, retain,
-                                  properties=properties)
-            return deliver(publisher, source, topic, payloads, timeout, on_rejected, failed_file, records)
-    except HttpsUnsupported as e:
-        if not options.https_fallback or not isinstance(payloads, (list, tuple)):
-            raise
-        from iotnotify.trace import log
-
-        log.debug("%s: over MQTT instead", e)
-        return send(source, replace(options, https=False, https_fallback=False), topic, payloads, qos, retain,
-                    timeout, on_rejected, failed_file, connections, properties, records)
+    check_before_sending(source, outgoing.topic, outgoing.payloads, outgoing.properties, outgoing.records)
+    connections = outgoing.connections
+    if isinstance(outgoing.payloads, (list, tuple)):
+        connections = min(connections, max(len(outgoing.payloads), 1))  # no connection left idle
+    with ExitStack() as stack:
+        publisher = Publisher(open_connections(source, options, connections, stack), outgoing.topic or "",
+                              outgoing.qos, outgoing.retain, properties=outgoing.properties)
+        return deliver(publisher, source, outgoing, on_rejected, fallback)
 
 
-def deliver(publisher: Publisher, source: KeySource, topic: str | None, payloads: Iterable[bytes], timeout: float,
-            on_rejected: OnRejected, failed_file: Path | None = None, records: bool = False) -> SendResult:
+def deliver(publisher: Publisher, source: KeySource, outgoing: Outgoing, on_rejected: OnRejected,
+            fallback: bool = False) -> SendResult:
     """`send` once connected (and the agent's for each of its clients): publish every payload as it
     comes through `publisher`, wait for the acknowledgements, return or raise as `send` says."""
     rejected: dict[int, bytes] = {}
     interrupted = stalled = False
     stopped: IotNotifyError | None = None
-    put = _replaying(publisher, source, topic, publisher.qos, publisher.retain) if records else publisher.publish
+    put = _replaying(publisher, source, outgoing.topic, publisher.qos, publisher.retain) if outgoing.records \
+        else publisher.publish
     try:
-        for position, payload in enumerate(payloads, 1):
+        for position, payload in enumerate(outgoing.payloads, 1):
             if (stopped := publisher.stopped) is not None:
                 break  # the broker will refuse the rest too: leave them unread
-            if not publisher.make_room(timeout):
+            if not publisher.make_room(outgoing.timeout):
                 stalled = True  # the rest of the input stays unread, so nothing read is lost
                 break
             try:
@@ -313,18 +308,19 @@ def deliver(publisher: Publisher, source: KeySource, topic: str | None, payloads
             except (UsageError, Refused) as e:
                 rejected[position] = payload
                 on_rejected(position, e)
-        result = publisher.wait(0 if stalled or stopped else timeout)
+        result = publisher.wait(0 if stalled or stopped else outgoing.timeout)
         stopped = stopped or publisher.stopped
     except KeyboardInterrupt:
         result, interrupted = publisher.result(), True
-    return _outcome(publisher, result, rejected, stopped, stalled, interrupted, failed_file)
+    if isinstance(stopped, HttpsUnsupported) and fallback:
+        raise stopped  # nothing was delivered: the route's next way sends it, nothing saved
+    failed = Path(outgoing.failed) if outgoing.failed else None
+    return _outcome(publisher, result, rejected, stopped, stalled, interrupted, failed)
 
 
 def _outcome(publisher: Publisher, result: SendResult, rejected: dict[int, bytes], stopped: IotNotifyError | None,
              stalled: bool, interrupted: bool, failed_file: Path | None) -> SendResult:
     """Save what was not delivered to `failed_file`, then return the result, or raise what went wrong."""
-    if isinstance(stopped, HttpsUnsupported) and publisher.connection.options.https_fallback:
-        raise stopped  # nothing was delivered: send() sends it all over MQTT, nothing saved
     undelivered = {**publisher.undelivered(), **rejected}
     if undelivered and failed_file is not None:
         write_private(failed_file, b"".join(undelivered[k] + b"\n" for k in sorted(undelivered)))

@@ -23,9 +23,9 @@ from iotnotify.agent.wire import (
     STATUS,
     STOP,
     VERDICT,
-    VERSION,
     Reader,
     frame,
+    header,
     message_frame,
     value,
     value_frame,
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from iotnotify.errors import IotNotifyError
+    from iotnotify.outgoing import Outgoing
 
 WINDOW = 1000  # messages handed to the agent and not yet acknowledged, at most (as send.WINDOW)
 GRACE = 30.0  # s past --timeout to wait for the agent's verdict before taking it for dead
@@ -189,21 +190,18 @@ class _Session:
         return True
 
 
-def send(path: str, identity: str, topic: str | None, payloads: Iterable[bytes], qos: int, retain: bool,
-         timeout: float, on_rejected: Callable[[int, str], None], failed_file: str | None = None,
-         properties: dict[str, Any] | None = None, records: bool = False) -> None:
+def send(path: str, identity: str, outgoing: Outgoing, on_rejected: Callable[[int, str], None]) -> None:
     """Send as `send.send` does, through the agent at `path`: return once the broker acknowledged
     every message, else raise the error `send` would have (and write what was not acknowledged
-    to `failed_file`). Unavailable, before anything was handed over, if no agent takes it."""
+    to the `failed` file). Unavailable, before anything was handed over, if no agent takes it."""
     sock = connect(path)
-    whole = isinstance(payloads, (list, tuple))
+    whole = outgoing.whole
     session = _Session(sock, on_rejected, threaded=not whole)
-    header = {"v": VERSION, "identity": identity, "topic": topic, "qos": qos, "retain": retain,
-              "timeout": timeout, "properties": properties, "records": records, "whole": whole}
+    failed_file, timeout = outgoing.failed, outgoing.timeout
     try:
-        data = value_frame(HEADER, header)
+        data = value_frame(HEADER, header(identity, outgoing))
         if whole:
-            session.pending = dict(enumerate(payloads, 1))
+            session.pending = dict(enumerate(outgoing.payloads, 1))
             session.sent = len(session.pending)
             data += b"".join(message_frame(payload) for payload in session.pending.values()) + frame(END)
             sock.sendall(data)
@@ -211,7 +209,7 @@ def send(path: str, identity: str, topic: str | None, payloads: Iterable[bytes],
             session.listen()  # to the end: READY or a refusal, the acknowledgements, the verdict
         else:
             sock.sendall(data)
-            _stream(session, payloads, timeout)
+            _stream(session, outgoing.payloads, timeout)
         if not session.ready:
             _before(session)
     except KeyboardInterrupt:

@@ -39,7 +39,8 @@ from iotnotify.agent.wire import (
 from iotnotify.errors import ConfigError, IotNotifyError, UsageError
 from iotnotify.keys import KeySource
 from iotnotify.mqtt import ConnectOptions, Session, open_session
-from iotnotify.properties import Properties, from_record
+from iotnotify.outgoing import Outgoing
+from iotnotify.properties import from_record
 from iotnotify.send import Publisher, check_before_sending, deliver
 from iotnotify.topics import AWS_MAX_PAYLOAD_BYTES, MQTT_MAX_PAYLOAD_BYTES
 
@@ -226,7 +227,7 @@ class Agent:
                     pass  # the caller went away; what is in flight still goes to the broker
 
         try:
-            topic, qos, retain, timeout, properties = _checked(header)
+            outgoing = _checked(header)
         except UsageError as e:  # a header no `send` of ours makes: said, not a traceback in the log
             tell(_verdict(e, before=True))
             return
@@ -237,8 +238,7 @@ class Agent:
                 error = UsageError(f"payload of {cut[position]} bytes is over the broker's limit")
             tell(value_frame(REJECTED, {"position": position, "message": str(error)}))
 
-        records, whole = bool(header.get("records")), bool(header.get("whole"))
-        payloads: Any = list(_payloads(reader, cut)) if whole else _payloads(reader, cut)
+        outgoing.payloads = list(_payloads(reader, cut)) if header.get("whole") else _payloads(reader, cut)
         with self.lock:
             connection = self.connection
             if connection is None:
@@ -247,15 +247,16 @@ class Agent:
             self.served += 1
         try:
             try:
-                check_before_sending(self.source, topic, payloads if whole else [], properties, records)
+                check_before_sending(self.source, outgoing.topic, outgoing.payloads if outgoing.whole else [],
+                                     outgoing.properties, outgoing.records)
             except IotNotifyError as e:
                 tell(_verdict(e, before=True))
                 return
             tell(frame(READY))
-            publisher = Publisher(connection, topic or "", qos, retain, properties=properties,
-                                  on_acked=self._acks(tell))
+            publisher = Publisher(connection, outgoing.topic or "", outgoing.qos, outgoing.retain,
+                                  properties=outgoing.properties, on_acked=self._acks(tell))
             try:
-                result = deliver(publisher, self.source, topic, payloads, timeout, rejected, None, records)
+                result = deliver(publisher, self.source, outgoing, rejected)
             except IotNotifyError as e:
                 tell(_verdict(e))
             else:
@@ -286,9 +287,9 @@ def _payloads(reader: Reader, cut: dict[int, int]) -> Iterator[bytes]:
     raise ClientGone("the sender closed its connection before the end of its input")
 
 
-def _checked(header: dict[str, Any]) -> tuple[str | None, int, bool, float, Properties | None]:
-    """A send's topic, QoS, retain flag, timeout and properties from its HEADER; UsageError for a
-    field of the wrong kind (only a process that is not our `send` makes one)."""
+def _checked(header: dict[str, Any]) -> Outgoing:
+    """The send its HEADER asks for (the messages follow it); UsageError for a field of the wrong
+    kind (only a process that is not our `send` makes one)."""
     topic, qos, retain, timeout = header.get("topic"), header.get("qos", 1), header.get("retain", False), \
         header.get("timeout", 30.0)
     if topic is not None and not isinstance(topic, str):
@@ -302,7 +303,8 @@ def _checked(header: dict[str, Any]) -> tuple[str | None, int, bool, float, Prop
     given = header.get("properties")
     if given is not None and not isinstance(given, dict):
         raise UsageError("the send's properties are not a table")
-    return topic, qos, retain, float(timeout), from_record(given) if given else None
+    return Outgoing(topic, (), qos, retain, float(timeout), properties=from_record(given) if given else None,
+                    records=bool(header.get("records")))
 
 
 def same_user(sock: socket.socket) -> bool:

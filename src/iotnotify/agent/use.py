@@ -1,14 +1,13 @@
 """A command's way to an agent: which socket its settings go to, starting an agent for --persist,
-the route a plain `send` finds it by later (agent/quick.py), and `send` through it."""
+the route a plain `send` finds it by later (quick/agent.py), and `send` through it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
 
 from iotnotify.agent import client, identity, owned, runtime_dir, save_route, socket_path
 from iotnotify.errors import ConfigError, IotNotifyError
-from iotnotify.properties import Properties
+from iotnotify.outgoing import Outgoing
 from iotnotify.settings import Settings, from_environment
 
 
@@ -47,9 +46,7 @@ def serving(path: str) -> bool:
     return True
 
 
-def send(settings: Settings, topic: str | None, payloads: Iterable[bytes], qos: int, retain: bool, timeout: float,
-         on_rejected: Callable[[int, str], None], failed: str | None = None, properties: Properties | None = None,
-         records: bool = False, debug: bool = False) -> None:
+def send(settings: Settings, outgoing: Outgoing, on_rejected: Callable[[int, str], None], debug: bool = False) -> None:
     """`send` through the agent for `settings`, started first if none runs and they ask to persist
     one; client.Unavailable if no agent takes it (UnsafeFolder if its folder may not be used)."""
     try:
@@ -63,5 +60,4 @@ def send(settings: Settings, topic: str | None, payloads: Iterable[bytes], qos: 
     if not owned(path):
         raise client.Unavailable("no agent")
     remember(settings, agent_identity)
-    record: dict[str, Any] | None = properties.record() if properties else None
-    client.send(path, agent_identity, topic, payloads, qos, retain, timeout, on_rejected, failed, record, records)
+    client.send(path, agent_identity, outgoing, on_rejected)

@@ -20,6 +20,8 @@ TYPE_CHECKING = False  # not typing: too dear for the quick paths (bench/README.
 if TYPE_CHECKING:
     from typing import Any, Protocol
 
+    from iotnotify.outgoing import Outgoing
+
     class Receiver(Protocol):
         """A socket: socket.socket, or _socket.socket (which the quick client uses)."""
 
@@ -41,6 +43,14 @@ def frame(kind: bytes, body: bytes = b"") -> bytes:
 def value_frame(kind: bytes, value: dict[str, Any]) -> bytes:
     """A frame whose body is a dict of plain values (str, int, float, bool, None, bytes, lists)."""
     return frame(kind, marshal.dumps(value, MARSHAL_FORMAT))
+
+
+def header(identity: str, outgoing: Outgoing) -> dict[str, Any]:
+    """A send's HEADER: the agent identity it is for, and the request but its messages (which follow
+    as MESSAGE frames) and its --failed file (the sender's own)."""
+    return {"v": VERSION, "identity": identity, "topic": outgoing.topic, "qos": outgoing.qos,
+            "retain": outgoing.retain, "timeout": outgoing.timeout, "records": outgoing.records,
+            "properties": outgoing.properties.record() if outgoing.properties else None, "whole": outgoing.whole}
 
 
 SIZED = {ord(c): 4 for c in "stuaA"} | {ord(c): 1 for c in "zZ"}  # marshal's strings: the size's bytes

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
@@ -28,7 +27,10 @@ from iotnotify.cli.options import (
     will_options,
 )
 from iotnotify.cli.terminal import end_quickly, note, quiet_stdout, state_notes, warn, warn_reconnecting
-from iotnotify.via import VIAS, goes_over_https
+from iotnotify.outgoing import AGENT, HTTPS, VIAS, Outgoing, route
+
+if TYPE_CHECKING:
+    from iotnotify.settings import Settings
 
 
 @click.command("keys", context_settings=CONTEXT, epilog="""\b
@@ -116,11 +118,8 @@ def send_command(ctx: click.Context, /, topic: str, message: str | None, message
          stdin: bool, lines: bool, records: bool, retain: bool, timeout: float, failed: str | None, connections: int,
          no_agent: bool, via: str, qos: int, **flags: Any) -> None:
     """Publish MESSAGE to TOPIC; exit 0 only once the broker acknowledged every QoS 1 message."""
-    from dataclasses import replace
-
-    from iotnotify.lines import read_lines
-    from iotnotify.messages import payloads_from
     from iotnotify.mqtt import ConnectOptions
+    from iotnotify.payloads import payloads_from, read_lines
     from iotnotify.send import send
 
     end_quickly()  # its connections are closed before it returns
@@ -143,29 +142,41 @@ def send_command(ctx: click.Context, /, topic: str, message: str | None, message
         note(f"iotnotify: {what} {index} not sent: {error}")
 
     will = will_of(flags, settings.protocol)
-    options = ConnectOptions.from_settings(settings, will=will)
-    if via == "https":  # never through an agent (its connection is MQTT); what only MQTT can do is refused now
-        goes_over_https(via, payloads, records, connections, will, properties, options.client_id, options.protocol)
-        no_agent = True
-    if not no_agent and connections == 1 and will is None:  # a will belongs to a connection of its own
-        from iotnotify import trace
-        from iotnotify.agent import use
-        from iotnotify.agent.client import Unavailable
-
+    outgoing = Outgoing(topic, payloads, qos, retain, timeout, failed, properties, records, connections, will)
+    for way, more in route(outgoing, via, not no_agent, lambda: settings):
+        if way == AGENT:
+            if _through_agent(settings, outgoing, what):
+                return
+            continue
         try:
-            use.send(settings, topic, payloads, qos, retain, timeout,
-                     lambda index, text: note(f"iotnotify: {what} {index} not sent: {text}"), failed, properties,
-                     records, debug=trace.on())
-        except use.UnsafeFolder as e:
-            note(f"iotnotify: warning: {e}")
-        except Unavailable:
-            pass
+            send(source_of(settings), ConnectOptions.from_settings(settings, will=will, https=way == HTTPS), outgoing,
+                 rejected, fallback=more)
+        except errors.HttpsUnsupported as e:
+            if not more:
+                raise
+            from iotnotify import trace
+
+            trace.log.debug("%s: over MQTT instead", e)
         else:
             return
-    if goes_over_https(via, payloads, records, connections, will, properties, options.client_id, options.protocol):
-        options = replace(options, https=True, https_fallback=via == "auto")
-    send(source_of(settings), options, topic, payloads, qos, retain, timeout, rejected,
-         Path(failed) if failed else None, connections, properties, records)
+
+
+def _through_agent(settings: Settings, outgoing: Outgoing, what: str) -> bool:
+    """Whether the agent for `settings` (started first for --persist) took the send; False if none did."""
+    from iotnotify import trace
+    from iotnotify.agent import use
+    from iotnotify.agent.client import Unavailable
+
+    try:
+        use.send(settings, outgoing, lambda index, text: note(f"iotnotify: {what} {index} not sent: {text}"),
+                 debug=trace.on())
+    except use.UnsafeFolder as e:
+        note(f"iotnotify: warning: {e}")
+    except Unavailable:
+        pass
+    else:
+        return True
+    return False
 
 
 @click.command("subscribe", context_settings=CONTEXT, epilog="""\b

@@ -51,9 +51,9 @@ def request_command(ctx: click.Context, /, topic: str, message: str | None, mess
                     file: BinaryIO | None, stdin: bool, count: int, timeout: float, qos: int, **flags: Any) -> None:
     """Publish a request to TOPIC and print the replies: those to its response topic (default: the
     keys' private topic) that carry its correlation data (random unless --correlation-data)."""
-    from iotnotify.messages import payloads_from
     from iotnotify.mqtt import ConnectOptions
     from iotnotify.output import MessageWriter, formatter
+    from iotnotify.payloads import payloads_from
     from iotnotify.properties import Properties
     from iotnotify.rpc import request
     from iotnotify.subscribe import check_enough

@@ -47,8 +47,7 @@ class ConnectOptions:
     session_expiry: int = DEFAULT_SESSION_EXPIRY  # s the broker keeps a persistent session while the client is away
     will: Will | None = None
     proxy: str | None = None  # an http:// proxy URL given by the user (else the environment's, unless NO_PROXY)
-    https: bool = False  # publish over HTTPS (mqtt/https.py) instead of connecting with MQTT...
-    https_fallback: bool = False  # ...and with MQTT after all if the broker takes no HTTPS publish
+    https: bool = False  # publish over HTTPS (mqtt/https.py) instead of connecting with MQTT
     long_running: bool = False  # runs for days: a connection the broker ends is made again (unless taken over)
     receive_maximum: int | None = None  # MQTT 5: QoS 1 messages the broker may have unacknowledged with us
     manual_ack: bool = False  # MQTT 5: a QoS 1 message is acknowledged by its Message.ack(), not on arrival
@@ -57,13 +56,13 @@ class ConnectOptions:
     def from_settings(cls, settings: Settings, session: str | None = None,
                       session_expiry: int = DEFAULT_SESSION_EXPIRY,
                       reconnect_delay: tuple[float, float] = DEFAULT_RECONNECT_DELAY,
-                      will: Will | None = None, long_running: bool = False) -> ConnectOptions:
+                      will: Will | None = None, long_running: bool = False, https: bool = False) -> ConnectOptions:
         """The options the settings (and, for long-running commands, their session and reconnection
-        flags, and a will) ask for."""
+        flags, and a will; for a send, HTTPS) ask for."""
         return cls(protocol=Protocol(settings.protocol), client_id=settings.client_id, ca_file=settings.ca_file,
                    keep_alive=settings.keepalive, session=session, session_expiry=session_expiry,
                    min_reconnect_delay=reconnect_delay[0], max_reconnect_delay=reconnect_delay[1], will=will,
-                   proxy=settings.proxy, long_running=long_running)
+                   proxy=settings.proxy, long_running=long_running, https=https)
 
 
 def check_options(keys: TemporaryKeys, options: ConnectOptions) -> None:
