@@ -16,7 +16,7 @@ from iotnotify.settings import Settings
 
 
 def settings(client_id: str | None = None, protocol: str = "5") -> Settings:
-    return Settings(None, None, None, protocol, client_id, 10.0, False, Path("none.toml"))
+    return Settings(profile=None, config_path=Path("none.toml"), protocol=protocol, client_id=client_id)
 
 
 def ways(outgoing: Outgoing, via: str = "auto", agent: bool = True, chosen: Settings | None = None) -> list:

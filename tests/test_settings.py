@@ -165,3 +165,51 @@ def test_profile_persist_is_a_duration(tmp_path):
     assert resolve(None, config, {"persist": 30.0}).persist == 30.0  # --persist / IOTNOTIFY_PERSIST, parsed by click
     with pytest.raises(ConfigError, match="persist = 'soon' is not a duration"):
         resolve("bad", config, {})
+
+
+SAMPLES = {str: ("text", "text"), bool: ("yes", True), int: ("45", 45), float: ("2.5", 2.5),
+           tuple: ("google=tok1 apple=tok2", (("google", "tok1"), ("apple", "tok2")))}
+
+
+def test_every_row_of_the_settings_table_is_an_option_a_variable_and_a_profile_key(tmp_path, monkeypatch):
+    """settings.ROWS is the one list of settings: each row becomes the option it names (on the
+    commands it says, with its variable), is read from its variable where click is not loaded (the
+    quick path's from_environment), and, unless said otherwise, may be held by a profile."""
+    from iotnotify.cli import cli
+    from iotnotify.cli.client import send_command
+    from iotnotify.cli.tail import tail_command
+    from iotnotify.settings import CONNECT, GROUP, IDENTITY_FIELDS, KEYS, PROFILE_KEYS, ROWS, from_environment, variable
+
+    for name, row in ROWS.items():
+        where = {KEYS: [cli, send_command], CONNECT: [send_command], GROUP: [cli]}.get(row.on, [send_command, tail_command])
+        options = [p for command in where for p in command.params if p.name == name and isinstance(p, click.Option)]
+        assert options and all(row.flag in option.opts for option in options), name
+        assert any(option.envvar == variable(name) for option in options) is row.env, name
+        assert (name in PROFILE_KEYS) is row.profile, name
+
+    env = {"IOTNOTIFY_CONFIG": str(tmp_path / "none.toml")}
+    logins = tmp_path / "logins"
+    logins.write_text("google=tok\n")
+    for name, row in ROWS.items():
+        text, value = ("3.1.1", "3.1.1") if row.choices else ("10m", 600.0) if row.duration else \
+            (str(logins), str(logins)) if name == "login_file" else SAMPLES[row.kind]
+        chosen = from_environment(None, {**env, variable(name): text})
+        assert getattr(chosen, name) == value, name
+    assert set(IDENTITY_FIELDS) == {"endpoint", "ca_file", "protocol", "client_id", "aws", "aws_profile", "aws_role",
+                                    "keepalive", "proxy", "cognito_pool", "cognito_endpoint", "iot_endpoint", "logins"}
+
+
+def test_a_profile_holds_a_value_of_each_rows_kind(tmp_path):
+    from iotnotify.settings import ROWS, resolve
+
+    path, logins = tmp_path / "config.toml", tmp_path / "logins"
+    logins.write_text("google=tok\n")
+    values = {"str": '"x"', "bool": "true", "int": "45", "float": "2.5"}
+    rows = {name: row for name, row in ROWS.items() if row.profile}
+    lines = [f"{name} = " + ('"5"' if row.choices else '"10m"' if row.duration else f'"{logins}"'
+                             if name == "login_file" else values[row.kind.__name__]) for name, row in rows.items()]
+    path.write_text("[profiles.default]\n" + "\n".join(lines) + "\n")
+    os.chmod(path, 0o600)
+    chosen = resolve(None, path, {})
+    assert (chosen.endpoint, chosen.no_cache, chosen.keepalive, chosen.keys_timeout, chosen.persist, chosen.logins) == (
+        "x", True, 45, 2.5, 600.0, (("google", "tok"),))

@@ -1,14 +1,16 @@
 """Settings: where keys come from and how to connect. Each comes from the command's flag, the same
 flag before the command, its IOTNOTIFY_* environment variable (click reads them), the profile, or
-its default (cli/options.py resolve_settings); this module reads and checks the profile and holds
-the defaults and the typed Settings."""
+its default (cli/options.py resolve_settings). One table says it all: Settings' fields, each with
+its row (Setting), from which the options (cli/options.py), the keys a profile may hold, the
+variables read without click and the settings an agent's identity depends on all come. This
+module also reads and checks the profile."""
 
 from __future__ import annotations
 
 import enum
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ from iotnotify.errors import ConfigError
 from iotnotify.times import MAX_SECONDS
 
 DEFAULT_PROFILE = "default"
+
+
 class Protocol(enum.StrEnum):
     """The MQTT versions iotnotify speaks (AWS IoT Core's two)."""
 
@@ -31,39 +35,104 @@ DEFAULT_SESSION_EXPIRY = 3600  # s the broker keeps a --session while its client
 DEFAULT_KEEPALIVE = 60  # s between PINGREQs when nothing else is sent
 MAX_KEEPALIVE = 65_535  # s: MQTT's two bytes
 
-# the keys a profile may hold, each an option of the same name (`topic`: tail's, when none is given),
-# and the type its value must have
-PROFILE_KEYS: dict[str, type | tuple[type, ...]] = {
-    "endpoint": str, "ca_file": str, "protocol": str, "client_id": str, "keys_timeout": (int, float),
-    "no_cache": bool, "aws": bool, "aws_profile": str, "aws_role": str, "topic": str,
-    "keepalive": int, "proxy": str, "cognito_pool": str, "cognito_endpoint": str, "iot_endpoint": str,
-    "persist": str, "login_file": str,
-}
+KEYS, CONNECT, GROUP, OWN = "keys", "connect", "group", "own"
+"""Which commands take a setting's option: every command that uses keys, and the group before the
+command (KEYS); the commands that connect (CONNECT); the group alone (GROUP); or the command that
+declares it itself (OWN: `tail --topic`, `send --persist`)."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A row of the settings table (each of Settings' fields holds its own in its metadata): the
+    type a value has in a profile and an IOTNOTIFY_* variable (tuple: texts, the option repeated,
+    the variable split at white space), the option that gives it and its help, which commands take
+    it, whether a profile or a variable may give it, whether an agent's connection depends on it
+    (agent/__init__.py's identity), and the values it may take (`choices`; at most `most`, from
+    0; seconds (float) above 0, at most a year; a duration)."""
+
+    kind: type
+    flag: str = ""
+    metavar: str | None = None
+    help: str = ""
+    on: str = OWN
+    short: str | None = None
+    profile: bool = True
+    env: bool = True
+    identity: bool = False
+    hidden: bool = False
+    choices: tuple[str, ...] = ()
+    most: int | None = None
+    duration: bool = False  # text such as 10m (a profile's, a variable's), in seconds once resolved
+
+    def problem(self, name: str, value: Any) -> str | None:
+        """What is wrong with a value of the right type for setting `name` (a profile's, a
+        variable's), as a clause; None if nothing."""
+        if self.choices and value not in self.choices:
+            return f"{name} {value!r} is not one of {', '.join(self.choices)}"
+        if self.most is not None and not 0 <= value <= self.most:
+            return f"{name} must be 0 to {self.most} seconds"
+        if self.kind is float and not 0 < value <= MAX_SECONDS:  # TOML and float() have nan and inf
+            return f"{name} must be a positive number of seconds, at most a year"
+        return None
+
+
+def _row(kind: type, flag: str = "", metavar: str | None = None, help: str = "", default: Any = None,  # noqa: A002
+         **more: Any) -> Any:
+    """A field of Settings with its row of the table."""
+    return field(default=default, metadata={"setting": Setting(kind, flag, metavar, help, **more)})
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything a command needs to find keys and connect, resolved once."""
+    """Everything a command needs to find keys and connect, resolved once; the table of settings
+    (`ROWS`): each field but the profile's name and the config file has its row."""
 
     profile: str | None
-    endpoint: str | None
-    ca_file: str | None
-    protocol: str
-    client_id: str | None
-    keys_timeout: float
-    no_cache: bool
     config_path: Path
-    aws: bool = False
-    aws_profile: str | None = None
-    aws_role: str | None = None
-    topic: str | None = None
-    keepalive: int = DEFAULT_KEEPALIVE
-    proxy: str | None = None  # an http:// proxy URL (else HTTPS_PROXY and friends)
-    cognito_pool: str | None = None  # keys from this Cognito identity pool (REGION:UUID), not the endpoint
-    cognito_endpoint: str | None = None  # Cognito Identity's URL (default: the pool region's; local's own)
-    iot_endpoint: str | None = None  # HOST[:PORT] of AWS IoT, for Cognito keys (which do not say it)
-    logins: tuple[tuple[str, str], ...] = ()  # Cognito logins: (provider, token)
-    persist: float | None = None  # s: `send` starts an agent that exits after this long idle
+    keys_timeout: float = _row(float, "--keys-timeout", "S", on=GROUP, default=DEFAULT_KEYS_TIMEOUT,
+                               help=f"Seconds to wait for the keys endpoint (default {DEFAULT_KEYS_TIMEOUT:g}).")
+    endpoint: str | None = _row(str, "--endpoint", "URL", "Keys endpoint URL.", on=KEYS, identity=True)
+    ca_file: str | None = _row(str, "--ca-file", "PATH", "CA bundle for a private broker.", on=KEYS, identity=True)
+    no_cache: bool = _row(bool, "--no-cache", help="Fetch new keys; do not use or save the cache.", on=KEYS,
+                          default=False)
+    aws: bool = _row(bool, "--aws", help="No keys endpoint: use your AWS credentials (boto3's chain).", on=KEYS,
+                     identity=True, default=False)
+    aws_profile: str | None = _row(str, "--aws-profile", "NAME", "AWS profile for --aws (implies --aws).", on=KEYS,
+                                   identity=True)
+    aws_role: str | None = _row(str, "--aws-role", "ROLE", on=KEYS, identity=True,
+                                help="With --aws: assume this notifications role with the endpoint's session policy.")
+    cognito_pool: str | None = _row(str, "--cognito-pool", "REGION:ID", on=KEYS, identity=True,
+                                    help="Keys from this Cognito identity pool instead of a keys endpoint.")
+    logins: tuple[tuple[str, str], ...] = _row(
+        tuple, "--login", "PROVIDER=TOKEN", on=KEYS, profile=False, identity=True, default=(),
+        help="With --cognito-pool: a login (an OpenID Connect provider and its ID token, ...); any user sees it in "
+             "`ps`: prefer --login-file or IOTNOTIFY_LOGIN.")  # (provider, token) pairs
+    login_file: str | None = _row(str, "--login-file", "PATH", on=KEYS,
+                                  help="With --cognito-pool: read the logins from PATH (- for stdin), PROVIDER=TOKEN "
+                                       "a line.")
+    iot_endpoint: str | None = _row(str, "--iot-endpoint", "HOST[:PORT]", on=KEYS, identity=True,
+                                    help="AWS IoT data endpoint, for --cognito-pool keys (default: the keys endpoint's, "
+                                         "if one is set).")
+    cognito_endpoint: str | None = _row(str, "--cognito-endpoint", "URL", on=KEYS, identity=True, hidden=True,
+                                        help="Cognito Identity's URL (default: the pool region's; iotnotify local "
+                                             "writes its own).")
+    proxy: str | None = _row(str, "--proxy", "URL", on=KEYS, identity=True,
+                             help="HTTP proxy for the keys endpoint and the broker (default: HTTPS_PROXY, HTTP_PROXY; "
+                                  "NO_PROXY lists hosts reached directly).")
+    protocol: str = _row(str, "--protocol", on=CONNECT, identity=True, choices=PROTOCOLS, default=DEFAULT_PROTOCOL,
+                         help=f"MQTT version (default {DEFAULT_PROTOCOL}).")
+    client_id: str | None = _row(str, "--client-id", "ID", on=CONNECT, short="-i", identity=True,
+                                 help="MQTT client id (default: the keys' clientId plus -RANDOM, else random "
+                                      "iotnotify-...).")
+    keepalive: int = _row(int, "--keepalive", "S", on=CONNECT, identity=True, most=MAX_KEEPALIVE,
+                          default=DEFAULT_KEEPALIVE,
+                          help=f"Seconds between pings when idle (default {DEFAULT_KEEPALIVE}; AWS IoT Core: 30 to "
+                               "1200).")
+    topic: str | None = _row(str, "--topic", "TOPIC", "The topic when no FILTER is given (the profile's `topic`).",
+                             hidden=True)  # tail's
+    persist: float | None = _row(str, "--persist", "DURATION", duration=True,
+                                 help="Start an agent if none runs, kept for later sends until idle for DURATION "
+                                      "(10m, 1h), as ssh's ControlPersist.")  # s, once resolved: send's
 
     def to_json(self) -> dict[str, Any]:
         """The settings as JSON values (holds secrets: for a child process, never for output)."""
@@ -78,13 +147,25 @@ class Settings:
                       "logins": tuple((provider, token) for provider, token in data.get("logins", ()))})
 
 
-ENV_FIELDS: dict[str, type] = {
-    "endpoint": str, "ca_file": str, "no_cache": bool, "aws": bool, "aws_profile": str, "aws_role": str,
-    "cognito_pool": str, "iot_endpoint": str, "cognito_endpoint": str, "proxy": str, "protocol": str,
-    "client_id": str, "keepalive": int, "keys_timeout": float, "topic": str, "login_file": str,
-}
-"""The settings an IOTNOTIFY_<NAME> variable may give, and their types (click reads the same
-variables for the commands' options; `from_environment` reads them where click is not loaded)."""
+ROWS: dict[str, Setting] = {f.name: f.metadata["setting"] for f in fields(Settings) if "setting" in f.metadata}
+"""The table of settings, by name, in the order --help lists their options."""
+
+PROFILE_KEYS = {name: (int, float) if row.kind is float else row.kind for name, row in ROWS.items() if row.profile}
+"""The keys a profile may hold, each a setting of the same name."""
+
+ENV_FIELDS = {name: row.kind for name, row in ROWS.items() if row.env}
+"""The settings an IOTNOTIFY_<NAME> variable may give (--login's is IOTNOTIFY_LOGIN), and their
+types (click reads the same variables for the commands' options; `from_environment` reads them
+where click is not loaded)."""
+
+IDENTITY_FIELDS = tuple(name for name, row in ROWS.items() if row.identity)
+"""The settings that decide which broker, as whom and how an agent's connection is made: a `send`
+uses an agent whose settings agree on all of them."""
+
+
+def variable(name: str) -> str:
+    """The IOTNOTIFY_* variable that gives setting `name`."""
+    return "IOTNOTIFY_LOGIN" if name == "logins" else f"IOTNOTIFY_{name.upper()}"
 
 
 def resolve(profile_name: str | None, path: Path, given: Mapping[str, Any],
@@ -97,20 +178,16 @@ def resolve(profile_name: str | None, path: Path, given: Mapping[str, Any],
         value = given.get(name)
         return profile.get(name, (defaults or {}).get(name)) if value is None else value
 
-    aws_profile, aws_role = pick("aws_profile") or None, pick("aws_role") or None
-    logins = _logins(given.get("logins") or (), pick("login_file"))
-    keepalive = pick("keepalive")
-    return Settings(
-        profile=profile_name, config_path=path,
-        endpoint=pick("endpoint") or None, ca_file=pick("ca_file") or None,
-        protocol=pick("protocol") or DEFAULT_PROTOCOL, client_id=pick("client_id") or None,
-        keys_timeout=float(pick("keys_timeout") or DEFAULT_KEYS_TIMEOUT), no_cache=bool(pick("no_cache")),
-        aws=bool(pick("aws") or aws_profile or aws_role), aws_profile=aws_profile, aws_role=aws_role,
-        topic=pick("topic") or None,
-        keepalive=DEFAULT_KEEPALIVE if keepalive is None else int(keepalive), proxy=pick("proxy") or None,
-        cognito_pool=pick("cognito_pool") or None, cognito_endpoint=pick("cognito_endpoint") or None,
-        iot_endpoint=pick("iot_endpoint") or None, logins=tuple(logins), persist=_duration(pick("persist"), path),
-    )
+    values: dict[str, Any] = {}
+    for name, row in ROWS.items():
+        value = pick(name)
+        if value is None or value == "" or row.kind is tuple:
+            continue  # the field's default (logins: below)
+        values[name] = row.kind(value) if row.kind in (bool, int, float) else value
+    values["aws"] = bool(values.get("aws") or values.get("aws_profile") or values.get("aws_role"))
+    values["logins"] = _logins(given.get("logins") or (), values.get("login_file"))
+    values["persist"] = _duration(values.get("persist"), path)
+    return Settings(profile=profile_name, config_path=path, **values)
 
 
 def _logins(given: Sequence[str], login_file: str | None) -> tuple[tuple[str, str], ...]:
@@ -165,17 +242,17 @@ def from_environment(profile_name: str | None, env: Mapping[str, str] = os.envir
     the defaults. ValueError for a variable click would refuse (the caller then lets click say it)."""
     from iotnotify.booleans import parse_bool
 
-    given: dict[str, Any] = {"logins": env.get("IOTNOTIFY_LOGIN", "").split()}  # as click splits a variable
-    for name, kind in ENV_FIELDS.items():
-        text = env.get(f"IOTNOTIFY_{name.upper()}")
-        if text is None or (text == "" and kind is not bool):
+    given: dict[str, Any] = {}
+    for name, row in ROWS.items():
+        text = env.get(variable(name)) if row.env else None
+        if text is None or (text == "" and row.kind is not bool):
             continue
-        given[name] = parse_bool(text) if kind is bool else kind(text)
-        if (kind is float and not 0 < given[name] <= MAX_SECONDS) or (  # nan, inf: click refuses them
-                name == "keepalive" and not 0 <= given[name] <= MAX_KEEPALIVE):
-            raise ValueError(f"{name} {text!r}")
-    if given.get("protocol", DEFAULT_PROTOCOL) not in PROTOCOLS:
-        raise ValueError(f"protocol {given['protocol']!r}")
+        if row.kind is tuple:
+            given[name] = text.split()  # as click splits a variable for an option given more than once
+            continue
+        given[name] = parse_bool(text) if row.kind is bool else row.kind(text)
+        if row.kind is not bool and (problem := row.problem(name, given[name])) is not None:  # click refuses it
+            raise ValueError(problem)
     return resolve(profile_name, config_path(env), given)
 
 
@@ -230,16 +307,11 @@ def load_profile(name: str | None, path: Path) -> dict[str, Any]:
     for key, value in values.items():
         if key not in PROFILE_KEYS:
             raise ConfigError(f"{path}: profile {shown!r} has unknown key {key!r}")
-        if not isinstance(value, PROFILE_KEYS[key]) or (isinstance(value, bool) and PROFILE_KEYS[key] is not bool):
-            raise ConfigError(f"{path}: profile {shown!r}: {key} = {value!r} is not a {_kind(PROFILE_KEYS[key])}")
-    if "protocol" in values and values["protocol"] not in PROTOCOLS:
-        raise ConfigError(f"{path}: profile {shown!r}: protocol {values['protocol']!r} is not one of "
-                          f"{', '.join(PROTOCOLS)}")
-    if "keepalive" in values and not 0 <= values["keepalive"] <= MAX_KEEPALIVE:
-        raise ConfigError(f"{path}: profile {shown!r}: keepalive must be 0 to {MAX_KEEPALIVE} seconds")
-    if "keys_timeout" in values and not 0 < values["keys_timeout"] <= MAX_SECONDS:  # TOML has nan and inf
-        raise ConfigError(f"{path}: profile {shown!r}: keys_timeout must be a positive number of seconds, "
-                          "at most a year")
+        kind = PROFILE_KEYS[key]
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise ConfigError(f"{path}: profile {shown!r}: {key} = {value!r} is not a {_kind(kind)}")
+        if (problem := ROWS[key].problem(key, value)) is not None:
+            raise ConfigError(f"{path}: profile {shown!r}: {problem}")
     return values
 
 

@@ -21,19 +21,18 @@ if TYPE_CHECKING:
 
     from iotnotify.settings import Settings
 
-IDENTITY_FIELDS = ("endpoint", "ca_file", "protocol", "client_id", "aws", "aws_profile", "aws_role", "keepalive",
-                   "proxy", "cognito_pool", "cognito_endpoint", "iot_endpoint", "logins")
-"""The settings that decide which broker, as whom and how an agent's connection is made: a `send`
-uses an agent whose settings agree on all of them."""
-
 IDENTITY_ENV = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "AWS_PROFILE",
                 "XDG_CACHE_HOME")
 """Variables that change the connection too (the proxy, boto3's profile, which key cache)."""
 
 
 def identity(settings: Settings, env: Mapping[str, str] = os.environ) -> str:
-    """The settings an agent serves, as one canonical text (it holds login tokens: compared, never shown)."""
+    """The settings an agent serves (those that decide which broker, as whom and how its connection
+    is made: settings.IDENTITY_FIELDS), as one canonical text (it holds login tokens: compared,
+    never shown). A `send` uses an agent whose settings agree on all of them."""
     import json
+
+    from iotnotify.settings import IDENTITY_FIELDS
 
     fields = {name: getattr(settings, name) for name in IDENTITY_FIELDS}
     fields["env"] = {name: env[name] for name in IDENTITY_ENV if env.get(name)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
@@ -12,7 +13,6 @@ from iotnotify.cli.completers import topic_names
 from iotnotify.cli.options import (
     CONTEXT,
     MAX_COUNT,
-    Duration,
     Seconds,
     connection_options,
     long_running_options,
@@ -21,6 +21,7 @@ from iotnotify.cli.options import (
     properties_of,
     property_options,
     resolve_settings,
+    setting_option,
     source_of,
     style_of,
     will_of,
@@ -28,6 +29,7 @@ from iotnotify.cli.options import (
 )
 from iotnotify.cli.terminal import end_quickly, note, quiet_stdout, state_notes, warn, warn_reconnecting
 from iotnotify.outgoing import AGENT, HTTPS, VIAS, Outgoing, route
+from iotnotify.quick.argv import NAMES as SEND
 
 if TYPE_CHECKING:
     from iotnotify.settings import Settings
@@ -82,18 +84,18 @@ Examples:
   HTTPS_PROXY=http://proxy:3128 iotnotify send alerts/x hi --debug     # or --proxy URL""")
 @click.argument("topic", required=False)
 @click.argument("message", required=False)
-@click.option("--message", "-m", "message_opt", metavar="TEXT", help="The message (like mosquitto_pub -m).")
-@click.option("--file", "-f", type=click.File("rb"),
+@click.option(*SEND["message"], "message_opt", metavar="TEXT", help="The message (like mosquitto_pub -m).")
+@click.option(*SEND["file"], type=click.File("rb"),
               help="Send the contents of FILE as one message (with --records: the records in FILE).")
-@click.option("--stdin", "-s", is_flag=True, help="Send all of standard input as one message.")
-@click.option("--lines", "-l", is_flag=True, help="Send each line of standard input as a message.")
+@click.option(*SEND["stdin"], is_flag=True, help="Send all of standard input as one message.")
+@click.option(*SEND["lines"], is_flag=True, help="Send each line of standard input as a message.")
 @click.option("--records", is_flag=True,
               help="Replay JSON records (subscribe --json, tail --save), one per line of stdin or -f FILE, each to "
                    "its own topic with its QoS, retain flag and properties (TOPIC: for records without one).")
-@click.option("--retain", "-r", is_flag=True, help="Ask the broker to retain the message.")
-@click.option("--timeout", type=Seconds(open_low=False), default=30.0, show_default=True, metavar="S",
+@click.option(*SEND["retain"], is_flag=True, help="Ask the broker to retain the message.")
+@click.option(*SEND["timeout"], type=Seconds(open_low=False), default=30.0, show_default=True, metavar="S",
               help="Seconds to wait for acknowledgements after the input ends.")
-@click.option("--failed", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+@click.option(*SEND["failed"], type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Write the messages not delivered to FILE, one per line (retry with send -l < FILE; "
                    "with --records, the records: retry with send --records -f FILE).")
 @click.option("--connections", type=click.IntRange(1, 64), default=1, show_default=True, metavar="N",
@@ -101,10 +103,8 @@ Examples:
                    "order is kept per connection only.")
 @click.option("--no-agent", is_flag=True, envvar="IOTNOTIFY_NO_AGENT", show_envvar=True,
               help="Connect by itself even when an agent serves these settings.")
-@click.option("--persist", type=Duration(), metavar="DURATION", envvar="IOTNOTIFY_PERSIST", show_envvar=True,
-              help="Start an agent if none runs, kept for later sends until idle for DURATION (10m, 1h), "
-                   "as ssh's ControlPersist.")
-@click.option("--via", type=click.Choice(VIAS), default="auto", show_default=True, envvar="IOTNOTIFY_VIA",
+@setting_option("persist")
+@click.option(*SEND["via"], type=click.Choice(VIAS), default="auto", show_default=True, envvar="IOTNOTIFY_VIA",
               show_envvar=True,
               help="Publish over an MQTT connection, or over HTTPS requests (AWS IoT Core's POST /topics/...: two "
                    "round trips for one message, MQTT's four). auto: a running agent, else HTTPS for one message "
@@ -119,21 +119,10 @@ def send_command(ctx: click.Context, /, topic: str, message: str | None, message
          no_agent: bool, via: str, qos: int, **flags: Any) -> None:
     """Publish MESSAGE to TOPIC; exit 0 only once the broker acknowledged every QoS 1 message."""
     from iotnotify.mqtt import ConnectOptions
-    from iotnotify.payloads import payloads_from, read_lines
     from iotnotify.send import send
 
     end_quickly()  # its connections are closed before it returns
-    if message is not None and message_opt is not None:
-        raise errors.UsageError("give the message once: as MESSAGE or with -m")
-    if records:
-        if message is not None or message_opt is not None or stdin or lines:
-            raise errors.UsageError("--records reads records from stdin or -f FILE: no MESSAGE, -m, -s or -l")
-        payloads: Any = read_lines(file or sys.stdin.buffer)
-    elif topic is None:
-        raise errors.UsageError("TOPIC is needed (it is optional only with --records)")
-    else:
-        payloads = payloads_from(message if message is not None else message_opt, file, stdin, lines,
-                                 sys.stdin.buffer)
+    payloads = send_payloads(topic, message, message_opt, file, stdin, lines, records, sys.stdin.buffer)
     settings = resolve_settings(ctx)
     properties = properties_of(flags, settings.protocol)
     what = "line" if records else "message"
@@ -159,6 +148,23 @@ def send_command(ctx: click.Context, /, topic: str, message: str | None, message
             trace.log.debug("%s: over MQTT instead", e)
         else:
             return
+
+
+def send_payloads(topic: str | None, message: str | None, message_opt: str | None, file: BinaryIO | None,
+                  stdin: bool, lines: bool, records: bool, stdin_stream: BinaryIO) -> Iterable[bytes]:
+    """What `send` publishes, from its arguments and options (UsageError for what does not make one
+    send); stdin's lines as they come for -l and --records."""
+    from iotnotify.payloads import payloads_from, read_lines
+
+    if message is not None and message_opt is not None:
+        raise errors.UsageError("give the message once: as MESSAGE or with -m")
+    if records:
+        if message is not None or message_opt is not None or stdin or lines:
+            raise errors.UsageError("--records reads records from stdin or -f FILE: no MESSAGE, -m, -s or -l")
+        return read_lines(file or stdin_stream)
+    if topic is None:
+        raise errors.UsageError("TOPIC is needed (it is optional only with --records)")
+    return payloads_from(message if message is not None else message_opt, file, stdin, lines, stdin_stream)
 
 
 def _through_agent(settings: Settings, outgoing: Outgoing, what: str) -> bool:

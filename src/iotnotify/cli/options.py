@@ -10,14 +10,16 @@ import click
 
 from iotnotify.cli.completers import profile_names
 from iotnotify.cli.terminal import note
+from iotnotify.quick.argv import NAMES as SEND  # the quick path reads these options of send's too
 from iotnotify.settings import (
-    DEFAULT_KEEPALIVE,
-    DEFAULT_KEYS_TIMEOUT,
-    DEFAULT_PROTOCOL,
+    CONNECT,
     DEFAULT_RECONNECT_DELAY,
     DEFAULT_SESSION_EXPIRY,
-    PROTOCOLS,
+    GROUP,
+    KEYS,
+    ROWS,
     Settings,
+    variable,
 )
 
 if TYPE_CHECKING:
@@ -36,44 +38,46 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 Decorator = Callable[[Any], Any]
 
 
+def _options(on: str, env: bool = True) -> list[Decorator]:
+    """The options of the settings table's rows `on` (settings.ROWS), with their IOTNOTIFY_*
+    variables if `env`."""
+    return [setting_option(name, env) for name, row in ROWS.items() if row.on == on]
+
+
+def setting_option(name: str, env: bool = True) -> Decorator:
+    """The click option of setting `name` (its row of the table): a flag (None when not given, so
+    that the profile's value shows through), a repeated option, a choice, seconds, a bounded count,
+    a duration, or text."""
+    row = ROWS[name]
+    kind: dict[str, Any] = {}
+    if row.kind is bool:
+        kind = {"is_flag": True, "default": None}
+    elif row.kind is tuple:
+        kind = {"multiple": True}
+    elif row.choices:
+        kind = {"type": click.Choice(row.choices)}
+    elif row.kind is float:
+        kind = {"type": Seconds()}
+    elif row.most is not None:
+        kind = {"type": click.IntRange(0, row.most)}
+    elif row.duration:
+        kind = {"type": Duration()}
+    names = [row.flag, *([row.short] if row.short else []), name]
+    return click.option(*names, metavar=row.metavar, help=row.help, hidden=row.hidden, **kind, **_variable(name, env))
+
+
+def _variable(name: str, env: bool) -> dict[str, Any]:
+    return {"envvar": variable(name), "show_envvar": True} if env else {}
+
+
 def _key_options(env: bool) -> list[Decorator]:
     """The options that say where keys come from: on each command (with their IOTNOTIFY_* variables)
-    and, without them, before the command."""
-    def var(name: str) -> dict[str, Any]:
-        return {"envvar": f"IOTNOTIFY_{name}", "show_envvar": True} if env else {}
-
+    and, without them, before the command; and --debug."""
     return [
-        click.option("--endpoint", metavar="URL", help="Keys endpoint URL.", **var("ENDPOINT")),
-        click.option("--ca-file", metavar="PATH", help="CA bundle for a private broker.", **var("CA_FILE")),
-        click.option("--no-cache", is_flag=True, default=None, help="Fetch new keys; do not use or save the cache.",
-                     **var("NO_CACHE")),
-        click.option("--aws", is_flag=True, default=None,
-                     help="No keys endpoint: use your AWS credentials (boto3's chain).", **var("AWS")),
-        click.option("--aws-profile", metavar="NAME", help="AWS profile for --aws (implies --aws).",
-                     **var("AWS_PROFILE")),
-        click.option("--aws-role", metavar="ROLE",
-                     help="With --aws: assume this notifications role with the endpoint's session policy.",
-                     **var("AWS_ROLE")),
-        click.option("--cognito-pool", metavar="REGION:ID",
-                     help="Keys from this Cognito identity pool instead of a keys endpoint.", **var("COGNITO_POOL")),
-        click.option("--login", "logins", multiple=True, metavar="PROVIDER=TOKEN",
-                     help="With --cognito-pool: a login (an OpenID Connect provider and its ID token, ...); any user "
-                          "sees it in `ps`: prefer --login-file or IOTNOTIFY_LOGIN.", **var("LOGIN")),
-        click.option("--login-file", metavar="PATH",
-                     help="With --cognito-pool: read the logins from PATH (- for stdin), PROVIDER=TOKEN a line.",
-                     **var("LOGIN_FILE")),
-        click.option("--iot-endpoint", metavar="HOST[:PORT]",
-                     help="AWS IoT data endpoint, for --cognito-pool keys (default: the keys endpoint's, if one is set).",
-                     **var("IOT_ENDPOINT")),
-        click.option("--cognito-endpoint", metavar="URL", hidden=True,
-                     help="Cognito Identity's URL (default: the pool region's; iotnotify local writes its own).",
-                     **var("COGNITO_ENDPOINT")),
-        click.option("--proxy", metavar="URL",
-                     help="HTTP proxy for the keys endpoint and the broker (default: HTTPS_PROXY, HTTP_PROXY; "
-                          "NO_PROXY lists hosts reached directly).", **var("PROXY")),
+        *_options(KEYS, env),
         click.option("--debug", is_flag=True, expose_value=False, callback=_debug,
                      help="Trace on stderr what happens on the wire: keys, connection, CONNACK, SUBACK, PUBACK, "
-                          "DISCONNECT (never a secret).", **var("DEBUG")),
+                          "DISCONNECT (never a secret).", **_variable("debug", env)),
     ]
 
 
@@ -96,12 +100,10 @@ def group_options(command: F) -> F:
     """The options before the command: the profile, the keys endpoint's timeout, and where keys
     come from (which the same options after the command override)."""
     return _apply(command, [
-        click.option("--profile", "-p", metavar="NAME", envvar="IOTNOTIFY_PROFILE", show_envvar=True,
+        click.option(*SEND["profile"], metavar="NAME", envvar="IOTNOTIFY_PROFILE", show_envvar=True,
                      shell_complete=profile_names,
                      help="Profile in the config file (default: the profile `default`, if any)."),
-        click.option("--keys-timeout", type=Seconds(), metavar="S",
-                     envvar="IOTNOTIFY_KEYS_TIMEOUT", show_envvar=True,
-                     help=f"Seconds to wait for the keys endpoint (default {DEFAULT_KEYS_TIMEOUT:g})."),
+        *_options(GROUP),
         *_key_options(env=False),
     ])
 
@@ -113,21 +115,13 @@ def connection_options(command: F) -> F:
 
 def connect_options(command: F) -> F:
     """Options that say how to connect to the broker (the agent takes them too)."""
-    return _apply(command, [
-        click.option("--protocol", type=click.Choice(PROTOCOLS), envvar="IOTNOTIFY_PROTOCOL", show_envvar=True,
-                     help=f"MQTT version (default {DEFAULT_PROTOCOL})."),
-        click.option("--client-id", "-i", metavar="ID", envvar="IOTNOTIFY_CLIENT_ID", show_envvar=True,
-                     help="MQTT client id (default: the keys' clientId plus -RANDOM, else random iotnotify-...)."),
-        click.option("--keepalive", type=click.IntRange(0, 65535), metavar="S", envvar="IOTNOTIFY_KEEPALIVE",
-                     show_envvar=True,
-                     help=f"Seconds between pings when idle (default {DEFAULT_KEEPALIVE}; AWS IoT Core: 30 to 1200)."),
-    ])
+    return _apply(command, _options(CONNECT))
 
 
 def mqtt_options(command: F) -> F:
     """Options of the commands that connect to the broker and send or receive messages."""
     return connect_options(_apply(command, [
-        click.option("--qos", "-q", type=click.IntRange(0, 1), default=1, show_default=True,
+        click.option(*SEND["qos"], type=click.IntRange(0, 1), default=1, show_default=True,
                      help="Quality of service: 0 at most once, 1 at least once."),
     ]))
 

@@ -16,6 +16,7 @@ from iotnotify.cli.options import (
     long_running_options,
     mqtt_options,
     resolve_settings,
+    setting_option,
     source_of,
     will_of,
     will_options,
@@ -39,8 +40,7 @@ Examples:
               help="Append every message received to FILE as JSON lines (the subscribe --json format).")
 @click.option("--grep", metavar="PATTERN", help="Show only messages whose topic or payload match (a regex).")
 @click.option("--send", "send_topic", metavar="TOPIC", help="Type lines to publish to TOPIC (Enter sends).")
-@click.option("--topic", "topic", hidden=True, envvar="IOTNOTIFY_TOPIC", metavar="TOPIC",
-              help="The topic when no FILTER is given (the profile's `topic`).")
+@setting_option("topic")
 @long_running_options
 @will_options
 @mqtt_options

@@ -58,7 +58,7 @@ def _by_route(outgoing: Outgoing, options: dict[str, Any], via: str, agent: bool
             try:
                 return through_agent(outgoing, options, profile)
             except NoAgent:
-                if os.environ.get("IOTNOTIFY_PERSIST") or settings().persist is not None:
+                if settings().persist is not None:
                     return None  # the CLI starts one
         elif way == HTTPS:
             from iotnotify.errors import HttpsUnsupported

@@ -9,15 +9,24 @@ and says what is wrong. A test holds this reading to click's on any argv (tests/
 
 from __future__ import annotations
 
+from iotnotify.outgoing import VIAS
+
 TYPE_CHECKING = False  # not typing: too dear for the quick paths (bench/README.md, "Cold send")
 if TYPE_CHECKING:
     from typing import Any
 
     from iotnotify.outgoing import Outgoing
 
-VALUED = {"-m": "message", "--message": "message", "-q": "qos", "--qos": "qos", "-f": "file", "--file": "file",
-          "--timeout": "timeout", "--failed": "failed", "--via": "via"}
-FLAGS = {"-r": "retain", "--retain": "retain", "-s": "stdin", "--stdin": "stdin", "-l": "lines", "--lines": "lines"}
+NAMES = {"profile": ("--profile", "-p"), "message": ("--message", "-m"), "qos": ("--qos", "-q"),
+         "file": ("--file", "-f"), "timeout": ("--timeout",), "failed": ("--failed",), "via": ("--via",),
+         "retain": ("--retain", "-r"), "stdin": ("--stdin", "-s"), "lines": ("--lines", "-l")}
+"""The options read here, by name: click declares them with these very names (cli/client.py's
+send, cli/options.py's --qos and --profile), so the two readings cannot drift apart."""
+
+SWITCHES = ("retain", "stdin", "lines")  # flags; the rest take a value
+VALUED = {flag: name for name, flags in NAMES.items() if name not in (*SWITCHES, "profile") for flag in flags}
+FLAGS = {flag: name for name in SWITCHES for flag in NAMES[name]}
+MAX_SECONDS = 365 * 24 * 3600.0  # times.MAX_SECONDS, which click's Seconds takes at most (times imports datetime)
 
 
 def parse(argv: list[str]) -> tuple[Outgoing, dict[str, Any]] | None:
@@ -26,10 +35,10 @@ def parse(argv: list[str]) -> tuple[Outgoing, dict[str, Any]] | None:
     args = list(argv)
     options: dict[str, Any] = {}
     while args and args[0] != "send":  # before the command: only the profile
-        name, _, value = args.pop(0).partition("=")
-        if name not in ("-p", "--profile") or (not value and not args):
+        name, equals, value = _split(args.pop(0))
+        if name not in NAMES["profile"] or "profile" in options or not (equals or args):
             return None
-        options["profile"] = value or args.pop(0)
+        options["profile"] = value if equals else args.pop(0)
     if not args:
         return None
     args.pop(0)
@@ -42,7 +51,7 @@ def parse(argv: list[str]) -> tuple[Outgoing, dict[str, Any]] | None:
         if arg == "-" or not arg.startswith("-"):
             positional.append(arg)
             continue
-        name, equals, value = arg.partition("=")
+        name, equals, value = _split(arg)
         if name in FLAGS and not equals:
             options[FLAGS[name]] = True
         elif name in VALUED and (equals or args) and VALUED[name] not in options:
@@ -56,6 +65,12 @@ def parse(argv: list[str]) -> tuple[Outgoing, dict[str, Any]] | None:
 
     return Outgoing(checked["topic"], (), checked["qos"], bool(checked.get("retain")), checked["timeout"],
                     checked.get("failed"), single="lines" not in checked), checked
+
+
+def _split(arg: str) -> tuple[str, str, str]:
+    """An option's name, "=" and its value given in the same word (--timeout=5); click reads a short
+    option's "=" as part of its value (-q=1 is "=1"), so for those, the whole word is the name."""
+    return arg.partition("=") if arg.startswith("--") else (arg, "", "")
 
 
 def _checked(options: dict[str, Any], positional: list[str]) -> dict[str, Any] | None:
@@ -77,6 +92,7 @@ def _checked(options: dict[str, Any], positional: list[str]) -> dict[str, Any] |
         options["timeout"] = float(options.get("timeout", 30.0))
     except ValueError:
         return None
-    if options["qos"] not in (0, 1) or not 0 <= options["timeout"] < float("inf"):
-        return None
+    if options["qos"] not in (0, 1) or not 0 <= options["timeout"] <= MAX_SECONDS or not options.get("profile", "-") \
+            or options.get("via", "auto") not in VIAS:
+        return None  # an empty profile: click's is "", which no config file has
     return options
