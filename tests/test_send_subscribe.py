@@ -574,26 +574,32 @@ def test_a_stopped_inbox_delivers_nothing_and_an_end_before_delivery_is_kept():
 
 @pytest.mark.slow
 def test_a_reader_that_stops_for_90_seconds_costs_the_connection_nothing(cli, tmp_path, topic):
-    """`subscribe` writes in its own thread, not awscrt's: a reader that stops reading for 90 s (with
-    more waiting than a pipe holds) stalls no keep-alive (30 s: the broker would end a connection
-    silent for 45 s), so no reconnection, and everything, what came during the stall too, arrives in
-    order once it reads again."""
+    """`subscribe` writes in its own thread, not awscrt's, whether it prints each message where it
+    arrives (awscrt's thread renders it into the output, the command's thread writes) or takes them
+    from the queue (-C: the command's thread reads, renders and writes): a reader that stops
+    reading for 90 s (with more waiting than a pipe holds) stalls no keep-alive (30 s: the broker
+    would end a connection silent for 45 s), so no reconnection, and everything, what came during
+    the stall too, arrives in order once it reads again."""
     import os
     import select
 
-    sub = cli.subscriber(tmp_path, topic, "--keepalive", "30", "-q", "1")
-    fd = sub.stdout.fileno()
+    subs = [cli.subscriber(tmp_path, topic, "--keepalive", "30", "-q", "1"),
+            cli.subscriber(tmp_path, topic, "--keepalive", "30", "-q", "1", "-C", "101")]
     try:
         lines = b"".join(b"%04d %s\n" % (n, b"x" * 2000) for n in range(100))  # 200 KB: more than a pipe holds
         assert cli.run("send", "-q", "1", "-l", topic, input=lines).returncode == 0
-        time.sleep(90)  # the reader stopped
+        time.sleep(90)  # the readers stopped
         assert cli.run("send", "-q", "1", topic, "after the stall").returncode == 0
         expected = lines + b"after the stall\n"
-        data, deadline = b"", time.monotonic() + 30
-        while len(data) < len(expected) and select.select([fd], [], [], max(deadline - time.monotonic(), 0))[0]:
-            data += os.read(fd, 1 << 16)
-        assert data == expected
+        for sub in subs:
+            fd, data, deadline = sub.stdout.fileno(), b"", time.monotonic() + 30
+            while len(data) < len(expected) and select.select([fd], [], [], max(deadline - time.monotonic(), 0))[0]:
+                data += os.read(fd, 1 << 16)
+            assert data == expected
     finally:
-        sub.kill()
-        _out, err = sub.communicate()
-    assert b"connection lost" not in err and b"reconnect" not in err, err
+        errs = []
+        for sub in subs:
+            sub.kill()
+            errs.append(sub.communicate()[1])
+    for err in errs:
+        assert b"connection lost" not in err and b"reconnect" not in err, err
