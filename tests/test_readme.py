@@ -26,6 +26,27 @@ def test_every_error_class_has_a_documented_exit_code():
     assert {c.exit_code for c in classes} <= documented
 
 
+def test_the_settings_table_names_every_setting_with_its_variable_and_profile_key():
+    """README's Settings table against the code's (settings.ROWS): each visible setting has a line
+    with its option, its IOTNOTIFY_* variable if it has one, and its profile key if a profile may
+    hold it; and the table names no profile key the code does not take."""
+    from iotnotify.settings import PROFILE_KEYS, ROWS, variable
+
+    table = README[README.index("## Settings"):]
+    table = table[:table.index("\n\n", table.index("| setting |"))]
+    lines = table.splitlines()
+    for name, row in ROWS.items():
+        line = next((line for line in lines if row.env and f"`{variable(name)}" in line), None) or next(
+            (line for line in lines if f"`{name}`" in line), None)
+        assert line is not None, name
+        if not row.hidden:
+            assert f"`{row.flag}" in line or f" {row.flag} " in line or row.on == "own", name
+        if row.profile:
+            assert re.search(rf"\| `{name}( = [^`]*)?` \|$", line), name
+    keys = set(re.findall(r"\| `([a-z_]+)(?: = [^`]*)?` \|$", table, re.MULTILINE))
+    assert keys <= set(PROFILE_KEYS), keys - set(PROFILE_KEYS)
+
+
 @pytest.mark.mosquitto
 def test_demo_script_shows_the_message_arriving(tmp_path):
     env = {**user_env(tmp_path), "IOTNOTIFY": shlex.join(IOTNOTIFY)}
