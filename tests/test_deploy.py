@@ -108,7 +108,7 @@ def test_the_api_serves_the_page_beside_the_keys(monkeypatch):
     assert {"/", "/static/{file}", "/iot/keys"} <= set(paths)
     assert "get" in paths["/"] and "get" in paths["/static/{file}"]
     handler = re.search(r"^\s+Handler: (\S+)$", TEXT, re.MULTILINE).group(1)
-    code = f"import {handler.rsplit('.', 1)[0]} as m, iotnotify.page as p; assert p.asset('/static/mqtt.min.js')"
+    code = f"import {handler.rsplit('.', 1)[0]} as m, iotnotify.web as p; assert p.asset('/static/mqtt.min.js')"
     assert subprocess.run([sys.executable, "-c", code], cwd=TEMPLATE.parent.parent / "src").returncode == 0
 
 

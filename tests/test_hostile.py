@@ -252,7 +252,7 @@ def test_the_local_cognito_answers_bad_requests_with_a_4xx(stack, length, body, 
 
 
 def test_the_local_cognito_forgets_the_oldest_identities():
-    from iotnotify.local.cognito import POOL_ID, LocalCognito
+    from iotnotify.cognito.local import POOL_ID, LocalCognito
     from iotnotify.server.config import EndpointConfig
 
     cognito = LocalCognito(EndpointConfig(topics=("a/*",)), issuer=None, limit=3)

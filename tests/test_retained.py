@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from iotnotify.retained_aws import clear_retained, get_retained, list_retained
+from iotnotify.retained.aws import clear_retained, get_retained, list_retained
 
 
 def test_get_and_clear_an_exact_topic_under_aws_rules(cli, topic):

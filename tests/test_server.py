@@ -317,7 +317,7 @@ def test_any_client_id_that_is_neither_is_a_configuration_error():
 def test_the_lambda_serves_the_page_without_any_aws_call(event, monkeypatch):
     """GET / and /static/... are the tutorial's page, the same files `iotnotify local` serves (less
     its ws:// address: on AWS the page connects to wss://<iotEndpoint>/mqtt); no keys are minted."""
-    from iotnotify.page import asset
+    from iotnotify.web import asset
 
     monkeypatch.setattr(lambda_handler, "_setup", lambda: pytest.fail("the page needs no AWS call"))
     page = lambda_handler.handler(event)
@@ -331,7 +331,7 @@ def test_the_lambda_serves_the_page_without_any_aws_call(event, monkeypatch):
 
 
 def test_only_the_pages_own_files_are_served():
-    from iotnotify.page import asset
+    from iotnotify.web import asset
 
     assert asset("/static/../server/handler.py") is None
     assert asset("/static/missing.js") is None

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from iotnotify.cognito_setup import setup_cognito
+from iotnotify.cognito.setup import setup_cognito
 from iotnotify.server.policy import identity_policy
 from tests.helpers import ACCOUNT, Cli, aws_env
 

@@ -215,7 +215,7 @@ def setup_cognito_command(identities: tuple[str, ...], topics: str, private_topi
     """Give authenticated Cognito identities the AWS IoT policy AWS IoT wants for them (scoped as
     the endpoint's keys, the identity id as the client id), creating or updating it."""
     from iotnotify.aws import aws_errors
-    from iotnotify.cognito_setup import setup_cognito
+    from iotnotify.cognito.setup import setup_cognito
     from iotnotify.errors import UsageError
     from iotnotify.server.policy import PolicyError
 

@@ -64,7 +64,7 @@ def keys_command(ctx: click.Context, /, as_json: bool, export: bool, show_secret
     elif export:
         click.echo(keys_view.as_exports(temporary))
     elif url:
-        from iotnotify.presign import presigned_url
+        from iotnotify.keys.presign import presigned_url
 
         click.echo(presigned_url(temporary))
     else:

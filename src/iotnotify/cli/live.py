@@ -23,8 +23,8 @@ from iotnotify.output import preview
 from iotnotify.shown import escaped
 
 if TYPE_CHECKING:
+    from iotnotify.cli.keyboard import LineEditor
     from iotnotify.errors import IotNotifyError
-    from iotnotify.keyboard import LineEditor
     from iotnotify.keys import KeySource
     from iotnotify.mqtt import ConnectOptions
     from iotnotify.send import Publisher
@@ -239,7 +239,7 @@ def run_live(source: KeySource, options: ConnectOptions, topics: list[str], qos:
     from rich.console import Console
     from rich.live import Live
 
-    from iotnotify.keyboard import LineEditor
+    from iotnotify.cli.keyboard import LineEditor
     from iotnotify.keys.allowance import check_publish
     from iotnotify.output import OutputStyle, formatter
     from iotnotify.send import Publisher

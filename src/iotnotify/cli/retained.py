@@ -29,11 +29,11 @@ def _store(ctx: click.Context) -> Any:
     """Where the retained messages are looked at: AWS IoT's API with --aws, else over MQTT."""
     settings = resolve_settings(ctx)
     if settings.aws:
-        from iotnotify.retained_aws import AwsRetained
+        from iotnotify.retained.aws import AwsRetained
 
         return AwsRetained(settings.aws_profile)
     from iotnotify.mqtt import ConnectOptions
-    from iotnotify.retained import MqttRetained
+    from iotnotify.retained.mqtt import MqttRetained
 
     return MqttRetained(source_of(settings), ConnectOptions.from_settings(settings))
 

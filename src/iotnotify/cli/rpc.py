@@ -55,7 +55,7 @@ def request_command(ctx: click.Context, /, topic: str, message: str | None, mess
     from iotnotify.output import MessageWriter, formatter
     from iotnotify.payloads import payloads_from
     from iotnotify.properties import Properties
-    from iotnotify.rpc import request
+    from iotnotify.rpc.request import request
     from iotnotify.subscribe import check_enough
 
     style = style_of(flags)
@@ -128,7 +128,7 @@ def respond_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: i
     --command-timeout) is said on stderr, and its reply gets a user property `error`. Every request
     ends in a reply or a warning; nothing a requester sends stops it. Ctrl-C stops (exit 0)."""
     from iotnotify.mqtt import ConnectOptions
-    from iotnotify.respond import listen, serve, unanswered_error
+    from iotnotify.rpc.respond import listen, serve, unanswered_error
     from iotnotify.subscribe import mark_ready
 
     command = list(ctx.meta.get("iotnotify.command", ()))

@@ -60,8 +60,8 @@ def source_for(settings: Settings, warn: Callable[[str], None] | None = None) ->
 def cognito_source(settings: Settings, endpoint: KeySource | None, cache: KeyCache | None) -> KeySource:
     """Keys from the settings' Cognito identity pool; the IoT endpoint from --iot-endpoint, else
     from the keys endpoint's keys (`endpoint`), as Cognito does not say it."""
+    from iotnotify.cognito.keys import IdentityCache, cognito_keys, parse_pool
     from iotnotify.errors import ConfigError
-    from iotnotify.keys.cognito import IdentityCache, cognito_keys, parse_pool
     from iotnotify.topics import is_aws_host
 
     pool = settings.cognito_pool or ""

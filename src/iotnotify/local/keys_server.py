@@ -12,13 +12,13 @@ from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from typing import cast
 from urllib.parse import parse_qsl, urlsplit
 
+from iotnotify.cognito.local import COGNITO_PATH, POOL_ID, LocalCognito
 from iotnotify.errors import LocalStackError
-from iotnotify.local.cognito import COGNITO_PATH, POOL_ID, LocalCognito
 from iotnotify.local.sigv4 import KnownKeys
-from iotnotify.page import Asset, asset
 from iotnotify.server.config import EndpointConfig
 from iotnotify.server.handler import KEYS_PATH, Response, answer, cors_headers, origin_allowed
 from iotnotify.server.issuers import Issued, Where
+from iotnotify.web import Asset, asset
 
 LOCAL_ACCOUNT = "000000000000"
 LOCAL_REGION = "local"

@@ -131,7 +131,7 @@ class LocalStack:
     def cognito_profile(self) -> dict[str, str]:
         """The values of the `local-cognito` profile: keys from the local identity pool (the IoT
         endpoint from the keys endpoint, as Cognito does not say it)."""
-        from iotnotify.local.cognito import COGNITO_PATH, POOL_ID
+        from iotnotify.cognito.local import COGNITO_PATH, POOL_ID
 
         return {**self.profile(), "cognito_pool": POOL_ID,
                 "cognito_endpoint": self.endpoint_url.removesuffix("/iot/keys") + COGNITO_PATH}

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from iotnotify.iam import matches
-from iotnotify.page import asset
 from iotnotify.server.config import ConfigInvalid, EndpointConfig, load_config, origins_of
 from iotnotify.server.issuers import IssueError, Issuer, StsIssuer
 from iotnotify.server.policy import PolicyError, check_policy_topic, session_policy
 from iotnotify.times import iso
+from iotnotify.web import asset
 
 
 @dataclass(frozen=True)

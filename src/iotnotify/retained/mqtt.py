@@ -1,5 +1,5 @@
 """Retained messages over MQTT: find those under a filter (what the broker sends a new subscriber)
-and clear them (an empty retained message in each one's place). `retained_aws.py` does the same
+and clear them (an empty retained message in each one's place). `aws.py` does the same
 through AWS IoT's API for `--aws`."""
 
 from __future__ import annotations

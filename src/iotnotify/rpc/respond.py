@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from iotnotify import child
 from iotnotify.errors import DeliveryError, IotNotifyError, Refused, UsageError
 from iotnotify.inbox import Inbox
 from iotnotify.keys import KeySource
@@ -32,6 +31,7 @@ from iotnotify.keys.allowance import check_publish
 from iotnotify.messages import Message
 from iotnotify.mqtt import ConnectOptions, OnState, Session
 from iotnotify.properties import Properties
+from iotnotify.rpc import child
 from iotnotify.send import publish_one
 from iotnotify.shown import shown
 from iotnotify.topics import AWS_MAX_PAYLOAD_BYTES, MQTT_MAX_PAYLOAD_BYTES, check_payload, check_topic
