@@ -12,7 +12,7 @@ from pathlib import Path
 
 from iotnotify.errors import DeliveryError, HttpsUnsupported, Interrupted, IotNotifyError, Refused, UsageError
 from iotnotify.files import write_private
-from iotnotify.keys import KeySource
+from iotnotify.keys import KeySource, TemporaryKeys
 from iotnotify.keys.allowance import check_publish, describe
 from iotnotify.messages import Message
 from iotnotify.mqtt import ConnectOptions, Kind, Outcome, Session, open_session
@@ -231,18 +231,25 @@ def check_before_sending(source: KeySource, topic: str | None, payloads: Iterabl
         return
     if topic is None:
         raise UsageError("a topic is needed")
-    check_topic(topic, aws=False)
-    if properties:
-        check_properties(properties, aws=False)
-    keys = source.get()
-    check_topic(topic, keys.aws_rules)
-    check_publish(keys, topic)
+    keys = publishable(source, topic, properties)
     if properties:
         check_properties(properties, keys.aws_rules)
     if isinstance(payloads, (list, tuple)):
         for payload in payloads:
             check_payload(len(payload), keys.aws_rules)
             check_payload_format(properties, payload)
+
+
+def publishable(source: KeySource, topic: str, properties: Properties | None) -> TemporaryKeys:
+    """The keys, once a publish to `topic` (with `properties`) breaks none of MQTT's rules and the
+    keys may make it: refused before anything goes over the network."""
+    check_topic(topic, aws=False)
+    if properties:
+        check_properties(properties, aws=False)
+    keys = source.get()
+    check_topic(topic, keys.aws_rules)
+    check_publish(keys, topic)
+    return keys
 
 
 OnRejected = Callable[[int, IotNotifyError], None]

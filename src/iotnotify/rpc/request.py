@@ -10,13 +10,12 @@ from dataclasses import dataclass, replace
 from iotnotify.errors import UsageError
 from iotnotify.inbox import Inbox
 from iotnotify.keys import KeySource, TemporaryKeys
-from iotnotify.keys.allowance import check_publish
 from iotnotify.messages import Message
 from iotnotify.mqtt import ConnectOptions, OnState, Session
 from iotnotify.properties import Properties, check_payload_format, check_properties
-from iotnotify.send import publish_one
+from iotnotify.send import publish_one, publishable
 from iotnotify.subscribe import subscribe
-from iotnotify.topics import check_payload, check_topic
+from iotnotify.topics import check_payload
 
 
 def response_topic_for(keys: TemporaryKeys, given: str | None) -> str:
@@ -49,12 +48,7 @@ def request(source: KeySource, options: ConnectOptions, topic: str, payload: byt
             on_state: OnState | None = None) -> tuple[Session, Generator[Message, None, None]]:
     """Subscribe to the response topic, publish the request there with its correlation data, and
     return (the connection, the replies whose correlation data match, as they come, for `timeout` s)."""
-    check_topic(topic, aws=False)
-    if properties:
-        check_properties(properties, aws=False)
-    keys = source.get()
-    check_topic(topic, keys.aws_rules)
-    check_publish(keys, topic)
+    keys = publishable(source, topic, properties)
     given = properties or Properties()
     response_topic = response_topic_for(keys, given.response_topic)
     sent = replace(given, response_topic=response_topic,
