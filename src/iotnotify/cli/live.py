@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from iotnotify.messages import Message
-from iotnotify.mqtt.session import State
+from iotnotify.mqtt.transport import State
 from iotnotify.output import preview
 from iotnotify.shown import escaped
 

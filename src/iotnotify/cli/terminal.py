@@ -12,7 +12,7 @@ import click
 from iotnotify.shown import LINE, shown
 
 if TYPE_CHECKING:
-    from iotnotify.mqtt.session import State
+    from iotnotify.mqtt.transport import State
 
 
 def note(message: str, quiet: bool = False) -> None:
@@ -35,7 +35,7 @@ def warn_reconnecting(error: Exception) -> None:
 def state_notes(quiet: bool) -> Callable[[State, int], None]:
     """What says on stderr, from the MQTT threads, that the connection was lost (each attempt to
     make it again) and made again; nothing with `quiet`."""
-    from iotnotify.mqtt.session import State
+    from iotnotify.mqtt.transport import State
 
     lost = [False]
 

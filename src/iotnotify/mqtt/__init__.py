@@ -13,7 +13,8 @@ from iotnotify.errors import ConnectError, KeysRefused
 from iotnotify.keys import KeySource
 from iotnotify.mqtt.options import ConnectOptions, Will, check_options
 from iotnotify.mqtt.outcome import NOT_AUTHORIZED, Kind, OnDone, Outcome, reason
-from iotnotify.mqtt.session import OnMessage, OnState, Session, State, Transport
+from iotnotify.mqtt.session import OnMessage, Session
+from iotnotify.mqtt.transport import OnState, State, Transport
 from iotnotify.settings import Protocol
 
 __all__ = ["NOT_AUTHORIZED", "ConnectOptions", "Kind", "OnDone", "OnMessage", "OnState", "Outcome", "Protocol",

@@ -3,16 +3,16 @@ transports. The session owns what is the same whatever the protocol: the keys an
 awscrt signs with, a new transport under a new client id when new keys require one (with the QoS 1
 messages it had in flight published again), pacing to AWS IoT Core's limits, the wait for the first
 connection (TLS diagnosed early), what the broker's disconnections mean, and refusals in words.
-A transport (v5.py, v311.py, https.py) moves packets and tells the session what happened."""
+A transport (v5.py, v311.py, https.py: transport.py says what each does) moves packets and tells
+the session what happened."""
 
 from __future__ import annotations
 
-import enum
 import itertools
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from iotnotify import limits, trace
 from iotnotify.crt.nodelay import set_nodelay
@@ -32,6 +32,7 @@ from iotnotify.mqtt.outcome import (
     Outcome,
     reason,
 )
+from iotnotify.mqtt.transport import OnState, State, Transport
 from iotnotify.properties import Properties
 from iotnotify.proxy import crt_options, proxy_for
 from iotnotify.settings import Protocol as MqttVersion
@@ -45,17 +46,6 @@ if TYPE_CHECKING:
 OnMessage = Callable[[Message], None]
 
 
-class State(enum.StrEnum):
-    """Where a session is; OnState hears each change, with the reconnection attempt's number."""
-
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    RECONNECTING = "reconnecting"
-    STOPPED = "stopped"  # disconnect() was called
-    FAILED = "failed"  # the broker ended it for good (Session.fatal says why)
-
-
-OnState = Callable[[State, int], None]
 
 TRANSIENT = {0x80, 0x88, 0x89, 0x8B, 0x8D, 0x98, 0x9C, 0x9D, 0x9F, 0xA0}
 """DISCONNECT reason codes after which reconnecting may work (the server going away, busy, a keep-alive
@@ -64,36 +54,6 @@ NODELAY_POLL = (0.0005, 0.02)  # s between looks for the new socket, doubling (S
 TLS_PROBE_AFTER = 1.5  # s: awscrt reports TLS failures only after a long delay; diagnose sooner
 
 Entry = tuple[str, bytes, int, bool, OnDone, "Properties | None"]  # a QoS 1 message until acknowledged
-
-
-class Transport(Protocol):
-    """What moves the packets of a session: made for one client id, started, stopped, never reused."""
-
-    scheme: str  # "wss" or "https": which proxy applies
-    has_client_id: bool  # False (HTTPS): any keys do, no renewal under a new id
-    paced: bool  # AWS IoT Core's per-connection publish rate applies
-    start_blocks: bool  # start(persist=True) blocks until connected (a client that does not reconnect by itself)
-
-    def __init__(self, session: Session) -> None:
-        """A transport for `session`'s keys, options and client id (not connecting yet)."""
-
-    def start(self, persist: bool = False) -> None:
-        """Begin connecting (the session hears how it went). With `persist` (a renewal), go on until
-        connected; a transport whose client does not reconnect by itself (MQTT 3.1.1) blocks until
-        then, or until the session closes or replaces it."""
-
-    def subscribe(self, filters: list[str], qos: int, timeout: float) -> list[int]:
-        """Subscribe; the SUBACK's code for each filter."""
-
-    def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone,
-                properties: Properties | None) -> None:
-        """Hand a message over; `on_done` gets its Outcome, from awscrt's thread."""
-
-    def halt(self) -> None:
-        """Stop at once, from any thread (a callback's too), waiting for nothing."""
-
-    def stop(self, timeout: float) -> None:
-        """DISCONNECT and stop, waiting up to `timeout` seconds."""
 
 
 class Session:
