@@ -6,7 +6,7 @@ shortcut earns its place by a win of 10% or more on one row.
     .venv/bin/python bench/shortcuts.py            # 7 runs of 4 variants: about 15 minutes on 2 cores
     .venv/bin/python bench/shortcuts.py --runs 3
     .venv/bin/python bench/shortcuts.py --against /tmp/old/src   # and another tree's code, all on (PYTHONPATH)
-    .venv/bin/python bench/shortcuts.py --against /tmp/old/src --only --against   # the two trees alone
+    .venv/bin/python bench/shortcuts.py --against /tmp/old/src --only against   # the two trees alone
 
 Variants: all on; all off (IOTNOTIFY_NO_SHORTCUTS=1); each one off alone. Rows: a cold send (by
 itself HTTPS, and --via mqtt), a send through a running agent (per send, in a loop of 20), publish to
@@ -179,7 +179,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--against", metavar="SRC", help="another tree's src/ as one more variant (all on)")
     parser.add_argument("--only", metavar="VARIANT,...", help="these variants alone (all on is always one): "
-                        "'--only --against' compares two trees")
+                        "'--only against' compares two trees")
     parser.add_argument("--latency-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.latency_child:
@@ -194,7 +194,7 @@ def main() -> None:
     subprocess.run([IOTNOTIFY, "keys"], env=base, check=True, capture_output=True)  # cached, as a user's are
     envs = {variant: base if switch is None else {**base, SWITCH: switch} for variant, switch in VARIANTS.items()}
     if args.against:
-        envs["--against"] = {**base, "PYTHONPATH": args.against}
+        envs["against"] = {**base, "PYTHONPATH": args.against}
     if args.only:
         envs = {v: env for v, env in envs.items() if v == "all on" or v in args.only.split(",")}
     samples: dict[str, dict[str, list[float]]] = {v: {row: [] for row in ROWS} for v in envs}

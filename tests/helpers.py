@@ -70,8 +70,8 @@ class Cli:
 
     def start(self, *args: str, **kwargs: object) -> subprocess.Popen[bytes]:
         """Start in the background (stdout and stderr piped)."""
-        return subprocess.Popen([*IOTNOTIFY, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL, env=self.env, **kwargs)  # type: ignore[call-overload]
+        return subprocess.Popen([*IOTNOTIFY, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,  # type: ignore[call-overload]
+                                env=self.env, **{"stdin": subprocess.DEVNULL, **kwargs})
 
     def subscriber(self, tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
         """Start `subscribe` and return once the broker acknowledged the subscription (--ready-file)."""

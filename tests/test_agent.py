@@ -114,6 +114,21 @@ def test_lines_over_the_limit_are_skipped_and_saved_with_failed(user: Cli, topic
     assert failed.read_bytes() == b"y" * (128 * 1024 + 1) + b"\n"
 
 
+@pytest.mark.parametrize("agent", [True, False], ids=["agent", "no-agent"])
+def test_a_failed_file_that_cannot_be_written_is_said_not_a_traceback(user: Cli, topic: str, agent: bool) -> None:
+    """--failed somewhere nothing can be made (under /proc): what was not delivered cannot be saved,
+    and the error says so, with the send's own exit code."""
+    if agent:
+        start_agent(user)
+    lines = b"ok1\n" + b"y" * (128 * 1024 + 1) + b"\n"
+    done = user.run("send", "-l", topic, "--failed", "/proc/none/failed", *([] if agent else ["--no-agent"]), input=lines)
+    assert done.returncode == 6, done.stderr
+    assert "1 of 2 messages were not delivered" in done.stderr and "NOT saved to /proc/none/failed: " in done.stderr
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+    empty = user.run("send", "--failed", "", topic, "x")
+    assert (empty.returncode, empty.stderr) == (2, "iotnotify: error: --failed needs a file name\n")
+
+
 def test_agent_killed_mid_send_loses_nothing_the_sender_was_told(user: Cli, topic: str, tmp_path: Path) -> None:
     pid = start_agent(user)
     subscriber = user.subscriber(tmp_path, topic, "-v")
@@ -154,6 +169,24 @@ def test_stale_socket_is_removed_and_send_connects_by_itself(user: Cli, topic: s
     assert not sock.exists()
     gone = user.run("agent", "status")
     assert gone.returncode == 5 and "no agent is running for these settings" in gone.stderr
+
+
+@pytest.mark.parametrize("form", [["m1"], ["-s"], ["-l"], ["-f", "-"]], ids=["argument", "stdin", "lines", "file-stdin"])
+def test_an_agent_gone_before_it_took_the_send_leaves_it_to_the_next_way(user: Cli, topic: str, tmp_path: Path,
+                                                                        form: list[str]) -> None:
+    """The route file names an agent that died: the quick path reads the message, finds the agent
+    gone, and the route's next way (HTTPS for one message, MQTT for lines) sends what was read,
+    stdin's too, from the same process; Ctrl-C there would save it with --failed, as any send."""
+    pid = start_agent(user)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not peer_pid_alive(pid), 10, "agent gone")
+    sub = user.subscriber(tmp_path, topic, "-C", "2" if form == ["-l"] else "1", "-W", "20")
+    failed = tmp_path / "failed"
+    done = user.run("send", "--failed", str(failed), topic, *form, input=b"m1\nm2\n" if form == ["-l"] else b"m1")
+    assert (done.returncode, done.stderr) == (0, "")
+    out, _err = sub.communicate(timeout=30)
+    assert out.split() == ([b"m1", b"m2"] if form == ["-l"] else [b"m1"])
+    assert not failed.exists()
 
 
 def test_a_socket_folder_others_may_enter_is_not_used(user: Cli, topic: str) -> None:

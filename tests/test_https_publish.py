@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import signal
 import ssl
 
 import pytest
@@ -171,3 +172,31 @@ def test_the_quick_path_takes_mqtt_after_a_broker_without_https_publish(fake_end
         assert acknowledged(broker) == 1
         assert not failed.exists()
         assert imports_of(env, "send", topic, "y").isdisjoint({"click"})  # the quick path took it
+
+
+@pytest.mark.parametrize("form", [["-s"], ["-l"]], ids=["stdin", "lines"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_while_a_send_waits_for_stdin_ends_it_in_one_line(cli, topic, form, signum):
+    """SIGTERM or Ctrl-C while `send` waits for its input (the quick path reading stdin, or a stream
+    of lines): 'interrupted', exit 130, no traceback."""
+    import subprocess
+    import time
+
+    sender = cli.start("send", topic, *form, stdin=subprocess.PIPE)
+    time.sleep(1.5)  # reading stdin by now (the imports took less)
+    sender.send_signal(signum)
+    _out, err = sender.communicate(timeout=20)
+    assert sender.returncode == 130 and err.decode().splitlines()[-1].startswith("iotnotify: interrupted"), err
+    assert len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("via, protocol", [([], "5"), ([], "3.1.1"), (["--via", "mqtt"], "5"), (["--via", "https"], "5")],
+                         ids=["auto", "auto-mqtt-3.1.1", "mqtt", "https"])
+def test_the_quick_path_leaves_stdin_to_a_login_file_that_reads_it(cli, topic, tmp_path, via, protocol):
+    """IOTNOTIFY_LOGIN_FILE=- (the logins on stdin): the quick path reads no stdin for settings (to
+    find the way: MQTT 3.1.1 makes it MQTT, the CLI's); the CLI reads the logins, the send goes out."""
+    sub = cli.subscriber(tmp_path, topic, "-C", "1", "-W", "20")
+    sent = cli.run("send", *via, topic, "m", env={"IOTNOTIFY_LOGIN_FILE": "-", "IOTNOTIFY_PROTOCOL": protocol},
+                   input=b"provider=token\n")
+    assert (sent.returncode, sent.stderr) == (0, "")
+    assert sub.communicate(timeout=30)[0] == b"m\n"

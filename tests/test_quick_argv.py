@@ -25,7 +25,7 @@ FILE = str(Path(__file__))  # a file click can open
 
 SEND_VALUES = {"qos": ["0", "1", "2", "01", " 1", "x", ""], "via": ["auto", "mqtt", "https", "bogus", ""],
                "timeout": ["0", "5", "nan", "inf", "-1", "1e400", "31536000", "31536001", "1_0", ""],
-               "message": ["msg", "", "-", "-x", "--"], "file": [FILE, "-", "none"], "failed": ["out.txt", ""],
+               "message": ["msg", "", "-", "-x", "--"], "file": [FILE, "-", "none"], "failed": ["out.txt", "", str(Path(__file__).parent), "/proc/version"],
                "profile": ["local", "", "send"]}
 POSITIONAL = ["t", "msg", "", "-", "x y", "-x", "send", "--", "-r"]
 WORDS = ["send", "--", "-", "--debug", "--no-agent", "--endpoint", "--records", "-h", "-rq", "-q0", "--retain=1"]
@@ -82,7 +82,7 @@ def no_variables(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(argv=argvs())
 @example(argv=["send", "-q=1", "t", "m"])  # click reads a short option's "=" as its value's
 @example(argv=["-p=x", "send", "t", "m"])
@@ -128,3 +128,29 @@ def test_a_file_it_cannot_read_is_left_to_the_cli(tmp_path: Path) -> None:
 
 def test_its_longest_timeout_is_clicks() -> None:
     assert MAX_SECONDS == TIMES_MAX_SECONDS
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(via=st.sampled_from([None, "", "auto", "mqtt", "https", "HTTPS", "bogus", " auto"]),
+       no_agent=st.sampled_from([None, "", "0", "1", "yes", " yes ", "off", "bogus", " "]),
+       option=st.sampled_from([[], ["--via", "mqtt"], ["--via", "https"]]))
+def test_the_quick_path_reads_the_variables_as_click_does(via: str | None, no_agent: str | None, option: list[str],
+                                                         monkeypatch: pytest.MonkeyPatch, no_variables: None,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """IOTNOTIFY_VIA and IOTNOTIFY_NO_AGENT: the way and whether an agent may take the send, as
+    click reads them (or, for a value click refuses, left to it)."""
+    from iotnotify.quick import environment
+
+    env = {name: value for name, value in (("IOTNOTIFY_VIA", via), ("IOTNOTIFY_NO_AGENT", no_agent)) if value is not None}
+    argv = ["send", *option, "t", "m"]
+    parsed = parse(argv)
+    assert parsed is not None
+    quick = environment(parsed[1], env)
+    with monkeypatch.context() as patched:  # each example's variables alone
+        for name, value in env.items():
+            patched.setenv(name, value)
+        cli = click_reading(argv, patched)
+    capsys.readouterr()
+    if quick is not None:
+        assert cli is not None, (env, option)
+        assert quick == (cli["via"], not cli["no_agent"]), (env, option)

@@ -157,14 +157,18 @@ def test_help_reads_no_config_file(tmp_path):
 
 def test_profile_persist_is_a_duration(tmp_path):
     from iotnotify.errors import ConfigError
-    from iotnotify.settings import resolve
+    from iotnotify.settings import from_environment, resolve
 
     config = tmp_path / "config.toml"
-    config.write_text('[profiles.default]\npersist = "10m"\n[profiles.bad]\npersist = "soon"\n')
+    config.write_text('[profiles.default]\npersist = "10m"\n[profiles.bad]\npersist = "soon"\n'
+                      '[profiles.empty]\npersist = ""\n')
     assert resolve(None, config, {}).persist == 600.0
     assert resolve(None, config, {"persist": 30.0}).persist == 30.0  # --persist / IOTNOTIFY_PERSIST, parsed by click
-    with pytest.raises(ConfigError, match="persist = 'soon' is not a duration"):
-        resolve("bad", config, {})
+    for profile, value in (("bad", "soon"), ("empty", "")):
+        with pytest.raises(ConfigError, match=f"persist = '{value}' is not a duration"):
+            resolve(profile, config, {})
+    with pytest.raises(ValueError):  # a variable click would refuse: the quick path leaves it to click
+        from_environment(None, {"IOTNOTIFY_CONFIG": str(tmp_path / "none.toml"), "IOTNOTIFY_PERSIST": "soon"})
 
 
 SAMPLES = {str: ("text", "text"), bool: ("yes", True), int: ("45", 45), float: ("2.5", 2.5),

@@ -111,3 +111,14 @@ def write_private(path: Path, data: bytes, strict: bool = False) -> None:
     finally:
         os.close(folder)
 
+
+
+def save_lines(path: str, lines: dict[int, bytes], template: str = "; saved to {}") -> str:
+    """Write `lines` (by input position: in order, one a line) to the file the user named (--failed),
+    and say so with `template`; or say why they could not be (the caller's error carries it: those
+    messages are then lost, and the user must know)."""
+    try:
+        write_private(Path(path), b"".join(lines[k] + b"\n" for k in sorted(lines)))
+    except OSError as e:
+        return f"; NOT saved to {path}: {e.strerror or e}"
+    return template.format(path)

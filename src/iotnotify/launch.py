@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import sys
 
-# `signal` is `_signal` wrapped in enums: importing it (and enum, functools, collections) was a
-# quarter of a send through the agent's imports (`python -X importtime`). The functions here
-# take and give plain numbers, which is all this needs. Type checkers have no stub for it: they
-# read signal's, the same functions.
+# `signal` is `_signal` wrapped in enums, which a send through the agent does without (bench/README.md,
+# "The quick paths' last imports"): the functions here take and give plain numbers, all this needs.
+# Type checkers have no stub for it: they read signal's, the same functions.
 TYPE_CHECKING = False  # not typing's: a send through the agent imports neither typing nor enum
 if TYPE_CHECKING:
     import signal as _signal
@@ -21,18 +20,23 @@ else:
 
 def main() -> None:
     """Run `iotnotify` with sys.argv."""
-    argv = sys.argv[1:]
     interrupt_on_signals()
+    try:
+        code = _run(sys.argv[1:])
+    except KeyboardInterrupt:  # outside a command's own handling (reading stdin for the quick path, the imports)
+        from iotnotify.errors import ExitStatus
+
+        sys.stderr.write("iotnotify: interrupted\n")
+        _end_now(int(ExitStatus.INTERRUPTED))
+    sys.exit(code)
+
+
+def _run(argv: list[str]) -> int:
+    """The quick path if it takes the command, else the CLI; the exit code (or the process ends now)."""
     if "send" in argv[:3]:
         from iotnotify.quick import quick_send
 
-        try:
-            code = quick_send(argv)
-        except KeyboardInterrupt:  # before a way took the send (reading stdin, say): nothing was sent
-            from iotnotify.errors import ExitStatus
-
-            sys.stderr.write("iotnotify: interrupted\n")
-            code = int(ExitStatus.INTERRUPTED)
+        code = quick_send(argv)
         if code is not None:
             _end_now(code)
     if any(command in argv[:3] for command in ("send", "subscribe", "tail")) and not {"--help", "-h"} & set(argv):
@@ -46,7 +50,7 @@ def main() -> None:
     code = cli_main(argv)
     if ends_quickly():
         _end_now_if_alone(code)
-    sys.exit(code)
+    return code
 
 
 def interrupt_on_signals() -> None:

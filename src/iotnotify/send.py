@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from iotnotify.errors import DeliveryError, HttpsUnsupported, Interrupted, IotNotifyError, Refused, UsageError
-from iotnotify.files import write_private
+from iotnotify.files import save_lines
 from iotnotify.keys import KeySource, TemporaryKeys
 from iotnotify.keys.allowance import check_publish, describe
 from iotnotify.messages import Message
@@ -329,14 +329,16 @@ def _outcome(publisher: Publisher, result: SendResult, rejected: dict[int, bytes
              stalled: bool, interrupted: bool, failed_file: Path | None) -> SendResult:
     """Save what was not delivered to `failed_file`, then return the result, or raise what went wrong."""
     undelivered = {**publisher.undelivered(), **rejected}
-    if undelivered and failed_file is not None:
-        write_private(failed_file, b"".join(undelivered[k] + b"\n" for k in sorted(undelivered)))
+
+    def save(template: str) -> str:
+        return save_lines(str(failed_file), undelivered, template) if undelivered and failed_file is not None else ""
+
     if interrupted:
         raise Interrupted(f"interrupted: {result.unacknowledged} of {result.sent} messages not acknowledged"
-                          + (f" (saved to {failed_file})" if undelivered and failed_file else ""))
+                          + save(" (saved to {})"))
     result = replace(result, rejected=len(rejected))
     if result.unacknowledged or result.rejected or stopped is not None:
-        saved = f"; saved to {failed_file}" if failed_file is not None and undelivered else ""
+        saved = save("; saved to {}")
         unread = stalled or stopped is not None
         after = f"; input not read past message {result.sent + result.rejected}" if unread else ""
         if stopped is not None and not result.refused:

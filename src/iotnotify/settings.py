@@ -169,9 +169,11 @@ def variable(name: str) -> str:
 
 
 def resolve(profile_name: str | None, path: Path, given: Mapping[str, Any],
-            defaults: Mapping[str, Any] | None = None) -> Settings:
+            defaults: Mapping[str, Any] | None = None, stdin: bool = True) -> Settings:
     """The Settings from `given` (a flag or an IOTNOTIFY_* variable, already picked by precedence),
-    else the profile's value, else `defaults` (the command's own), else iotnotify's default."""
+    else the profile's value, else `defaults` (the command's own), else iotnotify's default.
+    Without `stdin`, a --login-file - (which reads stdin) is a ValueError: stdin is not this
+    caller's to read (the quick path, which leaves such a send to the CLI)."""
     profile = load_profile(profile_name, path)
 
     def pick(name: str) -> Any:
@@ -181,10 +183,12 @@ def resolve(profile_name: str | None, path: Path, given: Mapping[str, Any],
     values: dict[str, Any] = {}
     for name, row in ROWS.items():
         value = pick(name)
-        if value is None or value == "" or row.kind is tuple:
-            continue  # the field's default (logins: below)
+        if value is None or (value == "" and not row.duration) or row.kind is tuple:
+            continue  # the field's default (logins: below; a duration of "" is refused there)
         values[name] = row.kind(value) if row.kind in (bool, int, float) else value
     values["aws"] = bool(values.get("aws") or values.get("aws_profile") or values.get("aws_role"))
+    if values.get("login_file") == "-" and not stdin and not given.get("logins"):
+        raise ValueError("--login-file - reads stdin")
     values["logins"] = _logins(given.get("logins") or (), values.get("login_file"))
     values["persist"] = _duration(values.get("persist"), path)
     return Settings(profile=profile_name, config_path=path, **values)
@@ -237,9 +241,10 @@ def _duration(value: Any, path: Path) -> float | None:
         raise ConfigError(f"{path}: persist = {value!r} is not a duration such as 90s, 10m, 1h") from None
 
 
-def from_environment(profile_name: str | None, env: Mapping[str, str] = os.environ) -> Settings:
+def from_environment(profile_name: str | None, env: Mapping[str, str] = os.environ, stdin: bool = True) -> Settings:
     """The Settings a command given no setting flags resolves to: IOTNOTIFY_* variables, the profile,
-    the defaults. ValueError for a variable click would refuse (the caller then lets click say it)."""
+    the defaults. ValueError for a variable click would refuse (the caller then lets click say it),
+    and, without `stdin`, for a --login-file - (resolve)."""
     from iotnotify.booleans import parse_bool
 
     given: dict[str, Any] = {}
@@ -253,7 +258,11 @@ def from_environment(profile_name: str | None, env: Mapping[str, str] = os.envir
         given[name] = parse_bool(text) if row.kind is bool else row.kind(text)
         if row.kind is not bool and (problem := row.problem(name, given[name])) is not None:  # click refuses it
             raise ValueError(problem)
-    return resolve(profile_name, config_path(env), given)
+        if row.duration:
+            from iotnotify.times import parse_duration
+
+            parse_duration(text)  # ValueError, as click's refusal
+    return resolve(profile_name, config_path(env), given, stdin=stdin)
 
 
 def config_path(env: Mapping[str, str] = os.environ) -> Path:

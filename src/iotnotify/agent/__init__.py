@@ -1,7 +1,7 @@
 """The send agent: one connection kept open and lent to other processes' `send`, as ssh's
-ControlMaster lends one SSH connection. `server.py` is the agent, `client.py` the side `send` runs,
-`quick.py` that side without click, `wire.py` the frames between them, `spawn.py` starting one in the
-background.
+ControlMaster lends one SSH connection. `server.py` is the agent, `client.py` the side `send` runs
+(quick/agent.py enters it without click), `wire.py` the frames between them, `spawn.py` starting one
+in the background.
 
 Where an agent's socket lives, which agent serves which settings, and the routes that let a plain
 `send` find its agent without resolving settings are here. The client side imports this module on

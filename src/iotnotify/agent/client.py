@@ -264,12 +264,9 @@ def _saved(session: _Session, failed_file: str | None, template: str) -> str:
         undelivered = dict(session.pending)
     if not undelivered or failed_file is None:
         return ""
-    from pathlib import Path
+    from iotnotify.files import save_lines
 
-    from iotnotify.files import write_private
-
-    write_private(Path(failed_file), b"".join(undelivered[k] + b"\n" for k in sorted(undelivered)))
-    return template.format(failed_file)
+    return save_lines(failed_file, undelivered, template)
 
 
 def _outcome(session: _Session, failed_file: str | None) -> None:

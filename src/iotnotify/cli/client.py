@@ -122,6 +122,8 @@ def send_command(ctx: click.Context, /, topic: str, message: str | None, message
     from iotnotify.send import send
 
     end_quickly()  # its connections are closed before it returns
+    if failed == "":
+        raise errors.UsageError("--failed needs a file name")
     payloads = send_payloads(topic, message, message_opt, file, stdin, lines, records, sys.stdin.buffer)
     settings = resolve_settings(ctx)
     properties = properties_of(flags, settings.protocol)
@@ -132,14 +134,16 @@ def send_command(ctx: click.Context, /, topic: str, message: str | None, message
 
     will = will_of(flags, settings.protocol)
     outgoing = Outgoing(topic, payloads, qos, retain, timeout, failed, properties, records, connections, will)
+    source = None  # one for every way: keys fetched once
     for way, more in route(outgoing, via, not no_agent, lambda: settings):
         if way == AGENT:
             if _through_agent(settings, outgoing, what):
                 return
             continue
+        source = source or source_of(settings)
         try:
-            send(source_of(settings), ConnectOptions.from_settings(settings, will=will, https=way == HTTPS), outgoing,
-                 rejected, fallback=more)
+            send(source, ConnectOptions.from_settings(settings, will=will, https=way == HTTPS), outgoing, rejected,
+                 fallback=more)
         except errors.HttpsUnsupported as e:
             if not more:
                 raise

@@ -11,6 +11,7 @@ import os
 
 TYPE_CHECKING = False  # not typing: too dear for the quick paths (bench/README.md, "Cold send")
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
     from iotnotify.outgoing import Outgoing
@@ -24,55 +25,73 @@ class _Unreadable(Exception):
 def quick_send(argv: list[str]) -> int | None:
     """Send as `iotnotify send` would; the exit code, or None when the CLI should do it all (then
     nothing was read from stdin)."""
-    from iotnotify.booleans import parse_bool
-    from iotnotify.outgoing import VIAS
     from iotnotify.quick.argv import parse
 
     parsed = parse(argv)
-    env = os.environ
-    if parsed is None or env.get("IOTNOTIFY_DEBUG"):
+    if parsed is None or os.environ.get("IOTNOTIFY_DEBUG"):
         return None
     outgoing, options = parsed
-    via = options.get("via") or env.get("IOTNOTIFY_VIA") or "auto"
-    try:
-        agent = not parse_bool(env.get("IOTNOTIFY_NO_AGENT", ""))  # as click reads the flag's variable
-    except ValueError:
-        return None
-    if via not in VIAS:
+    chosen = environment(options, os.environ)
+    if chosen is None:
         return None
     try:
-        return _by_route(outgoing, options, via, agent, options.get("profile") or env.get("IOTNOTIFY_PROFILE") or None)
+        return _by_route(outgoing, options, *chosen, options.get("profile") or os.environ.get("IOTNOTIFY_PROFILE") or None)
     except _Unreadable:
         return None
 
 
-def _by_route(outgoing: Outgoing, options: dict[str, Any], via: str, agent: bool, profile: str | None) -> int | None:
-    """Try the ways `route` gives, as the CLI's `send` does, as far as this path takes them."""
-    from iotnotify.outgoing import AGENT, HTTPS, route
+def environment(options: dict[str, Any], env: Mapping[str, str]) -> tuple[str, bool] | None:
+    """--via (the option, else IOTNOTIFY_VIA, else auto) and whether an agent may take the send
+    (IOTNOTIFY_NO_AGENT, read as click reads a flag's variable); None for a value click refuses."""
+    from iotnotify.booleans import parse_bool
+    from iotnotify.outgoing import VIAS
 
-    settings, read = _Settings(profile), False
+    via = options.get("via") or env.get("IOTNOTIFY_VIA") or "auto"
+    try:
+        no_agent = parse_bool(env.get("IOTNOTIFY_NO_AGENT", ""))
+    except ValueError:
+        return None
+    return (via, not no_agent) if via in VIAS else None
+
+
+def _by_route(outgoing: Outgoing, options: dict[str, Any], via: str, agent: bool, profile: str | None) -> int | None:
+    """Try the ways `route` gives in turn, as the CLI's `send` does, as far as this path takes them:
+    once the message was read (an agent gone before it took it, a broker that takes no HTTPS
+    publish), the next way sends it from here, stdin's too."""
+    from iotnotify.outgoing import AGENT, HTTPS, route
+    from iotnotify.quick.https import publish, read_message
+
+    settings, source, tried_agent, read = _Settings(profile), None, False, False
     for way, more in route(outgoing, via, agent, settings):
         if way == AGENT:
-            from iotnotify.quick.agent import NoAgent, through_agent
+            from iotnotify.quick.agent import AgentGone, NoAgent, through_agent
 
             try:
                 return through_agent(outgoing, options, profile)
             except NoAgent:
-                if settings().persist is not None:
-                    return None  # the CLI starts one
-        elif way == HTTPS:
-            from iotnotify.errors import HttpsUnsupported
-            from iotnotify.quick.https import publish
+                tried_agent = True
+            except AgentGone:
+                tried_agent = read = True
+            continue
+        if not read:
+            if way != HTTPS or (tried_agent and settings().persist is not None):
+                return None  # MQTT, or an agent to start for --persist: the CLI's
+            from iotnotify.crt import warmup
 
-            try:
-                return publish(outgoing, options, settings(), fallback=more)
-            except HttpsUnsupported:
-                read = True  # over MQTT, from here: what stdin gave cannot be read again by the CLI
-        elif read:
-            from iotnotify.quick.https import publish
+            warmup.start()  # TLS's start-up on another core while the message is read and the rest imported
+            payloads = read_message(options)
+            if payloads is None:
+                return None  # the CLI says what is wrong with the file
+            outgoing.payloads, read = payloads, True
+        from iotnotify.errors import HttpsUnsupported
+        from iotnotify.quick.https import key_source
 
-            return publish(outgoing, options, settings(), https=False)
-    return None  # MQTT: the CLI's
+        source = source or key_source(settings())  # one for every way: keys fetched once
+        try:
+            return publish(outgoing, settings(), source, https=way == HTTPS, fallback=more)
+        except HttpsUnsupported:
+            continue  # nothing was delivered: MQTT, from here
+    return None
 
 
 class _Settings:
@@ -89,7 +108,7 @@ class _Settings:
             from iotnotify.settings import from_environment
 
             try:
-                self.settings = from_environment(self.profile)
+                self.settings = from_environment(self.profile, stdin=False)  # stdin is the message's, or the CLI's
             except (ValueError, errors.IotNotifyError):
                 raise _Unreadable from None
         return self.settings

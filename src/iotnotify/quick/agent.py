@@ -4,9 +4,6 @@ variables, folder and config file (agent/__init__.py), so that no settings are r
 
 from __future__ import annotations
 
-import os
-import sys
-
 TYPE_CHECKING = False  # not typing: too dear for the quick paths (bench/README.md, "Cold send")
 if TYPE_CHECKING:
     from typing import Any
@@ -18,10 +15,15 @@ class NoAgent(Exception):
     """No agent is known to serve this send's settings: nothing was read or handed over."""
 
 
+class AgentGone(Exception):
+    """The agent went away before it took the send: nothing was handed over, and the message was
+    read (outgoing.payloads): the route's next way sends it."""
+
+
 def through_agent(outgoing: Outgoing, options: dict[str, Any], profile: str | None) -> int | None:
     """Send through the agent the route file names for `profile`; the exit code, or None when the
-    CLI should take the send (a socket folder that is not private, a file it cannot read, an agent
-    gone before it took anything). NoAgent if none is known."""
+    CLI should take the send (a socket folder that is not private, a file it cannot read). NoAgent
+    if none is known, AgentGone if it went away."""
     from iotnotify.agent import owned, route, runtime_dir, sockets
 
     if not sockets():
@@ -50,23 +52,9 @@ def _send(path: str, agent_identity: str, outgoing: Outgoing, options: dict[str,
     outgoing.payloads = payloads
     try:
         send(path, agent_identity, outgoing, rejected)
-    except Unavailable:  # nothing was handed over: the CLI sends it (what came from stdin, given again)
+    except Unavailable:
         forget_route(profile)
-        read_stdin = "stdin" in options or options.get("file") == "-"
-        return _send_directly(payloads, outgoing, options) if read_stdin else None
+        raise AgentGone from None
     except BaseException as e:  # ours and Ctrl-C become a line and an exit code; anything else is raised again
         return exit_code_of(e)
     return 0
-
-
-def _send_directly(payloads: list[bytes], outgoing: Outgoing, options: dict[str, Any]) -> int:
-    """The agent went away before taking the input this process read from stdin: send it through
-    the CLI, the input on its stdin."""
-    import subprocess
-
-    args = [sys.executable, "-m", "iotnotify"] + (["--profile", options["profile"]] if options.get("profile") else [])
-    args += ["send", "--no-agent", "-s", "-q", str(outgoing.qos), "--timeout", f"{outgoing.timeout:g}"]
-    args += ["--via", options["via"]] if options.get("via") else []
-    args += (["-r"] if outgoing.retain else []) + (["--failed", outgoing.failed] if outgoing.failed else [])
-    return subprocess.run([*args, "--", str(outgoing.topic)], input=payloads[0], check=False,  # noqa: S603
-                          env={**os.environ, "IOTNOTIFY_NO_AGENT": "1"}).returncode

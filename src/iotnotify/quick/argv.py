@@ -9,6 +9,8 @@ and says what is wrong. A test holds this reading to click's on any argv (tests/
 
 from __future__ import annotations
 
+import os
+
 from iotnotify.outgoing import VIAS
 
 TYPE_CHECKING = False  # not typing: too dear for the quick paths (bench/README.md, "Cold send")
@@ -93,6 +95,14 @@ def _checked(options: dict[str, Any], positional: list[str]) -> dict[str, Any] |
     except ValueError:
         return None
     if options["qos"] not in (0, 1) or not 0 <= options["timeout"] <= MAX_SECONDS or not options.get("profile", "-") \
-            or options.get("via", "auto") not in VIAS:
+            or options.get("via", "auto") not in VIAS or ("failed" in options and not _file_for_failed(options["failed"])):
         return None  # an empty profile: click's is "", which no config file has
     return options
+
+
+def _file_for_failed(path: str) -> bool:
+    """Whether --failed `path` is taken (click's Path(dir_okay=False, writable=True) refuses a folder
+    and a file that cannot be written, send an empty name); os.path, as pathlib is dear here."""
+    if not path or os.path.isdir(path):  # noqa: PTH112
+        return False
+    return not os.path.exists(path) or os.access(path, os.W_OK)  # noqa: PTH110

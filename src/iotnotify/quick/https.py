@@ -1,7 +1,8 @@
 """The quick path's way over HTTPS: one message published without loading click when no agent
 serves it (send.send over mqtt/https.py, with `send`'s own checks and errors): one message costs
-Python, awscrt's import, TLS and one request (bench/README.md). And what both of the quick path's
-ways share: reading the message, saying a rejected message or a failure on stderr as the CLI does.
+Python, awscrt's import, TLS and one request (bench/README.md); or over MQTT, the way after it,
+once the message was read. And what the quick path's ways share: reading the message, saying a
+rejected message or a failure on stderr as the CLI does.
 """
 
 from __future__ import annotations
@@ -13,28 +14,22 @@ TYPE_CHECKING = False  # not typing: too dear for the quick paths (bench/README.
 if TYPE_CHECKING:
     from typing import Any
 
+    from iotnotify.keys import KeySource
     from iotnotify.outgoing import Outgoing
     from iotnotify.settings import Settings
 
 
-def publish(outgoing: Outgoing, options: dict[str, Any], settings: Settings, https: bool = True,
-            fallback: bool = False) -> int | None:
-    """Publish the one message `outgoing` is, over HTTPS (or over MQTT, the way after it: the
-    message was read then); the exit code, or None when the CLI should take it (a file it cannot
-    read: nothing was read from stdin). With `fallback`, a broker that takes no HTTPS publish
-    raises HttpsUnsupported: nothing was delivered, the route goes on."""
-    from iotnotify.crt import warmup
-
-    warmup.start()  # TLS's start-up on another core while the rest is imported
-    if https:
-        payloads = read_message(options)
-        if payloads is None:
-            return None
-        outgoing.payloads = payloads
+def publish(outgoing: Outgoing, settings: Settings, source: KeySource, https: bool = True,
+            fallback: bool = False) -> int:
+    """Publish what `outgoing` holds over HTTPS (or over MQTT: the way after it); the exit code.
+    With `fallback`, a broker that takes no HTTPS publish raises HttpsUnsupported: nothing was
+    delivered, the route goes on."""
     from iotnotify.errors import HttpsUnsupported
+    from iotnotify.mqtt import ConnectOptions
+    from iotnotify.send import send
 
     try:
-        _send(settings, outgoing, https, fallback)
+        send(source, ConnectOptions.from_settings(settings, https=https), outgoing, rejected, fallback=fallback)
     except BaseException as e:  # ours and Ctrl-C become a line and an exit code; anything else is raised again
         if fallback and isinstance(e, HttpsUnsupported):
             raise
@@ -42,18 +37,16 @@ def publish(outgoing: Outgoing, options: dict[str, Any], settings: Settings, htt
     return 0
 
 
-def _send(settings: Settings, outgoing: Outgoing, https: bool, fallback: bool) -> None:
+def key_source(settings: Settings) -> KeySource:
+    """The settings' key source, its warnings (a key cache it cannot trust) said as the CLI says them."""
     from iotnotify.keys import source_for
-    from iotnotify.mqtt import ConnectOptions
-    from iotnotify.send import send
 
     def warn(message: str) -> None:
         from iotnotify.shown import LINE, shown
 
         sys.stderr.write(f"iotnotify: warning: {shown(message, LINE)}\n")
 
-    send(source_for(settings, warn=warn), ConnectOptions.from_settings(settings, https=https), outgoing, rejected,
-         fallback=fallback)
+    return source_for(settings, warn=warn)
 
 
 def read_message(options: dict[str, Any]) -> Any:
