@@ -43,14 +43,17 @@ def quick_send(argv: list[str]) -> int | None:
 def environment(options: dict[str, Any], env: Mapping[str, str]) -> tuple[str, bool] | None:
     """--via (the option, else IOTNOTIFY_VIA, else auto) and whether an agent may take the send
     (IOTNOTIFY_NO_AGENT, read as click reads a flag's variable); None for a value click refuses."""
-    from iotnotify.booleans import parse_bool
     from iotnotify.outgoing import VIAS
 
     via = options.get("via") or env.get("IOTNOTIFY_VIA") or "auto"
-    try:
-        no_agent = parse_bool(env.get("IOTNOTIFY_NO_AGENT", ""))
-    except ValueError:
-        return None
+    no_agent = False
+    if "IOTNOTIFY_NO_AGENT" in env:
+        from iotnotify.booleans import parse_bool
+
+        try:
+            no_agent = parse_bool(env["IOTNOTIFY_NO_AGENT"])
+        except ValueError:
+            return None
     return (via, not no_agent) if via in VIAS else None
 
 
@@ -59,7 +62,6 @@ def _by_route(outgoing: Outgoing, options: dict[str, Any], via: str, agent: bool
     once the message was read (an agent gone before it took it, a broker that takes no HTTPS
     publish), the next way sends it from here, stdin's too."""
     from iotnotify.outgoing import AGENT, HTTPS, route
-    from iotnotify.quick.https import publish, read_message
 
     settings, source, tried_agent, read = _Settings(profile), None, False, False
     for way, more in route(outgoing, via, agent, settings):
@@ -76,15 +78,14 @@ def _by_route(outgoing: Outgoing, options: dict[str, Any], via: str, agent: bool
         if not read:
             if way != HTTPS or (tried_agent and settings().persist is not None):
                 return None  # MQTT, or an agent to start for --persist: the CLI's
-            from iotnotify.crt import warmup
+            from iotnotify.quick.https import read_message
 
-            warmup.start()  # TLS's start-up on another core while the message is read and the rest imported
             payloads = read_message(options)
             if payloads is None:
                 return None  # the CLI says what is wrong with the file
             outgoing.payloads, read = payloads, True
         from iotnotify.errors import HttpsUnsupported
-        from iotnotify.quick.https import key_source
+        from iotnotify.quick.https import key_source, publish
 
         source = source or key_source(settings())  # one for every way: keys fetched once
         try:
@@ -104,6 +105,9 @@ class _Settings:
 
     def __call__(self) -> Settings:
         if self.settings is None:
+            from iotnotify.crt import warmup
+
+            warmup.start()  # only a way that connects asks for settings: TLS's start-up on another core meanwhile
             from iotnotify import errors
             from iotnotify.settings import from_environment
 
