@@ -223,6 +223,30 @@ def test_messages_the_keys_may_not_receive_are_dropped_and_acknowledged_to_the_b
     assert verdict.to_client == shown and verdict.to_broker == mqtt.puback(12)
 
 
+def test_over_100_messages_a_second_to_a_client_are_discarded_and_acknowledged_to_the_broker():
+    """AWS's rate holds for what it sends to a client too: 100 at once, then 100 a second; the rest is
+    discarded without a word to the client (QoS 1's PUBACK goes to the broker: it is done with them)."""
+    clock, lines = Clock(), []
+    g = gateway(clock=clock, log=lines.append)
+    delivered = [g.from_broker(publish("test/a", packet_id=i, qos=1 if i % 2 else 0)) for i in range(1, 151)]
+    assert sum(bool(v.to_client) for v in delivered) == 100
+    assert [v.to_broker for v in delivered[100:]] == [mqtt.puback(i) if i % 2 else b"" for i in range(101, 151)]
+    clock.now += 0.5
+    assert sum(bool(g.from_broker(publish("test/a", packet_id=i)).to_client) for i in range(1, 101)) == 50
+    g.note_throttled()
+    noted = [int(line.split(": ")[-1].split()[0]) for line in lines if "discarded (outbound throttle)" in line]
+    assert sum(noted) == 50 + 50 and len(noted) == 2
+
+
+def test_over_512_kib_a_second_to_a_client_is_delayed_not_discarded():
+    clock = Clock()
+    g = gateway(clock=clock)
+    big = publish("test/a", payload=b"x" * 120_000, packet_id=1)
+    verdicts = [g.from_broker(big) for _ in range(5)]  # 600 KB at once
+    assert all(v.to_client == big for v in verdicts)
+    assert verdicts[3].pause == 0 and 0 < verdicts[4].pause <= 0.2  # the broker is read again once the rate allows
+
+
 def test_retained_messages_reach_exact_subscriptions_only():
     g = gateway()
     g.from_client(subscribe("test/#", packet_id=1))

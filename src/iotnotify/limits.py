@@ -5,6 +5,13 @@ limits and quotas (https://docs.aws.amazon.com/general/latest/gr/iot-core.html#m
 the publish rate and throughput are the figures aws-c-mqtt (awscrt's MQTT client, AWS's own SDK
 code) throttles to when its AWS IoT Core flow control is on (AWS_IOT_CORE_PUBLISH_PER_SECOND_LIMIT,
 AWS_IOT_CORE_THROUGHPUT_LIMIT in include/aws/mqtt/private/v5/mqtt5_utils.h).
+
+The rate holds both ways: "AWS IoT limits each client connection to a maximum number of inbound and
+outbound publish requests per second. Publish requests exceeding that limit will be discarded."
+(the quotas table, "Publish requests per second per connection", as the developer guide's
+limits-iot.md had it; CloudWatch counts the outbound ones in PublishOut.Throttle), whereas
+"Data exceeding the maximum throughput will be delayed in processing" ("Throughput per second per
+connection"): local/gateway.py discards messages to a client over the rate and delays the rest.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ MAX_FILTERS_PER_SUBSCRIBE = 8  # filters in one SUBSCRIBE packet
 MAX_SUBSCRIPTIONS = 50  # subscriptions per connection
 MAX_CLIENT_ID_BYTES = 128
 PUBLISH_RATE = 100  # inbound publish requests per second per connection (not adjustable)
+OUTBOUND_RATE = 100  # outbound publish requests per second per connection: messages to a client (the excess is discarded)
 THROUGHPUT = 512 * 1024  # bytes per second per connection, inbound and outbound
 MAX_IN_FLIGHT = 100  # unacknowledged QoS 1 messages per client
 KEEP_ALIVE_MIN, KEEP_ALIVE_MAX = 30, 1200  # seconds

@@ -3,7 +3,7 @@
 Mosquitto does the MQTT. The gateway reads each packet on its way and does what AWS IoT Core does
 and Mosquitto does not: it evaluates the keys' policies (iot:Connect, iot:Publish and
 iot:RetainPublish, iot:Subscribe, iot:Receive on every delivery), enforces the broker's limits and
-its publish throttle, and refuses the way AWS IoT Core refuses, in MQTT 5 with a reason code and
+its throttles (the client's publishes, and the messages delivered to it), and refuses the way AWS IoT Core refuses, in MQTT 5 with a reason code and
 in MQTT 3.1.1 mostly by closing the connection. README.md ("Local stack vs AWS IoT Core") has the
 table of what is emulated and the AWS documentation each row follows.
 """
@@ -32,7 +32,8 @@ Log = Callable[[str], None]
 @dataclass
 class Verdict:
     """What to do with a chunk of bytes: send these on to the broker and to the client, then close
-    the connection if `close`; wait `pause` seconds before reading more from the client."""
+    the connection if `close`; wait `pause` seconds before reading more from the same side (the
+    client, or the broker: AWS's 512 KiB a second each way)."""
 
     # bytearrays: a chunk's packets are appended in place (with bytes, each += copied all before it)
     to_broker: bytearray = field(default_factory=bytearray)
@@ -63,6 +64,9 @@ class Gateway:
         self._from_broker = mqtt.Framer()
         self._publishes = TokenBucket(limits.PUBLISH_RATE, limits.PUBLISH_RATE, clock)
         self._bytes = TokenBucket(limits.THROUGHPUT, limits.THROUGHPUT, clock)
+        self._deliveries = TokenBucket(limits.OUTBOUND_RATE, limits.OUTBOUND_RATE, clock)  # to the client
+        self._delivered_bytes = TokenBucket(limits.THROUGHPUT, limits.THROUGHPUT, clock)
+        self._discarded = 0  # messages to the client over the outbound throttle, since the last line
         # packet id -> our SUBACK codes (None where the broker answers), and the filters it answers for
         self._subacks: dict[int, tuple[list[int | None], list[str]]] = {}
         self._aliases: dict[int, str] = {}  # topic aliases of the client's PUBLISHes
@@ -150,11 +154,16 @@ class Gateway:
             not retain or self.grants.allows("iot:RetainPublish", f"topic/{topic}"))
 
     def note_throttled(self) -> None:
-        """Log the publishes discarded since the last such line (the front calls it at the end too)."""
+        """Log the publishes discarded since the last such line, the client's and those to it (the
+        front calls it at the end too)."""
         if self._throttled:
             plural = "es" if self._throttled > 1 else ""
             self._note(f"{self._throttled} publish{plural} over {limits.PUBLISH_RATE}/s discarded (throttled)")
-        self._throttled, self._throttle_noted = 0, self.clock()
+        if self._discarded:
+            plural = "s" if self._discarded > 1 else ""
+            self._note(f"{self._discarded} message{plural} to the client over {limits.OUTBOUND_RATE}/s "
+                       "discarded (outbound throttle)")
+        self._throttled, self._discarded, self._throttle_noted = 0, 0, self.clock()
 
     def taken_over(self) -> bytes:
         """What AWS IoT Core sends a connection whose client id another connection took: MQTT 5's
@@ -238,11 +247,17 @@ class Gateway:
                 out.to_client += mqtt.with_server_keep_alive(p, self._server_keep_alive)
             else:
                 out.to_client += p.raw
+        if out.to_client:  # over 512 KiB/s: AWS delays it ("delayed in processing"); so does reading the broker
+            self._delivered_bytes.spend(len(out.to_client))
+            out.pause = self._delivered_bytes.delay(0)
         return out
 
     def _deliver(self, p: mqtt.Packet, out: Verdict) -> None:
         """Pass a message on if the keys may receive it; a retained one only to an exact subscription,
-        as AWS IoT Core delivers retained messages only to a filter equal to their topic."""
+        as AWS IoT Core delivers retained messages only to a filter equal to their topic; and only
+        within its outbound rate, 100 a second to a connection (a burst of 100 saved), beyond which
+        AWS discards them (limits.py: "Publish requests exceeding that limit will be discarded"),
+        QoS 1 too, which the broker is told were delivered."""
         publish = mqtt.parse_publish(p, self.v5)
         topic = _resolve(self._broker_aliases, publish)
         allowed = self._receive.get(topic)
@@ -250,13 +265,18 @@ class Gateway:
             if len(self._receive) >= RECEIVE_CACHE:
                 self._receive.clear()
             allowed = self._receive[topic] = self.grants.allows("iot:Receive", f"topic/{topic}")
-        if allowed and (not publish.retain or topic in self.subscriptions):
+        deliver = allowed and (not publish.retain or topic in self.subscriptions)
+        if deliver and self._deliveries.take():
             out.to_client += p.raw
             return
         if publish.packet_id is not None:
             out.to_broker += mqtt.puback(publish.packet_id)  # the broker may forget it: it is not for this client
         if not allowed:
             self._note(f"message on {topic!r} not delivered: iot:Receive not allowed")
+        elif deliver:  # over the outbound throttle: AWS IoT Core discards it, and tells no one
+            self._discarded += 1
+            if self.clock() - self._throttle_noted >= 1:  # one line a second, however fast the flood
+                self.note_throttled()
 
     def _suback(self, p: mqtt.Packet) -> bytes:
         """The broker's SUBACK with our refusals put back in their places."""
