@@ -96,3 +96,27 @@ def test_delivering_directly_does_not_wait_for_a_producer_held_by_a_full_queue()
     inbox.fail(ConnectError("connection lost"))
     waiter.join(5)
     assert not waiter.is_alive() and ended
+
+
+def test_the_rate_watch_warns_once_per_episode_at_aws_outbound_rate():
+    """subscribe.RateWatch: 90 messages within a second (of AWS IoT Core's 100) is the limit: said
+    once, not again while the flood goes on, and again after CALM seconds below it."""
+    from iotnotify.subscribe import AT_THE_LIMIT, CALM, RateWatch
+
+    now, said, got = [1000.0], [], []
+    watch = RateWatch(got.append, said.append, clock=lambda: now[0])
+
+    def second(count: int) -> None:
+        for _ in range(count):
+            watch(Message("t", b"x"))
+            now[0] += 1 / max(count, 1) * 0.99
+        now[0] += 0.02
+
+    second(80)
+    assert said == []  # below the limit
+    for _ in range(5):
+        second(100)
+    assert said == [AT_THE_LIMIT] and len(got) == 580  # every message handed on, one warning
+    now[0] += CALM + 1
+    second(100)
+    assert said == [AT_THE_LIMIT] * 2

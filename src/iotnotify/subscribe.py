@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +20,34 @@ OnRefused = Callable[[IotNotifyError], None]  # a filter refused, with --partial
 
 
 RETAINED_IDLE = 1.0  # s: retained messages come right after the SUBACK; this long without one ends them
+BUSY_SHARE = 0.9  # of AWS IoT Core's outbound rate: a second with this many messages is at the limit
+CALM = 10.0  # s below the limit that end an episode (the next second at it is warned of again)
+AT_THE_LIMIT = (f"messages arrive at AWS IoT Core's limit of {limits.OUTBOUND_RATE} a second to a connection: "
+                "more may have been discarded by the broker, which does not say so")
+
+
+class RateWatch:
+    """Hands each message on, and says once per episode (`on_busy`) when they arrive at AWS IoT Core's
+    outbound rate: the broker discards what is over it without a word, so a client can only see it
+    coming. An episode ends after CALM seconds below the rate. One clock read a message."""
+
+    def __init__(self, put: Callable[[Message], None], on_busy: Callable[[str], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.put, self.on_busy, self.clock = put, on_busy, clock
+        self.threshold = int(limits.OUTBOUND_RATE * BUSY_SHARE)
+        self._second_ends, self._count = clock() + 1, 0
+        self._busy_until = float("-inf")  # the episode lasts while seconds at the limit come before this
+
+    def __call__(self, message: Message) -> None:
+        now = self.clock()
+        if now >= self._second_ends:
+            self._second_ends, self._count = now + 1, 0
+        self._count += 1
+        if self._count == self.threshold:
+            if now >= self._busy_until:
+                self.on_busy(AT_THE_LIMIT)
+            self._busy_until = now + CALM
+        self.put(message)
 
 
 def without_retained(messages: Iterator[Message]) -> Iterator[Message]:
@@ -98,13 +127,14 @@ def _check_filters(source: KeySource, filters: list[str], on_refused: OnRefused 
 def subscribe(source: KeySource, options: ConnectOptions, filters: list[str], qos: int,
               on_state: OnState | None = None, max_reconnects: int | None = None,
               on_refused: OnRefused | None = None, retained_only: bool = False, inbox: Inbox | None = None,
-              on_dropped: OnRefused | None = None) -> tuple[Session, Inbox]:
+              on_dropped: OnRefused | None = None, on_busy: Callable[[str], None] | None = None) -> tuple[Session, Inbox]:
     """Connect and subscribe (several SUBSCRIBE packets where AWS limits require); return (connection,
     inbox: `inbox`, or a new one). A refused filter raises Refused, unless `on_refused` (--partial)
     hears of it and at least one filter was granted. With `max_reconnects`, the inbox fails with a
     ConnectError once that many reconnection attempts failed in a row (0: as soon as the connection
     is lost); it fails with the connection's error when the broker ends it for good (taken over,
-    refused; with `options.long_running` only taken over: `on_dropped` hears why it was ended)."""
+    refused; with `options.long_running` only taken over: `on_dropped` hears why it was ended).
+    Under AWS IoT Core's rules, `on_busy` hears when messages arrive at its outbound rate (RateWatch)."""
     filters = _check_filters(source, filters, on_refused, retained_only)
     where = source.get().host
     inbox = inbox if inbox is not None else Inbox()
@@ -123,7 +153,10 @@ def subscribe(source: KeySource, options: ConnectOptions, filters: list[str], qo
             inbox.fail(ConnectError(f"broker {where} unreachable: gave up after {max_reconnects} "
                                     "reconnection attempts"))
 
-    connection = open_session(source, options, inbox.put, watch)
+    put: Callable[[Message], None] = inbox.put
+    if on_busy is not None and source.get().aws_rules:
+        put = RateWatch(put, on_busy)
+    connection = open_session(source, options, put, watch)
     connection.on_dropped = on_dropped
     opened.append(connection)
     try:

@@ -27,7 +27,7 @@ from iotnotify.cli.options import (
     will_of,
     will_options,
 )
-from iotnotify.cli.terminal import end_quickly, note, quiet_stdout, state_notes, warn, warn_reconnecting
+from iotnotify.cli.terminal import end_quickly, note, quiet_stdout, state_notes, warn, warn_reconnecting, warn_text
 from iotnotify.outgoing import AGENT, HTTPS, VIAS, Outgoing, route
 from iotnotify.quick.argv import NAMES as SEND
 
@@ -238,7 +238,7 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], no_retain
     connection, inbox = subscribe(source_of(settings), options, list(filters), qos, on_state=state_notes(quiet),
                                   max_reconnects=0 if no_reconnect else max_reconnects,
                                   on_refused=warn if partial else None, retained_only=retained_only,
-                                  on_dropped=warn_reconnecting)
+                                  on_dropped=warn_reconnecting, on_busy=warn_text)
     with connection:
         note("subscribed", quiet)
         mark_ready(ready_file)

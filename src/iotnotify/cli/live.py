@@ -9,6 +9,7 @@ import collections
 import datetime as dt
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -17,6 +18,7 @@ from rich.highlighter import JSONHighlighter
 from rich.table import Table
 from rich.text import Text
 
+from iotnotify import limits
 from iotnotify.messages import Message
 from iotnotify.mqtt.transport import State
 from iotnotify.output import preview
@@ -65,6 +67,7 @@ class TailState:
     send_topic: str | None = None
     typing: str = ""
     dropped: str = ""  # why the broker last ended the connection (it was made again)
+    busy: bool = False  # messages came at AWS IoT Core's outbound rate: some may have been discarded
 
     def __post_init__(self) -> None:
         self.rows = collections.deque(maxlen=max(self.lines, 1))
@@ -180,6 +183,8 @@ def _footer(state: TailState) -> Text:
         footer.append(f" · grep {state.grep.pattern!r}: {state.shown} shown", style="dim")
     if state.dropped:
         footer.append(f" · last closed by the broker: {state.dropped}", style="yellow")
+    if state.busy:
+        footer.append(f" · at AWS's {limits.OUTBOUND_RATE} messages/s: more may have been discarded", style="yellow")
     footer.no_wrap, footer.overflow = True, "ellipsis"
     return footer
 
@@ -200,7 +205,7 @@ REFRESH = 0.1  # s between redraws of the live view
 
 def run_plain(source: KeySource, options: ConnectOptions, topics: list[str], qos: int, pattern: re.Pattern[str] | None,
               save: BinaryIO | None, out: BinaryIO, on_refused: OnRefused | None,
-              on_dropped: OnRefused | None = None) -> tuple[str, bool]:
+              on_dropped: OnRefused | None = None, on_busy: Callable[[str], None] | None = None) -> tuple[str, bool]:
     """`tail` when stdout is not a terminal: `subscribe -v` lines (those --grep lets through) until
     Ctrl-C; (the summary, whether the reader of `out` went away)."""
     from iotnotify.output import OutputStyle, formatter
@@ -208,7 +213,8 @@ def run_plain(source: KeySource, options: ConnectOptions, topics: list[str], qos
 
     plain, save_line = formatter(OutputStyle(verbose=True)), formatter(OutputStyle(json_lines=True))
     state = TailState(1, pattern)
-    connection, inbox = subscribe(source, options, topics, qos, on_refused=on_refused, on_dropped=on_dropped)
+    connection, inbox = subscribe(source, options, topics, qos, on_refused=on_refused, on_dropped=on_dropped,
+                                  on_busy=on_busy)
     gone = False
     with connection:
         try:
@@ -257,8 +263,11 @@ def run_live(source: KeySource, options: ConnectOptions, topics: list[str], qos:
     def dropped(error: IotNotifyError) -> None:  # the broker ended the connection: shown, and made again
         state.dropped = escaped(str(error))
 
+    def busy(_text: str) -> None:  # at AWS's outbound rate: shown until the view ends
+        state.busy = True
+
     connection, inbox = subscribe(source, options, topics, qos, on_state=state.set_state, on_refused=on_refused,
-                                  on_dropped=dropped)
+                                  on_dropped=dropped, on_busy=busy)
     state.client_id = connection.client_id
     state.set_state(State.CONNECTED)
     editor = LineEditor(lambda text: setattr(state, "typing", text)) if send_topic else None

@@ -24,7 +24,7 @@ from iotnotify.cli.options import (
     source_of,
     style_of,
 )
-from iotnotify.cli.terminal import note, quiet_stdout, state_notes, warn, warn_reconnecting
+from iotnotify.cli.terminal import note, quiet_stdout, state_notes, warn, warn_reconnecting, warn_text
 from iotnotify.shown import shown
 
 
@@ -146,7 +146,7 @@ def respond_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: i
     connection, inbox, responder = listen(source_of(settings), options, list(filters), qos, command, parallel,
                                           queue, command_timeout, answered, refused,
                                           on_dropped=warn_reconnecting, on_state=state_notes(quiet),
-                                          on_partial=warn if partial else None)
+                                          on_partial=warn if partial else None, on_busy=warn_text)
     with connection:
         note("subscribed", quiet)
         mark_ready(ready_file)

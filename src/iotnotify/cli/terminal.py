@@ -27,6 +27,11 @@ def warn(error: Exception) -> None:
     note(f"iotnotify: warning: {error}")
 
 
+def warn_text(text: str) -> None:
+    """`iotnotify: warning: TEXT` (messages at AWS IoT Core's outbound rate, say)."""
+    note(f"iotnotify: warning: {text}")
+
+
 def warn_reconnecting(error: Exception) -> None:
     """The broker ended a long-running command's connection: why, and that it connects again."""
     note(f"iotnotify: warning: {error}; reconnecting")
