@@ -247,6 +247,24 @@ def test_over_512_kib_a_second_to_a_client_is_delayed_not_discarded():
     assert verdicts[3].pause == 0 and 0 < verdicts[4].pause <= 0.2  # the broker is read again once the rate allows
 
 
+def test_a_connection_older_than_its_limit_ends_at_its_next_message_either_way():
+    """AWS closes a WebSocket connection after 24 hours, "when an attempt is made to send a message
+    by the client or server": nothing passes then, and nothing is said (MQTT 5 too)."""
+    clock, lines = Clock(), []
+    for side in ("client", "broker"):
+        g = Gateway(Grants(REGION, ACCOUNT, (role_policy(REGION, ACCOUNT), session_policy(REGION, ACCOUNT, CLIENT,
+                                                                                         ["test/*"]))),
+                    lines.append, clock, max_duration=10)
+        g.from_client(connect())
+        clock.now += 9.9
+        assert g.from_client(publish("test/a")).to_broker and g.from_broker(publish("test/b")).to_client
+        clock.now += 0.1
+        verdict = g.from_client(publish("test/a")) if side == "client" else g.from_broker(publish("test/b"))
+        assert (verdict.close, verdict.to_broker, verdict.to_client) == (True, b"", b"")
+        assert g.from_client(publish("test/a")).to_broker == b""  # and nothing more, either way
+    assert sum("connected longer than 10 s" in line for line in lines) == 2
+
+
 def test_retained_messages_reach_exact_subscriptions_only():
     g = gateway()
     g.from_client(subscribe("test/#", packet_id=1))

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.helpers import IOTNOTIFY, acknowledged, broker_behind_front, tutorial_keys, wait_for
+from tests.helpers import IOTNOTIFY, acknowledged, broker_behind_front, running_stack, tutorial_keys, user_of, wait_for
 
 
 @pytest.fixture
@@ -145,3 +145,24 @@ def test_send_stops_reading_at_the_window_when_the_broker_stops_acknowledging(cl
     assert err == (f"iotnotify: error: {WINDOW} of {WINDOW + 1} messages were not delivered ({WINDOW} not "
                    f"acknowledged by the broker); input not read past message {WINDOW + 1}; saved to {failed}\n")
     assert failed.read_bytes() == b"".join(b"%d\n" % i for i in range(WINDOW))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_a_connection_closed_for_its_age_comes_back_and_its_session_loses_nothing(tmp_path, protocol):
+    """AWS closes a WebSocket connection after 24 hours; `iotnotify local --max-connection-duration 3`
+    after 3 s. A subscriber with a persistent session at QoS 1 connects again each time, and gets
+    every message sent meanwhile (at least once)."""
+    with running_stack(tmp_path, "--any-client-id", "--max-connection-duration", "3") as stack:
+        cli, topic = user_of(stack), "demo/duration"
+        sub = cli.subscriber(tmp_path, topic, "--session", f"aged-{protocol}", "--protocol", protocol, "-q", "1",
+                             "-W", "15")
+        for i in range(16):  # about 10 s: three closures or more
+            assert cli.run("send", topic, str(i)).returncode == 0
+            time.sleep(0.5)
+        out, err = sub.communicate(timeout=60)
+        closed = stack.log().count("connected longer than 3 s")
+    assert sub.returncode == 7 and b"received " in err, err  # -W without -C: mosquitto_sub's exit
+    assert sorted({int(line) for line in out.split()}) == list(range(16))
+    assert b"connection lost, reconnecting" in err and b"reconnected" in err
+    assert closed >= 2

@@ -253,6 +253,9 @@ class Relay:
                 self.broker.write(verdict.to_broker)  # PUBACKs for messages the client may not receive
             if verdict.to_client:
                 self.websocket.write_now(bytes(verdict.to_client))
+            if verdict.close:  # the connection outlived AWS's limit: closed as AWS closes it, no handshake
+                self.websocket.transport.close()
+                return
             if verdict.pause and self.broker is not None:  # over AWS's throughput to the client: read later
                 self.broker.hold("throughput")
                 asyncio.get_running_loop().call_later(verdict.pause, self.broker.release, "throughput")

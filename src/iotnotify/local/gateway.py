@@ -50,8 +50,11 @@ def _too_long(topic: str) -> bool:
 class Gateway:
     """The rules for one connection; `from_client` and `from_broker` take bytes as they arrive."""
 
-    def __init__(self, grants: Grants, log: Log | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, grants: Grants, log: Log | None = None, clock: Callable[[], float] = time.monotonic,
+                 max_duration: float | None = limits.MAX_CONNECTION_DURATION) -> None:
         self.grants = grants
+        self.max_duration = max_duration  # s a connection may last (AWS: a WebSocket one, 24 hours)
+        self._ends = float("inf") if max_duration is None else clock() + max_duration
         self.log = log or (lambda _line: None)
         self.level: int | None = None  # 4: MQTT 3.1.1, 5: MQTT 5, once CONNECT arrived
         self.client_id = "?"
@@ -89,10 +92,21 @@ class Gateway:
         out.close = self.closed = True
         return True
 
+    def _outlived(self, out: Verdict) -> bool:
+        """Whether the connection is older than it may be: then it ends now, at the first message
+        either way, as AWS ends a WebSocket connection after 24 hours ("automatically closed when an
+        attempt is made to send a message by the client or server"), saying nothing (MQTT 5 too)."""
+        if self.clock() < self._ends:
+            return False
+        self._note(f"connected longer than {self.max_duration:g} s (AWS's WebSocket connection duration): "
+                   "connection closed")
+        out.close = self.closed = True
+        return True
+
     def from_client(self, data: bytes) -> Verdict:
         """Bytes from the client: what goes on to the broker, what the gateway answers itself."""
         out = Verdict()
-        if self.closed:
+        if self.closed or self._outlived(out):
             return out
         try:
             for packet in self._from_client.feed(data):
@@ -235,7 +249,7 @@ class Gateway:
     def from_broker(self, data: bytes) -> Verdict:
         """Bytes from Mosquitto: what reaches the client, and PUBACKs for what the client may not receive."""
         out = Verdict()
-        if self.closed:
+        if self.closed or self._outlived(out):
             return out
         for p in self._from_broker.feed(data):
             kind = p.kind

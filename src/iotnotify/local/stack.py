@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from iotnotify import limits
 from iotnotify.errors import LocalStackError, UsageError
 from iotnotify.local import DEFAULT_KEYS_PORT, DEFAULT_MQTT_PORT, DEFAULT_TOPICS, DEFAULT_WSS_PORT
 from iotnotify.local.broker import Broker, check_port_free
@@ -41,6 +42,7 @@ class StackConfig:
     role_policy: Mapping[str, Any] | None = field(default=None, repr=False)  # default: the SAM template's role's
     cors_origins: tuple[str, ...] = ()  # browser pages that may use the stack besides its own (`*`: any)
     ws_port: int | None = None  # ws:// without TLS on loopback, for the browser page (None: none)
+    max_connection_duration: float = limits.MAX_CONNECTION_DURATION  # s: AWS's 24 hours (shorter for a soak)
 
 
 class LocalStack:
@@ -72,7 +74,7 @@ class LocalStack:
         holding the connection to the role's policy and the keys' session policy."""
         self._check_origin(headers)
         grants = self._grants(verify_upgrade(path, headers, self.issuer.lookup))
-        return None if grants is None else Gateway(grants, self.log)
+        return None if grants is None else Gateway(grants, self.log, max_duration=self.config.max_connection_duration)
 
     def _check_origin(self, headers: Mapping[str, str]) -> None:
         origin = next((v for k, v in headers.items() if k.lower() == "origin"), None)
