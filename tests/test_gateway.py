@@ -6,7 +6,7 @@ import struct
 import pytest
 
 from iotnotify.local import packets as mqtt
-from iotnotify.local.gateway import Gateway
+from iotnotify.local.gateway import ConnectRate, Gateway
 from iotnotify.local.grants import Grants
 from iotnotify.server.policy import role_policy, session_policy
 
@@ -263,6 +263,39 @@ def test_a_connection_older_than_its_limit_ends_at_its_next_message_either_way()
         assert (verdict.close, verdict.to_broker, verdict.to_client) == (True, b"", b"")
         assert g.from_client(publish("test/a")).to_broker == b""  # and nothing more, either way
     assert sum("connected longer than 10 s" in line for line in lines) == 2
+
+
+def test_one_connect_a_second_per_client_id():
+    """AWS IoT Core's "Connect requests per second per client ID": 1. A second CONNECT with the same
+    id within the second is refused (MQTT 5: CONNACK 0x9F, 3.1.1: closed), whoever sends it; another
+    id is not held back; a refused one does not count."""
+    clock, lines = Clock(), []
+    rate = ConnectRate(clock)
+    policies = (role_policy(REGION, ACCOUNT), session_policy(REGION, ACCOUNT, CLIENT, ["test/*"]))
+
+    def attempt(client_id: str, level: int = 5):  # a new connection, as the stack makes one per upgrade
+        return Gateway(Grants(REGION, ACCOUNT, policies), lines.append, clock, connects=rate).from_client(
+            connect(client_id, level))
+
+    assert attempt(CLIENT + "-1").to_broker
+    refused = attempt(CLIENT + "-1")
+    assert (refused.close, refused.to_client, refused.to_broker) == (True, mqtt.connack(0x9F, True), b"")
+    assert attempt(CLIENT + "-2").to_broker  # another id
+    clock.now += 0.6
+    assert attempt(CLIENT + "-1", level=4).to_client == b""  # 3.1.1: closed, nothing said
+    clock.now += 0.4  # a second after the accepted one
+    assert attempt(CLIENT + "-1").to_broker
+    assert sum("CONNECT within 1 s" in line for line in lines) == 2
+
+
+def test_the_connect_rate_forgets_ids_of_the_past_second_only_when_it_must():
+    clock = Clock()
+    rate = ConnectRate(clock)
+    rate.RECENT_IDS = 3
+    assert all(rate.admit(f"c{i}") for i in range(3))
+    clock.now += 1.5
+    assert rate.admit("c3") and len(rate._last) == 1  # the three older than a second let go
+    assert not rate.admit("c3")
 
 
 def test_retained_messages_reach_exact_subscriptions_only():

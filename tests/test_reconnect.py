@@ -161,8 +161,33 @@ def test_a_connection_closed_for_its_age_comes_back_and_its_session_loses_nothin
             assert cli.run("send", topic, str(i)).returncode == 0
             time.sleep(0.5)
         out, err = sub.communicate(timeout=60)
-        closed = stack.log().count("connected longer than 3 s")
+        closed, too_soon = stack.log().count("connected longer than 3 s"), stack.log().count("CONNECT within 1 s")
     assert sub.returncode == 7 and b"received " in err, err  # -W without -C: mosquitto_sub's exit
     assert sorted({int(line) for line in out.split()}) == list(range(16))
     assert b"connection lost, reconnecting" in err and b"reconnected" in err
     assert closed >= 2
+    assert too_soon == 0  # it comes back at once, and never sooner than AWS's one CONNECT a second per client id
+
+
+def test_two_connects_with_one_client_id_in_the_same_second_the_later_waits_its_turn(any_id_cli, any_id_stack, tmp_path,
+                                                                                    topic):
+    """AWS takes one CONNECT a second per client id: of two `subscribe --client-id X` started together,
+    one is refused (CONNACK 0x9F locally; AWS does not say how it answers), tries again after a second
+    as a reconnection would, and takes the id over, as AWS IoT Core lets the newer connection do."""
+    client_id = f"twice-{time.monotonic_ns()}"
+    log_before = len(any_id_stack.log())
+    readies = [tmp_path / f"ready-{n}" for n in (1, 2)]
+    subs = [any_id_cli.start("subscribe", topic, "--client-id", client_id, "--ready-file", str(ready), "--debug")
+            for ready in readies]
+    try:
+        wait_for(lambda: all(ready.exists() for ready in readies), 30, "both subscribed, one after the other")
+        wait_for(lambda: any(sub.poll() is not None for sub in subs), 20, "the older one taken over")
+        log = any_id_stack.log()[log_before:]
+    finally:
+        errs = []
+        for sub in subs:
+            sub.kill()
+            errs.append(sub.communicate()[1].decode())
+    assert log.count("CONNECT within 1 s of the last one with this client id") == 1, log
+    assert sum("connection rate exceeded: trying again" in err for err in errs) == 1, errs
+    assert sum("taken over" in err for err in errs) == 1, errs

@@ -29,6 +29,7 @@ MAX_IN_FLIGHT = 100  # unacknowledged QoS 1 messages per client
 KEEP_ALIVE_MIN, KEEP_ALIVE_MAX = 30, 1200  # seconds
 MAX_USER_PROPERTIES_BYTES = 8 * 1024  # MQTT 5 user properties of one packet, keys and values
 MAX_MESSAGE_EXPIRY = 7 * 24 * 3600  # s, MQTT 5 Message Expiry Interval
+CONNECT_INTERVAL = 1.0  # s between CONNECTs with one client id ("Connect requests per second per client ID": 1, not adjustable)
 MAX_CONNECTION_DURATION = 24 * 3600.0  # s a WebSocket connection lasts ("WebSocket connections are limited to 24 hours")
 
 

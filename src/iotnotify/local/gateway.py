@@ -20,6 +20,7 @@ from iotnotify.local.grants import Grants
 from iotnotify.throttle import TokenBucket
 
 NOT_AUTHORIZED, QUOTA_EXCEEDED, PACKET_TOO_LARGE, CLIENT_ID_INVALID = 0x87, 0x97, 0x95, 0x85
+CONNECTION_RATE_EXCEEDED = 0x9F
 TOPIC_FILTER_INVALID, TOPIC_NAME_INVALID, MALFORMED, PROTOCOL_ERROR = 0x8F, 0x90, 0x81, 0x82
 QOS_NOT_SUPPORTED, SESSION_TAKEN_OVER = 0x9B, 0x8E
 FAILURE = 0x80  # MQTT 3.1.1's one SUBACK failure code
@@ -43,6 +44,28 @@ class Verdict:
     connected_as: str | None = None  # a CONNECT went to the broker with this client id
 
 
+class ConnectRate:
+    """AWS IoT Core's one CONNECT a second per client id, across every connection of the stack:
+    `admit` says whether a CONNECT may go on now (a refused one does not count). It remembers the
+    ids of the last second only (older ones are let go once it holds RECENT_IDS), so any number
+    of clients cannot grow it without bound."""
+
+    RECENT_IDS = 10_000
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._last: dict[str, float] = {}
+
+    def admit(self, client_id: str) -> bool:
+        now = self.clock()
+        if now - self._last.get(client_id, float("-inf")) < limits.CONNECT_INTERVAL:
+            return False
+        if len(self._last) >= self.RECENT_IDS:
+            self._last = {cid: at for cid, at in self._last.items() if now - at < limits.CONNECT_INTERVAL}
+        self._last[client_id] = now
+        return True
+
+
 def _too_long(topic: str) -> bool:
     return len(topic.encode()) > limits.MAX_TOPIC_BYTES or topic.count("/") > limits.MAX_SLASHES
 
@@ -51,8 +74,10 @@ class Gateway:
     """The rules for one connection; `from_client` and `from_broker` take bytes as they arrive."""
 
     def __init__(self, grants: Grants, log: Log | None = None, clock: Callable[[], float] = time.monotonic,
-                 max_duration: float | None = limits.MAX_CONNECTION_DURATION) -> None:
+                 max_duration: float | None = limits.MAX_CONNECTION_DURATION,
+                 connects: ConnectRate | None = None) -> None:
         self.grants = grants
+        self.connects = connects  # the stack's, shared by its connections (None: no connect rate)
         self.max_duration = max_duration  # s a connection may last (AWS: a WebSocket one, 24 hours)
         self._ends = float("inf") if max_duration is None else clock() + max_duration
         self.log = log or (lambda _line: None)
@@ -147,6 +172,11 @@ class Gateway:
         if len(connect.client_id.encode()) > limits.MAX_CLIENT_ID_BYTES:
             return self._refuse(out, CLIENT_ID_INVALID, f"client id over {limits.MAX_CLIENT_ID_BYTES} bytes",
                                 connack=True)
+        if self.connects is not None and not self.connects.admit(connect.client_id):
+            # AWS counts these (CloudWatch's Connect.ClientIDThrottle) and does not document its answer:
+            # MQTT 5's reason code for it, as a broker that says one would (our reading)
+            return self._refuse(out, CONNECTION_RATE_EXCEEDED, f"CONNECT within {limits.CONNECT_INTERVAL:g} s of the "
+                                "last one with this client id (AWS: 1 a second)", connack=True)
         if not self.grants.allows("iot:Connect", f"client/{connect.client_id}"):
             return self._refuse(out, NOT_AUTHORIZED, "iot:Connect not allowed", connack=True)
         if connect.will_topic is not None and not self._will_allowed(connect.will_topic, connect.will_retain):

@@ -13,7 +13,7 @@ from iotnotify.errors import LocalStackError, UsageError
 from iotnotify.local import DEFAULT_KEYS_PORT, DEFAULT_MQTT_PORT, DEFAULT_TOPICS, DEFAULT_WSS_PORT
 from iotnotify.local.broker import Broker, check_port_free
 from iotnotify.local.front import WebSocketFront
-from iotnotify.local.gateway import Gateway
+from iotnotify.local.gateway import ConnectRate, Gateway
 from iotnotify.local.grants import Grants
 from iotnotify.local.https_publish import HttpsPublish
 from iotnotify.local.keys_server import LOCAL_ACCOUNT, LOCAL_REGION, KeysServer, LocalIssuer, loopback_origins
@@ -61,6 +61,7 @@ class LocalStack:
         self.front = WebSocketFront(config.wss_port, to_broker, self.tls, admit=self._admit,
                                     plain_port=config.ws_port, publish=publish)
         self.keys: KeysServer | None = None
+        self.connects = ConnectRate()  # AWS's one CONNECT a second per client id, over all connections
         self.origins = loopback_origins(config.keys_port, config.wss_port) + config.cors_origins
         try:
             self.endpoint = EndpointConfig(topics=config.topics, lifetime=config.lifetime,
@@ -74,7 +75,8 @@ class LocalStack:
         holding the connection to the role's policy and the keys' session policy."""
         self._check_origin(headers)
         grants = self._grants(verify_upgrade(path, headers, self.issuer.lookup))
-        return None if grants is None else Gateway(grants, self.log, max_duration=self.config.max_connection_duration)
+        return None if grants is None else Gateway(grants, self.log, max_duration=self.config.max_connection_duration,
+                                                   connects=self.connects)
 
     def _check_origin(self, headers: Mapping[str, str]) -> None:
         origin = next((v for k, v in headers.items() if k.lower() == "origin"), None)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from iotnotify.shown import shown
 
 NOT_AUTHORIZED, SESSION_TAKEN_OVER, MQTT311_FAILURE = 0x87, 0x8E, 0x80
+CONNECTION_RATE_EXCEEDED = 0x9F  # a CONNECT too soon after the last with its client id (AWS: 1 a second)
 REASONS = {  # MQTT 5.0, 2.4 "Reason Code": the codes a broker sends a client
     0x10: "no matching subscribers", 0x80: "unspecified error", 0x81: "malformed packet", 0x82: "protocol error",
     0x83: "implementation specific error", 0x84: "unsupported protocol version", 0x85: "client identifier not valid",

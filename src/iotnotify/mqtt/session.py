@@ -106,6 +106,14 @@ class Session:
         self.disconnect()
 
     @property
+    def min_reconnect_delay(self) -> float:
+        """The first wait before connecting again: the option's, and under AWS IoT Core's rules at least
+        limits.CONNECT_INTERVAL, as AWS takes one CONNECT a second per client id (the transports
+        then back off without jitter, which could bring it under that)."""
+        delay = self.options.min_reconnect_delay
+        return max(delay, limits.CONNECT_INTERVAL) if self.aws else delay
+
+    @property
     def where(self) -> str:
         """host:port of the broker, for messages."""
         return f"{self.keys.host}:{self.keys.port}"

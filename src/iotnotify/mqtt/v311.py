@@ -62,7 +62,7 @@ class Mqtt311Transport:
             **self.session.signing_args(), clean_session=not options.session, keep_alive_secs=options.keep_alive,
             ping_timeout_ms=min(MQTT311_PING_TIMEOUT_MS, options.keep_alive * 500) or MQTT311_PING_TIMEOUT_MS,
             will=self._will(),
-            reconnect_min_timeout_secs=max(int(options.min_reconnect_delay), 1),
+            reconnect_min_timeout_secs=max(int(self.session.min_reconnect_delay), 1),
             reconnect_max_timeout_secs=max(int(options.max_reconnect_delay), 1),
             on_connection_interrupted=guarded(self._interrupted), on_connection_resumed=guarded(self._resumed))
         if self.session.on_message is not None:
@@ -113,7 +113,7 @@ class Mqtt311Transport:
             session.first_outcome(error)
 
     def _connect_until_connected(self) -> None:
-        session, delay = self.session, self.options.min_reconnect_delay
+        session, delay = self.session, self.session.min_reconnect_delay
         while session.fatal is None and not session.closing and session.current(self):
             try:
                 self.connection.connect().result(self.options.connect_timeout)
@@ -154,7 +154,7 @@ class Mqtt311Transport:
 
     def _resumed(self, connection: mqtt.Connection, return_code: object, session_present: bool, **_: object) -> None:
         log.debug("reconnected: CONNACK %s, session present %s", return_code, session_present)
-        self._judge(time.monotonic() - self._hangup_at < self.options.min_reconnect_delay + BACK_WITHIN)
+        self._judge(time.monotonic() - self._hangup_at < self.session.min_reconnect_delay + BACK_WITHIN)
         self._connected_at = time.monotonic()
         if not session_present:  # a clean session after a reconnection: subscribe again, a filter a packet
             for filters, qos in self.session.subscriptions:  # (awscrt's resubscribe_existing_topics sends them
@@ -196,7 +196,7 @@ class Mqtt311Transport:
                     self._suspects.append(on_done)
                     first = len(self._suspects) == 1
                 if first:  # no reconnection in time: the network, not a refusal
-                    wait = self.options.min_reconnect_delay + BACK_WITHIN + 1
+                    wait = self.session.min_reconnect_delay + BACK_WITHIN + 1
                     timer = threading.Timer(wait, self._judge, (False,))
                     timer.daemon = True
                     timer.start()

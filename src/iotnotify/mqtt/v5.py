@@ -15,7 +15,16 @@ from iotnotify import trace
 from iotnotify.errors import ConnectError, DeliveryError, Refused
 from iotnotify.messages import Message
 from iotnotify.mqtt.diagnose import REFUSED
-from iotnotify.mqtt.outcome import ACKED, LOST, NOT_AUTHORIZED, OnDone, Outcome, reason, refused
+from iotnotify.mqtt.outcome import (
+    ACKED,
+    CONNECTION_RATE_EXCEEDED,
+    LOST,
+    NOT_AUTHORIZED,
+    OnDone,
+    Outcome,
+    reason,
+    refused,
+)
 from iotnotify.mqtt.session import Session
 from iotnotify.properties import Properties
 from iotnotify.trace import log
@@ -95,8 +104,12 @@ class Mqtt5Transport:
             keep_alive_interval_sec=options.keep_alive,
             ping_timeout_ms=ping_timeout_ms(options.keep_alive),
             connect_options=self._connect_packet(),
-            min_reconnect_delay_ms=int(options.min_reconnect_delay * 1000),
-            max_reconnect_delay_ms=int(options.max_reconnect_delay * 1000),
+            min_reconnect_delay_ms=int(self.session.min_reconnect_delay * 1000),
+            max_reconnect_delay_ms=int(max(options.max_reconnect_delay, self.session.min_reconnect_delay) * 1000),
+            # awscrt's jitter may wait less than the minimum (aws-c-mqtt's full jitter: 0 to it), which
+            # AWS IoT Core's one CONNECT a second per client id forbids
+            retry_jitter_mode=mqtt5.ExponentialBackoffJitterMode.NONE if self.session.aws else
+            mqtt5.ExponentialBackoffJitterMode.DEFAULT,
             session_behavior=(mqtt5.ClientSessionBehaviorType.REJOIN_ALWAYS if options.session
                               else mqtt5.ClientSessionBehaviorType.CLEAN),
             session_expiry_interval_sec=options.session_expiry if options.session else None,
@@ -172,6 +185,9 @@ class Mqtt5Transport:
             return
         if connack is not None and connack.reason_code is not None and int(connack.reason_code) >= 0x80:
             code = int(connack.reason_code)
+            if code == CONNECTION_RATE_EXCEEDED:  # another CONNECT with this client id within the second:
+                log.debug("connection rate exceeded: trying again")  # the client does, after its delay (>= 1 s)
+                return
             if code == NOT_AUTHORIZED:
                 session.first_outcome(Refused(f"broker {session.where} refused the connection: "
                                               f"{session.refused_connect_text(connack.reason_string)}"))
