@@ -232,7 +232,8 @@ def long_running_options(command: F) -> F:
         click.option("--reconnect-delay", type=DelayRange(), show_default=True,
                      default=",".join(f"{seconds:g}" for seconds in DEFAULT_RECONNECT_DELAY),
                      help="Seconds to wait before reconnecting: MIN, doubled with jitter per failed attempt, "
-                          "up to MAX."),
+                          "up to MAX (under AWS IoT Core's rules at least 1 s, without jitter: AWS takes one "
+                          "CONNECT a second per client id)."),
         click.option("--partial", is_flag=True,
                      help="Go on with the filters the broker granted when it refuses some (each refusal on stderr)."),
     ])
