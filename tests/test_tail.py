@@ -149,6 +149,13 @@ def test_memory_of_topics_is_bounded():
     assert len(state.rows) == 3
 
 
+def test_the_footer_says_when_messages_came_at_aws_outbound_rate():
+    state = TailState(lines=3)
+    assert "more may have been discarded" not in screen(state, width=200)
+    state.busy = True  # subscribe's RateWatch heard 90 in a second (tests/test_inbox.py)
+    assert "at AWS's 100 messages/s: more may have been discarded" in screen(state, width=200)
+
+
 def test_tail_into_a_pipe_prints_plain_lines_and_saves_everything(cli, tmp_path, topic):
     saved = tmp_path / "traffic.jsonl"
     proc = subprocess.Popen([*IOTNOTIFY, "tail", f"{topic}/#", "--grep", "keep", "--save", str(saved)],
