@@ -317,6 +317,39 @@ def test_keep_alive_is_clamped_to_30_1200_and_mqtt5_is_told(asked, used):
                                          session_policy(REGION, ACCOUNT, CLIENT, ["test/*"]))), None, Clock())
     forwarded = packets_of(g.from_client(connect(keep_alive=asked)).to_broker)[0]
     assert mqtt.parse_connect(forwarded).keep_alive == used
-    connack = g.from_broker(mqtt.packet(0x20, b"\x00\x00\x00")).to_client
-    props = connack[5:]  # after type, length, flags, reason code and the properties' length
-    assert props == (b"" if asked == used else bytes([0x13]) + struct.pack("!H", used))
+    connack = packets_of(g.from_broker(mqtt.packet(0x20, b"\x00\x00\x00")).to_client)[0]
+    announced = mqtt._properties(connack.raw, connack.body + 2)[0]
+    assert announced.get(mqtt.SERVER_KEEP_ALIVE) == (None if asked == used else used)
+
+
+def test_the_connack_says_what_aws_iot_core_says_of_itself_and_keeps_the_rest():
+    """MQTT 5: Maximum QoS 1, Retain, Wildcard and Shared Subscription Available, no Subscription
+    Identifiers, Topic Alias Maximum 8, in place of Mosquitto's own; its Receive Maximum kept."""
+    g = gateway()
+    props = bytes([0x22, 0, 10, 0x21, 0, 20, 0x2A, 0, 0x29, 1])  # alias maximum 10, receive maximum 20, ...
+    mosquitto = mqtt.packet(0x20, b"\x00\x00" + bytes([len(props)]) + props)
+    connack = packets_of(g.from_broker(mosquitto).to_client)[0]
+    announced = mqtt._properties(connack.raw, connack.body + 2)[0]
+    assert announced == {0x24: 1, 0x25: 1, 0x28: 1, 0x29: 0, 0x2A: 1, 0x22: 8, 0x21: 20}
+
+
+def test_a_subscription_identifier_or_a_topic_alias_over_8_ends_the_connection():
+    g = gateway()
+    with_id = mqtt.packet(0x82, struct.pack("!H", 7) + bytes([2, 0x0B, 5]) + text("test/a") + b"\x01")
+    assert g.from_client(with_id).to_client == mqtt.disconnect(0xA1)
+    g = gateway()
+    aliased = mqtt.packet(0x32, text("test/a") + struct.pack("!H", 1) + bytes([3, 0x23, 0, 9]) + b"x")
+    assert g.from_client(aliased).to_client == mqtt.disconnect(0x94)
+
+
+def test_a_filter_ending_in_hash_does_not_get_its_parent_topic_as_on_aws():
+    g = gateway()
+    g.from_client(subscribe("test/a/#", packet_id=1))
+    g.from_broker(mqtt.suback(1, [1], True))
+    parent, child = publish("test/a", packet_id=31), publish("test/a/b", packet_id=32)
+    dropped = g.from_broker(parent)
+    assert (dropped.to_client, dropped.to_broker) == (b"", mqtt.puback(31))  # MQTT matches it; AWS does not
+    assert g.from_broker(child).to_client == child
+    g.from_client(subscribe("test/+", packet_id=2))
+    g.from_broker(mqtt.suback(2, [1], True))
+    assert g.from_broker(parent).to_client == parent  # another filter of its matches

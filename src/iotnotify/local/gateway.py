@@ -18,11 +18,19 @@ from iotnotify import limits
 from iotnotify.local import packets as mqtt
 from iotnotify.local.grants import Grants
 from iotnotify.throttle import TokenBucket
+from iotnotify.topics import filter_matches
 
 NOT_AUTHORIZED, QUOTA_EXCEEDED, PACKET_TOO_LARGE, CLIENT_ID_INVALID = 0x87, 0x97, 0x95, 0x85
 CONNECTION_RATE_EXCEEDED = 0x9F
 TOPIC_FILTER_INVALID, TOPIC_NAME_INVALID, MALFORMED, PROTOCOL_ERROR = 0x8F, 0x90, 0x81, 0x82
-QOS_NOT_SUPPORTED, SESSION_TAKEN_OVER = 0x9B, 0x8E
+QOS_NOT_SUPPORTED, SESSION_TAKEN_OVER, TOPIC_ALIAS_INVALID, SUBSCRIPTION_IDS_NOT_SUPPORTED = 0x9B, 0x8E, 0x94, 0xA1
+TOPIC_ALIAS_MAXIMUM = 8  # AWS IoT Core's (the developer guide's MQTT page, "Topic aliases")
+ANNOUNCED = {mqtt.MAXIMUM_QOS: b"\x01", mqtt.RETAIN_AVAILABLE: b"\x01", mqtt.WILDCARD_AVAILABLE: b"\x01",
+             mqtt.SUBSCRIPTION_IDS_AVAILABLE: b"\x00", mqtt.SHARED_AVAILABLE: b"\x01",
+             mqtt.TOPIC_ALIAS_MAXIMUM: TOPIC_ALIAS_MAXIMUM.to_bytes(2, "big")}
+"""What an MQTT 5 CONNACK of AWS IoT Core says of the broker, in place of Mosquitto's (the developer
+guide's MQTT page, "CONNACK properties": Maximum QoS 1, Retain and Wildcard Subscription Available,
+Subscription Identifier Available 0; shared subscriptions supported, for MQTT 5 and 3.1.1)."""
 FAILURE = 0x80  # MQTT 3.1.1's one SUBACK failure code
 FRAME_LIMIT = limits.MAX_PAYLOAD_BYTES + 64 * 1024  # a longer packet cannot hold a payload AWS accepts
 RECEIVE_CACHE = 10_000  # topics whose iot:Receive decision is remembered per connection
@@ -223,6 +231,9 @@ class Gateway:
                 self.note_throttled()
             return False
         publish = mqtt.parse_publish(p, self.v5)
+        if publish.alias is not None and not 0 < publish.alias <= TOPIC_ALIAS_MAXIMUM:
+            return self._refuse(out, TOPIC_ALIAS_INVALID, f"topic alias {publish.alias} (the CONNACK said at most "
+                                f"{TOPIC_ALIAS_MAXIMUM})")
         topic = _resolve(self._aliases, publish)
         if publish.qos > 1:  # AWS IoT Core supports QoS 0 and 1 only
             return self._refuse(out, QOS_NOT_SUPPORTED, "publish with QoS 2")
@@ -249,6 +260,8 @@ class Gateway:
 
     def _subscribe(self, p: mqtt.Packet, out: Verdict) -> bool:
         request = mqtt.parse_subscribe(p, self.v5)
+        if self.v5 and mqtt.SUBSCRIPTION_IDENTIFIER in mqtt.subscribe_properties(p):  # the CONNACK said 0
+            return self._refuse(out, SUBSCRIPTION_IDS_NOT_SUPPORTED, "SUBSCRIBE with a subscription identifier")
         if len(request.entries) > limits.MAX_FILTERS_PER_SUBSCRIBE:
             return self._refuse(out, QUOTA_EXCEEDED, f"{len(request.entries)} filters in one SUBSCRIBE "
                                 f"(AWS IoT Core takes {limits.MAX_FILTERS_PER_SUBSCRIBE})")
@@ -287,8 +300,10 @@ class Gateway:
                 self._deliver(p, out)
             elif kind == mqtt.SUBACK:
                 out.to_client += self._suback(p)
-            elif kind == mqtt.CONNACK and self._server_keep_alive and mqtt.connack_code(p) == 0:
-                out.to_client += mqtt.with_server_keep_alive(p, self._server_keep_alive)
+            elif kind == mqtt.CONNACK and self.v5 and mqtt.connack_code(p) == 0:
+                keep_alive = {} if self._server_keep_alive is None else {
+                    mqtt.SERVER_KEEP_ALIVE: self._server_keep_alive.to_bytes(2, "big")}
+                out.to_client += mqtt.with_connack_properties(p, {**ANNOUNCED, **keep_alive})
             else:
                 out.to_client += p.raw
         if out.to_client:  # over 512 KiB/s: AWS delays it ("delayed in processing"); so does reading the broker
@@ -309,7 +324,7 @@ class Gateway:
             if len(self._receive) >= RECEIVE_CACHE:
                 self._receive.clear()
             allowed = self._receive[topic] = self.grants.allows("iot:Receive", f"topic/{topic}")
-        deliver = allowed and (not publish.retain or topic in self.subscriptions)
+        deliver = allowed and (not publish.retain or topic in self.subscriptions) and not self._parent_only(topic)
         if deliver and self._deliveries.take():
             out.to_client += p.raw
             return
@@ -321,6 +336,14 @@ class Gateway:
             self._discarded += 1
             if self.clock() - self._throttle_noted >= 1:  # one line a second, however fast the flood
                 self.note_throttled()
+
+    def _parent_only(self, topic: str) -> bool:
+        """Whether `topic` reached this connection only through filters `topic/#`, which AWS IoT Core
+        does not match to their parent ("sensor/# receives ... sensor/ ... but not messages
+        published to sensor": the developer guide's MQTT page), where MQTT (and Mosquitto) do.
+        Subscriptions this connection did not make (a resumed session's) are not known: then no."""
+        matching = [f for f in self.subscriptions if filter_matches(f, topic)]
+        return bool(matching) and all(f == f"{topic}/#" for f in matching)
 
     def _suback(self, p: mqtt.Packet) -> bytes:
         """The broker's SUBACK with our refusals put back in their places."""

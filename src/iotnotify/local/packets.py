@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 CONNECT, CONNACK, PUBLISH, PUBACK, SUBSCRIBE, SUBACK, UNSUBSCRIBE, DISCONNECT = 1, 2, 3, 4, 8, 9, 10, 14
 TOPIC_ALIAS, SERVER_KEEP_ALIVE, USER_PROPERTY = 0x23, 0x13, 0x26
+SUBSCRIPTION_IDENTIFIER, TOPIC_ALIAS_MAXIMUM, MAXIMUM_QOS, RETAIN_AVAILABLE = 0x0B, 0x22, 0x24, 0x25
+WILDCARD_AVAILABLE, SUBSCRIPTION_IDS_AVAILABLE, SHARED_AVAILABLE = 0x28, 0x29, 0x2A
 
 # MQTT 5 property ids by how their values are encoded (MQTT 5.0, 2.2.2.2)
 _BYTE = {0x01, 0x17, 0x19, 0x24, 0x25, 0x28, 0x29, 0x2A}
@@ -306,16 +308,43 @@ def connack_code(p: Packet) -> int:
     return p.raw[p.body + 1]
 
 
-def with_server_keep_alive(p: Packet, seconds: int) -> bytes:
-    """An MQTT 5 CONNACK with a Server Keep Alive property (the keep-alive the server uses)."""
+def _spans(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
+    """(id, first byte, end) of each MQTT 5 property between `start` and `end` (already checked)."""
+    spans, at = [], start
+    while at < end:
+        first = at
+        pid, at = read_varint(data, at)
+        if pid in _BYTE:
+            at += 1
+        elif pid in _U16:
+            at += 2
+        elif pid in _U32:
+            at += 4
+        elif pid in _VARINT:
+            at = read_varint(data, at)[1]
+        elif pid in _PAIR:
+            at += 2 + _u16(data, at)
+            at += 2 + _u16(data, at)
+        else:  # a string or binary (_properties has refused any other)
+            at += 2 + _u16(data, at)
+        spans.append((pid, first, at))
+    return spans
+
+
+def subscribe_properties(p: Packet) -> dict[int, object]:
+    """An MQTT 5 SUBSCRIBE's properties (as _properties gives them)."""
+    return _properties(p.raw, p.body + 2)[0]
+
+
+def with_connack_properties(p: Packet, replaced: dict[int, bytes]) -> bytes:
+    """An MQTT 5 CONNACK with the properties in `replaced` (id -> the encoded value) in place of the
+    broker's own, the rest kept."""
     data = p.raw
-    props, start, end = _properties(data, p.body + 2)
-    if SERVER_KEEP_ALIVE in props:
-        return data
+    _, start, end = _properties(data, p.body + 2)
     _, inner = read_varint(data, start)
-    inner_bytes = data[inner:end] + bytes([SERVER_KEEP_ALIVE]) + struct.pack("!H", seconds)
-    body = data[p.body : p.body + 2] + encode_varint(len(inner_bytes)) + inner_bytes + data[end:]
-    return packet(p.first, body)
+    kept = b"".join(data[first:last] for pid, first, last in _spans(data, inner, end) if pid not in replaced)
+    props = kept + b"".join(bytes([pid]) + value for pid, value in replaced.items())
+    return packet(p.first, data[p.body : p.body + 2] + encode_varint(len(props)) + props + data[end:])
 
 
 def connect(client_id: str, keep_alive: int = 30) -> bytes:
