@@ -97,7 +97,6 @@ def test_properties_with_mqtt_3_1_1_are_a_usage_error_naming_the_flag(cli, topic
 
 @pytest.mark.parametrize("flags, error", [
     (["--user-property", "big=" + "x" * 8200], "user properties of 8203 bytes, but AWS IoT Core takes at most 8192"),
-    (["--message-expiry", "604801"], "--message-expiry 604801: AWS IoT Core takes at most 604800 seconds (7 days)"),
     (["--response-topic", "a/+/b"], "--response-topic: "),
     (["--user-property", "novalue"], "--user-property 'novalue' is not KEY=VALUE"),
     (["--correlation-data", "hex:zz"], "--correlation-data 'hex:zz': not valid hex"),
@@ -107,6 +106,17 @@ def test_properties_over_the_limits_are_refused_before_connecting(cli, stack, to
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith(f"iotnotify: error: {error}")
     assert "Traceback" not in result.stderr
+
+
+def test_a_message_expiry_over_7_days_is_made_7_days_as_aws_does_and_said(cli, tmp_path, topic):
+    """AWS IoT Core adjusts a message expiry interval over 604800 s (7 days) to it rather than
+    refusing it: the client does the same under AWS's rules, and says so."""
+    sub = cli.subscriber(tmp_path, topic, "-C", "1", "-W", "20", "--json")
+    sent = cli.run("send", "--via", "mqtt", topic, "x", "--message-expiry", "700000")
+    assert sent.returncode == 0
+    assert sent.stderr == ("iotnotify: warning: --message-expiry 700000: AWS IoT Core keeps a message at most 604800 "
+                           "seconds (7 days), and makes a longer one that\n")
+    assert 604790 <= json.loads(received(sub))["message_expiry"] <= 604800
 
 
 def test_payload_format_utf8_refuses_a_payload_that_is_not(cli, tmp_path, topic):

@@ -181,9 +181,6 @@ def _check_aws(properties: Properties) -> None:
     if size > limits.MAX_USER_PROPERTIES_BYTES:
         raise UsageError(f"user properties of {size} bytes, but AWS IoT Core takes at most "
                          f"{limits.MAX_USER_PROPERTIES_BYTES}")
-    if properties.message_expiry is not None and properties.message_expiry > limits.MAX_MESSAGE_EXPIRY:
-        raise UsageError(f"--message-expiry {properties.message_expiry}: AWS IoT Core takes at most "
-                         f"{limits.MAX_MESSAGE_EXPIRY} seconds (7 days)")
 
 
 def check_payload_format(properties: Properties | None, payload: bytes) -> None:

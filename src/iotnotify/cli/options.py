@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
+from iotnotify import limits
 from iotnotify.cli.completers import profile_names
 from iotnotify.cli.terminal import note
 from iotnotify.quick.argv import NAMES as SEND  # the quick path reads these options of send's too
@@ -303,6 +304,10 @@ def properties_of(flags: dict[str, Any], protocol: str) -> Properties | None:
     if protocol == Protocol.V311:
         raise UsageError(f"{given[0]} needs MQTT 5: --protocol 3.1.1 has no message properties")
     correlation = flags.get("correlation_data")
+    expiry = flags.get("message_expiry")
+    if expiry is not None and expiry > limits.MAX_MESSAGE_EXPIRY:
+        note(f"iotnotify: warning: --message-expiry {expiry}: AWS IoT Core keeps a message at most "
+             f"{limits.MAX_MESSAGE_EXPIRY} seconds (7 days), and makes a longer one that")
     return Properties(
         user_properties=tuple(parse_user_property(text) for text in flags.get("user_property") or ()),
         content_type=flags.get("content_type"), response_topic=flags.get("response_topic"),

@@ -12,6 +12,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from iotnotify import limits, trace
@@ -341,8 +342,11 @@ class Session:
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone,
                 properties: Properties | None = None) -> None:
-        """Publish (waiting first if AWS's rate requires), with MQTT 5 `properties` if given;
-        `on_done` gets the message's Outcome."""
+        """Publish (waiting first if AWS's rate requires), with MQTT 5 `properties` if given (under
+        AWS's rules a message expiry over 7 days is made 7 days, as AWS IoT Core caps it: "Any values
+        higher than this will be adjusted to the maximum value"); `on_done` gets the message's Outcome."""
+        if self.aws and properties is not None and (properties.message_expiry or 0) > limits.MAX_MESSAGE_EXPIRY:
+            properties = replace(properties, message_expiry=limits.MAX_MESSAGE_EXPIRY)
         if self.pacer is not None:
             self.pacer.wait(len(payload) + len(topic) + 8)  # + fixed header, length, packet id
         self.last_topic = topic
