@@ -58,6 +58,16 @@ def test_invalid_filters_are_refused(topic_filter):
         check_filter(topic_filter, aws=False)
 
 
+def test_aws_does_not_count_the_slashes_of_share_and_basic_ingest_prefixes():
+    """`$share/NAME/` (2) and `$aws/rules/RULE/` (3) do not count against AWS's 7 slashes."""
+    check_filter("$share/group/" + "a/" * 7 + "#", aws=True)
+    check_topic("$aws/rules/my_rule/" + "a/" * 7 + "b", aws=True)
+    with pytest.raises(UsageError, match="8 '/' but AWS IoT Core allows at most 7"):
+        check_filter("$share/group/" + "a/" * 8 + "#", aws=True)
+    with pytest.raises(UsageError, match="at most 7"):
+        check_topic("$aws/other/x/" + "a/" * 5 + "b", aws=True)  # only rules/RULE/ is Basic Ingest's
+
+
 def test_aws_refuses_deep_filters():
     with pytest.raises(UsageError, match="at most 7"):
         check_filter("+/" * 8 + "#", aws=True)

@@ -49,9 +49,21 @@ def check_string(text: str, kind: str, limit: int = MAX_TOPIC_BYTES, over: str =
     return data
 
 
+def counted_slashes(text: str) -> int:
+    """The forward slashes AWS IoT Core counts in a topic or filter against its 7: not the two of a
+    shared subscription's `$share/NAME/` nor the three of Basic Ingest's `$aws/rules/RULE/` (the
+    developer guide's MQTT page, "Shared subscriptions"; the quotas, "Maximum number of slashes")."""
+    levels = text.split("/")
+    if levels[0] == "$share" and len(levels) > 2:
+        levels = levels[2:]
+    elif levels[0].lower() == "$aws" and len(levels) > 3 and levels[1] == "rules":
+        levels = levels[3:]
+    return len(levels) - 1
+
+
 def _check_aws_depth(text: str, kind: str) -> None:
-    """AWS IoT Core refuses topics and filters with more than 7 forward slashes."""
-    slashes = text.count("/")
+    """AWS IoT Core refuses topics and filters with more than 7 forward slashes (counted_slashes)."""
+    slashes = counted_slashes(text)
     if slashes > AWS_MAX_SLASHES:
         raise UsageError(
             f"{kind} {text!r} has {slashes} '/' but AWS IoT Core allows at most {AWS_MAX_SLASHES}"

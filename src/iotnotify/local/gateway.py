@@ -18,7 +18,7 @@ from iotnotify import limits
 from iotnotify.local import packets as mqtt
 from iotnotify.local.grants import Grants
 from iotnotify.throttle import TokenBucket
-from iotnotify.topics import filter_matches
+from iotnotify.topics import counted_slashes, filter_matches
 
 NOT_AUTHORIZED, QUOTA_EXCEEDED, PACKET_TOO_LARGE, CLIENT_ID_INVALID = 0x87, 0x97, 0x95, 0x85
 CONNECTION_RATE_EXCEEDED = 0x9F
@@ -75,7 +75,7 @@ class ConnectRate:
 
 
 def _too_long(topic: str) -> bool:
-    return len(topic.encode()) > limits.MAX_TOPIC_BYTES or topic.count("/") > limits.MAX_SLASHES
+    return len(topic.encode()) > limits.MAX_TOPIC_BYTES or counted_slashes(topic) > limits.MAX_SLASHES
 
 
 class Gateway:
