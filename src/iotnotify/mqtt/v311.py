@@ -19,6 +19,7 @@ from typing import Any
 from awscrt import mqtt
 from awsiot import mqtt_connection_builder
 
+from iotnotify import limits
 from iotnotify.errors import ConnectError, DeliveryError, Refused, UsageError
 from iotnotify.keys.allowance import describe_client
 from iotnotify.messages import Message
@@ -49,6 +50,7 @@ class Mqtt311Transport:
         self._hangup_at = 0.0  # when the broker last closed the connection cleanly
         self._connected_at = time.monotonic()
         self._flaps = 0
+        self._tried_again = False  # a first CONNECT closed unanswered was tried once more (AWS's connect rate)
         self.connection = self._build()
 
     def _build(self) -> mqtt.Connection:
@@ -104,6 +106,15 @@ class Mqtt311Transport:
             self._connected_at = time.monotonic()
             session.connected()
             session.first_outcome(None)
+        elif session.aws and getattr(error, "name", "") == HANGUP and not self._tried_again:
+            # AWS IoT Core's refusal of a CONNECT, or of one within a second of the last with this client id
+            # (MQTT 3.1.1 cannot tell which): once more after that second before taking it for a refusal
+            self._tried_again = True
+            log.debug("closed before the CONNACK: once more in %g s (AWS takes one CONNECT a second per client id)",
+                      limits.CONNECT_INTERVAL)
+            retry = threading.Timer(limits.CONNECT_INTERVAL, self._connect_again)
+            retry.daemon = True
+            retry.start()
         elif session.aws and getattr(error, "name", "") == HANGUP:  # AWS IoT Core's refusal of a CONNECT
             session.first_outcome(Refused(
                 f"broker {session.where} closed the connection before accepting it (MQTT 3.1.1 cannot say why; "
@@ -111,6 +122,11 @@ class Mqtt311Transport:
                 f"{describe_client(session.keys)}"))
         else:
             session.first_outcome(error)
+
+    def _connect_again(self) -> None:
+        if not self.session.closing and self.session.current(self):
+            self._connected_at = time.monotonic()
+            self.connection.connect().add_done_callback(self._first)
 
     def _connect_until_connected(self) -> None:
         session, delay = self.session, self.session.min_reconnect_delay
