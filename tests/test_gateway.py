@@ -238,6 +238,30 @@ def test_over_100_messages_a_second_to_a_client_are_discarded_and_acknowledged_t
     assert sum(noted) == 50 + 50 and len(noted) == 2
 
 
+def test_a_resumed_sessions_qos1_messages_over_the_rate_are_delayed_not_discarded():
+    """A session present at CONNACK may have a backlog, which AWS sends at 10 a second rather than
+    discarding it: over the rate its QoS 1 messages still go, and Mosquitto is read again later;
+    QoS 0 ones are discarded as ever. Its filters are not all known: X/# does not hide X then."""
+    clock = Clock()
+    g = gateway(clock=clock)
+    g.from_broker(mqtt.packet(0x20, b"\x01\x00\x00"))  # session present
+    verdicts = [g.from_broker(publish("test/a", packet_id=i)) for i in range(1, 151)]
+    assert all(v.to_client for v in verdicts) and not any(v.to_broker for v in verdicts)
+    assert verdicts[99].pause == 0 and verdicts[120].pause > 0.2
+    assert g.from_broker(publish("test/a", qos=0)).to_client == b""
+    g.from_client(subscribe("test/a/#", packet_id=1))
+    g.from_broker(mqtt.suback(1, [1], True))
+    clock.now += 10
+    assert g.from_broker(publish("test/a", packet_id=200)).to_client  # maybe a resumed filter's
+
+
+def test_a_qos_2_subscription_is_asked_of_mosquitto_as_qos_1():
+    g = gateway()
+    asked = mqtt.subscribe(7, b"\x00", [("test/a", 2), ("test/b", 2 | 0x04)])  # QoS 2; QoS 2 and No Local
+    forwarded = packets_of(g.from_client(asked).to_broker)[0]
+    assert [options for _, options in mqtt.parse_subscribe(forwarded, True).entries] == [1, 1 | 0x04]
+
+
 def test_over_512_kib_a_second_to_a_client_is_delayed_not_discarded():
     clock = Clock()
     g = gateway(clock=clock)
@@ -282,7 +306,8 @@ def test_one_connect_a_second_per_client_id():
     assert (refused.close, refused.to_client, refused.to_broker) == (True, mqtt.connack(0x9F, True), b"")
     assert attempt(CLIENT + "-2").to_broker  # another id
     clock.now += 0.6
-    assert attempt(CLIENT + "-1", level=4).to_client == b""  # 3.1.1: closed, nothing said
+    closed = attempt(CLIENT + "-1", level=4)
+    assert (closed.close, closed.to_client, closed.to_broker) == (True, b"", b"")  # 3.1.1: closed, nothing said
     clock.now += 0.4  # a second after the accepted one
     assert attempt(CLIENT + "-1").to_broker
     assert sum("CONNECT within 1 s" in line for line in lines) == 2

@@ -115,7 +115,7 @@ def test_a_message_expiry_over_7_days_is_made_7_days_as_aws_does_and_said(cli, t
     sent = cli.run("send", "--via", "mqtt", topic, "x", "--message-expiry", "700000")
     assert sent.returncode == 0
     assert sent.stderr == ("iotnotify: warning: --message-expiry 700000: AWS IoT Core keeps a message at most 604800 "
-                           "seconds (7 days), and makes a longer one that\n")
+                           "seconds (7 days) and shortens a longer expiry to that\n")
     assert 604790 <= json.loads(received(sub))["message_expiry"] <= 604800
 
 

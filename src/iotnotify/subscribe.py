@@ -43,11 +43,11 @@ class RateWatch:
         if now >= self._second_ends:
             self._second_ends, self._count = now + 1, 0
         self._count += 1
+        self.put(message)  # first: a warning that fails (a closed stderr) must not lose it
         if self._count == self.threshold:
             if now >= self._busy_until:
                 self.on_busy(AT_THE_LIMIT)
             self._busy_until = now + CALM
-        self.put(message)
 
 
 def without_retained(messages: Iterator[Message]) -> Iterator[Message]:

@@ -307,7 +307,7 @@ def properties_of(flags: dict[str, Any], protocol: str) -> Properties | None:
     expiry = flags.get("message_expiry")
     if expiry is not None and expiry > limits.MAX_MESSAGE_EXPIRY:
         note(f"iotnotify: warning: --message-expiry {expiry}: AWS IoT Core keeps a message at most "
-             f"{limits.MAX_MESSAGE_EXPIRY} seconds (7 days), and makes a longer one that")
+             f"{limits.MAX_MESSAGE_EXPIRY} seconds (7 days) and shortens a longer expiry to that")
     return Properties(
         user_properties=tuple(parse_user_property(text) for text in flags.get("user_property") or ()),
         content_type=flags.get("content_type"), response_topic=flags.get("response_topic"),

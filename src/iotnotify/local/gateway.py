@@ -54,7 +54,8 @@ class Verdict:
 
 class ConnectRate:
     """AWS IoT Core's one CONNECT a second per client id, across every connection of the stack:
-    `admit` says whether a CONNECT may go on now (a refused one does not count). It remembers the
+    `admit` says whether a CONNECT may go on now (one it refuses does not count; one the policy then
+    refuses does, as AWS counts requests). It remembers the
     ids of the last second only (older ones are let go once it holds RECENT_IDS), so any number
     of clients cannot grow it without bound."""
 
@@ -103,6 +104,7 @@ class Gateway:
         self._deliveries = TokenBucket(limits.OUTBOUND_RATE, limits.OUTBOUND_RATE, clock)  # to the client
         self._delivered_bytes = TokenBucket(limits.THROUGHPUT, limits.THROUGHPUT, clock)
         self._discarded = 0  # messages to the client over the outbound throttle, since the last line
+        self.resumed = False  # the CONNACK said session present: the broker may hold filters and messages for it
         # packet id -> our SUBACK codes (None where the broker answers), and the filters it answers for
         self._subacks: dict[int, tuple[list[int | None], list[str]]] = {}
         self._aliases: dict[int, str] = {}  # topic aliases of the client's PUBLISHes
@@ -276,7 +278,7 @@ class Gateway:
                 code = QUOTA_EXCEEDED
             else:
                 code = None
-                forward.append((topic_filter, options))
+                forward.append((topic_filter, options & ~0x03 | min(options & 0x03, 1)))  # AWS grants QoS 1 at most
                 self.subscriptions.add(topic_filter)  # counted now; removed again if the broker refuses it
             if code is not None:
                 self._note(f"subscription to {topic_filter!r} refused (0x{code:02X})")
@@ -300,7 +302,11 @@ class Gateway:
                 self._deliver(p, out)
             elif kind == mqtt.SUBACK:
                 out.to_client += self._suback(p)
+            elif kind == mqtt.CONNACK and mqtt.connack_code(p) == 0 and not self.v5:
+                self.resumed = bool(p.raw[p.body] & 1)
+                out.to_client += p.raw
             elif kind == mqtt.CONNACK and self.v5 and mqtt.connack_code(p) == 0:
+                self.resumed = bool(p.raw[p.body] & 1)
                 keep_alive = {} if self._server_keep_alive is None else {
                     mqtt.SERVER_KEEP_ALIVE: self._server_keep_alive.to_bytes(2, "big")}
                 out.to_client += mqtt.with_connack_properties(p, {**ANNOUNCED, **keep_alive})
@@ -308,7 +314,7 @@ class Gateway:
                 out.to_client += p.raw
         if out.to_client:  # over 512 KiB/s: AWS delays it ("delayed in processing"); so does reading the broker
             self._delivered_bytes.spend(len(out.to_client))
-            out.pause = self._delivered_bytes.delay(0)
+            out.pause = max(out.pause, self._delivered_bytes.delay(0))
         return out
 
     def _deliver(self, p: mqtt.Packet, out: Verdict) -> None:
@@ -328,6 +334,13 @@ class Gateway:
         if deliver and self._deliveries.take():
             out.to_client += p.raw
             return
+        if deliver and self.resumed and publish.packet_id is not None:
+            # a resumed session's QoS 1 messages, its backlog among them, which AWS does not discard but
+            # sends at 10 a second: delivered, and Mosquitto read again once the rate allows
+            self._deliveries.spend(1)
+            out.pause = max(out.pause, self._deliveries.delay(1))
+            out.to_client += p.raw
+            return
         if publish.packet_id is not None:
             out.to_broker += mqtt.puback(publish.packet_id)  # the broker may forget it: it is not for this client
         if not allowed:
@@ -341,8 +354,12 @@ class Gateway:
         """Whether `topic` reached this connection only through filters `topic/#`, which AWS IoT Core
         does not match to their parent ("sensor/# receives ... sensor/ ... but not messages
         published to sensor": the developer guide's MQTT page), where MQTT (and Mosquitto) do.
-        Subscriptions this connection did not make (a resumed session's) are not known: then no."""
-        matching = [f for f in self.subscriptions if filter_matches(f, topic)]
+        A resumed session's filters (not sent again) are not known: then no."""
+        if self.resumed:
+            return False
+        filters = [f.split("/", 2)[2] if f.startswith("$share/") and f.count("/") >= 2 else f
+                   for f in self.subscriptions]
+        matching = [f for f in filters if filter_matches(f, topic)]
         return bool(matching) and all(f == f"{topic}/#" for f in matching)
 
     def _suback(self, p: mqtt.Packet) -> bytes:

@@ -126,7 +126,10 @@ class Mqtt311Transport:
     def _connect_again(self) -> None:
         if not self.session.closing and self.session.current(self):
             self._connected_at = time.monotonic()
-            self.connection.connect().add_done_callback(self._first)
+            try:
+                self.connection.connect().add_done_callback(self._first)
+            except Exception as e:  # (in a timer's thread: said to the session, not lost)
+                self.session.first_outcome(e)
 
     def _connect_until_connected(self) -> None:
         session, delay = self.session, self.session.min_reconnect_delay
