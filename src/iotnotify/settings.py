@@ -153,11 +153,6 @@ ROWS: dict[str, Setting] = {f.name: f.metadata["setting"] for f in fields(Settin
 PROFILE_KEYS = {name: (int, float) if row.kind is float else row.kind for name, row in ROWS.items() if row.profile}
 """The keys a profile may hold, each a setting of the same name."""
 
-ENV_FIELDS = {name: row.kind for name, row in ROWS.items() if row.env}
-"""The settings an IOTNOTIFY_<NAME> variable may give (--login's is IOTNOTIFY_LOGIN), and their
-types (click reads the same variables for the commands' options; `from_environment` reads them
-where click is not loaded)."""
-
 IDENTITY_FIELDS = tuple(name for name, row in ROWS.items() if row.identity)
 """The settings that decide which broker, as whom and how an agent's connection is made: a `send`
 uses an agent whose settings agree on all of them."""

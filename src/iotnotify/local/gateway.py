@@ -302,14 +302,8 @@ class Gateway:
                 self._deliver(p, out)
             elif kind == mqtt.SUBACK:
                 out.to_client += self._suback(p)
-            elif kind == mqtt.CONNACK and mqtt.connack_code(p) == 0 and not self.v5:
-                self.resumed = bool(p.raw[p.body] & 1)
-                out.to_client += p.raw
-            elif kind == mqtt.CONNACK and self.v5 and mqtt.connack_code(p) == 0:
-                self.resumed = bool(p.raw[p.body] & 1)
-                keep_alive = {} if self._server_keep_alive is None else {
-                    mqtt.SERVER_KEEP_ALIVE: self._server_keep_alive.to_bytes(2, "big")}
-                out.to_client += mqtt.with_connack_properties(p, {**ANNOUNCED, **keep_alive})
+            elif kind == mqtt.CONNACK and mqtt.connack_code(p) == 0:
+                out.to_client += self._connack(p)
             else:
                 out.to_client += p.raw
         if out.to_client:  # over 512 KiB/s: AWS delays it ("delayed in processing"); so does reading the broker
@@ -349,6 +343,16 @@ class Gateway:
             self._discarded += 1
             if self.clock() - self._throttle_noted >= 1:  # one line a second, however fast the flood
                 self.note_throttled()
+
+    def _connack(self, p: mqtt.Packet) -> bytes:
+        """The broker's accepting CONNACK as AWS IoT Core's would be (MQTT 5: ANNOUNCED, and the
+        keep-alive the gateway made of the client's); whether it resumed a session is noted."""
+        self.resumed = bool(p.raw[p.body] & 1)
+        if not self.v5:
+            return p.raw
+        keep_alive = {} if self._server_keep_alive is None else {
+            mqtt.SERVER_KEEP_ALIVE: self._server_keep_alive.to_bytes(2, "big")}
+        return mqtt.with_connack_properties(p, {**ANNOUNCED, **keep_alive})
 
     def _parent_only(self, topic: str) -> bool:
         """Whether `topic` reached this connection only through filters `topic/#`, which AWS IoT Core
