@@ -6,7 +6,8 @@ import struct
 import pytest
 
 from iotnotify.local import packets as mqtt
-from iotnotify.local.gateway import ConnectRate, Gateway
+from iotnotify.local.account import ConnectRate, StoredSessions
+from iotnotify.local.gateway import Gateway
 from iotnotify.local.grants import Grants
 from iotnotify.server.policy import role_policy, session_policy
 
@@ -238,21 +239,91 @@ def test_over_100_messages_a_second_to_a_client_are_discarded_and_acknowledged_t
     assert sum(noted) == 50 + 50 and len(noted) == 2
 
 
-def test_a_resumed_sessions_qos1_messages_over_the_rate_are_delayed_not_discarded():
-    """A session present at CONNACK may have a backlog, which AWS sends at 10 a second rather than
-    discarding it: over the rate its QoS 1 messages still go, and Mosquitto is read again later;
-    QoS 0 ones are discarded as ever. Its filters are not all known: X/# does not hide X then."""
+def test_a_resumed_sessions_stored_messages_come_at_10_a_second_then_live_ones_at_100():
+    """AWS sends a resumed session's stored messages "at a maximum rate of 10 messages per second"
+    and discards none: they all go, and Mosquitto is read again when the rate allows. Once the broker
+    has been quiet (but for those pauses), what comes is live: 100 a second, the rest discarded.
+    A resumed session's filters are not all known: X/# does not hide X then."""
     clock = Clock()
     g = gateway(clock=clock)
     g.from_broker(mqtt.packet(0x20, b"\x01\x00\x00"))  # session present
-    verdicts = [g.from_broker(publish("test/a", packet_id=i)) for i in range(1, 151)]
-    assert all(v.to_client for v in verdicts) and not any(v.to_broker for v in verdicts)
-    assert verdicts[99].pause == 0 and verdicts[120].pause > 0.2
-    assert g.from_broker(publish("test/a", qos=0)).to_client == b""
+    stored = [g.from_broker(publish("test/a", packet_id=i)) for i in range(1, 31)]
+    assert all(v.to_client for v in stored) and not any(v.to_broker for v in stored)
+    assert stored[8].pause == 0 and stored[9].pause == pytest.approx(0.1)  # 10 at once, then a tenth of a second each
+    assert stored[29].pause == pytest.approx(2.1)
+    clock.now += 2.1 + 0.6  # read again after the pause; the broker had nothing more
+    live = [g.from_broker(publish("test/a", packet_id=i)) for i in range(1, 151)]
+    assert sum(bool(v.to_client) for v in live) == 100 and all(v.pause == 0 for v in live)
+    assert [v.to_broker for v in live[100:]] == [mqtt.puback(i) for i in range(101, 151)]
     g.from_client(subscribe("test/a/#", packet_id=1))
     g.from_broker(mqtt.suback(1, [1], True))
     clock.now += 10
     assert g.from_broker(publish("test/a", packet_id=200)).to_client  # maybe a resumed filter's
+
+
+def connect_v5(client_id: str = CLIENT + "-1", expiry: int | None = None, clean: bool = True) -> bytes:
+    props = b"" if expiry is None else bytes([mqtt.SESSION_EXPIRY]) + struct.pack("!I", expiry)
+    body = text("MQTT") + bytes([5, 0x02 if clean else 0]) + struct.pack("!H", 60)
+    return mqtt.packet(0x10, body + mqtt.encode_varint(len(props)) + props + text(client_id))
+
+
+def session_gateway(clock, sessions, log=None) -> Gateway:
+    policies = (role_policy(REGION, ACCOUNT), session_policy(REGION, ACCOUNT, CLIENT, ["test/*"]))
+    return Gateway(Grants(REGION, ACCOUNT, policies), log, clock, sessions=sessions)
+
+
+@pytest.mark.parametrize("asked, kept", [(7200, 3600), (0xFFFFFFFF, 3600), (600, None), (None, None)])
+def test_an_mqtt5_session_expiry_over_the_accounts_maximum_is_made_it_and_the_connack_says_so(asked, kept):
+    """AWS holds a session to the account's maximum (an hour by default) and, as MQTT 5 has a server
+    do, says the value it uses in the CONNACK; one within it passes unchanged, and is not said."""
+    g = session_gateway(Clock(), StoredSessions(3600))
+    sent = packets_of(g.from_client(connect_v5(expiry=asked)).to_broker)[0]
+    assert mqtt.parse_connect(sent).session_expiry == (kept if kept is not None else asked or 0)
+    assert mqtt.parse_connect(sent).client_id == CLIENT + "-1"
+    connack = packets_of(g.from_broker(mqtt.packet(0x20, b"\x00\x00\x00")).to_client)[0]
+    properties = mqtt._properties(connack.raw, connack.body + 2)[0]
+    assert properties.get(mqtt.SESSION_EXPIRY) == kept
+
+
+def test_an_mqtt311_persistent_session_left_longer_than_the_maximum_is_forgotten_before_the_next_connect():
+    """Mosquitto keeps a 3.1.1 persistent session for ever (but for whole hours of
+    persistent_client_expiration); AWS ends it after the account's session expiry. The gateway
+    remembers when one was left, and has the broker forget it before a CONNECT after that."""
+    clock = Clock()
+    sessions, lines = StoredSessions(60, clock), []
+
+    def session(client_id=CLIENT + "-1", clean=False, level=4):
+        g = session_gateway(clock, sessions, lines.append)
+        body = text("MQTT") + bytes([level, 0x02 if clean else 0]) + struct.pack("!H", 60)
+        return g, g.from_client(mqtt.packet(0x10, body + (b"\x00" if level == 5 else b"") + text(client_id)))
+
+    g, first = session()
+    assert first.forget is None and first.to_broker
+    g.ended()
+    clock.now += 59
+    g, within = session()
+    assert within.forget is None  # resumed as it is
+    g.ended()
+    clock.now += 61
+    g, after = session()
+    assert after.forget == CLIENT + "-1" and after.to_broker  # forgotten, then this CONNECT goes on
+    assert "persistent session left over 60 s ago" in lines[-1]
+    taken, _ = session()
+    g.taken_over()
+    g.ended()  # the session is the newer connection's: its expiry does not start now
+    clock.now += 61
+    assert session()[1].forget is None
+    taken.ended()
+    clock.now += 61
+    assert session(clean=True)[1].forget is None  # a clean session has nothing to forget
+
+
+def test_stored_sessions_remember_a_bounded_number_of_ids():
+    sessions = StoredSessions(1, Clock())
+    sessions.LIMIT = 3
+    for i in range(5):
+        sessions.left(f"c{i}")
+    assert list(sessions._left) == ["c2", "c3", "c4"]
 
 
 def test_a_qos_2_subscription_is_asked_of_mosquitto_as_qos_1():

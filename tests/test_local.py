@@ -226,6 +226,14 @@ def test_broker_allows_100_messages_in_flight_like_aws_iot():
     assert "max_inflight_messages 100\n" in render_config(1883)
 
 
+def test_broker_ends_persistent_sessions_after_whole_hours_when_told():
+    """The backstop of the gateway's own expiry of MQTT 3.1.1 sessions (Mosquitto counts in hours)."""
+    from iotnotify.local.broker import render_config
+
+    assert "persistent_client_expiration 2h\n" in render_config(1883, session_hours=2)
+    assert "persistent_client_expiration" not in render_config(1883)
+
+
 def test_broker_sends_small_messages_at_once_and_takes_extra_listeners():
     from iotnotify.local.broker import render_config
 

@@ -31,6 +31,8 @@ MAX_USER_PROPERTIES_BYTES = 8 * 1024  # MQTT 5 user properties of one packet, ke
 MAX_MESSAGE_EXPIRY = 7 * 24 * 3600  # s, MQTT 5 Message Expiry Interval
 CONNECT_INTERVAL = 1.0  # s between CONNECTs with one client id ("Connect requests per second per client ID": 1, not adjustable)
 MAX_CONNECTION_DURATION = 24 * 3600.0  # s a WebSocket connection lasts ("WebSocket connections are limited to 24 hours")
+MAX_SESSION_EXPIRY = 3600  # s an account keeps a persistent session by default ("Persistent session expiry period": 1 hour, up to 7 days on request)
+REPLAY_RATE = 10  # stored messages a resumed session is sent a second ("at a maximum rate of 10 messages per second")
 
 
 def keep_alive(requested: int) -> int:

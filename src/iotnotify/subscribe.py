@@ -127,14 +127,16 @@ def _check_filters(source: KeySource, filters: list[str], on_refused: OnRefused 
 def subscribe(source: KeySource, options: ConnectOptions, filters: list[str], qos: int,
               on_state: OnState | None = None, max_reconnects: int | None = None,
               on_refused: OnRefused | None = None, retained_only: bool = False, inbox: Inbox | None = None,
-              on_dropped: OnRefused | None = None, on_busy: Callable[[str], None] | None = None) -> tuple[Session, Inbox]:
+              on_dropped: OnRefused | None = None, on_busy: Callable[[str], None] | None = None,
+              on_notice: Callable[[str], None] | None = None) -> tuple[Session, Inbox]:
     """Connect and subscribe (several SUBSCRIBE packets where AWS limits require); return (connection,
     inbox: `inbox`, or a new one). A refused filter raises Refused, unless `on_refused` (--partial)
     hears of it and at least one filter was granted. With `max_reconnects`, the inbox fails with a
     ConnectError once that many reconnection attempts failed in a row (0: as soon as the connection
     is lost); it fails with the connection's error when the broker ends it for good (taken over,
     refused; with `options.long_running` only taken over: `on_dropped` hears why it was ended).
-    Under AWS IoT Core's rules, `on_busy` hears when messages arrive at its outbound rate (RateWatch)."""
+    Under AWS IoT Core's rules, `on_busy` hears when messages arrive at its outbound rate (RateWatch);
+    `on_notice`, what the broker settled otherwise than asked (a shorter session expiry)."""
     filters = _check_filters(source, filters, on_refused, retained_only)
     where = source.get().host
     inbox = inbox if inbox is not None else Inbox()
@@ -158,6 +160,7 @@ def subscribe(source: KeySource, options: ConnectOptions, filters: list[str], qo
         put = RateWatch(put, on_busy)
     connection = open_session(source, options, put, watch)
     connection.on_dropped = on_dropped
+    connection.listen(on_notice)
     opened.append(connection)
     try:
         _subscribe_all(connection, filters, qos, on_refused)

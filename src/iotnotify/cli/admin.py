@@ -45,11 +45,15 @@ Examples:
 @click.option("--max-connection-duration", type=click.IntRange(1, 86_400), default=86_400, show_default=True,
               metavar="S", help="Close a connection at its first message after S seconds, as AWS IoT Core closes a "
                                "WebSocket connection after 24 hours (shorter: to see clients come back).")
+@click.option("--max-session-expiry", type=click.IntRange(1, 7 * 86_400), default=3600, show_default=True,
+              metavar="S", help="Keep a persistent session S seconds after its client left, as the account's maximum "
+                               "(AWS's default is an hour, raised on request up to 7 days; shorter: to see sessions "
+                               "end); an MQTT 5 client asking longer is told S in the CONNACK.")
 @click.option("--profile-name", default="local", show_default=True, metavar="NAME",
               help="Profile to write to the config file for this stack.")
 def local_command(port: int, keys_port: int, mqtt_port: int, ws_port: int, lifetime: int, topics: str, private_topic_prefix: str | None,
           any_client_id: bool, role_policy: Any, cors_origins: tuple[str, ...], permissive: bool,
-          max_connection_duration: int, profile_name: str) -> None:
+          max_connection_duration: int, max_session_expiry: int, profile_name: str) -> None:
     """Run a local stack on loopback until Ctrl-C: Mosquitto behind a TLS WebSocket front that plays by
     AWS IoT Core's rules, and a keys endpoint."""
     import datetime as dt
@@ -71,7 +75,8 @@ def local_command(port: int, keys_port: int, mqtt_port: int, ws_port: int, lifet
     policy = read_role_policy(role_policy.read(), getattr(role_policy, "name", "--role-policy")) if role_policy else None
     stack = LocalStack(StackConfig(default_state_dir(), port, keys_port, mqtt_port, lifetime, topic_list, permissive,
                                    any_client_id, private_topic_prefix, policy,
-                                   tuple(o.rstrip("/") for o in cors_origins), ws_port, max_connection_duration),
+                                   tuple(o.rstrip("/") for o in cors_origins), ws_port, max_connection_duration,
+                                   max_session_expiry),
                        log=log)
     try:
         stack.start()
@@ -102,7 +107,8 @@ def _print_local_banner(stack: Any, profile: str, config_file: str) -> None:
         console.print("  rules    [bold yellow]permissive[/]: signatures checked; no policy, limits or throttle")
     else:
         console.print("  rules    AWS IoT Core's: the keys' policy, limits, 100 publishes/s per connection each way, "
-                      f"connections closed after {cfg.max_connection_duration:g} s (refusals are logged here)")
+                      f"connections closed after {cfg.max_connection_duration:g} s, sessions kept "
+                      f"{cfg.max_session_expiry} s (refusals are logged here)")
     others = f" and {', '.join(cfg.cors_origins)}" if cfg.cors_origins else " only (--cors-origin adds others)"
     console.print(f"  browsers pages from the stack's own origins{others} may get keys and connect")
     console.print(f"  profile  [bold]{profile}[/] written to {config_file}, and [bold]{profile}-cognito[/]: keys "

@@ -238,7 +238,8 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], no_retain
     connection, inbox = subscribe(source_of(settings), options, list(filters), qos, on_state=state_notes(quiet),
                                   max_reconnects=0 if no_reconnect else max_reconnects,
                                   on_refused=warn if partial else None, retained_only=retained_only,
-                                  on_dropped=warn_reconnecting, on_busy=warn_text)
+                                  on_dropped=warn_reconnecting, on_busy=warn_text,
+                                  on_notice=warn_text)
     with connection:
         note("subscribed", quiet)
         mark_ready(ready_file)

@@ -68,6 +68,7 @@ class TailState:
     typing: str = ""
     dropped: str = ""  # why the broker last ended the connection (it was made again)
     busy: bool = False  # messages came at AWS IoT Core's outbound rate: some may have been discarded
+    notice: str = ""  # what the broker settled otherwise than asked (a shorter session expiry)
 
     def __post_init__(self) -> None:
         self.rows = collections.deque(maxlen=max(self.lines, 1))
@@ -101,6 +102,10 @@ class TailState:
         now = time.monotonic() if now is None else now
         recent = sum(n for second, n in self._seconds if second > now - RATE_WINDOW)
         return recent / max(min(now - self.started, RATE_WINDOW), 1.0)
+
+    def note(self, text: str) -> None:
+        """What the broker settled otherwise than asked: shown in the footer until the view ends."""
+        self.notice = escaped(text)
 
     def set_state(self, state: State, attempt: int = 0) -> None:
         """Connection state from the client: connecting, connected, reconnecting (attempt n), stopped, failed."""
@@ -183,6 +188,8 @@ def _footer(state: TailState) -> Text:
         footer.append(f" · grep {state.grep.pattern!r}: {state.shown} shown", style="dim")
     if state.dropped:
         footer.append(f" · last closed by the broker: {state.dropped}", style="yellow")
+    if state.notice:
+        footer.append(f" · {state.notice}", style="yellow")
     if state.busy:
         footer.append(f" · at AWS's {limits.OUTBOUND_RATE} messages/s: more may have been discarded", style="yellow")
     footer.no_wrap, footer.overflow = True, "ellipsis"
@@ -205,7 +212,8 @@ REFRESH = 0.1  # s between redraws of the live view
 
 def run_plain(source: KeySource, options: ConnectOptions, topics: list[str], qos: int, pattern: re.Pattern[str] | None,
               save: BinaryIO | None, out: BinaryIO, on_refused: OnRefused | None,
-              on_dropped: OnRefused | None = None, on_busy: Callable[[str], None] | None = None) -> tuple[str, bool]:
+              on_dropped: OnRefused | None = None, on_busy: Callable[[str], None] | None = None,
+              on_notice: Callable[[str], None] | None = None) -> tuple[str, bool]:
     """`tail` when stdout is not a terminal: `subscribe -v` lines (those --grep lets through) until
     Ctrl-C; (the summary, whether the reader of `out` went away)."""
     from iotnotify.output import OutputStyle, formatter
@@ -214,7 +222,7 @@ def run_plain(source: KeySource, options: ConnectOptions, topics: list[str], qos
     plain, save_line = formatter(OutputStyle(verbose=True)), formatter(OutputStyle(json_lines=True))
     state = TailState(1, pattern)
     connection, inbox = subscribe(source, options, topics, qos, on_refused=on_refused, on_dropped=on_dropped,
-                                  on_busy=on_busy)
+                                  on_busy=on_busy, on_notice=on_notice)
     gone = False
     with connection:
         try:
@@ -267,7 +275,7 @@ def run_live(source: KeySource, options: ConnectOptions, topics: list[str], qos:
         state.busy = True
 
     connection, inbox = subscribe(source, options, topics, qos, on_state=state.set_state, on_refused=on_refused,
-                                  on_dropped=dropped, on_busy=busy)
+                                  on_dropped=dropped, on_busy=busy, on_notice=state.note)
     state.client_id = connection.client_id
     state.set_state(State.CONNECTED)
     editor = LineEditor(lambda text: setattr(state, "typing", text)) if send_topic else None

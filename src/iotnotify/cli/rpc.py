@@ -146,7 +146,8 @@ def respond_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: i
     connection, inbox, responder = listen(source_of(settings), options, list(filters), qos, command, parallel,
                                           queue, command_timeout, answered, refused,
                                           on_dropped=warn_reconnecting, on_state=state_notes(quiet),
-                                          on_partial=warn if partial else None, on_busy=warn_text)
+                                          on_partial=warn if partial else None, on_busy=warn_text,
+                                          on_notice=warn_text)
     with connection:
         note("subscribed", quiet)
         mark_ready(ready_file)

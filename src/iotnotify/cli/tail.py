@@ -73,7 +73,8 @@ def tail_command(ctx: click.Context, /, filters: tuple[str, ...], lines: int | N
         summary = run_live(source, options, topics, qos, lines, pattern, save, send_topic, on_refused)
     else:
         summary, reader_gone = run_plain(source, options, topics, qos, pattern, save, sys.stdout.buffer, on_refused,
-                                         on_dropped=warn_reconnecting, on_busy=warn_text)
+                                         on_dropped=warn_reconnecting, on_busy=warn_text,
+                                         on_notice=warn_text)
         if reader_gone:
             quiet_stdout()
     note(summary)

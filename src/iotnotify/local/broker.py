@@ -28,11 +28,12 @@ def find_mosquitto(path: str | None = None, fallback: str = SBIN) -> str:
     return found
 
 
-def render_config(port: int, extra: str = "", unix_socket: Path | None = None) -> str:
+def render_config(port: int, extra: str = "", unix_socket: Path | None = None, session_hours: int | None = None) -> str:
     """mosquitto.conf: one plain MQTT listener on 127.0.0.1 (for tools; the wss front relays to it
     when it has no `unix_socket`), the front's Unix socket, then any `extra` lines (bench/ adds a
     TLS listener for mosquitto_pub). `user` keeps a root start from switching to the `mosquitto`
-    user, as Debian's Mosquitto otherwise does."""
+    user, as Debian's Mosquitto otherwise does. With `session_hours`, MQTT 3.1.1 persistent sessions
+    (and MQTT 5 ones asking longer) end that long after their client left (Mosquitto counts in hours)."""
     lines = [
         "# written by `iotnotify local`; regenerated at every start",
         f"user {getpass.getuser()}",
@@ -48,6 +49,8 @@ def render_config(port: int, extra: str = "", unix_socket: Path | None = None) -
         f"listener {port} 127.0.0.1",
         "protocol mqtt",
     ]
+    if session_hours is not None:
+        lines.insert(4, f"persistent_client_expiration {session_hours}h")
     if unix_socket is not None:
         lines += [f"listener 0 {unix_socket}", "protocol mqtt"]
     return "\n".join(lines) + "\n" + extra
@@ -92,6 +95,7 @@ class Broker:
         self.port = port
         self.unix_socket = front_socket(folder)
         self.extra_config = ""  # more mosquitto.conf lines, written at the next start (bench/ uses it)
+        self.session_hours: int | None = None  # persistent sessions end this long after their client left
         self.config_file = folder / "mosquitto.conf"
         self.log_file = folder / "mosquitto.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -101,7 +105,7 @@ class Broker:
         from iotnotify.files import Unsafe, write_private
 
         binary = find_mosquitto()
-        config = render_config(self.port, self.extra_config, self.unix_socket)
+        config = render_config(self.port, self.extra_config, self.unix_socket, self.session_hours)
         try:  # a folder someone else could write to could hold their mosquitto.conf, or links
             write_private(self.config_file, config.encode(), strict=True)
         except Unsafe as e:

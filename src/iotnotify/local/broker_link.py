@@ -1,11 +1,14 @@
 """The wss front's connections to Mosquitto: over its Unix socket, or TCP on 127.0.0.1; the
-broker's bytes handed on as they are read, in batches under a flood."""
+broker's bytes handed on as they are read, in batches under a flood. And the stack's own short
+exchanges with it (an HTTPS publish handed on, a stored session forgotten)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+
+from iotnotify.local import packets as mqtt
 
 BrokerAddress = int | Path
 """Mosquitto's TCP port on 127.0.0.1, or the path of its Unix socket."""
@@ -24,6 +27,32 @@ async def connect_broker(broker: BrokerAddress, received: Callable[[bytes], None
     else:
         _, link = await loop.create_connection(lambda: BrokerLink(received), "127.0.0.1", broker)
     return link
+
+
+async def exchange(broker: BrokerAddress, client_id: str, then: bytes = b"", expected: tuple[int, ...] = ()) -> None:
+    """Connect to the broker as `client_id` (MQTT 3.1.1, a clean session: a session stored for that
+    id is forgotten), send `then`, wait for a packet of each kind `expected`, and disconnect.
+    OSError if the broker cannot be reached, Malformed if it refuses or closes first."""
+    if isinstance(broker, Path):
+        reader, writer = await asyncio.open_unix_connection(str(broker))
+    else:
+        reader, writer = await asyncio.open_connection("127.0.0.1", broker)
+    try:
+        writer.write(mqtt.connect(client_id) + then)
+        framer, waiting = mqtt.Framer(), [mqtt.CONNACK, *expected]
+        while waiting:
+            data = await reader.read(4096)
+            if not data:
+                raise mqtt.Malformed("the broker closed the connection")
+            for packet in framer.feed(data):
+                if packet.kind == mqtt.CONNACK and mqtt.connack_code(packet) != 0:
+                    raise mqtt.Malformed("the broker refused the connection")
+                if packet.kind in waiting:
+                    waiting.remove(packet.kind)
+        writer.write(mqtt.DISCONNECT_311)
+        await writer.drain()
+    finally:
+        writer.close()
 
 
 class BrokerLink(asyncio.BufferedProtocol):

@@ -23,7 +23,7 @@ from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from iotnotify.errors import LocalStackError
-from iotnotify.local.broker_link import BrokerAddress, BrokerLink, connect_broker
+from iotnotify.local.broker_link import BrokerAddress, BrokerLink, connect_broker, exchange
 from iotnotify.local.gateway import Gateway
 from iotnotify.local.packets import Malformed
 from iotnotify.local.sigv4 import UpgradeRefused
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from iotnotify.local.https_publish import Answer
 
 MQTT_PATH = "/mqtt"
+FORGET_TIMEOUT = 5.0  # s for the broker to forget an expired session
 MAX_MESSAGE = 2 * 1024 * 1024  # bytes per WebSocket message: AWS IoT Core's packets are at most 128 KB
 
 
@@ -177,9 +178,11 @@ class Relay:
         self.holders = holders
         self.client_id: str | None = None
         self.broker: BrokerLink | None = None
+        self.address: BrokerAddress | None = None
 
     async def run(self, broker: BrokerAddress) -> None:
         """Relay until either side ends; then close both."""
+        self.address = broker
         try:
             link = await connect_broker(broker, self._from_broker)
         except OSError:
@@ -199,6 +202,7 @@ class Relay:
             link.close()
             if self.gateway is not None:  # no WebSocket closing handshake, as AWS IoT Core
                 self.gateway.note_throttled()
+                self.gateway.ended()
                 self.websocket.transport.close()
             await self.websocket.close()
 
@@ -227,6 +231,11 @@ class Relay:
             self.holders[self.client_id] = self.take_over
             if older is not None:
                 await older()
+        if verdict.forget is not None and self.address is not None:  # an expired stored session
+            try:
+                await asyncio.wait_for(exchange(self.address, verdict.forget), FORGET_TIMEOUT)
+            except (OSError, TimeoutError, Malformed):
+                return False  # the broker is not there: nor will it take the CONNECT
         if verdict.to_broker:
             broker.write(verdict.to_broker)
             await broker.drain()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from iotnotify import limits
 from iotnotify.local import packets as mqtt
+from iotnotify.local.account import ConnectRate, StoredSessions
 from iotnotify.local.grants import Grants
 from iotnotify.throttle import TokenBucket
 from iotnotify.topics import counted_slashes, filter_matches
@@ -34,6 +35,7 @@ Subscription Identifier Available 0; shared subscriptions supported, for MQTT 5 
 FAILURE = 0x80  # MQTT 3.1.1's one SUBACK failure code
 FRAME_LIMIT = limits.MAX_PAYLOAD_BYTES + 64 * 1024  # a longer packet cannot hold a payload AWS accepts
 RECEIVE_CACHE = 10_000  # topics whose iot:Receive decision is remembered per connection
+REPLAY_QUIET = 0.5  # s without a message from the broker (but for the gateway's own pauses) that end a replay
 
 Log = Callable[[str], None]
 
@@ -50,29 +52,7 @@ class Verdict:
     close: bool = False
     pause: float = 0.0
     connected_as: str | None = None  # a CONNECT went to the broker with this client id
-
-
-class ConnectRate:
-    """AWS IoT Core's one CONNECT a second per client id, across every connection of the stack:
-    `admit` says whether a CONNECT may go on now (one it refuses does not count; one the policy then
-    refuses does, as AWS counts requests). It remembers the
-    ids of the last second only (older ones are let go once it holds RECENT_IDS), so any number
-    of clients cannot grow it without bound."""
-
-    RECENT_IDS = 10_000
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self._last: dict[str, float] = {}
-
-    def admit(self, client_id: str) -> bool:
-        now = self.clock()
-        if now - self._last.get(client_id, float("-inf")) < limits.CONNECT_INTERVAL:
-            return False
-        if len(self._last) >= self.RECENT_IDS:
-            self._last = {cid: at for cid, at in self._last.items() if now - at < limits.CONNECT_INTERVAL}
-        self._last[client_id] = now
-        return True
+    forget: str | None = None  # the broker must forget this client id's stored session before to_broker goes
 
 
 def _too_long(topic: str) -> bool:
@@ -84,9 +64,12 @@ class Gateway:
 
     def __init__(self, grants: Grants, log: Log | None = None, clock: Callable[[], float] = time.monotonic,
                  max_duration: float | None = limits.MAX_CONNECTION_DURATION,
-                 connects: ConnectRate | None = None) -> None:
+                 connects: ConnectRate | None = None, sessions: StoredSessions | None = None) -> None:
         self.grants = grants
         self.connects = connects  # the stack's, shared by its connections (None: no connect rate)
+        self.sessions = sessions or StoredSessions()  # the stack's MQTT 3.1.1 sessions left, and their expiry
+        self._stored_v3 = False  # this connection holds an MQTT 3.1.1 persistent session, accepted
+        self._expiry_said: int | None = None  # the session expiry the CONNACK says, if not the client's
         self.max_duration = max_duration  # s a connection may last (AWS: a WebSocket one, 24 hours)
         self._ends = float("inf") if max_duration is None else clock() + max_duration
         self.log = log or (lambda _line: None)
@@ -105,6 +88,9 @@ class Gateway:
         self._delivered_bytes = TokenBucket(limits.THROUGHPUT, limits.THROUGHPUT, clock)
         self._discarded = 0  # messages to the client over the outbound throttle, since the last line
         self.resumed = False  # the CONNACK said session present: the broker may hold filters and messages for it
+        self._replaying = False  # a resumed session's stored messages are being sent (10 a second)
+        self._replay_quiet_from = 0.0  # the broker has been quiet since (but for the gateway's pause)
+        self._replay = TokenBucket(limits.REPLAY_RATE, limits.REPLAY_RATE, clock)
         # packet id -> our SUBACK codes (None where the broker answers), and the filters it answers for
         self._subacks: dict[int, tuple[list[int | None], list[str]]] = {}
         self._aliases: dict[int, str] = {}  # topic aliases of the client's PUBLISHes
@@ -196,9 +182,33 @@ class Gateway:
         if keep_alive != connect.keep_alive:  # as AWS: 0 or over 1200 s is 1200, under 30 s is 30
             raw = mqtt.with_keep_alive(p, connect, keep_alive)
             self._server_keep_alive = keep_alive if self.v5 else None
+        raw = self._session_expiry(connect, raw, out)
         out.to_broker += raw
         out.connected_as = connect.client_id
         return False
+
+    def _session_expiry(self, connect: mqtt.Connect, raw: bytes, out: Verdict) -> bytes:
+        """The CONNECT held to the account's session expiry: an MQTT 5 one asking longer gets the
+        maximum (the CONNACK will say it); a 3.1.1 persistent session left longer ago than that is
+        forgotten before this CONNECT goes on (`out.forget`), since AWS IoT Core ends those too."""
+        limit = int(self.sessions.max_expiry)
+        if self.sessions.expired(connect.client_id) and not connect.clean:
+            self._note(f"persistent session left over {limit} s ago (the account's session expiry): not resumed")
+            out.forget = connect.client_id
+        if not self.v5:
+            self._stored_v3 = not connect.clean
+            return raw
+        if connect.session_expiry > limit:
+            self._expiry_said = limit
+            return mqtt.with_connect_properties(raw, {mqtt.SESSION_EXPIRY: limit.to_bytes(4, "big")})
+        return raw
+
+    def ended(self) -> None:
+        """The connection ended: an MQTT 3.1.1 persistent session's expiry starts now (not when
+        another connection took the client id: the session is that one's)."""
+        if self._stored_v3 and self.level is not None and self.client_id != "?":
+            self.sessions.left(self.client_id)
+        self._stored_v3 = False
 
     def _will_allowed(self, topic: str, retain: bool) -> bool:
         """A will is a publish the broker makes for the client later: the keys must allow it now
@@ -224,6 +234,7 @@ class Gateway:
         DISCONNECT 0x8E (session taken over); MQTT 3.1.1 gets nothing, just the close."""
         self._note("another connection took this client id: connection closed")
         self.closed = True
+        self._stored_v3 = False
         return mqtt.disconnect(SESSION_TAKEN_OVER) if self.v5 else b""
 
     def _publish(self, p: mqtt.Packet, out: Verdict) -> bool:  # noqa: PLR0911 - a return per AWS rule, in order
@@ -296,6 +307,9 @@ class Gateway:
         out = Verdict()
         if self.closed or self._outlived(out):
             return out
+        now = self.clock()
+        if self._replaying and now > self._replay_quiet_from + REPLAY_QUIET:
+            self._replaying = False  # the broker had nothing more stored: what comes from now on is live
         for p in self._from_broker.feed(data):
             kind = p.kind
             if kind == mqtt.PUBLISH:
@@ -309,6 +323,8 @@ class Gateway:
         if out.to_client:  # over 512 KiB/s: AWS delays it ("delayed in processing"); so does reading the broker
             self._delivered_bytes.spend(len(out.to_client))
             out.pause = max(out.pause, self._delivered_bytes.delay(0))
+        if self._replaying:
+            self._replay_quiet_from = now + out.pause
         return out
 
     def _deliver(self, p: mqtt.Packet, out: Verdict) -> None:
@@ -325,14 +341,16 @@ class Gateway:
                 self._receive.clear()
             allowed = self._receive[topic] = self.grants.allows("iot:Receive", f"topic/{topic}")
         deliver = allowed and (not publish.retain or topic in self.subscriptions) and not self._parent_only(topic)
-        if deliver and self._deliveries.take():
+        if deliver and self._replaying and publish.packet_id is not None:
+            # a resumed session's stored QoS 1 messages, which AWS does not discard but sends at 10 a
+            # second: delivered, and Mosquitto read again once that rate allows (a chunk it sent
+            # together goes together: 10 a second on average)
+            self._replay.spend(1)
+            self._deliveries.spend(1)
+            out.pause = max(out.pause, self._replay.delay(1))
             out.to_client += p.raw
             return
-        if deliver and self.resumed and publish.packet_id is not None:
-            # a resumed session's QoS 1 messages, its backlog among them, which AWS does not discard but
-            # sends at 10 a second: delivered, and Mosquitto read again once the rate allows
-            self._deliveries.spend(1)
-            out.pause = max(out.pause, self._deliveries.delay(1))
+        if deliver and self._deliveries.take():
             out.to_client += p.raw
             return
         if publish.packet_id is not None:
@@ -346,13 +364,17 @@ class Gateway:
 
     def _connack(self, p: mqtt.Packet) -> bytes:
         """The broker's accepting CONNACK as AWS IoT Core's would be (MQTT 5: ANNOUNCED, and the
-        keep-alive the gateway made of the client's); whether it resumed a session is noted."""
-        self.resumed = bool(p.raw[p.body] & 1)
+        keep-alive and session expiry the gateway made of the client's); whether it resumed a
+        session is noted, and its stored messages are then sent at AWS's replay rate."""
+        self.resumed = self._replaying = bool(p.raw[p.body] & 1)
+        self._replay_quiet_from = self.clock()
         if not self.v5:
             return p.raw
-        keep_alive = {} if self._server_keep_alive is None else {
+        said = {} if self._server_keep_alive is None else {
             mqtt.SERVER_KEEP_ALIVE: self._server_keep_alive.to_bytes(2, "big")}
-        return mqtt.with_connack_properties(p, {**ANNOUNCED, **keep_alive})
+        if self._expiry_said is not None:  # "the server uses a different value than the client"
+            said[mqtt.SESSION_EXPIRY] = self._expiry_said.to_bytes(4, "big")
+        return mqtt.with_connack_properties(p, {**ANNOUNCED, **said})
 
     def _parent_only(self, topic: str) -> bool:
         """Whether `topic` reached this connection only through filters `topic/#`, which AWS IoT Core

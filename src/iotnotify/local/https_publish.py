@@ -17,12 +17,11 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from iotnotify import limits
 from iotnotify.local import packets as mqtt
-from iotnotify.local.broker_link import BrokerAddress
+from iotnotify.local.broker_link import BrokerAddress, exchange
 from iotnotify.local.grants import Grants
 from iotnotify.local.sigv4 import KnownKeys, UpgradeRefused
 
@@ -90,27 +89,8 @@ class HttpsPublish:
 
     async def _publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         """Hand the message to Mosquitto; return once it has it (CONNACK, and PUBACK at QoS 1)."""
-        if isinstance(self.broker, Path):
-            reader, writer = await asyncio.open_unix_connection(str(self.broker))
-        else:
-            reader, writer = await asyncio.open_connection("127.0.0.1", self.broker)
-        try:
-            writer.write(mqtt.connect(f"iotnotify-https-{os.urandom(6).hex()}")
-                         + mqtt.publish(topic, payload, qos, retain))
-            framer, expected = mqtt.Framer(), [mqtt.CONNACK] + ([mqtt.PUBACK] if qos else [])
-            while expected:
-                data = await reader.read(4096)
-                if not data:
-                    raise mqtt.Malformed("the broker closed the connection")
-                for packet in framer.feed(data):
-                    if packet.kind == mqtt.CONNACK and mqtt.connack_code(packet) != 0:
-                        raise mqtt.Malformed("the broker refused the connection")
-                    if packet.kind in expected:
-                        expected.remove(packet.kind)
-            writer.write(mqtt.DISCONNECT_311)
-            await writer.drain()
-        finally:
-            writer.close()
+        await exchange(self.broker, f"iotnotify-https-{os.urandom(6).hex()}", mqtt.publish(topic, payload, qos, retain),
+                       (mqtt.PUBACK,) if qos else ())
 
 
 def _check(grants: Grants, topic: str, retain: bool, size: int) -> Answer | None:

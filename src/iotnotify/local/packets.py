@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass
 
 CONNECT, CONNACK, PUBLISH, PUBACK, SUBSCRIBE, SUBACK, UNSUBSCRIBE, DISCONNECT = 1, 2, 3, 4, 8, 9, 10, 14
-TOPIC_ALIAS, SERVER_KEEP_ALIVE, USER_PROPERTY = 0x23, 0x13, 0x26
+TOPIC_ALIAS, SERVER_KEEP_ALIVE, USER_PROPERTY, SESSION_EXPIRY = 0x23, 0x13, 0x26, 0x11
 SUBSCRIPTION_IDENTIFIER, TOPIC_ALIAS_MAXIMUM, MAXIMUM_QOS, RETAIN_AVAILABLE = 0x0B, 0x22, 0x24, 0x25
 WILDCARD_AVAILABLE, SUBSCRIPTION_IDS_AVAILABLE, SHARED_AVAILABLE = 0x28, 0x29, 0x2A
 
@@ -159,7 +159,8 @@ def packet(first: int, body: bytes) -> bytes:
 @dataclass(frozen=True)
 class Connect:
     """What CONNECT says: protocol level (4: 3.1.1, 5: 5), keep-alive and where it is, client id,
-    and its will's topic and retain flag (None, False without a will)."""
+    its will's topic and retain flag (None, False without a will), whether it starts a clean
+    session, and (MQTT 5) its session expiry (0 when absent: the session ends with the connection)."""
 
     level: int
     keep_alive: int
@@ -167,9 +168,12 @@ class Connect:
     client_id: str
     will_topic: str | None = None
     will_retain: bool = False
+    clean: bool = True
+    session_expiry: int = 0
 
 
-WILL_FLAG, WILL_RETAIN = 0x04, 0x20  # CONNECT's flags (MQTT 3.1.1 3.1.2.3)
+WILL_FLAG, WILL_RETAIN, CLEAN = 0x04, 0x20, 0x02  # CONNECT's flags (MQTT 3.1.1 3.1.2.3)
+PROPERTIES_AT = 10  # where an MQTT 5 CONNECT's properties start in its body (after name, level, flags, keep-alive)
 
 
 def parse_connect(p: Packet) -> Connect:
@@ -180,16 +184,18 @@ def parse_connect(p: Packet) -> Connect:
     level, flags, keep_alive_at = data[pos], data[pos + 1], pos + 2
     keep_alive = _u16(data, keep_alive_at)
     pos += 4
+    expiry = 0
     if level == 5:
-        _, _, pos = _properties(data, pos)
+        properties, _, pos = _properties(data, pos)
+        expiry = int(properties.get(SESSION_EXPIRY, 0))  # type: ignore[call-overload]
     client_id, pos = _string(data, pos)
     will_topic = None
     if flags & WILL_FLAG:
         if level == 5:
             _, _, pos = _properties(data, pos)  # the will's own properties
         will_topic, _ = _string(data, pos)
-    return Connect(level, keep_alive, keep_alive_at, client_id, will_topic, bool(flags & WILL_FLAG and
-                                                                                 flags & WILL_RETAIN))
+    return Connect(level, keep_alive, keep_alive_at, client_id, will_topic,
+                   bool(flags & WILL_FLAG and flags & WILL_RETAIN), bool(flags & CLEAN), expiry)
 
 
 def with_keep_alive(p: Packet, connect: Connect, seconds: int) -> bytes:
@@ -336,15 +342,25 @@ def subscribe_properties(p: Packet) -> dict[int, object]:
     return _properties(p.raw, p.body + 2)[0]
 
 
-def with_connack_properties(p: Packet, replaced: dict[int, bytes]) -> bytes:
-    """An MQTT 5 CONNACK with the properties in `replaced` (id -> the encoded value) in place of the
-    broker's own, the rest kept."""
-    data = p.raw
-    _, start, end = _properties(data, p.body + 2)
+def _with_properties(data: bytes, first: int, body: int, at: int, replaced: dict[int, bytes]) -> bytes:
+    """The MQTT 5 packet `data` (its body from `body`) with the properties at `at` in `replaced`
+    (id -> the encoded value) in place of its own, the rest kept."""
+    _, start, end = _properties(data, at)
     _, inner = read_varint(data, start)
-    kept = b"".join(data[first:last] for pid, first, last in _spans(data, inner, end) if pid not in replaced)
+    kept = b"".join(data[a:b] for pid, a, b in _spans(data, inner, end) if pid not in replaced)
     props = kept + b"".join(bytes([pid]) + value for pid, value in replaced.items())
-    return packet(p.first, data[p.body : p.body + 2] + encode_varint(len(props)) + props + data[end:])
+    return packet(first, data[body:at] + encode_varint(len(props)) + props + data[end:])
+
+
+def with_connack_properties(p: Packet, replaced: dict[int, bytes]) -> bytes:
+    """An MQTT 5 CONNACK with the properties in `replaced` in place of the broker's own."""
+    return _with_properties(p.raw, p.first, p.body, p.body + 2, replaced)
+
+
+def with_connect_properties(connect: bytes, replaced: dict[int, bytes]) -> bytes:
+    """An MQTT 5 CONNECT (its bytes) with the properties in `replaced` in place of the client's own."""
+    _, body = read_varint(connect, 1)
+    return _with_properties(connect, connect[0], body, body + PROPERTIES_AT, replaced)
 
 
 def connect(client_id: str, keep_alive: int = 30) -> bytes:

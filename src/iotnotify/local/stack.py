@@ -11,9 +11,10 @@ from typing import Any
 from iotnotify import limits
 from iotnotify.errors import LocalStackError, UsageError
 from iotnotify.local import DEFAULT_KEYS_PORT, DEFAULT_MQTT_PORT, DEFAULT_TOPICS, DEFAULT_WSS_PORT
+from iotnotify.local.account import ConnectRate, StoredSessions
 from iotnotify.local.broker import Broker, check_port_free
 from iotnotify.local.front import WebSocketFront
-from iotnotify.local.gateway import ConnectRate, Gateway
+from iotnotify.local.gateway import Gateway
 from iotnotify.local.grants import Grants
 from iotnotify.local.https_publish import HttpsPublish
 from iotnotify.local.keys_server import LOCAL_ACCOUNT, LOCAL_REGION, KeysServer, LocalIssuer, loopback_origins
@@ -43,6 +44,7 @@ class StackConfig:
     cors_origins: tuple[str, ...] = ()  # browser pages that may use the stack besides its own (`*`: any)
     ws_port: int | None = None  # ws:// without TLS on loopback, for the browser page (None: none)
     max_connection_duration: float = limits.MAX_CONNECTION_DURATION  # s: AWS's 24 hours (shorter for a soak)
+    max_session_expiry: int = limits.MAX_SESSION_EXPIRY  # s: the account's (AWS's default an hour, at most 7 days)
 
 
 class LocalStack:
@@ -62,6 +64,9 @@ class LocalStack:
                                     plain_port=config.ws_port, publish=publish)
         self.keys: KeysServer | None = None
         self.connects = ConnectRate()  # AWS's one CONNECT a second per client id, over all connections
+        self.sessions = StoredSessions(config.max_session_expiry)  # MQTT 3.1.1 persistent sessions left
+        if not config.permissive:  # the backstop for the ids `sessions` forgets (Mosquitto counts in hours)
+            self.broker.session_hours = -(-config.max_session_expiry // 3600)
         self.origins = loopback_origins(config.keys_port, config.wss_port) + config.cors_origins
         try:
             self.endpoint = EndpointConfig(topics=config.topics, lifetime=config.lifetime,
@@ -76,7 +81,7 @@ class LocalStack:
         self._check_origin(headers)
         grants = self._grants(verify_upgrade(path, headers, self.issuer.lookup))
         return None if grants is None else Gateway(grants, self.log, max_duration=self.config.max_connection_duration,
-                                                   connects=self.connects)
+                                                   connects=self.connects, sessions=self.sessions)
 
     def _check_origin(self, headers: Mapping[str, str]) -> None:
         origin = next((v for k, v in headers.items() if k.lower() == "origin"), None)

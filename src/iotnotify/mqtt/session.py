@@ -75,6 +75,9 @@ class Session:
         self.on_state = on_state or (lambda _state, _attempt: None)
         # long-running: hears why the broker ended the connection (which is then made again)
         self.on_dropped: Callable[[IotNotifyError], None] | None = None
+        self._on_notice: Callable[[str], None] | None = None  # hears what the broker settled otherwise than asked
+        self._notices: list[str] = []  # said before anyone listened (the first CONNACK's)
+        self._kept_said = False
         self.key_error: IotNotifyError | None = None
         self.fatal: IotNotifyError | None = None  # why the broker ended the session for good
         self.reasons: dict[int, str] = {}  # the broker's reason string for each code it ended a connection with
@@ -143,6 +146,32 @@ class Session:
 
     def stopped(self) -> None:
         self.on_state(State.STOPPED, 0)
+
+    def session_kept(self, seconds: int) -> None:
+        """The broker keeps this persistent session `seconds` after a disconnection (MQTT 5's CONNACK,
+        when it says so): fewer than --session-expiry asked is said once, as AWS IoT Core holds
+        every session to the account's maximum (an hour unless raised)."""
+        asked = self.options.session_expiry
+        if self.options.session and seconds < asked and not self._kept_said:
+            self._kept_said = True
+            self._notice(f"broker {self.where} keeps session {shown(self.client_id)} {seconds} s after a "
+                         f"disconnection, not the {asked} s asked (--session-expiry): messages sent while "
+                         "you are away longer are not kept")
+
+    def _notice(self, text: str) -> None:
+        if self._on_notice is None:
+            self._notices = [*self._notices[-9:], text]
+        else:
+            self._on_notice(text)
+
+    def listen(self, on_notice: Callable[[str], None] | None) -> None:
+        """Tell `on_notice` what the broker settled otherwise than asked, from now on and what it
+        said before (the first CONNACK comes before the caller has the session)."""
+        self._on_notice = on_notice
+        notices, self._notices = self._notices, []
+        if on_notice is not None:
+            for text in notices:
+                on_notice(text)
 
     def reconnect_failed(self, refused: bool) -> None:
         """A reconnection attempt failed (the transport tries again); `refused`: the keys were, so

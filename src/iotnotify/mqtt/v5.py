@@ -153,6 +153,8 @@ class Mqtt5Transport:
             log.debug("CONNACK after %.0f ms: %s", (time.monotonic() - self._attempt_started) * 1000,
                       _connack_text(data.connack_packet, data.negotiated_settings))
         self._attempts = 0
+        if self.options.session:  # what the broker keeps: the CONNACK's, if it said one, else what was asked
+            self.session.session_kept(data.negotiated_settings.session_expiry_interval_sec)
         again = self.session.connected_once
         if again and not data.negotiated_settings.rejoined_session:
             for filters, qos in self.session.subscriptions:  # a clean session after a reconnection: subscribe again
@@ -257,6 +259,7 @@ def _connack_text(connack: mqtt5.ConnackPacket | None, settings: mqtt5.Negotiate
              f"maximum packet size {settings.maximum_packet_size_to_server}",
              f"topic alias maximum {settings.topic_alias_maximum_to_server}",
              f"keep-alive {settings.server_keep_alive_sec} s", f"maximum QoS {int(settings.maximum_qos)}",
+             f"session expiry {settings.session_expiry_interval_sec} s",
              f"retain {'available' if settings.retain_available else 'not available'}",
              f"client id {settings.client_id}"]
     return ", ".join(words)

@@ -180,13 +180,14 @@ def listen(source: KeySource, options: ConnectOptions, filters: list[str], qos: 
            parallel: int, queue: int, command_timeout: float, on_answer: OnAnswer, on_refused: OnRefused,
            on_dropped: Callable[[IotNotifyError], None], on_state: OnState | None = None,
            on_partial: Callable[[IotNotifyError], None] | None = None,
-           on_busy: Callable[[str], None] | None = None) -> tuple[Session, Inbox, Responder]:
+           on_busy: Callable[[str], None] | None = None,
+           on_notice: Callable[[str], None] | None = None) -> tuple[Session, Inbox, Responder]:
     """Subscribe to `filters` as a responder that runs for days: a connection the broker ends is
     made again (`on_dropped` hears why, and the requests being answered become suspects), QoS 1
     requests are acknowledged once answered and the broker told to hold back more than `queue` +
     `parallel` (Receive Maximum), QoS 0 ones beyond `queue` refused (`on_refused`). Serve the
     requests with serve(); `on_partial`: as subscribe's on_refused (--partial); `on_busy`: as
-    subscribe's (requests at AWS IoT Core's outbound rate)."""
+    subscribe's (requests at AWS IoT Core's outbound rate), and `on_notice`."""
     from dataclasses import replace
 
     from iotnotify.subscribe import subscribe
@@ -201,7 +202,7 @@ def listen(source: KeySource, options: ConnectOptions, filters: list[str], qos: 
 
     connection, inbox = subscribe(source, options, filters, qos, on_state=on_state, on_refused=on_partial,
                                   inbox=Inbox(queue, refuse_when_full(queue, on_refused)), on_dropped=dropped,
-                                  on_busy=on_busy)
+                                  on_busy=on_busy, on_notice=on_notice)
     responders.append(Responder(connection, command, parallel, command_timeout, on_answer))
     return connection, inbox, responders[0]
 
