@@ -154,8 +154,11 @@ def test_the_identity_pools_role_is_scoped_as_the_keys_are():
     connect, publish, subscribe, private = document["Statement"]
     assert connect["Resource"] == [f"{arn}:client/{sub}", f"{arn}:client/{sub}-*"]
     assert publish["Resource"] == [f"{arn}:topic//serverless/pubsub", "arn:*:iot:*:*:topic/alerts/*"]
-    assert subscribe["Resource"] == [f"{arn}:topicfilter//serverless/pubsub", "arn:*:iot:*:*:topicfilter/alerts/*"]
-    assert private["Resource"] == [f"{arn}:topic/users/{sub}", f"{arn}:topicfilter/users/{sub}"]
+    assert subscribe["Resource"] == [f"{arn}:topicfilter//serverless/pubsub", "arn:*:iot:*:*:topicfilter/alerts/*",
+                                     f"{arn}:topicfilter/$share/*//serverless/pubsub",  # shared subscriptions
+                                     "arn:*:iot:*:*:topicfilter/$share/*/alerts/*"]
+    assert private["Resource"] == [f"{arn}:topic/users/{sub}", f"{arn}:topicfilter/users/{sub}",
+                                   f"{arn}:topicfilter/$share/*/users/{sub}"]
     for statement in (connect, publish, subscribe):
         assert statement["Condition"] == {"StringEquals": {"aws:RequestedRegion": "eu-west-1"}}
     trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]

@@ -449,3 +449,12 @@ def test_a_filter_ending_in_hash_does_not_get_its_parent_topic_as_on_aws():
     g.from_client(subscribe("test/+", packet_id=2))
     g.from_broker(mqtt.suback(2, [1], True))
     assert g.from_broker(parent).to_client == parent  # another filter of its matches
+
+
+def test_a_shared_subscription_needs_subscribe_on_its_share_filter():
+    """AWS authorizes `$share/NAME/FILTER` as iot:Subscribe on `topicfilter/$share/NAME/FILTER`: the
+    session policy allows `$share/*/` before its topics; a filter outside them is refused (0x87)."""
+    g = gateway()
+    sent = g.from_client(subscribe("$share/workers/test/a", "$share/workers/other/a", packet_id=3))
+    assert [f for f, _ in mqtt.parse_subscribe(packets_of(sent.to_broker)[0], True).entries] == ["$share/workers/test/a"]
+    assert packets_of(g.from_broker(mqtt.suback(3, [1], True)).to_client)[0].raw == mqtt.suback(3, [1, 0x87], True)

@@ -7,6 +7,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from iotnotify.iam import is_allowed
 from iotnotify.role import ROLE_POLICY_NAME, setup_role
 from iotnotify.server import handler as lambda_handler
 from iotnotify.server.config import ConfigInvalid, EndpointConfig, load_config
@@ -94,11 +95,13 @@ def expected_policy(client_id, topics, private=None, any_client_id=False):
         {"Effect": "Allow", "Action": "iot:Connect", "Resource": clients},
         {"Effect": "Allow", "Action": ["iot:Publish", "iot:RetainPublish", "iot:Receive"],
          "Resource": [f"{base}:topic/{t}" for t in topics]},
-        {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": [f"{base}:topicfilter/{t}" for t in topics]},
+        {"Effect": "Allow", "Action": "iot:Subscribe",  # each filter, and its shared subscriptions in any share
+         "Resource": [r for t in topics for r in (f"{base}:topicfilter/{t}", f"{base}:topicfilter/$share/*/{t}")]},
     ]
     if private:
         statements += [{"Effect": "Allow", "Action": "iot:Receive", "Resource": f"{base}:topic/{private}"},
-                       {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": f"{base}:topicfilter/{private}"}]
+                       {"Effect": "Allow", "Action": "iot:Subscribe",
+                        "Resource": [f"{base}:topicfilter/{private}", f"{base}:topicfilter/$share/*/{private}"]}]
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -261,9 +264,27 @@ def test_endpoint_and_account_are_looked_up_once_per_container(aws, monkeypatch)
 
 
 def test_topics_that_would_make_the_session_policy_too_large_are_refused():
-    load_config({"IOTNOTIFY_TOPICS": ",".join(f"topic/{i}" for i in range(8))})
-    with pytest.raises(ConfigInvalid, match="AWS allows 2048"):
-        load_config({"IOTNOTIFY_TOPICS": ",".join(f"some/rather/long/topic/name/{i}" for i in range(30))})
+    load_config({"IOTNOTIFY_TOPICS": ",".join(f"topic/{i}" for i in range(7))})
+    with pytest.raises(ConfigInvalid, match="AWS allows 2048 \\(without shared subscriptions it would be smaller\\)"):
+        load_config({"IOTNOTIFY_TOPICS": ",".join(f"topic/{i}" for i in range(8))})
+    # without shared subscriptions' resources, about twice as many
+    load_config({"IOTNOTIFY_TOPICS": ",".join(f"topic/{i}" for i in range(12)), "IOTNOTIFY_SHARED_SUBSCRIPTIONS": "false"})
+    with pytest.raises(ConfigInvalid, match=r"AWS allows 2048$"):
+        load_config({"IOTNOTIFY_TOPICS": ",".join(f"some/rather/long/topic/name/{i}" for i in range(30)),
+                     "IOTNOTIFY_SHARED_SUBSCRIPTIONS": "no"})
+
+
+@pytest.mark.parametrize("shared, events", [(True, False), (False, False), (True, True)])
+def test_the_session_policy_grants_shared_subscriptions_and_lifecycle_events_as_configured(shared, events):
+    config = load_config({"IOTNOTIFY_TOPICS": "alerts/*", "IOTNOTIFY_SHARED_SUBSCRIPTIONS": str(shared),
+                          "IOTNOTIFY_LIFECYCLE_EVENTS": str(events)})
+    policy = config.session_policy(REGION, ACCOUNT, "c1", ["alerts/*"], None, None)
+    base = f"arn:aws:iot:{REGION}:{ACCOUNT}"
+    assert is_allowed([policy], "iot:Subscribe", f"{base}:topicfilter/alerts/x")
+    assert is_allowed([policy], "iot:Subscribe", f"{base}:topicfilter/$share/workers/alerts/#") == shared
+    assert not is_allowed([policy], "iot:Subscribe", f"{base}:topicfilter/$share/workers/other/#")
+    assert is_allowed([policy], "iot:Subscribe", f"{base}:topicfilter/$aws/events/presence/+/+") == events
+    assert is_allowed([policy], "iot:Receive", f"{base}:topic/$aws/events/presence/connected/c2") == events
 
 
 def test_the_partition_table_is_botocores():

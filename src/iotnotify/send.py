@@ -17,6 +17,7 @@ from iotnotify.keys.allowance import check_publish, describe
 from iotnotify.messages import Message
 from iotnotify.mqtt import ConnectOptions, Kind, Outcome, Session, open_session
 from iotnotify.mqtt import reason as reason_text
+from iotnotify.mqtt.options import numbered
 from iotnotify.outgoing import Outgoing
 from iotnotify.properties import Properties, check_payload_format, check_properties
 from iotnotify.records import parse_record
@@ -214,11 +215,8 @@ def closed_text(topic: str, session: Session) -> str:
 def open_connections(source: KeySource, options: ConnectOptions, count: int, stack: ExitStack) -> list[Session]:
     """`count` connections, each with a client id of its own (ID-1, ID-2... for a given --client-id),
     each disconnected when `stack` closes (those already open too, if one fails)."""
-    def own(number: int) -> ConnectOptions:
-        return replace(options, client_id=f"{options.client_id}-{number}") if options.client_id and count > 1 \
-            else options
-
-    return [stack.enter_context(open_session(source, own(number))) for number in range(1, count + 1)]
+    return [stack.enter_context(open_session(source, numbered(options, number, count)))
+            for number in range(1, count + 1)]
 
 
 def check_before_sending(source: KeySource, topic: str | None, payloads: Iterable[bytes],

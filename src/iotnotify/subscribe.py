@@ -6,6 +6,7 @@ import itertools
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from iotnotify import limits
 from iotnotify.errors import ConnectError, IotNotifyError, ReceiveTimeout, Refused, UsageError
@@ -14,7 +15,8 @@ from iotnotify.keys import KeySource, TemporaryKeys
 from iotnotify.keys.allowance import subscribe_refusals
 from iotnotify.messages import Message
 from iotnotify.mqtt import ConnectOptions, OnState, Session, State, open_session
-from iotnotify.topics import check_filter, subscribe_batches
+from iotnotify.mqtt.options import numbered
+from iotnotify.topics import check_filter, shared, subscribe_batches
 
 OnRefused = Callable[[IotNotifyError], None]  # a filter refused, with --partial: say so and go on
 
@@ -23,7 +25,8 @@ RETAINED_IDLE = 1.0  # s: retained messages come right after the SUBACK; this lo
 BUSY_SHARE = 0.9  # of AWS IoT Core's outbound rate: a second with this many messages is at the limit
 CALM = 10.0  # s below the limit that end an episode (the next second at it is warned of again)
 AT_THE_LIMIT = (f"messages arrive at AWS IoT Core's limit of {limits.OUTBOUND_RATE} a second to a connection: "
-                "more may have been discarded by the broker, which does not say so")
+                "more may have been discarded by the broker, which does not say so (shared subscriptions "
+                "spread them: subscribe --connections N, respond --share GROUP)")
 
 
 class RateWatch:
@@ -169,6 +172,41 @@ def subscribe(source: KeySource, options: ConnectOptions, filters: list[str], qo
         connection.disconnect()
         raise
     return connection, inbox
+
+
+class Connections:
+    """Connections that deliver into one inbox, used as one (a context manager that disconnects them all)."""
+
+    def __init__(self, sessions: list[Session]) -> None:
+        self.sessions = sessions
+
+    def __enter__(self) -> Connections:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.disconnect()
+
+    def disconnect(self) -> None:
+        for session in self.sessions:
+            session.disconnect()
+
+
+def subscribe_shared(source: KeySource, options: ConnectOptions, filters: list[str], qos: int, connections: int,
+                     group: str, **more: Any) -> tuple[Connections, Inbox]:
+    """Subscribe `connections` connections to `filters` as shared subscriptions of `group` (those
+    given as $share/NAME/... stay as they are), their messages into one inbox. The broker gives each
+    message to one member of a group, so N connections take N times AWS IoT Core's 100 messages a
+    second per connection; `more` as subscribe's, for each connection."""
+    filters, inbox = shared(filters, group), more.pop("inbox", None) or Inbox()
+    opened: list[Session] = []
+    try:
+        for number in range(1, connections + 1):
+            opened.append(subscribe(source, numbered(options, number, connections), filters, qos, inbox=inbox,
+                                    **more)[0])
+    except BaseException:
+        Connections(opened).disconnect()
+        raise
+    return Connections(opened), inbox
 
 
 def _subscribe_all(connection: Session, filters: list[str], qos: int, on_refused: OnRefused | None) -> None:

@@ -80,10 +80,42 @@ def check_topic(topic: str, aws: bool) -> str:
     return topic
 
 
+SHARE = "$share/"  # a shared subscription's filter: $share/NAME/FILTER (MQTT 5.0 4.8.2; AWS IoT Core: 5 and 3.1.1)
+
+
+def shared_parts(topic_filter: str) -> tuple[str, str] | None:
+    """(share name, filter) of a shared subscription's `$share/NAME/FILTER`; None for another filter."""
+    if not topic_filter.startswith(SHARE):
+        return None
+    name, _, inner = topic_filter[len(SHARE):].partition("/")
+    return name, inner
+
+
+def shared(filters: list[str], group: str) -> list[str]:
+    """`filters` as shared subscriptions of `group` (those that already are stay as they are)."""
+    return [f if f.startswith(SHARE) else f"{SHARE}{group}/{f}" for f in filters]
+
+
+MAX_SHARE_NAME = 128  # characters of a share name (AWS IoT Core's; MQTT sets none)
+
+
+def check_share_name(name: str) -> str:
+    """A share name as MQTT and AWS IoT Core allow it: 1 to 128 characters, no '/', '+' or '#'."""
+    if not name or len(name) > MAX_SHARE_NAME or any(c in name for c in "/+#"):
+        raise UsageError(f"share name {name!r}: it must be 1 to {MAX_SHARE_NAME} characters, without '/', '+' or '#'")
+    return name
+
+
 def check_filter(topic_filter: str, aws: bool) -> str:
-    """Validate a subscription filter (wildcards allowed where MQTT allows them). Returns it."""
+    """Validate a subscription filter (wildcards allowed where MQTT allows them; `$share/NAME/`
+    before one makes it a shared subscription). Returns it."""
     check_string(topic_filter, "filter")
-    levels = topic_filter.split("/")
+    parts = shared_parts(topic_filter)
+    if parts is not None:
+        if not parts[1]:
+            raise UsageError(f"filter {topic_filter!r}: a shared subscription is $share/NAME/FILTER")
+        check_share_name(parts[0])
+    levels = (parts[1] if parts else topic_filter).split("/")
     for index, level in enumerate(levels):
         if "#" in level and (level != "#" or index != len(levels) - 1):
             raise UsageError(f"filter {topic_filter!r}: '#' must be a whole level and the last one")

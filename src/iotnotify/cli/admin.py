@@ -49,11 +49,16 @@ Examples:
               metavar="S", help="Keep a persistent session S seconds after its client left, as the account's maximum "
                                "(AWS's default is an hour, raised on request up to 7 days; shorter: to see sessions "
                                "end); an MQTT 5 client asking longer is told S in the CONNACK.")
+@click.option("--shared-subscriptions/--no-shared-subscriptions", default=True, show_default=True,
+              help="Keys may subscribe to $share/NAME/FILTER, as IOTNOTIFY_SHARED_SUBSCRIPTIONS.")
+@click.option("--lifecycle-events", is_flag=True,
+              help="Keys may receive the lifecycle events $aws/events/..., as IOTNOTIFY_LIFECYCLE_EVENTS.")
 @click.option("--profile-name", default="local", show_default=True, metavar="NAME",
               help="Profile to write to the config file for this stack.")
 def local_command(port: int, keys_port: int, mqtt_port: int, ws_port: int, lifetime: int, topics: str, private_topic_prefix: str | None,
           any_client_id: bool, role_policy: Any, cors_origins: tuple[str, ...], permissive: bool,
-          max_connection_duration: int, max_session_expiry: int, profile_name: str) -> None:
+          max_connection_duration: int, max_session_expiry: int, shared_subscriptions: bool, lifecycle_events: bool,
+          profile_name: str) -> None:
     """Run a local stack on loopback until Ctrl-C: Mosquitto behind a TLS WebSocket front that plays by
     AWS IoT Core's rules, and a keys endpoint."""
     import datetime as dt
@@ -76,7 +81,7 @@ def local_command(port: int, keys_port: int, mqtt_port: int, ws_port: int, lifet
     stack = LocalStack(StackConfig(default_state_dir(), port, keys_port, mqtt_port, lifetime, topic_list, permissive,
                                    any_client_id, private_topic_prefix, policy,
                                    tuple(o.rstrip("/") for o in cors_origins), ws_port, max_connection_duration,
-                                   max_session_expiry),
+                                   max_session_expiry, shared_subscriptions, lifecycle_events),
                        log=log)
     try:
         stack.start()

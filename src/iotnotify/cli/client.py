@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -30,6 +31,7 @@ from iotnotify.cli.options import (
 from iotnotify.cli.terminal import end_quickly, note, quiet_stdout, state_notes, warn, warn_reconnecting, warn_text
 from iotnotify.outgoing import AGENT, HTTPS, VIAS, Outgoing, route
 from iotnotify.quick.argv import NAMES as SEND
+from iotnotify.topics import SHARE, check_share_name
 
 if TYPE_CHECKING:
     from iotnotify.settings import Settings
@@ -198,7 +200,9 @@ Examples:
   iotnotify subscribe config/app --retained-only        # print what is retained, then exit
   iotnotify subscribe t --ready-file /tmp/ready & while [ ! -e /tmp/ready ]; do sleep 0.1; done; iotnotify send t hi
   iotnotify subscribe 'jobs/#' --will-topic status/worker1 --will-message offline --will-retain --keepalive 30
-  iotnotify subscribe 'rpc/#' --format '{topic} {correlation_data} {user_properties}' --proxy http://proxy:3128""")
+  iotnotify subscribe 'rpc/#' --format '{topic} {correlation_data} {user_properties}' --proxy http://proxy:3128
+  iotnotify subscribe 'sensors/#' --connections 4      # past AWS's 100 messages/s per connection
+  iotnotify subscribe 'jobs/#' --share workers -C 1     # one of the group's subscribers gets each message""")
 @click.argument("filters", nargs=-1, required=True, metavar="FILTER...", shell_complete=topic_names)
 @output_options
 @click.option("--no-retained", is_flag=True, help="Skip messages the broker had retained.")
@@ -213,6 +217,12 @@ Examples:
 @click.option("--max-reconnects", type=click.IntRange(min=0), metavar="N",
               help="Exit 5 after N failed reconnection attempts in a row (default: keep trying).")
 @click.option("--no-reconnect", is_flag=True, help="Exit 5 as soon as the connection is lost.")
+@click.option("--share", metavar="GROUP", callback=lambda _c, _p, v: v and check_share_name(v),
+              help="Subscribe as a member of shared subscription GROUP ($share/GROUP/FILTER): each message "
+                   "goes to one member of the group.")
+@click.option("--connections", type=click.IntRange(1, 64), default=1, show_default=True, metavar="N",
+              help="Subscribe over N connections sharing the filters (--share GROUP, else a group of their "
+                   "own): AWS IoT Core delivers at most 100 messages a second to one connection.")
 @long_running_options
 @will_options
 @mqtt_options
@@ -220,26 +230,34 @@ Examples:
 @click.pass_context
 def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], no_retained: bool, retained_only: bool, count: int | None,
                       timeout: float | None, ready_file: str | None, quiet: bool, max_reconnects: int | None,
-                      no_reconnect: bool, qos: int, session: str | None, session_expiry: int,
-                      reconnect_delay: tuple[float, float], partial: bool, **flags: Any) -> None:
+                      no_reconnect: bool, share: str | None, connections: int, qos: int, session: str | None,
+                      session_expiry: int, reconnect_delay: tuple[float, float], partial: bool, **flags: Any) -> None:
     """Print each message on FILTER... to stdout, one line per message, flushed at once."""
     from iotnotify.mqtt import ConnectOptions
     from iotnotify.output import MessageWriter, formatter
-    from iotnotify.subscribe import check_enough, mark_ready, stream, subscribe
+    from iotnotify.subscribe import check_enough, mark_ready, stream, subscribe, subscribe_shared
 
     style = style_of(flags)
     if no_retained and retained_only:
         raise errors.UsageError("--no-retained and --retained-only cannot be combined")
+    if retained_only and (share or connections > 1 or any(f.startswith(SHARE) for f in filters)):
+        raise errors.UsageError("--retained-only: shared subscriptions get no retained messages")
     retained = "only" if retained_only else "without" if no_retained else "all"
     writer = MessageWriter(formatter(style), sys.stdout.buffer)
     settings = resolve_settings(ctx)
     options = ConnectOptions.from_settings(settings, session, session_expiry, reconnect_delay,
                                            will_of(flags, settings.protocol), long_running=True)
-    connection, inbox = subscribe(source_of(settings), options, list(filters), qos, on_state=state_notes(quiet),
-                                  max_reconnects=0 if no_reconnect else max_reconnects,
-                                  on_refused=warn if partial else None, retained_only=retained_only,
-                                  on_dropped=warn_reconnecting, on_busy=warn_text,
-                                  on_notice=warn_text)
+    more: dict[str, Any] = {"on_state": state_notes(quiet), "max_reconnects": 0 if no_reconnect else max_reconnects,
+                            "on_refused": warn if partial else None, "on_dropped": warn_reconnecting,
+                            "on_busy": warn_text, "on_notice": warn_text}
+    connection: Any
+    if share or connections > 1:  # a group of their own: each message to one of these connections
+        group = share or f"iotnotify-{os.urandom(4).hex()}"
+        connection, inbox = subscribe_shared(source_of(settings), options, list(filters), qos, connections, group,
+                                             **more)
+    else:
+        connection, inbox = subscribe(source_of(settings), options, list(filters), qos, retained_only=retained_only,
+                                      **more)
     with connection:
         note("subscribed", quiet)
         mark_ready(ready_file)

@@ -26,6 +26,7 @@ from iotnotify.cli.options import (
 )
 from iotnotify.cli.terminal import note, quiet_stdout, state_notes, warn, warn_reconnecting, warn_text
 from iotnotify.shown import shown
+from iotnotify.topics import check_share_name, shared
 
 
 @click.command("request", context_settings=CONTEXT, epilog="""\b
@@ -101,7 +102,8 @@ class _SplitCommand(click.Command):
 Examples:
   iotnotify respond jobs/run -- ./run-job.sh             # its stdout is the reply
   iotnotify respond 'sensors/+/poll' --parallel 4 -- sh -c 'read x; date'
-  iotnotify respond rpc/upper --session upper -- tr a-z A-Z   # requests sent while it was away come too""")
+  iotnotify respond rpc/upper --session upper -- tr a-z A-Z   # requests sent while it was away come too
+  iotnotify respond jobs/run --share runners -- ./run-job.sh  # on two hosts: each request runs once""")
 @click.argument("filters", nargs=-1, required=True, metavar="FILTER... -- CMD [ARGS...]")
 @click.option("--parallel", type=click.IntRange(1, 64), default=1, show_default=True, metavar="N",
               help="Answer N requests at a time (default: one at a time, in order).")
@@ -115,12 +117,16 @@ Examples:
 @click.option("--ready-file", type=click.Path(dir_okay=False), metavar="PATH",
               help="Create PATH once the broker acknowledged the subscription.")
 @click.option("--quiet", is_flag=True, help="Only warnings on stderr: no line per request answered.")
+@click.option("--share", metavar="GROUP", callback=lambda _c, _p, v: v and check_share_name(v),
+              help="Answer as a member of shared subscription GROUP: each request goes to one responder of the "
+                   "group (on any host), which runs CMD once.")
 @long_running_options
 @mqtt_options
 @connection_options
 @click.pass_context
 def respond_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: int, queue: int,
-                    command_timeout: float, count: int | None, ready_file: str | None, quiet: bool, qos: int,
+                    command_timeout: float, count: int | None, ready_file: str | None, quiet: bool,
+                    share: str | None, qos: int,
                     session: str | None, session_expiry: int, reconnect_delay: tuple[float, float], partial: bool,
                     **_flags: Any) -> None:
     """Answer each request on FILTER...: run CMD with the payload on stdin, and publish what it prints
@@ -143,7 +149,8 @@ def respond_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: i
         note(f"iotnotify: warning: message on {shown(message.topic)} not answered: {why}")
 
     options = ConnectOptions.from_settings(settings, session, session_expiry, reconnect_delay)
-    connection, inbox, responder = listen(source_of(settings), options, list(filters), qos, command, parallel,
+    wanted = shared(list(filters), share) if share else list(filters)
+    connection, inbox, responder = listen(source_of(settings), options, wanted, qos, command, parallel,
                                           queue, command_timeout, answered, refused,
                                           on_dropped=warn_reconnecting, on_state=state_notes(quiet),
                                           on_partial=warn if partial else None, on_busy=warn_text,

@@ -14,7 +14,6 @@ from typing import Any
 
 from iotnotify.server.config import EndpointConfig
 from iotnotify.server.handler import Response
-from iotnotify.server.policy import session_policy
 
 POOL_ID = "local:10ca1000-0000-4000-8000-000000000001"  # the local stack's one identity pool
 COGNITO_PATH = "/cognito"
@@ -77,8 +76,8 @@ class LocalCognito:
         where = self.issuer.where()
         prefix = self.config.private_prefix
         private = f"{prefix.rstrip('/')}/{identity}" if prefix else None
-        policy = session_policy(where.region, where.account, identity, list(self.config.topics), private,
-                                self.config.any_client_id, where.partition)
+        policy = self.config.session_policy(where.region, where.account, identity, list(self.config.topics), private,
+                                            where.partition)
         keys = self.issuer.issue(identity, policy, self.config.lifetime)
         return Response(200, {"IdentityId": identity, "Credentials": {
             "AccessKeyId": keys.access_key, "SecretKey": keys.secret_key, "SessionToken": keys.session_token,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from iotnotify.errors import Refused
 from iotnotify.iam import matches
 from iotnotify.keys.model import TemporaryKeys
+from iotnotify.topics import shared_parts
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,13 @@ class Allowance:
         return any(matches(allowed, topic) for allowed in self.topics)
 
     def may_subscribe(self, topic_filter: str) -> bool:
-        """As iot:Subscribe on `topicfilter/FILTER`: MQTT wildcards are plain characters there."""
+        """As iot:Subscribe on `topicfilter/FILTER`: MQTT wildcards are plain characters there. A
+        shared subscription's FILTER in any share (the session policy allows `$share/*/` before each
+        of its topic filters)."""
+        parts = shared_parts(topic_filter)
+        inner = parts[1] if parts else topic_filter
         readable = self.topics + ((self.private_topic,) if self.private_topic else ())
-        return any(matches(allowed, topic_filter) for allowed in readable)
+        return any(matches(allowed, inner) for allowed in readable)
 
     def describe(self) -> str:
         """'the keys allow topics a, b/*; and subscribing to c'."""

@@ -45,6 +45,8 @@ class StackConfig:
     ws_port: int | None = None  # ws:// without TLS on loopback, for the browser page (None: none)
     max_connection_duration: float = limits.MAX_CONNECTION_DURATION  # s: AWS's 24 hours (shorter for a soak)
     max_session_expiry: int = limits.MAX_SESSION_EXPIRY  # s: the account's (AWS's default an hour, at most 7 days)
+    shared_subscriptions: bool = True  # keys may subscribe to $share/NAME/FILTER
+    lifecycle_events: bool = False  # keys may receive $aws/events/...
 
 
 class LocalStack:
@@ -71,6 +73,8 @@ class LocalStack:
         try:
             self.endpoint = EndpointConfig(topics=config.topics, lifetime=config.lifetime,
                                            private_prefix=config.private_prefix, any_client_id=config.any_client_id,
+                                           shared_subscriptions=config.shared_subscriptions,
+                                           lifecycle_events=config.lifecycle_events,
                                            cors_origins=self.origins)
         except ConfigInvalid as e:
             raise UsageError(f"--topics or --private-topic-prefix: {e}") from None

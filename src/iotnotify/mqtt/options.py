@@ -95,6 +95,18 @@ def check_client_id(flag: str, client_id: str, aws: bool) -> None:
     check_string(client_id, flag, limit, f"{'AWS IoT Core' if aws else 'MQTT'}'s {limit}")
 
 
+def numbered(options: ConnectOptions, number: int, count: int) -> ConnectOptions:
+    """The options of connection `number` of `count` opened together: a given --client-id or
+    --session becomes ID-1, ID-2... (one connection keeps it as it is; ids of the keys' own are
+    random per connection anyway)."""
+    from dataclasses import replace
+
+    if count == 1:
+        return options
+    return replace(options, client_id=f"{options.client_id}-{number}" if options.client_id else None,
+                   session=f"{options.session}-{number}" if options.session else None)
+
+
 def client_id_for(keys: TemporaryKeys) -> str:
     """A client id of this process's own: below the keys' `clientId` when they name one (keys shared
     through the cache must not make processes take over each other's connection), else random."""

@@ -29,6 +29,10 @@ ENVIRONMENT = {
     "IOTNOTIFY_CORS_ORIGIN": "comma-separated origins of browser pages that may get keys (default *: any)",
     "IOTNOTIFY_PRIVATE_TOPIC_PREFIX": "if set, each set of keys may also receive on PREFIX/<clientId>",
     "IOTNOTIFY_ANY_CLIENT_ID": "true: keys may connect with any client id (for clients that pick their own)",
+    "IOTNOTIFY_SHARED_SUBSCRIPTIONS": "false: keys may not subscribe to $share/NAME/FILTER (a smaller session "
+                                      "policy: room for more topics; default true)",
+    "IOTNOTIFY_LIFECYCLE_EVENTS": "true: keys may receive AWS IoT Core's lifecycle events, $aws/events/... "
+                                  "(every client's connects, disconnects, subscriptions; default false)",
 }
 
 
@@ -46,6 +50,8 @@ class EndpointConfig:
     cors_origins: tuple[str, ...] = ("*",)
     private_prefix: str | None = None
     any_client_id: bool = False
+    shared_subscriptions: bool = True
+    lifecycle_events: bool = False
 
     def __post_init__(self) -> None:
         try:
@@ -60,10 +66,18 @@ class EndpointConfig:
         # the largest policy these settings can produce: longest partition, region, client id
         private = f"{self.private_prefix}/iotnotify-0123456789abcdef" if self.private_prefix else None
         size = len(dumps(session_policy("us-gov-west-1", "123456789012", "iotnotify-0123456789abcdef",
-                                        list(self.topics), private, self.any_client_id)))
+                                        list(self.topics), private, self.any_client_id, None,
+                                        self.shared_subscriptions, self.lifecycle_events)))
         if size > MAX_SESSION_POLICY - 64:  # a margin for longer region names
+            hint = " (without shared subscriptions it would be smaller)" if self.shared_subscriptions else ""
             raise ConfigInvalid(f"too many or too long topics: the session policy would be {size} characters, "
-                                f"AWS allows {MAX_SESSION_POLICY}")
+                                f"AWS allows {MAX_SESSION_POLICY}{hint}")
+
+    def session_policy(self, region: str, account: str, client_id: str, topics: list[str], private: str | None,
+                       partition_name: str | None) -> dict[str, object]:
+        """The session policy of one set of keys under this configuration."""
+        return session_policy(region, account, client_id, topics, private, self.any_client_id, partition_name,
+                              self.shared_subscriptions, self.lifecycle_events)
 
 
 def origins_of(text: str) -> tuple[str, ...]:
@@ -81,10 +95,13 @@ def load_config(env: Mapping[str, str] = os.environ) -> EndpointConfig:
         raise ConfigInvalid(f"IOTNOTIFY_KEY_LIFETIME={raw_lifetime!r} is not a whole number of seconds") from None
     if not MIN_LIFETIME <= lifetime <= MAX_LIFETIME:
         raise ConfigInvalid(f"IOTNOTIFY_KEY_LIFETIME must be {MIN_LIFETIME} to {MAX_LIFETIME}, not {lifetime}")
-    try:
-        any_client_id = parse_bool(env.get("IOTNOTIFY_ANY_CLIENT_ID", ""))
-    except ValueError as e:
-        raise ConfigInvalid(f"IOTNOTIFY_ANY_CLIENT_ID: {e}") from None
+    flags = {}
+    for name, default in (("IOTNOTIFY_ANY_CLIENT_ID", ""), ("IOTNOTIFY_SHARED_SUBSCRIPTIONS", "true"),
+                          ("IOTNOTIFY_LIFECYCLE_EVENTS", "")):
+        try:
+            flags[name] = parse_bool(env.get(name) or default)
+        except ValueError as e:
+            raise ConfigInvalid(f"{name}: {e}") from None
     try:
         return EndpointConfig(
             role=env.get("IOTNOTIFY_ROLE") or DEFAULT_ROLE,
@@ -92,7 +109,9 @@ def load_config(env: Mapping[str, str] = os.environ) -> EndpointConfig:
             lifetime=lifetime,
             cors_origins=origins_of(env.get("IOTNOTIFY_CORS_ORIGIN", "")),
             private_prefix=env.get("IOTNOTIFY_PRIVATE_TOPIC_PREFIX") or None,
-            any_client_id=any_client_id,
+            any_client_id=flags["IOTNOTIFY_ANY_CLIENT_ID"],
+            shared_subscriptions=flags["IOTNOTIFY_SHARED_SUBSCRIPTIONS"],
+            lifecycle_events=flags["IOTNOTIFY_LIFECYCLE_EVENTS"],
         )
     except ConfigInvalid as e:
         raise ConfigInvalid(f"IOTNOTIFY_TOPICS or IOTNOTIFY_PRIVATE_TOPIC_PREFIX: {e}") from None

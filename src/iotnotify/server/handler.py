@@ -16,7 +16,7 @@ from typing import Any
 from iotnotify.iam import matches
 from iotnotify.server.config import ConfigInvalid, EndpointConfig, load_config, origins_of
 from iotnotify.server.issuers import IssueError, Issuer, StsIssuer
-from iotnotify.server.policy import PolicyError, check_policy_topic, session_policy
+from iotnotify.server.policy import PolicyError, check_policy_topic
 from iotnotify.times import iso
 from iotnotify.web import asset
 
@@ -91,8 +91,7 @@ def answer(method: str, query: dict[str, str], config: EndpointConfig, issuer: I
     private = f"{config.private_prefix.rstrip('/')}/{client_id}" if config.private_prefix else None
     try:
         where = issuer.where()
-        policy = session_policy(where.region, where.account, client_id, topics, private, config.any_client_id,
-                                where.partition)
+        policy = config.session_policy(where.region, where.account, client_id, topics, private, where.partition)
         keys = issuer.issue(client_id, policy, config.lifetime)
     except IssueError as e:
         log("keys_failed", step=e.step, error=e.detail)

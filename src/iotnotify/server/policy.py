@@ -14,6 +14,8 @@ SAFE_TOPIC = re.compile(r"[A-Za-z0-9_./:=@-]+")
 BELOW = "/*"  # a configured topic ending so covers every topic below it
 IOT_ACTIONS = ("iot:Connect", "iot:Subscribe", "iot:Publish", "iot:RetainPublish", "iot:Receive")
 SAFE_CLIENT_ID = re.compile(r"[A-Za-z0-9_.:-]+")
+SHARED = "$share/*/"  # before a topic filter in a resource: its shared subscriptions, in any share
+EVENTS = "$aws/events/*"  # AWS IoT Core's lifecycle events (presence, subscriptions) of every client
 MAX_TOPIC_BYTES = 256
 
 
@@ -71,13 +73,22 @@ def iot_arn(region: str, account: str, resource: str = "*", partition_name: str 
     return f"arn:{partition_name or partition(region)}:iot:{region}:{account}:{resource}"
 
 
+def _filters(base: str, topics: list[str], shared: bool = True) -> list[str]:
+    """iot:Subscribe's resources for `topics`: each as a filter, and with `shared` in shared
+    subscriptions (`topicfilter/$share/NAME/FILTER`, as AWS's SDK samples authorize them; the
+    developer guide shows no policy). IAM's `*` may match a '/' there: a share name cannot hold
+    one, and iot:Receive still decides on each message's topic."""
+    return [f"{base}:topicfilter/{prefix}{t}" for t in topics for prefix in ("", SHARED)[: 2 if shared else 1]]
+
+
 def session_policy(region: str, account: str, client_id: str, topics: list[str],
                    private_topic: str | None = None, any_client_id: bool = False,
-                   partition_name: str | None = None) -> dict[str, object]:
+                   partition_name: str | None = None, shared: bool = True, events: bool = False) -> dict[str, object]:
     """The session policy for one set of keys: connect as `client_id` (or `client_id-...`, or any id
     if `any_client_id`); publish (retained too), subscribe and receive on `topics`; and only
     subscribe and receive on `private_topic` if given. A topic `PREFIX/*` covers every topic (and
-    filter, wildcards included) below PREFIX/."""
+    filter, wildcards included) below PREFIX/. With `shared`, its filters in shared subscriptions
+    too; with `events`, AWS IoT Core's lifecycle events (`$aws/events/...`) may be received."""
     check_client_id(client_id)
     for topic in topics:
         check_policy_topic(topic, below=True)
@@ -88,13 +99,18 @@ def session_policy(region: str, account: str, client_id: str, topics: list[str],
         {"Effect": "Allow", "Action": "iot:Connect", "Resource": clients},
         {"Effect": "Allow", "Action": ["iot:Publish", "iot:RetainPublish", "iot:Receive"],
          "Resource": [f"{base}:topic/{t}" for t in topics]},
-        {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": [f"{base}:topicfilter/{t}" for t in topics]},
+        {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": _filters(base, topics, shared)},
     ]
     if private_topic is not None:
         check_policy_topic(private_topic, "private topic")
         statements += [
             {"Effect": "Allow", "Action": "iot:Receive", "Resource": f"{base}:topic/{private_topic}"},
-            {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": f"{base}:topicfilter/{private_topic}"},
+            {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": _filters(base, [private_topic], shared)},
+        ]
+    if events:
+        statements += [
+            {"Effect": "Allow", "Action": "iot:Receive", "Resource": f"{base}:topic/{EVENTS}"},
+            {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": f"{base}:topicfilter/{EVENTS}"},
         ]
     return {"Version": "2012-10-17", "Statement": statements}
 
@@ -115,13 +131,13 @@ def identity_policy(region: str, account: str, topics: list[str], private_prefix
          "Resource": [f"{base}:client/{COGNITO_SUB}", f"{base}:client/{COGNITO_SUB}-*"]},
         {"Effect": "Allow", "Action": ["iot:Publish", "iot:RetainPublish", "iot:Receive"],
          "Resource": [f"{base}:topic/{t}" for t in topics]},
-        {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": [f"{base}:topicfilter/{t}" for t in topics]},
+        {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": _filters(base, topics)},
     ]
     if private_prefix:
         prefix = check_policy_topic(private_prefix.rstrip("/"), "private topic prefix")
         statements.append({"Effect": "Allow", "Action": ["iot:Subscribe", "iot:Receive"],
                            "Resource": [f"{base}:topic/{prefix}/{COGNITO_SUB}",
-                                        f"{base}:topicfilter/{prefix}/{COGNITO_SUB}"]})
+                                        *_filters(base, [f"{prefix}/{COGNITO_SUB}"])]})
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -146,8 +162,7 @@ def role_policy(region: str | None = None, account: str | None = None, topics: l
         {"Effect": "Allow", "Action": ["iot:Publish", "iot:RetainPublish"],
          "Resource": [f"{base}:topic/{t}" for t in topics]},
         {"Effect": "Allow", "Action": "iot:Receive", "Resource": [f"{base}:topic/{t}" for t in [*topics, *private]]},
-        {"Effect": "Allow", "Action": "iot:Subscribe",
-         "Resource": [f"{base}:topicfilter/{t}" for t in [*topics, *private]]},
+        {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": _filters(base, [*topics, *private])},
     ]}
 
 
