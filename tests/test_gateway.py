@@ -326,11 +326,39 @@ def test_stored_sessions_remember_a_bounded_number_of_ids():
     assert list(sessions._left) == ["c2", "c3", "c4"]
 
 
-def test_a_qos_2_subscription_is_asked_of_mosquitto_as_qos_1():
-    g = gateway()
-    asked = mqtt.subscribe(7, b"\x00", [("test/a", 2), ("test/b", 2 | 0x04)])  # QoS 2; QoS 2 and No Local
-    forwarded = packets_of(g.from_client(asked).to_broker)[0]
-    assert [options for _, options in mqtt.parse_subscribe(forwarded, True).entries] == [1, 1 | 0x04]
+def test_a_subscribe_asking_qos_2_gets_no_suback():
+    """"When QoS level 2 is requested, the message broker doesn't send a PUBACK or SUBACK" (the
+    developer guide's MQTT page): nothing is subscribed, nothing answered, the connection stays."""
+    lines = []
+    g = gateway(log=lines.append)
+    asked = mqtt.subscribe(7, b"\x00", [("test/a", 1), ("test/b", 2)])
+    verdict = g.from_client(asked)
+    assert (verdict.to_broker, verdict.to_client, verdict.close) == (b"", b"", False)
+    assert "SUBSCRIBE 7 asks QoS 2: not answered (AWS IoT Core sends no SUBACK)" in lines[-1]
+    assert g.from_client(subscribe("test/a", packet_id=8)).to_broker  # the connection goes on
+
+
+@pytest.mark.parametrize("level", [4, 5])
+@pytest.mark.parametrize("packet, allowed", [
+    (lambda level: publish("$aws/rules/store/x", level=level), True),  # Basic Ingest: publish only
+    (lambda level: publish("$aws/events/presence/connected/c", level=level), False),  # subscribe only
+    (lambda level: publish("$custom/x", level=level), False),  # not AWS's: reserved all the same
+    (lambda level: subscribe("$aws/rules/store/#", level=level), False),
+    (lambda level: subscribe("$share/g/$aws/rules/store/#", level=level), False),
+    (lambda level: subscribe("$SYS/#", level=level), False),
+])
+def test_reserved_topics_are_used_only_as_aws_lists_them(level, packet, allowed):
+    """"Unsupported publish or subscribe operations to reserved topics can result in a terminated
+    connection" (Developer Guide, "Reserved topics"): they do here, before the policy is asked
+    (which allows all of $ here: the test is of the reserved list alone)."""
+    role = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]}
+    g = Gateway(Grants(REGION, ACCOUNT, (role,)), None, Clock())
+    g.from_client(connect(level=level))
+    verdict = g.from_client(packet(level))
+    assert bool(verdict.to_broker) == allowed and verdict.close == (not allowed)
+    if not allowed:
+        assert verdict.to_client == (mqtt.disconnect(0x90 if packet(level)[0] >> 4 == mqtt.PUBLISH else 0x8F)
+                                     if level == 5 else b"")
 
 
 def test_over_512_kib_a_second_to_a_client_is_delayed_not_discarded():

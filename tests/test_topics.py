@@ -1,5 +1,7 @@
 """Topic and filter rules: MQTT's, plus AWS IoT Core's hard limits where the broker is AWS."""
 
+import re
+
 import pytest
 
 from iotnotify.errors import UsageError
@@ -96,3 +98,33 @@ def test_more_than_eight_filters_go_in_several_subscribe_packets():
 ])
 def test_aws_hosts_are_recognised(host, aws):
     assert is_aws_host(host) is aws
+
+
+@pytest.mark.parametrize("check, text, message", [
+    (check_topic, "$aws/events/presence/connected/c1",
+     "cannot publish to '$aws/events/presence/connected/c1': reserved by AWS IoT Core for subscribe only"),
+    (check_topic, "$SYS/broker/load", ("cannot publish to '$SYS/broker/load': reserved by AWS IoT Core (every topic "
+                                      "beginning with '$' but those it lists)")),
+    (check_filter, "$aws/rules/store/#", ("cannot subscribe to '$aws/rules/store/#': reserved by AWS IoT Core for "
+                                         "publish only")),
+    (check_filter, "$share/g/$SYS/#", "cannot subscribe to '$share/g/$SYS/#': reserved by AWS IoT Core"),
+])
+def test_reserved_topics_are_refused_as_aws_iot_core_lists_them(check, text, message):
+    with pytest.raises(UsageError, match=re.escape(message)):
+        check(text, True)
+    check(text, False)  # another broker's rules are its own
+
+
+@pytest.mark.parametrize("check, text", [(check_topic, "$aws/rules/store/readings"),
+                                          (check_topic, "$aws/things/t1/shadow/update"),
+                                          (check_filter, "$aws/events/presence/+/+"),
+                                          (check_filter, "$share/g/$aws/events/#")])
+def test_reserved_topics_aws_lists_are_allowed_for_what_it_lists(check, text):
+    assert check(text, True) == text
+
+
+@pytest.mark.parametrize("text, message", [("$share/g/", "a shared subscription is $share/NAME/FILTER"),
+                                           ("$share//x", "share name ''"), ("$share/a+/x", "share name 'a+'")])
+def test_malformed_shared_subscriptions_are_refused(text, message):
+    with pytest.raises(UsageError, match=re.escape(message)):
+        check_filter(text, False)

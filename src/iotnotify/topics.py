@@ -61,6 +61,33 @@ def counted_slashes(text: str) -> int:
     return len(levels) - 1
 
 
+PUBLISH, SUBSCRIBE = "publish", "subscribe"
+RESERVED = (  # AWS IoT Core's reserved topics (Developer Guide, "Reserved topics"), and what a client may do there
+    ("$aws/rules/", (PUBLISH,)),  # Basic Ingest: to a rule, never to subscribers
+    ("$aws/events/", (SUBSCRIBE,)),  # lifecycle events
+    ("$aws/things/", (PUBLISH, SUBSCRIBE)),  # shadows, jobs, Device Defender, tunnels, streams
+    ("$aws/sitewise/", (SUBSCRIBE,)),  # asset model notifications
+    ("$aws/certificates/", (PUBLISH, SUBSCRIBE)),  # fleet provisioning
+    ("$aws/provisioning-templates/", (PUBLISH, SUBSCRIBE)),
+)
+
+
+def reserved_refusal(text: str, operation: str) -> str | None:
+    """Why AWS IoT Core ends a connection that does `operation` on `text` (a topic, or a filter,
+    shared or not), or None: topics beginning with '$' are AWS's, used only as listed ("Unsupported
+    publish or subscribe operations to reserved topics can result in a terminated connection")."""
+    parts = shared_parts(text) if operation == SUBSCRIBE else None
+    topic = parts[1] if parts else text
+    if not topic.startswith("$"):
+        return None
+    for prefix, allowed in RESERVED:
+        if topic.startswith(prefix):
+            if operation in allowed:
+                return None
+            return f"reserved by AWS IoT Core for {' and '.join(allowed)} only"
+    return "reserved by AWS IoT Core (every topic beginning with '$' but those it lists)"
+
+
 def _check_aws_depth(text: str, kind: str) -> None:
     """AWS IoT Core refuses topics and filters with more than 7 forward slashes (counted_slashes)."""
     slashes = counted_slashes(text)
@@ -77,6 +104,9 @@ def check_topic(topic: str, aws: bool) -> str:
         raise UsageError(f"topic {topic!r} contains a wildcard ('+' or '#'): publish needs an exact topic")
     if aws:
         _check_aws_depth(topic, "topic")
+        why = reserved_refusal(topic, PUBLISH)
+        if why:
+            raise UsageError(f"cannot publish to {topic!r}: {why}")
     return topic
 
 
@@ -123,6 +153,9 @@ def check_filter(topic_filter: str, aws: bool) -> str:
             raise UsageError(f"filter {topic_filter!r}: '+' must be a whole level")
     if aws:
         _check_aws_depth(topic_filter, "filter")
+        why = reserved_refusal(topic_filter, SUBSCRIBE)
+        if why:
+            raise UsageError(f"cannot subscribe to {topic_filter!r}: {why}")
     return topic_filter
 
 

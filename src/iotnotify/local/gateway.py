@@ -19,7 +19,7 @@ from iotnotify.local import packets as mqtt
 from iotnotify.local.account import ConnectRate, StoredSessions
 from iotnotify.local.grants import Grants
 from iotnotify.throttle import TokenBucket
-from iotnotify.topics import counted_slashes, filter_matches
+from iotnotify.topics import PUBLISH, SUBSCRIBE, counted_slashes, filter_matches, reserved_refusal
 
 NOT_AUTHORIZED, QUOTA_EXCEEDED, PACKET_TOO_LARGE, CLIENT_ID_INVALID = 0x87, 0x97, 0x95, 0x85
 CONNECTION_RATE_EXCEEDED = 0x9F
@@ -256,6 +256,9 @@ class Gateway:
             return self._refuse(out, PACKET_TOO_LARGE, f"user properties of {publish.user_properties_size} bytes")
         if not topic or _too_long(topic):
             return self._refuse_publish(publish, out, TOPIC_NAME_INVALID, f"topic {topic!r} over AWS IoT Core's limits")
+        reserved = reserved_refusal(topic, PUBLISH)
+        if reserved:  # "can result in a terminated connection": it does here, MQTT 5 QoS 1 too
+            return self._refuse(out, TOPIC_NAME_INVALID, f"publish to {topic!r}: {reserved}")
         if not self.grants.allows("iot:Publish", f"topic/{topic}"):
             return self._refuse_publish(publish, out, NOT_AUTHORIZED, f"iot:Publish to {topic!r} not allowed")
         if publish.retain and not self.grants.allows("iot:RetainPublish", f"topic/{topic}"):
@@ -273,11 +276,9 @@ class Gateway:
 
     def _subscribe(self, p: mqtt.Packet, out: Verdict) -> bool:
         request = mqtt.parse_subscribe(p, self.v5)
-        if self.v5 and mqtt.SUBSCRIPTION_IDENTIFIER in mqtt.subscribe_properties(p):  # the CONNACK said 0
-            return self._refuse(out, SUBSCRIPTION_IDS_NOT_SUPPORTED, "SUBSCRIBE with a subscription identifier")
-        if len(request.entries) > limits.MAX_FILTERS_PER_SUBSCRIBE:
-            return self._refuse(out, QUOTA_EXCEEDED, f"{len(request.entries)} filters in one SUBSCRIBE "
-                                f"(AWS IoT Core takes {limits.MAX_FILTERS_PER_SUBSCRIBE})")
+        ends = self._subscribe_as_a_whole(p, request, out)
+        if ends is not None:
+            return ends
         codes: list[int | None] = []
         forward: list[tuple[str, int]] = []
         for topic_filter, options in request.entries:
@@ -289,7 +290,7 @@ class Gateway:
                 code = QUOTA_EXCEEDED
             else:
                 code = None
-                forward.append((topic_filter, options & ~0x03 | min(options & 0x03, 1)))  # AWS grants QoS 1 at most
+                forward.append((topic_filter, options))
                 self.subscriptions.add(topic_filter)  # counted now; removed again if the broker refuses it
             if code is not None:
                 self._note(f"subscription to {topic_filter!r} refused (0x{code:02X})")
@@ -301,6 +302,24 @@ class Gateway:
         else:
             out.to_client += mqtt.suback(request.packet_id, [c or 0 for c in codes], self.v5)
         return False
+
+    def _subscribe_as_a_whole(self, p: mqtt.Packet, request: mqtt.Subscribe, out: Verdict) -> bool | None:
+        """What AWS does to a SUBSCRIBE as a whole: refused (True: the connection ends), left
+        unanswered (False), or None: each filter is decided on its own."""
+        if self.v5 and mqtt.SUBSCRIPTION_IDENTIFIER in mqtt.subscribe_properties(p):  # the CONNACK said 0
+            return self._refuse(out, SUBSCRIPTION_IDS_NOT_SUPPORTED, "SUBSCRIBE with a subscription identifier")
+        if len(request.entries) > limits.MAX_FILTERS_PER_SUBSCRIBE:
+            return self._refuse(out, QUOTA_EXCEEDED, f"{len(request.entries)} filters in one SUBSCRIBE "
+                                f"(AWS IoT Core takes {limits.MAX_FILTERS_PER_SUBSCRIBE})")
+        if any(options & 0x03 == 2 for _, options in request.entries):
+            # "When QoS level 2 is requested, the message broker doesn't send a PUBACK or SUBACK"
+            self._note(f"SUBSCRIBE {request.packet_id} asks QoS 2: not answered (AWS IoT Core sends no SUBACK)")
+            return False
+        for topic_filter, _ in request.entries:
+            reserved = reserved_refusal(topic_filter, SUBSCRIBE)
+            if reserved:
+                return self._refuse(out, TOPIC_FILTER_INVALID, f"subscription to {topic_filter!r}: {reserved}")
+        return None
 
     def from_broker(self, data: bytes) -> Verdict:
         """Bytes from Mosquitto: what reaches the client, and PUBACKs for what the client may not receive."""
