@@ -65,6 +65,8 @@ def within_configuration(resource: str) -> bool:
     kind, _, name = resource.split(":", 5)[5].partition("/")
     if kind == "client":
         return name.startswith("iotnotify-")
+    if kind == "topicfilter" and name.startswith("$share/*/"):  # the same filter in shared subscriptions
+        name = name.removeprefix("$share/*/")
     if name.startswith("users/iotnotify-"):  # the private topic: subscribe and receive only
         return True
     return any(matches(allowed, name) for allowed in ALLOWED_RESOURCES.get(kind, ()))

@@ -1,6 +1,7 @@
 """The local gateway's decisions, packet by packet (bytes in, bytes out, a clock of the test's own):
 the tests against the running stack (test_aws_rules.py) show the same through real clients."""
 
+import json
 import struct
 
 import pytest
@@ -9,6 +10,7 @@ from iotnotify.local import packets as mqtt
 from iotnotify.local.account import ConnectRate, StoredSessions
 from iotnotify.local.gateway import Gateway
 from iotnotify.local.grants import Grants
+from iotnotify.local.lifecycle import Lifecycle, Presence
 from iotnotify.server.policy import role_policy, session_policy
 
 REGION, ACCOUNT, CLIENT = "local", "000000000000", "iotnotify-0123456789abcdef"
@@ -486,3 +488,74 @@ def test_a_shared_subscription_needs_subscribe_on_its_share_filter():
     sent = g.from_client(subscribe("$share/workers/test/a", "$share/workers/other/a", packet_id=3))
     assert [f for f, _ in mqtt.parse_subscribe(packets_of(sent.to_broker)[0], True).entries] == ["$share/workers/test/a"]
     assert packets_of(g.from_broker(mqtt.suback(3, [1], True)).to_client)[0].raw == mqtt.suback(3, [1, 0x87], True)
+
+
+def events_of(lifecycle: Lifecycle) -> list[tuple[str, dict]]:
+    return [(mqtt.parse_publish(p, False).topic, json.loads(p.raw[p.body + 2 + len(mqtt.parse_publish(p, False).topic):]))
+            for p in packets_of(b"".join(lifecycle.pending()))]
+
+
+def presence_gateway(clock, lifecycle, client_id=CLIENT + "-1", level=5) -> Gateway:
+    policies = (role_policy(REGION, ACCOUNT), session_policy(REGION, ACCOUNT, CLIENT, ["test/*"], any_client_id=True))
+    g = Gateway(Grants(REGION, ACCOUNT, policies), None, clock, max_duration=100,
+                presence=Presence(lifecycle, "ASIAKEY"))
+    g.from_client(connect(client_id, level))
+    g.from_broker(mqtt.packet(0x20, b"\x00\x00\x00" if level == 5 else b"\x00\x00"))
+    return g
+
+
+def test_a_connections_lifecycle_events_are_those_aws_documents():
+    """Connected (with the session, principal, IP and version), subscribed (what was granted),
+    unsubscribed, disconnected (why, and the connect's version), each to its $aws/events/ topic."""
+    clock, lifecycle = Clock(), Lifecycle("unused", clock=lambda: 1573002230.757)
+    g = presence_gateway(clock, lifecycle)
+    g.from_client(subscribe("test/a", "other/b", packet_id=3))
+    g.from_broker(mqtt.suback(3, [1], True))
+    g.from_client(mqtt.packet(0xA2, struct.pack("!H", 4) + b"\x00" + text("test/a")))  # UNSUBSCRIBE
+    g.from_client(mqtt.packet(0xE0, b"\x00"))  # DISCONNECT
+    g.ended(by_broker=True)  # the broker closes after a DISCONNECT: still the client's doing
+    (t1, connected), (t2, subscribed), (t3, unsubscribed), (t4, disconnected) = events_of(lifecycle)
+    client = CLIENT + "-1"
+    assert (t1, t2, t3, t4) == (f"$aws/events/presence/connected/{client}", f"$aws/events/subscriptions/subscribed/{client}",
+                                f"$aws/events/subscriptions/unsubscribed/{client}",
+                                f"$aws/events/presence/disconnected/{client}")
+    session = connected["sessionIdentifier"]
+    assert connected == {"clientId": client, "timestamp": 1573002230757, "eventType": "connected",
+                         "sessionIdentifier": session, "principalIdentifier": "ASIAKEY", "ipAddress": "127.0.0.1",
+                         "versionNumber": 1}
+    assert subscribed["topics"] == ["test/a"] and subscribed["eventType"] == "subscribed"
+    assert unsubscribed["topics"] == ["test/a"]
+    assert disconnected == {"clientId": client, "timestamp": 1573002230757, "eventType": "disconnected",
+                            "sessionIdentifier": session, "principalIdentifier": "ASIAKEY",
+                            "clientInitiatedDisconnect": True, "disconnectReason": "CLIENT_INITIATED_DISCONNECT",
+                            "versionNumber": 1}
+
+
+@pytest.mark.parametrize("level", [4, 5])
+@pytest.mark.parametrize("ending, reason", [
+    (lambda g, clock: g.taken_over(), "DUPLICATE_CLIENTID"),
+    (lambda g, clock: (setattr(clock, "now", clock.now + 100), g.from_client(publish("test/a"))), "WEBSOCKET_TTL_EXPIRATION"),
+    (lambda g, clock: g.from_client(publish("other/a", qos=0)), "AUTH_ERROR"),
+    (lambda g, clock: g.from_client(publish("test/a", qos=2)), "CLIENT_ERROR"),
+    (lambda g, clock: None, "CONNECTION_LOST"),
+    (lambda g, clock: setattr(clock, "now", clock.now + 90), "MQTT_KEEP_ALIVE_TIMEOUT"),  # quiet past 1.5 x 60 s
+])
+def test_a_disconnect_event_says_why_the_connection_ended(level, ending, reason):
+    clock, lifecycle = Clock(), Lifecycle("unused")
+    g = presence_gateway(clock, lifecycle, level=level)
+    ending(g, clock)
+    g.ended(by_broker=reason == "MQTT_KEEP_ALIVE_TIMEOUT")
+    g.ended()  # once only
+    events = events_of(lifecycle)
+    assert [e["eventType"] for _, e in events] == ["connected", "disconnected"]
+    assert events[1][1]["disconnectReason"] == reason and events[1][1]["clientInitiatedDisconnect"] is False
+
+
+def test_lifecycle_events_skip_client_ids_with_wildcards_and_keep_a_bounded_queue():
+    lifecycle = Lifecycle("unused")
+    lifecycle.QUEUE = 3
+    presence_gateway(Clock(), lifecycle, client_id="odd+id")
+    assert lifecycle.pending() == []  # "Client IDs that contain # or + do not receive lifecycle events"
+    for _ in range(5):
+        presence_gateway(Clock(), lifecycle)
+    assert len(lifecycle.pending()) == 3 and lifecycle.dropped == 2

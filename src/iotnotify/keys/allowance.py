@@ -14,6 +14,8 @@ from iotnotify.iam import matches
 from iotnotify.keys.model import TemporaryKeys
 from iotnotify.topics import shared_parts
 
+EVENTS = "$aws/events/*"  # what keys granted the lifecycle events may subscribe to (server/policy.py's)
+
 
 @dataclass(frozen=True)
 class Allowance:
@@ -23,6 +25,7 @@ class Allowance:
     topics: tuple[str, ...]
     private_topic: str | None = None
     client_id: str | None = None
+    lifecycle_events: bool = False  # and AWS IoT Core's lifecycle events, $aws/events/...
 
     @classmethod
     def of(cls, keys: TemporaryKeys) -> Allowance | None:
@@ -35,7 +38,7 @@ class Allowance:
             return None
         private, client_id = keys.raw.get("privateTopic"), keys.raw.get("clientId")
         return cls(tuple(topics), private if isinstance(private, str) else None,
-                   client_id if isinstance(client_id, str) else None)
+                   client_id if isinstance(client_id, str) else None, keys.raw.get("lifecycleEvents") is True)
 
     def may_publish(self, topic: str) -> bool:
         return any(matches(allowed, topic) for allowed in self.topics)
@@ -46,13 +49,15 @@ class Allowance:
         of its topic filters)."""
         parts = shared_parts(topic_filter)
         inner = parts[1] if parts else topic_filter
-        readable = self.topics + ((self.private_topic,) if self.private_topic else ())
+        readable = self.topics + ((self.private_topic,) if self.private_topic else ()) + (
+            (EVENTS,) if self.lifecycle_events else ())
         return any(matches(allowed, inner) for allowed in readable)
 
     def describe(self) -> str:
         """'the keys allow topics a, b/*; and subscribing to c'."""
         text = "the keys allow " + ("topics " if len(self.topics) > 1 else "topic ") + ", ".join(self.topics)
-        return text + (f"; and subscribing to {self.private_topic}" if self.private_topic else "")
+        text += f"; and subscribing to {self.private_topic}" if self.private_topic else ""
+        return text + (f"; and the lifecycle events {EVENTS}" if self.lifecycle_events else "")
 
 
 def describe_client(keys: TemporaryKeys) -> str:

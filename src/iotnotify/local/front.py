@@ -194,6 +194,7 @@ class Relay:
         try:
             await asyncio.wait([upstream, link.ended], return_when=asyncio.FIRST_COMPLETED)
         finally:
+            by_broker = link.ended.done() and not upstream.done()  # the broker's side ended first
             if self.client_id is not None and self.holders.get(self.client_id) == self.take_over:
                 del self.holders[self.client_id]
             upstream.cancel()
@@ -202,7 +203,7 @@ class Relay:
             link.close()
             if self.gateway is not None:  # no WebSocket closing handshake, as AWS IoT Core
                 self.gateway.note_throttled()
-                self.gateway.ended()
+                self.gateway.ended(by_broker)
                 self.websocket.transport.close()
             await self.websocket.close()
 
@@ -284,11 +285,13 @@ class WebSocketFront:
     upgrade is relayed as it is (tests' brokers that restart at will)."""
 
     def __init__(self, port: int, broker: BrokerAddress, tls: TlsFiles, admit: Admit | None = None,
-                 plain_port: int | None = None, publish: Publish | None = None) -> None:
+                 plain_port: int | None = None, publish: Publish | None = None,
+                 background: tuple[Callable[[], Awaitable[None]], ...] = ()) -> None:
         self.port = port
         self.plain_port = plain_port
         self.admit = admit
         self.publish = publish  # answers HTTPS publish requests (None: only WebSocket upgrades)
+        self.background = background  # run on the front's loop while it serves (the lifecycle events)
         self.broker = broker  # where relays connect: Mosquitto's Unix socket, or its TCP port
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.context.load_cert_chain(tls.cert_file, tls.key_file)
@@ -336,7 +339,11 @@ class WebSocketFront:
                 self._ready.set()
                 return
         self._ready.set()
+        tasks = [asyncio.ensure_future(work()) for work in self.background]
         await self._stop.wait()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for server in servers:
             server.close(close_connections=True)
             await server.wait_closed()

@@ -18,6 +18,16 @@ from iotnotify import limits
 from iotnotify.local import packets as mqtt
 from iotnotify.local.account import ConnectRate, StoredSessions
 from iotnotify.local.grants import Grants
+from iotnotify.local.lifecycle import (
+    AUTH_ERROR,
+    CLIENT_ERROR,
+    CLIENT_INITIATED_DISCONNECT,
+    DUPLICATE_CLIENTID,
+    MQTT_KEEP_ALIVE_TIMEOUT,
+    SERVER_INITIATED_DISCONNECT,
+    WEBSOCKET_TTL_EXPIRATION,
+    Presence,
+)
 from iotnotify.throttle import TokenBucket
 from iotnotify.topics import PUBLISH, SUBSCRIBE, counted_slashes, filter_matches, reserved_refusal
 
@@ -64,8 +74,10 @@ class Gateway:
 
     def __init__(self, grants: Grants, log: Log | None = None, clock: Callable[[], float] = time.monotonic,
                  max_duration: float | None = limits.MAX_CONNECTION_DURATION,
-                 connects: ConnectRate | None = None, sessions: StoredSessions | None = None) -> None:
+                 connects: ConnectRate | None = None, sessions: StoredSessions | None = None,
+                 presence: Presence | None = None) -> None:
         self.grants = grants
+        self.presence = presence  # the connection's lifecycle events (None: none published)
         self.connects = connects  # the stack's, shared by its connections (None: no connect rate)
         self.sessions = sessions or StoredSessions()  # the stack's MQTT 3.1.1 sessions left, and their expiry
         self._stored_v3 = False  # this connection holds an MQTT 3.1.1 persistent session, accepted
@@ -80,6 +92,8 @@ class Gateway:
         self.clock = clock
         self._throttled, self._throttle_noted = 0, float("-inf")  # the first is noted at once
         self._server_keep_alive: int | None = None
+        self._keep_alive = float("inf")  # s the broker waits for a packet from the client
+        self._heard = clock()  # when the client last sent something
         self._from_client = mqtt.Framer(FRAME_LIMIT)
         self._from_broker = mqtt.Framer()
         self._publishes = TokenBucket(limits.PUBLISH_RATE, limits.PUBLISH_RATE, clock)
@@ -108,6 +122,7 @@ class Gateway:
         """End the connection as AWS IoT Core does: MQTT 5 says why (CONNACK or DISCONNECT), 3.1.1 just
         closes. Returns True (the connection ends)."""
         self._note(f"{why}: connection closed" + (f" (reason 0x{code:02X})" if self.v5 else ""))
+        self._end(AUTH_ERROR if code == NOT_AUTHORIZED else CLIENT_ERROR)
         if self.v5:
             out.to_client += mqtt.connack(code, True) if connack else mqtt.disconnect(code)
         out.close = self.closed = True
@@ -121,6 +136,7 @@ class Gateway:
             return False
         self._note(f"connected longer than {self.max_duration:g} s (AWS's WebSocket connection duration): "
                    "connection closed")
+        self._end(WEBSOCKET_TTL_EXPIRATION)
         out.close = self.closed = True
         return True
 
@@ -129,6 +145,7 @@ class Gateway:
         out = Verdict()
         if self.closed or self._outlived(out):
             return out
+        self._heard = self.clock()
         try:
             for packet in self._from_client.feed(data):
                 if self._client_packet(packet, out):
@@ -155,8 +172,12 @@ class Gateway:
         if kind == mqtt.SUBSCRIBE:
             return self._subscribe(p, out)
         if kind == mqtt.UNSUBSCRIBE:
-            for topic_filter, _ in mqtt.parse_subscribe(p, self.v5, unsubscribe=True).entries:
-                self.subscriptions.discard(topic_filter)
+            filters = [f for f, _ in mqtt.parse_subscribe(p, self.v5, unsubscribe=True).entries]
+            self.subscriptions.difference_update(filters)
+            if self.presence is not None:
+                self.presence.unsubscribed(filters)
+        elif kind == mqtt.DISCONNECT:
+            self._end(CLIENT_INITIATED_DISCONNECT)
         elif kind == mqtt.CONNECT:
             return self._refuse(out, PROTOCOL_ERROR, "second CONNECT")
         out.to_broker += p.raw
@@ -178,6 +199,7 @@ class Gateway:
         if connect.will_topic is not None and not self._will_allowed(connect.will_topic, connect.will_retain):
             return self._refuse(out, NOT_AUTHORIZED, f"will to {connect.will_topic!r} not allowed", connack=True)
         keep_alive = limits.keep_alive(connect.keep_alive)
+        self._keep_alive = keep_alive * 1.5  # Mosquitto's wait, as AWS's ("1.5 times the keep-alive period")
         raw = p.raw
         if keep_alive != connect.keep_alive:  # as AWS: 0 or over 1200 s is 1200, under 30 s is 30
             raw = mqtt.with_keep_alive(p, connect, keep_alive)
@@ -203,12 +225,21 @@ class Gateway:
             return mqtt.with_connect_properties(raw, {mqtt.SESSION_EXPIRY: limit.to_bytes(4, "big")})
         return raw
 
-    def ended(self) -> None:
-        """The connection ended: an MQTT 3.1.1 persistent session's expiry starts now (not when
-        another connection took the client id: the session is that one's)."""
+    def ended(self, by_broker: bool = False) -> None:
+        """The connection ended (`by_broker`: the broker's side first): an MQTT 3.1.1 persistent
+        session's expiry starts now (not when another connection took the client id: the session
+        is that one's); its disconnected event says why."""
         if self._stored_v3 and self.level is not None and self.client_id != "?":
             self.sessions.left(self.client_id)
         self._stored_v3 = False
+        if by_broker and self.clock() - self._heard >= self._keep_alive - 1:  # MQTT 3.1.1: closed unsaid
+            self._end(MQTT_KEEP_ALIVE_TIMEOUT)
+        if self.presence is not None:
+            self.presence.ended(by_broker)
+
+    def _end(self, reason: str) -> None:
+        if self.presence is not None:
+            self.presence.end(reason)
 
     def _will_allowed(self, topic: str, retain: bool) -> bool:
         """A will is a publish the broker makes for the client later: the keys must allow it now
@@ -233,6 +264,7 @@ class Gateway:
         """What AWS IoT Core sends a connection whose client id another connection took: MQTT 5's
         DISCONNECT 0x8E (session taken over); MQTT 3.1.1 gets nothing, just the close."""
         self._note("another connection took this client id: connection closed")
+        self._end(DUPLICATE_CLIENTID)
         self.closed = True
         self._stored_v3 = False
         return mqtt.disconnect(SESSION_TAKEN_OVER) if self.v5 else b""
@@ -337,6 +369,10 @@ class Gateway:
                 out.to_client += self._suback(p)
             elif kind == mqtt.CONNACK and mqtt.connack_code(p) == 0:
                 out.to_client += self._connack(p)
+            elif kind == mqtt.DISCONNECT:  # MQTT 5: the broker says why (0x8D: keep-alive timeout)
+                self._end(MQTT_KEEP_ALIVE_TIMEOUT if p.raw[p.body:p.body + 1] == b"\x8d" else
+                          SERVER_INITIATED_DISCONNECT)
+                out.to_client += p.raw
             else:
                 out.to_client += p.raw
         if out.to_client:  # over 512 KiB/s: AWS delays it ("delayed in processing"); so does reading the broker
@@ -387,6 +423,8 @@ class Gateway:
         session is noted, and its stored messages are then sent at AWS's replay rate."""
         self.resumed = self._replaying = bool(p.raw[p.body] & 1)
         self._replay_quiet_from = self.clock()
+        if self.presence is not None:
+            self.presence.connected(self.client_id)
         if not self.v5:
             return p.raw
         said = {} if self._server_keep_alive is None else {
@@ -414,9 +452,14 @@ class Gateway:
         if pending is None:
             return p.raw
         ours, forwarded = pending
+        granted = []
         for topic_filter, code in zip(forwarded, suback.codes, strict=False):
             if code >= FAILURE:
                 self.subscriptions.discard(topic_filter)
+            else:
+                granted.append(topic_filter)
+        if self.presence is not None:
+            self.presence.subscribed(granted)
         answers = iter(suback.codes)
         return mqtt.suback(suback.packet_id, [next(answers, FAILURE) if c is None else c for c in ours], self.v5)
 

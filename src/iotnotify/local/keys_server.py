@@ -55,7 +55,7 @@ class LocalIssuer:
                                     or next(iter(self._minted.values())).expiration <= now):
                 del self._minted[next(iter(self._minted))]
             self._minted[issued.access_key] = KnownKeys(issued.secret_key, issued.session_token, issued.expiration,
-                                                        policy)
+                                                        policy, issued.access_key)
         return issued
 
     def lookup(self, access_key: str) -> KnownKeys | None:

@@ -35,6 +35,7 @@ class KnownKeys:
     session_token: str = field(repr=False)
     expiration: dt.datetime
     policy: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    access_key: str = ""  # the principal lifecycle events name
 
 
 Lookup = Callable[[str], "KnownKeys | None"]

@@ -18,6 +18,7 @@ from iotnotify.local.gateway import Gateway
 from iotnotify.local.grants import Grants
 from iotnotify.local.https_publish import HttpsPublish
 from iotnotify.local.keys_server import LOCAL_ACCOUNT, LOCAL_REGION, KeysServer, LocalIssuer, loopback_origins
+from iotnotify.local.lifecycle import Lifecycle, Presence
 from iotnotify.local.sigv4 import KnownKeys, UpgradeRefused, verify_signed_request, verify_upgrade
 from iotnotify.local.tls import ensure_tls_files
 from iotnotify.server.config import DEFAULT_LIFETIME, ConfigInvalid, EndpointConfig
@@ -62,8 +63,10 @@ class LocalStack:
         self.issuer = LocalIssuer(LOOPBACK, config.wss_port)
         to_broker = self.broker.unix_socket or config.mqtt_port  # the front's way to Mosquitto
         publish = HttpsPublish(self._verify_request, self._grants, to_broker, log)
+        self.lifecycle = Lifecycle(to_broker)  # AWS's lifecycle events, under its rules
         self.front = WebSocketFront(config.wss_port, to_broker, self.tls, admit=self._admit,
-                                    plain_port=config.ws_port, publish=publish)
+                                    plain_port=config.ws_port, publish=publish,
+                                    background=() if config.permissive else (self.lifecycle.run,))
         self.keys: KeysServer | None = None
         self.connects = ConnectRate()  # AWS's one CONNECT a second per client id, over all connections
         self.sessions = StoredSessions(config.max_session_expiry)  # MQTT 3.1.1 persistent sessions left
@@ -83,9 +86,11 @@ class LocalStack:
         """Check the upgrade's signature (UpgradeRefused: 403); then, unless permissive, a Gateway
         holding the connection to the role's policy and the keys' session policy."""
         self._check_origin(headers)
-        grants = self._grants(verify_upgrade(path, headers, self.issuer.lookup))
+        keys = verify_upgrade(path, headers, self.issuer.lookup)
+        grants = self._grants(keys)
         return None if grants is None else Gateway(grants, self.log, max_duration=self.config.max_connection_duration,
-                                                   connects=self.connects, sessions=self.sessions)
+                                                   connects=self.connects, sessions=self.sessions,
+                                                   presence=Presence(self.lifecycle, keys.access_key))
 
     def _check_origin(self, headers: Mapping[str, str]) -> None:
         origin = next((v for k, v in headers.items() if k.lower() == "origin"), None)

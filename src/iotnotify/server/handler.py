@@ -111,6 +111,8 @@ def answer(method: str, query: dict[str, str], config: EndpointConfig, issuer: I
     }
     if private is not None:
         body["privateTopic"] = private
+    if config.lifecycle_events:
+        body["lifecycleEvents"] = True  # the keys may subscribe to and receive $aws/events/...
     return Response(200, body, headers)
 
 
