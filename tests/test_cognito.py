@@ -151,3 +151,27 @@ def test_a_login_from_stdin_reaches_the_local_pool_as_another_identity(cognito):
     result = cognito.run("keys", "--json", "--no-cache", "--login-file", "-", input="accounts.example=eyJ.t\n")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["identityId"] != unauthenticated  # a login: an identity of its own
+
+
+def test_a_signed_in_identity_needs_an_iot_policy_attached(cognito, stack, tmp_path, topic):
+    """AWS IoT asks an authenticated identity's attached AWS IoT policies as well as its role's:
+    without one it is refused; `setup-cognito --local` attaches the policy setup-cognito makes on
+    AWS (the identity id as client id, through ${cognito-identity.amazonaws.com:sub}), and then it
+    connects. An unauthenticated identity needs none (test_keys_from_the_local_pool_connect_and_deliver)."""
+    login = ["--login", f"accounts.example=eyJ.signed.in.{topic}"]
+    identity = json.loads(cognito.run(*login, "keys", "--json").stdout)["identityId"]
+    refused = cognito.run(*login, "send", topic, "before")
+    assert refused.returncode == 10, refused.stderr
+    assert f"authenticated Cognito identity {identity} has no AWS IoT policy attached" in stack.log()
+    attached = cognito.run("setup-cognito", "--local", "--identity", identity, "--topics", "test/*")  # the stack's
+    assert attached.returncode == 0, attached.stderr
+    assert f"attached to {identity}" in attached.stdout
+    policies = stack.state / "iotnotify" / "local" / "iot-policies.json"
+    assert stat.S_IMODE(policies.stat().st_mode) == 0o600
+    sub = cognito.subscriber(tmp_path, *login, topic, "-C", "1", "-W", "20")
+    sent = cognito.run(*login, "send", topic, "after")
+    assert sent.returncode == 0, sent.stderr
+    out, err = sub.communicate(timeout=30)
+    assert (sub.returncode, out) == (0, b"after\n"), err
+    again = cognito.run("setup-cognito", "--local", "--identity", identity, "--topics", "test/*")
+    assert f"already attached to {identity}" in again.stdout

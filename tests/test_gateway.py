@@ -559,3 +559,23 @@ def test_lifecycle_events_skip_client_ids_with_wildcards_and_keep_a_bounded_queu
     for _ in range(5):
         presence_gateway(Clock(), lifecycle)
     assert len(lifecycle.pending()) == 3 and lifecycle.dropped == 2
+
+
+def test_a_role_policy_with_the_client_id_variable_gives_each_client_its_own_topics():
+    """`--role-policy` may use ${iot:ClientId} (and the Connect examples' conditions): the gateway
+    gives IAM the connection's client id and its CONNECT's attributes."""
+    role = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "iot:Connect", "Resource": "*",
+         "Condition": {"ForAllValues:StringEquals": {"iot:ConnectAttributes": ["LastWill"]}}},
+        {"Effect": "Allow", "Action": ["iot:Publish", "iot:Subscribe", "iot:Receive"],
+         "Resource": [f"arn:aws:iot:{REGION}:{ACCOUNT}:topic/clients/${{iot:ClientId}}/*",
+                      f"arn:aws:iot:{REGION}:{ACCOUNT}:topicfilter/clients/${{iot:ClientId}}/*"]}]}
+    session = session_policy(REGION, ACCOUNT, CLIENT, ["clients/*"])
+    g = Gateway(Grants(REGION, ACCOUNT, (role, session)), None, Clock())
+    assert g.from_client(connect(CLIENT + "-1")).to_broker
+    verdict = g.from_client(publish(f"clients/{CLIENT}-1/x", packet_id=1) + publish(f"clients/{CLIENT}-2/x", packet_id=2))
+    assert verdict.to_broker == publish(f"clients/{CLIENT}-1/x", packet_id=1)
+    assert verdict.to_client == mqtt.puback(2, 0x87, True)
+    persistent = Gateway(Grants(REGION, ACCOUNT, (role, session)), None, Clock())
+    body = text("MQTT") + bytes([4, 0]) + struct.pack("!H", 60) + text(CLIENT + "-3")  # clean session 0
+    assert persistent.from_client(mqtt.packet(0x10, body)).close  # PersistentConnect is not in the list

@@ -150,3 +150,53 @@ def test_a_session_policy_never_grants_more_than_the_role(role, session, request
     action, resource = request
     if iam.is_allowed([*role, *session], action, resource):
         assert iam.is_allowed(role, action, resource)
+
+
+CONNECT = {"iot:clientid": "c1", "aws:sourceip": "127.0.0.1", "iot:connectattributes": [], "iot:lastwilltopic": []}
+
+
+@pytest.mark.parametrize("statement, resource, context, expected", [
+    # policy variables: the request's value; none for it (no thing registry), the statement never allows
+    (allow("iot:Publish", f"{ARN}:topic/clients/${{iot:ClientId}}/*"), f"{ARN}:topic/clients/c1/x", CONNECT, True),
+    (allow("iot:Publish", f"{ARN}:topic/clients/${{iot:ClientId}}/*"), f"{ARN}:topic/clients/c2/x", CONNECT, False),
+    (allow("iot:Publish", f"{ARN}:topic/things/${{iot:Connection.Thing.ThingName}}"), f"{ARN}:topic/things/c1",
+     CONNECT, False),
+    (allow("iot:Publish", f"{ARN}:topic/users/${{cognito-identity.amazonaws.com:sub}}"),
+     f"{ARN}:topic/users/local:1", {"cognito-identity.amazonaws.com:sub": "local:1"}, True),
+    (allow("iot:Publish", f"{ARN}:topic/users/${{cognito-identity.amazonaws.com:sub}}"),
+     f"{ARN}:topic/users/local:1", {}, False),  # keys that are not Cognito's
+    (allow("iot:Publish", f"{ARN}:topic/odd${{*}}name"), f"{ARN}:topic/odd*name", {}, True),  # ${*}: a literal *
+    (allow("iot:Publish", f"{ARN}:topic/odd${{*}}name"), f"{ARN}:topic/oddXname", {}, False),
+    # the Connect policy examples' conditions
+    (allow("iot:Connect", "*", Condition={"ForAllValues:StringEquals": {"iot:ConnectAttributes": ["LastWill"]}}),
+     f"{ARN}:client/c1", CONNECT, True),  # a clean connect, no will: nothing outside the list
+    (allow("iot:Connect", "*", Condition={"ForAllValues:StringEquals": {"iot:ConnectAttributes": ["LastWill"]}}),
+     f"{ARN}:client/c1", {**CONNECT, "iot:connectattributes": ["LastWill"]}, True),
+    (allow("iot:Connect", "*", Condition={"ForAllValues:StringEquals": {"iot:ConnectAttributes": ["LastWill"]}}),
+     f"{ARN}:client/c1", {**CONNECT, "iot:connectattributes": ["PersistentConnect"]}, False),
+    (allow("iot:Connect", "*", Condition={"ArnEquals": {"iot:LastWillTopic": f"{ARN}:topic/my/lastwill"}}),
+     f"{ARN}:client/c1", {**CONNECT, "iot:lastwilltopic": [f"{ARN}:topic/my/lastwill"]}, True),
+    (allow("iot:Connect", "*", Condition={"ArnEquals": {"iot:LastWillTopic": f"{ARN}:topic/my/lastwill"}}),
+     f"{ARN}:client/c1", CONNECT, False),  # no will: no value to equal
+    (allow("iot:Connect", "*", Condition={"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}}), f"{ARN}:client/c1",
+     CONNECT, True),
+    (allow("iot:Connect", "*", Condition={"NotIpAddress": {"aws:SourceIp": "127.0.0.0/8"}}), f"{ARN}:client/c1",
+     CONNECT, False),
+    (allow("iot:Connect", "*", Condition={"StringLike": {"iot:ClientId": "c?"}}), f"{ARN}:client/c1", CONNECT, True),
+    # what cannot be evaluated here never allows: a key not modelled, an operator not known
+    (allow("iot:Connect", "*", Condition={"Bool": {"aws:SecureTransport": "true"}}), f"{ARN}:client/c1", CONNECT, False),
+    (allow("iot:Connect", "*", Condition={"DateLessThan": {"aws:CurrentTime": "2030-01-01T00:00:00Z"}}),
+     f"{ARN}:client/c1", CONNECT, False),
+])
+def test_policy_variables_and_conditions(statement, resource, context, expected):
+    action = statement["Action"]
+    assert iam.is_allowed([policy(statement)], action, resource, context) is expected
+
+
+def test_a_deny_that_cannot_be_evaluated_denies():
+    """Never more generous than AWS: a Deny whose variable or condition is unknown here holds."""
+    everything = allow("iot:*", "*")
+    for unknown in (deny("iot:Publish", f"{ARN}:topic/${{iot:Connection.Thing.ThingName}}"),
+                    deny("iot:Publish", "*", Condition={"Bool": {"aws:SecureTransport": "false"}})):
+        assert not iam.is_allowed([policy(everything, unknown)], "iot:Publish", f"{ARN}:topic/a", CONNECT)
+    assert iam.is_allowed([policy(everything, deny("iot:Subscribe", "*"))], "iot:Publish", f"{ARN}:topic/a", CONNECT)

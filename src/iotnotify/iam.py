@@ -1,7 +1,8 @@
 """IAM policy evaluation for AWS IoT actions, as AWS decides them for SigV4 connections. Pure functions.
 
 The rules that matter here (IAM User Guide: "Policy evaluation logic", "IAM JSON policy elements:
-Action, NotAction, Resource, NotResource"; AWS IoT Developer Guide: "AWS IoT Core policy actions"):
+Action, NotAction, Resource, NotResource", "Variables and tags", "Condition operators"; AWS IoT
+Developer Guide: "AWS IoT Core policy actions", "AWS IoT Core policy variables"):
 
 - An explicit Deny in any policy wins; otherwise an Allow is needed; otherwise the action is denied.
 - Keys issued with a session policy get the intersection of the role's policies and the session
@@ -9,30 +10,65 @@ Action, NotAction, Resource, NotResource"; AWS IoT Developer Guide: "AWS IoT Cor
 - Action names are case-insensitive; resource ARNs are case-sensitive.
 - In both, `*` matches any run of characters (`/` included) and `?` exactly one. In a
   `topicfilter/` ARN, MQTT's `+` and `#` are ordinary characters, matched like any other.
-- Condition blocks are not evaluated: a statement with one never allows, and always denies when it
-  matches, so that a local decision is never more generous than AWS's.
+- `${key}` in a Resource is the request's value of `key` (`iot:ClientId`,
+  `cognito-identity.amazonaws.com:sub`...: the `context` a caller gives); `${*}`, `${?}` and `${$}`
+  are the characters themselves. A variable the request has no value for
+  (`iot:Connection.Thing.ThingName` without a registry) makes the statement invalid: it never allows.
+- Conditions: the operators AWS IoT's examples use (String*, Arn*, Bool, IpAddress, Null; the
+  `ForAllValues:`/`ForAnyValue:` set forms and `...IfExists`) on the request's keys. A statement
+  whose condition cannot be evaluated here (another operator, a key the caller does not model)
+  never allows, and denies when it matches, so that a local decision is never more generous
+  than AWS's.
 """
 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 ALLOW, DENY = "Allow", "Deny"
+Context = Mapping[str, "str | list[str]"]
+"""Condition key (lower case) -> the request's value, or values ([] where AWS has none for this
+request, as iot:LastWillTopic without a will); a key absent from it is not modelled: Unresolved."""
+VARIABLE = re.compile(r"\$\{([^}]*)\}")
+ESCAPES = {"*": "\x00", "?": "\x01", "$": "$"}  # ${*} and ${?}: the literal characters (restored in _compiled)
+
+
+class Unresolved(Exception):
+    """A policy variable or condition this request has no value for, or an operator not known here."""
 
 
 @functools.lru_cache(maxsize=4096)
 def _compiled(pattern: str, ignore_case: bool) -> re.Pattern[str]:
     """IAM's `*` and `?` wildcards as a regular expression; every other character is literal."""
-    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    literal = {"\x00": re.escape("*"), "\x01": re.escape("?")}
+    body = "".join(".*" if c == "*" else "." if c == "?" else literal.get(c) or re.escape(c) for c in pattern)
     return re.compile(body, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
 
 def matches(pattern: str, value: str, ignore_case: bool = False) -> bool:
     """Whether `value` matches an IAM pattern (`*` any run of characters, `?` one character)."""
     return _compiled(pattern, ignore_case).fullmatch(value) is not None
+
+
+def substitute(pattern: str, context: Context) -> str:
+    """`pattern` with each `${key}` replaced by the request's value (Unresolved if it has none)."""
+    if "${" not in pattern:
+        return pattern
+
+    def value(found: re.Match[str]) -> str:
+        key = found.group(1)
+        if key in ESCAPES:
+            return ESCAPES[key]
+        known = context.get(key.lower())
+        if not isinstance(known, str):
+            raise Unresolved(key)
+        return known
+
+    return VARIABLE.sub(value, pattern)
 
 
 def _strings(value: Any) -> list[str]:
@@ -44,17 +80,83 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
-def _element(statement: Mapping[str, Any], name: str, value: str, ignore_case: bool) -> bool:
+def _element(statement: Mapping[str, Any], name: str, value: str, ignore_case: bool, context: Context) -> bool:
     """Whether `value` is covered by the statement's `name` element or excluded by its `Not` form."""
     if name in statement:
-        return any(matches(p, value, ignore_case) for p in _strings(statement[name]))
+        return any(matches(substitute(p, context), value, ignore_case) for p in _strings(statement[name]))
     if "Not" + name in statement:
-        return not any(matches(p, value, ignore_case) for p in _strings(statement["Not" + name]))
+        return not any(matches(substitute(p, context), value, ignore_case) for p in _strings(statement["Not" + name]))
     return False
 
 
-def decide(policy: Mapping[str, Any], action: str, resource: str) -> str | None:
-    """What one policy says of `action` on `resource`: ALLOW, DENY, or None (it does not allow it)."""
+def _compare(operator: str, wanted: str, have: str) -> bool:
+    """One value against one of the condition's (Unresolved for an operator not known here)."""
+    base = operator.removesuffix("IfExists")
+    if base in ("StringEquals", "ArnEquals"):
+        return have == wanted
+    if base == "StringEqualsIgnoreCase":
+        return have.lower() == wanted.lower()
+    if base in ("StringLike", "ArnLike"):
+        return matches(wanted, have)
+    if base == "Bool":
+        return have.lower() == wanted.lower()
+    if base == "IpAddress":
+        try:
+            return ipaddress.ip_address(have) in ipaddress.ip_network(wanted, strict=False)
+        except ValueError:
+            return False
+    raise Unresolved(operator)
+
+
+NEGATED = {"StringNotEquals": "StringEquals", "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",
+           "StringNotLike": "StringLike", "ArnNotEquals": "ArnEquals", "ArnNotLike": "ArnLike",
+           "NotIpAddress": "IpAddress"}
+
+
+def _condition(operator: str, key: str, wanted: list[str], context: Context) -> bool:
+    """One operator on one key: whether the request's value(s) satisfy it."""
+    qualifier, _, operator = operator.rpartition(":")
+    if key.lower() not in context:  # a key not modelled here: AWS may well have a value for it
+        raise Unresolved(key)
+    have = context[key.lower()]
+    values = [have] if isinstance(have, str) else list(have)
+    if operator == "Null":  # "true": the key must be absent
+        return (not values) == (wanted[:1] == ["true"])
+    if not values:
+        if qualifier == "ForAllValues" or operator.endswith("IfExists"):
+            return True  # IAM: ForAllValues holds for no values; IfExists when the key is absent
+        return operator.removesuffix("IfExists") in NEGATED
+    negated = operator.removesuffix("IfExists") in NEGATED
+    positive = NEGATED.get(operator.removesuffix("IfExists"), operator)
+    wanted = [substitute(w, context) for w in wanted]
+
+    def one(value: str) -> bool:
+        hit = any(_compare(positive, w, value) for w in wanted)
+        return not hit if negated else hit
+
+    if qualifier == "ForAllValues":
+        return all(one(v) for v in values)
+    return any(one(v) for v in values)  # ForAnyValue, and a single-valued key
+
+
+def conditions_hold(conditions: Any, context: Context) -> bool:
+    """Whether every operator and key of a Condition block holds for the request (Unresolved if
+    one cannot be evaluated here)."""
+    if not isinstance(conditions, Mapping):
+        raise Unresolved("Condition")
+    for operator, keys in conditions.items():
+        if not isinstance(keys, Mapping):
+            raise Unresolved(str(operator))
+        for key, wanted in keys.items():
+            if not _condition(str(operator), str(key), _strings(wanted), context):
+                return False
+    return True
+
+
+def decide(policy: Mapping[str, Any], action: str, resource: str, context: Context | None = None) -> str | None:
+    """What one policy says of `action` on `resource` for a request with `context` (condition
+    keys, lower case, and their values): ALLOW, DENY, or None (it does not allow it)."""
+    context = context or {}
     statements = policy.get("Statement", [])
     if isinstance(statements, Mapping):
         statements = [statements]
@@ -62,17 +164,27 @@ def decide(policy: Mapping[str, Any], action: str, resource: str) -> str | None:
     for statement in statements if isinstance(statements, list) else []:
         if not isinstance(statement, Mapping):
             continue
-        if not (_element(statement, "Action", action, True) and _element(statement, "Resource", resource, False)):
+        deny = statement.get("Effect") == DENY
+        if not _element(statement, "Action", action, True, {}):
             continue
-        if statement.get("Effect") == DENY:
+        try:
+            if not _element(statement, "Resource", resource, False, context):
+                continue
+            holds = "Condition" not in statement or conditions_hold(statement["Condition"], context)
+        except Unresolved:  # never more generous than AWS: no allow from it, a deny if it may apply
+            if deny:
+                return DENY
+            continue
+        if holds and deny:
             return DENY
-        if statement.get("Effect") == ALLOW and "Condition" not in statement:
+        if holds and statement.get("Effect") == ALLOW:
             allowed = True
     return ALLOW if allowed else None
 
 
-def is_allowed(policies: Iterable[Mapping[str, Any]], action: str, resource: str) -> bool:
+def is_allowed(policies: Iterable[Mapping[str, Any]], action: str, resource: str,
+               context: Context | None = None) -> bool:
     """Whether every policy allows `action` on `resource` (the intersection STS gives a session);
     no policy at all allows nothing."""
-    decisions = [decide(policy, action, resource) for policy in policies]
+    decisions = [decide(policy, action, resource, context) for policy in policies]
     return bool(decisions) and all(decision == ALLOW for decision in decisions)

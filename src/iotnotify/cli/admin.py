@@ -213,11 +213,13 @@ def _diff(name: str, before: Any, after: Any) -> str:
 @click.command("setup-cognito", context_settings=CONTEXT, epilog="""\b
 Examples:
   iotnotify setup-cognito --identity eu-west-1:0a1b2c3d-... --topics '/serverless/pubsub,alerts/*' --dry-run
-  iotnotify setup-cognito --identity "$ID" --private-topic-prefix users --aws-profile admin""")
+  iotnotify setup-cognito --identity "$ID" --private-topic-prefix users --aws-profile admin
+  iotnotify setup-cognito --local --identity "$ID"       # an identity of `iotnotify local`'s pool""")
 @click.option("--identity", "identities", multiple=True, required=True, metavar="ID",
               help="An authenticated Cognito identity id to attach the policy to (repeatable).")
-@click.option("--topics", default="/serverless/pubsub", show_default=True, metavar="T1,T2",
-              help="Topics the identities may use (PREFIX/* for every topic below PREFIX/), as IOTNOTIFY_TOPICS.")
+@click.option("--topics", metavar="T1,T2",
+              help="Topics the identities may use (PREFIX/* for every topic below PREFIX/), as IOTNOTIFY_TOPICS "
+                   "(default: /serverless/pubsub; with --local, the local stack's default topics).")
 @click.option("--private-topic-prefix", metavar="PREFIX",
               help="The identities may also subscribe and receive on PREFIX/<identity id>.")
 @click.option("--policy-name", default="iotnotify-cognito", show_default=True, metavar="NAME",
@@ -225,8 +227,11 @@ Examples:
 @click.option("--region", metavar="REGION", help="Region of the AWS IoT policy (default: the AWS session's).")
 @click.option("--dry-run", is_flag=True, help="Show what would be created, changed or attached; change nothing.")
 @click.option("--aws-profile", metavar="NAME", help="AWS profile to use (default: boto3's credential chain).")
-def setup_cognito_command(identities: tuple[str, ...], topics: str, private_topic_prefix: str | None,
-                          policy_name: str, region: str | None, dry_run: bool, aws_profile: str | None) -> None:
+@click.option("--local", "local_stack", is_flag=True,
+              help="Attach the policy to identities of `iotnotify local`'s Cognito pool instead (no AWS account).")
+def setup_cognito_command(identities: tuple[str, ...], topics: str | None, private_topic_prefix: str | None,
+                          policy_name: str, region: str | None, dry_run: bool, aws_profile: str | None,
+                          local_stack: bool) -> None:
     """Give authenticated Cognito identities the AWS IoT policy AWS IoT wants for them (scoped as
     the endpoint's keys, the identity id as the client id), creating or updating it."""
     from iotnotify.aws import aws_errors
@@ -234,13 +239,21 @@ def setup_cognito_command(identities: tuple[str, ...], topics: str, private_topi
     from iotnotify.errors import UsageError
     from iotnotify.server.policy import PolicyError
 
-    topic_list = [t.strip() for t in topics.split(",") if t.strip()]
-    aws, region = _aws_in(aws_profile, region)
+    if local_stack:
+        from iotnotify.local import DEFAULT_TOPICS
+        from iotnotify.local.keys_server import LOCAL_REGION
+
+        topics, region = topics or ",".join(DEFAULT_TOPICS), LOCAL_REGION
+    topic_list = [t.strip() for t in (topics or "/serverless/pubsub").split(",") if t.strip()]
     try:
-        with aws_errors():
-            result = setup_cognito(aws.client("iot", region_name=region), aws.client("sts"), region=region,
-                                   topics=topic_list, private_prefix=private_topic_prefix,
-                                   identities=list(identities), policy_name=policy_name, dry_run=dry_run)
+        if local_stack:
+            result = _setup_local_cognito(topic_list, private_topic_prefix, list(identities), policy_name, dry_run)
+        else:
+            aws, region = _aws_in(aws_profile, region)
+            with aws_errors():
+                result = setup_cognito(aws.client("iot", region_name=region), aws.client("sts"), region=region,
+                                       topics=topic_list, private_prefix=private_topic_prefix,
+                                       identities=list(identities), policy_name=policy_name, dry_run=dry_run)
     except PolicyError as e:
         raise UsageError(f"--topics or --private-topic-prefix: {e}") from None
     would = "would " if dry_run else ""
@@ -255,3 +268,21 @@ def setup_cognito_command(identities: tuple[str, ...], topics: str, private_topi
         click.echo(f"  already attached to {identity}")
     if result.created or result.changed:
         click.echo(_diff(f"AWS IoT policy {policy_name}", result.before, result.policy), nl=False)
+
+
+def _setup_local_cognito(topics: list[str], private_prefix: str | None, identities: list[str], policy_name: str,
+                         dry_run: bool) -> Any:
+    """setup-cognito for the local stack's pool: the same policy, attached in the stack's state folder."""
+    from iotnotify.cognito.setup import CognitoSetup
+    from iotnotify.errors import UsageError
+    from iotnotify.local.iot_policies import attach
+    from iotnotify.local.keys_server import LOCAL_ACCOUNT, LOCAL_REGION
+    from iotnotify.local.stack import default_state_dir
+    from iotnotify.server.policy import identity_policy
+
+    policy = identity_policy(LOCAL_REGION, LOCAL_ACCOUNT, topics, private_prefix)
+    try:
+        before, attached, already = attach(default_state_dir(), policy_name, policy, identities, dry_run)
+    except (OSError, ValueError) as e:  # files.Unsafe too: a folder that is not the user's alone
+        raise UsageError(f"cannot attach the policy for the local stack: {e}") from None
+    return CognitoSetup(policy_name, policy, before, attached, already)

@@ -3,7 +3,8 @@
 front checks their signature and AWS's rules apply their policy: the keys endpoint's session policy
 for a client id that is the identity id (as `${cognito-identity.amazonaws.com:sub}` in an AWS role's
 policy), with the private topic PREFIX/<identity id>. Logins are accepted as given: the local stack
-verifies no identity provider's tokens."""
+verifies no identity provider's tokens; an identity got with logins is authenticated, and AWS IoT
+then also asks the AWS IoT policies attached to it (local/iot_policies.py)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ class LocalCognito:
         self.config = config
         self.issuer = issuer
         self.limit = limit
-        self._identities: dict[str, None] = {}  # in the order made: the oldest is forgotten first
+        self._identities: dict[str, bool] = {}  # -> authenticated, in the order made: the oldest is forgotten first
         self._lock = threading.Lock()
 
     def answer(self, target: str | None, body: bytes) -> Response:
@@ -60,16 +61,18 @@ class LocalCognito:
             return _error(400, "ResourceNotFoundException", f"IdentityPool '{request.get('IdentityPoolId')}' "
                                                             f"not found (the local pool is {POOL_ID})")
         identity = f"local:{uuid.uuid4()}"
+        logins = request.get("Logins")
         with self._lock:
             while len(self._identities) >= self.limit:
                 del self._identities[next(iter(self._identities))]
-            self._identities[identity] = None
+            self._identities[identity] = isinstance(logins, dict) and bool(logins)
         return Response(200, {"IdentityId": identity}, dict(JSON_11))
 
     def _credentials(self, request: dict[str, Any]) -> Response:
         identity = request.get("IdentityId")
         with self._lock:
             known = isinstance(identity, str) and identity in self._identities
+            authenticated = isinstance(identity, str) and self._identities.get(identity, False)
         if not known:
             return _error(400, "ResourceNotFoundException", f"Identity '{identity}' not found")
         assert isinstance(identity, str)  # noqa: S101 - known above
@@ -78,7 +81,7 @@ class LocalCognito:
         private = f"{prefix.rstrip('/')}/{identity}" if prefix else None
         policy = self.config.session_policy(where.region, where.account, identity, list(self.config.topics), private,
                                             where.partition)
-        keys = self.issuer.issue(identity, policy, self.config.lifetime)
+        keys = self.issuer.issue(identity, policy, self.config.lifetime, identity=identity, authenticated=authenticated)
         return Response(200, {"IdentityId": identity, "Credentials": {
             "AccessKeyId": keys.access_key, "SecretKey": keys.secret_key, "SessionToken": keys.session_token,
             "Expiration": keys.expiration.timestamp()}}, dict(JSON_11))

@@ -28,6 +28,7 @@ from iotnotify.local.lifecycle import (
     WEBSOCKET_TTL_EXPIRATION,
     Presence,
 )
+from iotnotify.server.policy import iot_arn
 from iotnotify.throttle import TokenBucket
 from iotnotify.topics import PUBLISH, SUBSCRIBE, counted_slashes, filter_matches, reserved_refusal
 
@@ -194,7 +195,8 @@ class Gateway:
             # MQTT 5's reason code for it, as a broker that says one would (our reading)
             return self._refuse(out, CONNECTION_RATE_EXCEEDED, f"CONNECT within {limits.CONNECT_INTERVAL:g} s of the "
                                 "last one with this client id (AWS: 1 a second)", connack=True)
-        if not self.grants.allows("iot:Connect", f"client/{connect.client_id}"):
+        self.grants = self.grants.knowing({"iot:clientid": connect.client_id})
+        if not self.grants.allows("iot:Connect", f"client/{connect.client_id}", _attributes(connect, self.grants)):
             return self._refuse(out, NOT_AUTHORIZED, "iot:Connect not allowed", connack=True)
         if connect.will_topic is not None and not self._will_allowed(connect.will_topic, connect.will_retain):
             return self._refuse(out, NOT_AUTHORIZED, f"will to {connect.will_topic!r} not allowed", connack=True)
@@ -462,6 +464,15 @@ class Gateway:
             self.presence.subscribed(granted)
         answers = iter(suback.codes)
         return mqtt.suback(suback.packet_id, [next(answers, FAILURE) if c is None else c for c in ours], self.v5)
+
+
+def _attributes(connect: mqtt.Connect, grants: Grants) -> dict[str, str | list[str]]:
+    """What AWS IoT Core's iot:Connect conditions see of a CONNECT (Developer Guide, "Connect
+    policy examples"): iot:ConnectAttributes (PersistentConnect, LastWill) and iot:LastWillTopic."""
+    persistent = not connect.clean if connect.level != 5 else connect.session_expiry > 0 or not connect.clean
+    return {"iot:connectattributes": ["PersistentConnect"] * persistent + ["LastWill"] * (connect.will_topic is not None),
+            "iot:lastwilltopic": [] if connect.will_topic is None else [
+                iot_arn(grants.region, grants.account, f"topic/{connect.will_topic}")]}
 
 
 def _resolve(aliases: dict[int, str], publish: mqtt.Publish) -> str:

@@ -40,7 +40,10 @@ class LocalIssuer:
     def where(self) -> Where:
         return Where(self.host, self.port, self.region, LOCAL_ACCOUNT)
 
-    def issue(self, client_id: str, policy: dict[str, object], lifetime: int) -> Issued:
+    def issue(self, client_id: str, policy: dict[str, object], lifetime: int, identity: str | None = None,
+              authenticated: bool = False) -> Issued:
+        """New keys for `client_id` under `policy` (as STS's session policy); for a Cognito
+        `identity`, what its policy variable stands for, and whether it signed in."""
         alphabet = string.ascii_uppercase + string.digits
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         issued = Issued(
@@ -55,7 +58,7 @@ class LocalIssuer:
                                     or next(iter(self._minted.values())).expiration <= now):
                 del self._minted[next(iter(self._minted))]
             self._minted[issued.access_key] = KnownKeys(issued.secret_key, issued.session_token, issued.expiration,
-                                                        policy, issued.access_key)
+                                                        policy, issued.access_key, identity, authenticated)
         return issued
 
     def lookup(self, access_key: str) -> KnownKeys | None:

@@ -36,6 +36,8 @@ class KnownKeys:
     expiration: dt.datetime
     policy: Mapping[str, Any] = field(default_factory=dict, repr=False)
     access_key: str = ""  # the principal lifecycle events name
+    identity: str | None = None  # the Cognito identity the keys are for (${cognito-identity.amazonaws.com:sub})
+    authenticated: bool = False  # that identity signed in (a login): an AWS IoT policy attached to it must allow too
 
 
 Lookup = Callable[[str], "KnownKeys | None"]

@@ -15,8 +15,9 @@ from iotnotify.local.account import ConnectRate, StoredSessions
 from iotnotify.local.broker import Broker, check_port_free
 from iotnotify.local.front import WebSocketFront
 from iotnotify.local.gateway import Gateway
-from iotnotify.local.grants import Grants
+from iotnotify.local.grants import COGNITO_SUB, Grants
 from iotnotify.local.https_publish import HttpsPublish
+from iotnotify.local.iot_policies import Attached
 from iotnotify.local.keys_server import LOCAL_ACCOUNT, LOCAL_REGION, KeysServer, LocalIssuer, loopback_origins
 from iotnotify.local.lifecycle import Lifecycle, Presence
 from iotnotify.local.sigv4 import KnownKeys, UpgradeRefused, verify_signed_request, verify_upgrade
@@ -26,6 +27,7 @@ from iotnotify.server.handler import origin_allowed
 from iotnotify.server.policy import role_policy
 
 LOOPBACK = "127.0.0.1"
+NOTHING: dict[str, Any] = {"Version": "2012-10-17", "Statement": []}  # a policy that allows nothing
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class LocalStack:
                                     plain_port=config.ws_port, publish=publish,
                                     background=() if config.permissive else (self.lifecycle.run,))
         self.keys: KeysServer | None = None
+        self.attached = Attached(config.state_dir)  # AWS IoT policies of authenticated Cognito identities
         self.connects = ConnectRate()  # AWS's one CONNECT a second per client id, over all connections
         self.sessions = StoredSessions(config.max_session_expiry)  # MQTT 3.1.1 persistent sessions left
         if not config.permissive:  # the backstop for the ids `sessions` forgets (Mosquitto counts in hours)
@@ -106,7 +109,15 @@ class LocalStack:
         """What these keys may do: the role's policy and their session policy (None when permissive)."""
         if self.config.permissive:
             return None
-        return Grants(LOCAL_REGION, LOCAL_ACCOUNT, (self.role_policy, keys.policy))
+        known = {COGNITO_SUB: keys.identity} if keys.identity else {}
+        policies: tuple[Mapping[str, Any], ...] = (self.role_policy, keys.policy)
+        if keys.identity and keys.authenticated:  # and the AWS IoT policies attached to the identity
+            attached = self.attached.of(keys.identity)
+            if not attached and self.log is not None:
+                self.log(f"authenticated Cognito identity {keys.identity} has no AWS IoT policy attached: "
+                         f"nothing is allowed (iotnotify setup-cognito --local --identity {keys.identity})")
+            policies += tuple(attached) or (NOTHING,)
+        return Grants(LOCAL_REGION, LOCAL_ACCOUNT, policies, known)
 
     def start(self) -> None:
         """Check the ports, then start the broker, its wss front and the keys endpoint."""
