@@ -234,6 +234,14 @@ def test_broker_ends_persistent_sessions_after_whole_hours_when_told():
     assert "persistent_client_expiration" not in render_config(1883)
 
 
+def test_a_persistent_broker_saves_its_state_in_the_folder_given(tmp_path):
+    from iotnotify.local.broker import render_config
+
+    config = render_config(1883, persistence=tmp_path)
+    assert f"persistence true\npersistence_location {tmp_path}/\n" in config and "persistence false" not in config
+    assert "persistence false\n" in render_config(1883)  # permissive (benchmarks): nothing saved
+
+
 def test_broker_sends_small_messages_at_once_and_takes_extra_listeners():
     from iotnotify.local.broker import render_config
 

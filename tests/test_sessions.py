@@ -44,3 +44,25 @@ def test_an_mqtt5_session_asking_longer_than_the_maximum_is_told_once(short_sess
     assert len(said) == 1 and said[0].endswith(
         " 2 s after a disconnection, not the 3600 s asked (--session-expiry): messages sent while you are away "
         "longer are not kept"), sub.stderr
+
+
+@pytest.mark.slow
+def test_sessions_and_retained_messages_outlive_a_restart_of_the_stack(tmp_path):
+    """AWS IoT Core's restarts lose no persistent session and no retained message: nor do the local
+    stack's (Mosquitto saves them in the state folder when it stops)."""
+    root = tmp_path / "stack"
+    root.mkdir()
+    session = f"kept-{time.monotonic_ns()}"
+    with running_stack(root, "--any-client-id") as stack:
+        cli = user_of(stack)
+        first = cli.subscriber(tmp_path, "demo/kept", "--session", session, "-q", "1")
+        first.kill()
+        first.communicate()
+        assert cli.run("send", "-q", "1", "demo/kept", "queued").returncode == 0
+        assert cli.run("send", "-r", "demo/retained", "retained").returncode == 0
+    with running_stack(root, "--any-client-id") as stack:
+        cli = user_of(stack)
+        back = cli.run("subscribe", "demo/kept", "--session", session, "-C", "1", "-W", "20", "--quiet")
+        assert (back.returncode, back.stdout) == (0, "queued\n"), back.stderr
+        retained = cli.run("subscribe", "demo/retained", "--retained-only", "--quiet")
+        assert (retained.returncode, retained.stdout) == (0, "retained\n"), retained.stderr

@@ -28,12 +28,18 @@ def find_mosquitto(path: str | None = None, fallback: str = SBIN) -> str:
     return found
 
 
-def render_config(port: int, extra: str = "", unix_socket: Path | None = None, session_hours: int | None = None) -> str:
+AUTOSAVE = 60  # s between saves of a persistent broker's state (it is saved when Mosquitto stops, too)
+
+
+def render_config(port: int, extra: str = "", unix_socket: Path | None = None, session_hours: int | None = None,
+                  persistence: Path | None = None) -> str:
     """mosquitto.conf: one plain MQTT listener on 127.0.0.1 (for tools; the wss front relays to it
     when it has no `unix_socket`), the front's Unix socket, then any `extra` lines (bench/ adds a
     TLS listener for mosquitto_pub). `user` keeps a root start from switching to the `mosquitto`
     user, as Debian's Mosquitto otherwise does. With `session_hours`, MQTT 3.1.1 persistent sessions
-    (and MQTT 5 ones asking longer) end that long after their client left (Mosquitto counts in hours)."""
+    (and MQTT 5 ones asking longer) end that long after their client left (Mosquitto counts in hours).
+    With `persistence` (a folder), sessions, their queued messages and retained messages outlive a
+    restart, as AWS IoT Core's do: saved there when Mosquitto stops, and every AUTOSAVE seconds."""
     lines = [
         "# written by `iotnotify local`; regenerated at every start",
         f"user {getpass.getuser()}",
@@ -51,6 +57,8 @@ def render_config(port: int, extra: str = "", unix_socket: Path | None = None, s
     ]
     if session_hours is not None:
         lines.insert(4, f"persistent_client_expiration {session_hours}h")
+    if persistence is not None:
+        lines[2:3] = ["persistence true", f"persistence_location {persistence}/", f"autosave_interval {AUTOSAVE}"]
     if unix_socket is not None:
         lines += [f"listener 0 {unix_socket}", "protocol mqtt"]
     return "\n".join(lines) + "\n" + extra
@@ -96,6 +104,7 @@ class Broker:
         self.unix_socket = front_socket(folder)
         self.extra_config = ""  # more mosquitto.conf lines, written at the next start (bench/ uses it)
         self.session_hours: int | None = None  # persistent sessions end this long after their client left
+        self.persistent = False  # sessions and retained messages outlive a restart (kept in `folder`)
         self.config_file = folder / "mosquitto.conf"
         self.log_file = folder / "mosquitto.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -105,7 +114,8 @@ class Broker:
         from iotnotify.files import Unsafe, write_private
 
         binary = find_mosquitto()
-        config = render_config(self.port, self.extra_config, self.unix_socket, self.session_hours)
+        config = render_config(self.port, self.extra_config, self.unix_socket, self.session_hours,
+                               self.folder if self.persistent else None)
         try:  # a folder someone else could write to could hold their mosquitto.conf, or links
             write_private(self.config_file, config.encode(), strict=True)
         except Unsafe as e:

@@ -75,6 +75,7 @@ class LocalStack:
         self.sessions = StoredSessions(config.max_session_expiry)  # MQTT 3.1.1 persistent sessions left
         if not config.permissive:  # the backstop for the ids `sessions` forgets (Mosquitto counts in hours)
             self.broker.session_hours = -(-config.max_session_expiry // 3600)
+            self.broker.persistent = True  # AWS IoT Core keeps sessions and retained messages through its restarts
         self.origins = loopback_origins(config.keys_port, config.wss_port) + config.cors_origins
         try:
             self.endpoint = EndpointConfig(topics=config.topics, lifetime=config.lifetime,
