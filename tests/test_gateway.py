@@ -324,8 +324,37 @@ def test_stored_sessions_remember_a_bounded_number_of_ids():
     sessions = StoredSessions(1, Clock())
     sessions.LIMIT = 3
     for i in range(5):
-        sessions.left(f"c{i}")
-    assert list(sessions._left) == ["c2", "c3", "c4"]
+        sessions.left(f"c{i}", {}, mqtt311=True)
+    assert list(sessions._away) == ["c2", "c3", "c4"]
+
+
+def test_only_what_was_stored_while_away_comes_at_10_a_second():
+    """The stack counts the QoS 1 messages published to an away session's QoS 1 filters; once it
+    is back, that many are paced at AWS's replay rate and what follows is live, whatever the
+    traffic (a steady stream would otherwise never leave the replay)."""
+    clock = Clock()
+    sessions = StoredSessions(3600, clock)
+    g = session_gateway(clock, sessions)
+    g.from_client(connect_v5(expiry=3600))
+    g.from_broker(mqtt.packet(0x20, b"\x00\x00\x00"))
+    g.from_client(subscribe("test/a", "test/q0", packet_id=1))
+    g.from_broker(mqtt.suback(1, [1, 0], True))
+    g.ended()
+    publisher = session_gateway(clock, sessions)
+    publisher.from_client(connect_v5(CLIENT + "-2"))
+    for i in range(1, 21):
+        publisher.from_client(publish("test/a", packet_id=i) + publish("test/q0", packet_id=100 + i)
+                              + publish("test/a", qos=0))
+    assert sessions._away[CLIENT + "-1"].stored == 20  # QoS 1 on its QoS 1 filter only
+    back = session_gateway(clock, sessions)
+    back.from_client(connect_v5(expiry=3600, clean=False))
+    back.from_broker(mqtt.packet(0x20, b"\x01\x00\x00"))  # session present
+    stored = [back.from_broker(publish("test/a", packet_id=i)) for i in range(1, 21)]
+    assert stored[19].pause == pytest.approx(1.1)  # 10 at once, then 10 a second
+    live = [back.from_broker(publish("test/a", packet_id=i)) for i in range(21, 41)]
+    assert all(v.to_client and v.pause == 0 for v in live)
+    back.ended()
+    assert sessions._away[CLIENT + "-1"].filters == {"test/a": 1, "test/q0": 0}  # kept through the resume
 
 
 def test_a_subscribe_asking_qos_2_gets_no_suback():

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from iotnotify import limits
+from iotnotify.topics import filter_matches, shared_parts
+
+MAX_QUEUED = 100_000  # messages Mosquitto stores for one session (local/broker.py's max_queued_messages)
 
 
 class ConnectRate:
@@ -33,30 +37,62 @@ class ConnectRate:
         return True
 
 
+@dataclass
+class Away:
+    """A persistent session whose client left: when, with which filters (and the QoS granted), and
+    how many QoS 1 messages published since match them (what the broker stores for it)."""
+
+    since: float
+    filters: dict[str, int]
+    mqtt311: bool
+    stored: int = 0
+
+
 class StoredSessions:
-    """When each MQTT 3.1.1 persistent session's last connection ended, so that one left longer
-    than `max_expiry` seconds ago is not resumed: AWS IoT Core ends those after the account's
-    session expiry (an hour by default), where Mosquitto keeps them for ever but for its
-    `persistent_client_expiration`, in whole hours (the stack sets it too, rounded up, as the
-    backstop for ids this forgets: it keeps the last LIMIT). MQTT 5 sessions carry their own
-    expiry, which Mosquitto keeps."""
+    """The persistent sessions whose client left, for two of AWS IoT Core's rules Mosquitto does
+    not keep: (1) a session left longer than `max_expiry` seconds ago is not resumed: AWS ends
+    them after the account's session expiry (an hour by default); Mosquitto keeps MQTT 3.1.1 ones
+    for ever but for its `persistent_client_expiration`, in whole hours (the stack sets it too,
+    rounded up, as the backstop for sessions this forgets; MQTT 5 ones carry their own expiry). (2)
+    A resumed session's stored messages are sent at 10 a second, and live ones as on any
+    connection: the count of QoS 1 messages published (through the stack's front) to its filters
+    while it was away tells the gateway how many to pace. It keeps the last LIMIT sessions, and
+    counts for the last COUNTED (a publish is matched against each)."""
 
     LIMIT = 100_000
+    COUNTED = 1_000
 
     def __init__(self, max_expiry: float = limits.MAX_SESSION_EXPIRY, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_expiry = max_expiry
         self.clock = clock
-        self._left: dict[str, float] = {}  # client id -> when its persistent session's connection ended
+        self._away: dict[str, Away] = {}  # client id -> its session, oldest first
 
-    def left(self, client_id: str) -> None:
-        """A connection holding `client_id`'s MQTT 3.1.1 persistent session ended now."""
-        self._left.pop(client_id, None)
-        while len(self._left) >= self.LIMIT:
-            del self._left[next(iter(self._left))]  # the oldest
-        self._left[client_id] = self.clock()
+    def left(self, client_id: str, filters: dict[str, int], mqtt311: bool) -> None:
+        """A connection holding `client_id`'s persistent session ended now."""
+        self._away.pop(client_id, None)
+        while len(self._away) >= self.LIMIT:
+            del self._away[next(iter(self._away))]  # the oldest
+        self._away[client_id] = Away(self.clock(), dict(filters), mqtt311)
 
-    def expired(self, client_id: str) -> bool:
-        """A CONNECT with `client_id` arrived: whether the session stored for it expired (the broker
-        must forget it first). The id's record goes: its next session starts now."""
-        left = self._left.pop(client_id, None)
-        return left is not None and self.clock() - left > self.max_expiry
+    def published(self, topic: str) -> None:
+        """A QoS 1 message was published to `topic`: stored for each session away that has a QoS 1
+        filter matching it (Mosquitto keeps at most limits.MAX_QUEUED)."""
+        for away in list(self._away.values())[-self.COUNTED:]:
+            if away.stored < MAX_QUEUED and any(qos and filter_matches(_unshared(f), topic)
+                                                for f, qos in away.filters.items()):
+                away.stored += 1
+
+    def arrived(self, client_id: str) -> Away | None:
+        """A CONNECT with `client_id` came: its session's record, if it was away (gone from here:
+        the id's next session starts now)."""
+        return self._away.pop(client_id, None)
+
+    def expired(self, away: Away | None) -> bool:
+        """Whether an MQTT 3.1.1 session was left longer ago than the account's session expiry."""
+        return away is not None and away.mqtt311 and self.clock() - away.since > self.max_expiry
+
+
+def _unshared(topic_filter: str) -> str:
+    """The filter a shared subscription's `$share/NAME/FILTER` matches with."""
+    parts = shared_parts(topic_filter)
+    return parts[1] if parts else topic_filter

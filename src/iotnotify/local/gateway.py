@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from iotnotify import limits
 from iotnotify.local import packets as mqtt
-from iotnotify.local.account import ConnectRate, StoredSessions
+from iotnotify.local.account import Away, ConnectRate, StoredSessions
 from iotnotify.local.grants import Grants
 from iotnotify.local.lifecycle import (
     AUTH_ERROR,
@@ -81,7 +81,9 @@ class Gateway:
         self.presence = presence  # the connection's lifecycle events (None: none published)
         self.connects = connects  # the stack's, shared by its connections (None: no connect rate)
         self.sessions = sessions or StoredSessions()  # the stack's MQTT 3.1.1 sessions left, and their expiry
-        self._stored_v3 = False  # this connection holds an MQTT 3.1.1 persistent session, accepted
+        self._persistent = False  # this connection holds a persistent session: the broker keeps it when it ends
+        self._granted: dict[str, int] = {}  # its filters and the QoS the broker granted each
+        self._away: Away | None = None  # its session's record from when its last client left
         self._expiry_said: int | None = None  # the session expiry the CONNACK says, if not the client's
         self.max_duration = max_duration  # s a connection may last (AWS: a WebSocket one, 24 hours)
         self._ends = float("inf") if max_duration is None else clock() + max_duration
@@ -104,6 +106,7 @@ class Gateway:
         self._discarded = 0  # messages to the client over the outbound throttle, since the last line
         self.resumed = False  # the CONNACK said session present: the broker may hold filters and messages for it
         self._replaying = False  # a resumed session's stored messages are being sent (10 a second)
+        self._stored: int | None = None  # how many are left to send, if known
         self._replay_quiet_from = 0.0  # the broker has been quiet since (but for the gateway's pause)
         self._replay = TokenBucket(limits.REPLAY_RATE, limits.REPLAY_RATE, clock)
         # packet id -> our SUBACK codes (None where the broker answers), and the filters it answers for
@@ -175,6 +178,8 @@ class Gateway:
         if kind == mqtt.UNSUBSCRIBE:
             filters = [f for f, _ in mqtt.parse_subscribe(p, self.v5, unsubscribe=True).entries]
             self.subscriptions.difference_update(filters)
+            for topic_filter in filters:
+                self._granted.pop(topic_filter, None)
             if self.presence is not None:
                 self.presence.unsubscribed(filters)
         elif kind == mqtt.DISCONNECT:
@@ -216,24 +221,27 @@ class Gateway:
         maximum (the CONNACK will say it); a 3.1.1 persistent session left longer ago than that is
         forgotten before this CONNECT goes on (`out.forget`), since AWS IoT Core ends those too."""
         limit = int(self.sessions.max_expiry)
-        if self.sessions.expired(connect.client_id) and not connect.clean:
+        away = self.sessions.arrived(connect.client_id)
+        if self.sessions.expired(away) and not connect.clean:
             self._note(f"persistent session left over {limit} s ago (the account's session expiry): not resumed")
-            out.forget = connect.client_id
+            out.forget, away = connect.client_id, None
+        self._away = None if connect.clean else away
         if not self.v5:
-            self._stored_v3 = not connect.clean
+            self._persistent = not connect.clean
             return raw
+        self._persistent = connect.session_expiry > 0
         if connect.session_expiry > limit:
             self._expiry_said = limit
             return mqtt.with_connect_properties(raw, {mqtt.SESSION_EXPIRY: limit.to_bytes(4, "big")})
         return raw
 
     def ended(self, by_broker: bool = False) -> None:
-        """The connection ended (`by_broker`: the broker's side first): an MQTT 3.1.1 persistent
-        session's expiry starts now (not when another connection took the client id: the session
-        is that one's); its disconnected event says why."""
-        if self._stored_v3 and self.level is not None and self.client_id != "?":
-            self.sessions.left(self.client_id)
-        self._stored_v3 = False
+        """The connection ended (`by_broker`: the broker's side first): a persistent session is
+        away from now (not when another connection took the client id: the session is that one's);
+        its disconnected event says why."""
+        if self._persistent and self.level is not None and self.client_id != "?":
+            self.sessions.left(self.client_id, self._granted, mqtt311=not self.v5)
+        self._persistent = False
         if by_broker and self.clock() - self._heard >= self._keep_alive - 1:  # MQTT 3.1.1: closed unsaid
             self._end(MQTT_KEEP_ALIVE_TIMEOUT)
         if self.presence is not None:
@@ -268,7 +276,7 @@ class Gateway:
         self._note("another connection took this client id: connection closed")
         self._end(DUPLICATE_CLIENTID)
         self.closed = True
-        self._stored_v3 = False
+        self._persistent = False
         return mqtt.disconnect(SESSION_TAKEN_OVER) if self.v5 else b""
 
     def _publish(self, p: mqtt.Packet, out: Verdict) -> bool:  # noqa: PLR0911 - a return per AWS rule, in order
@@ -297,6 +305,8 @@ class Gateway:
             return self._refuse_publish(publish, out, NOT_AUTHORIZED, f"iot:Publish to {topic!r} not allowed")
         if publish.retain and not self.grants.allows("iot:RetainPublish", f"topic/{topic}"):
             return self._refuse_publish(publish, out, NOT_AUTHORIZED, f"iot:RetainPublish to {topic!r} not allowed")
+        if publish.qos:
+            self.sessions.published(topic)  # stored for the sessions away it matches
         out.to_broker += p.raw
         return False
 
@@ -362,7 +372,7 @@ class Gateway:
             return out
         now = self.clock()
         if self._replaying and now > self._replay_quiet_from + REPLAY_QUIET:
-            self._replaying = False  # the broker had nothing more stored: what comes from now on is live
+            self._replaying = False  # the broker had nothing more stored (or fewer than counted): live from now
         for p in self._from_broker.feed(data):
             kind = p.kind
             if kind == mqtt.PUBLISH:
@@ -401,7 +411,10 @@ class Gateway:
         if deliver and self._replaying and publish.packet_id is not None:
             # a resumed session's stored QoS 1 messages, which AWS does not discard but sends at 10 a
             # second: delivered, and Mosquitto read again once that rate allows (a chunk it sent
-            # together goes together: 10 a second on average)
+            # together goes together: 10 a second on average); those after them are live
+            if self._stored is not None:
+                self._stored -= 1
+                self._replaying = self._stored > 0
             self._replay.spend(1)
             self._deliveries.spend(1)
             out.pause = max(out.pause, self._replay.delay(1))
@@ -423,7 +436,11 @@ class Gateway:
         """The broker's accepting CONNACK as AWS IoT Core's would be (MQTT 5: ANNOUNCED, and the
         keep-alive and session expiry the gateway made of the client's); whether it resumed a
         session is noted, and its stored messages are then sent at AWS's replay rate."""
-        self.resumed = self._replaying = bool(p.raw[p.body] & 1)
+        self.resumed = bool(p.raw[p.body] & 1)
+        away = self._away if self.resumed else None
+        self._granted = dict(away.filters) if away is not None else {}  # a resumed session's filters stay
+        self._stored = away.stored if away is not None else None
+        self._replaying = self.resumed and self._stored != 0
         self._replay_quiet_from = self.clock()
         if self.presence is not None:
             self.presence.connected(self.client_id)
@@ -460,6 +477,7 @@ class Gateway:
                 self.subscriptions.discard(topic_filter)
             else:
                 granted.append(topic_filter)
+                self._granted[topic_filter] = code
         if self.presence is not None:
             self.presence.subscribed(granted)
         answers = iter(suback.codes)

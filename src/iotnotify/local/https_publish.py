@@ -52,7 +52,8 @@ class HttpsPublish:
     """Answers HTTPS publish requests for one local stack."""
 
     def __init__(self, verify: Verify, grants_of: GrantsOf, broker: BrokerAddress,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, published: Callable[[str], None] | None = None) -> None:
+        self.published = published or (lambda _topic: None)  # a QoS 1 message went to the broker (StoredSessions)
         self.verify = verify
         self.grants_of = grants_of
         self.broker = broker
@@ -85,6 +86,8 @@ class HttpsPublish:
             await asyncio.wait_for(self._publish(topic, body, qos, retain), BROKER_TIMEOUT)
         except (OSError, TimeoutError, mqtt.Malformed):
             return refusal(503, "ServiceUnavailableException", "the broker did not take the message")
+        if qos and grants is not None:
+            self.published(topic)
         return Answer(200)
 
     async def _publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:

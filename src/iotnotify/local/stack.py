@@ -64,7 +64,8 @@ class LocalStack:
         self.broker = Broker(config.state_dir / "broker", config.mqtt_port)
         self.issuer = LocalIssuer(LOOPBACK, config.wss_port)
         to_broker = self.broker.unix_socket or config.mqtt_port  # the front's way to Mosquitto
-        publish = HttpsPublish(self._verify_request, self._grants, to_broker, log)
+        self.sessions = StoredSessions(config.max_session_expiry)  # persistent sessions whose client left
+        publish = HttpsPublish(self._verify_request, self._grants, to_broker, log, self.sessions.published)
         self.lifecycle = Lifecycle(to_broker)  # AWS's lifecycle events, under its rules
         self.front = WebSocketFront(config.wss_port, to_broker, self.tls, admit=self._admit,
                                     plain_port=config.ws_port, publish=publish,
@@ -72,7 +73,6 @@ class LocalStack:
         self.keys: KeysServer | None = None
         self.attached = Attached(config.state_dir)  # AWS IoT policies of authenticated Cognito identities
         self.connects = ConnectRate()  # AWS's one CONNECT a second per client id, over all connections
-        self.sessions = StoredSessions(config.max_session_expiry)  # MQTT 3.1.1 persistent sessions left
         if not config.permissive:  # the backstop for the ids `sessions` forgets (Mosquitto counts in hours)
             self.broker.session_hours = -(-config.max_session_expiry // 3600)
             self.broker.persistent = True  # AWS IoT Core keeps sessions and retained messages through its restarts
