@@ -28,6 +28,7 @@ from iotnotify.local.lifecycle import (
     WEBSOCKET_TTL_EXPIRATION,
     Presence,
 )
+from iotnotify.local.outbound import DISCARD, Outbound
 from iotnotify.server.policy import iot_arn
 from iotnotify.throttle import TokenBucket
 from iotnotify.topics import PUBLISH, SUBSCRIBE, counted_slashes, filter_matches, reserved_refusal
@@ -46,7 +47,6 @@ Subscription Identifier Available 0; shared subscriptions supported, for MQTT 5 
 FAILURE = 0x80  # MQTT 3.1.1's one SUBACK failure code
 FRAME_LIMIT = limits.MAX_PAYLOAD_BYTES + 64 * 1024  # a longer packet cannot hold a payload AWS accepts
 RECEIVE_CACHE = 10_000  # topics whose iot:Receive decision is remembered per connection
-REPLAY_QUIET = 0.5  # s without a message from the broker (but for the gateway's own pauses) that end a replay
 
 Log = Callable[[str], None]
 
@@ -101,14 +101,9 @@ class Gateway:
         self._from_broker = mqtt.Framer()
         self._publishes = TokenBucket(limits.PUBLISH_RATE, limits.PUBLISH_RATE, clock)
         self._bytes = TokenBucket(limits.THROUGHPUT, limits.THROUGHPUT, clock)
-        self._deliveries = TokenBucket(limits.OUTBOUND_RATE, limits.OUTBOUND_RATE, clock)  # to the client
-        self._delivered_bytes = TokenBucket(limits.THROUGHPUT, limits.THROUGHPUT, clock)
+        self.outbound = Outbound(clock)  # the pace of what goes to the client
         self._discarded = 0  # messages to the client over the outbound throttle, since the last line
         self.resumed = False  # the CONNACK said session present: the broker may hold filters and messages for it
-        self._replaying = False  # a resumed session's stored messages are being sent (10 a second)
-        self._stored: int | None = None  # how many are left to send, if known
-        self._replay_quiet_from = 0.0  # the broker has been quiet since (but for the gateway's pause)
-        self._replay = TokenBucket(limits.REPLAY_RATE, limits.REPLAY_RATE, clock)
         # packet id -> our SUBACK codes (None where the broker answers), and the filters it answers for
         self._subacks: dict[int, tuple[list[int | None], list[str]]] = {}
         self._aliases: dict[int, str] = {}  # topic aliases of the client's PUBLISHes
@@ -370,9 +365,7 @@ class Gateway:
         out = Verdict()
         if self.closed or self._outlived(out):
             return out
-        now = self.clock()
-        if self._replaying and now > self._replay_quiet_from + REPLAY_QUIET:
-            self._replaying = False  # the broker had nothing more stored (or fewer than counted): live from now
+        self.outbound.chunk()
         for p in self._from_broker.feed(data):
             kind = p.kind
             if kind == mqtt.PUBLISH:
@@ -387,19 +380,13 @@ class Gateway:
                 out.to_client += p.raw
             else:
                 out.to_client += p.raw
-        if out.to_client:  # over 512 KiB/s: AWS delays it ("delayed in processing"); so does reading the broker
-            self._delivered_bytes.spend(len(out.to_client))
-            out.pause = max(out.pause, self._delivered_bytes.delay(0))
-        if self._replaying:
-            self._replay_quiet_from = now + out.pause
+        out.pause = self.outbound.sent(len(out.to_client), out.pause)
         return out
 
     def _deliver(self, p: mqtt.Packet, out: Verdict) -> None:
         """Pass a message on if the keys may receive it; a retained one only to an exact subscription,
-        as AWS IoT Core delivers retained messages only to a filter equal to their topic; and only
-        within its outbound rate, 100 a second to a connection (a burst of 100 saved), beyond which
-        AWS discards them (limits.py: "Publish requests exceeding that limit will be discarded"),
-        QoS 1 too, which the broker is told were delivered."""
+        as AWS IoT Core delivers retained messages only to a filter equal to their topic; and at
+        AWS's pace (local/outbound.py): one it discards, QoS 1 too, the broker is told was delivered."""
         publish = mqtt.parse_publish(p, self.v5)
         topic = _resolve(self._broker_aliases, publish)
         allowed = self._receive.get(topic)
@@ -408,21 +395,12 @@ class Gateway:
                 self._receive.clear()
             allowed = self._receive[topic] = self.grants.allows("iot:Receive", f"topic/{topic}")
         deliver = allowed and (not publish.retain or topic in self.subscriptions) and not self._parent_only(topic)
-        if deliver and self._replaying and publish.packet_id is not None:
-            # a resumed session's stored QoS 1 messages, which AWS does not discard but sends at 10 a
-            # second: delivered, and Mosquitto read again once that rate allows (a chunk it sent
-            # together goes together: 10 a second on average); those after them are live
-            if self._stored is not None:
-                self._stored -= 1
-                self._replaying = self._stored > 0
-            self._replay.spend(1)
-            self._deliveries.spend(1)
-            out.pause = max(out.pause, self._replay.delay(1))
-            out.to_client += p.raw
-            return
-        if deliver and self._deliveries.take():
-            out.to_client += p.raw
-            return
+        if deliver:
+            action, pause = self.outbound.admit(publish.packet_id is not None)
+            if action != DISCARD:
+                out.pause = max(out.pause, pause)
+                out.to_client += p.raw
+                return
         if publish.packet_id is not None:
             out.to_broker += mqtt.puback(publish.packet_id)  # the broker may forget it: it is not for this client
         if not allowed:
@@ -439,8 +417,8 @@ class Gateway:
         self.resumed = bool(p.raw[p.body] & 1)
         away = self._away if self.resumed else None
         self._granted = dict(away.filters) if away is not None else {}  # a resumed session's filters stay
-        self._stored = away.stored if away is not None else None
-        self._replaying = self.resumed and self._stored != 0
+        if self.resumed:
+            self.outbound.resumed(away.stored if away is not None else None)
         self._replay_quiet_from = self.clock()
         if self.presence is not None:
             self.presence.connected(self.client_id)
