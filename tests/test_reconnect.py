@@ -2,6 +2,7 @@
 giving up when told to) and senders through a stopped or vanished broker (nothing accepted is lost
 silently). Each test has a broker of its own to stop and start."""
 
+import re
 import signal
 import subprocess
 import time
@@ -156,15 +157,19 @@ def test_a_connection_closed_for_its_age_comes_back_and_its_session_loses_nothin
     with running_stack(tmp_path, "--any-client-id", "--max-connection-duration", "3") as stack:
         cli, topic = user_of(stack), "demo/duration"
         sub = cli.subscriber(tmp_path, topic, "--session", "aged", "-q", "1", "-C", "16", "-W", "60")
+        tail = cli.start("tail", topic)  # stdout not a terminal: plain lines, and the reconnections said
         for i in range(16):  # about 10 s: three closures or more
             assert cli.run("send", topic, str(i)).returncode == 0
             time.sleep(0.5)
         out, err = sub.communicate(timeout=90)
+        tail.send_signal(signal.SIGINT)
+        _, tail_err = tail.communicate(timeout=30)
         closed = stack.log().count("connected longer than 3 s")
     assert sub.returncode == 0, err
     assert sorted({int(line) for line in out.split()}) == list(range(16))
     assert b"connection lost, reconnecting" in err and b"reconnected" in err
     assert closed >= 2
+    assert b"iotnotify: reconnected" in tail_err and not re.search(rb", 0 reconnects\n$", tail_err), tail_err
 
 
 def test_two_connects_with_one_client_id_in_the_same_second_the_later_waits_its_turn(any_id_cli, any_id_stack, tmp_path,

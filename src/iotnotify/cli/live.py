@@ -20,7 +20,7 @@ from rich.text import Text
 
 from iotnotify import limits
 from iotnotify.messages import Message
-from iotnotify.mqtt.transport import State
+from iotnotify.mqtt.transport import OnState, State
 from iotnotify.output import preview
 from iotnotify.shown import escaped
 
@@ -213,16 +213,23 @@ REFRESH = 0.1  # s between redraws of the live view
 def run_plain(source: KeySource, options: ConnectOptions, topics: list[str], qos: int, pattern: re.Pattern[str] | None,
               save: BinaryIO | None, out: BinaryIO, on_refused: OnRefused | None,
               on_dropped: OnRefused | None = None, on_busy: Callable[[str], None] | None = None,
-              on_notice: Callable[[str], None] | None = None) -> tuple[str, bool]:
+              on_notice: Callable[[str], None] | None = None, on_state: OnState | None = None) -> tuple[str, bool]:
     """`tail` when stdout is not a terminal: `subscribe -v` lines (those --grep lets through) until
-    Ctrl-C; (the summary, whether the reader of `out` went away)."""
+    Ctrl-C; (the summary, whether the reader of `out` went away). `on_state` hears the connection's
+    state too (the summary counts the reconnections)."""
     from iotnotify.output import OutputStyle, formatter
     from iotnotify.subscribe import subscribe
 
     plain, save_line = formatter(OutputStyle(verbose=True)), formatter(OutputStyle(json_lines=True))
     state = TailState(1, pattern)
+
+    def changed(new: State, attempt: int) -> None:
+        state.set_state(new, attempt)
+        if on_state is not None:
+            on_state(new, attempt)
+
     connection, inbox = subscribe(source, options, topics, qos, on_refused=on_refused, on_dropped=on_dropped,
-                                  on_busy=on_busy, on_notice=on_notice)
+                                  on_busy=on_busy, on_notice=on_notice, on_state=changed)
     gone = False
     with connection:
         try:

@@ -21,7 +21,7 @@ from iotnotify.cli.options import (
     will_of,
     will_options,
 )
-from iotnotify.cli.terminal import note, quiet_stdout, warn, warn_reconnecting, warn_text
+from iotnotify.cli.terminal import note, quiet_stdout, state_notes, warn, warn_reconnecting, warn_text
 
 MAX_LINES = 10_000  # lines of the live log kept (a screen shows fewer)
 
@@ -74,7 +74,7 @@ def tail_command(ctx: click.Context, /, filters: tuple[str, ...], lines: int | N
     else:
         summary, reader_gone = run_plain(source, options, topics, qos, pattern, save, sys.stdout.buffer, on_refused,
                                          on_dropped=warn_reconnecting, on_busy=warn_text,
-                                         on_notice=warn_text)
+                                         on_notice=warn_text, on_state=state_notes(False))
         if reader_gone:
             quiet_stdout()
     note(summary)
