@@ -46,7 +46,8 @@ def test_nothing_that_could_widen_a_policy_gets_into_one(topic):
         return
     assert not set(topic) & set("*?${}#+ \t\n,\"\\")
     policy = str(session_policy("eu-west-1", "123456789012", "iotnotify-0", [topic]))
-    assert policy.count("*") == 1  # only our own client/<id>-* suffix
+    assert policy.count("*") == 2  # only our own: client/<id>-*, and the share name of topicfilter/$share/*/TOPIC
+    assert policy.count("$share/*/") == 1
 
 
 json_values = st.recursive(

@@ -68,3 +68,24 @@ def test_the_refusal_example_is_what_send_prints(tmp_path):
         result = user_of(stack).run(*example.group(1).split())
     assert result.returncode == 10
     assert result.stderr.rstrip("\n") == example.group(2)
+
+
+def test_the_conformance_table_names_a_test_for_each_rule_and_says_why_for_what_is_not_emulated():
+    """README's "Local stack vs AWS IoT Core" table: every rule the stack emulates names the tests
+    that show it, and each of them exists (a renamed or deleted test breaks this, not the table's
+    truth); a rule not emulated says so and why, and names none."""
+    table = README[README.index("| rule | AWS IoT Core | local stack | source | shown by |"):]
+    rows = [line for line in table[:table.index("\n\n")].splitlines()[2:]]
+    defined = {name for path in (ROOT / "tests").glob("test_*.py")
+               for name in re.findall(r"^def (test_\w+)", path.read_text(), re.MULTILINE)}
+    assert len(rows) >= 30
+    for row in rows:
+        cells = [cell.strip() for cell in re.split(r"(?<!\\)\|", row)[1:-1]]
+        assert len(cells) == 5, row
+        rule, _, local, source, shown = cells
+        assert source, rule
+        if shown == "—":
+            assert local.startswith("not emulated: ") and len(local) > len("not emulated: ") + 10, rule
+            continue
+        named = re.findall(r"`(test_\w+)`", shown)
+        assert named and set(named) <= defined, (rule, set(named) - defined)
