@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""A day of long-running clients compressed into minutes, under AWS IoT Core's rules.
+
+A local stack whose connections last 20 s (AWS: 24 hours) and whose keys last 60 s (AWS: up to an
+hour), with its connect rate, throttles and session rules on; against it, for --minutes:
+
+  subscribe --session -q 1   every message must arrive (at least once): its session keeps them
+  tail                       a clean session: what is sent while it reconnects is not kept
+  respond -- cat             answers a `request` every 5 s
+  agent start                a `send -l` stream through it
+  send -l -q 1 --no-agent    a stream of its own
+
+the two streams together at --rate messages a second, and the whole stack restarted once halfway
+(keys and connections gone; sessions and queued messages kept, as AWS keeps them). It reports QoS 1
+messages lost by the session (must be 0), duplicates, processes that died (must be none), RSS and
+open descriptors at the start and the end, reconnections, and the longest gap between deliveries.
+
+    .venv/bin/python bench/soak.py [--minutes 30] [--rate 50] [--json FILE]
+
+tests/test_soak.py runs it for 2 minutes (pytest -m soak); bench/README.md has a 30-minute run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from compare import free_port, user_environment
+
+from iotnotify.local.stack import LocalStack, StackConfig
+
+IOTNOTIFY = str(Path(sys.executable).with_name("iotnotify"))
+TOPIC, RPC = "soak/data", "soak/rpc"
+CONNECTION_DURATION, KEY_LIFETIME = 20, 60  # s: AWS's 24 hours and up to 1 hour, compressed
+WARM_UP = 15.0  # s before the first RSS and descriptor sample
+DRAIN = 120.0  # s the subscriber may take to catch up once the senders stopped
+
+
+def sample(pid: int) -> tuple[int, int]:
+    """(RSS in KiB, open file descriptors) of a process."""
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return int(status["VmRSS"].split()[0]), len(os.listdir(f"/proc/{pid}/fd"))
+
+
+class Lines:
+    """The lines a process writes on stdout, each with when it arrived (a reader thread)."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.arrivals: list[tuple[float, str]] = []
+        self._thread = threading.Thread(target=self._read, args=(process,), daemon=True)
+        self._thread.start()
+
+    def _read(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self.arrivals.append((time.monotonic(), line.decode(errors="replace").rstrip("\n")))
+
+
+class Stream:
+    """A `send -l` fed numbered lines (PREFIX0, PREFIX1, ...) at `rate` a second until stopped."""
+
+    def __init__(self, process: subprocess.Popen[bytes], prefix: str, rate: float) -> None:
+        self.process, self.prefix, self.rate, self.written = process, prefix, rate, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._write, daemon=True)
+        self._thread.start()
+
+    def _write(self) -> None:
+        assert self.process.stdin is not None
+        started = time.monotonic()
+        while not self._stop.is_set():
+            due = started + self.written / self.rate
+            if due > time.monotonic():
+                time.sleep(due - time.monotonic())
+                continue
+            try:
+                self.process.stdin.write(f"{self.prefix}{self.written}\n".encode())
+                self.process.stdin.flush()
+            except (BrokenPipeError, ValueError):
+                return
+            self.written += 1
+
+    def stop(self) -> int:
+        """Stop writing, end the input, and return the sender's exit code (0: all acknowledged)."""
+        self._stop.set()
+        self._thread.join()
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        return self.process.wait(120)
+
+
+def run(minutes: float, rate: float, work: Path) -> dict[str, object]:
+    config = StackConfig(work / "state", free_port(), free_port(), free_port(), lifetime=KEY_LIFETIME,
+                         topics=("soak/*",), any_client_id=True, max_connection_duration=CONNECTION_DURATION)
+    logged: list[str] = []
+    stack = LocalStack(config, log=logged.append)
+    stack.start()
+    env = {**user_environment(), "XDG_CACHE_HOME": str(work / "cache"), "XDG_CONFIG_HOME": str(work / "config"),
+           "XDG_STATE_HOME": str(work / "xdg-state"), "XDG_RUNTIME_DIR": str(work / "run"),
+           "IOTNOTIFY_ENDPOINT": stack.endpoint_url, "IOTNOTIFY_CA_FILE": str(stack.tls.ca_file)}
+    (work / "run").mkdir(mode=0o700)
+    errs = {name: (work / f"{name}.err").open("wb") for name in ("subscribe", "tail", "respond", "agent", "direct",
+                                                                  "through-agent")}
+
+    def start(name: str, *args: str, stdin: int | None = None, stdout: int | None = subprocess.PIPE) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([IOTNOTIFY, *args], stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                                stdout=stdout, stderr=errs[name], env=env, start_new_session=True)
+
+    agent = start("agent", "agent", "start", stdout=subprocess.DEVNULL)
+    subscriber = start("subscribe", "subscribe", TOPIC, "--session", "soak-subscriber", "-q", "1")
+    tail = start("tail", "tail", TOPIC)
+    responder = start("respond", "respond", RPC, "--session", "soak-responder", "--", "cat", stdout=subprocess.DEVNULL)
+    long_running = {"subscribe": subscriber, "tail": tail, "respond": responder, "agent": agent}
+    received, tailed = Lines(subscriber), Lines(tail)
+    time.sleep(3)  # subscribed, and the agent serving
+    streams = [Stream(start("direct", "send", "-l", "-q", "1", "--no-agent", TOPIC, stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL), "a", rate / 2),
+               Stream(start("through-agent", "send", "-l", "-q", "1", TOPIC, stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL), "b", rate / 2)]
+    began = time.monotonic()
+    asked = answered = 0
+    first: dict[str, tuple[int, int]] = {}
+    restarted = False
+    died: list[str] = []
+    while time.monotonic() - began < minutes * 60:
+        elapsed = time.monotonic() - began
+        if not first and elapsed >= WARM_UP:
+            first = {name: sample(p.pid) for name, p in long_running.items() if p.poll() is None}
+        if not restarted and elapsed >= minutes * 30:  # halfway: the broker, front and endpoint go and come back
+            stack.stop()
+            time.sleep(2)
+            stack = LocalStack(config, log=logged.append)
+            stack.start()
+            restarted = True
+        asked += 1
+        reply = subprocess.run([IOTNOTIFY, "request", RPC, f"ping{asked}", "-W", "20", "--response-topic",
+                                f"soak/reply/{asked}"], env=env, capture_output=True, timeout=60)
+        answered += reply.returncode == 0 and reply.stdout.strip() == f"ping{asked}".encode()
+        died = [name for name, p in long_running.items() if p.poll() is not None]
+        time.sleep(max(0.0, 5 - (time.monotonic() - began - elapsed)))
+    senders = [stream.stop() for stream in streams]
+    sent = {stream.prefix: stream.written for stream in streams}
+    wanted = {f"{prefix}{n}" for prefix, count in sent.items() for n in range(count)}
+    deadline = time.monotonic() + DRAIN
+    while time.monotonic() < deadline and not wanted <= {line for _, line in received.arrivals}:
+        time.sleep(0.5)
+    last = {name: sample(p.pid) for name, p in long_running.items() if p.poll() is None}
+    died = sorted({*died, *(name for name, p in long_running.items() if p.poll() is not None)})
+    for process in long_running.values():
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+    exits = {name: p.wait(30) for name, p in long_running.items()}
+    stack.stop()
+    (work / "stack.log").write_text("\n".join(logged) + "\n")
+    for file in errs.values():
+        file.close()
+    lines = [line for _, line in received.arrivals]
+    times = [at for at, line in received.arrivals if line in wanted]
+    stderr = {name: (work / f"{name}.err").read_text(errors="replace") for name in errs}
+    return {
+        "minutes": minutes, "rate": rate, "sent": sum(sent.values()), "senders_exit": senders,
+        "lost": len(wanted - set(lines)), "duplicates": len(lines) - len(set(lines)),
+        "lost_by_stream": {prefix: len({f"{prefix}{n}" for n in range(count)} - set(lines))
+                           for prefix, count in sent.items()},
+        "tail_received": len({line.split(" ", 1)[-1] for _, line in tailed.arrivals} & wanted),
+        "requests": asked, "answered": answered, "died": died, "exits": exits,
+        "rss_kib": {name: (first.get(name, (0, 0))[0], last.get(name, (0, 0))[0]) for name in long_running},
+        "fds": {name: (first.get(name, (0, 0))[1], last.get(name, (0, 0))[1]) for name in long_running},
+        "reconnections": {name: stderr[name].count("reconnected") for name in ("subscribe", "tail", "respond")},
+        "longest_gap_s": max((b - a for a, b in zip(times, times[1:])), default=0.0),
+        "closed_for_age": sum("connected longer than" in line for line in logged),
+        "discarded_for_rate": sum(int(line.split(": ")[-1].split()[0]) for line in logged
+                                  if "discarded (outbound throttle)" in line),
+    }
+
+
+def table(report: dict[str, object]) -> str:
+    rss, fds = report["rss_kib"], report["fds"]
+    assert isinstance(rss, dict) and isinstance(fds, dict)
+    rows = [f"soak: {report['minutes']:g} min at {report['rate']:g} messages/s, connections closed after "
+            f"{CONNECTION_DURATION} s, keys of {KEY_LIFETIME} s, the stack restarted once",
+            f"  sent {report['sent']:,} (senders' exit codes {report['senders_exit']}); subscribe --session lost "
+            f"{report['lost']} {report['lost_by_stream']}, duplicates {report['duplicates']}; tail (clean session) "
+            f"got {report['tail_received']:,}",
+            f"  requests answered {report['answered']} of {report['requests']}; processes died: "
+            f"{', '.join(report['died']) or 'none'}",  # type: ignore[arg-type]
+            f"  reconnections {report['reconnections']}; longest gap between deliveries {report['longest_gap_s']:.1f} s; "
+            f"connections closed for their age {report['closed_for_age']}",
+            f"  {'process':<10} {'RSS start':>10} {'RSS end':>9} {'fds start':>9} {'fds end':>8}"]
+    for name in rss:
+        (rss_start, rss_end), (fd_start, fd_end) = rss[name], fds[name]
+        rows.append(f"  {name:<10} {rss_start / 1024:>8.1f}MB {rss_end / 1024:>7.1f}MB {fd_start:>9} {fd_end:>8}")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--rate", type=float, default=50.0, help="messages a second, both streams together")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
+    args = parser.parse_args()
+    report = run(args.minutes, args.rate, Path(tempfile.mkdtemp(prefix="soak-")))
+    print(table(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
