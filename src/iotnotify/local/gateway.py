@@ -3,8 +3,10 @@
 Mosquitto does the MQTT. The gateway reads each packet on its way and does what AWS IoT Core does
 and Mosquitto does not: it evaluates the keys' policies (iot:Connect, iot:Publish and
 iot:RetainPublish, iot:Subscribe, iot:Receive on every delivery), enforces the broker's limits and
-its throttles (the client's publishes, and the messages delivered to it), and refuses the way AWS IoT Core refuses, in MQTT 5 with a reason code and
-in MQTT 3.1.1 mostly by closing the connection. README.md ("Local stack vs AWS IoT Core") has the
+its throttles (the client's publishes; the pace of what it is sent: local/outbound.py), keeps the
+account's rules across connections (local/account.py), says what happens (local/lifecycle.py), and
+refuses the way AWS IoT Core refuses (local/answers.py), in MQTT 5 with a reason code and in MQTT
+3.1.1 mostly by closing the connection. README.md ("Local stack vs AWS IoT Core") has the
 table of what is emulated and the AWS documentation each row follows.
 """
 
@@ -12,11 +14,29 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from iotnotify import limits
 from iotnotify.local import packets as mqtt
 from iotnotify.local.account import Away, ConnectRate, StoredSessions
+from iotnotify.local.answers import (
+    ANNOUNCED,
+    CLIENT_ID_INVALID,
+    CONNECTION_RATE_EXCEEDED,
+    FAILURE,
+    MALFORMED,
+    NOT_AUTHORIZED,
+    PACKET_TOO_LARGE,
+    PROTOCOL_ERROR,
+    QOS_NOT_SUPPORTED,
+    QUOTA_EXCEEDED,
+    SESSION_TAKEN_OVER,
+    SUBSCRIPTION_IDS_NOT_SUPPORTED,
+    TOPIC_ALIAS_INVALID,
+    TOPIC_ALIAS_MAXIMUM,
+    TOPIC_FILTER_INVALID,
+    TOPIC_NAME_INVALID,
+    Verdict,
+)
 from iotnotify.local.grants import Grants
 from iotnotify.local.lifecycle import (
     AUTH_ERROR,
@@ -29,41 +49,15 @@ from iotnotify.local.lifecycle import (
     Presence,
 )
 from iotnotify.local.outbound import DISCARD, Outbound
+from iotnotify.local.subscriptions import Subscriptions
 from iotnotify.server.policy import iot_arn
 from iotnotify.throttle import TokenBucket
-from iotnotify.topics import PUBLISH, SUBSCRIBE, counted_slashes, filter_matches, reserved_refusal
+from iotnotify.topics import PUBLISH, SUBSCRIBE, counted_slashes, reserved_refusal
 
-NOT_AUTHORIZED, QUOTA_EXCEEDED, PACKET_TOO_LARGE, CLIENT_ID_INVALID = 0x87, 0x97, 0x95, 0x85
-CONNECTION_RATE_EXCEEDED = 0x9F
-TOPIC_FILTER_INVALID, TOPIC_NAME_INVALID, MALFORMED, PROTOCOL_ERROR = 0x8F, 0x90, 0x81, 0x82
-QOS_NOT_SUPPORTED, SESSION_TAKEN_OVER, TOPIC_ALIAS_INVALID, SUBSCRIPTION_IDS_NOT_SUPPORTED = 0x9B, 0x8E, 0x94, 0xA1
-TOPIC_ALIAS_MAXIMUM = 8  # AWS IoT Core's (the developer guide's MQTT page, "Topic aliases")
-ANNOUNCED = {mqtt.MAXIMUM_QOS: b"\x01", mqtt.RETAIN_AVAILABLE: b"\x01", mqtt.WILDCARD_AVAILABLE: b"\x01",
-             mqtt.SUBSCRIPTION_IDS_AVAILABLE: b"\x00", mqtt.SHARED_AVAILABLE: b"\x01",
-             mqtt.TOPIC_ALIAS_MAXIMUM: TOPIC_ALIAS_MAXIMUM.to_bytes(2, "big")}
-"""What an MQTT 5 CONNACK of AWS IoT Core says of the broker, in place of Mosquitto's (the developer
-guide's MQTT page, "CONNACK properties": Maximum QoS 1, Retain and Wildcard Subscription Available,
-Subscription Identifier Available 0; shared subscriptions supported, for MQTT 5 and 3.1.1)."""
-FAILURE = 0x80  # MQTT 3.1.1's one SUBACK failure code
 FRAME_LIMIT = limits.MAX_PAYLOAD_BYTES + 64 * 1024  # a longer packet cannot hold a payload AWS accepts
 RECEIVE_CACHE = 10_000  # topics whose iot:Receive decision is remembered per connection
 
 Log = Callable[[str], None]
-
-
-@dataclass
-class Verdict:
-    """What to do with a chunk of bytes: send these on to the broker and to the client, then close
-    the connection if `close`; wait `pause` seconds before reading more from the same side (the
-    client, or the broker: AWS's 512 KiB a second each way)."""
-
-    # bytearrays: a chunk's packets are appended in place (with bytes, each += copied all before it)
-    to_broker: bytearray = field(default_factory=bytearray)
-    to_client: bytearray = field(default_factory=bytearray)
-    close: bool = False
-    pause: float = 0.0
-    connected_as: str | None = None  # a CONNECT went to the broker with this client id
-    forget: str | None = None  # the broker must forget this client id's stored session before to_broker goes
 
 
 def _too_long(topic: str) -> bool:
@@ -82,7 +76,6 @@ class Gateway:
         self.connects = connects  # the stack's, shared by its connections (None: no connect rate)
         self.sessions = sessions or StoredSessions()  # the stack's MQTT 3.1.1 sessions left, and their expiry
         self._persistent = False  # this connection holds a persistent session: the broker keeps it when it ends
-        self._granted: dict[str, int] = {}  # its filters and the QoS the broker granted each
         self._away: Away | None = None  # its session's record from when its last client left
         self._expiry_said: int | None = None  # the session expiry the CONNACK says, if not the client's
         self.max_duration = max_duration  # s a connection may last (AWS: a WebSocket one, 24 hours)
@@ -90,7 +83,7 @@ class Gateway:
         self.log = log or (lambda _line: None)
         self.level: int | None = None  # 4: MQTT 3.1.1, 5: MQTT 5, once CONNECT arrived
         self.client_id = "?"
-        self.subscriptions: set[str] = set()
+        self.subscriptions = Subscriptions()
         self.closed = False
         self.clock = clock
         self._throttled, self._throttle_noted = 0, float("-inf")  # the first is noted at once
@@ -105,7 +98,6 @@ class Gateway:
         self._discarded = 0  # messages to the client over the outbound throttle, since the last line
         self.resumed = False  # the CONNACK said session present: the broker may hold filters and messages for it
         # packet id -> our SUBACK codes (None where the broker answers), and the filters it answers for
-        self._subacks: dict[int, tuple[list[int | None], list[str]]] = {}
         self._aliases: dict[int, str] = {}  # topic aliases of the client's PUBLISHes
         self._broker_aliases: dict[int, str] = {}
         self._receive: dict[str, bool] = {}
@@ -172,9 +164,7 @@ class Gateway:
             return self._subscribe(p, out)
         if kind == mqtt.UNSUBSCRIBE:
             filters = [f for f, _ in mqtt.parse_subscribe(p, self.v5, unsubscribe=True).entries]
-            self.subscriptions.difference_update(filters)
-            for topic_filter in filters:
-                self._granted.pop(topic_filter, None)
+            self.subscriptions.dropped(filters)
             if self.presence is not None:
                 self.presence.unsubscribed(filters)
         elif kind == mqtt.DISCONNECT:
@@ -235,7 +225,7 @@ class Gateway:
         away from now (not when another connection took the client id: the session is that one's);
         its disconnected event says why."""
         if self._persistent and self.level is not None and self.client_id != "?":
-            self.sessions.left(self.client_id, self._granted, mqtt311=not self.v5)
+            self.sessions.left(self.client_id, self.subscriptions.granted, mqtt311=not self.v5)
         self._persistent = False
         if by_broker and self.clock() - self._heard >= self._keep_alive - 1:  # MQTT 3.1.1: closed unsaid
             self._end(MQTT_KEEP_ALIVE_TIMEOUT)
@@ -325,18 +315,18 @@ class Gateway:
                 code: int | None = TOPIC_FILTER_INVALID
             elif not self.grants.allows("iot:Subscribe", f"topicfilter/{topic_filter}"):
                 code = NOT_AUTHORIZED
-            elif topic_filter not in self.subscriptions and len(self.subscriptions) >= limits.MAX_SUBSCRIPTIONS:
+            elif self.subscriptions.full(topic_filter):
                 code = QUOTA_EXCEEDED
             else:
                 code = None
                 forward.append((topic_filter, options))
-                self.subscriptions.add(topic_filter)  # counted now; removed again if the broker refuses it
+                self.subscriptions.ask(topic_filter)  # counted now; forgotten again if the broker refuses it
             if code is not None:
                 self._note(f"subscription to {topic_filter!r} refused (0x{code:02X})")
                 code = code if self.v5 else FAILURE
             codes.append(code)
         if forward:
-            self._subacks[request.packet_id] = (codes, [f for f, _ in forward])
+            self.subscriptions.forwarded(request.packet_id, codes, [f for f, _ in forward])
             out.to_broker += mqtt.subscribe(request.packet_id, request.properties, forward)
         else:
             out.to_client += mqtt.suback(request.packet_id, [c or 0 for c in codes], self.v5)
@@ -394,7 +384,8 @@ class Gateway:
             if len(self._receive) >= RECEIVE_CACHE:
                 self._receive.clear()
             allowed = self._receive[topic] = self.grants.allows("iot:Receive", f"topic/{topic}")
-        deliver = allowed and (not publish.retain or topic in self.subscriptions) and not self._parent_only(topic)
+        deliver = allowed and (not publish.retain or topic in self.subscriptions) and not (
+            not self.resumed and self.subscriptions.parent_only(topic))  # a resumed session's filters are not all known
         if deliver:
             action, pause = self.outbound.admit(publish.packet_id is not None)
             if action != DISCARD:
@@ -416,7 +407,8 @@ class Gateway:
         session is noted, and its stored messages are then sent at AWS's replay rate."""
         self.resumed = bool(p.raw[p.body] & 1)
         away = self._away if self.resumed else None
-        self._granted = dict(away.filters) if away is not None else {}  # a resumed session's filters stay
+        if away is not None:  # a resumed session's filters stay
+            self.subscriptions.granted = dict(away.filters)
         if self.resumed:
             self.outbound.resumed(away.stored if away is not None else None)
         self._replay_quiet_from = self.clock()
@@ -430,36 +422,16 @@ class Gateway:
             said[mqtt.SESSION_EXPIRY] = self._expiry_said.to_bytes(4, "big")
         return mqtt.with_connack_properties(p, {**ANNOUNCED, **said})
 
-    def _parent_only(self, topic: str) -> bool:
-        """Whether `topic` reached this connection only through filters `topic/#`, which AWS IoT Core
-        does not match to their parent ("sensor/# receives ... sensor/ ... but not messages
-        published to sensor": the developer guide's MQTT page), where MQTT (and Mosquitto) do.
-        A resumed session's filters (not sent again) are not known: then no."""
-        if self.resumed:
-            return False
-        filters = [f.split("/", 2)[2] if f.startswith("$share/") and f.count("/") >= 2 else f
-                   for f in self.subscriptions]
-        matching = [f for f in filters if filter_matches(f, topic)]
-        return bool(matching) and all(f == f"{topic}/#" for f in matching)
-
     def _suback(self, p: mqtt.Packet) -> bytes:
         """The broker's SUBACK with our refusals put back in their places."""
         suback = mqtt.parse_suback(p, self.v5)
-        pending = self._subacks.pop(suback.packet_id, None)
-        if pending is None:
+        answered = self.subscriptions.answered(suback)
+        if answered is None:
             return p.raw
-        ours, forwarded = pending
-        granted = []
-        for topic_filter, code in zip(forwarded, suback.codes, strict=False):
-            if code >= FAILURE:
-                self.subscriptions.discard(topic_filter)
-            else:
-                granted.append(topic_filter)
-                self._granted[topic_filter] = code
+        codes, granted = answered
         if self.presence is not None:
             self.presence.subscribed(granted)
-        answers = iter(suback.codes)
-        return mqtt.suback(suback.packet_id, [next(answers, FAILURE) if c is None else c for c in ours], self.v5)
+        return mqtt.suback(suback.packet_id, codes, self.v5)
 
 
 def _attributes(connect: mqtt.Connect, grants: Grants) -> dict[str, str | list[str]]:
