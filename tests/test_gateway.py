@@ -648,3 +648,17 @@ def test_a_burst_right_after_a_resume_is_delayed_not_discarded():
     burst = [g.from_broker(publish("test/a", packet_id=i)) for i in range(1, 151)]
     assert all(v.to_client for v in burst) and not any(v.to_broker for v in burst)
     assert burst[99].pause == 0 and burst[149].pause > 0  # the rate's 100 at once, then held back
+
+
+def test_the_policies_attached_to_an_identity_count_as_one_as_aws_evaluates_them():
+    """A principal's attached AWS IoT policies are one set of statements (any Allow allows, any
+    Deny denies), intersected as a whole with the role's and the keys' session policy."""
+    from iotnotify.local.iot_policies import combined
+
+    arn = f"arn:aws:iot:{REGION}:{ACCOUNT}"
+    first = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Publish", "Resource": f"{arn}:topic/a"}]}
+    second = {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "iot:Publish", "Resource": f"{arn}:topic/b"}}
+    third = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "iot:Publish", "Resource": f"{arn}:topic/b"}]}
+    grants = Grants(REGION, ACCOUNT, (role_policy(REGION, ACCOUNT), combined([first, second])))
+    assert grants.allows("iot:Publish", "topic/a") and grants.allows("iot:Publish", "topic/b")
+    assert not Grants(REGION, ACCOUNT, (combined([first, second, third]),)).allows("iot:Publish", "topic/b")

@@ -200,3 +200,41 @@ def test_a_deny_that_cannot_be_evaluated_denies():
                     deny("iot:Publish", "*", Condition={"Bool": {"aws:SecureTransport": "false"}})):
         assert not iam.is_allowed([policy(everything, unknown)], "iot:Publish", f"{ARN}:topic/a", CONNECT)
     assert iam.is_allowed([policy(everything, deny("iot:Subscribe", "*"))], "iot:Publish", f"{ARN}:topic/a", CONNECT)
+
+
+@pytest.mark.parametrize("client_id, resource, expected", [
+    ("c1", f"{ARN}:topic/clients/c1/x", True),
+    ("*", f"{ARN}:topic/clients/c2/x", False),  # a client id `*` is a literal *, not a wildcard
+    ("*", f"{ARN}:topic/clients/*/x", True),
+    ("c?", f"{ARN}:topic/clients/c2/x", False),
+    ("c\x00", f"{ARN}:topic/clients/c*/x", False),
+])
+def test_what_a_variable_stands_for_is_literal(client_id, resource, expected):
+    """A request's value in a policy variable cannot widen the pattern: keys for `client/ID-*` may
+    connect as `ID-*`, which must not reach `clients/ID-2/...`."""
+    statement = allow("iot:Publish", f"{ARN}:topic/clients/${{iot:ClientId}}/*")
+    assert iam.is_allowed([policy(statement)], "iot:Publish", resource, {"iot:clientid": client_id}) is expected
+
+
+@pytest.mark.parametrize("condition, context, expected", [
+    ({"StringEquals": {"iot:ClientId": "${*}"}}, {"iot:clientid": "*"}, True),  # ${*} is the character
+    ({"StringNotEquals": {"iot:ClientId": "${*}"}}, {"iot:clientid": "*"}, False),
+    ({"StringEquals": {"iot:ClientId": "${iot:ClientId}"}}, {"iot:clientid": "a*"}, True),
+    ({"ForAnyValue:StringNotEquals": {"iot:ConnectAttributes": "LastWill"}}, {"iot:connectattributes": []}, False),
+    ({"ForAnyValue:StringEqualsIfExists": {"iot:ConnectAttributes": "LastWill"}}, {"iot:connectattributes": []},
+     False),  # ForAnyValue on no values fails, IfExists or not
+    ({"ForAllValues:StringEquals": {"iot:ConnectAttributes": "LastWill"}}, {"iot:connectattributes": []}, True),
+    ({"Null": {"iot:LastWillTopic": True}}, {"iot:lastwilltopic": []}, True),  # JSON true, as IAM reads it
+    ({"Null": {"iot:LastWillTopic": False}}, {"iot:lastwilltopic": []}, False),
+    ({"Bool": {"iot:Connection.Thing.IsAttached": False}}, {"iot:connection.thing.isattached": "false"}, True),
+    ({"NumericNotEquals": {"iot:LastWillTopic": "1"}}, {"iot:lastwilltopic": []}, False),  # not known here
+    ({"Sometimes:StringEquals": {"iot:ClientId": "c1"}}, {"iot:clientid": "c1"}, False),
+])
+def test_conditions_as_iam_reads_them(condition, context, expected):
+    statement = allow("iot:Connect", "*", Condition=condition)
+    assert iam.is_allowed([policy(statement)], "iot:Connect", f"{ARN}:client/c1", context) is expected
+
+
+def test_a_deny_with_a_negated_operator_not_known_here_still_denies():
+    statements = [allow("iot:*", "*"), deny("iot:Connect", "*", Condition={"NumericNotEquals": {"iot:LastWillTopic": "1"}})]
+    assert not iam.is_allowed([policy(*statements)], "iot:Connect", f"{ARN}:client/c1", {"iot:lastwilltopic": []})

@@ -34,7 +34,10 @@ Context = Mapping[str, "str | list[str]"]
 """Condition key (lower case) -> the request's value, or values ([] where AWS has none for this
 request, as iot:LastWillTopic without a will); a key absent from it is not modelled: Unresolved."""
 VARIABLE = re.compile(r"\$\{([^}]*)\}")
-ESCAPES = {"*": "\x00", "?": "\x01", "$": "$"}  # ${*} and ${?}: the literal characters (restored in _compiled)
+Tokens = tuple[tuple[bool, str], ...]
+"""A pattern cut where its variables were: (literal, text) pieces. The policy's own text keeps
+IAM's wildcards; what a variable stood for (a request's value, or ${*} ${?} ${$}) is literal:
+a client id `*` matches only `*`."""
 
 
 class Unresolved(Exception):
@@ -42,33 +45,42 @@ class Unresolved(Exception):
 
 
 @functools.lru_cache(maxsize=4096)
-def _compiled(pattern: str, ignore_case: bool) -> re.Pattern[str]:
-    """IAM's `*` and `?` wildcards as a regular expression; every other character is literal."""
-    literal = {"\x00": re.escape("*"), "\x01": re.escape("?")}
-    body = "".join(".*" if c == "*" else "." if c == "?" else literal.get(c) or re.escape(c) for c in pattern)
+def _compiled(tokens: Tokens, ignore_case: bool) -> re.Pattern[str]:
+    """IAM's `*` and `?` wildcards in the policy's own text as a regular expression; every other
+    character, and every character a variable stood for, is literal."""
+    body = "".join(re.escape(text) if literal else "".join(".*" if c == "*" else "." if c == "?" else re.escape(c)
+                                                            for c in text) for literal, text in tokens)
     return re.compile(body, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
 
 def matches(pattern: str, value: str, ignore_case: bool = False) -> bool:
     """Whether `value` matches an IAM pattern (`*` any run of characters, `?` one character)."""
-    return _compiled(pattern, ignore_case).fullmatch(value) is not None
+    return _compiled(((False, pattern),), ignore_case).fullmatch(value) is not None
 
 
-def substitute(pattern: str, context: Context) -> str:
-    """`pattern` with each `${key}` replaced by the request's value (Unresolved if it has none)."""
-    if "${" not in pattern:
-        return pattern
-
-    def value(found: re.Match[str]) -> str:
+def substitute(pattern: str, context: Context) -> Tokens:
+    """`pattern` with each `${key}` replaced by the request's value, as literal text (Unresolved if
+    the request has none); `${*}`, `${?}` and `${$}` are those characters, literal too."""
+    tokens: list[tuple[bool, str]] = []
+    at = 0
+    for found in VARIABLE.finditer(pattern):
         key = found.group(1)
-        if key in ESCAPES:
-            return ESCAPES[key]
-        known = context.get(key.lower())
+        known = key if key in ("*", "?", "$") else context.get(key.lower())
         if not isinstance(known, str):
             raise Unresolved(key)
-        return known
+        tokens += [(False, pattern[at:found.start()]), (True, known)]
+        at = found.end()
+    return (*tokens, (False, pattern[at:]))
 
-    return VARIABLE.sub(value, pattern)
+
+def _like(pattern: str, value: str, context: Context, ignore_case: bool = False) -> bool:
+    """Whether `value` matches `pattern`, its variables replaced by the request's values."""
+    return _compiled(substitute(pattern, context), ignore_case).fullmatch(value) is not None
+
+
+def _text(pattern: str, context: Context) -> str:
+    """`pattern` with its variables replaced, as plain text (for the operators without wildcards)."""
+    return "".join(text for _, text in substitute(pattern, context))
 
 
 def _strings(value: Any) -> list[str]:
@@ -80,59 +92,66 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
+def _condition_values(value: Any) -> list[str]:
+    """A condition's values as IAM reads them: strings, and JSON booleans and numbers as their text."""
+    values = value if isinstance(value, list) else [value]
+    if not all(isinstance(v, (str, bool, int, float)) for v in values):
+        raise Unresolved("a condition value")
+    return [("true" if v else "false") if isinstance(v, bool) else str(v) for v in values]
+
+
 def _element(statement: Mapping[str, Any], name: str, value: str, ignore_case: bool, context: Context) -> bool:
     """Whether `value` is covered by the statement's `name` element or excluded by its `Not` form."""
     if name in statement:
-        return any(matches(substitute(p, context), value, ignore_case) for p in _strings(statement[name]))
+        return any(_like(p, value, context, ignore_case) for p in _strings(statement[name]))
     if "Not" + name in statement:
-        return not any(matches(substitute(p, context), value, ignore_case) for p in _strings(statement["Not" + name]))
+        return not any(_like(p, value, context, ignore_case) for p in _strings(statement["Not" + name]))
     return False
 
 
-def _compare(operator: str, wanted: str, have: str) -> bool:
-    """One value against one of the condition's (Unresolved for an operator not known here)."""
-    base = operator.removesuffix("IfExists")
-    if base in ("StringEquals", "ArnEquals"):
-        return have == wanted
-    if base == "StringEqualsIgnoreCase":
-        return have.lower() == wanted.lower()
-    if base in ("StringLike", "ArnLike"):
-        return matches(wanted, have)
-    if base == "Bool":
-        return have.lower() == wanted.lower()
-    if base == "IpAddress":
-        try:
-            return ipaddress.ip_address(have) in ipaddress.ip_network(wanted, strict=False)
-        except ValueError:
-            return False
-    raise Unresolved(operator)
+def _compare(operator: str, wanted: str, have: str, context: Context) -> bool:
+    """One value against one of the condition's (its variables replaced by the request's)."""
+    if operator in ("StringEquals", "ArnEquals"):
+        return have == _text(wanted, context)
+    if operator in ("StringEqualsIgnoreCase", "Bool"):
+        return have.lower() == _text(wanted, context).lower()
+    if operator in ("StringLike", "ArnLike"):
+        return _like(wanted, have, context)
+    try:  # IpAddress
+        return ipaddress.ip_address(have) in ipaddress.ip_network(_text(wanted, context), strict=False)
+    except ValueError:
+        return False
 
 
+POSITIVE = {"StringEquals", "StringEqualsIgnoreCase", "StringLike", "ArnEquals", "ArnLike", "Bool", "IpAddress"}
 NEGATED = {"StringNotEquals": "StringEquals", "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",
            "StringNotLike": "StringLike", "ArnNotEquals": "ArnEquals", "ArnNotLike": "ArnLike",
            "NotIpAddress": "IpAddress"}
 
 
 def _condition(operator: str, key: str, wanted: list[str], context: Context) -> bool:
-    """One operator on one key: whether the request's value(s) satisfy it."""
+    """One operator on one key: whether the request's value(s) satisfy it (Unresolved for an
+    operator, qualifier or key not known here)."""
     qualifier, _, operator = operator.rpartition(":")
+    base = operator.removesuffix("IfExists")
+    if qualifier not in ("", "ForAllValues", "ForAnyValue") or (base not in POSITIVE and base not in NEGATED
+                                                                 and operator != "Null"):
+        raise Unresolved(operator)
     if key.lower() not in context:  # a key not modelled here: AWS may well have a value for it
         raise Unresolved(key)
     have = context[key.lower()]
     values = [have] if isinstance(have, str) else list(have)
     if operator == "Null":  # "true": the key must be absent
         return (not values) == (wanted[:1] == ["true"])
-    if not values:
-        if qualifier == "ForAllValues" or operator.endswith("IfExists"):
-            return True  # IAM: ForAllValues holds for no values; IfExists when the key is absent
-        return operator.removesuffix("IfExists") in NEGATED
-    negated = operator.removesuffix("IfExists") in NEGATED
-    positive = NEGATED.get(operator.removesuffix("IfExists"), operator)
-    wanted = [substitute(w, context) for w in wanted]
+    if not values:  # IAM: ForAnyValue fails and ForAllValues holds on no values; IfExists holds when
+        if qualifier:  # the key is absent; a negated operator holds on an absent key
+            return qualifier == "ForAllValues"
+        return operator.endswith("IfExists") or base in NEGATED
+    positive = NEGATED.get(base, base)
 
     def one(value: str) -> bool:
-        hit = any(_compare(positive, w, value) for w in wanted)
-        return not hit if negated else hit
+        hit = any(_compare(positive, w, value, context) for w in wanted)
+        return not hit if base in NEGATED else hit
 
     if qualifier == "ForAllValues":
         return all(one(v) for v in values)
@@ -148,7 +167,7 @@ def conditions_hold(conditions: Any, context: Context) -> bool:
         if not isinstance(keys, Mapping):
             raise Unresolved(str(operator))
         for key, wanted in keys.items():
-            if not _condition(str(operator), str(key), _strings(wanted), context):
+            if not _condition(str(operator), str(key), _condition_values(wanted), context):
                 return False
     return True
 

@@ -19,14 +19,19 @@ FILE = "iot-policies.json"  # {"policies": {name: document}, "targets": {identit
 
 
 def _read(path: Path) -> dict[str, Any]:
+    """The file's content; ValueError if it is not what attach() writes; files.Unsafe (an OSError)
+    if it or its folder is not the user's alone."""
+    from iotnotify.files import read_private
+
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(read_private(path))
     except FileNotFoundError:
         return {"policies": {}, "targets": {}}
     except ValueError:
         raise ValueError(f"{path}: not JSON") from None
     if not isinstance(data, dict) or not isinstance(data.get("policies"), dict) \
-            or not isinstance(data.get("targets"), dict):
+            or not isinstance(data.get("targets"), dict) \
+            or not all(isinstance(names, list) for names in data["targets"].values()):
         raise ValueError(f"{path}: not a file of attached policies")  # noqa: TRY004 - the file's content, not a type
     return data
 
@@ -53,12 +58,22 @@ def attach(state_dir: Path, name: str, policy: dict[str, Any], identities: list[
     return before, attached, already
 
 
+def combined(policies: list[dict[str, Any]]) -> dict[str, Any]:
+    """The policies attached to one principal as the one policy AWS evaluates them as: any of their
+    Allows allows, any Deny denies (not an intersection, as with a session policy)."""
+    statements: list[Any] = []
+    for policy in policies:
+        found = policy.get("Statement", [])
+        statements += found if isinstance(found, list) else [found]
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
 class Attached:
     """The policies attached to each identity, read again whenever the file changed."""
 
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / FILE
-        self._seen: tuple[int, int] | None = None
+        self._seen: tuple[int, int, int] | None = None
         self._data: dict[str, Any] = {"policies": {}, "targets": {}}
 
     def of(self, identity: str) -> list[dict[str, Any]]:
@@ -67,12 +82,13 @@ class Attached:
             stat = self.path.stat()
         except OSError:
             return []
-        if self._seen != (stat.st_mtime_ns, stat.st_size):
+        seen = (stat.st_ino, stat.st_mtime_ns, stat.st_size)  # a new file (os.replace) is another inode
+        if self._seen != seen:
             try:
                 self._data = _read(self.path)
             except (OSError, ValueError):
                 return []
-            self._seen = (stat.st_mtime_ns, stat.st_size)
+            self._seen = seen
         policies = self._data["policies"]
         names = self._data["targets"].get(identity, [])
         return [policies[n] for n in names if isinstance(n, str) and isinstance(policies.get(n), dict)]

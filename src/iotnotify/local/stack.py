@@ -17,7 +17,7 @@ from iotnotify.local.front import WebSocketFront
 from iotnotify.local.gateway import Gateway
 from iotnotify.local.grants import COGNITO_SUB, Grants
 from iotnotify.local.https_publish import HttpsPublish
-from iotnotify.local.iot_policies import Attached
+from iotnotify.local.iot_policies import Attached, combined
 from iotnotify.local.keys_server import LOCAL_ACCOUNT, LOCAL_REGION, KeysServer, LocalIssuer, loopback_origins
 from iotnotify.local.lifecycle import Lifecycle, Presence
 from iotnotify.local.sigv4 import KnownKeys, UpgradeRefused, verify_signed_request, verify_upgrade
@@ -117,7 +117,7 @@ class LocalStack:
             if not attached and self.log is not None:
                 self.log(f"authenticated Cognito identity {keys.identity} has no AWS IoT policy attached: "
                          f"nothing is allowed (iotnotify setup-cognito --local --identity {keys.identity})")
-            policies += tuple(attached) or (NOTHING,)
+            policies += (combined(attached) if attached else NOTHING,)
         return Grants(LOCAL_REGION, LOCAL_ACCOUNT, policies, known)
 
     def start(self) -> None:
