@@ -13,7 +13,8 @@ hour), with its connect rate, throttles and session rules on; against it, for --
 the two streams together at --rate messages a second, and the whole stack restarted once halfway
 (keys and connections gone; sessions and queued messages kept, as AWS keeps them). It reports QoS 1
 messages lost by the session (must be 0), duplicates, processes that died (must be none), RSS and
-open descriptors at the start and the end, reconnections, and the longest gap between deliveries.
+open descriptors at the start and the end (of the clients, the stack, which runs in this process, and
+Mosquitto), reconnections, the longest gap between deliveries, and messages the throttle discarded.
 
     .venv/bin/python bench/soak.py [--minutes 30] [--rate 50] [--json FILE]
 
@@ -23,6 +24,7 @@ tests/test_soak.py runs it for 2 minutes (pytest -m soak); bench/README.md has a
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import signal
@@ -42,6 +44,7 @@ TOPIC, RPC = "soak/data", "soak/rpc"
 CONNECTION_DURATION, KEY_LIFETIME = 20, 60  # s: AWS's 24 hours and up to 1 hour, compressed
 WARM_UP = 15.0  # s before the first RSS and descriptor sample
 DRAIN = 120.0  # s the subscriber may take to catch up once the senders stopped
+LOGS = ("subscribe", "tail", "respond", "agent", "direct", "through-agent")  # processes whose stderr is kept
 
 
 def sample(pid: int) -> tuple[int, int]:
@@ -97,103 +100,148 @@ class Stream:
         return self.process.wait(120)
 
 
+class Soak:
+    """The stack and the long-running clients of one soak, and what they did."""
+
+    def __init__(self, minutes: float, rate: float, work: Path) -> None:
+        self.minutes, self.rate, self.work = minutes, rate, work
+        self.config = StackConfig(work / "state", free_port(), free_port(), free_port(), lifetime=KEY_LIFETIME,
+                                  topics=("soak/*",), any_client_id=True, max_connection_duration=CONNECTION_DURATION)
+        self.logged: list[str] = []
+        self.stack = LocalStack(self.config, log=self.logged.append)
+        self.stack.start()
+        self.env = {**user_environment(), "XDG_CACHE_HOME": str(work / "cache"), "XDG_CONFIG_HOME": str(work / "config"),
+                    "XDG_STATE_HOME": str(work / "xdg-state"), "XDG_RUNTIME_DIR": str(work / "run"),
+                    "IOTNOTIFY_ENDPOINT": self.stack.endpoint_url, "IOTNOTIFY_CA_FILE": str(self.stack.tls.ca_file)}
+        (work / "run").mkdir(mode=0o700)
+        self.errs = {name: (work / f"{name}.err").open("wb") for name in LOGS}
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, *args: str, stdin: int = subprocess.DEVNULL,
+              stdout: int = subprocess.PIPE) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen([IOTNOTIFY, *args], stdin=stdin, stdout=stdout, stderr=self.errs[name],
+                                   env=self.env, start_new_session=True)
+        self.processes.append(process)
+        return process
+
+    def sampled(self, long_running: dict[str, subprocess.Popen[bytes]]) -> dict[str, tuple[int, int]]:
+        """RSS and descriptors of the clients, the stack (this process) and Mosquitto."""
+        found = {name: sample(p.pid) for name, p in long_running.items() if p.poll() is None}
+        found["stack"] = sample(os.getpid())
+        broker = self.stack.broker.process
+        if broker is not None and broker.poll() is None:
+            found["mosquitto"] = sample(broker.pid)
+        return found
+
+    def restart(self) -> None:
+        """The broker, the front and the endpoint go, and come back on the same ports and state."""
+        self.stack.stop()
+        time.sleep(2)
+        self.stack = LocalStack(self.config, log=self.logged.append)
+        self.stack.start()
+
+    def run(self) -> dict[str, object]:
+        agent = self.start("agent", "agent", "start", stdout=subprocess.DEVNULL)
+        subscriber = self.start("subscribe", "subscribe", TOPIC, "--session", "soak-subscriber", "-q", "1")
+        tail = self.start("tail", "tail", TOPIC)
+        responder = self.start("respond", "respond", RPC, "--session", "soak-responder", "--", "cat",
+                               stdout=subprocess.DEVNULL)
+        long_running = {"subscribe": subscriber, "tail": tail, "respond": responder, "agent": agent}
+        received, tailed = Lines(subscriber), Lines(tail)
+        time.sleep(3)  # subscribed, and the agent serving
+        streams = [Stream(self.start("direct", "send", "-l", "-q", "1", "--no-agent", TOPIC, stdin=subprocess.PIPE,
+                                     stdout=subprocess.DEVNULL), "a", self.rate / 2),
+                   Stream(self.start("through-agent", "send", "-l", "-q", "1", TOPIC, stdin=subprocess.PIPE,
+                                     stdout=subprocess.DEVNULL), "b", self.rate / 2)]
+        first, asked, answered, died = self._go(long_running)
+        senders = [stream.stop() for stream in streams]
+        sent = {stream.prefix: stream.written for stream in streams}
+        wanted = {f"{prefix}{n}" for prefix, count in sent.items() for n in range(count)}
+        deadline = time.monotonic() + DRAIN
+        while time.monotonic() < deadline and not wanted <= {line for _, line in received.arrivals}:
+            time.sleep(0.5)
+        last = self.sampled(long_running)
+        died = sorted({*died, *(name for name, p in long_running.items() if p.poll() is not None)})
+        for process in long_running.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGINT)
+        exits = {name: p.wait(30) for name, p in long_running.items()}
+        lines = [line for _, line in received.arrivals]
+        times = [at for at, line in received.arrivals if line in wanted]
+        return {
+            "minutes": self.minutes, "rate": self.rate, "sent": sum(sent.values()), "senders_exit": senders,
+            "lost": len(wanted - set(lines)), "duplicates": len(lines) - len(set(lines)),
+            "lost_by_stream": {prefix: len({f"{prefix}{n}" for n in range(count)} - set(lines))
+                               for prefix, count in sent.items()},
+            "tail_received": len({line.split(" ", 1)[-1] for _, line in tailed.arrivals} & wanted),
+            "requests": asked, "answered": answered, "died": died, "exits": exits,
+            "rss_kib": {name: (first.get(name, (0, 0))[0], last.get(name, (0, 0))[0]) for name in first},
+            "fds": {name: (first.get(name, (0, 0))[1], last.get(name, (0, 0))[1]) for name in first},
+            "longest_gap_s": max((b - a for a, b in itertools.pairwise(times)), default=0.0),
+        }
+
+    def _go(self, long_running: dict[str, subprocess.Popen[bytes]]) -> tuple[dict[str, tuple[int, int]], int, int,
+                                                                             list[str]]:
+        """The soak's minutes: a request every 5 s, a sample after WARM_UP, the restart halfway;
+        (the first sample, requests asked, answered, processes dead by then)."""
+        began, asked, answered, first, restarted = time.monotonic(), 0, 0, {}, False
+        while time.monotonic() - began < self.minutes * 60:
+            elapsed = time.monotonic() - began
+            if not first and elapsed >= WARM_UP:
+                first = self.sampled(long_running)
+            if not restarted and elapsed >= self.minutes * 30:
+                self.restart()
+                restarted = True
+            asked += 1
+            reply = subprocess.run([IOTNOTIFY, "request", RPC, f"ping{asked}", "-W", "20", "--response-topic",
+                                    f"soak/reply/{asked}"], env=self.env, capture_output=True, timeout=60)
+            answered += reply.returncode == 0 and reply.stdout.strip() == f"ping{asked}".encode()
+            time.sleep(max(0.0, 5 - (time.monotonic() - began - elapsed)))
+        return first, asked, answered, [name for name, p in long_running.items() if p.poll() is not None]
+
+    def close(self) -> dict[str, object]:
+        """Stop whatever is left (a soak that failed too), and what the logs say."""
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self.stack.stop()
+        for file in self.errs.values():
+            file.close()
+        (self.work / "stack.log").write_text("\n".join(self.logged) + "\n")
+        stderr = {name: (self.work / f"{name}.err").read_text(errors="replace") for name in LOGS}
+        return {"reconnections": {name: stderr[name].count("reconnected") for name in ("subscribe", "tail", "respond")},
+                "closed_for_age": sum("connected longer than" in line for line in self.logged),
+                "discarded_for_rate": sum(int(line.split(": ")[-1].split()[0]) for line in self.logged
+                                          if "discarded (outbound throttle)" in line),
+                "logs": str(self.work)}
+
+
 def run(minutes: float, rate: float, work: Path) -> dict[str, object]:
-    config = StackConfig(work / "state", free_port(), free_port(), free_port(), lifetime=KEY_LIFETIME,
-                         topics=("soak/*",), any_client_id=True, max_connection_duration=CONNECTION_DURATION)
-    logged: list[str] = []
-    stack = LocalStack(config, log=logged.append)
-    stack.start()
-    env = {**user_environment(), "XDG_CACHE_HOME": str(work / "cache"), "XDG_CONFIG_HOME": str(work / "config"),
-           "XDG_STATE_HOME": str(work / "xdg-state"), "XDG_RUNTIME_DIR": str(work / "run"),
-           "IOTNOTIFY_ENDPOINT": stack.endpoint_url, "IOTNOTIFY_CA_FILE": str(stack.tls.ca_file)}
-    (work / "run").mkdir(mode=0o700)
-    errs = {name: (work / f"{name}.err").open("wb") for name in ("subscribe", "tail", "respond", "agent", "direct",
-                                                                  "through-agent")}
-
-    def start(name: str, *args: str, stdin: int | None = None, stdout: int | None = subprocess.PIPE) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([IOTNOTIFY, *args], stdin=stdin if stdin is not None else subprocess.DEVNULL,
-                                stdout=stdout, stderr=errs[name], env=env, start_new_session=True)
-
-    agent = start("agent", "agent", "start", stdout=subprocess.DEVNULL)
-    subscriber = start("subscribe", "subscribe", TOPIC, "--session", "soak-subscriber", "-q", "1")
-    tail = start("tail", "tail", TOPIC)
-    responder = start("respond", "respond", RPC, "--session", "soak-responder", "--", "cat", stdout=subprocess.DEVNULL)
-    long_running = {"subscribe": subscriber, "tail": tail, "respond": responder, "agent": agent}
-    received, tailed = Lines(subscriber), Lines(tail)
-    time.sleep(3)  # subscribed, and the agent serving
-    streams = [Stream(start("direct", "send", "-l", "-q", "1", "--no-agent", TOPIC, stdin=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL), "a", rate / 2),
-               Stream(start("through-agent", "send", "-l", "-q", "1", TOPIC, stdin=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL), "b", rate / 2)]
-    began = time.monotonic()
-    asked = answered = 0
-    first: dict[str, tuple[int, int]] = {}
-    restarted = False
-    died: list[str] = []
-    while time.monotonic() - began < minutes * 60:
-        elapsed = time.monotonic() - began
-        if not first and elapsed >= WARM_UP:
-            first = {name: sample(p.pid) for name, p in long_running.items() if p.poll() is None}
-        if not restarted and elapsed >= minutes * 30:  # halfway: the broker, front and endpoint go and come back
-            stack.stop()
-            time.sleep(2)
-            stack = LocalStack(config, log=logged.append)
-            stack.start()
-            restarted = True
-        asked += 1
-        reply = subprocess.run([IOTNOTIFY, "request", RPC, f"ping{asked}", "-W", "20", "--response-topic",
-                                f"soak/reply/{asked}"], env=env, capture_output=True, timeout=60)
-        answered += reply.returncode == 0 and reply.stdout.strip() == f"ping{asked}".encode()
-        died = [name for name, p in long_running.items() if p.poll() is not None]
-        time.sleep(max(0.0, 5 - (time.monotonic() - began - elapsed)))
-    senders = [stream.stop() for stream in streams]
-    sent = {stream.prefix: stream.written for stream in streams}
-    wanted = {f"{prefix}{n}" for prefix, count in sent.items() for n in range(count)}
-    deadline = time.monotonic() + DRAIN
-    while time.monotonic() < deadline and not wanted <= {line for _, line in received.arrivals}:
-        time.sleep(0.5)
-    last = {name: sample(p.pid) for name, p in long_running.items() if p.poll() is None}
-    died = sorted({*died, *(name for name, p in long_running.items() if p.poll() is not None)})
-    for process in long_running.values():
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGINT)
-    exits = {name: p.wait(30) for name, p in long_running.items()}
-    stack.stop()
-    (work / "stack.log").write_text("\n".join(logged) + "\n")
-    for file in errs.values():
-        file.close()
-    lines = [line for _, line in received.arrivals]
-    times = [at for at, line in received.arrivals if line in wanted]
-    stderr = {name: (work / f"{name}.err").read_text(errors="replace") for name in errs}
-    return {
-        "minutes": minutes, "rate": rate, "sent": sum(sent.values()), "senders_exit": senders,
-        "lost": len(wanted - set(lines)), "duplicates": len(lines) - len(set(lines)),
-        "lost_by_stream": {prefix: len({f"{prefix}{n}" for n in range(count)} - set(lines))
-                           for prefix, count in sent.items()},
-        "tail_received": len({line.split(" ", 1)[-1] for _, line in tailed.arrivals} & wanted),
-        "requests": asked, "answered": answered, "died": died, "exits": exits,
-        "rss_kib": {name: (first.get(name, (0, 0))[0], last.get(name, (0, 0))[0]) for name in long_running},
-        "fds": {name: (first.get(name, (0, 0))[1], last.get(name, (0, 0))[1]) for name in long_running},
-        "reconnections": {name: stderr[name].count("reconnected") for name in ("subscribe", "tail", "respond")},
-        "longest_gap_s": max((b - a for a, b in zip(times, times[1:])), default=0.0),
-        "closed_for_age": sum("connected longer than" in line for line in logged),
-        "discarded_for_rate": sum(int(line.split(": ")[-1].split()[0]) for line in logged
-                                  if "discarded (outbound throttle)" in line),
-    }
+    soak = Soak(minutes, rate, work)
+    try:
+        report = soak.run()
+    finally:
+        closing = soak.close()
+    return {**report, **closing}
 
 
 def table(report: dict[str, object]) -> str:
     rss, fds = report["rss_kib"], report["fds"]
-    assert isinstance(rss, dict) and isinstance(fds, dict)
-    rows = [f"soak: {report['minutes']:g} min at {report['rate']:g} messages/s, connections closed after "
-            f"{CONNECTION_DURATION} s, keys of {KEY_LIFETIME} s, the stack restarted once",
-            f"  sent {report['sent']:,} (senders' exit codes {report['senders_exit']}); subscribe --session lost "
-            f"{report['lost']} {report['lost_by_stream']}, duplicates {report['duplicates']}; tail (clean session) "
-            f"got {report['tail_received']:,}",
-            f"  requests answered {report['answered']} of {report['requests']}; processes died: "
-            f"{', '.join(report['died']) or 'none'}",  # type: ignore[arg-type]
-            f"  reconnections {report['reconnections']}; longest gap between deliveries {report['longest_gap_s']:.1f} s; "
-            f"connections closed for their age {report['closed_for_age']}",
+    assert isinstance(rss, dict)
+    assert isinstance(fds, dict)
+    died = report["died"]
+    assert isinstance(died, list)
+    rows = [(f"soak: {report['minutes']:g} min at {report['rate']:g} messages/s, connections closed after "
+             f"{CONNECTION_DURATION} s, keys of {KEY_LIFETIME} s, the stack restarted once"),
+            (f"  sent {report['sent']:,} (senders' exit codes {report['senders_exit']}); subscribe --session lost "
+             f"{report['lost']} {report['lost_by_stream']}, duplicates {report['duplicates']}; tail (clean session) "
+             f"got {report['tail_received']:,}"),
+            (f"  requests answered {report['answered']} of {report['requests']}; processes died: "
+             f"{', '.join(died) or 'none'}"),
+            (f"  reconnections {report['reconnections']}; longest gap between deliveries "
+             f"{report['longest_gap_s']:.1f} s; connections closed for their age {report['closed_for_age']}; "
+             f"messages discarded by the outbound throttle {report['discarded_for_rate']}"),
             f"  {'process':<10} {'RSS start':>10} {'RSS end':>9} {'fds start':>9} {'fds end':>8}"]
     for name in rss:
         (rss_start, rss_end), (fd_start, fd_end) = rss[name], fds[name]

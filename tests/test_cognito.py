@@ -3,6 +3,7 @@ SigV4 check and its policy applies), and the request shapes against moto's cogni
 
 import json
 import stat
+from pathlib import Path
 
 import boto3
 import pytest
@@ -175,3 +176,19 @@ def test_a_signed_in_identity_needs_an_iot_policy_attached(cognito, stack, tmp_p
     assert (sub.returncode, out) == (0, b"after\n"), err
     again = cognito.run("setup-cognito", "--local", "--identity", identity, "--topics", "test/*")
     assert f"already attached to {identity}" in again.stdout
+
+
+@pytest.mark.parametrize("content, args, code, said", [
+    (None, ["--region", "eu-west-1"], 2, "--local attaches the policy for the local stack: --region and --aws-profile"),
+    (b"not json", [], 8, "cannot attach the policy for the local stack: "),
+    (b'{"policies": {}, "targets": {"x": "not a list"}}', [], 8, "not a file of attached policies"),
+])
+def test_setup_cognito_local_errors_are_one_line(tmp_path, content, args, code, said):
+    env = user_env(tmp_path)
+    if content is not None:
+        folder = Path(env["XDG_STATE_HOME"]) / "iotnotify" / "local"
+        folder.mkdir(parents=True, mode=0o700)
+        (folder / "iot-policies.json").write_bytes(content)
+        (folder / "iot-policies.json").chmod(0o600)
+    result = Cli(env).run("setup-cognito", "--local", "--identity", "local:1", *args)
+    assert result.returncode == code and said in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr

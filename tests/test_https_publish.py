@@ -68,6 +68,8 @@ def test_the_stack_refuses_what_aws_iot_core_refuses(stack, keys, topic):
         403, "forbidden: signature does not match")
     assert answer(path_for(topic, 1, False), service="iotdevicegateway") == (403, "forbidden: wrong credential scope")
     assert answer(path_for("elsewhere/x", 1, False)) == (401, "iot:Publish to 'elsewhere/x' not allowed")
+    assert answer(path_for("$aws/events/presence/connected/c1", 0, False)) == (  # a reserved topic: AWS's own
+        401, "topic '$aws/events/presence/connected/c1': reserved by AWS IoT Core for subscribe only")
     assert answer(f"/topics/{topic}?qos=2")[0] == 400
     assert answer(path_for("a/+/b", 0, False))[0] == 400
     assert answer(path_for(topic, 1, False), b"x" * (128 * 1024 + 1))[0] == 413

@@ -75,7 +75,7 @@ def test_the_conformance_table_names_a_test_for_each_rule_and_says_why_for_what_
     that show it, and each of them exists (a renamed or deleted test breaks this, not the table's
     truth); a rule not emulated says so and why, and names none."""
     table = README[README.index("| rule | AWS IoT Core | local stack | source | shown by |"):]
-    rows = [line for line in table[:table.index("\n\n")].splitlines()[2:]]
+    rows = table[:table.index("\n\n")].splitlines()[2:]
     defined = {name for path in (ROOT / "tests").glob("test_*.py")
                for name in re.findall(r"^def (test_\w+)", path.read_text(), re.MULTILINE)}
     assert len(rows) >= 30

@@ -66,3 +66,23 @@ def test_a_shared_subscription_outside_the_keys_topics_is_refused(cli, topic):
 def test_bad_share_options_are_usage_errors(cli, topic, args, message):
     result = cli.run("subscribe", topic, *args)
     assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_keys_without_shared_subscriptions_are_refused_them_before_anything_is_sent():
+    """An endpoint with IOTNOTIFY_SHARED_SUBSCRIPTIONS=false says so in its answer
+    ("sharedSubscriptions": false): the client refuses --share and $share/ filters up front."""
+    from iotnotify.keys.allowance import Allowance
+    from iotnotify.keys.model import parse_keys
+
+    answer = {"iotEndpoint": "abc-ats.iot.eu-west-1.amazonaws.com", "region": "eu-west-1", "accessKey": "ASIAX",
+              "secretKey": "s", "sessionToken": "t", "topics": ["alerts/*"], "clientId": "c1"}
+    allowed = Allowance.of(parse_keys(answer))
+    refused = Allowance.of(parse_keys({**answer, "sharedSubscriptions": False}))
+    assert allowed is not None and allowed.may_subscribe("$share/g/alerts/#")
+    assert refused is not None and not refused.may_subscribe("$share/g/alerts/#") and refused.may_subscribe("alerts/#")
+    assert refused.describe().endswith("; no shared subscriptions")
+
+
+def test_an_empty_share_name_is_a_usage_error(cli, topic):
+    result = cli.run("subscribe", topic, "--share", "")
+    assert result.returncode == 2 and "share name ''" in result.stderr, result.stderr

@@ -201,6 +201,8 @@ def subscribe_shared(source: KeySource, options: ConnectOptions, filters: list[s
     opened: list[Session] = []
     try:
         for number in range(1, connections + 1):
+            if number > 1:  # what the broker settles (a shorter session expiry) is said once, not N times
+                more["on_notice"] = None
             opened.append(subscribe(source, numbered(options, number, connections), filters, qos, inbox=inbox,
                                     **more)[0])
     except BaseException:

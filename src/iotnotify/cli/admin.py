@@ -239,6 +239,8 @@ def setup_cognito_command(identities: tuple[str, ...], topics: str | None, priva
     from iotnotify.errors import UsageError
     from iotnotify.server.policy import PolicyError
 
+    if local_stack and (region or aws_profile):
+        raise UsageError("--local attaches the policy for the local stack: --region and --aws-profile are AWS's")
     if local_stack:
         from iotnotify.local import DEFAULT_TOPICS
         from iotnotify.local.keys_server import LOCAL_REGION
@@ -274,7 +276,7 @@ def _setup_local_cognito(topics: list[str], private_prefix: str | None, identiti
                          dry_run: bool) -> Any:
     """setup-cognito for the local stack's pool: the same policy, attached in the stack's state folder."""
     from iotnotify.cognito.setup import CognitoSetup
-    from iotnotify.errors import UsageError
+    from iotnotify.errors import LocalStackError
     from iotnotify.local.iot_policies import attach
     from iotnotify.local.keys_server import LOCAL_ACCOUNT, LOCAL_REGION
     from iotnotify.local.stack import default_state_dir
@@ -284,5 +286,5 @@ def _setup_local_cognito(topics: list[str], private_prefix: str | None, identiti
     try:
         before, attached, already = attach(default_state_dir(), policy_name, policy, identities, dry_run)
     except (OSError, ValueError) as e:  # files.Unsafe too: a folder that is not the user's alone
-        raise UsageError(f"cannot attach the policy for the local stack: {e}") from None
+        raise LocalStackError(f"cannot attach the policy for the local stack: {e}") from None
     return CognitoSetup(policy_name, policy, before, attached, already)

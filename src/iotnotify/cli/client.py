@@ -217,7 +217,7 @@ Examples:
 @click.option("--max-reconnects", type=click.IntRange(min=0), metavar="N",
               help="Exit 5 after N failed reconnection attempts in a row (default: keep trying).")
 @click.option("--no-reconnect", is_flag=True, help="Exit 5 as soon as the connection is lost.")
-@click.option("--share", metavar="GROUP", callback=lambda _c, _p, v: v and check_share_name(v),
+@click.option("--share", metavar="GROUP", callback=lambda _c, _p, v: v if v is None else check_share_name(v),
               help="Subscribe as a member of shared subscription GROUP ($share/GROUP/FILTER): each message "
                    "goes to one member of the group.")
 @click.option("--connections", type=click.IntRange(1, 64), default=1, show_default=True, metavar="N",

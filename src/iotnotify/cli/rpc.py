@@ -117,7 +117,7 @@ Examples:
 @click.option("--ready-file", type=click.Path(dir_okay=False), metavar="PATH",
               help="Create PATH once the broker acknowledged the subscription.")
 @click.option("--quiet", is_flag=True, help="Only warnings on stderr: no line per request answered.")
-@click.option("--share", metavar="GROUP", callback=lambda _c, _p, v: v and check_share_name(v),
+@click.option("--share", metavar="GROUP", callback=lambda _c, _p, v: v if v is None else check_share_name(v),
               help="Answer as a member of shared subscription GROUP: each request goes to one responder of the "
                    "group (on any host), which runs CMD once.")
 @long_running_options

@@ -26,6 +26,7 @@ class Allowance:
     private_topic: str | None = None
     client_id: str | None = None
     lifecycle_events: bool = False  # and AWS IoT Core's lifecycle events, $aws/events/...
+    shared: bool = True  # and their filters in shared subscriptions, $share/NAME/FILTER
 
     @classmethod
     def of(cls, keys: TemporaryKeys) -> Allowance | None:
@@ -38,7 +39,8 @@ class Allowance:
             return None
         private, client_id = keys.raw.get("privateTopic"), keys.raw.get("clientId")
         return cls(tuple(topics), private if isinstance(private, str) else None,
-                   client_id if isinstance(client_id, str) else None, keys.raw.get("lifecycleEvents") is True)
+                   client_id if isinstance(client_id, str) else None, keys.raw.get("lifecycleEvents") is True,
+                   keys.raw.get("sharedSubscriptions") is not False)
 
     def may_publish(self, topic: str) -> bool:
         return any(matches(allowed, topic) for allowed in self.topics)
@@ -48,6 +50,8 @@ class Allowance:
         shared subscription's FILTER in any share (the session policy allows `$share/*/` before each
         of its topic filters)."""
         parts = shared_parts(topic_filter)
+        if parts and not self.shared:
+            return False
         inner = parts[1] if parts else topic_filter
         readable = self.topics + ((self.private_topic,) if self.private_topic else ()) + (
             (EVENTS,) if self.lifecycle_events else ())
@@ -57,6 +61,7 @@ class Allowance:
         """'the keys allow topics a, b/*; and subscribing to c'."""
         text = "the keys allow " + ("topics " if len(self.topics) > 1 else "topic ") + ", ".join(self.topics)
         text += f"; and subscribing to {self.private_topic}" if self.private_topic else ""
+        text += "" if self.shared else "; no shared subscriptions"
         return text + (f"; and the lifecycle events {EVENTS}" if self.lifecycle_events else "")
 
 

@@ -5,12 +5,13 @@ Both are bounded: any number of client ids cannot grow them without bound."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from iotnotify import limits
-from iotnotify.topics import filter_matches, shared_parts
+from iotnotify.topics import SHARE, filter_matches
 
 MAX_QUEUED = 100_000  # messages Mosquitto stores for one session (local/broker.py's max_queued_messages)
 
@@ -39,12 +40,14 @@ class ConnectRate:
 
 @dataclass
 class Away:
-    """A persistent session whose client left: when, with which filters (and the QoS granted), and
-    how many QoS 1 messages published since match them (what the broker stores for it)."""
+    """A persistent session whose client left: when, with which filters (and the QoS granted; None:
+    not known, as after a restart of the stack), what it may receive, and how many QoS 1 messages
+    published since it would get (what the broker stores for it)."""
 
     since: float
-    filters: dict[str, int]
+    filters: dict[str, int] | None
     mqtt311: bool
+    receives: Callable[[str], bool] = lambda _topic: True
     stored: int = 0
 
 
@@ -67,19 +70,25 @@ class StoredSessions:
         self.clock = clock
         self._away: dict[str, Away] = {}  # client id -> its session, oldest first
 
-    def left(self, client_id: str, filters: dict[str, int], mqtt311: bool) -> None:
-        """A connection holding `client_id`'s persistent session ended now."""
+    def left(self, client_id: str, filters: dict[str, int] | None, mqtt311: bool,
+             receives: Callable[[str], bool] | None = None) -> None:
+        """A connection holding `client_id`'s persistent session ended now (or gave the session to
+        another connection, which picks its record up)."""
         self._away.pop(client_id, None)
         while len(self._away) >= self.LIMIT:
             del self._away[next(iter(self._away))]  # the oldest
-        self._away[client_id] = Away(self.clock(), dict(filters), mqtt311)
+        self._away[client_id] = Away(self.clock(), None if filters is None else dict(filters), mqtt311,
+                                     receives or (lambda _topic: True))
 
     def published(self, topic: str) -> None:
-        """A QoS 1 message was published to `topic`: stored for each session away that has a QoS 1
-        filter matching it (Mosquitto keeps at most limits.MAX_QUEUED)."""
-        for away in list(self._away.values())[-self.COUNTED:]:
-            if away.stored < MAX_QUEUED and any(qos and filter_matches(_unshared(f), topic)
-                                                for f, qos in away.filters.items()):
+        """A QoS 1 message was published to `topic`: stored for each of the COUNTED sessions left
+        last that would get it (a QoS 1 filter of its own matching it, the topic one it may
+        receive; a shared subscription's messages go to one member: not counted). Mosquitto keeps
+        at most MAX_QUEUED."""
+        for away in itertools.islice(reversed(self._away.values()), self.COUNTED):
+            if away.filters and away.stored < MAX_QUEUED and any(
+                    qos and not f.startswith(SHARE) and filter_matches(f, topic) for f, qos in away.filters.items()) \
+                    and away.receives(topic):
                 away.stored += 1
 
     def arrived(self, client_id: str) -> Away | None:
@@ -90,9 +99,3 @@ class StoredSessions:
     def expired(self, away: Away | None) -> bool:
         """Whether an MQTT 3.1.1 session was left longer ago than the account's session expiry."""
         return away is not None and away.mqtt311 and self.clock() - away.since > self.max_expiry
-
-
-def _unshared(topic_filter: str) -> str:
-    """The filter a shared subscription's `$share/NAME/FILTER` matches with."""
-    parts = shared_parts(topic_filter)
-    return parts[1] if parts else topic_filter

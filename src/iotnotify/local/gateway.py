@@ -77,6 +77,7 @@ class Gateway:
         self.sessions = sessions or StoredSessions()  # the stack's MQTT 3.1.1 sessions left, and their expiry
         self._persistent = False  # this connection holds a persistent session: the broker keeps it when it ends
         self._away: Away | None = None  # its session's record from when its last client left
+        self._filters_known = True  # all its filters are known (not a session resumed without a record)
         self._expiry_said: int | None = None  # the session expiry the CONNACK says, if not the client's
         self.max_duration = max_duration  # s a connection may last (AWS: a WebSocket one, 24 hours)
         self._ends = float("inf") if max_duration is None else clock() + max_duration
@@ -224,13 +225,21 @@ class Gateway:
         """The connection ended (`by_broker`: the broker's side first): a persistent session is
         away from now (not when another connection took the client id: the session is that one's);
         its disconnected event says why."""
-        if self._persistent and self.level is not None and self.client_id != "?":
-            self.sessions.left(self.client_id, self.subscriptions.granted, mqtt311=not self.v5)
-        self._persistent = False
+        self._leave()
         if by_broker and self.clock() - self._heard >= self._keep_alive - 1:  # MQTT 3.1.1: closed unsaid
             self._end(MQTT_KEEP_ALIVE_TIMEOUT)
         if self.presence is not None:
             self.presence.ended(by_broker)
+
+    def _leave(self) -> None:
+        """A persistent session is away from now: the record the next connection with its id
+        resumes from (its filters, unless not known; what it may receive)."""
+        if self._persistent and self.level is not None:
+            filters = self.subscriptions.granted if self._filters_known else None
+            grants = self.grants  # not the gateway: the record outlives the connection
+            self.sessions.left(self.client_id, filters, mqtt311=not self.v5,
+                               receives=lambda topic: grants.allows("iot:Receive", f"topic/{topic}"))
+        self._persistent = False
 
     def _end(self, reason: str) -> None:
         if self.presence is not None:
@@ -261,7 +270,7 @@ class Gateway:
         self._note("another connection took this client id: connection closed")
         self._end(DUPLICATE_CLIENTID)
         self.closed = True
-        self._persistent = False
+        self._leave()  # the newer connection takes the session, and its record
         return mqtt.disconnect(SESSION_TAKEN_OVER) if self.v5 else b""
 
     def _publish(self, p: mqtt.Packet, out: Verdict) -> bool:  # noqa: PLR0911 - a return per AWS rule, in order
@@ -355,7 +364,6 @@ class Gateway:
         out = Verdict()
         if self.closed or self._outlived(out):
             return out
-        self.outbound.chunk()
         for p in self._from_broker.feed(data):
             kind = p.kind
             if kind == mqtt.PUBLISH:
@@ -406,9 +414,11 @@ class Gateway:
         keep-alive and session expiry the gateway made of the client's); whether it resumed a
         session is noted, and its stored messages are then sent at AWS's replay rate."""
         self.resumed = bool(p.raw[p.body] & 1)
-        away = self._away if self.resumed else None
-        if away is not None:  # a resumed session's filters stay
+        away = (self._away or self.sessions.arrived(self.client_id)) if self.resumed else None  # or a takeover's
+        self._filters_known = not self.resumed or (away is not None and away.filters is not None)
+        if away is not None and away.filters is not None:  # a resumed session's filters stay, and count
             self.subscriptions.granted = dict(away.filters)
+            self.subscriptions.asked = set(away.filters)
         if self.resumed:
             self.outbound.resumed(away.stored if away is not None else None)
         self._replay_quiet_from = self.clock()

@@ -24,6 +24,7 @@ from iotnotify.local import packets as mqtt
 from iotnotify.local.broker_link import BrokerAddress, exchange
 from iotnotify.local.grants import Grants
 from iotnotify.local.sigv4 import KnownKeys, UpgradeRefused
+from iotnotify.topics import PUBLISH, reserved_refusal
 
 TOPICS = "/topics/"
 BROKER_TIMEOUT = 5.0  # s for Mosquitto to take the message
@@ -103,6 +104,9 @@ def _check(grants: Grants, topic: str, retain: bool, size: int) -> Answer | None
     if not topic or len(topic.encode()) > limits.MAX_TOPIC_BYTES or topic.count("/") > limits.MAX_SLASHES \
             or "+" in topic or "#" in topic:
         return refusal(400, "InvalidRequestException", f"topic {topic!r} is not a valid topic name")
+    reserved = reserved_refusal(topic, PUBLISH)
+    if reserved:
+        return refusal(401, "UnauthorizedException", f"topic {topic!r}: {reserved}")  # as a policy refusal: our reading
     if not grants.allows("iot:Publish", f"topic/{topic}"):
         return refusal(401, "UnauthorizedException", f"iot:Publish to {topic!r} not allowed")
     if retain and not grants.allows("iot:RetainPublish", f"topic/{topic}"):

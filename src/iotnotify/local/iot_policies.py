@@ -32,7 +32,7 @@ def _read(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("policies"), dict) \
             or not isinstance(data.get("targets"), dict) \
             or not all(isinstance(names, list) for names in data["targets"].values()):
-        raise ValueError(f"{path}: not a file of attached policies")  # noqa: TRY004 - the file's content, not a type
+        raise ValueError(f"{path}: not a file of attached policies")
     return data
 
 

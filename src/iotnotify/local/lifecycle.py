@@ -100,7 +100,7 @@ class Lifecycle:
             while not drained.done():
                 await self._wake.wait()
                 self._wake.clear()
-                while self._queue:
+                while self._queue and not drained.done():  # the broker gone: kept for the next connection
                     writer.write(self._queue[0])
                     self._queue.popleft()
                 await writer.drain()

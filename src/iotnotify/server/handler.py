@@ -113,6 +113,8 @@ def answer(method: str, query: dict[str, str], config: EndpointConfig, issuer: I
         body["privateTopic"] = private
     if config.lifecycle_events:
         body["lifecycleEvents"] = True  # the keys may subscribe to and receive $aws/events/...
+    if not config.shared_subscriptions:
+        body["sharedSubscriptions"] = False  # nor may they subscribe to $share/NAME/...
     return Response(200, body, headers)
 
 
