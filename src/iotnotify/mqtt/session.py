@@ -137,6 +137,8 @@ class Session:
                 self._outcome.set()
 
     def attempting(self, attempt: int) -> None:
+        if self._outcome.is_set() and self._error is not None:
+            return  # the first connection failed: the command ends with why, awscrt's next try is not news
         self.on_state(State.RECONNECTING if self._outcome.is_set() else State.CONNECTING, attempt)
 
     def connected(self) -> None:
