@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, cast
 
@@ -39,6 +40,7 @@ FORGET_TIMEOUT = 5.0  # s for the broker to forget an expired session
 MAX_MESSAGE = 2 * 1024 * 1024  # bytes per WebSocket message: AWS IoT Core's packets are at most 128 KB
 
 
+Gateways = weakref.WeakKeyDictionary[ServerConnection, "Gateway | None"]
 Holders = dict[str, Callable[[], Awaitable[None]]]  # client id -> ends the connection that holds it
 Publish = Callable[[str, str, Mapping[str, str], bytes], Awaitable["Answer"]]
 """(method, target, headers, body) -> the answer to an HTTPS publish request."""
@@ -317,7 +319,9 @@ class WebSocketFront:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         holders: Holders = {}  # used on this loop only
-        gateways: dict[int, Gateway | None] = {}  # id(connection) -> its Gateway, from the upgrade to the relay
+        # connection -> its Gateway, from the upgrade to the relay (weak: a handshake that fails after
+        # the upgrade was admitted never reaches the relay, and must not leave its entry behind)
+        gateways: Gateways = weakref.WeakKeyDictionary()
         listeners = [(self.port, self.context, "wss")] + (
             [(self.plain_port, None, "ws")] if self.plain_port is not None else [])
         servers = []
@@ -326,7 +330,7 @@ class WebSocketFront:
         for port, context, scheme in listeners:
             try:
                 servers.append(await serve(
-                    lambda ws: Relay(cast(FrontConnection, ws), gateways.pop(id(ws), None), holders).run(self.broker),
+                    lambda ws: Relay(cast(FrontConnection, ws), gateways.pop(ws, None), holders).run(self.broker),
                     "127.0.0.1", port, ssl=context, subprotocols=[Subprotocol("mqtt"), Subprotocol("mqttv3.1")],
                     process_request=self._checker(gateways), compression=None,
                     max_size=MAX_MESSAGE, ping_interval=None, close_timeout=1, server_header="iotnotify-local",
@@ -348,7 +352,7 @@ class WebSocketFront:
             server.close(close_connections=True)
             await server.wait_closed()
 
-    def _checker(self, gateways: dict[int, Gateway | None]) -> Callable[[ServerConnection, Request], Response | None]:
+    def _checker(self, gateways: Gateways) -> Callable[[ServerConnection, Request], Response | None]:
         """Websockets' process_request: 404 off the MQTT path; 403 when `admit` refuses the upgrade;
         else the Gateway `admit` gives the connection goes into `gateways`."""
 
@@ -357,7 +361,7 @@ class WebSocketFront:
                 return connection.respond(404, f"use wss://host:port{MQTT_PATH}\n")
             if self.admit is not None:
                 try:
-                    gateways[id(connection)] = self.admit(request.path, dict(request.headers.raw_items()))
+                    gateways[connection] = self.admit(request.path, dict(request.headers.raw_items()))
                 except UpgradeRefused as e:
                     return connection.respond(403, f"forbidden: {e}\n")
             return None
