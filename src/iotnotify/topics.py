@@ -110,6 +110,7 @@ def check_topic(topic: str, aws: bool) -> str:
     return topic
 
 
+EVENTS = "$aws/events/*"  # AWS IoT Core's lifecycle events (presence, subscriptions) of every client, as an IAM pattern
 SHARE = "$share/"  # a shared subscription's filter: $share/NAME/FILTER (MQTT 5.0 4.8.2; AWS IoT Core: 5 and 3.1.1)
 
 

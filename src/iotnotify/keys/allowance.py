@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from iotnotify.errors import Refused
 from iotnotify.iam import matches
 from iotnotify.keys.model import TemporaryKeys
-from iotnotify.topics import shared_parts
-
-EVENTS = "$aws/events/*"  # what keys granted the lifecycle events may subscribe to (server/policy.py's)
+from iotnotify.topics import EVENTS, shared_parts
 
 
 @dataclass(frozen=True)

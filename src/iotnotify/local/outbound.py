@@ -36,10 +36,6 @@ class Outbound:
         self._stored = 0  # a resumed session's stored messages still to send at the replay rate
         self._resumed = False  # a resumed session's QoS 1 messages are held back, never discarded
 
-    @property
-    def replaying(self) -> bool:
-        return self._stored > 0
-
     def resumed(self, stored: int | None) -> None:
         """The CONNACK resumed a session with `stored` messages waiting (None: not known)."""
         self._stored = stored or 0

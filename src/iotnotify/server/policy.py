@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import re
 
+from iotnotify.topics import EVENTS
+
 SAFE_TOPIC = re.compile(r"[A-Za-z0-9_./:=@-]+")
 BELOW = "/*"  # a configured topic ending so covers every topic below it
 IOT_ACTIONS = ("iot:Connect", "iot:Subscribe", "iot:Publish", "iot:RetainPublish", "iot:Receive")
 SAFE_CLIENT_ID = re.compile(r"[A-Za-z0-9_.:-]+")
 SHARED = "$share/*/"  # before a topic filter in a resource: its shared subscriptions, in any share
-EVENTS = "$aws/events/*"  # AWS IoT Core's lifecycle events (presence, subscriptions) of every client
 MAX_TOPIC_BYTES = 256
 
 
