@@ -632,7 +632,7 @@ def test_an_unsubscribe_with_more_than_8_filters_is_passed_on():
 def test_a_burst_right_after_a_resume_is_delayed_not_discarded():
     """A resumed session's QoS 1 messages that come at once after its CONNACK queued while it was
     away (uncounted: another tool's, or before a restart of the stack): delayed, not discarded,
-    until a second has passed with nothing held back."""
+    for the connection's life: the stack cannot tell them from stored ones."""
     clock = Clock()
     sessions = StoredSessions(3600, clock)
     sessions.left(CLIENT + "-1", {"test/a": 1}, mqtt311=False)  # nothing published through the front since
