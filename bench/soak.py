@@ -103,10 +103,10 @@ class Stream:
 class Soak:
     """The stack and the long-running clients of one soak, and what they did."""
 
-    def __init__(self, minutes: float, rate: float, work: Path) -> None:
-        self.minutes, self.rate, self.work = minutes, rate, work
+    def __init__(self, minutes: float, rate: float, work: Path, duration: float = CONNECTION_DURATION) -> None:
+        self.minutes, self.rate, self.work, self.duration = minutes, rate, work, duration
         self.config = StackConfig(work / "state", free_port(), free_port(), free_port(), lifetime=KEY_LIFETIME,
-                                  topics=("soak/*",), any_client_id=True, max_connection_duration=CONNECTION_DURATION)
+                                  topics=("soak/*",), any_client_id=True, max_connection_duration=duration)
         self.logged: list[str] = []
         self.stack = LocalStack(self.config, log=self.logged.append)
         self.stack.start()
@@ -116,6 +116,7 @@ class Soak:
         (work / "run").mkdir(mode=0o700)
         self.errs = {name: (work / f"{name}.err").open("wb") for name in LOGS}
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.began = time.monotonic()  # when the streams began (set by _go)
 
     def start(self, name: str, *args: str, stdin: int = subprocess.DEVNULL,
               stdout: int = subprocess.PIPE) -> subprocess.Popen[bytes]:
@@ -169,7 +170,8 @@ class Soak:
         lines = [line for _, line in received.arrivals]
         times = [at for at, line in received.arrivals if line in wanted]
         return {
-            "minutes": self.minutes, "rate": self.rate, "sent": sum(sent.values()), "senders_exit": senders,
+            "minutes": self.minutes, "rate": self.rate, "connection_duration": self.duration,
+            "sent": sum(sent.values()), "senders_exit": senders,
             "lost": len(wanted - set(lines)), "duplicates": len(lines) - len(set(lines)),
             "lost_by_stream": {prefix: len({f"{prefix}{n}" for n in range(count)} - set(lines))
                                for prefix, count in sent.items()},
@@ -178,6 +180,8 @@ class Soak:
             "rss_kib": {name: (first.get(name, (0, 0))[0], last.get(name, (0, 0))[0]) for name in first},
             "fds": {name: (first.get(name, (0, 0))[1], last.get(name, (0, 0))[1]) for name in first},
             "longest_gap_s": max((b - a for a, b in itertools.pairwise(times)), default=0.0),
+            "per_minute": [sum(1 for at in times if m * 60 <= at - self.began < (m + 1) * 60)
+                           for m in range(int((max(times, default=self.began) - self.began) // 60) + 1)],
         }
 
     def _go(self, long_running: dict[str, subprocess.Popen[bytes]]) -> tuple[dict[str, tuple[int, int]], int, int,
@@ -185,6 +189,7 @@ class Soak:
         """The soak's minutes: a request every 5 s, a sample after WARM_UP, the restart halfway;
         (the first sample, requests asked, answered, processes dead by then)."""
         began, asked, answered, first, restarted = time.monotonic(), 0, 0, {}, False
+        self.began = began
         while time.monotonic() - began < self.minutes * 60:
             elapsed = time.monotonic() - began
             if not first and elapsed >= WARM_UP:
@@ -217,8 +222,8 @@ class Soak:
                 "logs": str(self.work)}
 
 
-def run(minutes: float, rate: float, work: Path) -> dict[str, object]:
-    soak = Soak(minutes, rate, work)
+def run(minutes: float, rate: float, work: Path, duration: float = CONNECTION_DURATION) -> dict[str, object]:
+    soak = Soak(minutes, rate, work, duration)
     try:
         report = soak.run()
     finally:
@@ -233,7 +238,7 @@ def table(report: dict[str, object]) -> str:
     died = report["died"]
     assert isinstance(died, list)
     rows = [(f"soak: {report['minutes']:g} min at {report['rate']:g} messages/s, connections closed after "
-             f"{CONNECTION_DURATION} s, keys of {KEY_LIFETIME} s, the stack restarted once"),
+             f"{report['connection_duration']:g} s, keys of {KEY_LIFETIME} s, the stack restarted once"),
             (f"  sent {report['sent']:,} (senders' exit codes {report['senders_exit']}); subscribe --session lost "
              f"{report['lost']} {report['lost_by_stream']}, duplicates {report['duplicates']}; tail (clean session) "
              f"got {report['tail_received']:,}"),
@@ -242,6 +247,7 @@ def table(report: dict[str, object]) -> str:
             (f"  reconnections {report['reconnections']}; longest gap between deliveries "
              f"{report['longest_gap_s']:.1f} s; connections closed for their age {report['closed_for_age']}; "
              f"messages discarded by the outbound throttle {report['discarded_for_rate']}"),
+            f"  delivered to the session per minute: {report['per_minute']}",
             f"  {'process':<10} {'RSS start':>10} {'RSS end':>9} {'fds start':>9} {'fds end':>8}"]
     for name in rss:
         (rss_start, rss_end), (fd_start, fd_end) = rss[name], fds[name]
@@ -253,9 +259,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--rate", type=float, default=50.0, help="messages a second, both streams together")
+    parser.add_argument("--connection-duration", type=float, default=CONNECTION_DURATION, metavar="S",
+                        help="seconds a connection lasts (AWS: 24 hours)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
     args = parser.parse_args()
-    report = run(args.minutes, args.rate, Path(tempfile.mkdtemp(prefix="soak-")))
+    report = run(args.minutes, args.rate, Path(tempfile.mkdtemp(prefix="soak-")), args.connection_duration)
     print(table(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))

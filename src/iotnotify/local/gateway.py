@@ -420,7 +420,11 @@ class Gateway:
             self.subscriptions.granted = dict(away.filters)
             self.subscriptions.asked = set(away.filters)
         if self.resumed:
-            self.outbound.resumed(away.stored if away is not None else None)
+            stored = away.stored if away is not None else None
+            self.outbound.resumed(stored)
+            if stored:
+                self._note(f"session resumed: {stored} stored message{'s' * (stored > 1)} sent at "
+                           f"{limits.REPLAY_RATE} a second")
         self._replay_quiet_from = self.clock()
         if self.presence is not None:
             self.presence.connected(self.client_id)
