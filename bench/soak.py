@@ -126,9 +126,10 @@ class Soak:
         return process
 
     def sampled(self, long_running: dict[str, subprocess.Popen[bytes]]) -> dict[str, tuple[int, int]]:
-        """RSS and descriptors of the clients, the stack (this process) and Mosquitto."""
+        """RSS and descriptors of the clients, this process (the stack runs in it, beside the
+        soak's own record of every delivery, which grows with the run) and Mosquitto."""
         found = {name: sample(p.pid) for name, p in long_running.items() if p.poll() is None}
-        found["stack"] = sample(os.getpid())
+        found["soak+stack"] = sample(os.getpid())
         broker = self.stack.broker.process
         if broker is not None and broker.poll() is None:
             found["mosquitto"] = sample(broker.pid)
