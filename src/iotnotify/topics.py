@@ -88,6 +88,11 @@ def reserved_refusal(text: str, operation: str) -> str | None:
     return "reserved by AWS IoT Core (every topic beginning with '$' but those it lists)"
 
 
+def over_aws_limits(text: str) -> bool:
+    """Whether a topic or filter is over AWS IoT Core's 256 bytes or 7 counted slashes."""
+    return len(text.encode()) > MAX_TOPIC_BYTES or counted_slashes(text) > AWS_MAX_SLASHES
+
+
 def _check_aws_depth(text: str, kind: str) -> None:
     """AWS IoT Core refuses topics and filters with more than 7 forward slashes (counted_slashes)."""
     slashes = counted_slashes(text)

@@ -29,14 +29,18 @@ async def connect_broker(broker: BrokerAddress, received: Callable[[bytes], None
     return link
 
 
+async def open_stream(broker: BrokerAddress) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A stream connection of the stack's own to the broker (OSError if it cannot be made)."""
+    if isinstance(broker, Path):
+        return await asyncio.open_unix_connection(str(broker))
+    return await asyncio.open_connection("127.0.0.1", broker)
+
+
 async def exchange(broker: BrokerAddress, client_id: str, then: bytes = b"", expected: tuple[int, ...] = ()) -> None:
     """Connect to the broker as `client_id` (MQTT 3.1.1, a clean session: a session stored for that
     id is forgotten), send `then`, wait for a packet of each kind `expected`, and disconnect.
     OSError if the broker cannot be reached, Malformed if it refuses or closes first."""
-    if isinstance(broker, Path):
-        reader, writer = await asyncio.open_unix_connection(str(broker))
-    else:
-        reader, writer = await asyncio.open_connection("127.0.0.1", broker)
+    reader, writer = await open_stream(broker)
     try:
         writer.write(mqtt.connect(client_id) + then)
         framer, waiting = mqtt.Framer(), [mqtt.CONNACK, *expected]

@@ -52,16 +52,12 @@ from iotnotify.local.outbound import DISCARD, Outbound
 from iotnotify.local.subscriptions import Subscriptions
 from iotnotify.server.policy import iot_arn
 from iotnotify.throttle import TokenBucket
-from iotnotify.topics import PUBLISH, SUBSCRIBE, counted_slashes, reserved_refusal
+from iotnotify.topics import PUBLISH, SUBSCRIBE, over_aws_limits, reserved_refusal
 
 FRAME_LIMIT = limits.MAX_PAYLOAD_BYTES + 64 * 1024  # a longer packet cannot hold a payload AWS accepts
 RECEIVE_CACHE = 10_000  # topics whose iot:Receive decision is remembered per connection
 
 Log = Callable[[str], None]
-
-
-def _too_long(topic: str) -> bool:
-    return len(topic.encode()) > limits.MAX_TOPIC_BYTES or counted_slashes(topic) > limits.MAX_SLASHES
 
 
 class Gateway:
@@ -249,7 +245,7 @@ class Gateway:
         """A will is a publish the broker makes for the client later: the keys must allow it now
         (iot:Publish on its topic, and iot:RetainPublish for a retained one: AWS's "Policy to connect
         and publish retained Will messages")."""
-        return not _too_long(topic) and self.grants.allows("iot:Publish", f"topic/{topic}") and (
+        return not over_aws_limits(topic) and self.grants.allows("iot:Publish", f"topic/{topic}") and (
             not retain or self.grants.allows("iot:RetainPublish", f"topic/{topic}"))
 
     def note_throttled(self) -> None:
@@ -290,7 +286,7 @@ class Gateway:
             return self._refuse(out, PACKET_TOO_LARGE, f"payload of {publish.payload_size} bytes")
         if publish.user_properties_size > limits.MAX_USER_PROPERTIES_BYTES:
             return self._refuse(out, PACKET_TOO_LARGE, f"user properties of {publish.user_properties_size} bytes")
-        if not topic or _too_long(topic):
+        if not topic or over_aws_limits(topic):
             return self._refuse_publish(publish, out, TOPIC_NAME_INVALID, f"topic {topic!r} over AWS IoT Core's limits")
         reserved = reserved_refusal(topic, PUBLISH)
         if reserved:  # "can result in a terminated connection": it does here, MQTT 5 QoS 1 too
@@ -320,7 +316,7 @@ class Gateway:
         codes: list[int | None] = []
         forward: list[tuple[str, int]] = []
         for topic_filter, options in request.entries:
-            if _too_long(topic_filter):
+            if over_aws_limits(topic_filter):
                 code: int | None = TOPIC_FILTER_INVALID
             elif not self.grants.allows("iot:Subscribe", f"topicfilter/{topic_filter}"):
                 code = NOT_AUTHORIZED

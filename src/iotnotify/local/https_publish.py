@@ -24,7 +24,7 @@ from iotnotify.local import packets as mqtt
 from iotnotify.local.broker_link import BrokerAddress, exchange
 from iotnotify.local.grants import Grants
 from iotnotify.local.sigv4 import KnownKeys, UpgradeRefused
-from iotnotify.topics import PUBLISH, reserved_refusal
+from iotnotify.topics import PUBLISH, over_aws_limits, reserved_refusal
 
 TOPICS = "/topics/"
 BROKER_TIMEOUT = 5.0  # s for Mosquitto to take the message
@@ -101,7 +101,7 @@ def _check(grants: Grants, topic: str, retain: bool, size: int) -> Answer | None
     """What AWS IoT Core answers a publish its rules refuse, or None."""
     if size > limits.MAX_PAYLOAD_BYTES:
         return refusal(413, "RequestEntityTooLargeException", f"payload of {size} bytes is over 128 KB")
-    if not topic or len(topic.encode()) > limits.MAX_TOPIC_BYTES or topic.count("/") > limits.MAX_SLASHES \
+    if not topic or over_aws_limits(topic) \
             or "+" in topic or "#" in topic:
         return refusal(400, "InvalidRequestException", f"topic {topic!r} is not a valid topic name")
     reserved = reserved_refusal(topic, PUBLISH)

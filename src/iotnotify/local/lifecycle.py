@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from iotnotify.local import packets as mqtt
-from iotnotify.local.broker_link import BrokerAddress
+from iotnotify.local.broker_link import BrokerAddress, open_stream
 
 TOPICS = {"connected": "$aws/events/presence/connected/", "disconnected": "$aws/events/presence/disconnected/",
           "subscribed": "$aws/events/subscriptions/subscribed/",
@@ -89,10 +89,7 @@ class Lifecycle:
                 await asyncio.sleep(self.RETRY)
 
     async def _publish_until_broken(self) -> None:
-        if isinstance(self.broker, int):
-            reader, writer = await asyncio.open_connection("127.0.0.1", self.broker)
-        else:
-            reader, writer = await asyncio.open_unix_connection(str(self.broker))
+        reader, writer = await open_stream(self.broker)
         drained = asyncio.ensure_future(_discard(reader))
         try:
             writer.write(mqtt.connect(f"iotnotify-lifecycle-{os.urandom(4).hex()}", keep_alive=0))
