@@ -13,8 +13,8 @@ hour), with its connect rate, throttles and session rules on; against it, for --
 the two streams together at --rate messages a second, and the whole stack restarted once halfway
 (keys and connections gone; sessions and queued messages kept, as AWS keeps them). It reports QoS 1
 messages lost by the session (must be 0), duplicates, processes that died (must be none), RSS and
-open descriptors at the start and the end (of the clients, the stack, which runs in this process, and
-Mosquitto), reconnections, the longest gap between deliveries, and messages the throttle discarded.
+open descriptors at the start and the end (of the clients, the stack's `iotnotify local` process
+and its Mosquitto), reconnections, the longest gap between deliveries, and messages the throttle discarded.
 
     .venv/bin/python bench/soak.py [--minutes 30] [--rate 50] [--json FILE]
 
@@ -33,11 +33,11 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from compare import free_port, user_environment
-
-from iotnotify.local.stack import LocalStack, StackConfig
 
 IOTNOTIFY = str(Path(sys.executable).with_name("iotnotify"))
 TOPIC, RPC = "soak/data", "soak/rpc"
@@ -103,19 +103,19 @@ class Stream:
 class Soak:
     """The stack and the long-running clients of one soak, and what they did."""
 
-    def __init__(self, minutes: float, rate: float, work: Path, duration: float = CONNECTION_DURATION) -> None:
+    def __init__(self, minutes: float, rate: float, work: Path, duration: float = CONNECTION_DURATION,
+                 debug: bool = False) -> None:
         self.minutes, self.rate, self.work, self.duration = minutes, rate, work, duration
-        self.config = StackConfig(work / "state", free_port(), free_port(), free_port(), lifetime=KEY_LIFETIME,
-                                  topics=("soak/*",), any_client_id=True, max_connection_duration=duration)
-        self.logged: list[str] = []
-        self.stack = LocalStack(self.config, log=self.logged.append)
-        self.stack.start()
+        self.debug = ["--debug"] if debug else []  # the senders' wire trace, in direct.err and through-agent.err
         self.env = {**user_environment(), "XDG_CACHE_HOME": str(work / "cache"), "XDG_CONFIG_HOME": str(work / "config"),
                     "XDG_STATE_HOME": str(work / "xdg-state"), "XDG_RUNTIME_DIR": str(work / "run"),
-                    "IOTNOTIFY_ENDPOINT": self.stack.endpoint_url, "IOTNOTIFY_CA_FILE": str(self.stack.tls.ca_file)}
+                    "IOTNOTIFY_PROFILE": "local"}
         (work / "run").mkdir(mode=0o700)
         self.errs = {name: (work / f"{name}.err").open("wb") for name in LOGS}
+        self.stack_log = (work / "stack.log").open("ab")
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.ports = [str(free_port()) for _ in range(4)]
+        self.stack = self._stack()
         self.began = time.monotonic()  # when the streams began (set by _go)
 
     def start(self, name: str, *args: str, stdin: int = subprocess.DEVNULL,
@@ -125,22 +125,55 @@ class Soak:
         self.processes.append(process)
         return process
 
+    def _stack(self) -> subprocess.Popen[bytes]:
+        """`iotnotify local` as a user runs it (its log appended to stack.log), once its keys
+        endpoint answers (it writes the `local` profile the clients use before that)."""
+        port, keys, mqtt, ws = self.ports
+        stack = subprocess.Popen([IOTNOTIFY, "local", "--port", port, "--keys-port", keys, "--mqtt-port", mqtt,
+                                  "--ws-port", ws, "--lifetime", str(KEY_LIFETIME), "--topics", "soak/*",
+                                  "--any-client-id", "--max-connection-duration", f"{self.duration:g}"],
+                                 stdout=subprocess.DEVNULL, stderr=self.stack_log, env=self.env, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{keys}/iot/keys", timeout=5):
+                    return stack
+            except (urllib.error.URLError, OSError):
+                if stack.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"iotnotify local did not start (see {self.work / 'stack.log'})") from None
+                time.sleep(0.2)
+
+    def _broker(self) -> int | None:
+        """The pid of the stack's Mosquitto (a child of `iotnotify local`)."""
+        children = Path(f"/proc/{self.stack.pid}/task/{self.stack.pid}/children")
+        for pid in children.read_text().split() if children.exists() else ():
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "mosquitto":
+                return int(pid)
+        return None
+
     def sampled(self, long_running: dict[str, subprocess.Popen[bytes]]) -> dict[str, tuple[int, int]]:
-        """RSS and descriptors of the clients, this process (the stack runs in it, beside the
-        soak's own record of every delivery, which grows with the run) and Mosquitto."""
+        """RSS and descriptors of the clients, the stack's process and its Mosquitto."""
         found = {name: sample(p.pid) for name, p in long_running.items() if p.poll() is None}
-        found["soak+stack"] = sample(os.getpid())
-        broker = self.stack.broker.process
-        if broker is not None and broker.poll() is None:
-            found["mosquitto"] = sample(broker.pid)
+        if self.stack.poll() is None:
+            found["local"] = sample(self.stack.pid)
+        if (broker := self._broker()) is not None:
+            found["mosquitto"] = sample(broker)
         return found
+
+    def _stop_stack(self) -> None:
+        if self.stack.poll() is None:
+            os.killpg(self.stack.pid, signal.SIGINT)
+            try:
+                self.stack.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.stack.pid, signal.SIGKILL)
+                self.stack.wait()
 
     def restart(self) -> None:
         """The broker, the front and the endpoint go, and come back on the same ports and state."""
-        self.stack.stop()
+        self._stop_stack()
         time.sleep(2)
-        self.stack = LocalStack(self.config, log=self.logged.append)
-        self.stack.start()
+        self.stack = self._stack()
 
     def run(self) -> dict[str, object]:
         agent = self.start("agent", "agent", "start", stdout=subprocess.DEVNULL)
@@ -151,9 +184,9 @@ class Soak:
         long_running = {"subscribe": subscriber, "tail": tail, "respond": responder, "agent": agent}
         received, tailed = Lines(subscriber), Lines(tail)
         time.sleep(3)  # subscribed, and the agent serving
-        streams = [Stream(self.start("direct", "send", "-l", "-q", "1", "--no-agent", TOPIC, stdin=subprocess.PIPE,
+        streams = [Stream(self.start("direct", *self.debug, "send", "-l", "-q", "1", "--no-agent", TOPIC, stdin=subprocess.PIPE,
                                      stdout=subprocess.DEVNULL), "a", self.rate / 2),
-                   Stream(self.start("through-agent", "send", "-l", "-q", "1", TOPIC, stdin=subprocess.PIPE,
+                   Stream(self.start("through-agent", *self.debug, "send", "-l", "-q", "1", TOPIC, stdin=subprocess.PIPE,
                                      stdout=subprocess.DEVNULL), "b", self.rate / 2)]
         first, asked, answered, died = self._go(long_running)
         senders = [stream.stop() for stream in streams]
@@ -211,20 +244,21 @@ class Soak:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-        self.stack.stop()
-        for file in self.errs.values():
+        self._stop_stack()
+        for file in [*self.errs.values(), self.stack_log]:
             file.close()
-        (self.work / "stack.log").write_text("\n".join(self.logged) + "\n")
+        logged = (self.work / "stack.log").read_text(errors="replace").splitlines()
         stderr = {name: (self.work / f"{name}.err").read_text(errors="replace") for name in LOGS}
         return {"reconnections": {name: stderr[name].count("reconnected") for name in ("subscribe", "tail", "respond")},
-                "closed_for_age": sum("connected longer than" in line for line in self.logged),
-                "discarded_for_rate": sum(int(line.split(": ")[-1].split()[0]) for line in self.logged
+                "closed_for_age": sum("connected longer than" in line for line in logged),
+                "discarded_for_rate": sum(int(line.split(": ")[-1].split()[0]) for line in logged
                                           if "discarded (outbound throttle)" in line),
                 "logs": str(self.work)}
 
 
-def run(minutes: float, rate: float, work: Path, duration: float = CONNECTION_DURATION) -> dict[str, object]:
-    soak = Soak(minutes, rate, work, duration)
+def run(minutes: float, rate: float, work: Path, duration: float = CONNECTION_DURATION,
+        debug: bool = False) -> dict[str, object]:
+    soak = Soak(minutes, rate, work, duration, debug)
     try:
         report = soak.run()
     finally:
@@ -263,8 +297,10 @@ def main() -> None:
     parser.add_argument("--connection-duration", type=float, default=CONNECTION_DURATION, metavar="S",
                         help="seconds a connection lasts (AWS: 24 hours)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
+    parser.add_argument("--debug", action="store_true", help="the senders' wire trace in their .err files")
     args = parser.parse_args()
-    report = run(args.minutes, args.rate, Path(tempfile.mkdtemp(prefix="soak-")), args.connection_duration)
+    report = run(args.minutes, args.rate, Path(tempfile.mkdtemp(prefix="soak-")), args.connection_duration,
+                 args.debug)
     print(table(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))

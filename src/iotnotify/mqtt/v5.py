@@ -106,6 +106,10 @@ class Mqtt5Transport:
             connect_options=self._connect_packet(),
             min_reconnect_delay_ms=int(self.session.min_reconnect_delay * 1000),
             max_reconnect_delay_ms=int(max(options.max_reconnect_delay, self.session.min_reconnect_delay) * 1000),
+            # not min_connected_time_to_reset_reconnect_delay_ms: awscrt's binding stores it as the
+            # min_reconnect_delay_ms (aws-crt-python source/mqtt5_client.c, to v0.36 at least), so the
+            # backoff is reset only after aws-c-mqtt's 30 s connected: a connection ended sooner (a
+            # flaky network, --max-connection-duration under 30 s) doubles the wait, up to the maximum
             # awscrt's jitter may wait less than the minimum (aws-c-mqtt's full jitter: 0 to it), which
             # AWS IoT Core's one CONNECT a second per client id forbids
             retry_jitter_mode=mqtt5.ExponentialBackoffJitterMode.NONE if self.session.aws else
