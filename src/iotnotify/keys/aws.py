@@ -7,9 +7,7 @@ import datetime as dt
 import os
 from typing import Any
 
-import botocore.exceptions
-
-from iotnotify.aws import aws_errors, session
+from iotnotify.aws import NO_CREDENTIALS, NO_REGION, aws_errors, session
 from iotnotify.errors import AwsError, ConfigError
 from iotnotify.keys.model import DEFAULT_LIFETIME, TemporaryKeys, parse_keys
 
@@ -23,12 +21,12 @@ def direct_keys(profile: str | None, role: str | None) -> TemporaryKeys:
             return _assumed_keys(aws, role)
         credentials = aws.get_credentials()
         if credentials is None:
-            raise botocore.exceptions.NoCredentialsError
+            raise ConfigError(NO_CREDENTIALS)
         frozen = credentials.get_frozen_credentials()
         left = seconds_left(credentials)  # before another call may refresh them
         host = aws.client("iot").describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"]
         if not aws.region_name:
-            raise botocore.exceptions.NoRegionError
+            raise ConfigError(NO_REGION)
     now = dt.datetime.now(dt.UTC)
     expiration = now + dt.timedelta(seconds=DEFAULT_LIFETIME if left is None else left)
     return TemporaryKeys(host=host, port=443, region=aws.region_name, access_key=frozen.access_key,
