@@ -10,7 +10,7 @@ import pytest
 
 from iotnotify.server.policy import PolicyError, check_policy_topic, role_policy
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "template.yaml"
+TEMPLATE = Path(__file__).resolve().parent.parent / "src" / "iotnotify" / "deploy" / "template.yaml"
 TEXT = TEMPLATE.read_text()
 
 
@@ -26,7 +26,7 @@ def test_handler_imports_with_stdlib_and_boto3_only():
     code = (f"import sys, {module} as m; assert callable(m.{function}); "
             "print(sorted({n.split('.')[0] for n in sys.modules} & {'click','rich','awscrt','awsiot','websockets','tomlkit','platformdirs','cryptography'}))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=TEMPLATE.parent.parent / "src")
+                            cwd=TEMPLATE.parent.parent.parent)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 
@@ -109,7 +109,7 @@ def test_the_api_serves_the_page_beside_the_keys(monkeypatch):
     assert "get" in paths["/"] and "get" in paths["/static/{file}"]
     handler = re.search(r"^\s+Handler: (\S+)$", TEXT, re.MULTILINE).group(1)
     code = f"import {handler.rsplit('.', 1)[0]} as m, iotnotify.web as p; assert p.asset('/static/mqtt.min.js')"
-    assert subprocess.run([sys.executable, "-c", code], cwd=TEMPLATE.parent.parent / "src").returncode == 0
+    assert subprocess.run([sys.executable, "-c", code], cwd=TEMPLATE.parent.parent.parent).returncode == 0
 
 
 def evaluate(node, values: dict, conditions: dict):  # noqa: PLR0911 - a return per function it reads

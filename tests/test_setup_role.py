@@ -16,7 +16,7 @@ from iotnotify.role import ROLE_POLICY_NAME
 from iotnotify.server.policy import role_policy
 from tests.helpers import ACCOUNT, Cli, aws_env
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "template.yaml"
+TEMPLATE = Path(__file__).resolve().parent.parent / "src" / "iotnotify" / "deploy" / "template.yaml"
 FUNCTION_ROLE = f"arn:aws:iam::{ACCOUNT}:role/keys-function"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -121,6 +122,25 @@ def _print_local_banner(stack: Any, profile: str, config_file: str) -> None:
     console.print("Try, in another terminal:")
     console.print(f"  iotnotify --profile {profile} subscribe 'demo/#' -v")
     console.print(f"  iotnotify --profile {profile} send demo/hello 'hello'")
+
+
+@click.command("deploy-template", context_settings=CONTEXT, epilog="""\b
+Examples:
+  iotnotify deploy-template notifications && cd notifications
+  sam deploy --guided       # answer y to "KeysFunction has no authentication. Is this okay?"
+  sam delete                # everything it created goes""")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path), default="iotnotify-deploy",
+                required=False)
+def deploy_template_command(folder: Path) -> None:
+    """Write the keys endpoint's SAM template and its function's code (the handler's files and the
+    browser page only) to FOLDER (default: iotnotify-deploy), ready for `sam deploy --guided`."""
+    from iotnotify.deploy import write
+
+    written = write(folder)
+    click.echo(f"wrote {folder / 'template.yaml'} and {folder / 'function'} ({len(written) - 1} files); next:")
+    click.echo(f"  cd {folder} && sam deploy --guided")
+    click.echo('  (answer y to "KeysFunction has no authentication. Is this okay?": the keys endpoint is public by '
+               "design; its keys may only use IoT, on the topics you configure)")
 
 
 @click.command("setup-role", context_settings=CONTEXT, epilog="""\b
