@@ -41,6 +41,32 @@ def test_every_command_has_help_with_examples(cli, command):
     assert "Examples:" in result.stdout and "iotnotify" in result.stdout
 
 
+def command_paths() -> list[list[str]]:
+    """Every command, and each subcommand of a group (`retained list`, `agent start`...)."""
+    from iotnotify import cli
+
+    paths = []
+    for name in sorted(cli.COMMANDS):
+        command = cli.cli.get_command(None, name)  # type: ignore[arg-type]
+        if isinstance(command, click.Group):
+            paths += [[name, sub] for sub in command.list_commands(None)]  # type: ignore[arg-type]
+        else:
+            paths.append([name])
+    return paths
+
+
+@pytest.mark.parametrize("path", command_paths(), ids=" ".join)
+def test_every_group_option_works_after_every_command(cli, path):
+    """--profile, --keys-timeout, --endpoint... after the command, as the aws CLI takes its global
+    options (and as `iotnotify --help` says): a word of the group's that the command does not
+    declare is the group's (click would refuse it: "No such option")."""
+    after = ["--profile", "local", "--keys-timeout", "5", "--no-cache", "--endpoint", "http://127.0.0.1:9/iot/keys",
+             "-p", "local", "--keys-timeout=7"]
+    result = run_in_process([*path, *after, "--help"], cli.env)
+    assert result.returncode == 0, result.stderr
+    assert f"Usage: iotnotify {' '.join(path)}" in result.stdout
+
+
 BOTO_CHECK = """
 import atexit, os, sys
 def report():

@@ -70,8 +70,18 @@ def test_tutorial_shape_is_accepted(fake_endpoint, tmp_path):
 def test_no_endpoint_configured(tmp_path):
     result = Cli(user_env(tmp_path)).run("keys")
     assert result.returncode == 3
-    assert result.stderr.strip() == ("iotnotify: error: no keys endpoint configured: use --endpoint URL, "
-                                     "set IOTNOTIFY_ENDPOINT, or start `iotnotify local` and use --profile local")
+    assert result.stderr.strip() == (
+        "iotnotify: error: no keys endpoint configured: use --endpoint URL (or IOTNOTIFY_ENDPOINT, or a profile), "
+        "--aws for your AWS credentials, --cognito-pool REGION:ID for an identity pool, or start `iotnotify local` "
+        "and use --profile local")
+
+
+def test_the_groups_options_work_after_the_command_too(tmp_path):
+    """As the aws CLI's: `iotnotify keys --profile nope` is `iotnotify --profile nope keys`."""
+    after = Cli(user_env(tmp_path)).run("keys", "--profile", "nope")
+    assert after.returncode == 3, after.stderr
+    assert "unknown profile 'nope'" in after.stderr
+    assert Cli(user_env(tmp_path)).run("keys", "--keys-timeout", "nan").returncode == 2
 
 
 def test_unknown_profile(tmp_path):

@@ -46,7 +46,7 @@ def argvs(draw: st.DrawFn) -> list[str]:
 
     before = [draw(st.sampled_from(WORDS))] if draw(st.integers(0, 9)) == 0 else []
     before += [word for _ in range(draw(st.integers(0, 2))) for word in piece(["profile"])]
-    pieces = [piece([name for name in NAMES if name != "profile"]) for _ in range(draw(st.integers(0, 4)))]
+    pieces = [piece(list(NAMES)) for _ in range(draw(st.integers(0, 4)))]  # --profile after send too
     pieces += [[word] for word in draw(st.lists(st.sampled_from(POSITIONAL + WORDS), max_size=1))]
     pieces += [[word] for word in draw(st.lists(st.sampled_from(POSITIONAL), min_size=1, max_size=2))]
     return [*before, "send", *(word for part in draw(st.permutations(pieces)) for word in part)]

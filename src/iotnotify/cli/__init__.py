@@ -8,6 +8,7 @@ options.py, what they say on stderr in terminal.py.
 
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Any
 
@@ -44,13 +45,81 @@ class LazyGroup(click.Group):
         command = getattr(importlib.import_module(f"iotnotify.cli.{module}"), name)
         return command if isinstance(command, click.Command) else None
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, self._hoisted(ctx, args))
+
+    def _hoisted(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """`args` with the group's options given after the command (`send --profile local ...`)
+        moved before it, as the aws CLI takes its global options anywhere: those the command (and,
+        for a group such as `retained`, its subcommand) does not declare itself, up to `--`."""
+        ours = {name: option for option in self.params if isinstance(option, click.Option)
+                for name in (*option.opts, *option.secondary_opts)}
+        at = _command_at(args, ours)
+        if at is None:
+            return args
+        declared = _declared(self.get_command(ctx, args[at]), args[at + 1:], ctx)
+        after: list[str] = []
+        moved: list[str] = []
+        rest = iter(args[at + 1:])
+        for word in rest:
+            if word == "--":
+                after += [word, *rest]
+                break
+            name = word.partition("=")[0] if word.startswith("--") else word
+            short = word[:2] if not word.startswith("--") and len(word) > 2 else None  # -pNAME: option and value
+            if name in declared or short in declared or not word.startswith("-"):
+                after.append(word)
+                if declared.get(name) is not None and "=" not in word:
+                    after += itertools.islice(rest, 1)  # the command's option's value, whatever it looks like
+                continue
+            option = ours.get(name) or ours.get(short or "")
+            if option is None:
+                after.append(word)
+                continue
+            moved.append(word)
+            if name in ours and not option.is_flag and "=" not in word:
+                moved += itertools.islice(rest, 1)
+        return [*args[:at], *moved, args[at], *after]
+
+
+def _command_at(args: list[str], ours: dict[str, click.Option]) -> int | None:
+    """Where the command's name is in `args` (the first word that is neither one of the group's
+    options nor its value), if anywhere."""
+    words = iter(enumerate(args))
+    for at, word in words:
+        option = ours.get(word)
+        if option is not None:
+            if not option.is_flag:
+                next(words, None)
+            continue
+        if not word.startswith("-"):
+            return at
+        if word == "--":
+            return None
+    return None
+
+
+def _declared(command: click.Command | None, args: list[str], ctx: click.Context) -> dict[str, click.Option | None]:
+    """The option names `command` declares, each with its option if it takes a value (else None),
+    and for a group its subcommand's (the first word of `args` that names one) too."""
+    if command is None:
+        return {}
+    names: dict[str, click.Option | None] = {
+        name: param if isinstance(param, click.Option) and not param.is_flag and not param.count else None
+        for param in command.params for name in (*param.opts, *param.secondary_opts)}
+    if isinstance(command, click.Group):
+        sub = next((command.get_command(ctx, word) for word in args if not word.startswith("-")), None)
+        names |= _declared(sub, [], ctx)
+    return names
+
 
 @click.group(cls=LazyGroup, context_settings=CONTEXT, epilog="""\b
 Examples:
   iotnotify local                                  # start a broker and keys endpoint on loopback
   iotnotify --profile local subscribe 'demo/#' -v  # in another terminal
   iotnotify --profile local send demo/hello 'hi'
-  iotnotify --endpoint https://ID.execute-api.REGION.amazonaws.com/iot/keys keys""")
+  iotnotify --endpoint https://ID.execute-api.REGION.amazonaws.com/iot/keys keys
+  iotnotify send --aws alerts/disk 'full'          # your AWS credentials, no keys endpoint (the aws extra)""")
 @click.version_option(__version__, "--version", "-V", prog_name="iotnotify")
 @group_options
 def cli(**_flags: Any) -> None:

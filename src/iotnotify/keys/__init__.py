@@ -45,7 +45,8 @@ def key_source(endpoint: str | None, timeout: float, use_cache: bool, aws: bool 
                                                        if use_cache else None, proxy) if endpoint else None,
                               KeyCache(default_cache_folder(), warn) if use_cache else None)
     if not endpoint:
-        raise ConfigError("no keys endpoint configured: use --endpoint URL, set IOTNOTIFY_ENDPOINT, "
+        raise ConfigError("no keys endpoint configured: use --endpoint URL (or IOTNOTIFY_ENDPOINT, or a profile), "
+                          "--aws for your AWS credentials, --cognito-pool REGION:ID for an identity pool, "
                           "or start `iotnotify local` and use --profile local")
     return endpoint_source(endpoint, timeout, KeyCache(default_cache_folder(), warn) if use_cache else None, proxy)
 

@@ -1,6 +1,6 @@
 """The forms of `send` the quick path reads (quick/__init__.py), without click.
 
-    iotnotify [-p NAME] send [-q N] [-r] [--timeout S] [--failed FILE] [--via VIA] TOPIC
+    iotnotify [-p NAME] send [-p NAME] [-q N] [-r] [--timeout S] [--failed FILE] [--via VIA] TOPIC
               (MESSAGE | -m TEXT | -f FILE | -s | -l)
 
 Anything else (another flag, a value click would refuse) is left to the CLI, which reads it all
@@ -58,6 +58,8 @@ def parse(argv: list[str]) -> tuple[Outgoing, dict[str, Any]] | None:
             options[FLAGS[name]] = True
         elif name in VALUED and (equals or args) and VALUED[name] not in options:
             options[VALUED[name]] = value if equals else args.pop(0)
+        elif name in NAMES["profile"] and (equals or args) and "profile" not in options:  # the group's, after send
+            options["profile"] = value if equals else args.pop(0)
         else:
             return None
     checked = _checked(options, positional)
