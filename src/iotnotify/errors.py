@@ -38,7 +38,8 @@ class ExitStatus(enum.IntEnum):
     LOCAL = 8
     AWS = 9
     REFUSED = 10
-    INTERRUPTED = 130
+    INTERRUPTED = 130  # Ctrl-C (SIGINT)
+    TERMINATED = 143  # SIGTERM (launch.py turns 130 into it: 128 + 15, as shells report)
 
 
 class IotNotifyError(Exception):

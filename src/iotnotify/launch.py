@@ -24,11 +24,14 @@ def main() -> None:
     try:
         code = _run(sys.argv[1:])
     except KeyboardInterrupt:  # outside a command's own handling (reading stdin for the quick path, the imports)
-        from iotnotify.errors import ExitStatus
-
         sys.stderr.write("iotnotify: interrupted\n")
-        _end_now(int(ExitStatus.INTERRUPTED))
-    sys.exit(code)
+        _end_now(INTERRUPTED)
+    sys.exit(_exit_code(code))
+
+
+def _exit_code(code: int) -> int:
+    """`code`, but 143 for a command SIGTERM interrupted."""
+    return TERMINATED if code == INTERRUPTED and _terminated else code
 
 
 def _run(argv: list[str]) -> int:
@@ -53,10 +56,16 @@ def _run(argv: list[str]) -> int:
     return code
 
 
+INTERRUPTED, TERMINATED = 130, 143  # errors.ExitStatus's (errors imports enum: not on the quick path)
+_terminated: list[bool] = []  # SIGTERM came: an interrupted command exits 143, as shells expect, not Ctrl-C's 130
+
+
 def interrupt_on_signals() -> None:
     """SIGINT and SIGTERM both stop a command cleanly (KeyboardInterrupt in the main thread), even
-    in a background job."""
-    def interrupt(_signum: int, _frame: object) -> None:
+    in a background job; after SIGTERM, 130 (interrupted) becomes 143 (`_exit_code`)."""
+    def interrupt(signum: int, _frame: object) -> None:
+        if signum == _signal.SIGTERM:
+            _terminated.append(True)
         raise KeyboardInterrupt
 
     _signal.signal(_signal.SIGINT, interrupt)
@@ -106,4 +115,4 @@ def _end_now(code: int) -> None:
 
         quiet_stdout()
     sys.stderr.flush()
-    os._exit(code)
+    os._exit(_exit_code(code))

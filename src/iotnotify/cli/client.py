@@ -28,7 +28,16 @@ from iotnotify.cli.options import (
     will_of,
     will_options,
 )
-from iotnotify.cli.terminal import end_quickly, note, quiet_stdout, state_notes, warn, warn_reconnecting, warn_text
+from iotnotify.cli.terminal import (
+    end_quickly,
+    note,
+    quiet_stdout,
+    ready_note,
+    state_notes,
+    warn,
+    warn_reconnecting,
+    warn_text,
+)
 from iotnotify.outgoing import AGENT, HTTPS, VIAS, Outgoing, route
 from iotnotify.quick.argv import NAMES as SEND
 from iotnotify.topics import SHARE, check_share_name
@@ -259,7 +268,7 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], no_retain
         connection, inbox = subscribe(source_of(settings), options, list(filters), qos, retained_only=retained_only,
                                       **more)
     with connection:
-        note("subscribed", quiet)
+        ready_note(quiet)
         mark_ready(ready_file)
         try:
             if style.cheap and timeout is None and count is None and retained == "all":  # written where it arrives

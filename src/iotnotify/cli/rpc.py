@@ -24,7 +24,7 @@ from iotnotify.cli.options import (
     source_of,
     style_of,
 )
-from iotnotify.cli.terminal import note, quiet_stdout, state_notes, warn, warn_reconnecting, warn_text
+from iotnotify.cli.terminal import note, quiet_stdout, ready_note, state_notes, warn, warn_reconnecting, warn_text
 from iotnotify.shown import shown
 from iotnotify.topics import check_share_name, shared
 
@@ -156,7 +156,7 @@ def respond_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: i
                                           on_partial=warn if partial else None, on_busy=warn_text,
                                           on_notice=warn_text)
     with connection:
-        note("subscribed", quiet)
+        ready_note(quiet)
         mark_ready(ready_file)
         handled = 0
         try:

@@ -22,6 +22,14 @@ def note(message: str, quiet: bool = False) -> None:
         click.echo(shown(message, LINE), err=True)
 
 
+def ready_note(quiet: bool) -> None:
+    """"subscribed", for a person at a terminal only: in a script's stderr (cron's mail, a CI log) it
+    is noise; scripts wait for --ready-file instead."""
+    import sys
+
+    note("subscribed", quiet or not sys.stderr.isatty())
+
+
 def warn(error: Exception) -> None:
     """`iotnotify: warning: ...`: what went wrong, and the command goes on (--partial's refusals)."""
     note(f"iotnotify: warning: {error}")
