@@ -110,7 +110,7 @@ def test_lines_over_the_limit_are_skipped_and_saved_with_failed(user: Cli, topic
     done = user.run("send", "-l", topic, "--failed", str(failed), input=lines)
     assert done.returncode == 6
     assert "message 2 not sent" in done.stderr
-    assert "1 of 3 messages were not delivered" in done.stderr and f"saved to {failed}" in done.stderr
+    assert "1 of 3 messages was not delivered" in done.stderr and f"saved to {failed}" in done.stderr
     assert failed.read_bytes() == b"y" * (128 * 1024 + 1) + b"\n"
 
 
@@ -123,7 +123,7 @@ def test_a_failed_file_that_cannot_be_written_is_said_not_a_traceback(user: Cli,
     lines = b"ok1\n" + b"y" * (128 * 1024 + 1) + b"\n"
     done = user.run("send", "-l", topic, "--failed", "/proc/none/failed", *([] if agent else ["--no-agent"]), input=lines)
     assert done.returncode == 6, done.stderr
-    assert "1 of 2 messages were not delivered" in done.stderr and "NOT saved to /proc/none/failed: " in done.stderr
+    assert "1 of 2 messages was not delivered" in done.stderr and "NOT saved to /proc/none/failed: " in done.stderr
     assert "Traceback" not in done.stderr and "internal error" not in done.stderr
     empty = user.run("send", "--failed", "", topic, "x")
     assert (empty.returncode, empty.stderr) == (2, "iotnotify: error: --failed needs a file name\n")

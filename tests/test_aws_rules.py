@@ -58,7 +58,7 @@ def test_the_broker_refuses_a_publish_outside_the_keys_policy(cli, stack, topic,
     result = cli.run(*flags, "send", "--protocol", protocol, f"{topic}/other", "no", "--timeout", "20")
     assert result.returncode == 10 and result.stderr.count("\n") == 1
     if protocol == "5":  # PUBACK 0x87
-        assert "1 of 1 messages were not delivered (1 refused by the broker: 0x87 not authorized to publish to" \
+        assert "1 of 1 message was not delivered (1 refused by the broker: 0x87 not authorized to publish to" \
             in result.stderr
     else:  # AWS closes the connection: said as well as MQTT 3.1.1 allows, and not retried forever
         assert "the broker closed the connection after the publish (MQTT 3.1.1 cannot say why" in result.stderr
@@ -174,6 +174,15 @@ def test_send_lines_stops_where_the_refusal_closes_the_connection(ruled, tmp_pat
     err = sender.communicate(timeout=30)[1].decode()
     assert sender.returncode == 10, err
     assert "input not read past message" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("protocol, qos", [("5", "0"), ("3.1.1", "1")])
+def test_a_single_refused_message_says_nothing_of_input_left_unread(ruled, protocol, qos):
+    """One message given on the command line: no input is left, so none is said to be unread."""
+    done = Cli(ruled.env).run("send", "test/nopublish/x", "hi", "--protocol", protocol, "--qos", qos,
+                              "--via", "mqtt", "--no-agent")
+    assert done.returncode == 10, done.stderr
+    assert "input not read" not in done.stderr and done.stderr.count("\n") == 1, done.stderr
 
 
 # ---- one connection per client id ------------------------------------------------------------------

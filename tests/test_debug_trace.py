@@ -73,7 +73,7 @@ def test_suback_per_filter_and_puback_refusals_with_their_codes(cli, stack, tmp_
     assert sent.returncode == 10
     assert f"PUBACK for '{topic}/other': 0x87 not authorized" in sent.stderr
     assert sent.stderr.splitlines()[-1] == (
-        f"iotnotify: error: 1 of 1 messages were not delivered (1 refused by the broker: 0x87 not authorized to "
+        f"iotnotify: error: 1 of 1 message was not delivered (1 refused by the broker: 0x87 not authorized to "
         f"publish to '{topic}/other')")
 
 

@@ -81,7 +81,7 @@ def test_send_exits_10_when_the_broker_refuses_the_message(strict_broker, fake_e
     assert cli.run(*base, "send", "allowed/x", "fine").returncode == 0
     result = cli.run(*base, "send", "denied/x", "refused")
     assert result.returncode == 10
-    assert one_line(result) == ("iotnotify: error: 1 of 1 messages were not delivered "
+    assert one_line(result) == ("iotnotify: error: 1 of 1 message was not delivered "
                                 "(1 refused by the broker: 0x87 not authorized to publish to 'denied/x')")
     lines = cli.run(*base, "send", "-l", "denied/x", input="a\nb\nc\n")
     assert lines.returncode == 10 and "3 of 3 messages were not delivered (3 refused by the broker" in lines.stderr

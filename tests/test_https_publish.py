@@ -122,7 +122,7 @@ def test_a_publish_the_keys_may_not_make_is_refused_by_the_broker_exit_10(cli, s
     failed = tmp_path / "failed.txt"
     sent = cli.run(*flags, "send", f"{topic}/other", "no", "--failed", str(failed))
     assert sent.returncode == 10
-    assert sent.stderr == (f"iotnotify: error: 1 of 1 messages were not delivered (1 refused by the broker: 0x87 not "
+    assert sent.stderr == (f"iotnotify: error: 1 of 1 message was not delivered (1 refused by the broker: 0x87 not "
                            f"authorized to publish to '{topic}/other'; the broker said: HTTP 401: iot:Publish to "
                            f"'{topic}/other' not allowed); saved to {failed}\n")
     assert failed.read_bytes() == b"no\n"

@@ -102,4 +102,4 @@ def test_records_with_properties_under_mqtt_3_1_1_are_skipped(cli, topic):
     assert result.returncode == 6
     assert result.stderr.splitlines() == [
         "iotnotify: line 1 not sent: MQTT 3.1.1 has no message properties: use --protocol 5",
-        "iotnotify: error: 1 of 1 messages were not delivered (1 refused before sending)"]  # not waited for
+        "iotnotify: error: 1 of 1 message was not delivered (1 refused before sending)"]  # not waited for

@@ -78,7 +78,7 @@ def test_count_exits_6_when_a_request_got_no_reply(cli, tmp_path, topic):
     assert cli.run("send", f"{topic}/rpc", "x", "--response-topic", "elsewhere/x").returncode == 0
     code, _, err = finish(answering)
     assert code == 6
-    assert err.splitlines()[-1] == "iotnotify: error: 1 of 1 requests got no reply (see the warnings above)"
+    assert err.splitlines()[-1] == "iotnotify: error: 1 of 1 request got no reply (see the warnings above)"
 
 
 def test_qos_0_requests_beyond_the_queue_are_refused_each_with_a_warning(cli, tmp_path, topic):

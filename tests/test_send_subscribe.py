@@ -180,7 +180,7 @@ def test_interrupted_send_reports_and_exits_130(cli, tmp_path, topic):
     sender.send_signal(signal.SIGINT)
     _, err = sender.communicate(timeout=20)
     assert sender.returncode == 130
-    assert err.decode() == "iotnotify: interrupted: 0 of 1 messages not acknowledged\n"
+    assert err.decode() == "iotnotify: interrupted: 0 of 1 message not acknowledged\n"
 
 
 @pytest.mark.parametrize("args, message", [

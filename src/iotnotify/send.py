@@ -22,6 +22,7 @@ from iotnotify.outgoing import Outgoing
 from iotnotify.properties import Properties, check_payload_format, check_properties
 from iotnotify.records import parse_record
 from iotnotify.topics import check_payload, check_topic
+from iotnotify.words import counted
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,9 @@ class SendResult:
             parts.append(f"{self.unacknowledged - self.refused} not acknowledged by the broker")
         if self.rejected:
             parts.append(f"{self.rejected} refused before sending")
-        return f"{self.unacknowledged + self.rejected} of {total} messages were not delivered ({', '.join(parts)})"
+        failed = self.unacknowledged + self.rejected
+        return (f"{failed} of {counted(total, 'message')} {'was' if failed == 1 else 'were'} not delivered "
+                f"({', '.join(parts)})")
 
 
 ACK_TIMEOUT = 30.0  # s to wait for the broker to acknowledge one message (publish_one)
@@ -320,11 +323,11 @@ def deliver(publisher: Publisher, source: KeySource, outgoing: Outgoing, on_reje
     if isinstance(stopped, HttpsUnsupported) and fallback:
         raise stopped  # nothing was delivered: the route's next way sends it, nothing saved
     failed = Path(outgoing.failed) if outgoing.failed else None
-    return _outcome(publisher, result, rejected, stopped, stalled, interrupted, failed)
+    return _outcome(publisher, result, rejected, stopped, stalled, interrupted, failed, outgoing.single)
 
 
 def _outcome(publisher: Publisher, result: SendResult, rejected: dict[int, bytes], stopped: IotNotifyError | None,
-             stalled: bool, interrupted: bool, failed_file: Path | None) -> SendResult:
+             stalled: bool, interrupted: bool, failed_file: Path | None, single: bool = False) -> SendResult:
     """Save what was not delivered to `failed_file`, then return the result, or raise what went wrong."""
     undelivered = {**publisher.undelivered(), **rejected}
 
@@ -332,12 +335,12 @@ def _outcome(publisher: Publisher, result: SendResult, rejected: dict[int, bytes
         return save_lines(str(failed_file), undelivered, template) if undelivered and failed_file is not None else ""
 
     if interrupted:
-        raise Interrupted(f"interrupted: {result.unacknowledged} of {result.sent} messages not acknowledged"
+        raise Interrupted(f"interrupted: {result.unacknowledged} of {counted(result.sent, 'message')} not acknowledged"
                           + save(" (saved to {})"))
     result = replace(result, rejected=len(rejected))
     if result.unacknowledged or result.rejected or stopped is not None:
         saved = save("; saved to {}")
-        unread = stalled or stopped is not None
+        unread = (stalled or stopped is not None) and not single  # a single message: no input left to read
         after = f"; input not read past message {result.sent + result.rejected}" if unread else ""
         if stopped is not None and not result.refused:
             detail = f"; {result.summary()}" if result.unacknowledged or result.rejected else ""

@@ -214,8 +214,9 @@ def send(path: str, identity: str, outgoing: Outgoing, on_rejected: Callable[[in
             _before(session)
     except KeyboardInterrupt:
         from iotnotify.errors import Interrupted
+        from iotnotify.words import counted
 
-        raise Interrupted(f"interrupted: {len(session.pending)} of {session.sent} messages not acknowledged"
+        raise Interrupted(f"interrupted: {len(session.pending)} of {counted(session.sent, 'message')} not acknowledged"
                           + _saved(session, failed_file, " (saved to {})")) from None
     except OSError:
         pass  # the agent went away: said below
@@ -279,10 +280,11 @@ def _outcome(session: _Session, failed_file: str | None) -> None:
         error = _error(verdict)
         raise type(error)(f"{error}{saved}")
     from iotnotify.errors import DeliveryError
+    from iotnotify.words import counted
 
     after = f"; input not read past message {session.sent}" if session.unread else ""
     raise DeliveryError(f"the agent ended before the broker acknowledged {len(session.pending)} of "
-                        f"{session.sent} messages{after}{saved}")
+                        f"{counted(session.sent, 'message')}{after}{saved}")
 
 
 def peer_pid_alive(pid: int) -> bool:

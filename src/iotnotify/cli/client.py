@@ -41,6 +41,7 @@ from iotnotify.cli.terminal import (
 from iotnotify.outgoing import AGENT, HTTPS, VIAS, Outgoing, route
 from iotnotify.quick.argv import NAMES as SEND
 from iotnotify.topics import SHARE, check_share_name
+from iotnotify.words import counted
 
 if TYPE_CHECKING:
     from iotnotify.settings import Settings
@@ -280,7 +281,7 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], no_retain
             quiet_stdout()
         except KeyboardInterrupt:
             inbox.stop()  # what was rendered is written, and counted
-            raise errors.Interrupted(f"interrupted after {writer.count} messages") from None
+            raise errors.Interrupted(f"interrupted after {counted(writer.count, 'message')}") from None
         finally:
             inbox.stop()  # nothing more is taken (a message waiting for room goes in): the connection can close
     check_enough(writer.count, count, timeout, retained)

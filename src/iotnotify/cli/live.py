@@ -23,6 +23,7 @@ from iotnotify.messages import Message
 from iotnotify.mqtt.transport import OnState, State
 from iotnotify.output import preview
 from iotnotify.shown import escaped
+from iotnotify.words import counted
 
 if TYPE_CHECKING:
     from iotnotify.cli.keyboard import LineEditor
@@ -117,7 +118,7 @@ class TailState:
         """The one line left when the view stops."""
         elapsed = time.monotonic() - self.started
         shown = f" ({self.shown} shown)" if self.grep is not None else ""
-        return (f"tail: {self.count} messages{shown}, {_size(self.bytes)} in {elapsed:.0f} s, "
+        return (f"tail: {counted(self.count, 'message')}{shown}, {_size(self.bytes)} in {elapsed:.0f} s, "
                 f"{self.reconnects} reconnects")
 
 
@@ -182,7 +183,7 @@ def _properties_text(message: Message, width: int, room: int) -> str:
 
 def _footer(state: TailState) -> Text:
     top = ", ".join(f"{escaped(topic)} {n}" for topic, n in state.topics.most_common(3))
-    footer = Text(f"{state.count} messages · {state.rate():.1f}/s · {_size(state.bytes)} · "
+    footer = Text(f"{counted(state.count, 'message')} · {state.rate():.1f}/s · {_size(state.bytes)} · "
                   f"{state.reconnects} reconnects" + (f" · top: {top}" if top else ""), style="dim")
     if state.grep is not None:
         footer.append(f" · grep {state.grep.pattern!r}: {state.shown} shown", style="dim")

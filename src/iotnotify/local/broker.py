@@ -142,7 +142,7 @@ class Broker:
         if self.unix_socket is None or not os.path.lexists(self.unix_socket):
             return
         if _listening(self.unix_socket):
-            raise LocalStackError(f"another local stack uses {self.folder}: stop it, or use another state folder")
+            raise LocalStackError(f"another local stack uses {self.folder}: stop it, or use another state folder (XDG_STATE_HOME)")
         self.unix_socket.unlink()
 
     def last_log_line(self) -> str:

@@ -35,6 +35,7 @@ from iotnotify.rpc import child
 from iotnotify.send import publish_one
 from iotnotify.shown import shown
 from iotnotify.topics import AWS_MAX_PAYLOAD_BYTES, MQTT_MAX_PAYLOAD_BYTES, check_payload, check_topic
+from iotnotify.words import counted
 
 ERROR_TEXT = 1024  # bytes of the command's last stderr line in a reply's `error` property
 MAX_SUSPECTS = 1000  # requests remembered as having been answered when the broker ended the connection
@@ -246,4 +247,4 @@ def unanswered_error(handled: int, responder: Responder) -> IotNotifyError | Non
     """With --count: DeliveryError if some of the requests handed over got no reply."""
     if not responder.unanswered:
         return None
-    return DeliveryError(f"{responder.unanswered} of {handled} requests got no reply (see the warnings above)")
+    return DeliveryError(f"{responder.unanswered} of {counted(handled, 'request')} got no reply (see the warnings above)")
