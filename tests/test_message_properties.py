@@ -136,6 +136,15 @@ def test_tail_shows_a_marker_or_the_whole_properties_by_width():
     assert "⚑ team=ops content_type=application/json response_topic=t/r correlation_data=c1 message_expiry=30" in wide
 
 
+def test_tail_shows_the_marker_where_the_whole_properties_do_not_fit():
+    """120 columns and a long payload: not the properties cut short (the expiry last, so gone), the marker."""
+    state = TailState(5)
+    state.add(Message("t/a", b"p" * 200, properties=Properties((("team", "ops"),), "application/json", "t/r", b"c1",
+                                                                30, "utf8")))
+    shown = _text(render(state, 120, 10))
+    assert "⚑ 1p application/json ↩ 30s" in shown and "message_expiry" not in shown
+
+
 def test_records_read_back_give_the_same_properties():
     properties = Properties((("a", "1"), ("a", "2")), "text/plain", "t/r", b"\x00\x01", 9, "bytes")
     assert from_record(json.loads(json.dumps(properties.record()))) == properties

@@ -60,8 +60,37 @@ def live_subscription(stack, topic):
                                   on_state=state.set_state)
     state.host, state.client_id, state.expires = "127.0.0.1", connection.client_id, source.current.expiration
     state.set_state("connected")
+    state.connection = connection  # for the test of the header's client id
     yield state, inbox
     connection.disconnect()
+
+
+@pytest.mark.parametrize("left, said", [
+    (600, "keys expire in 10 min"),
+    (30, "keys expire in under a minute (the connection stays up; new keys at the next reconnection)"),
+    (-5, "keys expired (the connection stays up; new keys at the next reconnection)")])
+def test_the_header_says_what_keys_expiring_means(left, said):
+    import datetime as dt
+
+    state = TailState(lines=5)
+    state.host, state.client_id, state.expires = "h", "c", dt.datetime.now(dt.UTC) + dt.timedelta(seconds=left + 1)
+    assert screen(state, width=200).splitlines()[0].endswith(said)
+
+
+def test_the_header_shows_the_client_id_the_session_has_now(stack, live_subscription):
+    """After a reconnection with new keys the session connects as a client id of theirs
+    (Session._renew): the header follows it at the next draw."""
+    from iotnotify.cli.live import refresh
+
+    state, _inbox = live_subscription
+    source = endpoint_source(stack.endpoint, 5)
+    source.get()
+    connection = state.connection
+    refresh(state, connection, source)
+    assert f"client {connection.client_id}" in screen(state).splitlines()[0]
+    connection.client_id = "iotnotify-renewed-1234"  # as Session._renew sets it, with the new keys
+    refresh(state, connection, source)
+    assert "client iotnotify-renewed-1234" in screen(state).splitlines()[0]
 
 
 def test_live_view_shows_real_messages_in_order_with_json_compacted_and_binary_as_bytes(cli, live_subscription, topic):

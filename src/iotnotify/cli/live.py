@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from iotnotify.errors import IotNotifyError
     from iotnotify.keys import KeySource
     from iotnotify.mqtt import ConnectOptions
+    from iotnotify.mqtt.session import Session
     from iotnotify.send import Publisher
     from iotnotify.subscribe import OnRefused
 
@@ -139,9 +140,19 @@ def _header(state: TailState) -> Text:
                            "  ", (f"wss://{state.host}", "bold"), f"  MQTT {state.protocol}  client {state.client_id}")
     header.no_wrap, header.overflow = True, "ellipsis"  # one line whatever the width
     if state.expires is not None:
-        minutes = int((state.expires - dt.datetime.now(dt.UTC)).total_seconds() // 60)
-        header.append(f"  keys expire in {minutes} min" if minutes >= 0 else "  keys expired", style="dim")
+        header.append(f"  {_keys_left(state.expires)}", style="dim")
     return header
+
+
+def _keys_left(expires: dt.datetime) -> str:
+    """When the keys expire; once they have, what that means: a connection stays up when its keys
+    expire (on AWS IoT Core too), and the next reconnection fetches new ones."""
+    seconds = (expires - dt.datetime.now(dt.UTC)).total_seconds()
+    if seconds >= 60:
+        return f"keys expire in {int(seconds // 60)} min"
+    if seconds >= 0:
+        return "keys expire in under a minute (the connection stays up; new keys at the next reconnection)"
+    return "keys expired (the connection stays up; new keys at the next reconnection)"
 
 
 def _log(state: TailState, width: int, height: int) -> Table:
@@ -172,10 +183,12 @@ WIDE = 120  # columns from which a message's MQTT 5 properties are shown in full
 
 def _properties_text(message: Message, width: int, room: int) -> str:
     """What the log shows of a message's MQTT 5 properties after its payload, in `room` columns:
-    every property on a wide terminal, else a compact marker (`⚑ 1p application/json`); "" when none."""
+    every property on a wide terminal when they fit, else a compact marker (`⚑ 1p application/json`,
+    which a long content type may see cut); "" when none."""
     if not message.properties:
         return ""
-    text = escaped(message.properties.detail() if width >= WIDE else message.properties.marker())
+    detail = escaped(message.properties.detail()) if width >= WIDE else ""
+    text = detail if detail and len(detail) + 4 <= room else escaped(message.properties.marker())
     if len(text) + 4 > room:
         text = text[: max(room - 5, 0)] + "…"
     return f"  ⚑ {text}"
@@ -303,7 +316,7 @@ def run_live(source: KeySource, options: ConnectOptions, topics: list[str], qos:
                     if time.monotonic() - drawn >= REFRESH:
                         if save is not None:
                             save.flush()
-                        state.expires = source.current.expiration if source.current else state.expires
+                        refresh(state, connection, source)
                         live.update(render(state, console.width, console.height), refresh=True)
                         drawn = time.monotonic()
         except KeyboardInterrupt:
@@ -313,6 +326,13 @@ def run_live(source: KeySource, options: ConnectOptions, topics: list[str], qos:
             if save is not None:
                 save.flush()
     return state.summary()
+
+
+def refresh(state: TailState, connection: Session, source: KeySource) -> None:
+    """What the header shows that may change while tail runs: the keys' expiry, and the client id
+    (another after a reconnection with new keys: Session._renew)."""
+    state.expires = source.current.expiration if source.current else state.expires
+    state.client_id = connection.client_id
 
 
 def _publish_typed(editor: LineEditor, publisher: Publisher, state: TailState, qos: int) -> None:
