@@ -1,4 +1,5 @@
-"""The README is the manual: its demo runs, and its exit-code table matches the code."""
+"""README.md and docs/ are the manual: the demo runs, the exit-code table matches the code, the
+settings and conformance tables name what exists, an example prints what the command prints."""
 
 import re
 import shlex
@@ -12,6 +13,7 @@ from tests.helpers import IOTNOTIFY, free_port, user_env
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
+DOCS = ROOT / "docs"
 
 
 def test_exit_code_table_matches_the_code():
@@ -27,12 +29,13 @@ def test_every_error_class_has_a_documented_exit_code():
 
 
 def test_the_settings_table_names_every_setting_with_its_variable_and_profile_key():
-    """README's Settings table against the code's (settings.ROWS): each visible setting has a line
+    """docs/settings.md's table against the code's (settings.ROWS): each visible setting has a line
     with its option, its IOTNOTIFY_* variable if it has one, and its profile key if a profile may
     hold it; and the table names no profile key the code does not take."""
     from iotnotify.settings import PROFILE_KEYS, ROWS, variable
 
-    table = README[README.index("## Settings"):]
+    settings = (DOCS / "settings.md").read_text()
+    table = settings[settings.index("# Settings"):]
     table = table[:table.index("\n\n", table.index("| setting |"))]
     lines = table.splitlines()
     for name, row in ROWS.items():
@@ -60,10 +63,11 @@ def test_demo_script_shows_the_message_arriving(tmp_path):
 
 @pytest.mark.mosquitto
 def test_the_refusal_example_is_what_send_prints(tmp_path):
-    """README, `send`: what the keys may not do is refused before anything is sent."""
+    """docs/commands/send.md: what the keys may not do is refused before anything is sent."""
     from tests.helpers import running_stack, user_of
 
-    example = re.search(r"^\$ iotnotify (send other/x hi)\n(.*)$", README, re.MULTILINE)
+    example = re.search(r"^\$ iotnotify (send other/x hi)\n(.*)$", (DOCS / "commands" / "send.md").read_text(),
+                        re.MULTILINE)
     with running_stack(tmp_path) as stack:  # the default topics, as a user's first `iotnotify local`
         result = user_of(stack).run(*example.group(1).split())
     assert result.returncode == 10
@@ -71,10 +75,11 @@ def test_the_refusal_example_is_what_send_prints(tmp_path):
 
 
 def test_the_conformance_table_names_a_test_for_each_rule_and_says_why_for_what_is_not_emulated():
-    """README's "Local stack vs AWS IoT Core" table: every rule the stack emulates names the tests
+    """docs/local-stack.md's "Local stack vs AWS IoT Core" table: every rule the stack emulates names the tests
     that show it, and each of them exists (a renamed or deleted test breaks this, not the table's
     truth); a rule not emulated says so and why, and names none."""
-    table = README[README.index("| rule | AWS IoT Core | local stack | source | shown by |"):]
+    page = (DOCS / "local-stack.md").read_text()
+    table = page[page.index("| rule | AWS IoT Core | local stack | source | shown by |"):]
     rows = table[:table.index("\n\n")].splitlines()[2:]
     defined = {name for path in (ROOT / "tests").glob("test_*.py")
                for name in re.findall(r"^def (test_\w+)", path.read_text(), re.MULTILINE)}
