@@ -153,7 +153,7 @@ def test_a_connection_closed_for_its_age_comes_back_and_its_session_loses_nothin
     """AWS closes a WebSocket connection after 24 hours; `iotnotify local --max-connection-duration 3`
     after 3 s. A subscriber with a persistent session at QoS 1 connects again each time, and gets
     every message sent meanwhile (at least once). (MQTT 3.1.1's client takes 3 closes within 10 s of
-    connecting for a takeover and stops: README says to give it more than 10 s.)"""
+    connecting for a takeover and stops: docs/local-stack.md says to give it more than 10 s.)"""
     with running_stack(tmp_path, "--any-client-id", "--max-connection-duration", "3") as stack:
         cli, topic = user_of(stack), "demo/duration"
         sub = cli.subscriber(tmp_path, topic, "--session", "aged", "-q", "1", "-C", "16", "-W", "60")

@@ -6,7 +6,7 @@ iot:RetainPublish, iot:Subscribe, iot:Receive on every delivery), enforces the b
 its throttles (the client's publishes; the pace of what it is sent: local/outbound.py), keeps the
 account's rules across connections (local/account.py), says what happens (local/lifecycle.py), and
 refuses the way AWS IoT Core refuses (local/answers.py), in MQTT 5 with a reason code and in MQTT
-3.1.1 mostly by closing the connection. README.md ("Local stack vs AWS IoT Core") has the
+3.1.1 mostly by closing the connection. docs/local-stack.md ("Local stack vs AWS IoT Core") has the
 table of what is emulated and the AWS documentation each row follows.
 """
 

@@ -20,7 +20,7 @@ DEFAULT_TOPICS = (TUTORIAL_TOPIC,)
 MIN_LIFETIME, MAX_LIFETIME, DEFAULT_LIFETIME = 900, 3600, 3600
 MAX_SESSION_POLICY = 2048  # characters, AWS STS's limit for a session policy
 
-# environment variable -> what it sets (documented in README.md, "The keys endpoint")
+# environment variable -> what it sets (documented in docs/aws.md, "The keys endpoint on AWS")
 ENVIRONMENT = {
     "IOTNOTIFY_ROLE": "name or ARN of the notifications role (default serverless-notifications)",
     "IOTNOTIFY_TOPICS": "comma-separated topics the keys may use, PREFIX/* for all below PREFIX/ "
