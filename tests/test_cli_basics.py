@@ -67,6 +67,32 @@ def test_every_group_option_works_after_every_command(cli, path):
     assert f"Usage: iotnotify {' '.join(path)}" in result.stdout
 
 
+@pytest.mark.parametrize("argv, hoisted", [
+    ("send --profile local t m", "--profile local send t m"),
+    ("send t m -p local --keys-timeout=5", "-p local --keys-timeout=5 send t m"),
+    ("send -m --profile t", "send -m --profile t"),  # -m's value, whatever it looks like
+    ("send t m -V", "send t m -V"),  # eager: --version after a command is no version request
+    ("agent -p local start --client-id -p", "-p local agent start --client-id -p"),  # start's own option
+    ("retained list --profile local demo/#", "--profile local retained list demo/#"),
+    ("respond demo/rpc -- cat --profile x", "respond demo/rpc -- cat --profile x"),  # CMD's, after --
+    ("-p a send --profile b t m", "-p a --profile b send t m"),  # the later wins, as click's
+])
+def test_group_options_after_the_command_are_moved_before_it_and_nothing_else(argv, hoisted):
+    from iotnotify.cli import cli
+
+    assert cli._hoisted(click.Context(cli), argv.split()) == hoisted.split()
+
+
+@pytest.mark.parametrize("args, said", [
+    (["send", "demo/x", "hi", "--profile"], "Option '--profile' requires an argument"),
+    (["send", "demo/x", "hi", "-V"], "No such option '-V'"),  # not a version request
+    (["send", "local", "--keys-timeout"], "Option '--keys-timeout' requires an argument"),  # not of `local`
+])
+def test_a_group_option_after_the_command_is_refused_as_click_would(cli, args, said):
+    result = run_in_process(args, cli.env)
+    assert result.returncode == 2 and said in result.stderr, result.stderr
+
+
 BOTO_CHECK = """
 import atexit, os, sys
 def report():

@@ -26,14 +26,37 @@ def test_it_writes_the_template_and_only_the_handlers_files(tmp_path, capsys):
 
 
 def test_it_writes_again_over_its_own_but_not_into_a_folder_of_other_files(tmp_path, capsys):
-    assert main(["deploy-template", str(tmp_path / "out")]) == 0
-    (tmp_path / "out" / "samconfig.toml").write_text("version = 0.1\n")  # sam deploy --guided's answers
-    assert main(["deploy-template", str(tmp_path / "out")]) == 0
+    out = tmp_path / "out"
+    assert main(["deploy-template", str(out)]) == 0
+    (out / "samconfig.toml").write_text("version = 0.1\n")  # sam deploy --guided's answers
+    (out / "function" / "requirements.txt").write_text("")  # a file of the user's beside ours
+    (out / "function" / "iotnotify" / "gone.py").write_text("")  # a module an earlier version wrote
+    assert main(["deploy-template", str(out)]) == 0
+    assert (out / "samconfig.toml").exists() and (out / "function" / "requirements.txt").exists()
+    assert not (out / "function" / "iotnotify" / "gone.py").exists()
     (tmp_path / "project").mkdir()
     (tmp_path / "project" / "main.py").write_text("")
     assert main(["deploy-template", str(tmp_path / "project")]) == 2
     assert "holds other files (main.py)" in capsys.readouterr().err
     assert not (tmp_path / "project" / "template.yaml").exists()
+
+
+def test_it_never_replaces_a_template_of_someone_elses(tmp_path, capsys):
+    """A SAM app of the user's own: its template.yaml is not ours to overwrite."""
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "template.yaml").write_text("# mine\n")
+    assert main(["deploy-template", str(tmp_path / "app")]) == 2
+    assert "template.yaml, not this command's" in capsys.readouterr().err
+    assert (tmp_path / "app" / "template.yaml").read_text() == "# mine\n"
+
+
+def test_it_warns_of_an_earlier_sam_build_that_sam_deploy_would_use(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["deploy-template", str(out)]) == 0
+    (out / ".aws-sam" / "build").mkdir(parents=True)
+    (out / ".aws-sam" / "build" / "template.yaml").write_text("")
+    assert main(["deploy-template", str(out)]) == 0
+    assert "holds an earlier `sam build`" in capsys.readouterr().err
 
 
 SERVE = """

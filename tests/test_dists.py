@@ -56,19 +56,57 @@ def test_the_long_description_links_nothing_relative():
     assert len(readme.splitlines()) <= 300
 
 
+def declared_closure(requirements: list[str]) -> set[str]:
+    """The distributions `requirements` need (those without an extra's marker), and theirs, as
+    installed here."""
+    from importlib.metadata import distribution
+
+    from packaging.requirements import Requirement
+
+    found: set[str] = set()
+    todo = [Requirement(r) for r in requirements]
+    while todo:
+        requirement = todo.pop()
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            continue
+        name = distribution(requirement.name).metadata["Name"]
+        if name.lower() not in found:
+            found.add(name.lower())
+            todo += [Requirement(r) for r in distribution(name).requires or []]
+    return found
+
+
+def dependencies_folder(folder: Path, wheel: Path) -> Path:
+    """A folder holding links to the installed files of the wheel's declared dependencies alone
+    (their closure: no boto3, no test tools), for a fresh venv that may not use an index."""
+    from importlib.metadata import distribution
+
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = next(archive.read(n).decode() for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+    folder.mkdir()
+    for name in declared_closure(re.findall(r"^Requires-Dist: (.*)$", metadata, re.MULTILINE)):
+        dist = distribution(name)
+        for top in {Path(str(f)).parts[0] for f in dist.files or ()} - {"..", "__pycache__"}:
+            source = Path(str(dist.locate_file(top)))
+            if source.exists() and not (folder / top).exists():
+                (folder / top).symlink_to(source)
+    return folder
+
+
 @pytest.mark.mosquitto
 def test_a_fresh_venv_with_only_the_wheel_sends_through_iotnotify_local(dists, tmp_path):
     """The wheel installed alone (no source tree anywhere on the path): `iotnotify local` from it,
-    and a send and a subscribe through it. Its dependencies are this environment's, reached by a
-    path entry after the venv's own site-packages (no index at test time)."""
+    and a send and a subscribe through it. Its dependencies are its declared ones only (links to
+    those installed here, no index at test time): a missing dependency, or boto3 imported on
+    these paths, fails it."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     site = next(venv.glob("lib/python*/site-packages"))
     subprocess.run([str(BIN / "pip"), "--python", str(venv / "bin" / "python"), "install", "-q", "--no-deps",
                     "--no-index", str(dists["wheel"])], check=True, timeout=300, capture_output=True)
-    import sysconfig
-
-    (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # after the venv's own
+    deps = dependencies_folder(tmp_path / "deps", dists["wheel"])
+    assert not (deps / "boto3").exists() and (deps / "click").exists() and (deps / "awscrt").exists()
+    (site / "dependencies.pth").write_text(f"{deps}\n")  # after the venv's own
     env = {**user_env(tmp_path), "PATH": f"{venv / 'bin'}:/usr/bin:/bin:/usr/sbin"}
     env.pop("PYTHONPATH", None)
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import iotnotify; print(iotnotify.__file__)"],

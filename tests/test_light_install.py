@@ -3,6 +3,7 @@ that need them (--aws, retained --aws, setup-*) exit 3 with one line naming the 
 everything else (send, subscribe, keys from an endpoint, the local stack) works. boto3 is made
 absent by a folder first on PYTHONPATH whose boto3 and botocore fail to import as a missing module does."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ def without_boto3(env: dict[str, str], root: Path) -> dict[str, str]:
     for name in ("boto3", "botocore"):
         (root / name).mkdir(parents=True)
         (root / name / "__init__.py").write_text(MISSING.format(name=name))
-    return {**env, "PYTHONPATH": str(root)}
+    return {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))}
 
 
 @pytest.mark.parametrize("args", [

@@ -8,7 +8,6 @@ options.py, what they say on stderr in terminal.py.
 
 from __future__ import annotations
 
-import itertools
 import os
 from typing import Any
 
@@ -51,35 +50,47 @@ class LazyGroup(click.Group):
     def _hoisted(self, ctx: click.Context, args: list[str]) -> list[str]:
         """`args` with the group's options given after the command (`send --profile local ...`)
         moved before it, as the aws CLI takes its global options anywhere: those the command (and,
-        for a group such as `retained`, its subcommand) does not declare itself, up to `--`."""
-        ours = {name: option for option in self.params if isinstance(option, click.Option)
+        for a group such as `retained`, its subcommand) does not declare itself, up to `--`. An
+        eager option (--version) is not moved; one whose value is missing is refused here."""
+        ours = {name: option for option in self.params if isinstance(option, click.Option) and not option.is_eager
                 for name in (*option.opts, *option.secondary_opts)}
         at = _command_at(args, ours)
         if at is None:
             return args
-        declared = _declared(self.get_command(ctx, args[at]), args[at + 1:], ctx)
+        declared = _declared(self.get_command(ctx, args[at]), args[at + 1:], ctx, ours)
         after: list[str] = []
         moved: list[str] = []
-        rest = iter(args[at + 1:])
-        for word in rest:
+        i = at + 1
+        while i < len(args):
+            word = args[i]
+            i += 1
             if word == "--":
-                after += [word, *rest]
+                after += args[i - 1:]
                 break
             name = word.partition("=")[0] if word.startswith("--") else word
             short = word[:2] if not word.startswith("--") and len(word) > 2 else None  # -pNAME: option and value
             if name in declared or short in declared or not word.startswith("-"):
                 after.append(word)
-                if declared.get(name) is not None and "=" not in word:
-                    after += itertools.islice(rest, 1)  # the command's option's value, whatever it looks like
+                if declared.get(name) is not None and "=" not in word and i < len(args):
+                    after.append(args[i])  # the command's option's value, whatever it looks like
+                    i += 1
                 continue
             option = ours.get(name) or ours.get(short or "")
+            valued = option is not None and name in ours and not option.is_flag and "=" not in word
             if option is None:
                 after.append(word)
                 continue
+            if valued and i == len(args):  # as click says it before the command (after it, it knows no --profile)
+                raise click.BadOptionUsage(word, f"Option '{word}' requires an argument.", ctx)
             moved.append(word)
-            if name in ours and not option.is_flag and "=" not in word:
-                moved += itertools.islice(rest, 1)
+            if valued:
+                moved.append(args[i])
+                i += 1
         return [*args[:at], *moved, args[at], *after]
+
+
+def _valued(option: click.Parameter) -> bool:
+    return isinstance(option, click.Option) and not option.is_flag and not option.count
 
 
 def _command_at(args: list[str], ours: dict[str, click.Option]) -> int | None:
@@ -89,7 +100,7 @@ def _command_at(args: list[str], ours: dict[str, click.Option]) -> int | None:
     for at, word in words:
         option = ours.get(word)
         if option is not None:
-            if not option.is_flag:
+            if _valued(option):
                 next(words, None)
             continue
         if not word.startswith("-"):
@@ -99,17 +110,20 @@ def _command_at(args: list[str], ours: dict[str, click.Option]) -> int | None:
     return None
 
 
-def _declared(command: click.Command | None, args: list[str], ctx: click.Context) -> dict[str, click.Option | None]:
+def _declared(command: click.Command | None, args: list[str], ctx: click.Context,
+              ours: dict[str, click.Option]) -> dict[str, click.Option | None]:
     """The option names `command` declares, each with its option if it takes a value (else None),
-    and for a group its subcommand's (the first word of `args` that names one) too."""
+    and for a group its subcommand's too (named by the first word of `args` that is no option nor
+    an option's value, the group's own or ours)."""
     if command is None:
         return {}
     names: dict[str, click.Option | None] = {
-        name: param if isinstance(param, click.Option) and not param.is_flag and not param.count else None
+        name: param if isinstance(param, click.Option) and _valued(param) else None
         for param in command.params for name in (*param.opts, *param.secondary_opts)}
     if isinstance(command, click.Group):
-        sub = next((command.get_command(ctx, word) for word in args if not word.startswith("-")), None)
-        names |= _declared(sub, [], ctx)
+        at = _command_at(args, {**ours, **{n: o for n, o in names.items() if o is not None}})
+        sub = command.get_command(ctx, args[at]) if at is not None else None
+        names |= _declared(sub, [], ctx, ours)
     return names
 
 

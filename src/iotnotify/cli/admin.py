@@ -134,11 +134,14 @@ Examples:
 def deploy_template_command(folder: Path) -> None:
     """Write the keys endpoint's SAM template and its function's code (the handler's files and the
     browser page only) to FOLDER (default: iotnotify-deploy), ready for `sam deploy --guided`."""
-    from iotnotify.deploy import write
+    from iotnotify.deploy import stale_build, write
 
     written = write(folder)
     click.echo(f"wrote {folder / 'template.yaml'} and {folder / 'function'} ({len(written) - 1} files); next:")
     click.echo(f"  cd {folder} && sam deploy --guided")
+    if stale_build(folder):
+        note(f"iotnotify: warning: {folder / '.aws-sam' / 'build'} holds an earlier `sam build`, which `sam deploy` "
+             "would deploy instead: run `sam build` again first, or remove .aws-sam")
     click.echo('  (answer y to "KeysFunction has no authentication. Is this okay?": the keys endpoint is public by '
                "design; its keys may only use IoT, on the topics you configure)")
 

@@ -27,6 +27,7 @@ from iotnotify.cli.options import (
 from iotnotify.cli.terminal import note, quiet_stdout, ready_note, state_notes, warn, warn_reconnecting, warn_text
 from iotnotify.shown import shown
 from iotnotify.topics import check_share_name, shared
+from iotnotify.words import counted
 
 
 @click.command("request", context_settings=CONTEXT, epilog="""\b
@@ -79,7 +80,7 @@ def request_command(ctx: click.Context, /, topic: str, message: str | None, mess
         except BrokenPipeError:
             quiet_stdout()
         except KeyboardInterrupt:
-            raise errors.Interrupted(f"interrupted after {writer.count} replies") from None
+            raise errors.Interrupted(f"interrupted after {counted(writer.count, 'reply', 'replies')}") from None
         finally:
             replies.close()
     check_enough(writer.count, count, timeout, what="replies")
@@ -169,7 +170,8 @@ def respond_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: i
             if waiting := inbox.waiting:
                 again = f" (not acknowledged: the broker sends the QoS 1 ones again to --session {session})" \
                     if session else ""
-                note(f"iotnotify: warning: {waiting} requests waiting were not answered{again}")
+                note(f"iotnotify: warning: {counted(waiting, 'request')} waiting "
+                     f"{'was' if waiting == 1 else 'were'} not answered{again}")
     if count is not None and (error := unanswered_error(handled, responder)) is not None:
         raise error
 
