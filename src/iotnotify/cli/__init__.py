@@ -81,6 +81,9 @@ class LazyGroup(click.Group):
                 after.append(word)
                 continue
             if valued and i == len(args):  # as click says it before the command (after it, it knows no --profile)
+                if ctx.resilient_parsing:  # shell completion: the value is what is being completed
+                    after.append(word)
+                    break
                 raise click.BadOptionUsage(word, f"Option '{word}' requires an argument.", ctx)
             moved.append(word)
             if valued:
