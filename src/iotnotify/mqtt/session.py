@@ -265,20 +265,25 @@ class Session:
             if self.fatal is not None or self.closing:
                 return
             keys = self.source.get()
-            resend: list[Entry] = []
             with self._swap:
                 if self.fatal is not None or self.closing:
                     return
                 self._retired = old = self.transport  # its callbacks stop counting before anything changes
                 self.keys, self.client_id = keys, client_id_for(keys)
-                with self._inflight_lock:  # what the old one holds; what comes from now on is the new one's
-                    resend, self._inflight = list(self._inflight.values()), {}
                 try:
                     new = self.transport = self._make(self)
+                except Exception as e:  # no new transport: the session cannot go on
+                    self._end(self._taken_over())
+                    self.fail(ConnectError(f"cannot connect again as a client id of the new keys: {e}"))
+                    return
+                # only now: a message published while the new transport was made went to the old one
+                # (publish() tracks it, then hands it to self.transport), so it is among these
+                resend = self._taken_over()
+                try:
                     old.halt()
                     if not new.start_blocks:
                         new.start(persist=True)  # returns at once: under the lock, so disconnect() stops it
-                except Exception as e:  # no new transport: the session cannot go on
+                except Exception as e:
                     self._end(resend)
                     self.fail(ConnectError(f"cannot connect again as a client id of the new keys: {e}"))
                     return
@@ -293,6 +298,13 @@ class Session:
                 new.publish(*entry[:4], self._tracked(entry), entry[5])
         finally:
             self._renewing.clear()
+
+    def _taken_over(self) -> list[Entry]:
+        """The messages the old transport holds, to publish again on the new one; from now on what
+        is tracked is the new one's."""
+        with self._inflight_lock:
+            resend, self._inflight = list(self._inflight.values()), {}
+        return resend
 
     @staticmethod
     def _end(entries: list[Entry]) -> None:
