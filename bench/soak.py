@@ -13,8 +13,9 @@ hour), with its connect rate, throttles and session rules on; against it, for --
 the two streams together at --rate messages a second, and the whole stack restarted once halfway
 (keys and connections gone; sessions and queued messages kept, as AWS keeps them). It reports QoS 1
 messages lost by the session (must be 0), duplicates, processes that died (must be none), RSS and
-open descriptors at the start and the end (of the clients, the stack's `iotnotify local` process
-and its Mosquitto), reconnections, the longest gap between deliveries, and messages the throttle discarded.
+open descriptors at the start and the end (of the clients, and of the stack's `iotnotify local` process
+and its Mosquitto over each of their two lives: up to the restart, and after it, primed), reconnections,
+the longest gap between deliveries, and messages the throttle discarded.
 
     .venv/bin/python bench/soak.py [--minutes 30] [--rate 50] [--json FILE]
 
@@ -44,6 +45,7 @@ TOPIC, RPC = "soak/data", "soak/rpc"
 CONNECTION_DURATION, KEY_LIFETIME = 20, 60  # s: AWS's 24 hours and up to 1 hour, compressed
 WARM_UP = 15.0  # s before the first RSS and descriptor sample
 DRAIN = 120.0  # s the subscriber may take to catch up once the senders stopped
+STACK = ("local", "mosquitto")  # the stack's processes, new after the restart
 LOGS = ("subscribe", "tail", "respond", "agent", "direct", "through-agent")  # processes whose stderr is kept
 
 
@@ -117,6 +119,9 @@ class Soak:
         self.ports = [str(free_port()) for _ in range(4)]
         self.stack = self._stack()
         self.began = time.monotonic()  # when the streams began (set by _go)
+        # the stack's processes are new after the restart: each is measured over its own life
+        self.before_restart: dict[str, tuple[int, int]] = {}
+        self.after_restart: dict[str, tuple[int, int]] = {}
 
     def start(self, name: str, *args: str, stdin: int = subprocess.DEVNULL,
               stdout: int = subprocess.PIPE) -> subprocess.Popen[bytes]:
@@ -211,26 +216,41 @@ class Soak:
                                for prefix, count in sent.items()},
             "tail_received": len({line.split(" ", 1)[-1] for _, line in tailed.arrivals} & wanted),
             "requests": asked, "answered": answered, "died": died, "exits": exits,
-            "rss_kib": {name: (first.get(name, (0, 0))[0], last.get(name, (0, 0))[0]) for name in first},
-            "fds": {name: (first.get(name, (0, 0))[1], last.get(name, (0, 0))[1]) for name in first},
+            "rss_kib": self._spans(first, last, 0), "fds": self._spans(first, last, 1),
             "longest_gap_s": max((b - a for a, b in itertools.pairwise(times)), default=0.0),
             "per_minute": [sum(1 for at in times if m * 60 <= at - self.began < (m + 1) * 60)
                            for m in range(int((max(times, default=self.began) - self.began) // 60) + 1)],
         }
 
+    def _spans(self, first: dict[str, tuple[int, int]], last: dict[str, tuple[int, int]],
+               which: int) -> dict[str, tuple[int, int]]:
+        """(start, end) of RSS (`which` 0) or descriptors (1) of each process; the stack's two lives
+        apart: `local` and `mosquitto` up to the restart, `local'` and `mosquitto'` after it."""
+        spans = {}
+        for name in first:
+            if name in STACK and self.before_restart:
+                spans[name] = (first[name][which], self.before_restart.get(name, (0, 0))[which])
+                spans[name + "'"] = (self.after_restart.get(name, (0, 0))[which], last.get(name, (0, 0))[which])
+            else:
+                spans[name] = (first[name][which], last.get(name, (0, 0))[which])
+        return spans
+
     def _go(self, long_running: dict[str, subprocess.Popen[bytes]]) -> tuple[dict[str, tuple[int, int]], int, int,
                                                                              list[str]]:
         """The soak's minutes: a request every 5 s, a sample after WARM_UP, the restart halfway;
         (the first sample, requests asked, answered, processes dead by then)."""
-        began, asked, answered, first, restarted = time.monotonic(), 0, 0, {}, False
+        began, asked, answered, first, restarted = time.monotonic(), 0, 0, {}, None
         self.began = began
         while time.monotonic() - began < self.minutes * 60:
             elapsed = time.monotonic() - began
             if not first and elapsed >= WARM_UP:
                 first = self.sampled(long_running)
-            if not restarted and elapsed >= self.minutes * 30:
+            if restarted is None and elapsed >= self.minutes * 30:
+                self.before_restart = self.sampled(long_running)  # the first stack's last
                 self.restart()
-                restarted = True
+                restarted = elapsed
+            if restarted is not None and not self.after_restart and elapsed >= restarted + WARM_UP:
+                self.after_restart = self.sampled(long_running)  # the second stack's first
             asked += 1
             reply = subprocess.run([IOTNOTIFY, "request", RPC, f"ping{asked}", "-W", "20", "--response-topic",
                                     f"soak/reply/{asked}"], env=self.env, capture_output=True, timeout=60)
