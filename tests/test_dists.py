@@ -3,6 +3,7 @@ wheel alone, in a fresh virtual environment, runs `iotnotify local` and sends an
 it; the unpacked sdist runs tests of its own; the long description has no link a package index
 could not resolve."""
 
+import os
 import re
 import subprocess
 import sys
@@ -100,10 +101,13 @@ def test_a_fresh_venv_with_only_the_wheel_sends_through_iotnotify_local(dists, t
     those installed here, no index at test time): a missing dependency, or boto3 imported on
     these paths, fails it."""
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # a source tree there would pass for installed
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120, env=clean)
     site = next(venv.glob("lib/python*/site-packages"))
-    subprocess.run([str(BIN / "pip"), "--python", str(venv / "bin" / "python"), "install", "-q", "--no-deps",
-                    "--no-index", str(dists["wheel"])], check=True, timeout=300, capture_output=True)
+    installed = subprocess.run([str(BIN / "pip"), "--python", str(venv / "bin" / "python"), "install", "--no-deps",
+                                "--no-index", str(dists["wheel"])], timeout=300, capture_output=True, text=True,
+                               env=clean)
+    assert installed.returncode == 0 and (site / "iotnotify" / "__init__.py").exists(), installed.stdout
     deps = dependencies_folder(tmp_path / "deps", dists["wheel"])
     assert not (deps / "boto3").exists() and (deps / "click").exists() and (deps / "awscrt").exists()
     (site / "dependencies.pth").write_text(f"{deps}\n")  # after the venv's own
