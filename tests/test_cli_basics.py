@@ -79,8 +79,9 @@ def test_every_group_option_works_after_every_command(cli, path):
 ])
 def test_group_options_after_the_command_are_moved_before_it_and_nothing_else(argv, hoisted):
     from iotnotify.cli import cli
+    from iotnotify.cli.hoist import hoisted as hoisting
 
-    assert cli._hoisted(click.Context(cli), argv.split()) == hoisted.split()
+    assert hoisting(cli, click.Context(cli), argv.split()) == hoisted.split()
 
 
 @pytest.mark.parametrize("args, said", [
