@@ -31,14 +31,14 @@ def test_every_commands_options_in_the_docs_are_its_help():
             assert found[path] == block, f"{page}: `iotnotify {path}` is not in step: run scripts/docs-options"
 
 
-def test_each_options_table_lists_what_help_prints(cli):
+def test_each_options_table_lists_what_help_prints(tmp_path):
     """The tables against `iotnotify COMMAND --help` itself (not the script's reading of click):
     each row's option names are a line's start in the help, and each option of the help has its row."""
-    from tests.helpers import run_in_process
+    from tests.helpers import run_in_process, user_env
 
     script = docs_options()
     for path, command in script.commands():
-        help_text = run_in_process([*path.split(), "--help"], {**cli.env, "COLUMNS": "200"}).stdout
+        help_text = run_in_process([*path.split(), "--help"], {**user_env(tmp_path), "COLUMNS": "200"}).stdout
         options = help_text.split("Options:")[1].split("\n\n")[0]
         helped = re.findall(r"^  (-\S.*?)(?:  |$)", options, re.MULTILINE)
         documented = re.findall(r"^\| `(.+?)` \| ", script.block(path, command), re.MULTILINE)
