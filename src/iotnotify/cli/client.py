@@ -208,7 +208,7 @@ Examples:
   iotnotify subscribe --json 'sensors/+/temp' | jq .payload
   iotnotify subscribe 'sensors/#' --format '{time} {topic} {json}'
   iotnotify subscribe config/app --retained-only        # print what is retained, then exit
-  iotnotify subscribe t --ready-file /tmp/ready & while [ ! -e /tmp/ready ]; do sleep 0.1; done; iotnotify send t hi
+  r=$(mktemp -u); iotnotify subscribe t --ready-file "$r" & until [ -e "$r" ]; do sleep 0.1; done; iotnotify send t hi
   iotnotify subscribe 'jobs/#' --will-topic status/worker1 --will-message offline --will-retain --keepalive 30
   iotnotify subscribe 'rpc/#' --format '{topic} {correlation_data} {user_properties}' --proxy http://proxy:3128
   iotnotify subscribe 'sensors/#' --connections 4      # past AWS's 100 messages/s per connection
