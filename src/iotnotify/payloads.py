@@ -43,3 +43,17 @@ def read_lines(stream: BinaryIO) -> Iterator[bytes]:
         if line.endswith(b"\n"):
             line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
         yield line
+
+
+def repeated(payload: bytes, count: int, interval: float) -> Iterator[bytes]:
+    """`payload` `count` times (0: until interrupted), one every `interval` seconds on a fixed
+    schedule (a late one does not push the next back), the first at once: a heartbeat."""
+    import itertools
+    import time
+
+    start = time.monotonic()
+    for number in itertools.count() if count == 0 else range(count):
+        delay = start + number * interval - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        yield payload

@@ -88,6 +88,7 @@ Examples:
   iotnotify send alerts/disk 'disk 91% full'
   iotnotify send -f report.json reports/nightly
   tail -F app.log | iotnotify send -l logs/app     # one message per line, sent as lines arrive
+  iotnotify send status/web up --repeat 0 --interval 60      # a heartbeat a minute until stopped
   iotnotify send --qos 0 metrics/cpu "$(uptime)"
   iotnotify send orders/new -f order.json --content-type application/json --user-property source=cron
   iotnotify send jobs/start go --response-topic jobs/done --correlation-data hex:0a1b --message-expiry 60
@@ -110,6 +111,11 @@ Examples:
 @click.option(*SEND["failed"], type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Write the messages not delivered to FILE, one per line (retry with send -l < FILE; "
                    "with --records, the records: retry with send --records -f FILE).")
+@click.option("--repeat", type=click.IntRange(0, MAX_COUNT), metavar="N",
+              help="Send the message N times over one connection, one every --interval (0: until interrupted): "
+                   "a heartbeat.")
+@click.option("--interval", type=Seconds(), default=1.0, show_default=True, metavar="S",
+              help="With --repeat: seconds from one message to the next.")
 @click.option("--connections", type=click.IntRange(1, 64), default=1, show_default=True, metavar="N",
               help="Spread the messages over N connections (AWS IoT Core takes 100 publishes/s per connection); "
                    "order is kept per connection only.")
@@ -127,8 +133,8 @@ Examples:
 @connection_options
 @click.pass_context
 def send_command(ctx: click.Context, /, topic: str, message: str | None, message_opt: str | None, file: BinaryIO | None,
-         stdin: bool, lines: bool, records: bool, retain: bool, timeout: float, failed: str | None, connections: int,
-         no_agent: bool, via: str, qos: int, **flags: Any) -> None:
+         stdin: bool, lines: bool, records: bool, retain: bool, timeout: float, failed: str | None, repeat: int | None,
+         interval: float, connections: int, no_agent: bool, via: str, qos: int, **flags: Any) -> None:
     """Publish MESSAGE to TOPIC; exit 0 only once the broker acknowledged every QoS 1 message."""
     from iotnotify.mqtt import ConnectOptions
     from iotnotify.send import send
@@ -137,6 +143,8 @@ def send_command(ctx: click.Context, /, topic: str, message: str | None, message
     if failed == "":
         raise errors.UsageError("--failed needs a file name")
     payloads = send_payloads(topic, message, message_opt, file, stdin, lines, records, sys.stdin.buffer)
+    if repeat is not None or ctx.get_parameter_source("interval") is click.core.ParameterSource.COMMANDLINE:
+        payloads = _repeated(payloads, repeat, interval)
     settings = resolve_settings(ctx)
     properties = properties_of(flags, settings.protocol)
     what = "line" if records else "message"
@@ -181,6 +189,18 @@ def send_payloads(topic: str | None, message: str | None, message_opt: str | Non
     if topic is None:
         raise errors.UsageError("TOPIC is needed (it is optional only with --records)")
     return payloads_from(message if message is not None else message_opt, file, stdin, lines, stdin_stream)
+
+
+def _repeated(payloads: Iterable[bytes], repeat: int | None, interval: float) -> Iterable[bytes]:
+    """The one message of `payloads`, `repeat` times (--repeat, --interval)."""
+    from iotnotify.payloads import repeated
+
+    if repeat is None:
+        raise errors.UsageError("--interval goes with --repeat N")
+    if not isinstance(payloads, list) or len(payloads) != 1:
+        raise errors.UsageError("--repeat sends one message again and again: MESSAGE, -m, -f FILE or -s, not -l or "
+                                "--records")
+    return repeated(payloads[0], repeat, interval)
 
 
 def _through_agent(settings: Settings, outgoing: Outgoing, what: str) -> bool:
