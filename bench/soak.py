@@ -122,6 +122,7 @@ class Soak:
         # the stack's processes are new after the restart: each is measured over its own life
         self.before_restart: dict[str, tuple[int, int]] = {}
         self.after_restart: dict[str, tuple[int, int]] = {}
+        self.stack_rss: list[int] = []  # KiB, `iotnotify local`'s, each minute (a new process after the restart)
 
     def start(self, name: str, *args: str, stdin: int = subprocess.DEVNULL,
               stdout: int = subprocess.PIPE) -> subprocess.Popen[bytes]:
@@ -218,6 +219,7 @@ class Soak:
             "requests": asked, "answered": answered, "died": died, "exits": exits,
             "rss_kib": self._spans(first, last, 0), "fds": self._spans(first, last, 1),
             "longest_gap_s": max((b - a for a, b in itertools.pairwise(times)), default=0.0),
+            "stack_rss_per_minute_mib": [round(kib / 1024, 1) for kib in self.stack_rss],
             "per_minute": [sum(1 for at in times if m * 60 <= at - self.began < (m + 1) * 60)
                            for m in range(int((max(times, default=self.began) - self.began) // 60) + 1)],
         }
@@ -251,6 +253,8 @@ class Soak:
                 restarted = elapsed
             if restarted is not None and not self.after_restart and elapsed >= restarted + WARM_UP:
                 self.after_restart = self.sampled(long_running)  # the second stack's first
+            if elapsed >= len(self.stack_rss) * 60 and self.stack.poll() is None:
+                self.stack_rss.append(sample(self.stack.pid)[0])  # the stack's RSS a minute: its shape
             asked += 1
             reply = subprocess.run([IOTNOTIFY, "request", RPC, f"ping{asked}", "-W", "20", "--response-topic",
                                     f"soak/reply/{asked}"], env=self.env, capture_output=True, timeout=60)
@@ -303,6 +307,8 @@ def table(report: dict[str, object]) -> str:
              f"{report['longest_gap_s']:.1f} s; connections closed for their age {report['closed_for_age']}; "
              f"messages discarded by the outbound throttle {report['discarded_for_rate']}"),
             f"  delivered to the session per minute: {report['per_minute']}",
+            (f"  iotnotify local's RSS each minute, MB (a new process after the restart): "
+             f"{report['stack_rss_per_minute_mib']}"),
             f"  {'process':<10} {'RSS start':>10} {'RSS end':>9} {'fds start':>9} {'fds end':>8}"]
     for name in rss:
         (rss_start, rss_end), (fd_start, fd_end) = rss[name], fds[name]
