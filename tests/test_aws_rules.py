@@ -176,9 +176,11 @@ def test_send_lines_stops_where_the_refusal_closes_the_connection(ruled, tmp_pat
     assert "input not read past message" in err and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("protocol, qos", [("5", "0"), ("3.1.1", "1")])
+@pytest.mark.parametrize("protocol, qos", [("5", "1"), ("3.1.1", "1")])
 def test_a_single_refused_message_says_nothing_of_input_left_unread(ruled, protocol, qos):
-    """One message given on the command line: no input is left, so none is said to be unread."""
+    """One message given on the command line: no input is left, so none is said to be unread. (At
+    QoS 0 a single message may be written and the connection closed before the broker's refusal
+    comes back: at most once, as on AWS; QoS 1 waits for the PUBACK or the close.)"""
     done = Cli(ruled.env).run("send", "test/nopublish/x", "hi", "--protocol", protocol, "--qos", qos,
                               "--via", "mqtt", "--no-agent")
     assert done.returncode == 10, done.stderr
