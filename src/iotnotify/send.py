@@ -22,7 +22,7 @@ from iotnotify.outgoing import Outgoing
 from iotnotify.properties import Properties, check_payload_format, check_properties
 from iotnotify.records import parse_record
 from iotnotify.topics import check_payload, check_topic
-from iotnotify.words import counted
+from iotnotify.words import counted, was
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class SendResult:
         if self.rejected:
             parts.append(f"{self.rejected} refused before sending")
         failed = self.unacknowledged + self.rejected
-        return (f"{failed} of {counted(total, 'message')} {'was' if failed == 1 else 'were'} not delivered "
+        return (f"{failed} of {counted(total, 'message')} {was(failed)} not delivered "
                 f"({', '.join(parts)})")
 
 
@@ -327,7 +327,7 @@ def deliver(publisher: Publisher, source: KeySource, outgoing: Outgoing, on_reje
 
 
 def _outcome(publisher: Publisher, result: SendResult, rejected: dict[int, bytes], stopped: IotNotifyError | None,
-             stalled: bool, interrupted: bool, failed_file: Path | None, single: bool = False) -> SendResult:
+             stalled: bool, interrupted: bool, failed_file: Path | None, single: bool) -> SendResult:
     """Save what was not delivered to `failed_file`, then return the result, or raise what went wrong."""
     undelivered = {**publisher.undelivered(), **rejected}
 

@@ -5,3 +5,8 @@ path uses it)."""
 def counted(count: int, noun: str, plural: str | None = None) -> str:
     """`count` and `noun`, plural unless `count` is 1 (`plural` if it is not NOUN + s)."""
     return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
+def was(count: int) -> str:
+    """The verb after `count` things: "was" for 1, else "were"."""
+    return "was" if count == 1 else "were"

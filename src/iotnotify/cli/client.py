@@ -46,6 +46,8 @@ from iotnotify.words import counted
 if TYPE_CHECKING:
     from iotnotify.settings import Settings
 
+REPEAT_INTERVAL = 1.0  # s between --repeat's messages unless --interval says
+
 
 @click.command("keys", context_settings=CONTEXT, epilog="""\b
 Examples:
@@ -114,8 +116,8 @@ Examples:
 @click.option("--repeat", type=click.IntRange(0, MAX_COUNT), metavar="N",
               help="Send the message N times over one connection, one every --interval (0: until interrupted): "
                    "a heartbeat.")
-@click.option("--interval", type=Seconds(), default=1.0, show_default=True, metavar="S",
-              help="With --repeat: seconds from one message to the next.")
+@click.option("--interval", type=Seconds(), metavar="S",
+              help=f"With --repeat: seconds from one message to the next (default {REPEAT_INTERVAL:g}).")
 @click.option("--connections", type=click.IntRange(1, 64), default=1, show_default=True, metavar="N",
               help="Spread the messages over N connections (AWS IoT Core takes 100 publishes/s per connection); "
                    "order is kept per connection only.")
@@ -134,7 +136,7 @@ Examples:
 @click.pass_context
 def send_command(ctx: click.Context, /, topic: str, message: str | None, message_opt: str | None, file: BinaryIO | None,
          stdin: bool, lines: bool, records: bool, retain: bool, timeout: float, failed: str | None, repeat: int | None,
-         interval: float, connections: int, no_agent: bool, via: str, qos: int, **flags: Any) -> None:
+         interval: float | None, connections: int, no_agent: bool, via: str, qos: int, **flags: Any) -> None:
     """Publish MESSAGE to TOPIC; exit 0 only once the broker acknowledged every QoS 1 message."""
     from iotnotify.mqtt import ConnectOptions
     from iotnotify.send import send
@@ -143,7 +145,7 @@ def send_command(ctx: click.Context, /, topic: str, message: str | None, message
     if failed == "":
         raise errors.UsageError("--failed needs a file name")
     payloads = send_payloads(topic, message, message_opt, file, stdin, lines, records, sys.stdin.buffer)
-    if repeat is not None or ctx.get_parameter_source("interval") is click.core.ParameterSource.COMMANDLINE:
+    if repeat is not None or interval is not None:
         payloads = _repeated(payloads, repeat, interval)
     settings = resolve_settings(ctx)
     properties = properties_of(flags, settings.protocol)
@@ -191,7 +193,7 @@ def send_payloads(topic: str | None, message: str | None, message_opt: str | Non
     return payloads_from(message if message is not None else message_opt, file, stdin, lines, stdin_stream)
 
 
-def _repeated(payloads: Iterable[bytes], repeat: int | None, interval: float) -> Iterable[bytes]:
+def _repeated(payloads: Iterable[bytes], repeat: int | None, interval: float | None) -> Iterable[bytes]:
     """The one message of `payloads`, `repeat` times (--repeat, --interval)."""
     from iotnotify.payloads import repeated
 
@@ -200,7 +202,7 @@ def _repeated(payloads: Iterable[bytes], repeat: int | None, interval: float) ->
     if not isinstance(payloads, list) or len(payloads) != 1:
         raise errors.UsageError("--repeat sends one message again and again: MESSAGE, -m, -f FILE or -s, not -l or "
                                 "--records")
-    return repeated(payloads[0], repeat, interval)
+    return repeated(payloads[0], repeat, REPEAT_INTERVAL if interval is None else interval)
 
 
 def _through_agent(settings: Settings, outgoing: Outgoing, what: str) -> bool:

@@ -27,7 +27,7 @@ from iotnotify.cli.options import (
 from iotnotify.cli.terminal import note, quiet_stdout, ready_note, state_notes, warn, warn_reconnecting, warn_text
 from iotnotify.shown import shown
 from iotnotify.topics import check_share_name, shared
-from iotnotify.words import counted
+from iotnotify.words import counted, was
 
 
 @click.command("request", context_settings=CONTEXT, epilog="""\b
@@ -171,7 +171,7 @@ def respond_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: i
                 again = f" (not acknowledged: the broker sends the QoS 1 ones again to --session {session})" \
                     if session else ""
                 note(f"iotnotify: warning: {counted(waiting, 'request')} waiting "
-                     f"{'was' if waiting == 1 else 'were'} not answered{again}")
+                     f"{was(waiting)} not answered{again}")
     if count is not None and (error := unanswered_error(handled, responder)) is not None:
         raise error
 
