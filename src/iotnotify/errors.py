@@ -38,6 +38,7 @@ class ExitStatus(enum.IntEnum):
     LOCAL = 8
     AWS = 9
     REFUSED = 10
+    COMMAND = 11
     INTERRUPTED = 130  # Ctrl-C (SIGINT)
     TERMINATED = 143  # SIGTERM (launch.py turns 130 into it: 128 + 15, as shells report)
 
@@ -94,6 +95,12 @@ class ReceiveTimeout(IotNotifyError):
     """`subscribe -W` ran out of time before the expected messages arrived."""
 
     exit_code = ExitStatus.TIMEOUT
+
+
+class CommandFailed(IotNotifyError):
+    """`on -C N`: the command failed (exited non-zero, timed out, could not start) for some messages."""
+
+    exit_code = ExitStatus.COMMAND
 
 
 class LocalStackError(IotNotifyError):

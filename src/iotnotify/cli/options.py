@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import click
 
 from iotnotify import limits
-from iotnotify.cli.completers import profile_names
+from iotnotify.cli.completers import profile_names, topic_names
 from iotnotify.cli.terminal import note
 from iotnotify.quick.argv import NAMES as SEND  # the quick path reads these options of send's too
 from iotnotify.settings import (
@@ -222,6 +222,17 @@ class DelayRange(click.ParamType[tuple[float, float], Any]):
         return low, high
 
 
+class SplitCommand(click.Command):
+    """`respond`/`on FILTER... -- CMD [ARGS...]`: what follows the first `--` is the command (in
+    ctx.meta["iotnotify.command"]), untouched by click."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            at = args.index("--")
+            args, ctx.meta["iotnotify.command"] = args[:at], args[at + 1 :]
+        return super().parse_args(ctx, args)
+
+
 def long_running_options(command: F) -> F:
     """Options of the commands that stay connected: persistent sessions and reconnection delays."""
     return _apply(command, [
@@ -327,6 +338,17 @@ def output_options(command: F) -> F:
                           "{response_topic} {correlation_data} {message_expiry} {payload_format}."),
         click.option("--pretty", is_flag=True, help="Indent JSON payloads."),
         click.option("-N", "no_newline", is_flag=True, help="Do not print a newline after each message."),
+    ])
+
+
+def selection_options(command: F) -> F:
+    """Which received messages a command takes (selection.py)."""
+    return _apply(command, [
+        click.option("--exclude", "-T", multiple=True, metavar="FILTER", shell_complete=topic_names,
+                     help="Skip messages on topics FILTER matches (MQTT filter syntax; repeatable), as "
+                          "mosquitto_sub -T."),
+        click.option("--grep", metavar="REGEX",
+                     help="Take only messages whose payload REGEX finds a match in (Python syntax)."),
     ])
 
 

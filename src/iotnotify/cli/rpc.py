@@ -14,6 +14,7 @@ from iotnotify.cli.options import (
     CONTEXT,
     MAX_COUNT,
     Seconds,
+    SplitCommand,
     connection_options,
     long_running_options,
     mqtt_options,
@@ -89,17 +90,7 @@ def request_command(ctx: click.Context, /, topic: str, message: str | None, mess
 DEFAULT_QUEUE = 100  # requests `respond` lets wait for a free CMD
 
 
-class _SplitCommand(click.Command):
-    """`respond FILTER... -- CMD [ARGS...]`: what follows the first `--` is the command, untouched by click."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if "--" in args:
-            at = args.index("--")
-            args, ctx.meta["iotnotify.command"] = args[:at], args[at + 1 :]
-        return super().parse_args(ctx, args)
-
-
-@click.command("respond", cls=_SplitCommand, context_settings=CONTEXT, epilog="""\b
+@click.command("respond", cls=SplitCommand, context_settings=CONTEXT, epilog="""\b
 Examples:
   iotnotify respond jobs/run -- ./run-job.sh             # its stdout is the reply
   iotnotify respond 'sensors/+/poll' --parallel 4 -- sh -c 'read x; date'
@@ -166,7 +157,7 @@ def respond_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: i
             pass  # Ctrl-C is how a responder stops; the requests being answered are finished first
         finally:
             inbox.stop()
-            responder.close()
+            responder.workers.close()
             if waiting := inbox.waiting:
                 again = f" (not acknowledged: the broker sends the QoS 1 ones again to --session {session})" \
                     if session else ""

@@ -1,11 +1,15 @@
-"""Running `respond`'s command for one request, bounded whatever it does: its output kept up to a
-limit (a command that prints without end cannot fill the memory of a responder that runs for
-days), the end of its stderr kept, its time limited, and the processes it starts stopped with it
-(a child left holding the pipes would otherwise keep the request open forever)."""
+"""Running a command for one message, bounded whatever it does.
+
+For `respond`: its output kept up to a limit (a command that prints without end cannot fill the
+memory of a responder that runs for days), the end of its stderr kept, its time limited, and the
+processes it starts stopped with it (a child left holding the pipes would otherwise keep the
+request open forever). For `on` (run_passing): its output and stderr are the caller's, its time
+limited, and the payload fed to it only while it runs."""
 
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -66,6 +70,43 @@ def run(command: list[str], data: bytes, env: dict[str, str], timeout: float, ou
         for thread in threads[1:]:
             thread.join(AFTER_END)
     return Outcome(code, bytes(output), size[0], bytes(stderr))
+
+
+def run_passing(command: list[str], data: bytes, env: dict[str, str | bytes], timeout: float) -> int | None:
+    """Run `command` with `data` on stdin and the caller's stdout and stderr; its exit code, or None
+    if it was stopped (with the processes of its session) after `timeout` seconds. OSError or
+    ValueError if it cannot be started. No thread: the payload is fed in this one while the
+    command runs (one that does not read it, or leaves it to a process it started, is not waited
+    for)."""
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, env=env, start_new_session=True)  # noqa: S603
+    deadline = time.monotonic() + timeout
+    try:
+        _feed(process, data, deadline)
+        return process.wait(max(deadline - time.monotonic(), 0))
+    except subprocess.TimeoutExpired:
+        _stop(process)
+        return None
+    except BaseException:  # Ctrl-C while waiting: the command goes too
+        _stop(process)
+        raise
+
+
+def _feed(process: subprocess.Popen[bytes], data: bytes, deadline: float) -> None:
+    """Write `data` to the command's stdin while it runs, until `deadline`; then close it."""
+    stdin = process.stdin
+    if stdin is None:  # (not with stdin=PIPE)
+        return
+    pipe = stdin.fileno()
+    os.set_blocking(pipe, False)
+    view = memoryview(data)
+    try:
+        while view and process.poll() is None and time.monotonic() < deadline:
+            if select.select([], [pipe], [], 0.1)[1]:
+                view = view[os.write(pipe, view[:CHUNK]):]
+    except OSError:
+        pass  # the command does not read its stdin (a broken pipe): it need not
+    finally:
+        stdin.close()
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

@@ -20,10 +20,11 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from iotnotify import dispatch
+from iotnotify.dispatch import Workers, subscribe_queued
 from iotnotify.errors import DeliveryError, IotNotifyError, Refused, UsageError
 from iotnotify.inbox import Inbox
 from iotnotify.keys import KeySource
@@ -67,9 +68,10 @@ def error_text(text: str, limit: int = ERROR_TEXT) -> str:
 
 
 class Responder:
-    """Runs `command` for each request handed to it, `parallel` at a time, with the payload on stdin,
-    and publishes its stdout to the request's response topic with the request's correlation data
-    (and a user property `error` when the command failed); then acknowledges the request."""
+    """Runs `command` for each request handed to it (dispatch.Workers, `parallel` at a time), with
+    the payload on stdin, and publishes its stdout to the request's response topic with the
+    request's correlation data (and a user property `error` when the command failed); then
+    acknowledges the request."""
 
     def __init__(self, connection: Session, command: list[str], parallel: int, command_timeout: float,
                  on_answer: OnAnswer) -> None:
@@ -82,26 +84,7 @@ class Responder:
         self._answering: dict[int, tuple[object, ...]] = {}  # id(message) -> what identifies the request
         self._suspects: dict[tuple[object, ...], None] = {}  # requests being answered when the broker ended it
         self._recent: collections.deque[tuple[float, tuple[object, ...]]] = collections.deque(maxlen=100)
-        self._slots = threading.Semaphore(parallel)
-        self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="iotnotify-respond")
-
-    def reserve(self) -> None:
-        """Wait for a free slot (a request is taken from the queue only then); in short waits, so
-        that Ctrl-C is heard."""
-        while not self._slots.acquire(timeout=0.5):
-            pass
-
-    def start(self, message: Message) -> None:
-        """Answer `message` in the slot reserved for it."""
-        self._pool.submit(self._answer, message)
-
-    def release(self) -> None:
-        """Give back a slot reserved for a message that will not be answered."""
-        self._slots.release()
-
-    def close(self) -> None:
-        """Wait for the requests being answered, then stop."""
-        self._pool.shutdown(wait=True)
+        self.workers = Workers(parallel, self._answer, self._answered, "respond")
 
     def dropped(self) -> None:
         """The broker ended the connection: the requests being answered are suspects. A reply the
@@ -115,7 +98,7 @@ class Responder:
             while len(self._suspects) > MAX_SUSPECTS:
                 del self._suspects[next(iter(self._suspects))]
 
-    def _answer(self, message: Message) -> None:
+    def _answer(self, message: Message) -> Answer:
         properties = message.properties or Properties()
         key = (message.topic, properties.response_topic, properties.correlation_data,
                hashlib.sha256(message.payload).digest())
@@ -123,17 +106,16 @@ class Responder:
             suspect = key in self._suspects
             self._answering[id(message)] = key
         try:
-            answer = Answer(message.topic, None, "", failure="the broker ended the connection while its reply went "
-                            "out the last time: not answered again") if suspect else self._run(message)
+            return Answer(message.topic, None, "", failure="the broker ended the connection while its reply went "
+                          "out the last time: not answered again") if suspect else self._run(message)
         except BaseException as e:  # a request never ends in silence
-            answer = Answer(message.topic, None, "", failure=f"internal error: {type(e).__name__}: {e}")
+            return Answer(message.topic, None, "", failure=f"internal error: {type(e).__name__}: {e}")
         finally:
             with self._counts:
                 self._answering.pop(id(message), None)
                 self._recent.append((time.monotonic(), key))
-            self._slots.release()
-            if message.ack is not None:
-                message.ack()
+
+    def _answered(self, answer: Answer) -> None:
         if answer.failure is not None:
             with self._counts:
                 self.unanswered += 1
@@ -183,17 +165,11 @@ def listen(source: KeySource, options: ConnectOptions, filters: list[str], qos: 
            on_partial: Callable[[IotNotifyError], None] | None = None,
            on_busy: Callable[[str], None] | None = None,
            on_notice: Callable[[str], None] | None = None) -> tuple[Session, Inbox, Responder]:
-    """Subscribe to `filters` as a responder that runs for days: a connection the broker ends is
-    made again (`on_dropped` hears why, and the requests being answered become suspects), QoS 1
-    requests are acknowledged once answered and the broker told to hold back more than `queue` +
-    `parallel` (Receive Maximum), QoS 0 ones beyond `queue` refused (`on_refused`). Serve the
-    requests with serve(); `on_partial`: as subscribe's on_refused (--partial); `on_busy`: as
-    subscribe's (requests at AWS IoT Core's outbound rate), and `on_notice`."""
-    from dataclasses import replace
-
-    from iotnotify.subscribe import subscribe
-
-    options = replace(options, long_running=True, receive_maximum=min(queue + parallel, 65_535), manual_ack=True)
+    """Subscribe to `filters` as a responder that runs for days (dispatch.subscribe_queued): a
+    connection the broker ends is made again (`on_dropped` hears why, and the requests being
+    answered become suspects). Serve the requests with serve(); `on_partial`: as subscribe's
+    on_refused (--partial); `on_busy`: as subscribe's (requests at AWS IoT Core's outbound rate),
+    and `on_notice`."""
     responders: list[Responder] = []
 
     def dropped(error: IotNotifyError) -> None:
@@ -201,9 +177,9 @@ def listen(source: KeySource, options: ConnectOptions, filters: list[str], qos: 
         for responder in responders:
             responder.dropped()
 
-    connection, inbox = subscribe(source, options, filters, qos, on_state=on_state, on_refused=on_partial,
-                                  inbox=Inbox(queue, refuse_when_full(queue, on_refused)), on_dropped=dropped,
-                                  on_busy=on_busy, on_notice=on_notice)
+    connection, inbox = subscribe_queued(source, options, filters, qos, parallel, queue, on_refused, "requests",
+                                         on_state=on_state, on_refused=on_partial, on_dropped=dropped,
+                                         on_busy=on_busy, on_notice=on_notice)
     responders.append(Responder(connection, command, parallel, command_timeout, on_answer))
     return connection, inbox, responders[0]
 
@@ -212,35 +188,14 @@ def serve(inbox: Inbox, responder: Responder, count: int | None, on_refused: OnR
     """Hand the requests in `inbox` to `responder`, each when a slot is free (a message with no
     response topic cannot be answered: `on_refused` hears of it), until `count` were handed over;
     how many were."""
-    handled = 0
-    requests: Iterator[Message] = inbox.messages()
-    while count is None or handled < count:
-        responder.reserve()
-        try:
-            message = next(requests)
-        except BaseException:
-            responder.release()
-            raise
-        if message.properties is None or not message.properties.response_topic:
-            responder.release()
-            if message.ack is not None:
-                message.ack()
-            on_refused(message, "it has no response topic")
-            continue
-        responder.start(message)
-        handled += 1
-    return handled
+    return dispatch.serve(inbox.messages(), responder.workers, count, _unanswerable, on_refused)
 
 
-def refuse_when_full(queue: int, on_refused: OnRefused) -> Callable[[Message], None]:
-    """What an inbox of `queue` requests does with one more (in the MQTT thread: at once): it is
-    refused, and said (a QoS 1 one is acknowledged: the broker need not hold it for us)."""
-    def full(message: Message) -> None:
-        if message.ack is not None:
-            message.ack()
-        on_refused(message, f"{queue} requests are waiting already (--queue {queue})")
-
-    return full
+def _unanswerable(message: Message) -> str | None:
+    """Why a request cannot be answered, if it cannot."""
+    if message.properties is None or not message.properties.response_topic:
+        return "it has no response topic"
+    return None
 
 
 def unanswered_error(handled: int, responder: Responder) -> IotNotifyError | None:

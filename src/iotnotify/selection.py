@@ -1,0 +1,55 @@
+"""Which received messages a command takes: none on a topic an `--exclude` filter matches (MQTT
+filter syntax, as mosquitto_sub -T), only those whose payload a `--grep` pattern finds something
+in. What it does not take is acknowledged and dropped: the broker need not send it again."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from iotnotify.errors import UsageError
+from iotnotify.messages import Message
+from iotnotify.topics import check_filter, filter_matches
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The --exclude filters and the --grep pattern of a command (each optional)."""
+
+    exclude: tuple[str, ...] = ()
+    grep: re.Pattern[str] | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.exclude) or self.grep is not None
+
+    def admits(self, message: Message) -> bool:
+        """Whether the command takes `message` (a payload that is not UTF-8 is searched with each
+        undecodable byte as U+FFFD)."""
+        if any(filter_matches(f, message.topic) for f in self.exclude):
+            return False
+        return self.grep is None or self.grep.search(message.payload.decode("utf-8", "replace")) is not None
+
+
+def selection_of(exclude: tuple[str, ...], grep: str | None) -> Selection:
+    """The Selection of --exclude and --grep; UsageError for a filter MQTT refuses or a bad pattern."""
+    for topic_filter in exclude:
+        try:
+            check_filter(topic_filter, aws=False)
+        except UsageError as e:
+            raise UsageError(f"--exclude: {e}") from None
+    try:
+        pattern = re.compile(grep) if grep is not None else None
+    except re.error as e:
+        raise UsageError(f"--grep {grep!r} is not a valid pattern: {e}") from None
+    return Selection(tuple(exclude), pattern)
+
+
+def selected(messages: Iterator[Message], selection: Selection) -> Iterator[Message]:
+    """The messages `selection` admits; the others are acknowledged (a QoS 1 one taken with manual
+    acknowledgement) and dropped."""
+    for message in messages:
+        if selection.admits(message):
+            yield message
+        elif message.ack is not None:
+            message.ack()
