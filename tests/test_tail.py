@@ -20,6 +20,7 @@ from rich.console import Console
 from iotnotify.cli.live import TailState, render
 from iotnotify.keys import endpoint_source
 from iotnotify.mqtt import ConnectOptions
+from iotnotify.selection import Selection
 from iotnotify.subscribe import subscribe
 from tests.helpers import IOTNOTIFY, wait_for
 
@@ -127,9 +128,19 @@ def test_the_view_keeps_at_most_n_messages(cli, live_subscription, topic):
     assert state.count == 25
 
 
+def test_exclude_hides_topics_from_the_log_but_not_the_counters(cli, live_subscription, topic):
+    state, inbox = live_subscription
+    state.selection = Selection(exclude=(f"{topic}/debug/#",))
+    cli.run("send", "-l", f"{topic}/debug/x", input="noise\n")
+    cli.run("send", "-l", f"{topic}/g", input="signal\n")
+    receive(inbox, state, 2)
+    assert [row.message.payload for row in state.rows] == [b"signal"]
+    assert "2 messages" in screen(state, width=200) and f"excluding {topic}/debug/#: 1 shown" in screen(state, width=200)
+
+
 def test_grep_filters_the_log_but_not_the_counters(cli, live_subscription, topic):
     state, inbox = live_subscription
-    state.grep = re.compile("alarm")
+    state.selection = Selection(grep=re.compile("alarm"), topics_too=True)
     cli.run("send", "-l", f"{topic}/g", input="ok\nalarm: disk\nfine\n")
     receive(inbox, state, 3)
     assert [row.message.payload for row in state.rows] == [b"alarm: disk"]

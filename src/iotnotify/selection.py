@@ -15,10 +15,12 @@ from iotnotify.topics import check_filter, filter_matches
 
 @dataclass(frozen=True)
 class Selection:
-    """The --exclude filters and the --grep pattern of a command (each optional)."""
+    """The --exclude filters and the --grep pattern of a command (each optional); `tail`'s --grep
+    looks in the topic too (`topics_too`)."""
 
     exclude: tuple[str, ...] = ()
     grep: re.Pattern[str] | None = None
+    topics_too: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.exclude) or self.grep is not None
@@ -28,10 +30,19 @@ class Selection:
         undecodable byte as U+FFFD)."""
         if any(filter_matches(f, message.topic) for f in self.exclude):
             return False
-        return self.grep is None or self.grep.search(message.payload.decode("utf-8", "replace")) is not None
+        if self.grep is None or (self.topics_too and self.grep.search(message.topic)):
+            return True
+        return self.grep.search(message.payload.decode("utf-8", "replace")) is not None
+
+    def describe(self) -> str:
+        """A few words for tail's footer: `grep 'x'`, `excluding a/#`."""
+        words = [f"grep {self.grep.pattern!r}"] if self.grep is not None else []
+        if self.exclude:
+            words.append("excluding " + ", ".join(self.exclude))
+        return ", ".join(words)
 
 
-def selection_of(exclude: tuple[str, ...], grep: str | None) -> Selection:
+def selection_of(exclude: tuple[str, ...], grep: str | None, topics_too: bool = False) -> Selection:
     """The Selection of --exclude and --grep; UsageError for a filter MQTT refuses or a bad pattern."""
     for topic_filter in exclude:
         try:
@@ -42,7 +53,7 @@ def selection_of(exclude: tuple[str, ...], grep: str | None) -> Selection:
         pattern = re.compile(grep) if grep is not None else None
     except re.error as e:
         raise UsageError(f"--grep {grep!r} is not a valid pattern: {e}") from None
-    return Selection(tuple(exclude), pattern)
+    return Selection(tuple(exclude), pattern, topics_too)
 
 
 def selected(messages: Iterator[Message], selection: Selection) -> Iterator[Message]:

@@ -16,6 +16,7 @@ from iotnotify.keys.allowance import subscribe_refusals
 from iotnotify.messages import Message
 from iotnotify.mqtt import ConnectOptions, OnState, Session, State, open_session
 from iotnotify.mqtt.options import numbered
+from iotnotify.selection import Selection, selected
 from iotnotify.topics import check_filter, shared, subscribe_batches
 
 OnRefused = Callable[[IotNotifyError], None]  # a filter refused, with --partial: say so and go on
@@ -67,15 +68,18 @@ def retained_only(messages: Iterator[Message]) -> Iterator[Message]:
 
 
 def stream(inbox: Inbox, timeout: float | None = None, count: int | None = None,
-           retained: str = "all") -> Iterator[Message]:
+           retained: str = "all", selection: Selection | None = None) -> Iterator[Message]:
     """The messages `subscribe` prints: those the broker sends within `timeout` seconds, at most
     `count`; with `retained` "without", no retained ones (--no-retained); with "only", the retained
-    ones until the first live one or RETAINED_IDLE seconds without any (--retained-only)."""
+    ones until the first live one or RETAINED_IDLE seconds without any (--retained-only); only those
+    `selection` admits (--exclude, --grep)."""
     messages = inbox.messages(timeout, RETAINED_IDLE if retained == "only" else None)
     if retained == "without":
         messages = without_retained(messages)
     elif retained == "only":
         messages = retained_only(messages)
+    if selection:
+        messages = selected(messages, selection)
     return itertools.islice(messages, count)
 
 

@@ -22,6 +22,7 @@ from iotnotify.cli.options import (
     properties_of,
     property_options,
     resolve_settings,
+    selection_options,
     setting_option,
     source_of,
     style_of,
@@ -234,7 +235,8 @@ Examples:
   iotnotify subscribe 'jobs/#' --will-topic status/worker1 --will-message offline --will-retain --keepalive 30
   iotnotify subscribe 'rpc/#' --format '{topic} {correlation_data} {user_properties}' --proxy http://proxy:3128
   iotnotify subscribe 'sensors/#' --connections 4      # past AWS's 100 messages/s per connection
-  iotnotify subscribe 'jobs/#' --share workers -C 1     # one of the group's subscribers gets each message""")
+  iotnotify subscribe 'jobs/#' --share workers -C 1     # one of the group's subscribers gets each message
+  iotnotify subscribe 'logs/#' -T 'logs/debug/#' --grep '(?i)error|fatal'   # all but debug: errors only""")
 @click.argument("filters", nargs=-1, required=True, metavar="FILTER...", shell_complete=topic_names)
 @output_options
 @click.option("--no-retained", is_flag=True, help="Skip messages the broker had retained.")
@@ -252,6 +254,7 @@ Examples:
 @click.option("--share", metavar="GROUP", callback=lambda _c, _p, v: v if v is None else check_share_name(v),
               help="Subscribe as a member of shared subscription GROUP ($share/GROUP/FILTER): each message "
                    "goes to one member of the group.")
+@selection_options
 @click.option("--connections", type=click.IntRange(1, 64), default=1, show_default=True, metavar="N",
               help="Subscribe over N connections sharing the filters (--share GROUP, else a group of their "
                    "own): AWS IoT Core delivers at most 100 messages a second to one connection.")
@@ -262,14 +265,17 @@ Examples:
 @click.pass_context
 def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], no_retained: bool, retained_only: bool, count: int | None,
                       timeout: float | None, ready_file: str | None, quiet: bool, max_reconnects: int | None,
-                      no_reconnect: bool, share: str | None, connections: int, qos: int, session: str | None,
+                      no_reconnect: bool, share: str | None, exclude: tuple[str, ...], grep: str | None,
+                      connections: int, qos: int, session: str | None,
                       session_expiry: int, reconnect_delay: tuple[float, float], partial: bool, **flags: Any) -> None:
     """Print each message on FILTER... to stdout, one line per message, flushed at once."""
     from iotnotify.mqtt import ConnectOptions
     from iotnotify.output import MessageWriter, formatter
+    from iotnotify.selection import selection_of
     from iotnotify.subscribe import check_enough, mark_ready, stream, subscribe, subscribe_shared
 
     style = style_of(flags)
+    selection = selection_of(exclude, grep)
     if no_retained and retained_only:
         raise errors.UsageError("--no-retained and --retained-only cannot be combined")
     if retained_only and (share or connections > 1 or any(f.startswith(SHARE) for f in filters)):
@@ -294,11 +300,11 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], no_retain
         ready_note(quiet)
         mark_ready(ready_file)
         try:
-            if style.cheap and timeout is None and count is None and retained == "all":  # written where it arrives
-                inbox.deliver_to(writer.render, writer.write_out)
+            if style.cheap and timeout is None and count is None and retained == "all" and not selection:
+                inbox.deliver_to(writer.render, writer.write_out)  # written where it arrives
                 inbox.wait()  # ends only by raising: the connection's end, a closed pipe
             else:
-                writer.write_all(stream(inbox, timeout, count, retained), burst_over=inbox.empty)
+                writer.write_all(stream(inbox, timeout, count, retained, selection), burst_over=inbox.empty)
         except BrokenPipeError:
             quiet_stdout()
         except KeyboardInterrupt:

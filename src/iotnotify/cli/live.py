@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from iotnotify import limits
 from iotnotify.messages import Message
 from iotnotify.mqtt.transport import OnState, State
 from iotnotify.output import preview
+from iotnotify.selection import Selection
 from iotnotify.shown import escaped
 from iotnotify.words import counted
 
@@ -51,7 +51,7 @@ class TailState:
     """What the view shows; memory is bounded by `lines` and MAX_TOPICS."""
 
     lines: int
-    grep: re.Pattern[str] | None = None
+    selection: Selection = field(default_factory=Selection)
     host: str = ""
     protocol: str = "5"
     client_id: str = ""
@@ -76,10 +76,8 @@ class TailState:
         self.rows = collections.deque(maxlen=max(self.lines, 1))
 
     def matches(self, message: Message) -> bool:
-        """Whether --grep lets the message into the log (topic or payload match)."""
-        if self.grep is None:
-            return True
-        return bool(self.grep.search(message.topic) or self.grep.search(message.payload.decode("utf-8", "replace")))
+        """Whether --grep (topic or payload) and --exclude let the message into the log."""
+        return self.selection.admits(message)
 
     def add(self, message: Message, sent: bool = False) -> None:
         """Count a message and, if it matches, put it at the bottom of the log."""
@@ -118,7 +116,7 @@ class TailState:
     def summary(self) -> str:
         """The one line left when the view stops."""
         elapsed = time.monotonic() - self.started
-        shown = f" ({self.shown} shown)" if self.grep is not None else ""
+        shown = f" ({self.shown} shown)" if self.selection else ""
         return (f"tail: {counted(self.count, 'message')}{shown}, {_size(self.bytes)} in {elapsed:.0f} s, "
                 f"{self.reconnects} reconnects")
 
@@ -198,8 +196,8 @@ def _footer(state: TailState) -> Text:
     top = ", ".join(f"{escaped(topic)} {n}" for topic, n in state.topics.most_common(3))
     footer = Text(f"{counted(state.count, 'message')} · {state.rate():.1f}/s · {_size(state.bytes)} · "
                   f"{state.reconnects} reconnects" + (f" · top: {top}" if top else ""), style="dim")
-    if state.grep is not None:
-        footer.append(f" · grep {state.grep.pattern!r}: {state.shown} shown", style="dim")
+    if state.selection:
+        footer.append(f" · {escaped(state.selection.describe())}: {state.shown} shown", style="dim")
     if state.dropped:
         footer.append(f" · last closed by the broker: {state.dropped}", style="yellow")
     if state.notice:
@@ -224,18 +222,18 @@ def render(state: TailState, width: int, height: int) -> RenderableType:
 REFRESH = 0.1  # s between redraws of the live view
 
 
-def run_plain(source: KeySource, options: ConnectOptions, topics: list[str], qos: int, pattern: re.Pattern[str] | None,
+def run_plain(source: KeySource, options: ConnectOptions, topics: list[str], qos: int, selection: Selection,
               save: BinaryIO | None, out: BinaryIO, on_refused: OnRefused | None,
               on_dropped: OnRefused | None = None, on_busy: Callable[[str], None] | None = None,
               on_notice: Callable[[str], None] | None = None, on_state: OnState | None = None) -> tuple[str, bool]:
-    """`tail` when stdout is not a terminal: `subscribe -v` lines (those --grep lets through) until
+    """`tail` when stdout is not a terminal: `subscribe -v` lines (those --grep and --exclude let through) until
     Ctrl-C; (the summary, whether the reader of `out` went away). `on_state` hears the connection's
     state too (the summary counts the reconnections)."""
     from iotnotify.output import OutputStyle, formatter
     from iotnotify.subscribe import subscribe
 
     plain, save_line = formatter(OutputStyle(verbose=True)), formatter(OutputStyle(json_lines=True))
-    state = TailState(1, pattern)
+    state = TailState(1, selection)
 
     def changed(new: State, attempt: int) -> None:
         state.set_state(new, attempt)
@@ -265,7 +263,7 @@ def run_plain(source: KeySource, options: ConnectOptions, topics: list[str], qos
 
 
 def run_live(source: KeySource, options: ConnectOptions, topics: list[str], qos: int, lines: int | None,
-             pattern: re.Pattern[str] | None, save: BinaryIO | None, send_topic: str | None,
+             selection: Selection, save: BinaryIO | None, send_topic: str | None,
              on_refused: OnRefused | None) -> str:
     """The live view until Ctrl-C: drawn at most every REFRESH seconds, whatever the traffic; lines
     typed are published to `send_topic`. Returns the summary."""
@@ -287,7 +285,7 @@ def run_live(source: KeySource, options: ConnectOptions, topics: list[str], qos:
     if send_topic is not None:
         check_topic(send_topic, keys.aws_rules)
         check_publish(keys, send_topic)
-    state = TailState(lines or max(console.height - 3, 1), pattern, host=f"{keys.host}:{keys.port}",
+    state = TailState(lines or max(console.height - 3, 1), selection, host=f"{keys.host}:{keys.port}",
                       protocol=options.protocol, expires=keys.expiration, send_topic=send_topic)
     def dropped(error: IotNotifyError) -> None:  # the broker ended the connection: shown, and made again
         state.dropped = escaped(str(error))

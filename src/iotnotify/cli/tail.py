@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from typing import Any, BinaryIO
 
@@ -30,6 +29,7 @@ MAX_LINES = 10_000  # lines of the live log kept (a screen shows fewer)
 Examples:
   iotnotify --profile local tail 'demo/#'
   iotnotify tail 'sensors/#' --grep temp --save traffic.jsonl
+  iotnotify tail 'sensors/#' -T 'sensors/+/debug'        # all but the debug topics
   iotnotify tail demo/chat --send demo/chat        # type a line, Enter publishes it
   iotnotify tail 'alerts/#' | cat                  # not a terminal: plain `topic payload` lines
   iotnotify tail ops/chat --will-topic ops/presence --will-message 'tail gone'""")
@@ -39,6 +39,9 @@ Examples:
 @click.option("--save", type=click.File("ab"), metavar="FILE",
               help="Append every message received to FILE as JSON lines (the subscribe --json format).")
 @click.option("--grep", metavar="PATTERN", help="Show only messages whose topic or payload match (a regex).")
+@click.option("--exclude", "-T", multiple=True, metavar="FILTER", shell_complete=topic_names,
+              help="Do not show messages on topics FILTER matches (MQTT filter syntax; repeatable). Counted and "
+                   "saved all the same, as with --grep.")
 @click.option("--send", "send_topic", metavar="TOPIC", help="Type lines to publish to TOPIC (Enter sends).")
 @setting_option("topic")
 @long_running_options
@@ -47,17 +50,15 @@ Examples:
 @connection_options
 @click.pass_context
 def tail_command(ctx: click.Context, /, filters: tuple[str, ...], lines: int | None, save: BinaryIO | None,
-                 grep: str | None, send_topic: str | None, qos: int, session: str | None, session_expiry: int,
+                 grep: str | None, exclude: tuple[str, ...], send_topic: str | None, qos: int, session: str | None, session_expiry: int,
                  reconnect_delay: tuple[float, float], partial: bool, **flags: Any) -> None:
     """Show the traffic on FILTER... live: connection state, newest messages, counters. Ctrl-C stops."""
     from iotnotify.cli.live import run_live, run_plain
     from iotnotify.mqtt import ConnectOptions
+    from iotnotify.selection import selection_of
     from iotnotify.topics import TUTORIAL_TOPIC, check_topic
 
-    try:
-        pattern = re.compile(grep) if grep is not None else None
-    except re.error as e:
-        raise errors.UsageError(f"--grep {grep!r} is not a valid pattern: {e}") from None
+    selection = selection_of(exclude, grep, topics_too=True)
     if send_topic is not None:
         check_topic(send_topic, aws=False)
         if not sys.stdin.isatty():
@@ -70,9 +71,9 @@ def tail_command(ctx: click.Context, /, filters: tuple[str, ...], lines: int | N
 
     on_refused = warn if partial else None  # --partial: say which, and go on with the rest
     if sys.stdout.isatty():
-        summary = run_live(source, options, topics, qos, lines, pattern, save, send_topic, on_refused)
+        summary = run_live(source, options, topics, qos, lines, selection, save, send_topic, on_refused)
     else:
-        summary, reader_gone = run_plain(source, options, topics, qos, pattern, save, sys.stdout.buffer, on_refused,
+        summary, reader_gone = run_plain(source, options, topics, qos, selection, save, sys.stdout.buffer, on_refused,
                                          on_dropped=warn_reconnecting, on_busy=warn_text,
                                          on_notice=warn_text, on_state=state_notes(False))
         if reader_gone:
