@@ -133,7 +133,7 @@ class Soak:
 
     def _stack(self) -> subprocess.Popen[bytes]:
         """`iotnotify local` as a user runs it (its log appended to stack.log), once its keys
-        endpoint answers (it writes the `local` profile the clients use before that)."""
+        endpoint answers and it wrote the `local` profile the clients use."""
         port, keys, mqtt, ws = self.ports
         stack = subprocess.Popen([IOTNOTIFY, "local", "--port", port, "--keys-port", keys, "--mqtt-port", mqtt,
                                   "--ws-port", ws, "--lifetime", str(KEY_LIFETIME), "--topics", "soak/*",
@@ -143,11 +143,14 @@ class Soak:
         while True:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{keys}/iot/keys", timeout=5):
-                    return stack
-            except (urllib.error.URLError, OSError):
-                if stack.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"iotnotify local did not start (see {self.work / 'stack.log'})") from None
-                time.sleep(0.2)
+                    pass
+                if f"127.0.0.1:{keys}/" in (self.work / "config" / "iotnotify" / "config.toml").read_text():
+                    return stack  # the profile is written after the endpoint answers
+            except (urllib.error.URLError, OSError):  # (FileNotFoundError: no profile yet)
+                pass
+            if stack.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"iotnotify local did not start (see {self.work / 'stack.log'})")
+            time.sleep(0.2)
 
     def _broker(self) -> int | None:
         """The pid of the stack's Mosquitto (a child of `iotnotify local`)."""

@@ -131,6 +131,16 @@ def test_saving_a_profile_keeps_other_profiles_and_comments(config):
     assert load_profile("local", config)["endpoint"] == "http://127.0.0.1:1/iot/keys"
 
 
+def test_a_profile_is_saved_by_replacing_the_file_whole(config):
+    """`iotnotify local` writes its profile while scripts it started may read the file: they must
+    see the old file or the new one (a new inode, renamed into place), never a half-written one."""
+    before = config.stat().st_ino
+    save_profile("local", {"endpoint": "http://127.0.0.1:1/iot/keys"}, config)
+    assert config.stat().st_ino != before
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in config.parent.iterdir()) == [config.name]
+
+
 def test_a_config_file_everyone_may_write_is_refused(config):
     """Anyone could point the client at their own broker and keys (ssh refuses such a config too)."""
     os.chmod(config, 0o666)

@@ -324,8 +324,11 @@ def _kind(kind: type | tuple[type, ...]) -> str:
 
 
 def save_profile(name: str, values: Mapping[str, Any], path: Path | None = None) -> Path:
-    """Write (or replace) profile `name` in the config file, keeping the rest and its comments."""
+    """Write (or replace) profile `name` in the config file, keeping the rest and its comments
+    (atomically; mode 0600)."""
     import tomlkit
+
+    from iotnotify.files import write_private
 
     path = path or config_path()
     try:
@@ -337,6 +340,5 @@ def save_profile(name: str, values: Mapping[str, Any], path: Path | None = None)
     for key, value in values.items():
         table[key] = value
     profiles[name] = table
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(tomlkit.dumps(document))
-    return path
+    write_private(path, tomlkit.dumps(document).encode())  # whole: a command reading it meanwhile (a script
+    return path  # that started `iotnotify local &`) sees the old file or the new one, never half of it
