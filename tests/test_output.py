@@ -92,8 +92,8 @@ def test_pretty_indents_json_payloads_only():
 
 
 def test_no_newline():
-    assert formatter(OutputStyle(newline=False))(MESSAGE) == b"hello"
-    assert formatter(OutputStyle(verbose=True, newline=False))(MESSAGE) == b"a/b hello"
+    assert formatter(OutputStyle(end=b""))(MESSAGE) == b"hello"
+    assert formatter(OutputStyle(verbose=True, end=b""))(MESSAGE) == b"a/b hello"
 
 
 def test_preview_compacts_json_cuts_long_text_and_shows_binary_as_bytes():
@@ -141,6 +141,6 @@ def test_only_concatenated_output_is_written_by_the_receiving_thread():
     templates go through the queue to the main thread (bench/README.md, Round two, 7)."""
     from iotnotify.output import OutputStyle
 
-    assert OutputStyle().cheap and OutputStyle(verbose=True, newline=False).cheap
+    assert OutputStyle().cheap and OutputStyle(verbose=True, end=b"").cheap
     assert not any(style.cheap for style in (OutputStyle(json_lines=True), OutputStyle(pretty=True),
                                              OutputStyle(template="{topic}")))

@@ -83,7 +83,7 @@ class OutputStyle:
     verbose: bool = False
     template: str | None = None
     pretty: bool = False
-    newline: bool = True
+    end: bytes = b"\n"  # after each message: -N none, -0 a NUL
 
     @property
     def cheap(self) -> bool:
@@ -172,7 +172,7 @@ def json_encoder() -> Callable[[object], str]:
 
 def formatter(style: OutputStyle) -> Formatter:
     """The function that turns one message into its output bytes for this style."""
-    end = b"\n" if style.newline else b""
+    end = style.end
     if style.template is not None:
         render = _template_formatter(style.template)
         return lambda m: render(m) + end
@@ -182,7 +182,7 @@ def formatter(style: OutputStyle) -> Formatter:
     payload = _pretty if style.pretty else (lambda p: p)
     if style.verbose:
         return lambda m: m.topic.encode("utf-8") + b" " + payload(m.payload) + end
-    if not style.pretty and style.newline:
+    if not style.pretty and end == b"\n":
         return lambda m: m.payload + b"\n"  # the common case, kept to one concatenation
     return lambda m: payload(m.payload) + end
 

@@ -45,6 +45,8 @@ from iotnotify.topics import SHARE, check_share_name
 from iotnotify.words import counted
 
 if TYPE_CHECKING:
+    from iotnotify.dump import Dump
+    from iotnotify.output import OutputStyle
     from iotnotify.settings import Settings
 
 REPEAT_INTERVAL = 1.0  # s between --repeat's messages unless --interval says
@@ -236,9 +238,14 @@ Examples:
   iotnotify subscribe 'rpc/#' --format '{topic} {correlation_data} {user_properties}' --proxy http://proxy:3128
   iotnotify subscribe 'sensors/#' --connections 4      # past AWS's 100 messages/s per connection
   iotnotify subscribe 'jobs/#' --share workers -C 1     # one of the group's subscribers gets each message
+  iotnotify subscribe 'files/#' --dump inbox/ -0 | xargs -0 -n1 ./process   # a file per payload
+  iotnotify subscribe 'logs/#' -0 | while IFS= read -r -d '' msg; do ...; done   # payloads of several lines
   iotnotify subscribe 'logs/#' -T 'logs/debug/#' --grep '(?i)error|fatal'   # all but debug: errors only""")
 @click.argument("filters", nargs=-1, required=True, metavar="FILTER...", shell_complete=topic_names)
 @output_options
+@click.option("--dump", metavar="DIR", type=click.Path(file_okay=False),
+              help="Write each payload to a file of its own in DIR (made if missing), named by a sequence number "
+                   "and the topic; print the file's path (with --json, write the JSON record beside it as .json).")
 @click.option("--no-retained", is_flag=True, help="Skip messages the broker had retained.")
 @click.option("--retained-only", is_flag=True,
               help="Print only the retained messages, then exit (at the first live message, or 1 s without any).")
@@ -263,7 +270,7 @@ Examples:
 @mqtt_options
 @connection_options
 @click.pass_context
-def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], no_retained: bool, retained_only: bool, count: int | None,
+def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], dump: str | None, no_retained: bool, retained_only: bool, count: int | None,
                       timeout: float | None, ready_file: str | None, quiet: bool, max_reconnects: int | None,
                       no_reconnect: bool, share: str | None, exclude: tuple[str, ...], grep: str | None,
                       connections: int, qos: int, session: str | None,
@@ -281,7 +288,8 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], no_retain
     if retained_only and (share or connections > 1 or any(f.startswith(SHARE) for f in filters)):
         raise errors.UsageError("--retained-only: shared subscriptions get no retained messages")
     retained = "only" if retained_only else "without" if no_retained else "all"
-    writer = MessageWriter(formatter(style), sys.stdout.buffer)
+    dumped = _dump(dump, style) if dump is not None else None
+    writer = MessageWriter(dumped or formatter(style), sys.stdout.buffer)
     settings = resolve_settings(ctx)
     options = ConnectOptions.from_settings(settings, session, session_expiry, reconnect_delay,
                                            will_of(flags, settings.protocol), long_running=True)
@@ -300,7 +308,8 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], no_retain
         ready_note(quiet)
         mark_ready(ready_file)
         try:
-            if style.cheap and timeout is None and count is None and retained == "all" and not selection:
+            if style.cheap and timeout is None and count is None and retained == "all" and not selection \
+                    and dumped is None:
                 inbox.deliver_to(writer.render, writer.write_out)  # written where it arrives
                 inbox.wait()  # ends only by raising: the connection's end, a closed pipe
             else:
@@ -312,4 +321,16 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], no_retain
             raise errors.Interrupted(f"interrupted after {counted(writer.count, 'message')}") from None
         finally:
             inbox.stop()  # nothing more is taken (a message waiting for room goes in): the connection can close
+            if dumped is not None:
+                dumped.close()
     check_enough(writer.count, count, timeout, retained)
+
+
+def _dump(folder: str, style: OutputStyle) -> Dump:
+    """--dump DIR: what writes each message to its file and gives the line to print; UsageError
+    for output flags that do not go with it (--json writes a sidecar)."""
+    from iotnotify.dump import Dump
+
+    if style.verbose or style.template is not None or style.pretty or not style.end:
+        raise errors.UsageError("--dump prints each file's path: not with -v, --format, --pretty or -N")
+    return Dump(folder, style.json_lines, style.end)

@@ -338,6 +338,9 @@ def output_options(command: F) -> F:
                           "{response_topic} {correlation_data} {message_expiry} {payload_format}."),
         click.option("--pretty", is_flag=True, help="Indent JSON payloads."),
         click.option("-N", "no_newline", is_flag=True, help="Do not print a newline after each message."),
+        click.option("--null", "-0", "null", is_flag=True,
+                     help="End each message with a NUL byte instead of a newline (for xargs -0, read -d '', "
+                          "payloads of several lines)."),
     ])
 
 
@@ -362,4 +365,6 @@ def style_of(flags: dict[str, Any]) -> OutputStyle:
                                        ("-v", verbose and template is not None)) if given]
     if len(styles) > 1 or (pretty and (as_json or template is not None)):
         raise UsageError("--json, --format and -v/--pretty cannot be combined")
-    return OutputStyle(as_json, verbose, template, pretty, not flags["no_newline"])
+    if flags["no_newline"] and flags["null"]:
+        raise UsageError("-N and -0 cannot be combined")
+    return OutputStyle(as_json, verbose, template, pretty, b"" if flags["no_newline"] else b"\0" if flags["null"] else b"\n")
