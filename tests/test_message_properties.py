@@ -4,6 +4,7 @@ checked by a peer (mosquitto_sub/_pub on the plain listener), and held to AWS Io
 import base64
 import io
 import json
+import re
 import subprocess
 
 import pytest
@@ -30,7 +31,9 @@ def test_every_property_arrives_in_subscribe_json(cli, tmp_path, topic):
     sent = cli.run("send", topic, '{"a": 1}', *PROPERTY_FLAGS)
     assert sent.returncode == 0, sent.stderr
     record = json.loads(received(sub))
-    assert record["user_properties"] == [["team", "ops"], ["team", "dev"], ["k", "a=b"]]  # order and duplicates kept
+    *given, (key, value) = record["user_properties"]
+    assert given == [["team", "ops"], ["team", "dev"], ["k", "a=b"]]  # order and duplicates kept
+    assert key == "iotnotify-id" and re.fullmatch("[0-9a-f]{32}", value)  # send's own, last
     assert record["content_type"] == "application/json"
     assert record["response_topic"] == "test/replies"
     assert record["correlation_data"] == "req-17"
@@ -58,7 +61,7 @@ def test_binary_correlation_data_goes_as_base64(cli, tmp_path, topic):
 def test_format_fields_of_the_properties(cli, tmp_path, topic):
     sub = cli.subscriber(tmp_path, topic, "-C", "2", "-W", "20", "--format",
                          "{user_properties}|{content_type}|{response_topic}|{correlation_data}|{payload_format}")
-    assert cli.run("send", topic, "x", "--user-property", "a=1", "--content-type", "text/plain",
+    assert cli.run("send", topic, "x", "--user-property", "a=1", "--content-type", "text/plain", "--no-id",
                    "--response-topic", "test/r", "--correlation-data", "c1", "--payload-format", "bytes").returncode == 0
     assert cli.run("send", topic, "y").returncode == 0
     assert received(sub).splitlines() == ['[["a","1"]]|text/plain|test/r|c1|bytes', "||||"]
@@ -66,7 +69,7 @@ def test_format_fields_of_the_properties(cli, tmp_path, topic):
 
 def test_mosquitto_sub_sees_the_properties_iotnotify_sent(cli, stack, topic):
     sub = mosquitto_subscriber(stack.mqtt_port, topic, "-V", "5", "-C", "1", "-W", "20", "-F", "%P|%C|%R|%D|%E|%F|%p")
-    sent = cli.run("send", topic, "hi", "--user-property", "team=ops", "--content-type", "text/plain",
+    sent = cli.run("send", topic, "hi", "--user-property", "team=ops", "--content-type", "text/plain", "--no-id",
                    "--response-topic", "test/replies", "--correlation-data", "abc", "--message-expiry", "60",
                    "--payload-format", "utf8")
     assert sent.returncode == 0, sent.stderr

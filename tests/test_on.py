@@ -53,7 +53,7 @@ def test_the_message_properties_are_in_the_environment(cli, tmp_path, topic):
             '"$IOTNOTIFY_USER_PROPERTIES" "$IOTNOTIFY_CORRELATION_DATA" "$IOTNOTIFY_CORRELATION_ENCODING" '
             '"${IOTNOTIFY_USER_STALE-unset}"')
     running = on(cli, tmp_path, topic, "-C", "1", "--", "sh", "-c", show)
-    send(cli, topic, "x", "--content-type", "text/plain", "--user-property", "trace-id=a b",
+    send(cli, topic, "x", "--content-type", "text/plain", "--user-property", "trace-id=a b", "--no-id",
          "--user-property", "stale=", "--correlation-data", "hex:ff00")
     code, out, _ = finish(running)
     assert code == 0

@@ -23,12 +23,14 @@ class Outgoing:
     --records), their topic (with --records, the default for records without one), QoS, retain
     flag and MQTT 5 properties; seconds to wait for acknowledgements after the input ends; the
     file for what was not delivered; JSON records instead of payloads; the connections to spread
-    them over; a will for the connection. `single`: one message known in advance (the quick path
-    says so before reading it; by default, from `payloads`)."""
+    them over; a will for the connection; whether each message gets an `iotnotify-id` (over MQTT
+    5). `single`: one message known in advance (the quick path says so before reading it; by
+    default, from `payloads`)."""
 
     __slots__ = (
         "connections",
         "failed",
+        "ids",
         "payloads",
         "properties",
         "qos",
@@ -43,10 +45,11 @@ class Outgoing:
     def __init__(self, topic: str | None, payloads: Iterable[bytes] = (), qos: int = 1, retain: bool = False,
                  timeout: float = 30.0, failed: str | None = None, properties: Properties | None = None,
                  records: bool = False, connections: int = 1, will: Will | None = None,
-                 single: bool | None = None) -> None:
+                 single: bool | None = None, ids: bool = True) -> None:
         self.topic, self.payloads, self.qos, self.retain, self.timeout = topic, payloads, qos, retain, timeout
         self.failed, self.properties, self.records, self.connections, self.will = \
             failed, properties or None, records, connections, will
+        self.ids = ids
         self.single = (not records and isinstance(payloads, (list, tuple)) and len(payloads) == 1) \
             if single is None else single
 

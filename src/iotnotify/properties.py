@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass, fields
+import os
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from iotnotify import limits
@@ -17,6 +18,7 @@ from iotnotify.errors import UsageError
 from iotnotify.topics import MQTT_STRING, check_string, check_topic
 
 PAYLOAD_FORMATS = ("utf8", "bytes")  # MQTT 5's Payload Format Indicator: 1 and 0
+MESSAGE_ID = "iotnotify-id"  # the user property `send` gives each message: 128 random bits in hex (dedupe.py)
 MQTT_U32 = 2**32 - 1
 
 
@@ -55,11 +57,16 @@ class Properties:
             out["payload_format"] = self.payload_format
         return out
 
+    def besides_id(self) -> bool:
+        """Whether a property other than `send`'s `iotnotify-id` is set (tail shows only those)."""
+        return any(key != MESSAGE_ID for key, _ in self.user_properties) or \
+            any(getattr(self, f.name) is not None for f in fields(self) if f.name != "user_properties")
+
     def marker(self) -> str:
         """A few characters for `tail`'s compact view: which properties are set."""
         parts = []
-        if self.user_properties:
-            parts.append(f"{len(self.user_properties)}p")
+        if shown := sum(key != MESSAGE_ID for key, _ in self.user_properties):  # (every send's: not news)
+            parts.append(f"{shown}p")
         if self.content_type is not None:
             parts.append(self.content_type)
         if self.response_topic is not None:
@@ -69,8 +76,8 @@ class Properties:
         return " ".join(parts) if parts else "·"
 
     def detail(self) -> str:
-        """Every property that is set, as `name=value` words, for a view with room."""
-        words = [f"{key}={value}" for key, value in self.user_properties]
+        """Every property that is set but the `iotnotify-id`, as `name=value` words, for a view with room."""
+        words = [f"{key}={value}" for key, value in self.user_properties if key != MESSAGE_ID]
         for name, value in self.record().items():
             if name not in ("user_properties", "correlation_encoding"):
                 words.append(f"{name}={value}")
@@ -139,6 +146,27 @@ def from_record(record: dict[str, Any]) -> Properties:
             data = correlation.encode("utf-8")
     return Properties(tuple((k, v) for k, v in pairs), strings["content_type"], strings["response_topic"], data,
                       expiry, strings["payload_format"])
+
+
+def message_id(properties: Properties | None) -> str | None:
+    """The message's `iotnotify-id` user property (the first), if it has one."""
+    if properties is not None:
+        for key, value in properties.user_properties:
+            if key == MESSAGE_ID:
+                return value
+    return None
+
+
+def with_message_id(properties: Properties | None, aws: bool) -> Properties | None:
+    """`properties` with a new random `iotnotify-id` user property at the end, unless they have one
+    (a replayed record keeps its own), or (`aws`) it would take the user properties over AWS IoT
+    Core's limit (then as they are: the id is a help, not a condition)."""
+    if message_id(properties) is not None:
+        return properties
+    properties = properties or Properties()
+    if aws and user_properties_size(properties) + len(MESSAGE_ID) + 32 > limits.MAX_USER_PROPERTIES_BYTES:
+        return properties or None
+    return replace(properties, user_properties=(*properties.user_properties, (MESSAGE_ID, os.urandom(16).hex())))
 
 
 def user_properties_size(properties: Properties) -> int:

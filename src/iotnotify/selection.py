@@ -5,7 +5,7 @@ in. What it does not take is acknowledged and dropped: the broker need not send 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from iotnotify.errors import UsageError
@@ -59,8 +59,14 @@ def selection_of(exclude: tuple[str, ...], grep: str | None, topics_too: bool = 
 def selected(messages: Iterator[Message], selection: Selection) -> Iterator[Message]:
     """The messages `selection` admits; the others are acknowledged (a QoS 1 one taken with manual
     acknowledgement) and dropped."""
+    return kept(messages, selection.admits)
+
+
+def kept(messages: Iterator[Message], *admitted: Callable[[Message], bool]) -> Iterator[Message]:
+    """The messages each of `admitted` admits (a Selection's, a Dedupe's); the others are
+    acknowledged and dropped."""
     for message in messages:
-        if selection.admits(message):
+        if all(admits(message) for admits in admitted):
             yield message
         elif message.ack is not None:
             message.ack()

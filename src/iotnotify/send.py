@@ -19,7 +19,7 @@ from iotnotify.mqtt import ConnectOptions, Kind, Outcome, Session, open_session
 from iotnotify.mqtt import reason as reason_text
 from iotnotify.mqtt.options import numbered
 from iotnotify.outgoing import Outgoing
-from iotnotify.properties import Properties, check_payload_format, check_properties
+from iotnotify.properties import Properties, check_payload_format, check_properties, with_message_id
 from iotnotify.records import parse_record
 from iotnotify.topics import check_payload, check_topic
 from iotnotify.words import counted, was
@@ -72,13 +72,14 @@ class Publisher:
 
     def __init__(self, connections: Session | list[Session], topic: str, qos: int, retain: bool,
                  window: int = WINDOW, properties: Properties | None = None,
-                 on_acked: Callable[[int], None] | None = None) -> None:
+                 on_acked: Callable[[int], None] | None = None, ids: bool = False) -> None:
         self.connections = connections if isinstance(connections, list) else [connections]
         self.connection = self.connections[0]
         self.topic = topic
         self.qos = qos
         self.retain = retain
         self.properties = properties or None
+        self.ids = ids  # each message gets an `iotnotify-id` where it can carry one (MQTT 5)
         self.window = window
         self.on_acked = on_acked  # hears each input position the broker acknowledged (the agent tells its client)
         self._turns = itertools.cycle(range(len(self.connections)))
@@ -118,6 +119,8 @@ class Publisher:
         check_payload(len(payload), self.connection.aws)
         check_payload_format(properties, payload)
         connection = self._next(len(payload) + len(topic))
+        if self.ids and message is None and connection.carries_properties:  # a record replays as it was
+            properties = with_message_id(properties, connection.aws)
         with self._lock:
             self._sent += 1
             key = self._sent if position is None else position
@@ -291,7 +294,7 @@ def send(source: KeySource, options: ConnectOptions, outgoing: Outgoing, on_reje
         connections = min(connections, max(len(outgoing.payloads), 1))  # no connection left idle
     with ExitStack() as stack:
         publisher = Publisher(open_connections(source, options, connections, stack), outgoing.topic or "",
-                              outgoing.qos, outgoing.retain, properties=outgoing.properties)
+                              outgoing.qos, outgoing.retain, properties=outgoing.properties, ids=outgoing.ids)
         return deliver(publisher, source, outgoing, on_rejected, fallback)
 
 

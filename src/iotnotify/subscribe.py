@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from iotnotify import limits
+from iotnotify.dedupe import Dedupe
 from iotnotify.errors import ConnectError, IotNotifyError, ReceiveTimeout, Refused, UsageError
 from iotnotify.inbox import Inbox
 from iotnotify.keys import KeySource, TemporaryKeys
@@ -16,7 +17,7 @@ from iotnotify.keys.allowance import subscribe_refusals
 from iotnotify.messages import Message
 from iotnotify.mqtt import ConnectOptions, OnState, Session, State, open_session
 from iotnotify.mqtt.options import numbered
-from iotnotify.selection import Selection, selected
+from iotnotify.selection import Selection, kept
 from iotnotify.topics import check_filter, shared, subscribe_batches
 
 OnRefused = Callable[[IotNotifyError], None]  # a filter refused, with --partial: say so and go on
@@ -68,18 +69,20 @@ def retained_only(messages: Iterator[Message]) -> Iterator[Message]:
 
 
 def stream(inbox: Inbox, timeout: float | None = None, count: int | None = None,
-           retained: str = "all", selection: Selection | None = None) -> Iterator[Message]:
+           retained: str = "all", selection: Selection | None = None,
+           dedupe: Dedupe | None = None) -> Iterator[Message]:
     """The messages `subscribe` prints: those the broker sends within `timeout` seconds, at most
     `count`; with `retained` "without", no retained ones (--no-retained); with "only", the retained
     ones until the first live one or RETAINED_IDLE seconds without any (--retained-only); only those
-    `selection` admits (--exclude, --grep)."""
+    `selection` admits (--exclude, --grep), then `dedupe` (--dedupe)."""
     messages = inbox.messages(timeout, RETAINED_IDLE if retained == "only" else None)
     if retained == "without":
         messages = without_retained(messages)
     elif retained == "only":
         messages = retained_only(messages)
-    if selection:
-        messages = selected(messages, selection)
+    admitted = [*([selection.admits] if selection else []), *([dedupe.admits] if dedupe is not None else [])]
+    if admitted:
+        messages = kept(messages, *admitted)
     return itertools.islice(messages, count)
 
 

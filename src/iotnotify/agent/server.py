@@ -254,7 +254,7 @@ class Agent:
                 return
             tell(frame(READY))
             publisher = Publisher(connection, outgoing.topic or "", outgoing.qos, outgoing.retain,
-                                  properties=outgoing.properties, on_acked=self._acks(tell))
+                                  properties=outgoing.properties, on_acked=self._acks(tell), ids=outgoing.ids)
             try:
                 result = deliver(publisher, self.source, outgoing, rejected)
             except IotNotifyError as e:
@@ -304,7 +304,7 @@ def _checked(header: dict[str, Any]) -> Outgoing:
     if given is not None and not isinstance(given, dict):
         raise UsageError("the send's properties are not a table")
     return Outgoing(topic, (), qos, retain, float(timeout), properties=from_record(given) if given else None,
-                    records=bool(header.get("records")))
+                    records=bool(header.get("records")), ids=header.get("ids") is not False)
 
 
 def same_user(sock: socket.socket) -> bool:

@@ -50,7 +50,8 @@ def header(identity: str, outgoing: Outgoing) -> dict[str, Any]:
     as MESSAGE frames) and its --failed file (the sender's own)."""
     return {"v": VERSION, "identity": identity, "topic": outgoing.topic, "qos": outgoing.qos,
             "retain": outgoing.retain, "timeout": outgoing.timeout, "records": outgoing.records,
-            "properties": outgoing.properties.record() if outgoing.properties else None, "whole": outgoing.whole}
+            "properties": outgoing.properties.record() if outgoing.properties else None, "whole": outgoing.whole,
+            "ids": outgoing.ids}
 
 
 SIZED = {ord(c): 4 for c in "stuaA"} | {ord(c): 1 for c in "zZ"}  # marshal's strings: the size's bytes

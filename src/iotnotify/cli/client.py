@@ -16,6 +16,7 @@ from iotnotify.cli.options import (
     MAX_COUNT,
     Seconds,
     connection_options,
+    dedupe_option,
     long_running_options,
     mqtt_options,
     output_options,
@@ -30,6 +31,7 @@ from iotnotify.cli.options import (
     will_options,
 )
 from iotnotify.cli.terminal import (
+    duplicate_note,
     end_quickly,
     note,
     quiet_stdout,
@@ -45,6 +47,7 @@ from iotnotify.topics import SHARE, check_share_name
 from iotnotify.words import counted
 
 if TYPE_CHECKING:
+    from iotnotify.dedupe import Dedupe
     from iotnotify.dump import Dump
     from iotnotify.output import OutputStyle
     from iotnotify.settings import Settings
@@ -124,6 +127,9 @@ Examples:
 @click.option("--connections", type=click.IntRange(1, 64), default=1, show_default=True, metavar="N",
               help="Spread the messages over N connections (AWS IoT Core takes 100 publishes/s per connection); "
                    "order is kept per connection only.")
+@click.option("--no-id", is_flag=True,
+              help="Do not give each message a random `iotnotify-id` user property (MQTT 5), by which subscribe, "
+                   "on and respond --dedupe drop the duplicates QoS 1 may deliver.")
 @click.option("--no-agent", is_flag=True, envvar="IOTNOTIFY_NO_AGENT", show_envvar=True,
               help="Connect by itself even when an agent serves these settings.")
 @setting_option("persist")
@@ -139,7 +145,8 @@ Examples:
 @click.pass_context
 def send_command(ctx: click.Context, /, topic: str, message: str | None, message_opt: str | None, file: BinaryIO | None,
          stdin: bool, lines: bool, records: bool, retain: bool, timeout: float, failed: str | None, repeat: int | None,
-         interval: float | None, connections: int, no_agent: bool, via: str, qos: int, **flags: Any) -> None:
+         interval: float | None, connections: int, no_id: bool, no_agent: bool, via: str, qos: int,
+         **flags: Any) -> None:
     """Publish MESSAGE to TOPIC; exit 0 only once the broker acknowledged every QoS 1 message."""
     from iotnotify.mqtt import ConnectOptions
     from iotnotify.send import send
@@ -158,7 +165,8 @@ def send_command(ctx: click.Context, /, topic: str, message: str | None, message
         note(f"iotnotify: {what} {index} not sent: {error}")
 
     will = will_of(flags, settings.protocol)
-    outgoing = Outgoing(topic, payloads, qos, retain, timeout, failed, properties, records, connections, will)
+    outgoing = Outgoing(topic, payloads, qos, retain, timeout, failed, properties, records, connections, will,
+                        ids=not no_id)
     source = None  # one for every way: keys fetched once
     for way, more in route(outgoing, via, not no_agent, lambda: settings):
         if way == AGENT:
@@ -262,6 +270,7 @@ Examples:
               help="Subscribe as a member of shared subscription GROUP ($share/GROUP/FILTER): each message "
                    "goes to one member of the group.")
 @selection_options
+@dedupe_option
 @click.option("--connections", type=click.IntRange(1, 64), default=1, show_default=True, metavar="N",
               help="Subscribe over N connections sharing the filters (--share GROUP, else a group of their "
                    "own): AWS IoT Core delivers at most 100 messages a second to one connection.")
@@ -273,7 +282,7 @@ Examples:
 def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], dump: str | None, no_retained: bool, retained_only: bool, count: int | None,
                       timeout: float | None, ready_file: str | None, quiet: bool, max_reconnects: int | None,
                       no_reconnect: bool, share: str | None, exclude: tuple[str, ...], grep: str | None,
-                      connections: int, qos: int, session: str | None,
+                      dedupe: float | None, connections: int, qos: int, session: str | None,
                       session_expiry: int, reconnect_delay: tuple[float, float], partial: bool, **flags: Any) -> None:
     """Print each message on FILTER... to stdout, one line per message, flushed at once."""
     from iotnotify.mqtt import ConnectOptions
@@ -283,6 +292,7 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], dump: str
 
     style = style_of(flags)
     selection = selection_of(exclude, grep)
+    duplicates = _dedupe(dedupe, style.verbose)
     if no_retained and retained_only:
         raise errors.UsageError("--no-retained and --retained-only cannot be combined")
     if retained_only and (share or connections > 1 or any(f.startswith(SHARE) for f in filters)):
@@ -309,11 +319,12 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], dump: str
         mark_ready(ready_file)
         try:
             if style.cheap and timeout is None and count is None and retained == "all" and not selection \
-                    and dumped is None:
+                    and dumped is None and duplicates is None:
                 inbox.deliver_to(writer.render, writer.write_out)  # written where it arrives
                 inbox.wait()  # ends only by raising: the connection's end, a closed pipe
             else:
-                writer.write_all(stream(inbox, timeout, count, retained, selection), burst_over=inbox.empty)
+                writer.write_all(stream(inbox, timeout, count, retained, selection, duplicates),
+                                 burst_over=inbox.empty)
         except BrokenPipeError:
             quiet_stdout()
         except KeyboardInterrupt:
@@ -324,6 +335,13 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], dump: str
             if dumped is not None:
                 dumped.close()
     check_enough(writer.count, count, timeout, retained)
+
+
+def _dedupe(window: float | None, verbose: bool) -> Dedupe | None:
+    """--dedupe WINDOW: what drops duplicates (each said on stderr with -v)."""
+    from iotnotify.dedupe import Dedupe
+
+    return None if window is None else Dedupe(window, duplicate_note if verbose else None)
 
 
 def _dump(folder: str, style: OutputStyle) -> Dump:

@@ -183,7 +183,7 @@ def _properties_text(message: Message, width: int, room: int) -> str:
     """What the log shows of a message's MQTT 5 properties after its payload, in `room` columns:
     every property on a wide terminal when they fit, else a compact marker (`⚑ 1p application/json`,
     which a long content type may see cut); "" when none."""
-    if not message.properties:
+    if not message.properties or not message.properties.besides_id():
         return ""
     detail = escaped(message.properties.detail()) if width >= WIDE else ""
     text = detail if detail and len(detail) + 4 <= room else escaped(message.properties.marker())

@@ -14,13 +14,14 @@ from iotnotify.cli.options import (
     Seconds,
     SplitCommand,
     connection_options,
+    dedupe_option,
     long_running_options,
     mqtt_options,
     resolve_settings,
     selection_options,
     source_of,
 )
-from iotnotify.cli.terminal import note, ready_note, state_notes, warn, warn_reconnecting, warn_text
+from iotnotify.cli.terminal import duplicate_note, note, ready_note, state_notes, warn, warn_reconnecting, warn_text
 from iotnotify.shown import shown
 from iotnotify.topics import check_share_name, shared
 from iotnotify.words import counted, was
@@ -59,28 +60,33 @@ Examples:
               help="Take messages as a member of shared subscription GROUP: each goes to one member of the group "
                    "(on any host), which runs CMD once.")
 @selection_options
+@dedupe_option
 @long_running_options
 @mqtt_options
 @connection_options
 @click.pass_context
 def on_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: int, queue: int, command_timeout: float,
                count: int | None, timeout: float | None, ready_file: str | None, verbose: bool, quiet: bool,
-               share: str | None, exclude: tuple[str, ...], grep: str | None, qos: int, session: str | None,
+               share: str | None, exclude: tuple[str, ...], grep: str | None, dedupe: float | None, qos: int, session: str | None,
                session_expiry: int, reconnect_delay: tuple[float, float], partial: bool, **_flags: Any) -> None:
     """Run CMD for each message on FILTER...: the payload on its stdin, the topic, QoS, retain flag and
     MQTT 5 properties in IOTNOTIFY_* variables, its output and errors to this terminal. A CMD that
     fails is one warning, and it goes on; nothing a peer publishes stops it. Ctrl-C stops (exit 0)
     once the commands running are done."""
+    from iotnotify.dedupe import Dedupe
     from iotnotify.dispatch import serve, subscribe_queued
     from iotnotify.mqtt import ConnectOptions
     from iotnotify.on import Runner
-    from iotnotify.selection import selected, selection_of
+    from iotnotify.selection import kept, selection_of
     from iotnotify.subscribe import check_enough, mark_ready
 
     command = list(ctx.meta.get("iotnotify.command", ()))
     if not command:
         raise errors.UsageError("give the command after --: iotnotify on FILTER -- CMD [ARGS...]")
     selection = selection_of(exclude, grep)
+    admitted = [selection.admits] if selection else []
+    if dedupe is not None:
+        admitted.append(Dedupe(dedupe, duplicate_note if verbose else None).admits)
     settings = resolve_settings(ctx)
 
     def dropped(message: Any, why: str) -> None:
@@ -97,7 +103,7 @@ def on_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: int, q
         mark_ready(ready_file)
         try:
             messages = inbox.messages(timeout)
-            serve(selected(messages, selection) if selection else messages, runner.workers, count,
+            serve(kept(messages, *admitted) if admitted else messages, runner.workers, count,
                   lambda _message: None, dropped)
         except KeyboardInterrupt:  # how a dispatcher stops (exit 0), once the commands running are done;
             if count is not None or timeout is not None:  # a script waiting for messages was interrupted

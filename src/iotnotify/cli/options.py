@@ -355,6 +355,13 @@ def selection_options(command: F) -> F:
     ])
 
 
+def dedupe_option(command: F) -> F:
+    """--dedupe WINDOW, of the commands that take messages (dedupe.py)."""
+    return click.option("--dedupe", type=Duration(), metavar="WINDOW",
+                        help="Drop a message whose iotnotify-id (send gives each message one) came in the last "
+                             "WINDOW (90s, 10m, 1h): QoS 1 may deliver a message twice.")(command)
+
+
 def style_of(flags: dict[str, Any]) -> OutputStyle:
     """The output style the output_options ask for; UsageError for flags that do not go together."""
     from iotnotify.errors import UsageError

@@ -16,6 +16,7 @@ from iotnotify.cli.options import (
     Seconds,
     SplitCommand,
     connection_options,
+    dedupe_option,
     long_running_options,
     mqtt_options,
     output_options,
@@ -25,7 +26,16 @@ from iotnotify.cli.options import (
     source_of,
     style_of,
 )
-from iotnotify.cli.terminal import note, quiet_stdout, ready_note, state_notes, warn, warn_reconnecting, warn_text
+from iotnotify.cli.terminal import (
+    duplicate_note,
+    note,
+    quiet_stdout,
+    ready_note,
+    state_notes,
+    warn,
+    warn_reconnecting,
+    warn_text,
+)
 from iotnotify.shown import shown
 from iotnotify.topics import check_share_name, shared
 from iotnotify.words import counted, was
@@ -112,19 +122,21 @@ Examples:
 @click.option("--share", metavar="GROUP", callback=lambda _c, _p, v: v if v is None else check_share_name(v),
               help="Answer as a member of shared subscription GROUP: each request goes to one responder of the "
                    "group (on any host), which runs CMD once.")
+@dedupe_option
 @long_running_options
 @mqtt_options
 @connection_options
 @click.pass_context
 def respond_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: int, queue: int,
                     command_timeout: float, count: int | None, ready_file: str | None, quiet: bool,
-                    share: str | None, qos: int,
+                    share: str | None, dedupe: float | None, qos: int,
                     session: str | None, session_expiry: int, reconnect_delay: tuple[float, float], partial: bool,
                     **_flags: Any) -> None:
     """Answer each request on FILTER...: run CMD with the payload on stdin, and publish what it prints
     to the request's response topic, with its correlation data. A CMD that fails (non-zero exit, or
     --command-timeout) is said on stderr, and its reply gets a user property `error`. Every request
     ends in a reply or a warning; nothing a requester sends stops it. Ctrl-C stops (exit 0)."""
+    from iotnotify.dedupe import Dedupe
     from iotnotify.mqtt import ConnectOptions
     from iotnotify.rpc.respond import listen, serve, unanswered_error
     from iotnotify.subscribe import mark_ready
@@ -152,7 +164,8 @@ def respond_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: i
         mark_ready(ready_file)
         handled = 0
         try:
-            handled = serve(inbox, responder, count, refused)
+            handled = serve(inbox, responder, count, refused,
+                            None if dedupe is None else Dedupe(dedupe, None if quiet else duplicate_note))
         except KeyboardInterrupt:
             pass  # Ctrl-C is how a responder stops; the requests being answered are finished first
         finally:

@@ -12,6 +12,7 @@ import click
 from iotnotify.shown import LINE, shown
 
 if TYPE_CHECKING:
+    from iotnotify.messages import Message
     from iotnotify.mqtt.transport import State
 
 
@@ -86,3 +87,8 @@ def end_quickly() -> None:
 def ends_quickly() -> bool:
     """Whether end_quickly() was called."""
     return _Exit.quick
+
+
+def duplicate_note(message: Message, given: str) -> None:
+    """One line on stderr for a duplicate --dedupe dropped (with -v)."""
+    note(f"iotnotify: dropped a duplicate on {shown(message.topic)} (iotnotify-id {shown(given, 80)})")

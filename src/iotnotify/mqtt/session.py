@@ -71,6 +71,7 @@ class Session:
         self.options = options
         self.client_id = options.client_id or options.session or client_id_for(keys)
         self.aws = keys.aws_rules
+        self.carries_properties = options.protocol == MqttVersion.V5 and make.scheme == "wss"  # MQTT 5, not HTTPS
         self.on_message = on_message  # None: no callback for received messages is registered at all
         self.on_state = on_state or (lambda _state, _attempt: None)
         # long-running: hears why the broker ended the connection (which is then made again)

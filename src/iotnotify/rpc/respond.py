@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from iotnotify import dispatch
+from iotnotify.dedupe import Dedupe
 from iotnotify.dispatch import Workers, subscribe_queued
 from iotnotify.errors import DeliveryError, IotNotifyError, Refused, UsageError
 from iotnotify.inbox import Inbox
@@ -33,6 +34,7 @@ from iotnotify.messages import Message
 from iotnotify.mqtt import ConnectOptions, OnState, Session
 from iotnotify.properties import Properties
 from iotnotify.rpc import child
+from iotnotify.selection import kept
 from iotnotify.send import publish_one
 from iotnotify.shown import shown
 from iotnotify.topics import AWS_MAX_PAYLOAD_BYTES, MQTT_MAX_PAYLOAD_BYTES, check_payload, check_topic
@@ -184,11 +186,13 @@ def listen(source: KeySource, options: ConnectOptions, filters: list[str], qos: 
     return connection, inbox, responders[0]
 
 
-def serve(inbox: Inbox, responder: Responder, count: int | None, on_refused: OnRefused) -> int:
+def serve(inbox: Inbox, responder: Responder, count: int | None, on_refused: OnRefused,
+          dedupe: Dedupe | None = None) -> int:
     """Hand the requests in `inbox` to `responder`, each when a slot is free (a message with no
-    response topic cannot be answered: `on_refused` hears of it), until `count` were handed over;
-    how many were."""
-    return dispatch.serve(inbox.messages(), responder.workers, count, _unanswerable, on_refused)
+    response topic cannot be answered: `on_refused` hears of it; one `dedupe` drops is
+    acknowledged and dropped), until `count` were handed over; how many were."""
+    requests = inbox.messages() if dedupe is None else kept(inbox.messages(), dedupe.admits)
+    return dispatch.serve(requests, responder.workers, count, _unanswerable, on_refused)
 
 
 def _unanswerable(message: Message) -> str | None:
