@@ -194,3 +194,13 @@ def test_the_docs_list_every_variable():
     listed = [line.split("`")[1] for line in page.splitlines() if line.startswith("| `IOTNOTIFY_")]
     assert listed == list(VARIABLES)
     assert "IOTNOTIFY_CORRELATION_ENCODING" in page
+
+
+def test_a_message_from_a_peer_runs_the_command_too(cli, stack, tmp_path, topic):
+    """mosquitto_pub (MQTT 5, on the plain listener) as the publisher: its properties reach CMD."""
+    running = on(cli, tmp_path, topic, "-C", "1", "--", "sh", "-c",
+                 'echo "$IOTNOTIFY_USER_FROM|$IOTNOTIFY_CONTENT_TYPE|$(cat)"')
+    subprocess.run(["mosquitto_pub", "-V", "5", "-p", str(stack.mqtt_port), "-h", "127.0.0.1", "-q", "1", "-t", topic,
+                    "-m", "from a peer", "-D", "publish", "user-property", "from", "mosquitto",
+                    "-D", "publish", "content-type", "text/plain"], check=True, timeout=10)
+    assert finish(running)[:2] == (0, "mosquitto|text/plain|from a peer\n")

@@ -248,7 +248,8 @@ Examples:
   iotnotify subscribe 'jobs/#' --share workers -C 1     # one of the group's subscribers gets each message
   iotnotify subscribe 'files/#' --dump inbox/ -0 | xargs -0 -n1 ./process   # a file per payload
   iotnotify subscribe 'logs/#' -0 | while IFS= read -r -d '' msg; do ...; done   # payloads of several lines
-  iotnotify subscribe 'logs/#' -T 'logs/debug/#' --grep '(?i)error|fatal'   # all but debug: errors only""")
+  iotnotify subscribe 'logs/#' -T 'logs/debug/#' --grep '(?i)error|fatal'   # all but debug: errors only
+  iotnotify subscribe 'orders/#' -q 1 --session shop --dedupe 10m   # a QoS 1 message delivered twice: once""")
 @click.argument("filters", nargs=-1, required=True, metavar="FILTER...", shell_complete=topic_names)
 @output_options
 @click.option("--dump", metavar="DIR", type=click.Path(file_okay=False),

@@ -35,7 +35,7 @@ Examples:
   iotnotify on 'alerts/#' -- sh -c 'notify-send "$IOTNOTIFY_TOPIC" "$(cat)"'
   iotnotify on 'jobs/#' --parallel 4 --command-timeout 600 -- ./run-job.sh
   iotnotify on 'sensors/#' --exclude 'sensors/+/debug' --grep '"alarm": *true' -- ./page-oncall.sh
-  iotnotify on deploy/web --session deployer -q 1 -- ./deploy.sh   # what came while it was away runs too
+  iotnotify on deploy/web --session deployer -q 1 --dedupe 1h -- ./deploy.sh   # missed ones too; never twice
   iotnotify on jobs/build --share builders -- ./build.sh # on two hosts: each message runs once
   iotnotify on ci/done -C 1 -W 600 -- true && echo 'CI finished'""")
 @click.argument("filters", nargs=-1, required=True, metavar="FILTER... -- CMD [ARGS...]", shell_complete=topic_names)

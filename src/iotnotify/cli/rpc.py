@@ -105,7 +105,8 @@ Examples:
   iotnotify respond jobs/run -- ./run-job.sh             # its stdout is the reply
   iotnotify respond 'sensors/+/poll' --parallel 4 -- sh -c 'read x; date'
   iotnotify respond rpc/upper --session upper -- tr a-z A-Z   # requests sent while it was away come too
-  iotnotify respond jobs/run --share runners -- ./run-job.sh  # on two hosts: each request runs once""")
+  iotnotify respond jobs/run --share runners -- ./run-job.sh  # on two hosts: each request runs once
+  iotnotify respond jobs/run --dedupe 10m -- ./run-job.sh     # a request delivered twice runs once""")
 @click.argument("filters", nargs=-1, required=True, metavar="FILTER... -- CMD [ARGS...]")
 @click.option("--parallel", type=click.IntRange(1, 64), default=1, show_default=True, metavar="N",
               help="Answer N requests at a time (default: one at a time, in order).")
