@@ -55,8 +55,8 @@ def test_the_usual_codes_before_the_broker(fake_endpoint, tmp_path):
     port = free_port()
     fake_endpoint.answer(body=tutorial_keys(port=port))
     result = Cli(user_env(tmp_path)).run("--endpoint", fake_endpoint.url, "ping", "--no-cache")
-    assert (result.returncode, result.stderr) == (5, f"iotnotify: error: broker 127.0.0.1:{port} is unreachable "
-                                                     "(AWS_IO_SOCKET_CONNECTION_REFUSED)\n")
+    assert (result.returncode, result.stderr) == (5, (f"iotnotify: error: broker 127.0.0.1:{port} is unreachable "
+                                                     "(AWS_IO_SOCKET_CONNECTION_REFUSED)\n"))
 
 
 @pytest.mark.parametrize("values, p, expected", [([1.0], 99, 1.0), ([1.0, 2.0], 50, 1.0),
