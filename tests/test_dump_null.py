@@ -3,7 +3,9 @@ file per message), against the local stack with AWS's rules."""
 
 import json
 import os
+import signal
 import subprocess
+import time
 
 import pytest
 
@@ -29,6 +31,17 @@ def test_null_ends_each_message_with_a_nul_so_xargs_0_takes_payloads_of_any_line
     pieces = subprocess.run(["xargs", "-0", "-n1", "printf", "<%s>"], input=b"one\0two\nlines\0", capture_output=True,
                             check=True).stdout
     assert pieces == b"<one><two\nlines>"  # what -0 is for
+
+
+def test_null_without_a_count_too(cli, tmp_path, topic):
+    """(The path where each message is written by the thread that received it.)"""
+    subscriber = cli.subscriber(tmp_path, topic, "-0")
+    for payload in (b"a\nb", b"c"):
+        assert cli.run_bytes("send", topic, "-s", input=payload).returncode == 0
+    time.sleep(1)  # (no count to end on: delivered by now on loopback)
+    subscriber.send_signal(signal.SIGINT)
+    out, _ = subscriber.communicate(timeout=20)
+    assert out == b"a\nb\0c\0"
 
 
 def test_dump_writes_a_file_per_message_and_prints_its_path(cli, tmp_path, topic):

@@ -1,6 +1,8 @@
 """`on FILTER... -- CMD`: CMD runs for each message, against the local stack with AWS's rules (and a
 peer, mosquitto_pub on the plain listener, where iotnotify itself could not send what is tested)."""
 
+import json
+import os
 import signal
 import subprocess
 import time
@@ -204,3 +206,55 @@ def test_a_message_from_a_peer_runs_the_command_too(cli, stack, tmp_path, topic)
                     "-m", "from a peer", "-D", "publish", "user-property", "from", "mosquitto",
                     "-D", "publish", "content-type", "text/plain"], check=True, timeout=10)
     assert finish(running)[:2] == (0, "mosquitto|text/plain|from a peer\n")
+
+
+def test_a_property_cannot_overwrite_another_variable_nor_keep_the_command_from_starting():
+    from iotnotify.messages import Message
+    from iotnotify.on import VALUE_BYTES, environment
+    from iotnotify.properties import Properties
+
+    env = environment(Message("t", b"", properties=Properties(user_properties=(("properties", "evil"),))), {})
+    assert json.loads(env["IOTNOTIFY_USER_PROPERTIES"]) == [["properties", "evil"]]
+    assert "IOTNOTIFY_TRUNCATED" not in env
+    big = tuple((f"k{n}", "v" * 65_535) for n in range(20))  # 1.3 MB: more than Linux lets a command start with
+    env = environment(Message("t", b"", properties=Properties(user_properties=big, content_type="x" * 65_535)), {})
+    assert env["IOTNOTIFY_TRUNCATED"] == "1" and not any(k.startswith("IOTNOTIFY_USER_K") for k in env)
+    assert all(len(v) <= VALUE_BYTES for v in env.values())
+    assert subprocess.run(["true"], env=env).returncode == 0  # it starts
+
+
+def test_messages_it_skips_are_acknowledged_so_the_flow_goes_on(cli, tmp_path, topic):
+    """With --queue 1 the broker may have 2 unacknowledged QoS 1 messages with it: the 20 skipped
+    ones would stop the flow before the last if they were not acknowledged."""
+    running = on(cli, tmp_path, f"{topic}/#", "-C", "1", "-q", "1", "--queue", "1", "-T", f"{topic}/skip", "--",
+                 "sh", "-c", "cat")
+    assert cli.run("send", f"{topic}/skip", "-l", input="".join(f"{n}\n" for n in range(20))).returncode == 0
+    send(cli, f"{topic}/run", "the one")
+    assert finish(running)[:2] == (0, "the one")
+
+
+def test_a_qos1_message_is_acknowledged_only_once_the_command_ran(any_id_stack, tmp_path, topic):
+    """Killed while CMD runs, `on --session` gets the message again when it comes back: nothing the
+    broker handed over is lost."""
+    from tests.helpers import user_of
+
+    cli = user_of(any_id_stack)
+    started, log = tmp_path / "started", tmp_path / "log"
+    first = on(cli, tmp_path, topic, "--session", "on-ack-test", "-q", "1", "--", "sh", "-c",
+               f"echo $$ > {started}.tmp; mv {started}.tmp {started}; exec sleep 30")
+    send(cli, topic, "deploy 42")
+    wait_for(started.exists, 20, "the command started")
+    first.kill()
+    first.wait(timeout=10)
+    os.kill(int(started.read_text()), signal.SIGKILL)  # the command (in a session of its own) holds the pipes
+    first.communicate(timeout=10)
+    again = cli.run("on", topic, "--session", "on-ack-test", "-q", "1", "-C", "1", "-W", "20", "--", "sh", "-c",
+                    f"cat > {log}")
+    assert again.returncode == 0, again.stderr
+    assert log.read_text() == "deploy 42"
+
+
+def test_w_alone_runs_for_that_long_and_exits_0_if_messages_came(cli, tmp_path, topic):
+    running = on(cli, tmp_path, topic, "-W", "2", "--", "cat")
+    send(cli, topic, "x")
+    assert finish(running)[:2] == (0, "x")

@@ -69,3 +69,9 @@ def test_percentiles_are_nearest_rank(values, p, expected):
 def test_a_report_without_answers_has_no_summary():
     report = PingReport("h:1", "t", round_trips=[None, None])
     assert report.summary() == {} and report.record()["received"] == 0
+
+
+def test_ping_on_a_topic_given(cli):
+    result = cli.run("ping", "-c", "1", "--topic", "demo/health", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["topic"] == "demo/health"

@@ -39,6 +39,8 @@ def test_without_a_count_too(cli, tmp_path, topic):
 @pytest.mark.parametrize("args, error", [
     (["--grep", "(x"], "--grep '(x' is not a valid pattern: missing ), unterminated subpattern at position 0"),
     (["-T", "a/#/b"], "--exclude: filter 'a/#/b': '#' must be a whole level and the last one"),
+    (["-T", "$share/g/a/#"], ("--exclude $share/g/a/#: a shared subscription, not a topic filter (give the filter "
+                             "after $share/GROUP/)")),
     (["-T", "a\0b"], ("--exclude: filter 'a\\x00b' contains U+0000 (a control character), "
                      "which MQTT brokers refuse")),
 ])

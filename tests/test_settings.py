@@ -141,6 +141,16 @@ def test_a_profile_is_saved_by_replacing_the_file_whole(config):
     assert sorted(p.name for p in config.parent.iterdir()) == [config.name]
 
 
+def test_a_config_file_that_is_a_link_stays_one(config, tmp_path):
+    """(A dotfiles manager links ~/.config/iotnotify/config.toml to its own copy.)"""
+    real = tmp_path / "dotfiles-config.toml"
+    real.write_text(config.read_text())
+    config.unlink()
+    config.symlink_to(real)
+    save_profile("local", {"endpoint": "http://127.0.0.1:1/iot/keys"}, config)
+    assert config.is_symlink() and "127.0.0.1:1" in real.read_text()
+
+
 def test_a_config_file_everyone_may_write_is_refused(config):
     """Anyone could point the client at their own broker and keys (ssh refuses such a config too)."""
     os.chmod(config, 0o666)

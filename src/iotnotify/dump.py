@@ -54,7 +54,10 @@ class Dump:
         name = self._write(message.payload, safe_topic(message.topic))
         if self.json_sidecar:
             record = json.dumps(as_record(message), ensure_ascii=False).encode("utf-8") + b"\n"
-            self._create(f"{name}.json", record)
+            try:
+                self._create(f"{name}.json", record)
+            except FileExistsError:  # another writer into DIR made it between the two
+                raise UsageError(f"--dump: {self.folder / name}.json was made by another writer") from None
         return os.fsencode(self.folder / name) + self.end
 
     def _write(self, payload: bytes, topic: str) -> str:

@@ -10,10 +10,11 @@ the two in step.
     |   +-- KeysRefused                    the WebSocket upgrade refused: keys not (or no longer) accepted
     |   +-- TakenOver                      another client connected with the same client id
     +-- DeliveryError                   6  not everything acknowledged, a subscription refused
-    +-- ReceiveTimeout                  7  `subscribe -W` ran out of time
+    +-- ReceiveTimeout                  7  `subscribe -W` ran out of time; `ping`: pings lost
     +-- LocalStackError                 8  `iotnotify local` could not start
     +-- AwsError                        9  an AWS API call failed (setup-role, --aws)
     +-- Refused                        10  the keys' policy does not allow it ("not authorized")
+    +-- CommandFailed                  11  `on -C N`: the command failed for some messages
     +-- Interrupted                   130  Ctrl-C or SIGTERM
 """
 

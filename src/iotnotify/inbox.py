@@ -121,12 +121,13 @@ class Inbox:
         """Count a message of `size` bytes in, once there is room for it (waiting for the reader,
         unless `on_full` takes what does not fit); False if it does not go in. A message `held_back`
         by the broker's flow control (acknowledged when used, the broker told how many it may send
-        unacknowledged) goes in up to QUEUE_LIMIT: a broker may send a few more than it was told
-        (Mosquitto 2.0.11 does, seen here), and refusing them would lose them."""
+        unacknowledged) goes in up to QUEUE_LIMIT (a broker may send a few more than it was told:
+        Mosquitto 2.0.11 does, seen here), and past that, or past QUEUE_BYTES, waits for room
+        rather than go to `on_full`: refusing it would lose a message the broker took as ours."""
         limit = max(self.limit, QUEUE_LIMIT) if held_back else self.limit
         with self._room:
             while self._count >= limit or (self._count and self._bytes + size > self.limit_bytes):
-                if self.on_full is not None or self._stopped:
+                if self._stopped or (self.on_full is not None and not held_back):
                     return False
                 if self._switching or not self._reading:
                     # deliver_to() waits for the lock this thread holds: go in, it drains all; or nothing

@@ -25,6 +25,8 @@ from iotnotify.times import iso
 PREFIX = "IOTNOTIFY_"
 USER = PREFIX + "USER_"  # one variable per user property: IOTNOTIFY_USER_<KEY>, the key made a name
 NOT_IN_NAME = re.compile(r"[^A-Z0-9_]")
+VALUE_BYTES = 64 * 1024  # of one variable (Linux takes at most 128 KiB for one)
+MESSAGE_BYTES = 512 * 1024  # of all the message's variables (Linux takes some 2 MiB with the arguments)
 VARIABLES = {  # what each variable holds (the docs list them from here)
     "IOTNOTIFY_TOPIC": "the topic",
     "IOTNOTIFY_QOS": "0 or 1",
@@ -39,6 +41,9 @@ VARIABLES = {  # what each variable holds (the docs list them from here)
     "IOTNOTIFY_USER_PROPERTIES": "MQTT 5 user properties as JSON, [[\"key\", \"value\"], ...]",
     "IOTNOTIFY_USER_<KEY>": "each user property's value, KEY upper-cased with characters other than A-Z, 0-9 "
                             "and _ made _ (`trace-id` -> IOTNOTIFY_USER_TRACE_ID); of several with one name, the last",
+    "IOTNOTIFY_TRUNCATED": "1 when the properties were too large for the environment: the IOTNOTIFY_USER_<KEY> "
+                           "variables are left out (and IOTNOTIFY_USER_PROPERTIES if it alone is too large); each "
+                           "value is cut at 64 KiB",
 }
 
 
@@ -62,15 +67,17 @@ def variable_name(key: str) -> str:
 
 
 def _value(text: str) -> bytes:
-    """`text` as an environment variable may hold it: no NUL (a peer's property may carry one)."""
-    return text.replace("\0", "\ufffd").encode("utf-8", "replace")
+    """`text` as an environment variable may hold it: no NUL (a peer's property may carry one), at
+    most VALUE_BYTES (Linux refuses a longer one: the command would not start)."""
+    return text.replace("\0", "\ufffd").encode("utf-8", "replace")[:VALUE_BYTES]
 
 
 def environment(message: Message, inherited: dict[str, str]) -> dict[str, str | bytes]:
     """`inherited` (without IOTNOTIFY_* variables that describe a message: a stale one would pass
-    for the message's) with the message's IOTNOTIFY_* variables."""
-    env: dict[str, str | bytes] = {k: v for k, v in inherited.items()
-                                   if not (k.startswith(USER) or k in VARIABLES or k == "IOTNOTIFY_CORRELATION_ENCODING")}
+    for the message's) with the message's IOTNOTIFY_* variables: at most MESSAGE_BYTES of them
+    (past that, the user properties' own variables are left out and IOTNOTIFY_TRUNCATED is 1), so
+    that no message can keep the command from starting."""
+    env: dict[str, str | bytes] = {k: v for k, v in inherited.items() if not _describes_a_message(k)}
     env["IOTNOTIFY_TOPIC"] = _value(message.topic)
     env["IOTNOTIFY_QOS"] = str(message.qos)
     env["IOTNOTIFY_RETAIN"] = "true" if message.retain else "false"
@@ -81,11 +88,28 @@ def environment(message: Message, inherited: dict[str, str]) -> dict[str, str | 
     pairs = record.pop("user_properties", None)
     for name, value in record.items():
         env[PREFIX + name.upper()] = _value(str(value))
-    if isinstance(pairs, list):
-        env["IOTNOTIFY_USER_PROPERTIES"] = _value(json.dumps(pairs, ensure_ascii=False))
-        for key, value in pairs:
-            env[variable_name(key)] = _value(value)
+    if not isinstance(pairs, list):
+        return env
+    budget = MESSAGE_BYTES - sum(len(v) for k, v in env.items() if k.startswith(PREFIX) and isinstance(v, bytes))
+    listed = _value(json.dumps(pairs, ensure_ascii=False))
+    own: dict[str, bytes] = {}
+    for key, value in pairs:
+        name = variable_name(key)
+        if name not in VARIABLES:  # a key `properties` does not overwrite IOTNOTIFY_USER_PROPERTIES
+            own[name] = _value(value)
+    if len(listed) + sum(len(name) + len(v) for name, v in own.items()) > budget:
+        own, env["IOTNOTIFY_TRUNCATED"] = {}, "1"
+        if len(listed) >= VALUE_BYTES or len(listed) > budget:
+            listed = b""
+    env.update(own)
+    if listed:
+        env["IOTNOTIFY_USER_PROPERTIES"] = listed
     return env
+
+
+def _describes_a_message(name: str) -> bool:
+    return name.startswith(USER) or name in VARIABLES or name in ("IOTNOTIFY_CORRELATION_ENCODING",
+                                                                   "IOTNOTIFY_TRUNCATED")
 
 
 class Runner:
@@ -106,7 +130,7 @@ class Runner:
                                      self.command_timeout)
         except (OSError, ValueError) as e:
             return Ran(message.topic, None, f"cannot run {self.command[0]}: {getattr(e, 'strerror', None) or e}")
-        except Exception as e:  # a message never ends in silence
+        except BaseException as e:  # a message never ends in silence (nor uncounted)
             return Ran(message.topic, None, f"internal error: {type(e).__name__}: {e}")
         return Ran(message.topic, code)
 

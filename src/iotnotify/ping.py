@@ -24,7 +24,7 @@ from iotnotify.send import publish_one
 from iotnotify.subscribe import subscribe
 from iotnotify.topics import TUTORIAL_TOPIC, check_topic
 
-PING_LEVEL = "iotnotify-ping"  # the topic's last level under a `PREFIX/*` the keys allow
+PING_LEVEL = "iotnotify-ping"  # the topic of its own: PREFIX/iotnotify-ping-RANDOM
 
 
 @dataclass
@@ -67,22 +67,25 @@ def percentile(ordered: list[float], p: float) -> float:
 
 
 def ping_topic(keys: TemporaryKeys, given: str | None) -> str:
-    """Where to ping: the topic given (--topic, or the profile's); else a topic of its own under a
-    `PREFIX/*` the keys allow (no one else's subscription sees it); else the first topic they
-    allow; else (keys that do not say) the tutorial's. UsageError for a given topic the keys do
-    not allow both to publish and to subscribe to."""
+    """Where to ping: the topic given (--topic); else a topic of its own, under a `PREFIX/*` the keys
+    allow, or anywhere on a broker without AWS's rules; else (keys that name only exact topics, or
+    none under AWS's rules: the tutorial's policy) the first they allow, or the tutorial's.
+    UsageError for a given topic the keys do not allow both to publish and to subscribe to."""
     allowance = Allowance.of(keys)
+    own = f"{PING_LEVEL}-{os.urandom(4).hex()}"
     if given is not None:
         check_topic(given, keys.aws_rules)
         if allowance is not None and not (allowance.may_publish(given) and allowance.may_subscribe(given)):
             raise UsageError(f"--topic {given}: ping publishes to it and subscribes to it, and "
                              f"{allowance.describe()}")
         return given
+    if not keys.aws_rules:
+        return f"{PING_LEVEL}/{own}"
     if allowance is None:
         return TUTORIAL_TOPIC
     for allowed in allowance.topics:
         if allowed.endswith("/*"):
-            return f"{allowed[:-2]}/{PING_LEVEL}-{os.urandom(4).hex()}"
+            return f"{allowed[:-2]}/{own}"
     if allowance.topics:
         return allowance.topics[0]
     raise UsageError(f"no topic to ping on: {allowance.describe()}")
@@ -120,7 +123,7 @@ def ping(source: KeySource, options: ConnectOptions, topic: str | None, count: i
                 if number > 1:
                     time.sleep(interval)
                 report.round_trips.append(_round_trip(connection, inbox, report.topic, f"ping {number} {nonce}",
-                                                      qos, timeout, clock))
+                                                      qos, timeout))
                 if on_round_trip is not None:
                     on_round_trip(number, report.round_trips[-1])
         finally:
@@ -128,17 +131,19 @@ def ping(source: KeySource, options: ConnectOptions, topic: str | None, count: i
     return report
 
 
-def _round_trip(connection: Session, inbox: Inbox, topic: str, text: str, qos: int, timeout: float,
-                clock: Callable[[], float]) -> float | None:
-    """Publish `text` and wait for it to come back; ms, or None after `timeout` seconds (or if the
-    broker did not acknowledge it: lost). Refused if the broker refuses it."""
+def _round_trip(connection: Session, inbox: Inbox, topic: str, text: str, qos: int, timeout: float) -> float | None:
+    """Publish `text` and wait for it to come back: ms from the publish to its arrival (the time the
+    MQTT thread received it, not when this thread read it), or None after `timeout` seconds, or if
+    the broker did not acknowledge it (lost). Refused if the broker refuses it."""
     payload = text.encode()
-    started = clock()
+    started = time.time()  # Message.time is the wall clock's too
     try:
         publish_one(connection, topic, payload, qos, None, timeout=timeout)
     except DeliveryError:
         return None
-    for message in inbox.messages(max(timeout - (clock() - started), 0.001)):
-        if message.payload == payload:
-            return (clock() - started) * 1000
+    left = timeout - (time.time() - started)
+    if left > 0:
+        for message in inbox.messages(left):
+            if message.payload == payload:
+                return max(message.time - started, 0.0) * 1000
     return None

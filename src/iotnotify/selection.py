@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from iotnotify.errors import UsageError
 from iotnotify.messages import Message
-from iotnotify.topics import check_filter, filter_matches
+from iotnotify.topics import check_filter, filter_matches, shared_parts
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,9 @@ def selection_of(exclude: tuple[str, ...], grep: str | None, topics_too: bool = 
             check_filter(topic_filter, aws=False)
         except UsageError as e:
             raise UsageError(f"--exclude: {e}") from None
+        if shared_parts(topic_filter):  # a message's topic is never one: it would match nothing
+            raise UsageError(f"--exclude {topic_filter}: a shared subscription, not a topic filter (give the "
+                             "filter after $share/GROUP/)")
     try:
         pattern = re.compile(grep) if grep is not None else None
     except re.error as e:

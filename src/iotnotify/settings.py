@@ -340,5 +340,7 @@ def save_profile(name: str, values: Mapping[str, Any], path: Path | None = None)
     for key, value in values.items():
         table[key] = value
     profiles[name] = table
-    write_private(path, tomlkit.dumps(document).encode())  # whole: a command reading it meanwhile (a script
-    return path  # that started `iotnotify local &`) sees the old file or the new one, never half of it
+    # written whole: a command reading it meanwhile (a script that started `iotnotify local &`) sees the old
+    # file or the new one, never half of it; through a link (a dotfiles manager's), which stays one
+    write_private(path.resolve(), tomlkit.dumps(document).encode())
+    return path

@@ -299,22 +299,27 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], dump: str
     if retained_only and (share or connections > 1 or any(f.startswith(SHARE) for f in filters)):
         raise errors.UsageError("--retained-only: shared subscriptions get no retained messages")
     retained = "only" if retained_only else "without" if no_retained else "all"
+    settings = resolve_settings(ctx)
     dumped = _dump(dump, style) if dump is not None else None
     writer = MessageWriter(dumped or formatter(style), sys.stdout.buffer)
-    settings = resolve_settings(ctx)
     options = ConnectOptions.from_settings(settings, session, session_expiry, reconnect_delay,
                                            will_of(flags, settings.protocol), long_running=True)
     more: dict[str, Any] = {"on_state": state_notes(quiet), "max_reconnects": 0 if no_reconnect else max_reconnects,
                             "on_refused": warn if partial else None, "on_dropped": warn_reconnecting,
                             "on_busy": warn_text, "on_notice": warn_text}
     connection: Any
-    if share or connections > 1:  # a group of their own: each message to one of these connections
-        group = share or f"iotnotify-{os.urandom(4).hex()}"
-        connection, inbox = subscribe_shared(source_of(settings), options, list(filters), qos, connections, group,
-                                             **more)
-    else:
-        connection, inbox = subscribe(source_of(settings), options, list(filters), qos, retained_only=retained_only,
-                                      **more)
+    try:
+        if share or connections > 1:  # a group of their own: each message to one of these connections
+            group = share or f"iotnotify-{os.urandom(4).hex()}"
+            connection, inbox = subscribe_shared(source_of(settings), options, list(filters), qos, connections,
+                                                 group, **more)
+        else:
+            connection, inbox = subscribe(source_of(settings), options, list(filters), qos,
+                                          retained_only=retained_only, **more)
+    except BaseException:
+        if dumped is not None:
+            dumped.close()
+        raise
     with connection:
         ready_note(quiet)
         mark_ready(ready_file)

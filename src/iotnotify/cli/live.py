@@ -298,7 +298,7 @@ def run_live(source: KeySource, options: ConnectOptions, topics: list[str], qos:
     state.client_id = connection.client_id
     state.set_state(State.CONNECTED)
     editor = LineEditor(lambda text: setattr(state, "typing", text)) if send_topic else None
-    publisher = Publisher(connection, send_topic, qos, retain=False) if send_topic else None
+    publisher = Publisher(connection, send_topic, qos, retain=False, ids=True) if send_topic else None
     with connection:
         try:
             with (editor or contextlib.nullcontext()), Live(console=console, auto_refresh=False,

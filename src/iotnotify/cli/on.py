@@ -42,9 +42,9 @@ Examples:
 @click.option("--parallel", type=click.IntRange(1, 64), default=1, show_default=True, metavar="N",
               help="Run CMD for N messages at a time (default: one at a time, in arrival order).")
 @click.option("--queue", type=click.IntRange(1, 10_000), default=DEFAULT_QUEUE, show_default=True, metavar="N",
-              help="Let at most N messages wait for a free CMD: the broker holds QoS 1 messages back beyond it "
-                   "(each is acknowledged once CMD ran for it); a QoS 0 message beyond it is dropped with a "
-                   "warning.")
+              help="Let at most N messages wait for a free CMD: over MQTT 5 the broker holds QoS 1 messages back "
+                   "beyond it (each is acknowledged once CMD ran for it) and a QoS 0 message beyond it is dropped "
+                   "with a warning; over MQTT 3.1.1 the connection is held back.")
 @click.option("--command-timeout", type=Seconds(), default=60.0, show_default=True, metavar="S",
               help="Stop CMD (and what it started) after S seconds: a warning, and on to the next message.")
 @click.option("--count", "-C", type=click.IntRange(1, MAX_COUNT), metavar="N",
@@ -114,10 +114,13 @@ def on_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: int, q
             runner.workers.close()
             if waiting := inbox.waiting:
                 again = f" (not acknowledged: the broker sends the QoS 1 ones again to --session {session})" \
-                    if session else ""
+                    if session and settings.protocol == "5" else ""
                 note(f"iotnotify: warning: {counted(waiting, 'message')} waiting {was(waiting)} not run{again}")
     handled = runner.workers.started
-    check_enough(handled, count, timeout)
+    if count is not None:
+        check_enough(handled, count, timeout)
+    elif timeout is not None and not handled:  # -W alone: it ran for S seconds; 7 only if nothing came
+        raise errors.ReceiveTimeout(f"received no message within {timeout:g} s")
     if count is not None and runner.failed:
         raise errors.CommandFailed(f"{command[0]} failed for {runner.failed} of {counted(handled, 'message')}")
 
@@ -131,6 +134,8 @@ def _reports(name: str, verbose: bool) -> Any:
         elif result.exit_code is None:
             note(f"iotnotify: warning: message on {topic}: {name} did not finish within the --command-timeout: "
                  "stopped")
+        elif result.exit_code < 0:
+            note(f"iotnotify: warning: message on {topic}: {name} was killed by signal {-result.exit_code}")
         elif result.exit_code != 0:
             note(f"iotnotify: warning: message on {topic}: {name} exited {result.exit_code}")
         else:

@@ -92,21 +92,31 @@ def run_passing(command: list[str], data: bytes, env: dict[str, str | bytes], ti
 
 
 def _feed(process: subprocess.Popen[bytes], data: bytes, deadline: float) -> None:
-    """Write `data` to the command's stdin while it runs, until `deadline`; then close it."""
+    """Write `data` to the command's stdin while it runs, until `deadline`; then close it. Poll,
+    not select: a descriptor past 1023 is fine."""
     stdin = process.stdin
     if stdin is None:  # (not with stdin=PIPE)
         return
     pipe = stdin.fileno()
     os.set_blocking(pipe, False)
+    writable = select.poll()
+    writable.register(pipe, select.POLLOUT)
     view = memoryview(data)
     try:
         while view and process.poll() is None and time.monotonic() < deadline:
-            if select.select([], [pipe], [], 0.1)[1]:
+            if not writable.poll(100):
+                continue
+            try:
                 view = view[os.write(pipe, view[:CHUNK]):]
+            except BlockingIOError:  # room for less than was asked: poll again
+                continue
     except OSError:
-        pass  # the command does not read its stdin (a broken pipe): it need not
+        pass  # the command closed its stdin (a broken pipe): it need not read it all
     finally:
-        stdin.close()
+        try:
+            stdin.close()
+        except OSError:
+            pass
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

@@ -12,7 +12,7 @@ from iotnotify.inbox import Inbox
 from iotnotify.keys import KeySource, TemporaryKeys
 from iotnotify.messages import Message
 from iotnotify.mqtt import ConnectOptions, OnState, Session
-from iotnotify.properties import Properties, check_payload_format, check_properties
+from iotnotify.properties import Properties, check_payload_format, check_properties, with_message_id
 from iotnotify.send import publish_one, publishable
 from iotnotify.subscribe import subscribe
 from iotnotify.topics import check_payload
@@ -56,6 +56,7 @@ def request(source: KeySource, options: ConnectOptions, topic: str, payload: byt
     check_properties(sent, keys.aws_rules)
     check_payload(len(payload), keys.aws_rules)
     check_payload_format(sent, payload)
+    sent = with_message_id(sent, keys.aws_rules) or sent  # (MQTT 5 only, as request is): respond --dedupe
     connection, inbox = subscribe(source, options, [response_topic], qos, on_state=on_state)
     try:
         publish_one(connection, topic, payload, qos, sent)
