@@ -98,6 +98,7 @@ Examples:
   tail -F app.log | iotnotify send -l logs/app     # one message per line, sent as lines arrive
   iotnotify send status/web up --repeat 0 --interval 60      # a heartbeat a minute until stopped
   iotnotify send --qos 0 metrics/cpu "$(uptime)"
+  iotnotify send -l metrics/raw --no-id < samples.txt       # no iotnotify-id property on each (MQTT 5)
   iotnotify send orders/new -f order.json --content-type application/json --user-property source=cron
   iotnotify send jobs/start go --response-topic jobs/done --correlation-data hex:0a1b --message-expiry 60
   iotnotify subscribe 'orders/#' --json > capture.jsonl; iotnotify send --records -f capture.jsonl  # replay
