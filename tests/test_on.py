@@ -185,6 +185,7 @@ def test_a_qos0_flood_beyond_the_queue_is_dropped_with_a_warning_and_bounded(cli
     assert code == 0
     dropped = [line for line in err.splitlines() if "dropped: 2 messages are waiting already (--queue 2)" in line]
     assert 5 <= len(dropped) <= 7  # one running, two waiting, the rest dropped
+    assert err.splitlines()[-1] == "iotnotify: warning: 2 messages waiting were not run"
 
 
 def test_the_docs_list_every_variable():

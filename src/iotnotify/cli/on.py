@@ -21,10 +21,19 @@ from iotnotify.cli.options import (
     selection_options,
     source_of,
 )
-from iotnotify.cli.terminal import duplicate_note, note, ready_note, state_notes, warn, warn_reconnecting, warn_text
+from iotnotify.cli.terminal import (
+    duplicate_note,
+    left_waiting,
+    note,
+    ready_note,
+    state_notes,
+    warn,
+    warn_reconnecting,
+    warn_text,
+)
 from iotnotify.shown import shown
 from iotnotify.topics import check_share_name, shared
-from iotnotify.words import counted, was
+from iotnotify.words import counted
 
 DEFAULT_QUEUE = 100  # messages `on` lets wait for a free CMD
 
@@ -112,10 +121,7 @@ def on_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: int, q
         finally:
             inbox.stop()
             runner.workers.close()
-            if waiting := inbox.waiting:
-                again = f" (not acknowledged: the broker sends the QoS 1 ones again to --session {session})" \
-                    if session and settings.protocol == "5" else ""
-                note(f"iotnotify: warning: {counted(waiting, 'message')} waiting {was(waiting)} not run{again}")
+            left_waiting(inbox.waiting, "message", "not run", session if settings.protocol == "5" else None)
     handled = runner.workers.started
     if count is not None:
         check_enough(handled, count, timeout)

@@ -28,6 +28,7 @@ from iotnotify.cli.options import (
 )
 from iotnotify.cli.terminal import (
     duplicate_note,
+    left_waiting,
     note,
     quiet_stdout,
     ready_note,
@@ -38,7 +39,7 @@ from iotnotify.cli.terminal import (
 )
 from iotnotify.shown import shown
 from iotnotify.topics import check_share_name, shared
-from iotnotify.words import counted, was
+from iotnotify.words import counted
 
 
 @click.command("request", context_settings=CONTEXT, epilog="""\b
@@ -172,11 +173,7 @@ def respond_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: i
         finally:
             inbox.stop()
             responder.workers.close()
-            if waiting := inbox.waiting:
-                again = f" (not acknowledged: the broker sends the QoS 1 ones again to --session {session})" \
-                    if session else ""
-                note(f"iotnotify: warning: {counted(waiting, 'request')} waiting "
-                     f"{was(waiting)} not answered{again}")
+            left_waiting(inbox.waiting, "request", "not answered", session)
     if count is not None and (error := unanswered_error(handled, responder)) is not None:
         raise error
 

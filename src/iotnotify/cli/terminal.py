@@ -92,3 +92,14 @@ def ends_quickly() -> bool:
 def duplicate_note(message: Message, given: str) -> None:
     """One line on stderr for a duplicate --dedupe dropped (with -v)."""
     note(f"iotnotify: dropped a duplicate on {shown(message.topic)} (iotnotify-id {shown(given, 80)})")
+
+
+def left_waiting(waiting: int, what: str, not_done: str, session: str | None) -> None:
+    """At the end of `on` or `respond`: how many messages were still waiting, and whether the broker
+    sends the QoS 1 ones again (with a --session over MQTT 5, where they were not acknowledged)."""
+    if waiting:
+        from iotnotify.words import counted, was
+
+        again = f" (not acknowledged: the broker sends the QoS 1 ones again to --session {session})" \
+            if session else ""
+        note(f"iotnotify: warning: {counted(waiting, what)} waiting {was(waiting)} {not_done}{again}")
