@@ -161,9 +161,10 @@ def with_message_id(properties: Properties | None, aws: bool) -> Properties | No
     """`properties` with a new random `iotnotify-id` user property at the end, unless they have one
     (a replayed record keeps its own), or (`aws`) it would take the user properties over AWS IoT
     Core's limit (then as they are: the id is a help, not a condition)."""
+    if properties is None:  # the common case, per message: the cheapest way (a third of replace()'s time)
+        return Properties(user_properties=((MESSAGE_ID, os.urandom(16).hex()),))
     if message_id(properties) is not None:
         return properties
-    properties = properties or Properties()
     if aws and user_properties_size(properties) + len(MESSAGE_ID) + 32 > limits.MAX_USER_PROPERTIES_BYTES:
         return properties or None
     return replace(properties, user_properties=(*properties.user_properties, (MESSAGE_ID, os.urandom(16).hex())))
