@@ -28,8 +28,9 @@ Examples:
               help="Plain MQTT port for other clients (mosquitto_pub/sub).")
 @click.option("--ws-port", type=click.IntRange(1, 65535), default=DEFAULT_WS_PORT, show_default=True,
               help="Port of the browser page's MQTT over WebSocket, without TLS (loopback only).")
-@click.option("--lifetime", type=click.IntRange(60, 43200), default=DEFAULT_LIFETIME, show_default=True, metavar="S",
-              help="Lifetime of the keys the endpoint mints, in seconds.")
+@click.option("--lifetime", type=click.IntRange(20, 43200), default=DEFAULT_LIFETIME, show_default=True, metavar="S",
+              help="Lifetime of the keys the endpoint mints, in seconds (short ones show clients refreshing them; "
+                   "AWS's are at least 900).")
 @click.option("--topics", default=",".join(DEFAULT_TOPICS), show_default=True, metavar="T1,T2",
               help="Topics the keys may use (PREFIX/* for every topic below PREFIX/), as IOTNOTIFY_TOPICS.")
 @click.option("--private-topic-prefix", metavar="PREFIX",
