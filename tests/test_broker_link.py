@@ -108,3 +108,27 @@ def test_received_bytes_are_copies_not_the_reused_buffer():
     read(link, b"first")
     read(link, b"2nd")
     assert received == [b"first", b"2nd"] and all(type(data) is bytes for data in received)
+
+
+def test_a_link_whose_connection_ended_lets_go_of_its_relay():
+    """The relay's callback holds the relay, its WebSocket and that connection's TLS buffers: kept
+    by the link after the end, they formed a cycle that only a full collection freed (the local
+    stack's RSS grew some 2 MB a minute in a soak until it was broken)."""
+    import weakref
+
+    class Relay:
+        def received(self, data: bytes) -> None:
+            pass
+
+    relay = Relay()
+    gone = weakref.ref(relay)
+
+    async def make(callback: Callable[[bytes], None]) -> BrokerLink:
+        return BrokerLink(callback)
+
+    link = asyncio.run(make(relay.received))
+    link.connection_made(Transport())  # type: ignore[arg-type]
+    link.connection_lost(None)
+    del relay
+    assert gone() is None  # freed by its reference count, not left for the cycle collector
+    read(link, b"late bytes")  # (and bytes after the end go nowhere)

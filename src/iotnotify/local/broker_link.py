@@ -59,6 +59,10 @@ async def exchange(broker: BrokerAddress, client_id: str, then: bytes = b"", exp
         writer.close()
 
 
+def _dropped(_data: bytes) -> None:
+    """What a link whose connection ended does with bytes: nothing."""
+
+
 class BrokerLink(asyncio.BufferedProtocol):
     """A relay's connection to Mosquitto. The broker's bytes go to `received` as they arrive,
     read into one buffer (no stream buffer, no task woken per read). Reading stops while `hold`
@@ -110,6 +114,8 @@ class BrokerLink(asyncio.BufferedProtocol):
         if not self.ended.done():
             self.ended.set_result(None)
         self.resume_writing()
+        self.received = _dropped  # the relay's callback, which holds the relay, its WebSocket and its TLS
+        self.transport = None  # buffers (some 300 KB): no cycle keeps them until a full collection
 
     def pause_writing(self) -> None:
         self._drained = self._loop.create_future()
