@@ -93,8 +93,8 @@ def refuse_when_full(queue: int, on_refused: OnRefused, what: str) -> Callable[[
     return full
 
 
-def serve(messages: Iterator[Message], workers: Workers[Any], count: int | None,
-          refusal: Callable[[Message], str | None], on_refused: OnRefused) -> int:
+def serve(messages: Iterator[Message], workers: Workers[Any], count: int | None, on_refused: OnRefused,
+          refusal: Callable[[Message], str | None] | None = None) -> int:
     """Hand `messages` to `workers`, each when a slot is free, until `count` were handed over or
     they end; a message `refusal` has a reason for is acknowledged and said (`on_refused`)
     instead. How many were handed over."""
@@ -109,7 +109,7 @@ def serve(messages: Iterator[Message], workers: Workers[Any], count: int | None,
         except BaseException:
             workers.release()
             raise
-        if (why := refusal(message)) is not None:
+        if refusal is not None and (why := refusal(message)) is not None:
             workers.release()
             if message.ack is not None:
                 message.ack()

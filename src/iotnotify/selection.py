@@ -7,10 +7,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from iotnotify.errors import UsageError
 from iotnotify.messages import Message
 from iotnotify.topics import check_filter, filter_matches, shared_parts
+
+if TYPE_CHECKING:
+    from iotnotify.dedupe import Dedupe
 
 
 @dataclass(frozen=True)
@@ -59,15 +63,17 @@ def selection_of(exclude: tuple[str, ...], grep: str | None, topics_too: bool = 
     return Selection(tuple(exclude), pattern, topics_too)
 
 
-def selected(messages: Iterator[Message], selection: Selection) -> Iterator[Message]:
-    """The messages `selection` admits; the others are acknowledged (a QoS 1 one taken with manual
-    acknowledgement) and dropped."""
-    return kept(messages, selection.admits)
+def screened(messages: Iterator[Message], selection: Selection | None = None,
+             dedupe: Dedupe | None = None) -> Iterator[Message]:
+    """The messages `selection` (--exclude, --grep) and then `dedupe` (--dedupe) admit, `messages`
+    themselves when neither applies; the others are acknowledged (a QoS 1 one taken with manual
+    acknowledgement: the broker need not send it again) and dropped."""
+    admitted: list[Callable[[Message], bool]] = [*([selection.admits] if selection else []),
+                                                 *([dedupe.admits] if dedupe is not None else [])]
+    return _kept(messages, admitted) if admitted else messages
 
 
-def kept(messages: Iterator[Message], *admitted: Callable[[Message], bool]) -> Iterator[Message]:
-    """The messages each of `admitted` admits (a Selection's, a Dedupe's); the others are
-    acknowledged and dropped."""
+def _kept(messages: Iterator[Message], admitted: list[Callable[[Message], bool]]) -> Iterator[Message]:
     for message in messages:
         if all(admits(message) for admits in admitted):
             yield message

@@ -17,7 +17,7 @@ from iotnotify.keys.allowance import subscribe_refusals
 from iotnotify.messages import Message
 from iotnotify.mqtt import ConnectOptions, OnState, Session, State, open_session
 from iotnotify.mqtt.options import numbered
-from iotnotify.selection import Selection, kept
+from iotnotify.selection import Selection, screened
 from iotnotify.topics import check_filter, shared, subscribe_batches
 
 OnRefused = Callable[[IotNotifyError], None]  # a filter refused, with --partial: say so and go on
@@ -80,10 +80,7 @@ def stream(inbox: Inbox, timeout: float | None = None, count: int | None = None,
         messages = without_retained(messages)
     elif retained == "only":
         messages = retained_only(messages)
-    admitted = [*([selection.admits] if selection else []), *([dedupe.admits] if dedupe is not None else [])]
-    if admitted:
-        messages = kept(messages, *admitted)
-    return itertools.islice(messages, count)
+    return itertools.islice(screened(messages, selection, dedupe), count)
 
 
 def mark_ready(path: str | None) -> None:

@@ -16,6 +16,7 @@ from iotnotify.cli.options import (
     MAX_COUNT,
     Seconds,
     connection_options,
+    dedupe_of,
     dedupe_option,
     long_running_options,
     mqtt_options,
@@ -31,7 +32,6 @@ from iotnotify.cli.options import (
     will_options,
 )
 from iotnotify.cli.terminal import (
-    duplicate_note,
     end_quickly,
     note,
     quiet_stdout,
@@ -47,7 +47,6 @@ from iotnotify.topics import SHARE, check_share_name
 from iotnotify.words import counted
 
 if TYPE_CHECKING:
-    from iotnotify.dedupe import Dedupe
     from iotnotify.dump import Dump
     from iotnotify.output import OutputStyle
     from iotnotify.settings import Settings
@@ -294,7 +293,7 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], dump: str
 
     style = style_of(flags)
     selection = selection_of(exclude, grep)
-    duplicates = _dedupe(dedupe, style.verbose)
+    duplicates = dedupe_of(dedupe, style.verbose)
     if no_retained and retained_only:
         raise errors.UsageError("--no-retained and --retained-only cannot be combined")
     if retained_only and (share or connections > 1 or any(f.startswith(SHARE) for f in filters)):
@@ -342,13 +341,6 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], dump: str
             if dumped is not None:
                 dumped.close()
     check_enough(writer.count, count, timeout, retained)
-
-
-def _dedupe(window: float | None, verbose: bool) -> Dedupe | None:
-    """--dedupe WINDOW: what drops duplicates (each said on stderr with -v)."""
-    from iotnotify.dedupe import Dedupe
-
-    return None if window is None else Dedupe(window, duplicate_note if verbose else None)
 
 
 def _dump(folder: str, style: OutputStyle) -> Dump:

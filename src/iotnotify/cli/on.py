@@ -14,6 +14,7 @@ from iotnotify.cli.options import (
     Seconds,
     SplitCommand,
     connection_options,
+    dedupe_of,
     dedupe_option,
     long_running_options,
     mqtt_options,
@@ -22,7 +23,6 @@ from iotnotify.cli.options import (
     source_of,
 )
 from iotnotify.cli.terminal import (
-    duplicate_note,
     left_waiting,
     note,
     ready_note,
@@ -82,20 +82,16 @@ def on_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: int, q
     MQTT 5 properties in IOTNOTIFY_* variables, its output and errors to this terminal. A CMD that
     fails is one warning, and it goes on; nothing a peer publishes stops it. Ctrl-C stops (exit 0)
     once the commands running are done."""
-    from iotnotify.dedupe import Dedupe
     from iotnotify.dispatch import serve, subscribe_queued
     from iotnotify.mqtt import ConnectOptions
     from iotnotify.on import Runner
-    from iotnotify.selection import kept, selection_of
+    from iotnotify.selection import screened, selection_of
     from iotnotify.subscribe import check_enough, mark_ready
 
     command = list(ctx.meta.get("iotnotify.command", ()))
     if not command:
         raise errors.UsageError("give the command after --: iotnotify on FILTER -- CMD [ARGS...]")
     selection = selection_of(exclude, grep)
-    admitted = [selection.admits] if selection else []
-    if dedupe is not None:
-        admitted.append(Dedupe(dedupe, duplicate_note if verbose else None).admits)
     settings = resolve_settings(ctx)
 
     def dropped(message: Any, why: str) -> None:
@@ -112,8 +108,7 @@ def on_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: int, q
         mark_ready(ready_file)
         try:
             messages = inbox.messages(timeout)
-            serve(kept(messages, *admitted) if admitted else messages, runner.workers, count,
-                  lambda _message: None, dropped)
+            serve(screened(messages, selection, dedupe_of(dedupe, verbose)), runner.workers, count, dropped)
         except KeyboardInterrupt:  # how a dispatcher stops (exit 0), once the commands running are done;
             if count is not None or timeout is not None:  # a script waiting for messages was interrupted
                 interrupted = errors.Interrupted(f"interrupted after {counted(runner.workers.started, 'message')}")

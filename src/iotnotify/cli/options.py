@@ -10,7 +10,7 @@ import click
 
 from iotnotify import limits
 from iotnotify.cli.completers import profile_names, topic_names
-from iotnotify.cli.terminal import note
+from iotnotify.cli.terminal import duplicate_note, note
 from iotnotify.quick.argv import NAMES as SEND  # the quick path reads these options of send's too
 from iotnotify.settings import (
     CONNECT,
@@ -24,6 +24,7 @@ from iotnotify.settings import (
 )
 
 if TYPE_CHECKING:
+    from iotnotify.dedupe import Dedupe
     from iotnotify.keys import KeySource
     from iotnotify.mqtt import Will
     from iotnotify.output import OutputStyle
@@ -360,6 +361,13 @@ def dedupe_option(command: F) -> F:
     return click.option("--dedupe", type=Duration(), metavar="WINDOW",
                         help="Drop a message whose iotnotify-id (send gives each message one) came in the last "
                              "WINDOW (90s, 10m, 1h): QoS 1 may deliver a message twice.")(command)
+
+
+def dedupe_of(window: float | None, say: bool) -> Dedupe | None:
+    """--dedupe WINDOW's Dedupe (None without it), each duplicate said on stderr if `say`."""
+    from iotnotify.dedupe import Dedupe
+
+    return None if window is None else Dedupe(window, duplicate_note if say else None)
 
 
 def style_of(flags: dict[str, Any]) -> OutputStyle:

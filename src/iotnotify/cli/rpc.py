@@ -16,6 +16,7 @@ from iotnotify.cli.options import (
     Seconds,
     SplitCommand,
     connection_options,
+    dedupe_of,
     dedupe_option,
     long_running_options,
     mqtt_options,
@@ -27,7 +28,6 @@ from iotnotify.cli.options import (
     style_of,
 )
 from iotnotify.cli.terminal import (
-    duplicate_note,
     left_waiting,
     note,
     quiet_stdout,
@@ -138,7 +138,6 @@ def respond_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: i
     to the request's response topic, with its correlation data. A CMD that fails (non-zero exit, or
     --command-timeout) is said on stderr, and its reply gets a user property `error`. Every request
     ends in a reply or a warning; nothing a requester sends stops it. Ctrl-C stops (exit 0)."""
-    from iotnotify.dedupe import Dedupe
     from iotnotify.mqtt import ConnectOptions
     from iotnotify.rpc.respond import listen, serve, unanswered_error
     from iotnotify.subscribe import mark_ready
@@ -166,8 +165,7 @@ def respond_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: i
         mark_ready(ready_file)
         handled = 0
         try:
-            handled = serve(inbox, responder, count, refused,
-                            None if dedupe is None else Dedupe(dedupe, None if quiet else duplicate_note))
+            handled = serve(inbox, responder, count, refused, dedupe_of(dedupe, not quiet))
         except KeyboardInterrupt:
             pass  # Ctrl-C is how a responder stops; the requests being answered are finished first
         finally:

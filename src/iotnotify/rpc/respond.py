@@ -34,7 +34,7 @@ from iotnotify.messages import Message
 from iotnotify.mqtt import ConnectOptions, OnState, Session
 from iotnotify.properties import Properties
 from iotnotify.rpc import child
-from iotnotify.selection import kept
+from iotnotify.selection import screened
 from iotnotify.send import publish_one
 from iotnotify.shown import shown
 from iotnotify.topics import AWS_MAX_PAYLOAD_BYTES, MQTT_MAX_PAYLOAD_BYTES, check_payload, check_topic
@@ -191,8 +191,8 @@ def serve(inbox: Inbox, responder: Responder, count: int | None, on_refused: OnR
     """Hand the requests in `inbox` to `responder`, each when a slot is free (a message with no
     response topic cannot be answered: `on_refused` hears of it; one `dedupe` drops is
     acknowledged and dropped), until `count` were handed over; how many were."""
-    requests = inbox.messages() if dedupe is None else kept(inbox.messages(), dedupe.admits)
-    return dispatch.serve(requests, responder.workers, count, _unanswerable, on_refused)
+    return dispatch.serve(screened(inbox.messages(), dedupe=dedupe), responder.workers, count, on_refused,
+                          _unanswerable)
 
 
 def _unanswerable(message: Message) -> str | None:
