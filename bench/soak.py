@@ -119,6 +119,7 @@ class Soak:
         self.ports = [str(free_port()) for _ in range(4)]
         self.stack = self._stack()
         self.began = time.monotonic()  # when the streams began (set by _go)
+        self.unanswered: list[str] = []  # requests that got no reply: when, and why (the first 10)
         # the stack's processes are new after the restart: each is measured over its own life
         self.before_restart: dict[str, tuple[int, int]] = {}
         self.after_restart: dict[str, tuple[int, int]] = {}
@@ -198,6 +199,7 @@ class Soak:
                    Stream(self.start("through-agent", *self.debug, "send", "-l", "-q", "1", TOPIC, stdin=subprocess.PIPE,
                                      stdout=subprocess.DEVNULL), "b", self.rate / 2)]
         first, asked, answered, died = self._go(long_running)
+        unanswered = self.unanswered
         senders = [stream.stop() for stream in streams]
         sent = {stream.prefix: stream.written for stream in streams}
         wanted = {f"{prefix}{n}" for prefix, count in sent.items() for n in range(count)}
@@ -219,7 +221,7 @@ class Soak:
             "lost_by_stream": {prefix: len({f"{prefix}{n}" for n in range(count)} - set(lines))
                                for prefix, count in sent.items()},
             "tail_received": len({line.split(" ", 1)[-1] for _, line in tailed.arrivals} & wanted),
-            "requests": asked, "answered": answered, "died": died, "exits": exits,
+            "requests": asked, "answered": answered, "unanswered": unanswered, "died": died, "exits": exits,
             "rss_kib": self._spans(first, last, 0), "fds": self._spans(first, last, 1),
             "longest_gap_s": max((b - a for a, b in itertools.pairwise(times)), default=0.0),
             "stack_rss_per_minute_mib": [round(kib / 1024, 1) for kib in self.stack_rss],
@@ -261,7 +263,11 @@ class Soak:
             asked += 1
             reply = subprocess.run([IOTNOTIFY, "request", RPC, f"ping{asked}", "-W", "20", "--response-topic",
                                     f"soak/reply/{asked}"], env=self.env, capture_output=True, timeout=60)
-            answered += reply.returncode == 0 and reply.stdout.strip() == f"ping{asked}".encode()
+            ok = reply.returncode == 0 and reply.stdout.strip() == f"ping{asked}".encode()
+            answered += ok
+            if not ok and len(self.unanswered) < 10:  # when, and why: its exit code and last line
+                said = reply.stderr.decode(errors="replace").strip().splitlines()
+                self.unanswered.append(f"{elapsed:.0f} s: exit {reply.returncode}: {said[-1] if said else ''}")
             time.sleep(max(0.0, 5 - (time.monotonic() - began - elapsed)))
         return first, asked, answered, [name for name, p in long_running.items() if p.poll() is not None]
 
@@ -304,8 +310,9 @@ def table(report: dict[str, object]) -> str:
             (f"  sent {report['sent']:,} (senders' exit codes {report['senders_exit']}); subscribe --session lost "
              f"{report['lost']} {report['lost_by_stream']}, duplicates {report['duplicates']}; tail (clean session) "
              f"got {report['tail_received']:,}"),
-            (f"  requests answered {report['answered']} of {report['requests']}; processes died: "
-             f"{', '.join(died) or 'none'}"),
+            (f"  requests answered {report['answered']} of {report['requests']}"
+             + (f" (not: {'; '.join(report['unanswered'])})" if report.get("unanswered") else "")  # type: ignore[arg-type]
+             + f"; processes died: {', '.join(died) or 'none'}"),
             (f"  reconnections {report['reconnections']}; longest gap between deliveries "
              f"{report['longest_gap_s']:.1f} s; connections closed for their age {report['closed_for_age']}; "
              f"messages discarded by the outbound throttle {report['discarded_for_rate']}"),
