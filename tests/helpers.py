@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -75,12 +76,17 @@ class Cli:
 
     def subscriber(self, tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
         """Start `subscribe` and return once the broker acknowledged the subscription (--ready-file)."""
+        return self.ready(tmp_path, "subscribe", *args)
+
+    def ready(self, tmp_path: Path, command: str, *args: str) -> subprocess.Popen[bytes]:
+        """Start a COMMAND that takes --ready-file (subscribe, on, wait, watch...) and return once the
+        broker acknowledged its subscription."""
         ready = tmp_path / f"ready-{time.monotonic_ns()}"
-        proc = self.start("subscribe", "--ready-file", str(ready), *args)
-        wait_for(lambda: ready.exists() or proc.poll() is not None, 30, "subscriber ready")
+        proc = self.start(command, "--ready-file", str(ready), *args)
+        wait_for(lambda: ready.exists() or proc.poll() is not None, 30, f"{command} ready")
         if proc.poll() is not None:
             _out, err = proc.communicate()
-            raise AssertionError(f"subscriber exited {proc.returncode}: {err.decode()}")
+            raise AssertionError(f"{command} exited {proc.returncode}: {err.decode()}")
         return proc
 
 
@@ -389,3 +395,26 @@ def waiting(inbox):  # type: ignore[no-untyped-def]
     waiter = threading.Thread(target=wait, daemon=True)
     waiter.start()
     return waiter, ended
+
+
+class Lines:
+    """What a started process prints on stdout, a line at a time as it comes (a thread reads it),
+    for tests that act on each line; `stop` ends the process as Ctrl-C does."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], parse: Callable[[bytes], object] = bytes.decode) -> None:
+        self.proc, self.lines = proc, []  # type: ignore[var-annotated]
+        assert proc.stdout is not None
+        stdout = proc.stdout
+        self._reader = threading.Thread(target=lambda: self.lines.extend(parse(line) for line in stdout), daemon=True)
+        self._reader.start()
+
+    def stop(self, timeout: float = 20) -> tuple[int, str]:
+        """SIGINT, then (the exit code, stderr) once it ended; its pipes closed."""
+        self.proc.send_signal(signal.SIGINT)
+        code = self.proc.wait(timeout)
+        self._reader.join(timeout)
+        assert self.proc.stderr is not None and self.proc.stdout is not None
+        err = self.proc.stderr.read().decode("utf-8", "replace")
+        self.proc.stderr.close()
+        self.proc.stdout.close()
+        return code, err

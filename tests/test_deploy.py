@@ -166,3 +166,33 @@ def test_the_identity_pools_role_is_scoped_as_the_keys_are():
     without = evaluate(role["Properties"]["Policies"][0]["PolicyDocument"], values,
                        {"IdentityPoolWithPrivateTopic": False})
     assert len(without["Statement"]) == 3
+
+
+def test_notify_email_makes_what_setup_rule_makes():
+    """NotifyEmail=ADDRESS: the topic rule, the SNS topic with the address subscribed, and a role AWS
+    IoT assumes that may publish to that topic alone; the documents are setup-rule's (rule.py)."""
+    from cfnlint.decode import decode_str
+
+    from iotnotify.rule import payload, publish_policy, trust
+
+    template = decode_str(TEXT)[0]
+    resources = {name: r for name, r in template["Resources"].items() if name.startswith("Notify")}
+    assert {r["Condition"] for r in resources.values()} == {"Notify"}
+    assert template["Conditions"]["Notify"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "NotifyEmail"}, ""]}]}
+    assert template["Parameters"]["NotifyEmail"]["Default"] == ""  # off unless asked for
+    values = {"NotifyFilter": "alerts/#", "NotifyEmail": "oncall@example.com"}
+    topic = resources["NotifyTopic"]["Properties"]
+    assert evaluate(topic, values, {}) == {"Subscription": [{"Protocol": "email", "Endpoint": "oncall@example.com"}]}
+    role = resources["NotifyRole"]["Properties"]
+    account = {"AWS::Partition": "aws", "AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012"}
+    assert evaluate(role["AssumeRolePolicyDocument"], account, {}) == trust("arn:aws:iot:eu-west-1:123456789012:rule/*")
+    (policy,) = role["Policies"]
+    assert evaluate(policy["PolicyDocument"], {"NotifyTopic": "TOPIC"}, {}) == publish_policy("TOPIC")
+    rule = evaluate(resources["NotifyRule"]["Properties"]["TopicRulePayload"],
+                    {**values, "NotifyTopic": "TOPIC"}, {})
+    wanted = payload("alerts/#", "TOPIC", "ROLE", "r")
+    (action,) = rule["Actions"]
+    assert (rule["Sql"], rule["AwsIotSqlVersion"], rule["RuleDisabled"]) == \
+        (wanted["sql"], wanted["awsIotSqlVersion"], wanted["ruleDisabled"])
+    assert action["Sns"]["TargetArn"] == "TOPIC" and action["Sns"]["MessageFormat"] == "RAW"
+    assert action["Sns"]["RoleArn"] == {"Fn::GetAtt": ["NotifyRole", "Arn"]}

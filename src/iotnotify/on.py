@@ -32,6 +32,7 @@ VARIABLES = {  # what each variable holds (the docs list them from here)
     "IOTNOTIFY_QOS": "0 or 1",
     "IOTNOTIFY_RETAIN": "true or false",
     "IOTNOTIFY_TIME": "receive time, ISO 8601 UTC with milliseconds",
+    "IOTNOTIFY_SIGNED_BY": "with --verify: the name the file gives the key that signed the message",
     "IOTNOTIFY_CONTENT_TYPE": "MQTT 5 content type (each property's variable is set only when the message has it)",
     "IOTNOTIFY_RESPONSE_TOPIC": "MQTT 5 response topic",
     "IOTNOTIFY_CORRELATION_DATA": "MQTT 5 correlation data (base64 when not UTF-8: "
@@ -66,7 +67,7 @@ def variable_name(key: str) -> str:
     return USER + NOT_IN_NAME.sub("_", key.upper())
 
 
-def _value(text: str) -> bytes:
+def env_value(text: str) -> bytes:
     """`text` as an environment variable may hold it: no NUL (a peer's property may carry one), at
     most VALUE_BYTES (Linux refuses a longer one: the command would not start)."""
     return text.replace("\0", "\ufffd").encode("utf-8", "replace")[:VALUE_BYTES]
@@ -78,25 +79,27 @@ def environment(message: Message, inherited: dict[str, str]) -> dict[str, str | 
     (past that, the user properties' own variables are left out and IOTNOTIFY_TRUNCATED is 1), so
     that no message can keep the command from starting."""
     env: dict[str, str | bytes] = {k: v for k, v in inherited.items() if not _describes_a_message(k)}
-    env["IOTNOTIFY_TOPIC"] = _value(message.topic)
+    env["IOTNOTIFY_TOPIC"] = env_value(message.topic)
     env["IOTNOTIFY_QOS"] = str(message.qos)
     env["IOTNOTIFY_RETAIN"] = "true" if message.retain else "false"
     env["IOTNOTIFY_TIME"] = iso(message.time, milliseconds=True)
+    if message.signer is not None:
+        env["IOTNOTIFY_SIGNED_BY"] = env_value(message.signer)
     if not message.properties:
         return env
     record = message.properties.record()
     pairs = record.pop("user_properties", None)
     for name, value in record.items():
-        env[PREFIX + name.upper()] = _value(str(value))
+        env[PREFIX + name.upper()] = env_value(str(value))
     if not isinstance(pairs, list):
         return env
     budget = MESSAGE_BYTES - sum(len(v) for k, v in env.items() if k.startswith(PREFIX) and isinstance(v, bytes))
-    listed = _value(json.dumps(pairs, ensure_ascii=False))
+    listed = env_value(json.dumps(pairs, ensure_ascii=False))
     own: dict[str, bytes] = {}
     for key, value in pairs:
         name = variable_name(key)
         if name not in VARIABLES:  # a key `properties` does not overwrite IOTNOTIFY_USER_PROPERTIES
-            own[name] = _value(value)
+            own[name] = env_value(value)
     if len(listed) + sum(len(name) + len(v) for name, v in own.items()) > budget:
         own, env["IOTNOTIFY_TRUNCATED"] = {}, "1"
         if len(listed) >= VALUE_BYTES or len(listed) > budget:

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from iotnotify.mqtt.options import Will
     from iotnotify.properties import Properties
     from iotnotify.settings import Settings
+    from iotnotify.signing import Signer
 
 VIAS = ("auto", "mqtt", "https")
 AGENT, HTTPS, MQTT = "agent", "https", "mqtt"
@@ -36,6 +37,7 @@ class Outgoing:
         "qos",
         "records",
         "retain",
+        "signer",
         "single",
         "timeout",
         "topic",
@@ -45,11 +47,11 @@ class Outgoing:
     def __init__(self, topic: str | None, payloads: Iterable[bytes] = (), qos: int = 1, retain: bool = False,
                  timeout: float = 30.0, failed: str | None = None, properties: Properties | None = None,
                  records: bool = False, connections: int = 1, will: Will | None = None,
-                 single: bool | None = None, ids: bool = True) -> None:
+                 single: bool | None = None, ids: bool = True, signer: Signer | None = None) -> None:
         self.topic, self.payloads, self.qos, self.retain, self.timeout = topic, payloads, qos, retain, timeout
         self.failed, self.properties, self.records, self.connections, self.will = \
             failed, properties or None, records, connections, will
-        self.ids = ids
+        self.ids, self.signer = ids, signer
         self.single = (not records and isinstance(payloads, (list, tuple)) and len(payloads) == 1) \
             if single is None else single
 
@@ -69,7 +71,8 @@ def route(outgoing: Outgoing, via: str, agent: bool, settings: Callable[[], Sett
 
     `via` "https": HTTPS alone (UsageError now for what only MQTT can do). Else an agent first
     (unless `agent` is False: --no-agent, IOTNOTIFY_NO_AGENT) for a send on one connection without
-    a will (a will belongs to a connection of its own); then, by default ("auto"), HTTPS for one
+    a will (a will belongs to a connection of its own) or a signature (the private key stays in
+    this process); then, by default ("auto"), HTTPS for one
     message known in advance that needs nothing of MQTT (no will, properties or client id, MQTT 5,
     one connection): two round trips on the network instead of four; then MQTT. `settings` is
     called only once an agent did not take the send (the quick path resolves none before)."""
@@ -77,10 +80,10 @@ def route(outgoing: Outgoing, via: str, agent: bool, settings: Callable[[], Sett
         _check_https(outgoing)
         yield HTTPS, False
         return
-    if agent and outgoing.connections == 1 and outgoing.will is None:
+    if agent and outgoing.connections == 1 and outgoing.will is None and outgoing.signer is None:
         yield AGENT, True
     if via == "auto" and outgoing.single and outgoing.connections == 1 and outgoing.will is None \
-            and not outgoing.properties:
+            and not outgoing.properties and outgoing.signer is None:
         chosen = settings()
         from iotnotify.settings import Protocol
 
@@ -96,5 +99,5 @@ def _check_https(outgoing: Outgoing) -> None:
         raise UsageError("--will-topic needs an MQTT connection: not with --via https")
     if outgoing.connections > 1:
         raise UsageError("--connections needs MQTT: not with --via https")
-    if outgoing.properties:
-        raise UsageError("message properties need MQTT: not with --via https")
+    if outgoing.properties or outgoing.signer is not None:
+        raise UsageError("message properties (--sign's among them) need MQTT: not with --via https")

@@ -32,6 +32,7 @@ FIELDS = {
     "correlation_data": "MQTT 5 correlation data (base64 when not UTF-8)",
     "message_expiry": "MQTT 5 message expiry: seconds left",
     "payload_format": "MQTT 5 payload format: utf8 or bytes",
+    "signed_by": "with --verify: the name the file gives the key that signed the message",
 }
 PROPERTY_FIELDS = ("user_properties", "content_type", "response_topic", "correlation_data", "message_expiry",
                    "payload_format")
@@ -49,6 +50,8 @@ def as_record(message: Message) -> dict[str, object]:
     record["time"] = iso(message.time, milliseconds=True)
     if message.properties:
         record.update(message.properties.record())
+    if message.signer is not None:
+        record["signed_by"] = message.signer
     return record
 
 
@@ -128,6 +131,8 @@ def _template_formatter(template: str) -> Callable[[Message], bytes]:
             values["base64"] = base64.b64encode(message.payload).decode("ascii")
         if "hex" in names:
             values["hex"] = message.payload.hex()
+        if "signed_by" in names:
+            values["signed_by"] = message.signer or ""
         if wants_properties:
             values.update(property_values(message))
         return template.format_map(values).encode("utf-8", "surrogateescape")

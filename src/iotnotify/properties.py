@@ -19,6 +19,8 @@ from iotnotify.topics import MQTT_STRING, check_string, check_topic
 
 PAYLOAD_FORMATS = ("utf8", "bytes")  # MQTT 5's Payload Format Indicator: 1 and 0
 MESSAGE_ID = "iotnotify-id"  # the user property `send` gives each message: 128 random bits in hex (dedupe.py)
+SIGNED_AT, SIGNING_KEY, SIGNATURE = "iotnotify-time", "iotnotify-key", "iotnotify-sig"  # send --sign's (signing.py)
+OWN = frozenset((MESSAGE_ID, SIGNED_AT, SIGNING_KEY, SIGNATURE))  # iotnotify's own: tail shows none of them
 MQTT_U32 = 2**32 - 1
 
 
@@ -57,15 +59,16 @@ class Properties:
             out["payload_format"] = self.payload_format
         return out
 
-    def besides_id(self) -> bool:
-        """Whether a property other than `send`'s `iotnotify-id` is set (tail shows only those)."""
-        return any(key != MESSAGE_ID for key, _ in self.user_properties) or \
+    def besides_own(self) -> bool:
+        """Whether a property other than `send`'s `iotnotify-id` and signature is set (tail shows only
+        those)."""
+        return any(key not in OWN for key, _ in self.user_properties) or \
             any(getattr(self, f.name) is not None for f in fields(self) if f.name != "user_properties")
 
     def marker(self) -> str:
         """A few characters for `tail`'s compact view: which properties are set."""
         parts = []
-        if shown := sum(key != MESSAGE_ID for key, _ in self.user_properties):  # (every send's: not news)
+        if shown := sum(key not in OWN for key, _ in self.user_properties):  # (every send's: not news)
             parts.append(f"{shown}p")
         if self.content_type is not None:
             parts.append(self.content_type)
@@ -76,8 +79,8 @@ class Properties:
         return " ".join(parts) if parts else "·"
 
     def detail(self) -> str:
-        """Every property that is set but the `iotnotify-id`, as `name=value` words, for a view with room."""
-        words = [f"{key}={value}" for key, value in self.user_properties if key != MESSAGE_ID]
+        """Every property that is set but iotnotify's own, as `name=value` words, for a view with room."""
+        words = [f"{key}={value}" for key, value in self.user_properties if key not in OWN]
         for name, value in self.record().items():
             if name not in ("user_properties", "correlation_encoding"):
                 words.append(f"{name}={value}")

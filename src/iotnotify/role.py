@@ -67,7 +67,7 @@ def principals(trust: dict[str, Any]) -> list[str]:
     return found
 
 
-def _document(value: Any) -> dict[str, Any]:
+def policy_document(value: Any) -> dict[str, Any]:
     """A policy document as IAM returns it: a dict (boto3 decodes it) or URL-encoded JSON."""
     return value if isinstance(value, dict) else json.loads(unquote(value))
 
@@ -107,14 +107,14 @@ def setup_role(iam: Any, sts: Any, role_name: str = DEFAULT_ROLE, trusted: str |
     if others and not force:
         raise OtherPolicies(role_name, others)
     changes = []
-    trust = _document(role["AssumeRolePolicyDocument"])
+    trust = policy_document(role["AssumeRolePolicyDocument"])
     if trusted is not None and trust != wanted_trust:
         changes.append(Change("trust policy", trust, wanted_trust))
         trust = wanted_trust
         if not dry_run:
             iam.update_assume_role_policy(RoleName=role_name, PolicyDocument=json.dumps(wanted_trust))
     try:
-        current = _document(iam.get_role_policy(RoleName=role_name, PolicyName=ROLE_POLICY_NAME)["PolicyDocument"])
+        current = policy_document(iam.get_role_policy(RoleName=role_name, PolicyName=ROLE_POLICY_NAME)["PolicyDocument"])
     except iam.exceptions.NoSuchEntityException:
         current = None
     if current != policy:

@@ -15,6 +15,7 @@ from iotnotify.topics import check_filter, filter_matches, shared_parts
 
 if TYPE_CHECKING:
     from iotnotify.dedupe import Dedupe
+    from iotnotify.signing import Verifier
 
 
 @dataclass(frozen=True)
@@ -64,11 +65,12 @@ def selection_of(exclude: tuple[str, ...], grep: str | None, topics_too: bool = 
 
 
 def screened(messages: Iterator[Message], selection: Selection | None = None,
-             dedupe: Dedupe | None = None) -> Iterator[Message]:
-    """The messages `selection` (--exclude, --grep) and then `dedupe` (--dedupe) admit, `messages`
-    themselves when neither applies; the others are acknowledged (a QoS 1 one taken with manual
-    acknowledgement: the broker need not send it again) and dropped."""
+             dedupe: Dedupe | None = None, verifier: Verifier | None = None) -> Iterator[Message]:
+    """The messages `selection` (--exclude, --grep), then `verifier` (--verify), then `dedupe`
+    (--dedupe) admit, `messages` themselves when none applies; the others are acknowledged (a QoS 1
+    one taken with manual acknowledgement: the broker need not send it again) and dropped."""
     admitted: list[Callable[[Message], bool]] = [*([selection.admits] if selection else []),
+                                                 *([verifier.admits] if verifier is not None else []),
                                                  *([dedupe.admits] if dedupe is not None else [])]
     return _kept(messages, admitted) if admitted else messages
 

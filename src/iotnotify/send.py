@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from iotnotify.errors import DeliveryError, HttpsUnsupported, Interrupted, IotNotifyError, Refused, UsageError
 from iotnotify.files import save_lines
@@ -23,6 +24,9 @@ from iotnotify.properties import Properties, check_payload_format, check_propert
 from iotnotify.records import parse_record
 from iotnotify.topics import check_payload, check_topic
 from iotnotify.words import counted, was
+
+if TYPE_CHECKING:
+    from iotnotify.signing import Signer
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,8 @@ class Publisher:
 
     def __init__(self, connections: Session | list[Session], topic: str, qos: int, retain: bool,
                  window: int = WINDOW, properties: Properties | None = None,
-                 on_acked: Callable[[int], None] | None = None, ids: bool = False) -> None:
+                 on_acked: Callable[[int], None] | None = None, ids: bool = False,
+                 signer: Signer | None = None) -> None:
         self.connections = connections if isinstance(connections, list) else [connections]
         self.connection = self.connections[0]
         self.topic = topic
@@ -80,6 +85,7 @@ class Publisher:
         self.retain = retain
         self.properties = properties or None
         self.ids = ids  # each message gets an `iotnotify-id` where it can carry one (MQTT 5)
+        self.signer = signer  # signs each message (--sign; MQTT 5): its id too
         self.window = window
         self.on_acked = on_acked  # hears each input position the broker acknowledged (the agent tells its client)
         self._turns = itertools.cycle(range(len(self.connections)))
@@ -119,7 +125,11 @@ class Publisher:
         check_payload(len(payload), self.connection.aws)
         check_payload_format(properties, payload)
         connection = self._next(len(payload) + len(topic))
-        if self.ids and message is None and connection.carries_properties:  # a record replays as it was
+        if self.signer is not None:  # a record too, with its own id
+            if not connection.carries_properties:
+                raise UsageError("--sign needs MQTT 5 over WebSocket: this connection carries no properties")
+            properties = self.signer.sign(topic, payload, properties, connection.aws)
+        elif self.ids and message is None and connection.carries_properties:  # a record replays as it was
             properties = with_message_id(properties, connection.aws)
         with self._lock:
             self._sent += 1
@@ -294,7 +304,8 @@ def send(source: KeySource, options: ConnectOptions, outgoing: Outgoing, on_reje
         connections = min(connections, max(len(outgoing.payloads), 1))  # no connection left idle
     with ExitStack() as stack:
         publisher = Publisher(open_connections(source, options, connections, stack), outgoing.topic or "",
-                              outgoing.qos, outgoing.retain, properties=outgoing.properties, ids=outgoing.ids)
+                              outgoing.qos, outgoing.retain, properties=outgoing.properties, ids=outgoing.ids,
+                              signer=outgoing.signer)
         return deliver(publisher, source, outgoing, on_rejected, fallback)
 
 

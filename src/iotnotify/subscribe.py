@@ -6,7 +6,7 @@ import itertools
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iotnotify import limits
 from iotnotify.dedupe import Dedupe
@@ -19,6 +19,9 @@ from iotnotify.mqtt import ConnectOptions, OnState, Session, State, open_session
 from iotnotify.mqtt.options import numbered
 from iotnotify.selection import Selection, screened
 from iotnotify.topics import check_filter, shared, subscribe_batches
+
+if TYPE_CHECKING:
+    from iotnotify.signing import Verifier
 
 OnRefused = Callable[[IotNotifyError], None]  # a filter refused, with --partial: say so and go on
 
@@ -70,17 +73,17 @@ def retained_only(messages: Iterator[Message]) -> Iterator[Message]:
 
 def stream(inbox: Inbox, timeout: float | None = None, count: int | None = None,
            retained: str = "all", selection: Selection | None = None,
-           dedupe: Dedupe | None = None) -> Iterator[Message]:
+           dedupe: Dedupe | None = None, verifier: Verifier | None = None) -> Iterator[Message]:
     """The messages `subscribe` prints: those the broker sends within `timeout` seconds, at most
     `count`; with `retained` "without", no retained ones (--no-retained); with "only", the retained
     ones until the first live one or RETAINED_IDLE seconds without any (--retained-only); only those
-    `selection` admits (--exclude, --grep), then `dedupe` (--dedupe)."""
+    `selection` admits (--exclude, --grep), `verifier` (--verify), then `dedupe` (--dedupe)."""
     messages = inbox.messages(timeout, RETAINED_IDLE if retained == "only" else None)
     if retained == "without":
         messages = without_retained(messages)
     elif retained == "only":
         messages = retained_only(messages)
-    return itertools.islice(screened(messages, selection, dedupe), count)
+    return itertools.islice(screened(messages, selection, dedupe, verifier), count)
 
 
 def mark_ready(path: str | None) -> None:

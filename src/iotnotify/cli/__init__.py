@@ -1,10 +1,10 @@
 """The `iotnotify` command: the group, shared flags, and `main(argv)`, which maps errors to exit codes.
 
-The commands live in client.py (keys, send, subscribe), tail.py, rpc.py (request, respond), on.py, ping.py, agent.py
-(agent start|stop|status) and admin.py (local, setup-role, setup-cognito, deploy-template),
-each imported only when one of its commands runs (COMMANDS); the options they share are in
-options.py, what they say on stderr in terminal.py; hoist.py lets the group's options come after
-the command too.
+The commands live in client.py (keys, send, subscribe), tail.py, rpc.py (request, respond), on.py,
+ping.py, trust.py (keygen), wait.py, watch.py, presence.py, agent.py (agent start|stop|status) and
+admin.py (local, setup-role, setup-cognito, setup-rule, deploy-template), each imported only when
+one of its commands runs (COMMANDS); the options they share are in options.py, what they say on
+stderr in terminal.py; hoist.py lets the group's options come after the command too.
 """
 
 from __future__ import annotations
@@ -21,9 +21,12 @@ from iotnotify.shown import LINE, shown
 
 COMMANDS = {"keys": "client:keys_command", "send": "client:send_command", "subscribe": "client:subscribe_command",
             "tail": "tail:tail_command", "request": "rpc:request_command", "respond": "rpc:respond_command",
-            "on": "on:on_command", "ping": "ping:ping_command",
+            "on": "on:on_command", "ping": "ping:ping_command", "keygen": "trust:keygen_command",
+            "wait": "wait:wait_command", "watch": "watch:watch_command",
+            "presence": "presence:presence_command",
             "local": "admin:local_command", "setup-role": "admin:setup_role_command",
-            "setup-cognito": "admin:setup_cognito_command", "deploy-template": "admin:deploy_template_command",
+            "setup-cognito": "admin:setup_cognito_command",
+            "setup-rule": "admin:setup_rule_command", "deploy-template": "admin:deploy_template_command",
             "completion": "completion:completion_command", "retained": "retained:retained_group",
             "agent": "agent:agent_group"}
 """Each command, and the module of this package and the click command object that are it, imported

@@ -1,4 +1,5 @@
-"""`local` and `setup-role`: running the local stack, and the one-off AWS setup."""
+"""`local`, `setup-role`, `setup-cognito`, `setup-rule`, `deploy-template`: running the local
+stack, and the one-off AWS setup."""
 
 from __future__ import annotations
 
@@ -312,3 +313,55 @@ def _setup_local_cognito(topics: list[str], private_prefix: str | None, identiti
     except (OSError, ValueError) as e:  # files.Unsafe too: a folder that is not the user's alone
         raise LocalStackError(f"cannot attach the policy for the local stack: {e}") from None
     return CognitoSetup(policy_name, policy, before, attached, already)
+
+
+@click.command("setup-rule", context_settings=CONTEXT, epilog="""\b
+Examples:
+  iotnotify setup-rule alerts --filter 'alerts/#' --email oncall@example.com --dry-run
+  iotnotify setup-rule alerts --filter 'alerts/#' --email oncall@example.com   # SNS mails a link to confirm
+  iotnotify setup-rule deploys --filter 'deploy/+/done' --sns-topic arn:aws:sns:eu-west-1:123456789012:ops
+  iotnotify setup-rule alerts --delete""")
+@click.argument("name")
+@click.option("--filter", "topic_filter", metavar="FILTER", help="The messages to forward (MQTT filter: + and #).")
+@click.option("--sns-topic", metavar="ARN", help="Forward to this SNS topic (its subscribers: e-mail, SMS, apps).")
+@click.option("--email", metavar="ADDRESS",
+              help="Make an SNS topic for the rule and subscribe ADDRESS to it (SNS mails a confirmation link first).")
+@click.option("--delete", is_flag=True, help="Delete the rule, its role and the SNS topic setup-rule made for it.")
+@click.option("--region", metavar="REGION", help="Region of the rule (default: the AWS session's).")
+@click.option("--dry-run", is_flag=True, help="Show what would be created or changed, and change nothing.")
+@click.option("--aws-profile", metavar="NAME", help="AWS profile to use (default: boto3's credential chain).")
+def setup_rule_command(name: str, topic_filter: str | None, sns_topic: str | None, email: str | None, delete: bool,
+                       region: str | None, dry_run: bool, aws_profile: str | None) -> None:
+    """Forward the messages on FILTER to Amazon SNS, for people away from a terminal: an AWS IoT topic
+    rule NAME, an SNS topic (with --email; or yours, --sns-topic) and a role AWS IoT assumes that may
+    publish to that one SNS topic. Run again, it updates what differs and prints the diffs."""
+    from iotnotify.aws import aws_errors
+    from iotnotify.rule import check, delete_rule, setup_rule
+
+    check(name, topic_filter, sns_topic, email, delete)
+    aws, region = _aws_in(aws_profile, region)
+    with aws_errors():
+        clients = {service: aws.client(service, region_name=region) for service in ("iot", "iam", "sns", "sts")}
+        if delete:
+            result = delete_rule(clients, name, region=region, dry_run=dry_run)
+        else:
+            assert topic_filter is not None  # noqa: S101 - check() said so
+            result = setup_rule(clients, name, topic_filter, region=region, sns_topic=sns_topic, email=email,
+                                dry_run=dry_run)
+    would = "would be " if dry_run else ""
+    if delete:
+        for what in result.deleted:
+            click.echo(f"{'would delete' if dry_run else 'deleted'} {what}")
+        if not result.deleted:
+            click.echo(f"nothing to delete: no rule {name}, role or SNS topic of setup-rule's")
+        return
+    verb = "unchanged" if not result.changes and not result.created else f"{would}set up"
+    click.echo(f"rule {name} {verb}: messages on {topic_filter} -> {result.topic_arn}")
+    for what in result.created:
+        click.echo(f"  {would}created {what}")
+    if result.subscription == "added":
+        click.echo(f"  {would}subscribed {email}: SNS mails it a link, and sends nothing until it is followed")
+    elif result.subscription == "pending":
+        click.echo(f"  {email} has not confirmed yet: SNS sends nothing until its link is followed")
+    for change in result.changes:
+        click.echo(_diff(change.name, change.before, change.after), nl=False)

@@ -26,8 +26,12 @@ from iotnotify.cli.options import (
     resolve_settings,
     selection_options,
     setting_option,
+    sign_option,
+    signer_of,
     source_of,
     style_of,
+    verifier_of,
+    verify_options,
     will_of,
     will_options,
 )
@@ -36,6 +40,7 @@ from iotnotify.cli.terminal import (
     note,
     quiet_stdout,
     ready_note,
+    refused_note,
     state_notes,
     warn,
     warn_reconnecting,
@@ -98,6 +103,7 @@ Examples:
   iotnotify send status/web up --repeat 0 --interval 60      # a heartbeat a minute until stopped
   iotnotify send --qos 0 metrics/cpu "$(uptime)"
   iotnotify send -l metrics/raw --no-id < samples.txt       # no iotnotify-id property on each (MQTT 5)
+  iotnotify send deploy/web v42 --sign ci          # signed with key ci (iotnotify keygen ci); see --verify
   iotnotify send orders/new -f order.json --content-type application/json --user-property source=cron
   iotnotify send jobs/start go --response-topic jobs/done --correlation-data hex:0a1b --message-expiry 60
   iotnotify subscribe 'orders/#' --json > capture.jsonl; iotnotify send --records -f capture.jsonl  # replay
@@ -130,8 +136,12 @@ Examples:
 @click.option("--no-id", is_flag=True,
               help="Do not give each message a random `iotnotify-id` user property (MQTT 5), by which subscribe, "
                    "on and respond --dedupe drop the duplicates QoS 1 may deliver.")
+@sign_option
+@click.option("--sender", metavar="NAME", envvar="IOTNOTIFY_SENDER", show_envvar=True,
+              help="Name the sender in a user property `iotnotify-sender` (MQTT 5), for wait --from: what the sender "
+                   "says, not proven (--sign proves it).")
 @click.option("--no-agent", is_flag=True, envvar="IOTNOTIFY_NO_AGENT", show_envvar=True,
-              help="Connect by itself even when an agent serves these settings.")
+              help="Connect by itself even when an agent serves these settings (as with --sign).")
 @setting_option("persist")
 @click.option(*SEND["via"], type=click.Choice(VIAS), default="auto", show_default=True, envvar="IOTNOTIFY_VIA",
               show_envvar=True,
@@ -145,8 +155,8 @@ Examples:
 @click.pass_context
 def send_command(ctx: click.Context, /, topic: str, message: str | None, message_opt: str | None, file: BinaryIO | None,
          stdin: bool, lines: bool, records: bool, retain: bool, timeout: float, failed: str | None, repeat: int | None,
-         interval: float | None, connections: int, no_id: bool, no_agent: bool, via: str, qos: int,
-         **flags: Any) -> None:
+         interval: float | None, connections: int, no_id: bool, sign: str | None, sender: str | None,
+         no_agent: bool, via: str, qos: int, **flags: Any) -> None:
     """Publish MESSAGE to TOPIC; exit 0 only once the broker acknowledged every QoS 1 message."""
     from iotnotify.mqtt import ConnectOptions
     from iotnotify.send import send
@@ -158,7 +168,8 @@ def send_command(ctx: click.Context, /, topic: str, message: str | None, message
     if repeat is not None or interval is not None:
         payloads = _repeated(payloads, repeat, interval)
     settings = resolve_settings(ctx)
-    properties = properties_of(flags, settings.protocol)
+    properties = properties_of(flags, settings.protocol, sender)
+    signer = signer_of(sign, settings.protocol, no_id, properties)
     what = "line" if records else "message"
 
     def rejected(index: int, error: errors.IotNotifyError) -> None:
@@ -166,7 +177,7 @@ def send_command(ctx: click.Context, /, topic: str, message: str | None, message
 
     will = will_of(flags, settings.protocol)
     outgoing = Outgoing(topic, payloads, qos, retain, timeout, failed, properties, records, connections, will,
-                        ids=not no_id)
+                        ids=not no_id, signer=signer)
     source = None  # one for every way: keys fetched once
     for way, more in route(outgoing, via, not no_agent, lambda: settings):
         if way == AGENT:
@@ -249,7 +260,8 @@ Examples:
   iotnotify subscribe 'files/#' --dump inbox/ -0 | xargs -0 -n1 ./process   # a file per payload
   iotnotify subscribe 'logs/#' -0 | while IFS= read -r -d '' msg; do ...; done   # payloads of several lines
   iotnotify subscribe 'logs/#' -T 'logs/debug/#' --grep '(?i)error|fatal'   # all but debug: errors only
-  iotnotify subscribe 'orders/#' -q 1 --session shop --dedupe 10m   # a QoS 1 message delivered twice: once""")
+  iotnotify subscribe 'orders/#' -q 1 --session shop --dedupe 10m   # a QoS 1 message delivered twice: once
+  iotnotify subscribe 'deploy/#' --verify trusted.keys --json    # only signed ones (send --sign), signed_by""")
 @click.argument("filters", nargs=-1, required=True, metavar="FILTER...", shell_complete=topic_names)
 @output_options
 @click.option("--dump", metavar="DIR", type=click.Path(file_okay=False),
@@ -271,6 +283,7 @@ Examples:
               help="Subscribe as a member of shared subscription GROUP ($share/GROUP/FILTER): each message "
                    "goes to one member of the group.")
 @selection_options
+@verify_options
 @dedupe_option
 @click.option("--connections", type=click.IntRange(1, 64), default=1, show_default=True, metavar="N",
               help="Subscribe over N connections sharing the filters (--share GROUP, else a group of their "
@@ -283,7 +296,7 @@ Examples:
 def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], dump: str | None, no_retained: bool, retained_only: bool, count: int | None,
                       timeout: float | None, ready_file: str | None, quiet: bool, max_reconnects: int | None,
                       no_reconnect: bool, share: str | None, exclude: tuple[str, ...], grep: str | None,
-                      dedupe: float | None, connections: int, qos: int, session: str | None,
+                      verify: str | None, verify_window: float | None, dedupe: float | None, connections: int, qos: int, session: str | None,
                       session_expiry: int, reconnect_delay: tuple[float, float], partial: bool, **flags: Any) -> None:
     """Print each message on FILTER... to stdout, one line per message, flushed at once."""
     from iotnotify.mqtt import ConnectOptions
@@ -294,12 +307,10 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], dump: str
     style = style_of(flags)
     selection = selection_of(exclude, grep)
     duplicates = dedupe_of(dedupe, style.verbose)
-    if no_retained and retained_only:
-        raise errors.UsageError("--no-retained and --retained-only cannot be combined")
-    if retained_only and (share or connections > 1 or any(f.startswith(SHARE) for f in filters)):
-        raise errors.UsageError("--retained-only: shared subscriptions get no retained messages")
-    retained = "only" if retained_only else "without" if no_retained else "all"
+    retained = _retained_of(no_retained, retained_only, bool(share) or connections > 1 or
+                            any(f.startswith(SHARE) for f in filters))
     settings = resolve_settings(ctx)
+    verifier = verifier_of(verify, verify_window, settings.protocol)
     dumped = _dump(dump, style) if dump is not None else None
     writer = MessageWriter(dumped or formatter(style), sys.stdout.buffer)
     options = ConnectOptions.from_settings(settings, session, session_expiry, reconnect_delay,
@@ -325,11 +336,11 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], dump: str
         mark_ready(ready_file)
         try:
             if style.cheap and timeout is None and count is None and retained == "all" and not selection \
-                    and dumped is None and duplicates is None:
+                    and dumped is None and duplicates is None and verifier is None:
                 inbox.deliver_to(writer.render, writer.write_out)  # written where it arrives
                 inbox.wait()  # ends only by raising: the connection's end, a closed pipe
             else:
-                writer.write_all(stream(inbox, timeout, count, retained, selection, duplicates),
+                writer.write_all(stream(inbox, timeout, count, retained, selection, duplicates, verifier),
                                  burst_over=inbox.empty)
         except BrokenPipeError:
             quiet_stdout()
@@ -340,7 +351,18 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], dump: str
             inbox.stop()  # nothing more is taken (a message waiting for room goes in): the connection can close
             if dumped is not None:
                 dumped.close()
+            refused_note(verifier)
     check_enough(writer.count, count, timeout, retained)
+
+
+def _retained_of(no_retained: bool, retained_only: bool, shared: bool) -> str:
+    """What subscribe does with retained messages: "all", "without" (--no-retained) or "only"
+    (--retained-only, which `shared` subscriptions never get)."""
+    if no_retained and retained_only:
+        raise errors.UsageError("--no-retained and --retained-only cannot be combined")
+    if retained_only and shared:
+        raise errors.UsageError("--retained-only: shared subscriptions get no retained messages")
+    return "only" if retained_only else "without" if no_retained else "all"
 
 
 def _dump(folder: str, style: OutputStyle) -> Dump:

@@ -1,5 +1,5 @@
-"""What the shell completes beyond commands and flags: profile names for --profile, and for topic
-filters the profile's topic and the topics the cached keys allow (read from disk only: completing
+"""What the shell completes beyond commands and flags: profile names for --profile, key names for
+--sign, and for topic filters the profile's topic and the topics the cached keys allow (read from disk only: completing
 never goes over the network). Each is a click `shell_complete` callback."""
 
 from __future__ import annotations
@@ -51,4 +51,17 @@ def topic_names(ctx: click.Context, _param: click.Parameter, incomplete: str) ->
             private = keys.raw.get("privateTopic")
             found += [private] if isinstance(private, str) else []
     names = dict.fromkeys(topic.replace("/*", "/#") for topic in found)  # IAM's `PREFIX/*` is MQTT's `PREFIX/#`
+    return [CompletionItem(name) for name in names if name.startswith(incomplete)]
+
+
+def key_names(_ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    """--sign: the keys `keygen` made (a private key beside its NAME.pub)."""
+    from click.shell_completion import CompletionItem
+
+    from iotnotify.signing import key_folder
+
+    try:
+        names = sorted(path.name[:-4] for path in key_folder().glob("*.pub"))
+    except OSError:
+        return []
     return [CompletionItem(name) for name in names if name.startswith(incomplete)]

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from iotnotify.mqtt import ConnectOptions
     from iotnotify.mqtt.session import Session
     from iotnotify.send import Publisher
+    from iotnotify.signing import Verifier
     from iotnotify.subscribe import OnRefused
 
 MAX_TOPICS = 10_000  # distinct topics counted one by one; the rest go under "(other topics)"
@@ -52,6 +53,7 @@ class TailState:
 
     lines: int
     selection: Selection = field(default_factory=Selection)
+    verifier: Verifier | None = None  # --verify: only what it takes is shown
     host: str = ""
     protocol: str = "5"
     client_id: str = ""
@@ -76,11 +78,12 @@ class TailState:
         self.rows = collections.deque(maxlen=max(self.lines, 1))
 
     def matches(self, message: Message) -> bool:
-        """Whether --grep (topic or payload) and --exclude let the message into the log."""
-        return self.selection.admits(message)
+        """Whether --grep (topic or payload), --exclude and --verify let the message into the log
+        (--verify's once for each message: a second look would see its id again)."""
+        return self.selection.admits(message) and (self.verifier is None or self.verifier.admits(message))
 
-    def add(self, message: Message, sent: bool = False) -> None:
-        """Count a message and, if it matches, put it at the bottom of the log."""
+    def add(self, message: Message, sent: bool = False) -> bool:
+        """Count a message and, if it matches, put it at the bottom of the log; whether it did."""
         if not sent:
             self.count += 1
             self.bytes += len(message.payload)
@@ -96,6 +99,8 @@ class TailState:
         if sent or self.matches(message):
             self.shown += 0 if sent else 1
             self.rows.append(Row(message, sent))
+            return True
+        return False
 
     def rate(self, now: float | None = None) -> float:
         """Messages per second over the last 10 seconds (or since the start, if sooner)."""
@@ -116,9 +121,10 @@ class TailState:
     def summary(self) -> str:
         """The one line left when the view stops."""
         elapsed = time.monotonic() - self.started
-        shown = f" ({self.shown} shown)" if self.selection else ""
+        shown = f" ({self.shown} shown)" if self.selection or self.verifier is not None else ""
+        refused = f"; {self.verifier.summary()}" if self.verifier is not None and self.verifier.refused else ""
         return (f"tail: {counted(self.count, 'message')}{shown}, {_size(self.bytes)} in {elapsed:.0f} s, "
-                f"{self.reconnects} reconnects")
+                f"{self.reconnects} reconnects{refused}")
 
 
 STATE_STYLES = {State.CONNECTED: "bold green", State.CONNECTING: "yellow", State.RECONNECTING: "bold yellow",
@@ -181,15 +187,18 @@ WIDE = 120  # columns from which a message's MQTT 5 properties are shown in full
 
 def _properties_text(message: Message, width: int, room: int) -> str:
     """What the log shows of a message's MQTT 5 properties after its payload, in `room` columns:
-    every property on a wide terminal when they fit, else a compact marker (`⚑ 1p application/json`,
-    which a long content type may see cut); "" when none."""
-    if not message.properties or not message.properties.besides_id():
-        return ""
+    who signed it (--verify: `✓ NAME`), then every property on a wide terminal when they fit, else a
+    compact marker (`⚑ 1p application/json`, which a long content type may see cut); "" when none.
+    Not iotnotify's own properties (the id, the signature)."""
+    signed = f"✓ {escaped(message.signer)[:40]}" if message.signer is not None else ""
+    if not message.properties or not message.properties.besides_own():
+        return f"  {signed}" if signed else ""
+    room -= len(signed) + 1 if signed else 0
     detail = escaped(message.properties.detail()) if width >= WIDE else ""
     text = detail if detail and len(detail) + 4 <= room else escaped(message.properties.marker())
     if len(text) + 4 > room:
         text = text[: max(room - 5, 0)] + "…"
-    return f"  ⚑ {text}"
+    return f"  {signed + ' ' if signed else ''}⚑ {text}"
 
 
 def _footer(state: TailState) -> Text:
@@ -198,6 +207,9 @@ def _footer(state: TailState) -> Text:
                   f"{state.reconnects} reconnects" + (f" · top: {top}" if top else ""), style="dim")
     if state.selection:
         footer.append(f" · {escaped(state.selection.describe())}: {state.shown} shown", style="dim")
+    if state.verifier is not None:
+        refused = sum(state.verifier.refused.values())
+        footer.append(f" · --verify: {refused} refused", style="yellow" if refused else "dim")
     if state.dropped:
         footer.append(f" · last closed by the broker: {state.dropped}", style="yellow")
     if state.notice:
@@ -225,15 +237,16 @@ REFRESH = 0.1  # s between redraws of the live view
 def run_plain(source: KeySource, options: ConnectOptions, topics: list[str], qos: int, selection: Selection,
               save: BinaryIO | None, out: BinaryIO, on_refused: OnRefused | None,
               on_dropped: OnRefused | None = None, on_busy: Callable[[str], None] | None = None,
-              on_notice: Callable[[str], None] | None = None, on_state: OnState | None = None) -> tuple[str, bool]:
-    """`tail` when stdout is not a terminal: `subscribe -v` lines (those --grep and --exclude let through) until
-    Ctrl-C; (the summary, whether the reader of `out` went away). `on_state` hears the connection's
-    state too (the summary counts the reconnections)."""
+              on_notice: Callable[[str], None] | None = None, on_state: OnState | None = None,
+              verifier: Verifier | None = None) -> tuple[str, bool]:
+    """`tail` when stdout is not a terminal: `subscribe -v` lines (those --grep, --exclude and
+    --verify let through) until Ctrl-C; (the summary, whether the reader of `out` went away).
+    `on_state` hears the connection's state too (the summary counts the reconnections)."""
     from iotnotify.output import OutputStyle, formatter
     from iotnotify.subscribe import subscribe
 
     plain, save_line = formatter(OutputStyle(verbose=True)), formatter(OutputStyle(json_lines=True))
-    state = TailState(1, selection)
+    state = TailState(1, selection, verifier)
 
     def changed(new: State, attempt: int) -> None:
         state.set_state(new, attempt)
@@ -246,11 +259,11 @@ def run_plain(source: KeySource, options: ConnectOptions, topics: list[str], qos
     with connection:
         try:
             for message in inbox.messages():
-                state.add(message)
+                shown = state.add(message)
                 if save is not None:
                     save.write(save_line(message))
                     save.flush()
-                if state.matches(message):
+                if shown:
                     out.write(plain(message))
                     out.flush()
         except BrokenPipeError:
@@ -264,7 +277,7 @@ def run_plain(source: KeySource, options: ConnectOptions, topics: list[str], qos
 
 def run_live(source: KeySource, options: ConnectOptions, topics: list[str], qos: int, lines: int | None,
              selection: Selection, save: BinaryIO | None, send_topic: str | None,
-             on_refused: OnRefused | None) -> str:
+             on_refused: OnRefused | None, verifier: Verifier | None = None) -> str:
     """The live view until Ctrl-C: drawn at most every REFRESH seconds, whatever the traffic; lines
     typed are published to `send_topic`. Returns the summary."""
     import contextlib
@@ -285,7 +298,7 @@ def run_live(source: KeySource, options: ConnectOptions, topics: list[str], qos:
     if send_topic is not None:
         check_topic(send_topic, keys.aws_rules)
         check_publish(keys, send_topic)
-    state = TailState(lines or max(console.height - 3, 1), selection, host=f"{keys.host}:{keys.port}",
+    state = TailState(lines or max(console.height - 3, 1), selection, verifier, host=f"{keys.host}:{keys.port}",
                       protocol=options.protocol, expires=keys.expiration, send_topic=send_topic)
     def dropped(error: IotNotifyError) -> None:  # the broker ended the connection: shown, and made again
         state.dropped = escaped(str(error))

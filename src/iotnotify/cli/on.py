@@ -21,11 +21,14 @@ from iotnotify.cli.options import (
     resolve_settings,
     selection_options,
     source_of,
+    verifier_of,
+    verify_options,
 )
 from iotnotify.cli.terminal import (
     left_waiting,
     note,
     ready_note,
+    refused_note,
     state_notes,
     warn,
     warn_reconnecting,
@@ -46,7 +49,8 @@ Examples:
   iotnotify on 'sensors/#' --exclude 'sensors/+/debug' --grep '"alarm": *true' -- ./page-oncall.sh
   iotnotify on deploy/web --session deployer -q 1 --dedupe 1h -- ./deploy.sh   # missed ones too; never twice
   iotnotify on jobs/build --share builders -- ./build.sh # on two hosts: each message runs once
-  iotnotify on ci/done -C 1 -W 600 -- true && echo 'CI finished'""")
+  iotnotify on ci/done -C 1 -W 600 -- true && echo 'CI finished'
+  iotnotify on deploy/web --verify trusted.keys -- ./deploy.sh    # only what a trusted key signed""")
 @click.argument("filters", nargs=-1, required=True, metavar="FILTER... -- CMD [ARGS...]", shell_complete=topic_names)
 @click.option("--parallel", type=click.IntRange(1, 64), default=1, show_default=True, metavar="N",
               help="Run CMD for N messages at a time (default: one at a time, in arrival order).")
@@ -69,6 +73,7 @@ Examples:
               help="Take messages as a member of shared subscription GROUP: each goes to one member of the group "
                    "(on any host), which runs CMD once.")
 @selection_options
+@verify_options
 @dedupe_option
 @long_running_options
 @mqtt_options
@@ -76,7 +81,8 @@ Examples:
 @click.pass_context
 def on_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: int, queue: int, command_timeout: float,
                count: int | None, timeout: float | None, ready_file: str | None, verbose: bool, quiet: bool,
-               share: str | None, exclude: tuple[str, ...], grep: str | None, dedupe: float | None, qos: int, session: str | None,
+               share: str | None, exclude: tuple[str, ...], grep: str | None, verify: str | None,
+               verify_window: float | None, dedupe: float | None, qos: int, session: str | None,
                session_expiry: int, reconnect_delay: tuple[float, float], partial: bool, **_flags: Any) -> None:
     """Run CMD for each message on FILTER...: the payload on its stdin, the topic, QoS, retain flag and
     MQTT 5 properties in IOTNOTIFY_* variables, its output and errors to this terminal. A CMD that
@@ -93,6 +99,7 @@ def on_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: int, q
         raise errors.UsageError("give the command after --: iotnotify on FILTER -- CMD [ARGS...]")
     selection = selection_of(exclude, grep)
     settings = resolve_settings(ctx)
+    verifier = verifier_of(verify, verify_window, settings.protocol)
 
     def dropped(message: Any, why: str) -> None:
         note(f"iotnotify: warning: message on {shown(message.topic)} dropped: {why}")
@@ -108,7 +115,8 @@ def on_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: int, q
         mark_ready(ready_file)
         try:
             messages = inbox.messages(timeout)
-            serve(screened(messages, selection, dedupe_of(dedupe, verbose)), runner.workers, count, dropped)
+            serve(screened(messages, selection, dedupe_of(dedupe, verbose), verifier), runner.workers, count,
+                  dropped)
         except KeyboardInterrupt:  # how a dispatcher stops (exit 0), once the commands running are done;
             if count is not None or timeout is not None:  # a script waiting for messages was interrupted
                 interrupted = errors.Interrupted(f"interrupted after {counted(runner.workers.started, 'message')}")
@@ -117,6 +125,7 @@ def on_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: int, q
             inbox.stop()
             runner.workers.close()
             left_waiting(inbox.waiting, "message", "not run", session if settings.protocol == "5" else None)
+            refused_note(verifier)
     handled = runner.workers.started
     if count is not None:
         check_enough(handled, count, timeout)

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import click
 
 from iotnotify import limits
-from iotnotify.cli.completers import profile_names, topic_names
-from iotnotify.cli.terminal import duplicate_note, note
+from iotnotify.cli.completers import key_names, profile_names, topic_names
+from iotnotify.cli.terminal import duplicate_note, note, refusal_notes
 from iotnotify.quick.argv import NAMES as SEND  # the quick path reads these options of send's too
 from iotnotify.settings import (
     CONNECT,
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from iotnotify.mqtt import Will
     from iotnotify.output import OutputStyle
     from iotnotify.properties import Properties
+    from iotnotify.signing import Signer, Verifier
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -303,14 +304,18 @@ def property_options(command: F) -> F:
     ])
 
 
-def properties_of(flags: dict[str, Any], protocol: str) -> Properties | None:
-    """The MQTT 5 properties the flags ask for (None if none); with MQTT 3.1.1 a UsageError naming
-    the first flag given, since that protocol cannot carry them."""
+def properties_of(flags: dict[str, Any], protocol: str, sender: str | None = None) -> Properties | None:
+    """The MQTT 5 properties the flags ask for (None if none), with `sender`'s `iotnotify-sender`
+    property (send --sender) after the user's; with MQTT 3.1.1 a UsageError naming the first flag
+    given, since that protocol cannot carry them."""
     from iotnotify.errors import UsageError
     from iotnotify.properties import Properties, parse_correlation, parse_user_property
     from iotnotify.settings import Protocol
 
     given = [flag for name, flag in PROPERTY_FLAGS.items() if flags.get(name) not in (None, ())]
+    if sender is not None and not sender:
+        raise UsageError("--sender needs a name")
+    given += ["--sender"] if sender is not None else []
     if not given:
         return None
     if protocol == Protocol.V311:
@@ -320,8 +325,11 @@ def properties_of(flags: dict[str, Any], protocol: str) -> Properties | None:
     if expiry is not None and expiry > limits.MAX_MESSAGE_EXPIRY:
         note(f"iotnotify: warning: --message-expiry {expiry}: AWS IoT Core keeps a message at most "
              f"{limits.MAX_MESSAGE_EXPIRY} seconds (7 days) and shortens a longer expiry to that")
+    from iotnotify.quorum import SENDER
+
     return Properties(
-        user_properties=tuple(parse_user_property(text) for text in flags.get("user_property") or ()),
+        user_properties=tuple(parse_user_property(text) for text in flags.get("user_property") or ()) +
+        (((SENDER, sender),) if sender is not None else ()),
         content_type=flags.get("content_type"), response_topic=flags.get("response_topic"),
         correlation_data=None if correlation is None else parse_correlation(correlation),
         message_expiry=flags.get("message_expiry"), payload_format=flags.get("payload_format"))
@@ -336,7 +344,8 @@ def output_options(command: F) -> F:
         click.option("--format", "-F", "template", metavar="TEMPLATE",
                      help="Print each message with a template: {topic} {payload} {qos} {retain} {time} {json} "
                           "{base64} {hex}, and the MQTT 5 properties {user_properties} {content_type} "
-                          "{response_topic} {correlation_data} {message_expiry} {payload_format}."),
+                          "{response_topic} {correlation_data} {message_expiry} {payload_format}; with --verify, "
+                          "{signed_by}."),
         click.option("--pretty", is_flag=True, help="Indent JSON payloads."),
         click.option("-N", "no_newline", is_flag=True, help="Do not print a newline after each message."),
         click.option("--null", "-0", "null", is_flag=True,
@@ -368,6 +377,67 @@ def dedupe_of(window: float | None, say: bool) -> Dedupe | None:
     from iotnotify.dedupe import Dedupe
 
     return None if window is None else Dedupe(window, duplicate_note if say else None)
+
+
+def sign_option(command: F) -> F:
+    """--sign NAME, of the commands that publish (signing.py)."""
+    return click.option("--sign", metavar="NAME", shell_complete=key_names,
+                        help="Sign each message with key NAME (iotnotify keygen NAME), or an OpenSSH Ed25519 "
+                             "private key at a PATH with a /: subscribers with --verify take only signed ones "
+                             "(MQTT 5).")(command)
+
+
+def signer_of(name: str | None, protocol: str, no_id: bool = False,
+              properties: Properties | None = None) -> Signer | None:
+    """--sign NAME's Signer (None without it); UsageError for a key that cannot sign, MQTT 3.1.1
+    (no user properties to carry a signature), or --no-id or an `iotnotify-id` of the user's (each
+    signed message has its own id: one given for all would make the second a replay)."""
+    if name is None:
+        return None
+    from iotnotify.errors import UsageError
+    from iotnotify.settings import Protocol
+    from iotnotify.signing import load_signer
+
+    if protocol == Protocol.V311:
+        raise UsageError("--sign needs MQTT 5: --protocol 3.1.1 has no user properties to carry a signature")
+    if no_id:
+        raise UsageError("--sign signs each message's iotnotify-id: not with --no-id")
+    if properties is not None and any(key == "iotnotify-id" for key, _ in properties.user_properties):
+        raise UsageError("--sign gives each message an iotnotify-id of its own: not with --user-property iotnotify-id=")
+    return load_signer(name)
+
+
+def verify_options(command: F) -> F:
+    """--verify FILE and --verify-window, of the commands that take messages (signing.py)."""
+    from iotnotify.signing import WINDOW
+
+    return _apply(command, [
+        click.option("--verify", metavar="FILE", type=click.Path(dir_okay=False),
+                     help="Take only messages signed (send --sign) by a key in FILE (`ssh-ed25519 KEY NAME` lines, "
+                          "as keygen prints), for their topic, within the window, once; count the others on "
+                          "stderr (MQTT 5)."),
+        click.option("--verify-window", type=Duration(), metavar="DURATION",
+                     help=f"With --verify: refuse messages signed longer ago (or later) than DURATION by this "
+                          f"machine's clock (default {WINDOW:g}s)."),
+    ])
+
+
+def verifier_of(path: str | None, window: float | None, protocol: str, say: bool = True) -> Verifier | None:
+    """--verify FILE's Verifier (None without it), each message it refuses said on stderr if `say`
+    (at most one line a second: refusal_notes; tail's live view counts them in its footer instead);
+    UsageError for a bad FILE, a window without it, or MQTT 3.1.1."""
+    from iotnotify.errors import UsageError
+
+    if path is None:
+        if window is not None:
+            raise UsageError("--verify-window goes with --verify FILE")
+        return None
+    from iotnotify.settings import Protocol
+    from iotnotify.signing import WINDOW, Verifier, read_trusted
+
+    if protocol == Protocol.V311:
+        raise UsageError("--verify needs MQTT 5: --protocol 3.1.1 has no user properties to carry a signature")
+    return Verifier(read_trusted(path), WINDOW if window is None else window, refusal_notes() if say else None)
 
 
 def style_of(flags: dict[str, Any]) -> OutputStyle:

@@ -24,14 +24,19 @@ from iotnotify.cli.options import (
     properties_of,
     property_options,
     resolve_settings,
+    sign_option,
+    signer_of,
     source_of,
     style_of,
+    verifier_of,
+    verify_options,
 )
 from iotnotify.cli.terminal import (
     left_waiting,
     note,
     quiet_stdout,
     ready_note,
+    refused_note,
     state_notes,
     warn,
     warn_reconnecting,
@@ -46,7 +51,8 @@ from iotnotify.words import counted
 Examples:
   iotnotify request jobs/run 'backup db1'                   # replies come to the keys' private topic
   iotnotify request jobs/run -f job.json --response-topic jobs/replies -W 60 --json
-  iotnotify request sensors/poll now -C 3 -v                # the first 3 replies""")
+  iotnotify request sensors/poll now -C 3 -v                # the first 3 replies
+  iotnotify request jobs/run 'backup db1' --sign ops --verify responders.keys   # signed both ways""")
 @click.argument("topic")
 @click.argument("message", required=False)
 @click.option("--message", "-m", "message_opt", metavar="TEXT", help="The request's payload.")
@@ -58,13 +64,17 @@ Examples:
               metavar="S", help="Exit 7 if fewer than N replies came within S seconds.")
 @output_options
 @property_options
+@sign_option
+@verify_options
 @mqtt_options
 @connection_options
 @click.pass_context
 def request_command(ctx: click.Context, /, topic: str, message: str | None, message_opt: str | None,
-                    file: BinaryIO | None, stdin: bool, count: int, timeout: float, qos: int, **flags: Any) -> None:
+                    file: BinaryIO | None, stdin: bool, count: int, timeout: float, sign: str | None,
+                    verify: str | None, verify_window: float | None, qos: int, **flags: Any) -> None:
     """Publish a request to TOPIC and print the replies: those to its response topic (default: the
-    keys' private topic) that carry its correlation data (random unless --correlation-data)."""
+    keys' private topic) that carry its correlation data (random unless --correlation-data); with
+    --verify, only those a trusted key signed."""
     from iotnotify.mqtt import ConnectOptions
     from iotnotify.output import MessageWriter, formatter
     from iotnotify.payloads import payloads_from
@@ -83,9 +93,11 @@ def request_command(ctx: click.Context, /, topic: str, message: str | None, mess
     properties = properties_of(flags, settings.protocol)
     if settings.protocol != "5":
         raise errors.UsageError("request needs MQTT 5 (response topic, correlation data): not --protocol 3.1.1")
+    verifier = verifier_of(verify, verify_window, settings.protocol)
     writer = MessageWriter(formatter(style), sys.stdout.buffer)
     connection, replies = request(source_of(settings), ConnectOptions.from_settings(settings), topic,
-                                  next(iter(payloads)), qos, properties or Properties(), timeout)
+                                  next(iter(payloads)), qos, properties or Properties(), timeout,
+                                  signer=signer_of(sign, settings.protocol), verifier=verifier)
     with connection:
         try:
             writer.write_all(itertools.islice(replies, count))
@@ -95,6 +107,7 @@ def request_command(ctx: click.Context, /, topic: str, message: str | None, mess
             raise errors.Interrupted(f"interrupted after {counted(writer.count, 'reply', 'replies')}") from None
         finally:
             replies.close()
+            refused_note(verifier)
     check_enough(writer.count, count, timeout, what="replies")
 
 
@@ -107,7 +120,8 @@ Examples:
   iotnotify respond 'sensors/+/poll' --parallel 4 -- sh -c 'read x; date'
   iotnotify respond rpc/upper --session upper -- tr a-z A-Z   # requests sent while it was away come too
   iotnotify respond jobs/run --share runners -- ./run-job.sh  # on two hosts: each request runs once
-  iotnotify respond jobs/run --dedupe 10m -- ./run-job.sh     # a request delivered twice runs once""")
+  iotnotify respond jobs/run --dedupe 10m -- ./run-job.sh     # a request delivered twice runs once
+  iotnotify respond jobs/run --verify ops.keys --sign runner -- ./run-job.sh  # IOTNOTIFY_SIGNED_BY: who asked""")
 @click.argument("filters", nargs=-1, required=True, metavar="FILTER... -- CMD [ARGS...]")
 @click.option("--parallel", type=click.IntRange(1, 64), default=1, show_default=True, metavar="N",
               help="Answer N requests at a time (default: one at a time, in order).")
@@ -124,6 +138,8 @@ Examples:
 @click.option("--share", metavar="GROUP", callback=lambda _c, _p, v: v if v is None else check_share_name(v),
               help="Answer as a member of shared subscription GROUP: each request goes to one responder of the "
                    "group (on any host), which runs CMD once.")
+@verify_options
+@sign_option
 @dedupe_option
 @long_running_options
 @mqtt_options
@@ -131,7 +147,8 @@ Examples:
 @click.pass_context
 def respond_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: int, queue: int,
                     command_timeout: float, count: int | None, ready_file: str | None, quiet: bool,
-                    share: str | None, dedupe: float | None, qos: int,
+                    share: str | None, verify: str | None, verify_window: float | None, sign: str | None,
+                    dedupe: float | None, qos: int,
                     session: str | None, session_expiry: int, reconnect_delay: tuple[float, float], partial: bool,
                     **_flags: Any) -> None:
     """Answer each request on FILTER...: run CMD with the payload on stdin, and publish what it prints
@@ -148,6 +165,7 @@ def respond_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: i
     settings = resolve_settings(ctx)
     if settings.protocol != "5":
         raise errors.UsageError("respond needs MQTT 5 (response topic, correlation data): not --protocol 3.1.1")
+    verifier, signer = verifier_of(verify, verify_window, settings.protocol), signer_of(sign, settings.protocol)
     answered = _answers(command[0], quiet)
 
     def refused(message: Any, why: str) -> None:
@@ -159,19 +177,20 @@ def respond_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: i
                                           queue, command_timeout, answered, refused,
                                           on_dropped=warn_reconnecting, on_state=state_notes(quiet),
                                           on_partial=warn if partial else None, on_busy=warn_text,
-                                          on_notice=warn_text)
+                                          on_notice=warn_text, signer=signer)
     with connection:
         ready_note(quiet)
         mark_ready(ready_file)
         handled = 0
         try:
-            handled = serve(inbox, responder, count, refused, dedupe_of(dedupe, not quiet))
+            handled = serve(inbox, responder, count, refused, dedupe_of(dedupe, not quiet), verifier)
         except KeyboardInterrupt:
             pass  # Ctrl-C is how a responder stops; the requests being answered are finished first
         finally:
             inbox.stop()
             responder.workers.close()
             left_waiting(inbox.waiting, "request", "not answered", session)
+            refused_note(verifier)
     if count is not None and (error := unanswered_error(handled, responder)) is not None:
         raise error
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from iotnotify.shown import LINE, shown
 if TYPE_CHECKING:
     from iotnotify.messages import Message
     from iotnotify.mqtt.transport import State
+    from iotnotify.signing import Verifier
 
 
 def note(message: str, quiet: bool = False) -> None:
@@ -87,6 +89,33 @@ def end_quickly() -> None:
 def ends_quickly() -> bool:
     """Whether end_quickly() was called."""
     return _Exit.quick
+
+
+def refusal_notes(per_second: float = 1.0, clock: Callable[[], float] = time.monotonic) -> Callable[[Message, str], None]:
+    """What says on stderr that --verify refused a message: a line each, at most `per_second`
+    (a peer flooding forgeries must not flood the terminal); the next line says how many were
+    refused meanwhile without one."""
+    from iotnotify.signing import REASONS
+
+    unsaid = [0]
+    last = [float("-inf")]
+
+    def say(message: Message, reason: str) -> None:
+        now = clock()
+        if now - last[0] < 1 / per_second:
+            unsaid[0] += 1
+            return
+        more = f" (and {unsaid[0]} more not said)" if unsaid[0] else ""
+        last[0], unsaid[0] = now, 0
+        note(f"iotnotify: --verify refused a message on {shown(message.topic)}: {REASONS[reason]}{more}")
+
+    return say
+
+
+def refused_note(verifier: Verifier | None) -> None:
+    """At the end of a command with --verify: how many messages it refused, and why."""
+    if verifier is not None and verifier.refused:
+        note(f"iotnotify: {verifier.summary()}")
 
 
 def duplicate_note(message: Message, given: str) -> None:

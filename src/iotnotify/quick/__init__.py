@@ -28,8 +28,8 @@ def quick_send(argv: list[str]) -> int | None:
     from iotnotify.quick.argv import parse
 
     parsed = parse(argv)
-    if parsed is None or os.environ.get("IOTNOTIFY_DEBUG"):
-        return None
+    if parsed is None or os.environ.get("IOTNOTIFY_DEBUG") or os.environ.get("IOTNOTIFY_SENDER"):
+        return None  # (a sender's name is a property: the CLI's to add)
     outgoing, options = parsed
     chosen = environment(options, os.environ)
     if chosen is None:

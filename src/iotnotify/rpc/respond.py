@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from iotnotify import dispatch
 from iotnotify.dedupe import Dedupe
@@ -32,12 +33,15 @@ from iotnotify.keys import KeySource
 from iotnotify.keys.allowance import check_publish
 from iotnotify.messages import Message
 from iotnotify.mqtt import ConnectOptions, OnState, Session
-from iotnotify.properties import Properties
+from iotnotify.properties import Properties, message_id
 from iotnotify.rpc import child
 from iotnotify.selection import screened
 from iotnotify.send import publish_one
 from iotnotify.shown import shown
 from iotnotify.topics import AWS_MAX_PAYLOAD_BYTES, MQTT_MAX_PAYLOAD_BYTES, check_payload, check_topic
+
+if TYPE_CHECKING:
+    from iotnotify.signing import Signer, Verifier
 from iotnotify.words import counted
 
 ERROR_TEXT = 1024  # bytes of the command's last stderr line in a reply's `error` property
@@ -73,11 +77,13 @@ class Responder:
     """Runs `command` for each request handed to it (dispatch.Workers, `parallel` at a time), with
     the payload on stdin, and publishes its stdout to the request's response topic with the
     request's correlation data (and a user property `error` when the command failed); then
-    acknowledges the request."""
+    acknowledges the request. With a `signer`, each reply is signed (signing.py); CMD learns who
+    signed the request (--verify) from IOTNOTIFY_SIGNED_BY."""
 
     def __init__(self, connection: Session, command: list[str], parallel: int, command_timeout: float,
-                 on_answer: OnAnswer) -> None:
+                 on_answer: OnAnswer, signer: Signer | None = None) -> None:
         self.connection = connection
+        self.signer = signer  # signs each reply (--sign)
         self.command = command
         self.command_timeout = command_timeout
         self.on_answer = on_answer
@@ -131,7 +137,10 @@ class Responder:
         except (UsageError, Refused) as e:  # before running anything: the reply could not go
             return Answer(message.topic, None, "", failure=str(e))
         limit = AWS_MAX_PAYLOAD_BYTES if self.connection.aws else MQTT_MAX_PAYLOAD_BYTES
-        env = {**os.environ, "IOTNOTIFY_REQUEST_TOPIC": message.topic}
+        env = {k: v for k, v in os.environ.items() if k != "IOTNOTIFY_SIGNED_BY"}  # a stale one would pass for it
+        env["IOTNOTIFY_REQUEST_TOPIC"] = message.topic
+        if message.signer is not None:
+            env["IOTNOTIFY_SIGNED_BY"] = message.signer
         try:
             outcome = child.run(self.command, message.payload, env, self.command_timeout, limit)
             code, output, errors = outcome.code, outcome.output, outcome.stderr.decode("utf-8", "replace").strip()
@@ -150,6 +159,9 @@ class Responder:
                            correlation_data=properties.correlation_data)
         try:
             check_payload(len(output), self.connection.aws)
+            if self.signer is not None:  # a reply's signature, for this request alone (its id)
+                reply = self.signer.sign(response_topic, output, reply, self.connection.aws,
+                                         reply_to=message_id(properties) or "")
             publish_one(self.connection, response_topic, output, message.qos, reply)
         except (UsageError, Refused, DeliveryError) as e:
             return Answer(message.topic, code, last, failure=str(e))
@@ -166,12 +178,13 @@ def listen(source: KeySource, options: ConnectOptions, filters: list[str], qos: 
            on_dropped: Callable[[IotNotifyError], None], on_state: OnState | None = None,
            on_partial: Callable[[IotNotifyError], None] | None = None,
            on_busy: Callable[[str], None] | None = None,
-           on_notice: Callable[[str], None] | None = None) -> tuple[Session, Inbox, Responder]:
+           on_notice: Callable[[str], None] | None = None,
+           signer: Signer | None = None) -> tuple[Session, Inbox, Responder]:
     """Subscribe to `filters` as a responder that runs for days (dispatch.subscribe_queued): a
     connection the broker ends is made again (`on_dropped` hears why, and the requests being
     answered become suspects). Serve the requests with serve(); `on_partial`: as subscribe's
     on_refused (--partial); `on_busy`: as subscribe's (requests at AWS IoT Core's outbound rate),
-    and `on_notice`."""
+    and `on_notice`; `signer` signs the replies (--sign)."""
     responders: list[Responder] = []
 
     def dropped(error: IotNotifyError) -> None:
@@ -182,16 +195,17 @@ def listen(source: KeySource, options: ConnectOptions, filters: list[str], qos: 
     connection, inbox = subscribe_queued(source, options, filters, qos, parallel, queue, on_refused, "requests",
                                          on_state=on_state, on_refused=on_partial, on_dropped=dropped,
                                          on_busy=on_busy, on_notice=on_notice)
-    responders.append(Responder(connection, command, parallel, command_timeout, on_answer))
+    responders.append(Responder(connection, command, parallel, command_timeout, on_answer, signer))
     return connection, inbox, responders[0]
 
 
 def serve(inbox: Inbox, responder: Responder, count: int | None, on_refused: OnRefused,
-          dedupe: Dedupe | None = None) -> int:
+          dedupe: Dedupe | None = None, verifier: Verifier | None = None) -> int:
     """Hand the requests in `inbox` to `responder`, each when a slot is free (a message with no
-    response topic cannot be answered: `on_refused` hears of it; one `dedupe` drops is
-    acknowledged and dropped), until `count` were handed over; how many were."""
-    return dispatch.serve(screened(inbox.messages(), dedupe=dedupe), responder.workers, count, on_refused,
+    response topic cannot be answered: `on_refused` hears of it; one `verifier` or `dedupe`
+    drops is acknowledged and dropped), until `count` were handed over; how many were."""
+    return dispatch.serve(screened(inbox.messages(), dedupe=dedupe, verifier=verifier), responder.workers, count,
+                          on_refused,
                           _unanswerable)
 
 
