@@ -3,6 +3,8 @@ them (`iotnotify local --lifecycle-events`, the endpoint's IOTNOTIFY_LIFECYCLE_E
 to keys that do not (the default). test_gateway.py has each event's fields and reasons."""
 
 import json
+import re
+import signal
 import time
 
 import pytest
@@ -151,3 +153,37 @@ def test_a_disconnect_reason_not_shaped_as_aws_s_is_not_shown_and_names_are_cut(
     assert lost.reason is None and "\x1b" not in _line(lost) and _line(lost).endswith("(no reason given)")
     status = change_of(Message("status/" + "x" * 5000, b"y" * 200_000))
     assert len(status.name) == 512 and len(status.payload) == 1024
+
+
+def test_presence_in_a_terminal_is_a_live_table(events_stack, tmp_path):
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import termios
+
+    from tests.helpers import IOTNOTIFY
+    from tests.test_tail import read_until
+
+    cli = user_of(events_stack)
+    client = f"table-{time.monotonic_ns()}"
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen([*IOTNOTIFY, "presence", "--ready-file", str(ready)], stdin=slave, stdout=slave,
+                            stderr=slave, env={**cli.env, "TERM": "xterm-256color"}, start_new_session=True)
+    os.close(slave)
+    try:
+        wait_for(ready.exists, 30, "presence subscribed")
+        victim = cli.subscriber(tmp_path, "demo/x", "--client-id", client)
+        assert re.search(rf"{client} +connected", read_until(master, client))
+        victim.kill()
+        victim.communicate()
+        assert re.search(rf"{client} +lost \(CONNECTION_LOST\)", read_until(master, "(CONNECTION_LOST)"))
+        os.kill(proc.pid, signal.SIGINT)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
