@@ -187,3 +187,13 @@ def test_presence_in_a_terminal_is_a_live_table(events_stack, tmp_path):
         if proc.poll() is None:
             proc.kill()
         os.close(master)
+
+
+def test_a_topic_under_the_presence_prefix_that_is_no_presence_event_is_a_status():
+    from iotnotify.messages import Message
+    from iotnotify.presence import change_of
+
+    for topic in ("$aws/events/presence/subscribed/web1", "$aws/events/presence/connected",
+                  "$aws/events/presence//x"):
+        change = change_of(Message(topic, b"{}"))
+        assert (change.kind, change.name) == ("status", topic)

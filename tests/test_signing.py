@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -252,10 +253,12 @@ def test_ids_are_kept_for_their_window_and_past_the_memory_it_refuses_rather_tha
     verifier = Verifier(read_trusted(tmp_path / "trusted.keys"), 60, lambda _m, why: refused.append(why), clock,
                         max_ids=3)
     first = signed(signer)
+    first_until = clock.now + 60
     assert all(verifier.admits(m) for m in (first, signed(signer, payload=b"2"), signed(signer, payload=b"3")))
     assert not verifier.admits(signed(signer, payload=b"4"))  # full of ids still in their window: busy
     assert not verifier.admits(_with(first))  # and the first is still known: a replay
     assert refused == ["busy", "repeated"]
+    assert verifier._room_at == first_until  # while full, no sweep before the soonest window ends
     clock.now += 61  # their windows are over: room again
     assert verifier.admits(signed(signer, payload=b"5"))
     assert "over 100,000 signed messages within the window" in verifier.summary()
@@ -272,6 +275,20 @@ def test_a_reply_is_signed_for_its_request_and_never_passes_for_a_notification(p
     assert not theirs.admits(Message("jobs/replies", b"done", properties=reply_props))  # another request's
     assert not mine.admits(signed(signer, "jobs/replies", b"done"))  # a notification is no reply
     assert refused == ["forged"] * 3
+
+
+def test_a_reply_is_bound_to_the_whole_request_not_to_its_copyable_id():
+    from iotnotify.signing import request_digest
+
+    asked = Properties(user_properties=(("iotnotify-id", "1" * 32),), response_topic="me/replies",
+                       correlation_data=b"c")
+    mine = request_digest("jobs/backup", b"db1", asked)
+    assert mine == request_digest("jobs/backup", b"db1", asked) and len(mine) == 64
+    assert request_digest("jobs/delete", b"db1", asked) != mine  # the id and correlation copied, another topic
+    assert request_digest("jobs/backup", b"everything", asked) != mine
+    assert request_digest("jobs/backup", b"db1", replace(asked, payload_format="bytes", message_expiry=9)) == mine
+
+
 
 
 def test_a_broker_leaving_out_the_default_payload_format_does_not_break_the_signature(pair):

@@ -62,17 +62,17 @@ class Change:
 def change_of(message: Message) -> Change:
     """The change a message says: a lifecycle event (from its topic, and its JSON where readable
     and sane), or a status message (its first MAX_PAYLOAD bytes)."""
-    if not message.topic.startswith(PREFIX):
-        return Change("status", message.topic[:MAX_NAME], message.time, payload=message.payload[:MAX_PAYLOAD],
-                      retained=message.retain)
     kind, _, client_id = message.topic[len(PREFIX):].partition("/")
+    if not message.topic.startswith(PREFIX) or kind not in ("connected", "disconnected") or not client_id:
+        return Change("status", message.topic[:MAX_NAME], message.time, payload=message.payload[:MAX_PAYLOAD],
+                      retained=message.retain)  # (a topic of the prefix not AWS's presence events: as it is)
     fields = _fields(message.payload)
     stamp = fields.get("timestamp")
     when = message.time  # unless the event's own time is a sane one (a peer's could be 1e400, or NaN)
     if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) and 0 < stamp < LATEST * 1000:
         when = stamp / 1000  # (NaN and infinities fail the comparison; a 400-digit int is compared, not divided)
-    if kind != "disconnected":
-        return Change(kind[:MAX_NAME], client_id[:MAX_NAME], when)
+    if kind == "connected":
+        return Change(kind, client_id[:MAX_NAME], when)
     given = fields.get("disconnectReason")
     reason = given if isinstance(given, str) and REASON.fullmatch(given) else None
     initiated = fields.get("clientInitiatedDisconnect")

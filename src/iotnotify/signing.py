@@ -54,7 +54,8 @@ KEY = SIGNING_KEY
 OWN = (SIGNED_AT, KEY, SIGNATURE)  # what signing adds besides the id (a re-signed message drops the old ones)
 DOMAIN = b"iotnotify-signature-1"  # what a notification's signature covers begins with this...
 REPLY_DOMAIN = b"iotnotify-reply-1"  # ...and a reply's (respond --sign) with this: one never passes for the other
-REPLY_TO = "iotnotify-reply-to"  # a signed reply's: the id of the request it answers
+REPLY_TO = "iotnotify-reply-to"  # a signed reply's: the digest of the request it answers (request_digest)
+REQUEST_DOMAIN = b"iotnotify-request-1"  # what that digest covers begins with this
 MAX_IDS = 100_000  # ids a verifier remembers for their window; past it, it refuses ("busy") rather than forget
 KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 KEY_TYPE = "ssh-ed25519"
@@ -165,8 +166,8 @@ class Signer:
     def sign(self, topic: str, payload: bytes, properties: Properties | None, aws: bool = False,
              reply_to: str | None = None) -> Properties:
         """`properties` with the signature's user properties at the end (an earlier signature's
-        dropped; an `iotnotify-id` added if there is none). A reply (`reply_to`: the request's id)
-        is signed as one, for that request alone. UsageError if (`aws`) they take the user
+        dropped; an `iotnotify-id` added if there is none). A reply (`reply_to`: the request's
+        request_digest) is signed as one, for that request alone. UsageError if (`aws`) they take the user
         properties past AWS IoT Core's limit."""
         kept = tuple(pair for pair in (properties.user_properties if properties else ())
                      if pair[0] not in OWN and pair[0] != REPLY_TO)
@@ -216,6 +217,17 @@ def _valid(key: Ed25519PublicKey, signature: str, data: bytes) -> bool:
     except (InvalidSignature, ValueError, binascii.Error):
         return False
     return True
+
+
+def request_digest(topic: str, payload: bytes, properties: Properties | None) -> str:
+    """What binds a signed reply to its request: a digest of the whole request (topic, payload,
+    every property a broker keeps, its own signature too), which the requester computes over what
+    it sent and the responder over what it received. Anyone may copy a request's id and correlation
+    data into a request of their own; only the very same request gets a reply that passes."""
+    data = signed_bytes(topic, payload, properties or Properties(), REQUEST_DOMAIN)
+    if properties is not None and properties.user_properties and properties.user_properties[-1][0] == SIGNATURE:
+        data += properties.user_properties[-1][1].encode("utf-8", "surrogateescape")  # (signed_bytes leaves it out)
+    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -278,6 +290,7 @@ class Verifier:
         self.reply_to, self.max_ids = reply_to, max_ids
         self.refused: Counter[str] = Counter()
         self._ids: dict[bytes, float] = {}  # id digest -> when its signature's window ends (epoch s)
+        self._room_at = float("-inf")  # when full: the soonest an id's window ends (no sweep before it)
 
     def admits(self, message: Message) -> bool:
         reason = self._why_not(message)
@@ -301,8 +314,11 @@ class Verifier:
         if key in self._ids and self._ids[key] >= now:
             return "repeated"
         if len(self._ids) >= self.max_ids:
+            if now < self._room_at:
+                return "busy"  # (a sweep would free nothing: one message's cost stays constant)
             self._ids = {k: until for k, until in self._ids.items() if until >= now}
             if len(self._ids) >= self.max_ids:
+                self._room_at = min(self._ids.values())
                 return "busy"
         self._ids[key] = signed_at + self.window  # past that, the time refuses a replay
         message.signer = trusted.name

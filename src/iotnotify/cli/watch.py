@@ -94,10 +94,11 @@ def watch_command(ctx: click.Context, /, filters: tuple[str, ...], silence: floa
             while count is None or silences < count:
                 taken = screened(iter(inbox.drain(min(watching.wait(), 1.0))), verifier=verifier)
                 ended = [event for message in taken for event in watching.heard(message.topic)]
-                began = watching.due()[:None if count is None else count - silences]
-                for event in ended + began:
+                began = watching.due()
+                counted = began[:None if count is None else count - silences]  # -C N: N said, and counted
+                for event in ended + counted:
                     _say(event, as_json, " ".join(filters))
-                silences += len(began)
+                silences += len(counted)
                 if command and began:  # one run for the silences that began together (a network gone: many)
                     _run(command, began, command_timeout)
                 if watching.full and not said:

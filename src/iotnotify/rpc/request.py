@@ -13,7 +13,7 @@ from iotnotify.inbox import Inbox
 from iotnotify.keys import KeySource, TemporaryKeys
 from iotnotify.messages import Message
 from iotnotify.mqtt import ConnectOptions, OnState, Session
-from iotnotify.properties import Properties, check_payload_format, check_properties, message_id, with_message_id
+from iotnotify.properties import Properties, check_payload_format, check_properties, with_message_id
 from iotnotify.send import publish_one, publishable
 from iotnotify.subscribe import subscribe
 from iotnotify.topics import check_payload
@@ -65,8 +65,10 @@ def request(source: KeySource, options: ConnectOptions, topic: str, payload: byt
     sent = with_message_id(sent, keys.aws_rules) or sent  # (MQTT 5 only, as request is): respond --dedupe
     if signer is not None:
         sent = signer.sign(topic, payload, sent, keys.aws_rules)
-    if verifier is not None:  # only replies signed for this request (its id): respond --sign's
-        verifier.reply_to = message_id(sent) or ""
+    if verifier is not None:  # only replies signed for this very request: respond --sign's
+        from iotnotify.signing import request_digest
+
+        verifier.reply_to = request_digest(topic, payload, sent)
     connection, inbox = subscribe(source, options, [response_topic], qos, on_state=on_state)
     try:
         publish_one(connection, topic, payload, qos, sent)

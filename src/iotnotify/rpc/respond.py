@@ -33,7 +33,7 @@ from iotnotify.keys import KeySource
 from iotnotify.keys.allowance import check_publish
 from iotnotify.messages import Message
 from iotnotify.mqtt import ConnectOptions, OnState, Session
-from iotnotify.properties import Properties, message_id
+from iotnotify.properties import Properties
 from iotnotify.rpc import child
 from iotnotify.selection import screened
 from iotnotify.send import publish_one
@@ -159,9 +159,11 @@ class Responder:
                            correlation_data=properties.correlation_data)
         try:
             check_payload(len(output), self.connection.aws)
-            if self.signer is not None:  # a reply's signature, for this request alone (its id)
+            if self.signer is not None:  # a reply's signature, for this very request alone
+                from iotnotify.signing import request_digest
+
                 reply = self.signer.sign(response_topic, output, reply, self.connection.aws,
-                                         reply_to=message_id(properties) or "")
+                                         reply_to=request_digest(message.topic, message.payload, message.properties))
             publish_one(self.connection, response_topic, output, message.qos, reply)
         except (UsageError, Refused, DeliveryError) as e:
             return Answer(message.topic, code, last, failure=str(e))
