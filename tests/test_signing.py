@@ -176,8 +176,6 @@ def _with(message: Message, **changes: object) -> Message:
 
 
 def _props(message: Message, **changes: object) -> Properties:
-    from dataclasses import replace
-
     return replace(message.properties, **changes)
 
 
