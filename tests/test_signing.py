@@ -104,7 +104,7 @@ def test_sign_and_verify_need_mqtt5_and_the_id(tmp_path):
     trusted = keys(tmp_path, "k")
     cases = {("send", "t/x", "hi", "--sign", key, "--protocol", "3.1.1"): "--sign needs MQTT 5",
              ("send", "t/x", "hi", "--sign", key, "--no-id"): "not with --no-id",
-             ("send", "t/x", "hi", "--sign", key, "--via", "https"): "need MQTT",
+             ("send", "t/x", "hi", "--sign", key, "--via", "https"): "--sign needs MQTT",
              ("send", "t/x", "-l", "--sign", key, "--user-property", "iotnotify-id=1"): "an iotnotify-id of its own",
              ("subscribe", "t/#", "--verify", str(trusted), "--protocol", "3.1.1"): "--verify needs MQTT 5",
              ("on", "t/#", "--verify", str(trusted), "--protocol", "3.1.1", "--", "true"): "--verify needs MQTT 5",

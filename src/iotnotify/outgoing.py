@@ -99,5 +99,7 @@ def _check_https(outgoing: Outgoing) -> None:
         raise UsageError("--will-topic needs an MQTT connection: not with --via https")
     if outgoing.connections > 1:
         raise UsageError("--connections needs MQTT: not with --via https")
-    if outgoing.properties or outgoing.signer is not None:
-        raise UsageError("message properties (--sign's among them) need MQTT: not with --via https")
+    if outgoing.properties:
+        raise UsageError("message properties need MQTT: not with --via https")
+    if outgoing.signer is not None:
+        raise UsageError("--sign needs MQTT (a signature is user properties): not with --via https")
