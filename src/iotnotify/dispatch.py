@@ -37,10 +37,9 @@ class Workers(Generic[Result]):
         self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix=f"iotnotify-{name}")
 
     def reserve(self) -> None:
-        """Wait for a free slot (a message is taken from the queue only then); in short waits, so
-        that Ctrl-C is heard."""
-        while not self._slots.acquire(timeout=0.5):
-            pass
+        """Wait for a free slot (a message is taken from the queue only then); Ctrl-C and SIGTERM
+        interrupt the wait."""
+        self._slots.acquire()
 
     def start(self, message: Message) -> None:
         """Run the work for `message` in the slot reserved for it."""

@@ -196,7 +196,7 @@ class Inbox:
         if self._write is None:
             raise RuntimeError("Inbox.wait() without deliver_to()")
         while True:
-            woken = self._wake.wait(0.5)  # a bounded wait keeps Ctrl-C responsive while blocked here
+            woken = self._wake.wait()  # no timeout: no wake-up while idle; Ctrl-C and SIGTERM interrupt it
             try:
                 self._get(0)  # the end: raised
             except queue.Empty:
@@ -216,7 +216,7 @@ class Inbox:
         self._queue.put(error)
         self._wake.set()
 
-    def _get(self, timeout: float) -> Message:
+    def _get(self, timeout: float | None) -> Message:
         self._reading = True
         item = self._queue.get(timeout=timeout)
         if isinstance(item, BaseException):
@@ -229,11 +229,8 @@ class Inbox:
         """Yield messages as they arrive until `timeout` seconds passed in all, or none arrived for
         `idle` seconds (both optional)."""
         if timeout is None and idle is None:  # the common case, per message: no clock to read
-            while True:
-                try:
-                    yield self._get(0.5)  # a bounded wait keeps Ctrl-C responsive while blocked here
-                except queue.Empty:
-                    continue
+            while True:  # blocked without a timeout: no wake-up while idle (bench/idle.py); Ctrl-C and
+                yield self._get(None)  # SIGTERM still interrupt the wait (Linux gives them to the main thread)
         deadline = None if timeout is None else time.monotonic() + timeout
         last = time.monotonic()
         while True:
@@ -243,8 +240,7 @@ class Inbox:
             if end is not None and now >= end:
                 return
             try:
-                # a bounded wait keeps Ctrl-C responsive while blocked here
-                message = self._get(0.5 if end is None else min(end - now, 0.5))
+                message = self._get(None if end is None else end - now)
             except queue.Empty:
                 continue
             last = time.monotonic()

@@ -45,7 +45,8 @@ from iotnotify.send import Publisher, check_before_sending, deliver
 from iotnotify.topics import AWS_MAX_PAYLOAD_BYTES, MQTT_MAX_PAYLOAD_BYTES
 
 log = logging.getLogger("iotnotify.wire")
-TICK = 1.0  # s between looks at the keys' expiry and the idle time
+TICK = 1.0  # s between looks at a connection the broker ended for good (or none), to make another
+LONGEST_LOOK = 60.0  # s between looks otherwise: at the keys' freshness and the idle time, when due
 FIRST_FRAME = 10.0  # s for a caller to say what it wants; one that says nothing is dropped
 FRAME_TIME = 10.0  # s for each read once a frame has begun (its header read, its body still coming)
 CLOSE_GRACE = 5.0  # s the sends under way have to finish when the agent stops, before they are ended
@@ -66,6 +67,7 @@ class Agent:
         self.last_used = time.monotonic()
         self.stopping = threading.Event()
         self.lock = threading.Lock()
+        self.renewing = threading.Lock()  # one replacement of the connection at a time
         self.users: dict[int, int] = {}  # id(connection) -> sends using it
         self.sessions: set[threading.Thread] = set()
         self.callers: dict[threading.Thread, socket.socket] = {}  # each session's socket, to end it at close
@@ -86,18 +88,21 @@ class Agent:
         """Serve until `agent stop`, the idle time, or Ctrl-C; then finish the sends under way and close."""
         if self.listener is None:
             raise RuntimeError("Agent.serve() before Agent.start()")
-        self.listener.settimeout(TICK)
-        ticked = time.monotonic()
+        due = time.monotonic()
         try:
             while not self.stopping.is_set():
-                if time.monotonic() - ticked >= TICK:  # also when callers keep accept() from timing out
-                    ticked = time.monotonic()
+                if time.monotonic() >= due:  # also when callers keep accept() from timing out
                     self._tick()
+                    due = time.monotonic() + self._next_look()
                     continue
+                self.listener.settimeout(max(due - time.monotonic(), 0.01))
                 try:
                     sock, _ = self.listener.accept()
                 except TimeoutError:
                     continue
+                if self.stopping.is_set():  # (`agent stop`'s wake-up call, or a caller too late)
+                    sock.close()
+                    break
                 thread = threading.Thread(target=self._session, args=(sock,), name="iotnotify-agent", daemon=True)
                 with self.lock:
                     self.sessions.add(thread)
@@ -126,6 +131,27 @@ class Agent:
         if self.connection is not None:
             self.connection.disconnect()
 
+    def _next_look(self) -> float:
+        """Seconds until the next look is needed: soon for a connection the broker ended for good,
+        else when the keys stop being fresh or the idle time ends (at most LONGEST_LOOK: an idle
+        agent wakes once a minute, not once a second; bench/idle.py)."""
+        connection = self.connection
+        if connection is None or connection.fatal is not None:
+            return TICK
+        until = [LONGEST_LOOK, connection.keys.fresh_for()]
+        if self.idle is not None:
+            until.append(self.last_used + self.idle - time.monotonic())
+        return max(min(until), 0.05)
+
+    def _wake(self) -> None:
+        """Make the listener's accept() return at once (`agent stop` from a caller's thread)."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as poke:
+                poke.settimeout(1)
+                poke.connect(self.path)
+        except OSError:
+            pass  # the listener is gone already
+
     def _tick(self) -> None:
         """Between callers: replace a connection whose keys near their end; stop when idle too long."""
         with self.lock:
@@ -136,7 +162,13 @@ class Agent:
             return
         connection = self.connection
         if connection is not None and (connection.fatal is not None or not connection.keys.fresh()):
-            self._replace(connection)
+            self._renew(connection)
+
+    def _renew(self, old: Session) -> None:
+        """Replace `old` unless another thread did meanwhile (a send's, or the listener's look)."""
+        with self.renewing:
+            if self.connection is old:
+                self._replace(old)
 
     def _replace(self, old: Session) -> None:
         """A new connection with fresh keys for new sends; `old` is closed once its sends end."""
@@ -202,6 +234,7 @@ class Agent:
                 elif kind == STOP:
                     self.stopping.set()
                     sock.sendall(value_frame(VERDICT, {"stopping": os.getpid()}))
+                    self._wake()
                 elif kind == HEADER:
                     self._send(sock, reader, value(body))
         except (OSError, ClientGone, ValueError, IotNotifyError) as e:
@@ -239,6 +272,9 @@ class Agent:
             tell(value_frame(REJECTED, {"position": position, "message": str(error)}))
 
         outgoing.payloads = list(_payloads(reader, cut)) if header.get("whole") else _payloads(reader, cut)
+        current = self.connection
+        if current is not None and current.fatal is not None:  # ended for good since the last look: now
+            self._renew(current)
         with self.lock:
             connection = self.connection
             if connection is None:

@@ -26,6 +26,9 @@ from iotnotify.shown import escaped
 from iotnotify.words import counted
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.live import Live
+
     from iotnotify.cli.keyboard import LineEditor
     from iotnotify.errors import IotNotifyError
     from iotnotify.keys import KeySource
@@ -231,7 +234,17 @@ def render(state: TailState, width: int, height: int) -> RenderableType:
     return Group(*parts)
 
 
-REFRESH = 0.1  # s between redraws of the live view
+REFRESH = 0.1  # s between redraws of the live view, at most
+IDLE_LOOK = 1.0  # s between looks while nothing is typed: the rate and the keys' expiry move with time
+
+
+def look(state: TailState, width: int, height: int) -> tuple[object, ...]:
+    """What the view shows, in a few values: drawn again only when they change (a view left idle
+    all day costs no redraw a second: bench/idle.py)."""
+    return (state.count, id(state.rows[-1]) if state.rows else None, state.state, state.attempt, state.reconnects,
+            state.typing, state.dropped, state.notice, state.busy, state.client_id,
+            _keys_left(state.expires) if state.expires is not None else None, f"{state.rate():.1f}", width, height,
+            sum(state.verifier.refused.values()) if state.verifier is not None else 0)
 
 
 def run_plain(source: KeySource, options: ConnectOptions, topics: list[str], qos: int, selection: Selection,
@@ -316,20 +329,15 @@ def run_live(source: KeySource, options: ConnectOptions, topics: list[str], qos:
         try:
             with (editor or contextlib.nullcontext()), Live(console=console, auto_refresh=False,
                                                              redirect_stdout=False) as live:
-                drawn = 0.0
-                while True:
-                    for message in inbox.drain(REFRESH):
+                draw = Drawing(live, console, lambda: refresh(state, connection, source), save)
+                while True:  # typing wants a quick echo; otherwise messages wake it, and a look a second
+                    for message in inbox.drain(REFRESH if editor is not None else IDLE_LOOK):
                         state.add(message)
                         if save is not None:
                             save.write(save_line(message))
                     if publisher is not None and editor is not None:
                         _publish_typed(editor, publisher, state, qos)
-                    if time.monotonic() - drawn >= REFRESH:
-                        if save is not None:
-                            save.flush()
-                        refresh(state, connection, source)
-                        live.update(render(state, console.width, console.height), refresh=True)
-                        drawn = time.monotonic()
+                    draw(state)
         except KeyboardInterrupt:
             pass  # Ctrl-C is how tail ends
         finally:
@@ -337,6 +345,29 @@ def run_live(source: KeySource, options: ConnectOptions, topics: list[str], qos:
             if save is not None:
                 save.flush()
     return state.summary()
+
+
+class Drawing:
+    """Draws the view at most every REFRESH seconds, and only when what it shows changed (`look`);
+    `before` brings the state up to date first (the keys' expiry, the client id), and --save's file
+    is flushed as often."""
+
+    def __init__(self, live: Live, console: Console, before: Callable[[], None], save: BinaryIO | None) -> None:
+        self.live, self.console, self.before, self.save = live, console, before, save
+        self.drawn: float = 0.0
+        self.shown: tuple[object, ...] | None = None
+
+    def __call__(self, state: TailState) -> None:
+        if time.monotonic() - self.drawn < REFRESH:
+            return
+        if self.save is not None:
+            self.save.flush()
+        self.before()
+        now = look(state, self.console.width, self.console.height)
+        if now != self.shown:
+            self.live.update(render(state, self.console.width, self.console.height), refresh=True)
+            self.shown = now
+        self.drawn = time.monotonic()
 
 
 def refresh(state: TailState, connection: Session, source: KeySource) -> None:

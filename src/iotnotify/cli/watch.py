@@ -92,7 +92,7 @@ def watch_command(ctx: click.Context, /, filters: tuple[str, ...], silence: floa
         watching = Silences(silence, per_topic)
         try:
             while count is None or silences < count:
-                taken = screened(iter(inbox.drain(min(watching.wait(), 1.0))), verifier=verifier)
+                taken = screened(iter(inbox.drain(watching.wait())), verifier=verifier)  # no wake-up before due
                 ended = [event for message in taken for event in watching.heard(message.topic)]
                 began = watching.due()
                 counted = began[:None if count is None else count - silences]  # -C N: N said, and counted

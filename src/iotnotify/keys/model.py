@@ -46,9 +46,13 @@ class TemporaryKeys:
 
     def fresh(self, now: dt.datetime | None = None) -> bool:
         """Whether the keys are still good for a new connection (not within the refresh margin)."""
+        return self.fresh_for(now) > 0
+
+    def fresh_for(self, now: dt.datetime | None = None) -> float:
+        """Seconds until the keys are no longer fresh (negative once they are not)."""
         lifetime = (self.expiration - self.fetched_at).total_seconds()
         margin = min(MAX_REFRESH_MARGIN, max(lifetime, 0) / 4)
-        return self.expires_in(now) > margin
+        return self.expires_in(now) - margin
 
 
 HOST = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})")  # a DNS name or an IPv4 address
