@@ -113,15 +113,24 @@ def setup_role(iam: Any, sts: Any, role_name: str = DEFAULT_ROLE, trusted: str |
         trust = wanted_trust
         if not dry_run:
             iam.update_assume_role_policy(RoleName=role_name, PolicyDocument=json.dumps(wanted_trust))
+    changed = inline_policy(iam, role_name, ROLE_POLICY_NAME, policy, dry_run, f"inline policy {ROLE_POLICY_NAME}")
+    changes += [changed] if changed is not None else []
+    return RoleResult(role["Arn"], False, principals(trust), policy, changes, others)
+
+
+def inline_policy(iam: Any, role_name: str, name: str, policy: dict[str, Any], dry_run: bool,
+                  label: str) -> Change | None:
+    """Make the role's inline policy `name` `policy` (unless `dry_run`); the change (`label`,
+    before, after), or None if it was that already."""
     try:
-        current = policy_document(iam.get_role_policy(RoleName=role_name, PolicyName=ROLE_POLICY_NAME)["PolicyDocument"])
+        current = policy_document(iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"])
     except iam.exceptions.NoSuchEntityException:
         current = None
-    if current != policy:
-        changes.append(Change(f"inline policy {ROLE_POLICY_NAME}", current, policy))
-        if not dry_run:
-            iam.put_role_policy(RoleName=role_name, PolicyName=ROLE_POLICY_NAME, PolicyDocument=json.dumps(policy))
-    return RoleResult(role["Arn"], False, principals(trust), policy, changes, others)
+    if current == policy:
+        return None
+    if not dry_run:
+        iam.put_role_policy(RoleName=role_name, PolicyName=name, PolicyDocument=json.dumps(policy))
+    return Change(label, current, policy)
 
 
 def _all(iam: Any, operation: str, key: str, role_name: str) -> list[Any]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from iotnotify.errors import UsageError
-from iotnotify.role import Change, policy_document
+from iotnotify.role import Change, inline_policy, policy_document
 from iotnotify.server.policy import arn_partition
 from iotnotify.topics import check_filter
 
@@ -225,14 +225,8 @@ def _role(iam: Any, role_name: str, result: RuleResult, dry_run: bool) -> None:
         result.changes.append(Change(f"role {role_name} trust policy", current_trust, trusted))
         if not dry_run:
             iam.update_assume_role_policy(RoleName=role_name, PolicyDocument=json.dumps(trusted))
-    try:
-        current = policy_document(iam.get_role_policy(RoleName=role_name, PolicyName=POLICY_NAME)["PolicyDocument"])
-    except iam.exceptions.NoSuchEntityException:
-        current = None
-    if current != policy:
-        result.changes.append(Change(f"role {role_name} inline policy {POLICY_NAME}", current, policy))
-        if not dry_run:
-            iam.put_role_policy(RoleName=role_name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(policy))
+    changed = inline_policy(iam, role_name, POLICY_NAME, policy, dry_run, f"role {role_name} inline policy {POLICY_NAME}")
+    result.changes += [changed] if changed is not None else []
 
 
 def _rule(iot: Any, rule: str) -> dict[str, Any] | None:
