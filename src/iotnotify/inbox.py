@@ -58,6 +58,7 @@ class Inbox:
         self._unwritten: tuple[bytearray, int] | None = None  # taken, but the write failed (Ctrl-C): stop() writes it
         self._urgent = False  # a message on its own is in _out: written at once, not after FLUSH_AFTER
         self._wake = threading.Event()  # for wait(): output to write, or the end
+        self._ended = False  # fail() was called
         self._last = 0.0  # when the last message was delivered (monotonic)
         self._stopped = False
 
@@ -106,7 +107,8 @@ class Inbox:
             if not data or write is None:
                 return
             self._out, self._out_count, self._urgent, self._writing = bytearray(), 0, False, (len(data), count)
-            self._wake.clear()
+            if not self._ended:  # the end stays a reason to wake: wait() raises it
+                self._wake.clear()
         try:
             write(data, count)
         except BaseException:
@@ -214,7 +216,9 @@ class Inbox:
     def fail(self, error: IotNotifyError) -> None:
         """End the stream with `error`, after the messages already queued."""
         self._queue.put(error)
-        self._wake.set()
+        with self._room:  # (with _write_out's clear: wait() blocks with no timeout, so no wake may be lost)
+            self._ended = True
+            self._wake.set()
 
     def _get(self, timeout: float | None) -> Message:
         self._reading = True
