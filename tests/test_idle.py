@@ -39,6 +39,16 @@ def test_an_idle_subscriber_sleeps(cli, tmp_path, topic):
     assert code == 130, err  # Ctrl-C still ends it at once, blocked as it is
 
 
+def test_an_idle_subscriber_reading_message_by_message_sleeps_and_sigterm_ends_it(cli, tmp_path, topic):
+    subscriber = cli.subscriber(tmp_path, topic, "--grep", "x")  # (not the fast path: Inbox.messages)
+    time.sleep(0.5)
+    woken = woken_in(subscriber.pid, QUIET)
+    subscriber.send_signal(15)
+    code, _out, err = finish(subscriber)
+    assert woken <= 1, f"main thread woken {woken} times in {QUIET:g} s"
+    assert code == 143, err
+
+
 def test_an_idle_live_tail_looks_once_a_second(cli, topic):
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))

@@ -75,8 +75,7 @@ class Inbox:
                     self._add(self._render(message))
                 except BaseException as e:  # rendering failed: wait() raises it
                     self._stopped = True
-                    self._queue.put(e)
-                    self._wake.set()
+                    self._end(e)
 
     def _add(self, data: bytes, wait: bool = True) -> None:
         """Put a rendered message in the output for wait() to write, once there is room (a reader
@@ -215,8 +214,13 @@ class Inbox:
 
     def fail(self, error: IotNotifyError) -> None:
         """End the stream with `error`, after the messages already queued."""
+        self._end(error)
+
+    def _end(self, error: BaseException) -> None:
+        """Queue the end, and wake wait() for it for good (under the lock _write_out clears the
+        wake-up with: wait() blocks with no timeout, so no wake-up may be lost)."""
         self._queue.put(error)
-        with self._room:  # (with _write_out's clear: wait() blocks with no timeout, so no wake may be lost)
+        with self._room:
             self._ended = True
             self._wake.set()
 

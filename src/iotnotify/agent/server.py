@@ -139,9 +139,11 @@ class Agent:
         if connection is None or connection.fatal is not None:
             return TICK
         until = [LONGEST_LOOK, connection.keys.fresh_for()]
-        if self.idle is not None:
+        with self.lock:
+            busy = any(self.users.values())
+        if self.idle is not None and not busy:  # (a send under way keeps it: its end is a use)
             until.append(self.last_used + self.idle - time.monotonic())
-        return max(min(until), 0.05)
+        return max(min(until), TICK)  # overdue (keys the endpoint cannot renew now): once a second, as before
 
     def _wake(self) -> None:
         """Make the listener's accept() return at once (`agent stop` from a caller's thread)."""
@@ -233,8 +235,10 @@ class Agent:
                     sock.sendall(value_frame(VERDICT, self.status()))
                 elif kind == STOP:
                     self.stopping.set()
-                    sock.sendall(value_frame(VERDICT, {"stopping": os.getpid()}))
-                    self._wake()
+                    try:
+                        sock.sendall(value_frame(VERDICT, {"stopping": os.getpid()}))
+                    finally:  # (a caller gone before the answer stops it all the same, at once)
+                        self._wake()
                 elif kind == HEADER:
                     self._send(sock, reader, value(body))
         except (OSError, ClientGone, ValueError, IotNotifyError) as e:

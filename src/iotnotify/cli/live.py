@@ -76,6 +76,7 @@ class TailState:
     dropped: str = ""  # why the broker last ended the connection (it was made again)
     busy: bool = False  # messages came at AWS IoT Core's outbound rate: some may have been discarded
     notice: str = ""  # what the broker settled otherwise than asked (a shorter session expiry)
+    appended: int = 0  # rows put in the log so far (received or sent): the view changed
 
     def __post_init__(self) -> None:
         self.rows = collections.deque(maxlen=max(self.lines, 1))
@@ -101,6 +102,7 @@ class TailState:
                     self._seconds.popleft()
         if sent or self.matches(message):
             self.shown += 0 if sent else 1
+            self.appended += 1
             self.rows.append(Row(message, sent))
             return True
         return False
@@ -241,7 +243,7 @@ IDLE_LOOK = 1.0  # s between looks while nothing is typed: the rate and the keys
 def look(state: TailState, width: int, height: int) -> tuple[object, ...]:
     """What the view shows, in a few values: drawn again only when they change (a view left idle
     all day costs no redraw a second: bench/idle.py)."""
-    return (state.count, id(state.rows[-1]) if state.rows else None, state.state, state.attempt, state.reconnects,
+    return (state.count, state.appended, state.state, state.attempt, state.reconnects,
             state.typing, state.dropped, state.notice, state.busy, state.client_id,
             _keys_left(state.expires) if state.expires is not None else None, f"{state.rate():.1f}", width, height,
             sum(state.verifier.refused.values()) if state.verifier is not None else 0)
@@ -331,7 +333,7 @@ def run_live(source: KeySource, options: ConnectOptions, topics: list[str], qos:
                                                              redirect_stdout=False) as live:
                 draw = Drawing(live, console, lambda: refresh(state, connection, source), save)
                 while True:  # typing wants a quick echo; otherwise messages wake it, and a look a second
-                    for message in inbox.drain(REFRESH if editor is not None else IDLE_LOOK):
+                    for message in inbox.drain(draw.wait(REFRESH if editor is not None else IDLE_LOOK)):
                         state.add(message)
                         if save is not None:
                             save.write(save_line(message))
@@ -356,10 +358,17 @@ class Drawing:
         self.live, self.console, self.before, self.save = live, console, before, save
         self.drawn: float = 0.0
         self.shown: tuple[object, ...] | None = None
+        self.pending = False  # a call came too soon after a draw: what it had to show is not drawn yet
+
+    def wait(self, idle: float) -> float:
+        """How long the loop may wait for messages: until a pending draw is due, else `idle`."""
+        return max(REFRESH - (time.monotonic() - self.drawn), 0.0) if self.pending else idle
 
     def __call__(self, state: TailState) -> None:
         if time.monotonic() - self.drawn < REFRESH:
+            self.pending = True  # (drawn at the next call, REFRESH from the last draw: `wait`)
             return
+        self.pending = False
         if self.save is not None:
             self.save.flush()
         self.before()
