@@ -242,14 +242,9 @@ def test_a_signature_from_beyond_the_window_either_way_is_stale(pair):
     assert refused == ["stale"]
 
 
-def test_ids_are_kept_for_their_window_and_past_the_memory_it_refuses_rather_than_forgets(tmp_path):
-    keys(tmp_path, "alice")
-    clock = Clock()
-    signer = load_signer(str(tmp_path / "alice"))
-    signer.clock = clock
-    refused: list[str] = []
-    verifier = Verifier(read_trusted(tmp_path / "trusted.keys"), 60, lambda _m, why: refused.append(why), clock,
-                        max_ids=3)
+def test_ids_are_kept_for_their_window_and_past_the_memory_it_refuses_rather_than_forgets(pair):
+    signer, roomy, clock, refused = pair
+    verifier = Verifier(roomy.trusted, 60, roomy.on_refused, clock, max_ids=3)
     first = signed(signer)
     first_until = clock.now + 60
     assert all(verifier.admits(m) for m in (first, signed(signer, payload=b"2"), signed(signer, payload=b"3")))

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from iotnotify.messages import Message
 
 KEY = SIGNING_KEY
-OWN = (SIGNED_AT, KEY, SIGNATURE)  # what signing adds besides the id (a re-signed message drops the old ones)
+SIGNATURE_PROPERTIES = (SIGNED_AT, KEY, SIGNATURE)  # what signing adds besides the id (a re-signed message drops the old ones)
 DOMAIN = b"iotnotify-signature-1"  # what a notification's signature covers begins with this...
 REPLY_DOMAIN = b"iotnotify-reply-1"  # ...and a reply's (respond --sign) with this: one never passes for the other
 REPLY_TO = "iotnotify-reply-to"  # a signed reply's: the digest of the request it answers (request_digest)
@@ -170,7 +170,7 @@ class Signer:
         request_digest) is signed as one, for that request alone. UsageError if (`aws`) they take the user
         properties past AWS IoT Core's limit."""
         kept = tuple(pair for pair in (properties.user_properties if properties else ())
-                     if pair[0] not in OWN and pair[0] != REPLY_TO)
+                     if pair[0] not in SIGNATURE_PROPERTIES and pair[0] != REPLY_TO)
         base = replace(properties, user_properties=kept) if properties else Properties()
         if message_id(base) is None:
             base = replace(base, user_properties=(*kept, (MESSAGE_ID, os.urandom(16).hex())))
@@ -328,9 +328,9 @@ class Verifier:
         """Who signed `message`, and when (epoch s), or why it cannot say: "unsigned", "forged",
         "unknown"."""
         properties = message.properties
-        if properties is None or not any(key in OWN for key, _ in properties.user_properties):
+        if properties is None or not any(key in SIGNATURE_PROPERTIES for key, _ in properties.user_properties):
             return "unsigned"
-        found = dict(pair for pair in properties.user_properties if pair[0] in OWN or pair[0] == REPLY_TO)
+        found = dict(pair for pair in properties.user_properties if pair[0] in SIGNATURE_PROPERTIES or pair[0] == REPLY_TO)
         signed_at = found.get(SIGNED_AT, "")
         if properties.user_properties[-1][0] != SIGNATURE or \
                 sum(key == SIGNATURE for key, _ in properties.user_properties) > 1 or KEY not in found or \

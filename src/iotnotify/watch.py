@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 MAX_TOPICS = 10_000
 WHOLE = ""  # the key of the filters as a whole
+VARIABLES = ("IOTNOTIFY_EVENT", "IOTNOTIFY_TOPIC", "IOTNOTIFY_SILENT_SECONDS", "IOTNOTIFY_LAST_TIME",
+             "IOTNOTIFY_SILENCES", "IOTNOTIFY_SILENT_TOPICS")  # what CMD learns of the silences (environment)
 
 
 @dataclass(frozen=True)
@@ -102,3 +104,20 @@ class Silences:
             if key not in self._silent and not self._ignored(key):
                 return max(last + self.silence - now, 0.0)
         return self.silence
+
+
+def environment(began: list[Event], inherited: dict[str, str]) -> dict[str, str | bytes]:
+    """CMD's environment for the silences that began together: `inherited` without stale
+    VARIABLES, and the first silence's (with several, how many and every topic, a line each)."""
+    from iotnotify.on import env_value
+    from iotnotify.times import iso
+
+    event = began[0]
+    env: dict[str, str | bytes] = {k: v for k, v in inherited.items() if k not in VARIABLES}
+    env.update({"IOTNOTIFY_EVENT": "silent", "IOTNOTIFY_SILENT_SECONDS": f"{event.seconds:.0f}",
+                "IOTNOTIFY_LAST_TIME": iso(event.last, milliseconds=True) if event.last is not None else "",
+                "IOTNOTIFY_SILENCES": str(len(began))})
+    if event.topic:
+        env["IOTNOTIFY_TOPIC"] = env_value(event.topic)
+        env["IOTNOTIFY_SILENT_TOPICS"] = env_value("\n".join(e.topic for e in began))
+    return env

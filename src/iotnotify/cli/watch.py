@@ -36,9 +36,6 @@ from iotnotify.cli.terminal import (
 )
 from iotnotify.shown import shown
 
-EVENT_VARIABLES = ("IOTNOTIFY_EVENT", "IOTNOTIFY_TOPIC", "IOTNOTIFY_SILENT_SECONDS", "IOTNOTIFY_LAST_TIME",
-                   "IOTNOTIFY_SILENCES", "IOTNOTIFY_SILENT_TOPICS")
-
 
 @click.command("watch", cls=SplitCommand, context_settings=CONTEXT, epilog="""\b
 Examples:
@@ -136,20 +133,11 @@ def _say(event: Any, as_json: bool, filters: str) -> None:
 def _run(command: list[str], began: list[Any], timeout: float) -> None:
     """CMD for the silences that began together, with what they are in IOTNOTIFY_* variables (the
     first's, and with several, the count and every topic); how it ended said if not well."""
-    from iotnotify.on import env_value
     from iotnotify.rpc.child import run_passing
-    from iotnotify.times import iso
+    from iotnotify.watch import environment
 
-    event = began[0]
-    env: dict[str, str | bytes] = {k: v for k, v in os.environ.items() if k not in EVENT_VARIABLES}
-    env.update({"IOTNOTIFY_EVENT": "silent", "IOTNOTIFY_SILENT_SECONDS": f"{event.seconds:.0f}",
-                "IOTNOTIFY_LAST_TIME": iso(event.last, milliseconds=True) if event.last is not None else "",
-                "IOTNOTIFY_SILENCES": str(len(began))})
-    if event.topic:
-        env["IOTNOTIFY_TOPIC"] = env_value(event.topic)
-        env["IOTNOTIFY_SILENT_TOPICS"] = env_value("\n".join(e.topic for e in began))
     try:
-        code = run_passing(command, b"", env, timeout)
+        code = run_passing(command, b"", environment(began, dict(os.environ)), timeout)
     except (OSError, ValueError) as e:
         note(f"iotnotify: warning: cannot run {command[0]}: {getattr(e, 'strerror', None) or e}")
         return
