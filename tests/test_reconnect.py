@@ -2,14 +2,19 @@
 giving up when told to) and senders through a stopped or vanished broker (nothing accepted is lost
 silently). Each test has a broker of its own to stop and start."""
 
+import contextlib
 import re
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.helpers import IOTNOTIFY, acknowledged, broker_behind_front, running_stack, tutorial_keys, user_of, wait_for
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
 @pytest.fixture
@@ -194,3 +199,98 @@ def test_two_connects_with_one_client_id_in_the_same_second_the_later_waits_its_
     assert log.count("CONNECT within 1 s of the last one with this client id") == 1, log
     assert sum("connection rate exceeded: trying again" in err for err in errs) == 1, errs
     assert sum("taken over" in err for err in errs) == 1, errs
+
+
+def test_a_network_cut_keeps_the_keys_and_the_subscriber_comes_back_after_it(cli, tmp_path, fake_endpoint):
+    """The network gone for 2.5 s under a subscriber (bench/delay.py's relay ends every connection and
+    each new one meanwhile): its reconnection attempts fail with the socket closed, which is the
+    network, not a refusal; the keys in hand stay (the endpoint is asked once), and the subscriber
+    gets what is sent once the network is back."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        from delay import Relay
+    finally:
+        sys.path.remove(str(BENCH))
+    with broker_behind_front(tmp_path) as (broker, wss, ca_file), Relay(wss, 0) as relay:
+        fake_endpoint.answer(body=tutorial_keys(port=relay.port))
+        sub = cli.subscriber(tmp_path, "--endpoint", fake_endpoint.url, "--ca-file", ca_file, "--debug", "t",
+                             "-C", "1", "-W", "60", "--reconnect-delay", "0.5,0.5")
+        relay.cut(2.5, "reset")
+        wait_for(lambda: subprocess.run(["mosquitto_pub", "-p", str(broker.port), "-t", "t", "-m", "after", "-q", "1"]
+                                        ).returncode == 0 and sub.poll() is not None, 60, "the message after the cut")
+        out, err = sub.communicate()
+    assert sub.returncode == 0 and out == b"after\n", err
+    assert b"connection failed: AWS_IO_SOCKET_CLOSED" in err  # an attempt was made while the network was away
+    assert b"keys: forgotten" not in err and fake_endpoint.requests == 1, err
+
+
+@contextlib.contextmanager
+def stack_behind_relay(tmp_path, **config):
+    """An in-process local stack (AWS's rules on, any client id) whose keys send clients through a
+    relay (bench/delay.py) to its wss front, which the test may cut; the CLI for it, and the relay."""
+    from iotnotify.local.stack import LocalStack, StackConfig
+    from tests.helpers import Cli, free_port, user_env
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        from delay import Relay
+    finally:
+        sys.path.remove(str(BENCH))
+    stack = LocalStack(StackConfig(tmp_path / "state", free_port(), free_port(), free_port(), topics=("t",),
+                                   any_client_id=True, **config))
+    stack.start()
+    try:
+        with Relay(stack.config.wss_port, 0) as relay:
+            stack.issuer.port = relay.port  # the keys say: connect to the relay
+            yield stack, Cli({**user_env(tmp_path), "IOTNOTIFY_ENDPOINT": stack.endpoint_url,
+                              "IOTNOTIFY_CA_FILE": str(stack.tls.ca_file)}), relay
+    finally:
+        stack.stop()
+
+
+def debug_times(err: bytes, text: bytes) -> list[float]:
+    """The times (`--debug`'s +S s) of the trace lines that contain `text`."""
+    return [float(m.group(1)) for line in err.splitlines() if text in line
+            and (m := re.search(rb"debug: \+([0-9.]+) s", line))]
+
+
+def test_under_aws_rules_a_cut_network_is_tried_each_second_and_found_within_one(tmp_path):
+    """AWS takes one CONNECT a second per client id; awscrt's client would wait 1, 2, 4 s... (a 4.5-s
+    cut found 2.5 s late). The session tries at once, then each second (retry.py): 5 attempts in
+    the cut, and the subscriber (a persistent session) gets what was sent meanwhile once it is back."""
+    with stack_behind_relay(tmp_path) as (stack, cli, relay):
+        ready = tmp_path / "ready"
+        sub = cli.start("--debug", "subscribe", "t", "--session", "cut", "-q", "1", "-C", "1", "-W", "60",
+                        "--ready-file", str(ready))
+        wait_for(ready.exists, 30, "subscribed")
+        time.sleep(1.2)  # the last CONNECT over a second ago: the first attempt may come at once
+        back = relay.cut(4.5, "reset")
+        subprocess.run(["mosquitto_pub", "-p", str(stack.config.mqtt_port), "-q", "1", "-t", "t", "-m", "meanwhile"],
+                       check=True)
+        out, err = sub.communicate(timeout=60)
+        returned = time.monotonic()
+    assert sub.returncode == 0 and out == b"meanwhile\n", err
+    lost, attempts = debug_times(err, b"connection lost:")[0], debug_times(err, b"reconnecting to")
+    assert attempts[0] - lost < 0.5, err  # at once, not a second later
+    assert len([t for t in attempts if t < lost + 4.4]) >= 5, err  # each second (awscrt's own: 2 in the cut)
+    assert returned - back < 2.5, err  # within a second of the network's return (and the handshake)
+
+
+def test_a_connection_the_broker_ends_for_its_age_is_made_again_at_once(tmp_path):
+    """AWS ends a WebSocket connection after 24 hours; a CONNECT long after the last one is allowed at
+    once (the stack ends it after 2 s here): the next attempt comes without awscrt's second."""
+    with stack_behind_relay(tmp_path, max_connection_duration=2.0) as (stack, cli, _relay):
+        ready = tmp_path / "ready"
+        sub = cli.start("--debug", "subscribe", "t", "--session", "aged", "-q", "1", "-C", "3", "-W", "60",
+                        "--ready-file", str(ready))
+        wait_for(ready.exists, 30, "subscribed")
+        for number in range(3):
+            time.sleep(1.5)  # the connection ends at its first message after 2 s
+            subprocess.run(["mosquitto_pub", "-p", str(stack.config.mqtt_port), "-q", "1", "-t", "t", "-m",
+                            str(number)], check=True)
+        _out, err = sub.communicate(timeout=60)
+    assert sub.returncode == 0, err
+    ended = debug_times(err, b"connection lost:")  # the stack hangs up, as AWS does, without a DISCONNECT
+    attempts = debug_times(err, b"reconnecting to")
+    assert ended and attempts, err
+    assert attempts[0] - ended[0] < 0.5, err

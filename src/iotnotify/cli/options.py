@@ -246,8 +246,9 @@ def long_running_options(command: F) -> F:
         click.option("--reconnect-delay", type=DelayRange(), show_default=True,
                      default=",".join(f"{seconds:g}" for seconds in DEFAULT_RECONNECT_DELAY),
                      help="Seconds to wait before reconnecting: MIN, doubled with jitter per failed attempt, "
-                          "up to MAX (under AWS IoT Core's rules at least 1 s, without jitter: AWS takes one "
-                          "CONNECT a second per client id)."),
+                          "up to MAX. Under AWS IoT Core's rules (one CONNECT a second per client id) MIN is 1 s "
+                          "at least: a lost connection is made again at once, then each MIN for 20 s, then "
+                          "backing off from 2 x MIN to MAX, without jitter."),
         click.option("--partial", is_flag=True,
                      help="Go on with the filters the broker granted when it refuses some (each refusal on stderr)."),
     ])

@@ -49,14 +49,15 @@ def warn_reconnecting(error: Exception) -> None:
 
 
 def state_notes(quiet: bool) -> Callable[[State, int], None]:
-    """What says on stderr, from the MQTT threads, that the connection was lost (each attempt to
-    make it again) and made again; nothing with `quiet`."""
+    """What says on stderr, from the MQTT threads, that the connection was lost (attempts 1, 2, 4,
+    8... to make it again: under AWS's rules one is made each second for a while) and made again;
+    nothing with `quiet`."""
     from iotnotify.mqtt.transport import State
 
     lost = [False]
 
     def changed(state: State, attempt: int) -> None:
-        if state == State.RECONNECTING:
+        if state == State.RECONNECTING and (attempt & (attempt - 1)) == 0:  # 0, or a power of two
             note("iotnotify: connection lost, reconnecting" + (f" (attempt {attempt})" if attempt else ""), quiet)
             lost[0] = True
         elif state == State.CONNECTED and lost[0]:

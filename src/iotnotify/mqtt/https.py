@@ -49,7 +49,7 @@ class HttpsTransport:
     """Publishes each message as an HTTPS request; no subscriptions, no client id, no will."""
 
     # AWS's per-connection publish rate is MQTT's; HTTPS requests have an account's
-    scheme, has_client_id, paced, start_blocks = "https", False, False, False
+    scheme, has_client_id, paced, start_blocks, steady = "https", False, False, False, False
 
     def __init__(self, session: Session) -> None:
         self.session = session

@@ -4,7 +4,8 @@ awscrt signs with, a new transport under a new client id when new keys require o
 messages it had in flight published again), pacing to AWS IoT Core's limits, the wait for the first
 connection (TLS diagnosed early), what the broker's disconnections mean, and refusals in words.
 A transport (v5.py, v311.py, https.py: transport.py says what each does) moves packets and tells
-the session what happened."""
+the session what happened. Under AWS IoT Core's rules the session also decides when a lost
+connection is made again (retry.py), with a new transport where awscrt's client would wait."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from iotnotify.mqtt.outcome import (
     Outcome,
     reason,
 )
+from iotnotify.mqtt.retry import Plan, Retry
 from iotnotify.mqtt.transport import OnState, State, Transport
 from iotnotify.properties import Properties
 from iotnotify.proxy import crt_options, proxy_for
@@ -89,9 +91,14 @@ class Session:
         self._make = make
         self.proxy = proxy_for(make.scheme, keys.host, options.proxy)
         self.pacer = Pacer(limits.PUBLISH_RATE, limits.THROUGHPUT) if self.aws and make.paced else None
-        # QoS 1 messages not yet acknowledged, to publish again on a new transport (renewal): only where
-        # that can happen, under AWS rules with a client id of the keys'
-        self._track = self.aws and make.has_client_id and not (options.client_id or options.session)
+        # under AWS rules, when to connect again (a transport whose client can be told to try each second)
+        self.retry = Retry(self.min_reconnect_delay) if self.aws and make.steady else None
+        self._retry_timer: threading.Timer | None = None
+        self._attempt = 0  # attempts since the last connection (whichever transport made them)
+        # QoS 1 messages not yet acknowledged, to publish again on a new transport (a renewal, or a
+        # reconnection the session hastens): only where that can happen, under AWS rules
+        self._track = self.aws and make.has_client_id and (
+            self.retry is not None or not (options.client_id or options.session))
         self._inflight: dict[int, Entry] = {}
         self._inflight_lock = threading.Lock()
         self._tokens = itertools.count()
@@ -137,13 +144,21 @@ class Session:
                 self._error = error
                 self._outcome.set()
 
-    def attempting(self, attempt: int) -> None:
+    def attempting(self, _attempt: int = 0) -> None:
+        """A connection attempt began (numbered here: a hastened reconnection spans transports)."""
+        if self.retry is not None:
+            self.retry.attempted()
+        self._attempt += 1
         if self._outcome.is_set() and self._error is not None:
             return  # the first connection failed: the command ends with why, awscrt's next try is not news
-        self.on_state(State.RECONNECTING if self._outcome.is_set() else State.CONNECTING, attempt)
+        self.on_state(State.RECONNECTING if self._outcome.is_set() else State.CONNECTING, self._attempt)
 
     def connected(self) -> None:
         """A connection was made: no Nagle delay on small messages (crt/nodelay.py)."""
+        self._attempt = 0
+        if self.retry is not None:
+            self.retry.connected()
+            self._cancel_retry()
         set_nodelay(self.keys.port)
         self.on_state(State.CONNECTED, 0)
 
@@ -181,6 +196,8 @@ class Session:
         the next attempt fetches new ones."""
         if refused:
             self.source.invalidate()
+        if self.retry is not None and (plan := self.retry.failed()) is not None:
+            self._follow(plan)
 
     def lost(self, code: int = 0, text: str | None = None) -> None:
         """The connection ended (the broker's DISCONNECT reason code, 0 if none or MQTT 3.1.1): made
@@ -188,6 +205,7 @@ class Session:
         if self.closing or self.fatal is not None:
             return
         if code < 0x80 or code in TRANSIENT:
+            self._hasten(code)
             self.on_state(State.RECONNECTING, 0)
             return
         if text:
@@ -206,6 +224,7 @@ class Session:
             # command that runs for days: say why, and let the transport connect again
             if self.on_dropped is not None:
                 self.on_dropped(error)
+            self._hasten(code)
             self.on_state(State.RECONNECTING, 0)
             return
         self.transport.halt()  # reconnecting would be refused the same way, or take the id back
@@ -246,7 +265,7 @@ class Session:
             refused = f"the new keys are for client id {keys.raw.get('clientId')}, not {self.client_id}"
             if not self._renewing.is_set():
                 self._renewing.set()
-                threading.Thread(target=self._renew, name="iotnotify-renew", daemon=True).start()
+                threading.Thread(target=self._replace, args=(True,), name="iotnotify-renew", daemon=True).start()
             raise ConnectError(refused)  # this attempt fails; the renewal takes over
         return auth.AwsCredentials(keys.access_key, keys.secret_key, keys.session_token or None)
 
@@ -259,23 +278,63 @@ class Session:
         owner = keys.raw.get("clientId")
         return isinstance(owner, str) and bool(owner) and not self.client_id.startswith(owner + "-")
 
-    def _renew(self) -> None:
-        """A new transport for a client id of the new keys; the old one stopped, and the QoS 1
-        messages it still held published again on the new one (at least once, as always)."""
+    # ---- a new transport in place of the current one -------------------------------------------------
+
+    def _hasten(self, code: int) -> None:
+        """The connection ended: under AWS's rules, follow retry.py's plan rather than awscrt's wait."""
+        if self.retry is not None:
+            self._follow(self.retry.lost(code))
+
+    def _follow(self, plan: Plan) -> None:
+        """Make a new transport (patient or not) at the plan's time, unless connected before then."""
+        timer = threading.Timer(max(plan.at - time.monotonic(), 0), self._hastened, args=(plan.patient,))
+        timer.daemon = True
+        with self._swap:
+            if self.closing or self.fatal is not None:
+                return
+            if self._retry_timer is not None:
+                self._retry_timer.cancel()
+            self._retry_timer = timer
+        timer.start()
+
+    def _cancel_retry(self) -> None:
+        with self._swap:
+            if self._retry_timer is not None:
+                self._retry_timer.cancel()
+                self._retry_timer = None
+
+    def _hastened(self, patient: bool) -> None:
+        """The plan's time came: a new transport, unless connected meanwhile or one is being made."""
+        retry = self.retry
+        if retry is None or retry.down_since is None or self._renewing.is_set():
+            return
+        self._renewing.set()
+        log.debug("connecting again with a new client (%s)", "backing off" if patient else "an attempt a second")
+        self._replace(False, patient)
+
+    def _replace(self, new_keys: bool, patient: bool | None = None) -> None:
+        """A new transport in place of the current one: for a client id of new keys (`new_keys`), or
+        for the same id, whose first attempt is made at once (`patient`: its client then backs off,
+        else tries each interval; retry.py); the old one stopped, and the QoS 1 messages it still
+        held published again on the new one (at least once, as always)."""
+        what = " as a client id of the new keys" if new_keys else ""
         try:
             if self.fatal is not None or self.closing:
                 return
-            keys = self.source.get()
+            keys = self.source.get() if new_keys else self.keys
             with self._swap:
                 if self.fatal is not None or self.closing:
                     return
                 self._retired = old = self.transport  # its callbacks stop counting before anything changes
-                self.keys, self.client_id = keys, client_id_for(keys)
+                if new_keys:
+                    self.keys, self.client_id = keys, client_id_for(keys)
+                if self.retry is not None and patient is not None:
+                    self.retry.patient = patient
                 try:
                     new = self.transport = self._make(self)
                 except Exception as e:  # no new transport: the session cannot go on
                     self._end(self._taken_over())
-                    self.fail(ConnectError(f"cannot connect again as a client id of the new keys: {e}"))
+                    self.fail(ConnectError(f"cannot connect again{what}: {e}"))
                     return
                 # only now: a message published while the new transport was made went to the old one
                 # (publish() tracks it, then hands it to self.transport), so it is among these
@@ -286,7 +345,7 @@ class Session:
                         new.start(persist=True)  # returns at once: under the lock, so disconnect() stops it
                 except Exception as e:
                     self._end(resend)
-                    self.fail(ConnectError(f"cannot connect again as a client id of the new keys: {e}"))
+                    self.fail(ConnectError(f"cannot connect again{what}: {e}"))
                     return
             if new.start_blocks:
                 new.start(persist=True)  # until connected, or the session closes
@@ -431,6 +490,8 @@ class Session:
         self.closing = True  # first: a renewal under way gives up
         with self._swap:
             transport = self.transport
+            if self._retry_timer is not None:
+                self._retry_timer.cancel()
         transport.stop(timeout)
 
     # ---- refusals in words ---------------------------------------------------------------------------

@@ -34,6 +34,7 @@ class Transport(Protocol):
     has_client_id: bool  # False (HTTPS): any keys do, no renewal under a new id
     paced: bool  # AWS IoT Core's per-connection publish rate applies
     start_blocks: bool  # start(persist=True) blocks until connected (a client that does not reconnect by itself)
+    steady: bool  # its client can be told to try each interval, and start() attempts at once (retry.py)
 
     def __init__(self, session: Session) -> None:
         """A transport for `session`'s keys, options and client id (not connecting yet)."""

@@ -40,7 +40,7 @@ BACK_WITHIN = 2.0  # s: ...if the reconnection came within this (beyond the leas
 class Mqtt311Transport:
     """awscrt.mqtt.Connection (MQTT 3.1.1): a clean session, or a persistent one with --session."""
 
-    scheme, has_client_id, paced, start_blocks = "wss", True, True, True
+    scheme, has_client_id, paced, start_blocks, steady = "wss", True, True, True, False
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -57,7 +57,7 @@ class Mqtt311Transport:
         current, options = self.session.current, self.options
 
         def guarded(handler: Callable[..., None]) -> Callable[..., None]:
-            """`handler`, called only while this transport is its session's (see Session._renew)."""
+            """`handler`, called only while this transport is its session's (see Session._replace)."""
             return lambda *args, **kwargs: handler(*args, **kwargs) if current(self) else None
 
         connection = mqtt_connection_builder.websockets_with_default_aws_signing(

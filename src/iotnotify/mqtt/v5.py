@@ -14,7 +14,7 @@ from awsiot import mqtt5_client_builder
 from iotnotify import trace
 from iotnotify.errors import ConnectError, DeliveryError, Refused
 from iotnotify.messages import Message
-from iotnotify.mqtt.diagnose import REFUSED
+from iotnotify.mqtt.diagnose import UPGRADE_REFUSED
 from iotnotify.mqtt.outcome import (
     ACKED,
     CONNECTION_RATE_EXCEEDED,
@@ -76,7 +76,7 @@ def ping_timeout_ms(keep_alive: int) -> int | None:
 class Mqtt5Transport:
     """awscrt.mqtt5.Client with AWS IoT Core flow control on for AWS endpoints only."""
 
-    scheme, has_client_id, paced, start_blocks = "wss", True, True, False
+    scheme, has_client_id, paced, start_blocks, steady = "wss", True, True, False, True
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -87,7 +87,7 @@ class Mqtt5Transport:
         self.client = self._make()
 
     def _guarded(self, handler: Callable[[Any], None]) -> Callable[[Any], None]:
-        """`handler`, called only while this transport is its session's (see Session._renew)."""
+        """`handler`, called only while this transport is its session's (see Session._replace)."""
         current = self.session.current
 
         def call(data: Any) -> None:
@@ -104,8 +104,7 @@ class Mqtt5Transport:
             keep_alive_interval_sec=options.keep_alive,
             ping_timeout_ms=ping_timeout_ms(options.keep_alive),
             connect_options=self._connect_packet(),
-            min_reconnect_delay_ms=int(self.session.min_reconnect_delay * 1000),
-            max_reconnect_delay_ms=int(max(options.max_reconnect_delay, self.session.min_reconnect_delay) * 1000),
+            **self._reconnect_delays(),
             # not min_connected_time_to_reset_reconnect_delay_ms: awscrt's binding stores it as the
             # min_reconnect_delay_ms (aws-crt-python source/mqtt5_client.c, to v0.36 at least), so the
             # backoff is reset only after aws-c-mqtt's 30 s connected: a connection ended sooner (a
@@ -127,6 +126,18 @@ class Mqtt5Transport:
             on_lifecycle_disconnection=guarded(self._lost),
             on_lifecycle_stopped=guarded(self._stop_done),
         )
+
+    def _reconnect_delays(self) -> dict[str, int]:
+        """The wait awscrt's client makes before each reconnection attempt, doubled per failure from the minimum up to
+        the maximum: the options'; under AWS's rules, the session's plan (retry.py) for this
+        transport: an attempt each interval (both the interval), or backing off from twice it."""
+        least, retry = self.session.min_reconnect_delay, self.session.retry
+        if retry is not None and not retry.patient:
+            return {"min_reconnect_delay_ms": int(least * 1000), "max_reconnect_delay_ms": int(least * 1000)}
+        if retry is not None:
+            least = retry.backoff
+        return {"min_reconnect_delay_ms": int(least * 1000),
+                "max_reconnect_delay_ms": int(max(self.options.max_reconnect_delay, least) * 1000)}
 
     def _connect_packet(self) -> mqtt5.ConnectPacket | None:
         """The CONNECT's will, if any (the builder fills in the rest)."""
@@ -187,7 +198,7 @@ class Mqtt5Transport:
         else:
             log.debug("connection failed: %s", getattr(data.exception, "name", data.exception))
         if session.connected_once:  # a reconnection attempt; the client keeps trying
-            session.reconnect_failed(getattr(data.exception, "name", "") in REFUSED)
+            session.reconnect_failed(getattr(data.exception, "name", "") == UPGRADE_REFUSED)
             return
         if connack is not None and connack.reason_code is not None and int(connack.reason_code) >= 0x80:
             code = int(connack.reason_code)
