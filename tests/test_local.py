@@ -333,3 +333,32 @@ def test_a_state_folder_others_could_write_is_refused(tmp_path, folder, how):
     assert result.stderr == (f"iotnotify: error: folder {state / folder} {why}: remove it, or use another state "
                              "folder (XDG_STATE_HOME)\n")
     assert os.listdir(tmp_path / "elsewhere" if how == "link" else state / folder) == []
+
+
+def test_the_keys_endpoint_serves_a_bounded_number_at_once_and_queues_the_rest(tmp_path):
+    """At most MAX_HANDLERS connections are served at once (a thread each); the others wait in a
+    listen queue of BACKLOG that the kernel completes at once: 50 browsers asking together must not
+    lose SYNs (retried a second later) behind socketserver's queue of 5, nor idle connections grow
+    threads without bound. Served in turn once the idle ones go."""
+    import threading
+    import urllib.request
+
+    from iotnotify.local.keys_server import BACKLOG, MAX_HANDLERS, KeysServer, LocalIssuer
+    from iotnotify.server.config import EndpointConfig
+
+    server = KeysServer(0, EndpointConfig(topics=("t",)), LocalIssuer("127.0.0.1", 1))
+    server.start()
+    port = server.httpd.server_address[1]
+    before = threading.active_count()
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(MAX_HANDLERS)]  # they send nothing
+    try:
+        waiting = [socket.create_connection(("127.0.0.1", port), timeout=0.5) for _ in range(BACKLOG // 2)]
+        assert threading.active_count() - before <= MAX_HANDLERS
+        for sock in waiting:
+            sock.close()
+    finally:
+        for sock in idle:
+            sock.close()
+    with urllib.request.urlopen(server.url, timeout=20) as response:  # served once slots are free
+        assert response.status == 200
+    server.stop()

@@ -9,7 +9,7 @@ import secrets
 import string
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
-from typing import cast
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from iotnotify.cognito.local import COGNITO_PATH, POOL_ID, LocalCognito
@@ -169,9 +169,41 @@ def _handler(config: EndpointConfig, issuer: LocalIssuer, aws_rules: bool,
                                                     "mqtt_url": mqtt_url, "cognito": LocalCognito(config, issuer)})
 
 
+MAX_HANDLERS = 32  # connections served at once (a thread each); more wait in the listen queue
+BACKLOG = 128  # connections the kernel completes before they are accepted (socketserver's default: 5)
+
+
 class _QuietServer(ThreadingHTTPServer):
     """A request that fails in a way http.server does not answer itself (a client gone, a timeout)
-    ends quietly: socketserver would print a traceback on the terminal of `iotnotify local`."""
+    ends quietly: socketserver would print a traceback on the terminal of `iotnotify local`.
+
+    Bounded: at most MAX_HANDLERS connections are served at once (a thread each, READ_TIMEOUT for a
+    client that stalls), the others wait in a listen queue of BACKLOG. With socketserver's 5, 50
+    browsers asking at once lost SYNs, retried a second later: p99 1.4 s (bench/keys_endpoint.py)."""
+
+    request_queue_size = BACKLOG
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.slots = threading.BoundedSemaphore(MAX_HANDLERS)
+        self.stopping = False
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        while not self.slots.acquire(timeout=0.5):  # the accept loop waits; stop() does not wait for a slot
+            if self.stopping:
+                self.shutdown_request(request)
+                return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
     def handle_error(self, request: object, client_address: object) -> None:
         pass
@@ -196,6 +228,7 @@ class KeysServer:
 
     def stop(self) -> None:
         """Stop serving and close the socket."""
+        self.httpd.stopping = True
         if self._thread.is_alive():
             self.httpd.shutdown()
         self.httpd.server_close()
