@@ -16,6 +16,7 @@ the run goes on. The raw figures of every run go to a JSON file beside the table
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -30,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from delay import Relay
 from flood import Flood, encode
@@ -134,12 +136,15 @@ def cell(measure: Callable[[], float], what: str) -> float | str:
 class Bench:
     """The clients' command lines against one local stack, and the scenarios."""
 
-    def __init__(self, work: Path, messages: int) -> None:
+    def __init__(self, work: Path, messages: int, permissive: bool = True, **stack: Any) -> None:
         self.work = work
         self.messages = messages
         self.tls_port = free_port()
-        # permissive: the rows measure the clients, not AWS IoT Core's throttle (throttle.py measures that)
-        self.stack = LocalStack(StackConfig(work / "state", free_port(), free_port(), free_port(), permissive=True))
+        # permissive: the rows measure the clients, not AWS IoT Core's throttle (throttle.py measures that);
+        # under AWS's rules (subscribed.py, network.py) the keys allow bench/* to a client id of their own
+        self.stack = LocalStack(StackConfig(work / "state", free_port(), free_port(), free_port(),
+                                            permissive=permissive, topics=("bench/*",), **stack))
+        self.ids = itertools.count()
         tls = self.stack.tls
         self.stack.broker.extra_config = (f"listener {self.tls_port} 127.0.0.1\nprotocol mqtt\ncafile {tls.ca_file}\n"
                                           f"certfile {tls.cert_file}\nkeyfile {tls.key_file}\n")
@@ -170,13 +175,18 @@ class Bench:
                                                   check=True, capture_output=True).stdout)
         return signed_url(self.keys, self.wss)
 
+    def client_id(self) -> str:
+        """A client id for one start of another client: below the keys' own, as AWS's rules (the keys'
+        policy, one CONNECT a second per client id) want it."""
+        return f"{self.keys.get('clientId', 'bench')}-peer{next(self.ids)}"
+
     def mosquitto(self, tool: str) -> list[str]:
         return [tool, "-h", "127.0.0.1", "-p", str(self.tls), "--cafile", self.ca]
 
     def mqtt_js(self, verb: str) -> list[str]:
         path = self.url.split("127.0.0.1:", 1)[1].split("/", 1)[1]
         return [MQTT_JS, verb, "-h", "127.0.0.1", "-p", str(self.wss), "-C", "wss",
-                "--path", "/" + path, "--ca", self.ca]
+                "--path", "/" + path, "--ca", self.ca, "-i", self.client_id()]
 
     def sender(self, client: str, topic: str, qos: str, message: str | None) -> list[str]:
         """The command that publishes `message` once, or each stdin line when it is None."""

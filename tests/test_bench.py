@@ -128,3 +128,14 @@ def test_subscribe_py_prints_each_runs_ratios(compare, capsys, monkeypatch):
     assert f"per run, iotnotify / {compare.MQTTJS}: 1.50x 1.20x (lowest 1.20x)" in out
     assert f"per run, iotnotify / {compare.MOSQUITTO}: a run failed, no pairing" in out
     assert "per run, iotnotify --json / iotnotify: 0.90x 0.80x (lowest 0.80x)" in out
+
+
+def test_recovery_counts_from_the_networks_return_and_finds_the_lost(tmp_path):
+    """bench/recovery.py's outcome: the first arrival after the return, the longest silence, the
+    messages never received and those received twice."""
+    recovery = bench_module("recovery")
+    watched = object.__new__(recovery.Watched)  # its arrivals only: no process to read
+    watched.arrivals = [(10.0, 0), (10.05, 1), (16.3, 3), (16.35, 3), (16.4, 4)]
+    result = recovery.outcome(watched, 6, back=16.0)
+    assert result["recovery"] == pytest.approx(0.3) and result["silence"] == pytest.approx(6.25)
+    assert result["lost"] == 2 and result["duplicates"] == 1  # 2 and 5 never came; 3 came twice
