@@ -92,7 +92,8 @@ class Session:
         self.proxy = proxy_for(make.scheme, keys.host, options.proxy)
         self.pacer = Pacer(limits.PUBLISH_RATE, limits.THROUGHPUT) if self.aws and make.paced else None
         # under AWS rules, when to connect again (a transport whose client can be told to try each second)
-        self.retry = Retry(self.min_reconnect_delay) if self.aws and make.steady else None
+        self.retry = Retry(self.min_reconnect_delay, options.max_reconnect_delay) if self.aws and make.steady \
+            else None
         self._retry_timer: threading.Timer | None = None
         self._attempt = 0  # attempts since the last connection (whichever transport made them)
         # QoS 1 messages not yet acknowledged, to publish again on a new transport (a renewal, or a
@@ -102,7 +103,7 @@ class Session:
         self._inflight: dict[int, Entry] = {}
         self._inflight_lock = threading.Lock()
         self._tokens = itertools.count()
-        self._renewing = threading.Event()
+        self._replacing = threading.Lock()  # held while a transport is replaced (renewal or reconnection)
         self._swap = threading.Lock()  # the transport replaced (renewal) or stopped (disconnect), one at a time
         self._retired: Transport | None = None  # the transport being replaced: its callbacks no longer count
         self._outcome = threading.Event()  # the first connection's outcome came
@@ -158,7 +159,6 @@ class Session:
         self._attempt = 0
         if self.retry is not None:
             self.retry.connected()
-            self._cancel_retry()
         set_nodelay(self.keys.port)
         self.on_state(State.CONNECTED, 0)
 
@@ -191,12 +191,12 @@ class Session:
             for text in notices:
                 on_notice(text)
 
-    def reconnect_failed(self, refused: bool) -> None:
+    def reconnect_failed(self, refused: bool, code: int = 0) -> None:
         """A reconnection attempt failed (the transport tries again); `refused`: the keys were, so
-        the next attempt fetches new ones."""
+        the next attempt fetches new ones; `code`: its CONNACK's reason, if one came."""
         if refused:
             self.source.invalidate()
-        if self.retry is not None and (plan := self.retry.failed()) is not None:
+        if self.retry is not None and (plan := self.retry.failed(code)) is not None:
             self._follow(plan)
 
     def lost(self, code: int = 0, text: str | None = None) -> None:
@@ -205,8 +205,8 @@ class Session:
         if self.closing or self.fatal is not None:
             return
         if code < 0x80 or code in TRANSIENT:
-            self._hasten(code)
             self.on_state(State.RECONNECTING, 0)
+            self._hasten(code)
             return
         if text:
             self.reasons.setdefault(code, text)
@@ -224,8 +224,8 @@ class Session:
             # command that runs for days: say why, and let the transport connect again
             if self.on_dropped is not None:
                 self.on_dropped(error)
-            self._hasten(code)
             self.on_state(State.RECONNECTING, 0)
+            self._hasten(code)
             return
         self.transport.halt()  # reconnecting would be refused the same way, or take the id back
         self.fail(error)
@@ -263,8 +263,7 @@ class Session:
         self.key_error = None
         if self.needs_new_id(keys):  # refused under this id: go on with a new transport, an id of the new keys
             refused = f"the new keys are for client id {keys.raw.get('clientId')}, not {self.client_id}"
-            if not self._renewing.is_set():
-                self._renewing.set()
+            if not self._replacing.locked():  # (the thread takes the lock, or leaves it to one under way)
                 threading.Thread(target=self._replace, args=(True,), name="iotnotify-renew", daemon=True).start()
             raise ConnectError(refused)  # this attempt fails; the renewal takes over
         return auth.AwsCredentials(keys.access_key, keys.secret_key, keys.session_token or None)
@@ -286,38 +285,30 @@ class Session:
             self._follow(self.retry.lost(code))
 
     def _follow(self, plan: Plan) -> None:
-        """Make a new transport (patient or not) at the plan's time, unless connected before then."""
-        timer = threading.Timer(max(plan.at - time.monotonic(), 0), self._hastened, args=(plan.patient,))
-        timer.daemon = True
-        with self._swap:
-            if self.closing or self.fatal is not None:
-                return
-            if self._retry_timer is not None:
-                self._retry_timer.cancel()
-            self._retry_timer = timer
-        timer.start()
-
-    def _cancel_retry(self) -> None:
-        with self._swap:
-            if self._retry_timer is not None:
-                self._retry_timer.cancel()
-                self._retry_timer = None
-
-    def _hastened(self, patient: bool) -> None:
-        """The plan's time came: a new transport, unless connected meanwhile or one is being made."""
-        retry = self.retry
-        if retry is None or retry.down_since is None or self._renewing.is_set():
+        """A new transport now in place of the one whose client would try on its own schedule,
+        started at the plan's time (from a thread of its own: not awscrt's, whose callback this is)."""
+        if self.closing or self.fatal is not None:
             return
-        self._renewing.set()
-        log.debug("connecting again with a new client (%s)", "backing off" if patient else "an attempt a second")
-        self._replace(False, patient)
+        log.debug("connecting again with a new client in %.1f s (%s)", max(plan.at - time.monotonic(), 0),
+                  "backing off" if plan.patient else "an attempt a second")
+        threading.Thread(target=self._replace, args=(False, plan.patient, plan.at), name="iotnotify-reconnect",
+                         daemon=True).start()
 
-    def _replace(self, new_keys: bool, patient: bool | None = None) -> None:
+    def _start_later(self, transport: Transport) -> None:
+        """A replacement's planned time came: start it, if still the session's."""
+        with self._swap:
+            if not self.closing and self.fatal is None and self.current(transport):
+                transport.start(persist=True)
+
+    def _replace(self, new_keys: bool, patient: bool | None = None, start_at: float = 0.0) -> None:
         """A new transport in place of the current one: for a client id of new keys (`new_keys`), or
-        for the same id, whose first attempt is made at once (`patient`: its client then backs off,
-        else tries each interval; retry.py); the old one stopped, and the QoS 1 messages it still
-        held published again on the new one (at least once, as always)."""
+        for the same id (`patient`: its client backs off, else tries each interval; retry.py),
+        started at once or at `start_at`; the old one stopped, and the QoS 1 messages it still held
+        published again on the new one (at least once, as always: awscrt queues them until it
+        connects). One at a time: while one is under way, another is not needed."""
         what = " as a client id of the new keys" if new_keys else ""
+        if not self._replacing.acquire(blocking=False):
+            return
         try:
             if self.fatal is not None or self.closing:
                 return
@@ -341,8 +332,8 @@ class Session:
                 resend = self._taken_over()
                 try:
                     old.halt()
-                    if not new.start_blocks:
-                        new.start(persist=True)  # returns at once: under the lock, so disconnect() stops it
+                    if not new.start_blocks:  # returns at once: under the lock, so disconnect() stops it
+                        self._start_at(new, start_at - time.monotonic())
                 except Exception as e:
                     self._end(resend)
                     self.fail(ConnectError(f"cannot connect again{what}: {e}"))
@@ -357,7 +348,19 @@ class Session:
             for entry in resend:
                 new.publish(*entry[:4], self._tracked(entry), entry[5])
         finally:
-            self._renewing.clear()
+            self._replacing.release()
+
+    def _start_at(self, transport: Transport, wait: float) -> None:
+        """Start `transport` now, or in `wait` seconds (called under _swap)."""
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+            self._retry_timer = None
+        if wait <= 0:
+            transport.start(persist=True)
+            return
+        self._retry_timer = threading.Timer(wait, self._start_later, args=(transport,))
+        self._retry_timer.daemon = True
+        self._retry_timer.start()
 
     def _taken_over(self) -> list[Entry]:
         """The messages the old transport holds, to publish again on the new one; from now on what

@@ -198,7 +198,8 @@ class Mqtt5Transport:
         else:
             log.debug("connection failed: %s", getattr(data.exception, "name", data.exception))
         if session.connected_once:  # a reconnection attempt; the client keeps trying
-            session.reconnect_failed(getattr(data.exception, "name", "") == UPGRADE_REFUSED)
+            code = int(connack.reason_code) if connack is not None and connack.reason_code is not None else 0
+            session.reconnect_failed(getattr(data.exception, "name", "") == UPGRADE_REFUSED, code)
             return
         if connack is not None and connack.reason_code is not None and int(connack.reason_code) >= 0x80:
             code = int(connack.reason_code)
