@@ -167,7 +167,7 @@ def main() -> None:
     parser.add_argument("--rtt", type=float, default=50.0, help="round trip in ms behind the relays")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--modes", default="stall,reset,duration")
-    parser.add_argument("--duration", type=float, default=6.0,
+    parser.add_argument("--duration", type=float, default=12.0,
                         help="the stack's --max-connection-duration in the duration rows (AWS: 24 hours)")
     args = parser.parse_args()
     if shutil.which("mosquitto_sub") is None or not Path(MQTT_JS).exists():
