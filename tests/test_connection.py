@@ -160,3 +160,17 @@ def test_mqtt311_subscribes_again_a_filter_a_packet_after_a_reconnection(tmp_pat
         stack.broker.start()
         arrives(cli, received, "t/8", "ninth")
         assert connection.fatal is None
+
+
+def test_a_session_waiting_for_a_planned_reconnection_disconnects_at_once(tmp_path):
+    """Under AWS's rules a reconnection may be planned seconds ahead (retry.py: backing off), its
+    new transport made but not started: Ctrl-C meanwhile ends the command at once, not after the
+    DISCONNECT's wait for a client that never connected; and the planned start does not come."""
+    with restartable_stack(tmp_path, "5", ("t",)) as (_stack, connection, _received, _cli):
+        connection._replace(False, patient=True, start_at=time.monotonic() + 30)  # as a plan would
+        waiting = connection.transport
+        started = time.monotonic()
+        connection.disconnect()
+        assert time.monotonic() - started < 1.0
+        assert connection._retry_timer is not None and connection._retry_timer.finished.is_set()  # cancelled
+        assert waiting is connection.transport and not waiting._started

@@ -83,6 +83,7 @@ class Mqtt5Transport:
         self.options = session.options
         self._attempts = 0
         self._stopped = threading.Event()
+        self._started = False
         self._attempt_started = time.monotonic()
         self.client = self._make()
 
@@ -150,6 +151,7 @@ class Mqtt5Transport:
 
     def start(self, persist: bool = False) -> None:
         """Start the client: it connects, and connects again whenever the connection goes, by itself."""
+        self._started = True
         self.client.start()
 
     def _attempting(self, _data: mqtt5.LifecycleAttemptingConnectData) -> None:
@@ -259,6 +261,9 @@ class Mqtt5Transport:
         self.client.stop()
 
     def stop(self, timeout: float) -> None:
+        if not self._started:  # a replacement waiting for its planned start (Session._start_at): nothing to end
+            self.client.stop()
+            return
         log.debug("DISCONNECT to the broker")
         started = time.monotonic()
         self.client.stop(mqtt5.DisconnectPacket())
