@@ -174,3 +174,27 @@ def test_a_session_waiting_for_a_planned_reconnection_disconnects_at_once(tmp_pa
         assert time.monotonic() - started < 1.0
         assert connection._retry_timer is not None and connection._retry_timer.finished.is_set()  # cancelled
         assert waiting is connection.transport and not waiting._started
+
+
+def test_replaced_transports_and_closed_sessions_are_freed(tmp_path):
+    """awscrt's native client holds its callbacks (and the credentials provider its delegate) until
+    it is freed: callbacks that held the transport or the session kept every replaced transport's
+    client (1.1 MB) and every closed session for good, and under AWS's rules each lost connection is
+    a replaced transport (retry.py). They hold them weakly: gone once nothing else holds them."""
+    import gc
+    import weakref
+
+    with restartable_stack(tmp_path, "5", ("t",)) as (_stack, connection, _received, _cli):
+        replaced = []
+        for _ in range(3):
+            replaced.append(weakref.ref(connection.transport))
+            connection._replace(False, patient=False)  # as a lost connection's plan does
+            wait_for(lambda: connection.transport._started, 10, "the new transport started")
+        session = weakref.ref(connection)
+    del connection
+    deadline = time.monotonic() + 10
+    while any(ref() is not None for ref in [*replaced, session]) and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.1)
+    assert [ref() for ref in replaced] == [None, None, None]
+    assert session() is None

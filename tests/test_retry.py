@@ -29,8 +29,11 @@ def test_a_connection_lost_long_after_its_connect_is_made_again_at_once():
 def test_a_connection_lost_within_a_second_of_its_connect_waits_for_the_second():
     clock = Clock()
     retry = Retry(1.0, 30.0, clock=clock)
-    connected_for(retry, clock, 0.25)
-    assert retry.lost() == Plan(1001.0, patient=False)
+    retry.attempted()
+    clock.now += 0.5  # TLS, the upgrade, the keys: the CONNECT goes out, the CONNACK comes
+    retry.connected()
+    clock.now += 0.25
+    assert retry.lost() == Plan(1001.5, patient=False)  # a second after the CONNACK, not the attempt
 
 
 def test_the_broker_asking_for_less_gets_a_client_that_backs_off_waiting_longer_each_time():
@@ -41,10 +44,11 @@ def test_the_broker_asking_for_less_gets_a_client_that_backs_off_waiting_longer_
     retry.patient = True
     retry.attempted()
     clock.now += 0.1
-    assert retry.failed(0x9F) == Plan(clock.now + 0.9 + 4.0, patient=True)  # a CONNACK: rate exceeded
+    # a CONNACK (rate exceeded): its CONNECT went out after the attempt began, so a second from now
+    assert retry.failed(0x9F) == Plan(clock.now + 1.0 + 4.0, patient=True)
     retry.attempted()
     clock.now += 0.1
-    assert retry.failed(0x97) == Plan(clock.now + 0.9 + 8.0, patient=True)  # quota exceeded
+    assert retry.failed(0x97) == Plan(clock.now + 1.0 + 8.0, patient=True)  # quota exceeded
 
 
 def test_failed_attempts_go_on_each_second_for_fast_for_then_back_off():

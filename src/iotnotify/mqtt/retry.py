@@ -70,7 +70,7 @@ class Retry:
         self._last_attempt = self.clock()
 
     def connected(self) -> None:
-        self._up_since = self.clock()
+        self._up_since = self._last_attempt = self.clock()  # its CONNECT went out by now: count from here
 
     def lost(self, code: int = 0) -> Plan:
         """The connection ended (`code`: the broker's DISCONNECT reason, 0 if none)."""
@@ -89,6 +89,8 @@ class Retry:
         FAST_FOR old, an interval after the last attempt began (later if the broker asked for less)."""
         now = self.clock()
         self._up_since = None
+        if code:  # a CONNACK came: its CONNECT went out later than the attempt began
+            self._last_attempt = now
         if self.down_since is None:  # a transport made anew (new keys) that has not connected yet
             self.down_since, self._wait = now, 0.0
         earliest = max(now, self._last_attempt + self.interval)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -87,7 +88,7 @@ class Session:
         self.subscriptions: list[tuple[list[str], int]] = []  # to subscribe again after a clean reconnection
         self.last_topic: str | None = None
         self.closing = False  # disconnect() was called: no new transport from now on
-        self.credentials = auth.AwsCredentialsProvider.new_delegate(self._credentials)
+        self.credentials = auth.AwsCredentialsProvider.new_delegate(self._weakly(weakref.ref(self)))
         self._make = make
         self.proxy = proxy_for(make.scheme, keys.host, options.proxy)
         self.pacer = Pacer(limits.PUBLISH_RATE, limits.THROUGHPUT) if self.aws and make.paced else None
@@ -251,7 +252,20 @@ class Session:
 
     # ---- keys and credentials -------------------------------------------------------------------------
 
-    def _credentials(self) -> auth.AwsCredentialsProvider:
+    @staticmethod
+    def _weakly(session: weakref.ref[Session]) -> Callable[[], auth.AwsCredentials]:
+        """signing_credentials for awscrt's delegate provider, holding the session weakly: the native
+        provider holds its delegate until it is freed, which a reference back to the session (which
+        holds the provider) would never let happen (each session dropped leaked 1.1 MB)."""
+        def credentials() -> auth.AwsCredentials:
+            this = session()
+            if this is None:
+                raise ConnectError("the session is closed")
+            return this.signing_credentials()
+
+        return credentials
+
+    def signing_credentials(self) -> auth.AwsCredentials:
         """Called by awscrt at each (re)connection: keys in hand if fresh, else fetched anew."""
         from awscrt import auth
 
@@ -291,8 +305,8 @@ class Session:
             return
         log.debug("connecting again with a new client in %.1f s (%s)", max(plan.at - time.monotonic(), 0),
                   "backing off" if plan.patient else "an attempt a second")
-        threading.Thread(target=self._replace, args=(False, plan.patient, plan.at), name="iotnotify-reconnect",
-                         daemon=True).start()
+        threading.Thread(target=self._replace, args=(False, plan.patient, plan.at, self.transport),
+                         name="iotnotify-reconnect", daemon=True).start()
 
     def _start_later(self, transport: Transport) -> None:
         """A replacement's planned time came: start it, if still the session's."""
@@ -300,12 +314,14 @@ class Session:
             if not self.closing and self.fatal is None and self.current(transport):
                 transport.start(persist=True)
 
-    def _replace(self, new_keys: bool, patient: bool | None = None, start_at: float = 0.0) -> None:
+    def _replace(self, new_keys: bool, patient: bool | None = None, start_at: float = 0.0,
+                 instead_of: Transport | None = None) -> None:
         """A new transport in place of the current one: for a client id of new keys (`new_keys`), or
         for the same id (`patient`: its client backs off, else tries each interval; retry.py),
         started at once or at `start_at`; the old one stopped, and the QoS 1 messages it still held
         published again on the new one (at least once, as always: awscrt queues them until it
-        connects). One at a time: while one is under way, another is not needed."""
+        connects). One at a time: while one is under way, another is not needed; nor once
+        `instead_of` (the transport a plan was made for) was replaced already."""
         what = " as a client id of the new keys" if new_keys else ""
         if not self._replacing.acquire(blocking=False):
             return
@@ -314,7 +330,7 @@ class Session:
                 return
             keys = self.source.get() if new_keys else self.keys
             with self._swap:
-                if self.fatal is not None or self.closing:
+                if self.fatal is not None or self.closing or instead_of not in (None, self.transport):
                     return
                 self._retired = old = self.transport  # its callbacks stop counting before anything changes
                 if new_keys:
@@ -496,6 +512,7 @@ class Session:
             if self._retry_timer is not None:
                 self._retry_timer.cancel()
         transport.stop(timeout)
+        self._end(self._taken_over())  # what it did not settle by now (one never started settles nothing)
 
     # ---- refusals in words ---------------------------------------------------------------------------
 

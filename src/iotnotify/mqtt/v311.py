@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -54,11 +55,19 @@ class Mqtt311Transport:
         self.connection = self._build()
 
     def _build(self) -> mqtt.Connection:
-        current, options = self.session.current, self.options
+        options, transport = self.options, weakref.ref(self)
 
         def guarded(handler: Callable[..., None]) -> Callable[..., None]:
-            """`handler`, called only while this transport is its session's (see Session._replace)."""
-            return lambda *args, **kwargs: handler(*args, **kwargs) if current(self) else None
+            """`handler` (a method of this transport's), called only while this transport is its
+            session's (see Session._replace); the transport held weakly, as v5.py's _guarded says why."""
+            method = handler.__func__  # type: ignore[attr-defined]
+
+            def call(*args: Any, **kwargs: Any) -> None:
+                this = transport()
+                if this is not None and this.session.current(this):
+                    method(this, *args, **kwargs)
+
+            return call
 
         connection = mqtt_connection_builder.websockets_with_default_aws_signing(
             **self.session.signing_args(), clean_session=not options.session, keep_alive_secs=options.keep_alive,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -88,12 +89,18 @@ class Mqtt5Transport:
         self.client = self._make()
 
     def _guarded(self, handler: Callable[[Any], None]) -> Callable[[Any], None]:
-        """`handler`, called only while this transport is its session's (see Session._replace)."""
-        current = self.session.current
+        """`handler` (a method of this transport's), called only while this transport is its
+        session's (see Session._replace). The callback holds nothing but a weak reference: awscrt's
+        native client holds its callbacks until it is freed, which a reference from them back to
+        the transport (or its session) would never let happen: a replaced transport leaked 1.1 MB."""
+        transport, method = weakref.ref(self), getattr(handler, "__func__", None)
+        if method is None:
+            raise TypeError("guarded handlers are methods of the transport")
 
         def call(data: Any) -> None:
-            if current(self):
-                handler(data)
+            this = transport()
+            if this is not None and this.session.current(this):
+                method(this, data)
 
         return call
 
