@@ -191,7 +191,7 @@ def test_replaced_transports_and_closed_sessions_are_freed(tmp_path):
             connection._replace(False, patient=False)  # as a lost connection's plan does
             wait_for(lambda: connection.transport._started, 10, "the new transport started")
         session = weakref.ref(connection)
-    del connection
+    connection = None  # the test's own reference: the last
     deadline = time.monotonic() + 10
     while any(ref() is not None for ref in [*replaced, session]) and time.monotonic() < deadline:
         gc.collect()
