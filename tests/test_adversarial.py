@@ -7,7 +7,7 @@ import socket
 import ssl
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from iotnotify.iam import matches
@@ -15,6 +15,7 @@ from iotnotify.local.keys_server import LocalIssuer
 from iotnotify.server import handler as lambda_handler
 from iotnotify.server.config import EndpointConfig
 from iotnotify.server.handler import is_keys_path
+from iotnotify.web import asset
 
 CONFIG = EndpointConfig(topics=("a/b", "alerts/*"), cors_origins=("https://app.example", "https://b.example"),
                         private_prefix="users")
@@ -74,15 +75,23 @@ def within_configuration(resource: str) -> bool:
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(event=events())
+@example(event={"queryStringParameters": None, "headers": None, "body": None, "isBase64Encoded": False,
+                "version": "2.0", "rawPath": "/", "requestContext": {"http": {"method": "GET", "path": ""}}})  # the page
 def test_the_handler_answers_any_event_safely(endpoint, capsys, event):
     before = set(endpoint._minted)
     response = lambda_handler.handler(event)
     logged = capsys.readouterr().out
     assert set(response) == {"statusCode", "headers", "body", "isBase64Encoded"}
     assert response["statusCode"] in (200, 204, 400, 403, 404, 405), response
+    path = lambda_handler.path_of(event if isinstance(event, dict) else {})
+    if response["headers"].get("Content-Type") != "application/json" and response["statusCode"] == 200:
+        # the page or one of its files (not JSON), at their own paths only, and no keys for them
+        assert asset(path) is not None and response["body"] == asset(path).body.decode(), event
+        assert set(endpoint._minted) == before
+        return
     body = json.loads(response["body"]) if response["body"] else None
-    if response["statusCode"] == 200:  # keys only at the keys path (or the page, which is not JSON)
-        assert is_keys_path(lambda_handler.path_of(event if isinstance(event, dict) else {})), event
+    if response["statusCode"] == 200:  # keys only at the keys path
+        assert is_keys_path(path), event
     minted = [endpoint._minted[k] for k in set(endpoint._minted) - before]
     for keys in minted:  # secrets go in the 200 body only, never in a log line
         assert keys.secret_key not in logged and keys.session_token not in logged
