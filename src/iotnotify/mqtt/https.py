@@ -65,7 +65,7 @@ class HttpsTransport:
 
         session = self.session
         started = time.monotonic()
-        session.attempting(1)
+        session.attempting()
         log.debug("connecting to https://%s: %sTLS", session.where,
                   f"CONNECT through proxy {session.proxy.name}, " if session.proxy else "")
         tls = crt_io.TlsContextOptions()

@@ -6,8 +6,7 @@ exponentially from a minimum of a second (1, 2, 4, 8 s...): a 5-s outage became 
 (bench/recovery.py). The session (session.py) follows this plan instead, with a new transport in
 place of the one whose client would wait, started at the plan's time:
 
-- a connection that ends is made again at once (a second after the last attempt began if that was
-  sooner);
+- a connection that ends is made again at once (a second after its CONNECT if that was sooner);
 - for FAST_FOR seconds of an outage, an attempt each second (awscrt's client with its minimum and
   maximum delay both the second), which finds the network within a second of its return;
 - after that, a client that backs off as awscrt does, from two seconds.
@@ -47,7 +46,7 @@ class Retry:
     def __init__(self, interval: float, longest: float, fast_for: float = FAST_FOR,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = interval  # s between CONNECTs with one client id, at least (AWS: a second)
-        self.longest = max(longest, self.backoff_from(interval))  # s a patient client waits at most
+        self.longest = max(longest, self.backoff)  # s a patient client waits at most
         self.fast_for = fast_for
         self.clock = clock
         self.patient = False
@@ -56,14 +55,10 @@ class Retry:
         self._last_attempt = float("-inf")
         self._wait = 0.0  # the last wait before a patient start in this outage (doubled each time)
 
-    @staticmethod
-    def backoff_from(interval: float) -> float:
-        return 2 * interval
-
     @property
     def backoff(self) -> float:
         """The first delay of a patient transport's client (it doubles from there)."""
-        return self.backoff_from(self.interval)
+        return 2 * self.interval
 
     def attempted(self) -> None:
         """A connection attempt began."""

@@ -146,14 +146,16 @@ class Session:
                 self._error = error
                 self._outcome.set()
 
-    def attempting(self, _attempt: int = 0) -> None:
-        """A connection attempt began (numbered here: a hastened reconnection spans transports)."""
+    def attempting(self) -> int:
+        """A connection attempt began; its number since the last connection (counted here: a
+        hastened reconnection spans transports)."""
         if self.retry is not None:
             self.retry.attempted()
         self._attempt += 1
-        if self._outcome.is_set() and self._error is not None:
-            return  # the first connection failed: the command ends with why, awscrt's next try is not news
-        self.on_state(State.RECONNECTING if self._outcome.is_set() else State.CONNECTING, self._attempt)
+        if not (self._outcome.is_set() and self._error is not None):  # else the first connection failed:
+            # the command ends with why, awscrt's next try is not news
+            self.on_state(State.RECONNECTING if self._outcome.is_set() else State.CONNECTING, self._attempt)
+        return self._attempt
 
     def connected(self) -> None:
         """A connection was made: no Nagle delay on small messages (crt/nodelay.py)."""

@@ -4,8 +4,9 @@ Transport each is, and the States a session goes through, which OnState hears.""
 from __future__ import annotations
 
 import enum
+import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from iotnotify.mqtt.outcome import OnDone
 
@@ -56,3 +57,19 @@ class Transport(Protocol):
 
     def stop(self, timeout: float) -> None:
         """DISCONNECT and stop, waiting up to `timeout` seconds."""
+
+
+def guarded(handler: Callable[..., None]) -> Callable[..., None]:
+    """`handler`, a method of a transport's, called only while that transport is its session's
+    (see Session._replace). The callback holds nothing but a weak reference to the transport:
+    awscrt's native client holds its callbacks until it is freed, which a reference from them back
+    to the transport (or its session) would never let happen: a replaced transport leaked 1.1 MB."""
+    method: Callable[..., None] = handler.__func__  # type: ignore[attr-defined]
+    transport = weakref.ref(handler.__self__)  # type: ignore[attr-defined]
+
+    def call(*args: Any, **kwargs: Any) -> None:
+        this: Any = transport()
+        if this is not None and this.session.current(this):
+            method(this, *args, **kwargs)
+
+    return call

@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-import weakref
-from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -26,6 +24,7 @@ from iotnotify.keys.allowance import describe_client
 from iotnotify.messages import Message
 from iotnotify.mqtt.outcome import ACKED, CLOSED, LOST, MQTT311_FAILURE, OnDone
 from iotnotify.mqtt.session import Session
+from iotnotify.mqtt.transport import guarded
 from iotnotify.properties import Properties
 from iotnotify.trace import log
 
@@ -55,20 +54,7 @@ class Mqtt311Transport:
         self.connection = self._build()
 
     def _build(self) -> mqtt.Connection:
-        options, transport = self.options, weakref.ref(self)
-
-        def guarded(handler: Callable[..., None]) -> Callable[..., None]:
-            """`handler` (a method of this transport's), called only while this transport is its
-            session's (see Session._replace); the transport held weakly, as v5.py's _guarded says why."""
-            method = handler.__func__  # type: ignore[attr-defined]
-
-            def call(*args: Any, **kwargs: Any) -> None:
-                this = transport()
-                if this is not None and this.session.current(this):
-                    method(this, *args, **kwargs)
-
-            return call
-
+        options = self.options
         connection = mqtt_connection_builder.websockets_with_default_aws_signing(
             **self.session.signing_args(), clean_session=not options.session, keep_alive_secs=options.keep_alive,
             ping_timeout_ms=min(MQTT311_PING_TIMEOUT_MS, options.keep_alive * 500) or MQTT311_PING_TIMEOUT_MS,
@@ -92,7 +78,7 @@ class Mqtt311Transport:
         """Connect (awscrt's connection makes a first connection once; after it, it reconnects by
         itself); with `persist`, try again with backoff until connected or no longer the session's."""
         session = self.session
-        session.attempting(1)
+        session.attempting()
         log.debug("connecting to wss://%s/mqtt as client id %s (MQTT 3.1.1, keep-alive %d s): %sTLS, WebSocket "
                   "upgrade, CONNECT", session.where, session.client_id, self.options.keep_alive,
                   f"CONNECT through proxy {session.proxy.name}, " if session.proxy else "")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -27,6 +26,7 @@ from iotnotify.mqtt.outcome import (
     refused,
 )
 from iotnotify.mqtt.session import Session
+from iotnotify.mqtt.transport import guarded
 from iotnotify.properties import Properties
 from iotnotify.trace import log
 
@@ -82,31 +82,14 @@ class Mqtt5Transport:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.options = session.options
-        self._attempts = 0
         self._stopped = threading.Event()
         self._started = False
         self._attempt_started = time.monotonic()
         self.client = self._make()
 
-    def _guarded(self, handler: Callable[[Any], None]) -> Callable[[Any], None]:
-        """`handler` (a method of this transport's), called only while this transport is its
-        session's (see Session._replace). The callback holds nothing but a weak reference: awscrt's
-        native client holds its callbacks until it is freed, which a reference from them back to
-        the transport (or its session) would never let happen: a replaced transport leaked 1.1 MB."""
-        transport, method = weakref.ref(self), getattr(handler, "__func__", None)
-        if method is None:
-            raise TypeError("guarded handlers are methods of the transport")
-
-        def call(data: Any) -> None:
-            this = transport()
-            if this is not None and this.session.current(this):
-                method(this, data)
-
-        return call
-
     def _make(self) -> mqtt5.Client:
         validation = mqtt5.ExtendedValidationAndFlowControlOptions
-        guarded, options = self._guarded, self.options
+        options = self.options
         return mqtt5_client_builder.websockets_with_default_aws_signing(
             **self.session.signing_args(),
             keep_alive_interval_sec=options.keep_alive,
@@ -163,20 +146,18 @@ class Mqtt5Transport:
 
     def _attempting(self, _data: mqtt5.LifecycleAttemptingConnectData) -> None:
         session = self.session
-        self._attempts += 1
         self._attempt_started = time.monotonic()
+        attempt = session.attempting()
         log.debug("%s wss://%s/mqtt as client id %s (MQTT 5, keep-alive %d s%s): %sTLS, WebSocket upgrade, CONNECT",
                   "reconnecting to" if session.connected_once else "connecting to", session.where, session.client_id,
-                  self.options.keep_alive, f", attempt {self._attempts}" if self._attempts > 1 else "",
+                  self.options.keep_alive, f", attempt {attempt}" if attempt > 1 else "",
                   f"CONNECT through proxy {session.proxy.name}, " if session.proxy else "")
-        session.attempting(self._attempts)
 
     def _connected(self, data: mqtt5.LifecycleConnectSuccessData) -> None:
         self.negotiated = data.negotiated_settings  # what the broker settled (its keep-alive among them)
         if trace.on():
             log.debug("CONNACK after %.0f ms: %s", (time.monotonic() - self._attempt_started) * 1000,
                       _connack_text(data.connack_packet, data.negotiated_settings))
-        self._attempts = 0
         if self.options.session:  # what the broker keeps: the CONNACK's, if it said one, else what was asked
             self.session.session_kept(data.negotiated_settings.session_expiry_interval_sec)
         again = self.session.connected_once
