@@ -225,9 +225,10 @@ def test_a_network_cut_keeps_the_keys_and_the_subscriber_comes_back_after_it(cli
 
 
 @contextlib.contextmanager
-def stack_behind_relay(tmp_path, **config):
+def stack_behind_relay(tmp_path, one_way=0.0, **config):
     """An in-process local stack (AWS's rules on, any client id) whose keys send clients through a
-    relay (bench/delay.py) to its wss front, which the test may cut; the CLI for it, and the relay."""
+    relay (bench/delay.py, `one_way` seconds each way) to its wss front, which the test may cut; the
+    CLI for it, and the relay."""
     from iotnotify.local.stack import LocalStack, StackConfig
     from tests.helpers import Cli, free_port, user_env
 
@@ -240,7 +241,7 @@ def stack_behind_relay(tmp_path, **config):
                                    any_client_id=True, **config))
     stack.start()
     try:
-        with Relay(stack.config.wss_port, 0) as relay:
+        with Relay(stack.config.wss_port, one_way) as relay:
             stack.issuer.port = relay.port  # the keys say: connect to the relay
             yield stack, Cli({**user_env(tmp_path), "IOTNOTIFY_ENDPOINT": stack.endpoint_url,
                               "IOTNOTIFY_CA_FILE": str(stack.tls.ca_file)}), relay
@@ -294,3 +295,47 @@ def test_a_connection_the_broker_ends_for_its_age_is_made_again_at_once(tmp_path
     attempts = debug_times(err, b"reconnecting to")
     assert ended and attempts, err
     assert attempts[0] - ended[0] < 0.5, err
+
+
+
+def subscribed_through_a_cut(tmp_path, one_way: float) -> tuple[subprocess.Popen[bytes], bytes, bytes]:
+    """A subscriber (-C 1) behind a relay of `one_way` seconds each way, whose network resets for
+    0.5 s just after its first SUBSCRIBE went (which never arrives); a message once it is
+    subscribed; its exit, stdout and whole trace."""
+    with stack_behind_relay(tmp_path, one_way=one_way) as (stack, cli, relay):
+        ready = tmp_path / "ready"
+        sub = cli.start("--debug", "subscribe", "t", "-q", "1", "-C", "1", "-W", "60", "--ready-file", str(ready))
+        seen = []
+        for line in sub.stderr:  # type: ignore[union-attr]
+            seen.append(line)
+            if b"SUBSCRIBE 't'" in line:
+                time.sleep(0.05)  # sent (awscrt's thread), not yet answered (the relay's one way: 0.2 s and more)
+                relay.cut(0.5, "reset")
+                break
+        wait_for(lambda: ready.exists() or sub.poll() is not None, 30, "subscribed on the new connection")
+        subprocess.run(["mosquitto_pub", "-p", str(stack.config.mqtt_port), "-q", "1", "-t", "t", "-m", "after"],
+                       check=True)
+        out, err = sub.communicate(timeout=60)
+    return sub, out, b"".join(seen) + err
+
+
+def test_a_subscription_in_flight_when_the_connection_is_lost_is_asked_for_again(tmp_path):
+    """The connection lost between CONNACK and SUBACK (0.2 s each way): the session's new client is
+    asked for the subscription the old one took with it, and the subscriber goes on (it exited:
+    'did not acknowledge the subscription')."""
+    sub, out, err = subscribed_through_a_cut(tmp_path, 0.2)
+    assert sub.returncode == 0 and out == b"after\n", err
+    assert b"asking the new connection" in err, err
+    assert len(debug_times(err, b"SUBACK 't'")) == 1, err
+
+
+def test_a_tls_probe_that_fails_after_the_connection_was_made_does_not_end_the_command(tmp_path):
+    """A connection slower than 1.5 s is probed (a TLS handshake of our own, to name a certificate
+    problem sooner than awscrt does): the client's CONNACK does not wait for the probe (its
+    SUBSCRIBE goes while the probe's handshake is under way), and the network reset then ends the
+    probe's handshake, which is no reason to give up a connection that was made (it said 'TLS
+    failure ... UNEXPECTED_EOF_WHILE_READING' and exited 5)."""
+    sub, out, err = subscribed_through_a_cut(tmp_path, 0.3)
+    assert b"probing TLS" in err, err  # the connection took longer than the probe's 1.5 s
+    assert b"the connection was made meanwhile" in err, err  # and the cut ended the probe's handshake
+    assert sub.returncode == 0 and out == b"after\n", err

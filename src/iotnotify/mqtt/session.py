@@ -433,7 +433,7 @@ class Session:
         self._nodelay_early(TLS_PROBE_AFTER)
         if not done.wait(max(TLS_PROBE_AFTER - (time.monotonic() - start), 0)):
             log.debug("no answer after %.1f s: probing TLS with %s", TLS_PROBE_AFTER, self.where)
-            probe_tls(self.keys.host, self.keys.port, self.options.ca_file, proxy=self.proxy)
+            threading.Thread(target=self._probe, name="iotnotify-tls-probe", daemon=True).start()
             if not done.wait(max(self.options.connect_timeout - TLS_PROBE_AFTER, 0)):
                 raise ConnectError(f"no answer from broker {self.where} within "
                                    f"{self.options.connect_timeout:g} s")
@@ -447,12 +447,35 @@ class Session:
                 probe_tls(self.keys.host, self.keys.port, self.options.ca_file, proxy=self.proxy)  # names the proxy
             raise classify(error, self.where)
 
+    def _probe(self) -> None:
+        """A TLS handshake of our own (diagnose.probe_tls): its failure is the first connection's
+        outcome unless the client's came first (then it was the network's moment, not the broker's)."""
+        try:
+            probe_tls(self.keys.host, self.keys.port, self.options.ca_file, proxy=self.proxy)
+        except ConnectError as e:
+            if self._outcome.is_set() and self._error is None:
+                log.debug("TLS probe: %s; the connection was made meanwhile", e)
+            self.first_outcome(e)
+
     # ---- what commands do ----------------------------------------------------------------------------
 
     def subscribe(self, filters: list[str], qos: int, timeout: float = 20.0) -> list[int]:
         """Subscribe; return the SUBACK's code for each filter (0 or 1 granted, 0x80 or more refused);
-        the granted filters are subscribed again after a clean reconnection."""
-        codes = self.transport.subscribe(filters, qos, timeout)
+        the granted filters are subscribed again after a clean reconnection. A SUBSCRIBE the
+        connection took with it when the session replaced its transport (a reconnection it made,
+        keys of a new client id) is asked of the new one, within `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            transport = self.transport
+            log.debug("SUBSCRIBE %s (QoS %d)", ", ".join(map(repr, filters)), qos)
+            try:
+                codes = transport.subscribe(filters, qos, max(deadline - time.monotonic(), 0.0))
+                break
+            except DeliveryError as e:
+                if self.closing or self.fatal is not None or self.transport is transport \
+                        or time.monotonic() >= deadline:
+                    raise
+                log.debug("SUBSCRIBE: %s; asking the new connection", e)
         for topic_filter, code in zip(filters, codes, strict=False):
             log.debug("SUBACK %r: %s", topic_filter, f"granted QoS {code}" if code < 0x80 else reason(code))
         granted = [f for f, code in zip(filters, codes, strict=False) if code < 0x80]
