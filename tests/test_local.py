@@ -61,7 +61,7 @@ def test_port_in_use_is_a_clear_error(tmp_path):
         busy.listen()
         port = busy.getsockname()[1]
         result = Cli(user_env(tmp_path)).run("local", "--port", str(port), "--keys-port", str(free_port()),
-                                             "--mqtt-port", str(free_port()), timeout=30)
+                                             "--mqtt-port", str(free_port()), "--ws-port", str(free_port()), timeout=30)
     assert result.returncode == 8
     assert result.stderr.strip() == f"iotnotify: error: port {port} (MQTT over WebSocket) is in use: choose another with --port"
 
@@ -72,7 +72,7 @@ def test_keys_port_in_use_is_a_clear_error(tmp_path):
         busy.listen()
         port = busy.getsockname()[1]
         result = Cli(user_env(tmp_path)).run("local", "--port", str(free_port()), "--keys-port", str(port),
-                                             "--mqtt-port", str(free_port()), timeout=30)
+                                             "--mqtt-port", str(free_port()), "--ws-port", str(free_port()), timeout=30)
     assert result.returncode == 8
     assert "(keys endpoint) is in use: choose another with --keys-port" in result.stderr
 
@@ -258,7 +258,7 @@ def test_a_role_policy_that_is_not_one_is_a_usage_error(tmp_path, content, messa
     policy = tmp_path / "role.json"
     policy.write_bytes(content)
     result = Cli(user_env(tmp_path)).run("local", "--role-policy", str(policy), "--port", str(free_port()),
-                                         "--keys-port", str(free_port()), "--mqtt-port", str(free_port()), timeout=30)
+                                         "--keys-port", str(free_port()), "--mqtt-port", str(free_port()), "--ws-port", str(free_port()), timeout=30)
     assert result.returncode == 2
     assert result.stderr.startswith(f"iotnotify: error: --role-policy {policy}: {message}")
 
@@ -327,7 +327,7 @@ def test_a_state_folder_others_could_write_is_refused(tmp_path, folder, how):
         (state / folder).mkdir(mode=0o700)
         os.chmod(state / folder, 0o777)
     result = Cli(user_env(tmp_path)).run("local", "--port", str(free_port()), "--keys-port", str(free_port()),
-                                         "--mqtt-port", str(free_port()), timeout=30)
+                                         "--mqtt-port", str(free_port()), "--ws-port", str(free_port()), timeout=30)
     assert result.returncode == 8
     why = "is a symbolic link" if how == "link" else "is writable by others (mode 777)"
     assert result.stderr == (f"iotnotify: error: folder {state / folder} {why}: remove it, or use another state "

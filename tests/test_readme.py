@@ -53,7 +53,8 @@ def test_the_settings_table_names_every_setting_with_its_variable_and_profile_ke
 @pytest.mark.mosquitto
 def test_demo_script_shows_the_message_arriving(tmp_path):
     env = {**user_env(tmp_path), "IOTNOTIFY": shlex.join(IOTNOTIFY)}
-    ports = ["--port", str(free_port()), "--keys-port", str(free_port()), "--mqtt-port", str(free_port())]
+    ports = ["--port", str(free_port()), "--keys-port", str(free_port()), "--mqtt-port", str(free_port()),
+             "--ws-port", str(free_port())]  # not the defaults: a stack of the developer's own may hold them
     result = subprocess.run([str(ROOT / "scripts" / "demo"), *ports], capture_output=True, text=True,
                             env=env, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
