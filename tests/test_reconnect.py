@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -339,3 +340,82 @@ def test_a_tls_probe_that_fails_after_the_connection_was_made_does_not_end_the_c
     assert b"probing TLS" in err, err  # the connection took longer than the probe's 1.5 s
     assert b"the connection was made meanwhile" in err, err  # and the cut ended the probe's handshake
     assert sub.returncode == 0 and out == b"after\n", err
+
+
+def test_messages_the_broker_drops_on_a_live_connection_are_published_again_on_a_new_one(tmp_path):
+    """A 3-s network stall under `send -l` at 50 lines a second: the paced stream reaches the broker
+    in one burst, over AWS's 100 publishes a second, and the broker drops the excess without a PUBACK
+    (as AWS IoT Core does) while the connection stays up. MQTT lets a client publish them again only
+    on a new connection: ACK_DEADLINE (10 s) after, the session makes one, and every line arrives
+    (the stream used to end with 'not acknowledged by the broker', exit 6)."""
+    lines = 300
+    with stack_behind_relay(tmp_path) as (stack, cli, relay):
+        sub = subprocess.Popen(["mosquitto_sub", "-p", str(stack.config.mqtt_port), "-q", "1", "-t", "t",
+                                "-C", str(lines)], stdout=subprocess.PIPE)
+        time.sleep(0.5)
+        send = cli.start("--debug", "send", "-l", "t", stdin=subprocess.PIPE)
+        for number in range(lines):
+            if number == 100:
+                relay.cut(3, "stall")
+            send.stdin.write(b"%d\n" % number)  # type: ignore[union-attr]
+            send.stdin.flush()  # type: ignore[union-attr]
+            time.sleep(0.02)
+        send.stdin.close()  # type: ignore[union-attr]
+        send.stdin = None  # closed: communicate() only reads
+        _out, err = send.communicate(timeout=90)
+        try:
+            received, _ = sub.communicate(timeout=30)
+        finally:
+            sub.kill()
+    assert send.returncode == 0, err[-3000:]
+    assert b"the broker dropped them" in err, err[-3000:]  # the stall's burst was over the rate
+    assert {int(line) for line in received.split()} == set(range(lines))
+
+
+@pytest.mark.parametrize("mode", ["stall", "reset"])
+def test_a_long_running_subscription_waits_out_an_outage_longer_than_its_timeout(tmp_path, mode):
+    """An outage between SUBSCRIBE and SUBACK longer than the wait for a SUBACK (1 s here, 20 s in
+    the commands): a reset is a lost connection, during which the time does not count; a stall
+    leaves the connection up without an answer, so it is made anew. Either way the subscription is
+    granted once the network is back (subscribe, tail and on exited 6 after 20 s, saying nothing
+    after 'did not acknowledge the subscription:')."""
+    from iotnotify.keys import endpoint_source
+    from iotnotify.mqtt import ConnectOptions, open_session
+
+    with stack_behind_relay(tmp_path, one_way=0.2) as (stack, _cli, relay):
+        options = ConnectOptions(ca_file=str(stack.tls.ca_file), long_running=True)
+        with open_session(endpoint_source(stack.endpoint_url, 5), options) as session:
+            cut = threading.Timer(0.1, relay.cut, args=(3, mode))  # the SUBSCRIBE on its way (0.2 s)
+            cut.start()
+            started = time.monotonic()
+            assert session.subscribe(["t"], 1, timeout=1) == [1]
+            assert time.monotonic() - started > 3  # answered after the outage, not before it
+            cut.join()
+
+
+def test_a_subscription_of_a_one_shot_command_says_how_long_it_waited(tmp_path):
+    """Not long-running: no SUBACK within the time is an error that says so (it said nothing after
+    'did not acknowledge the subscription:', awscrt's TimeoutError having no text)."""
+    from iotnotify.errors import DeliveryError
+    from iotnotify.keys import endpoint_source
+    from iotnotify.mqtt import ConnectOptions, open_session
+
+    with stack_behind_relay(tmp_path, one_way=0.2) as (stack, _cli, relay):
+        options = ConnectOptions(ca_file=str(stack.tls.ca_file))
+        with open_session(endpoint_source(stack.endpoint_url, 5), options) as session:
+            relay.cut(3, "stall")
+            with pytest.raises(DeliveryError, match=r"did not acknowledge the subscription within 1 s$"):
+                session.subscribe(["t"], 1, timeout=1)
+
+
+@pytest.mark.parametrize("via", ["mqtt", "https"])
+def test_a_network_reset_at_the_first_connection_is_not_called_a_refusal_of_the_keys(tmp_path, via):
+    """The network resetting every connection: the error names the closed connection and both of
+    its causes, not 'refused the MQTT WebSocket connection: keys expired or not accepted' (over
+    HTTPS too, where no WebSocket is involved); exit 5 as before."""
+    with stack_behind_relay(tmp_path) as (_stack, cli, relay):
+        relay.cut(30, "reset")
+        result = cli.run("send", "--via", via, "t", "x", timeout=60)
+    assert result.returncode == 5, result.stderr
+    assert "closed the connection before it was made (AWS_IO_SOCKET_CLOSED): the network went" in result.stderr
+    assert "WebSocket" not in result.stderr

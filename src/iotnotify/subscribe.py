@@ -148,22 +148,25 @@ def subscribe(source: KeySource, options: ConnectOptions, filters: list[str], qo
     Under AWS IoT Core's rules, `on_busy` hears when messages arrive at its outbound rate (RateWatch);
     `on_notice`, what the broker settled otherwise than asked (a shorter session expiry)."""
     filters = _check_filters(source, filters, on_refused, retained_only)
-    where = source.get().host
+    where = "{0.host}:{0.port}".format(source.get())  # as Session.where says it
     inbox = inbox if inbox is not None else Inbox()
     report = on_state or (lambda _state, _attempt: None)
     opened: list[Session] = []
+    gave_up: list[ConnectError] = []  # why, once --max-reconnects (or --no-reconnect) ended it
 
     def watch(state: State, attempt: int) -> None:
         report(state, attempt)
         if state == State.FAILED and opened and opened[0].fatal is not None:
             inbox.fail(opened[0].fatal)
-        if max_reconnects is None or state != State.RECONNECTING:
+        if max_reconnects is None or state != State.RECONNECTING or gave_up:
             return
         if max_reconnects == 0:
-            inbox.fail(ConnectError(f"connection to broker {where} lost (--no-reconnect)"))
+            gave_up.append(ConnectError(f"connection to broker {where} lost (--no-reconnect)"))
         elif attempt > max_reconnects:
-            inbox.fail(ConnectError(f"broker {where} unreachable: gave up after {max_reconnects} "
-                                    "reconnection attempts"))
+            gave_up.append(ConnectError(f"broker {where} unreachable: gave up after {max_reconnects} "
+                                        "reconnection attempts"))
+        if gave_up:
+            inbox.fail(gave_up[0])
 
     put: Callable[[Message], None] = inbox.put
     if on_busy is not None and source.get().aws_rules:
@@ -173,7 +176,7 @@ def subscribe(source: KeySource, options: ConnectOptions, filters: list[str], qo
     connection.listen(on_notice)
     opened.append(connection)
     try:
-        _subscribe_all(connection, filters, qos, on_refused)
+        _subscribe_all(connection, filters, qos, on_refused, lambda: gave_up[0] if gave_up else None)
     except BaseException:
         inbox.stop()
         connection.disconnect()
@@ -218,13 +221,15 @@ def subscribe_shared(source: KeySource, options: ConnectOptions, filters: list[s
     return Connections(opened), inbox
 
 
-def _subscribe_all(connection: Session, filters: list[str], qos: int, on_refused: OnRefused | None) -> None:
+def _subscribe_all(connection: Session, filters: list[str], qos: int, on_refused: OnRefused | None,
+                   given_up: Callable[[], IotNotifyError | None]) -> None:
     """Subscribe to `filters` (several SUBSCRIBE packets where AWS limits require); raise the refusal
-    of a filter (unless `on_refused` hears of it), Refused if none was granted, or the connection's
-    own error if the broker ended it meanwhile."""
+    of a filter (unless `on_refused` hears of it), Refused if none was granted, the connection's
+    own error if the broker ended it meanwhile, or why the caller gave up (`given_up`) during an
+    outage before the SUBACKs."""
     granted = 0
     for batch in subscribe_batches(filters):
-        for topic_filter, code in zip(batch, connection.subscribe(batch, qos), strict=True):
+        for topic_filter, code in zip(batch, connection.subscribe(batch, qos, given_up=given_up), strict=True):
             if code < 0x80:
                 granted += 1
             elif on_refused is None:

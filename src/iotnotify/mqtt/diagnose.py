@@ -26,6 +26,9 @@ def classify(error: BaseException, where: str) -> ConnectError:
                 "AWS_IO_DNS_QUERY_FAILED", "AWS_IO_SOCKET_NO_ROUTE_TO_HOST", "AWS_IO_SOCKET_NETWORK_DOWN",
                 "AWS_IO_DNS_NO_ADDRESS_FOR_HOST"):
         return ConnectError(f"broker {where} is unreachable ({name})")
+    if name == "AWS_IO_SOCKET_CLOSED":  # a broker may refuse so; so may the network end it, which is likelier
+        return KeysRefused(f"broker {where} closed the connection before it was made ({name}): the network "
+                           "went, or the broker did not accept the keys")
     if name in REFUSED:
         return KeysRefused(f"broker {where} refused the MQTT WebSocket connection ({name}): "
                             "keys expired or not accepted, or not an MQTT-over-WebSocket endpoint")

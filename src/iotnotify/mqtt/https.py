@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
     from iotnotify.mqtt.session import Session
+    from iotnotify.mqtt.transport import Answer
 
 SERVICE = "iotdata"  # the data plane's signing name
 PACKET_TOO_LARGE, QUOTA_EXCEEDED, IMPLEMENTATION_SPECIFIC = 0x95, 0x97, 0x83
@@ -90,7 +91,7 @@ class HttpsTransport:
 
         future.add_done_callback(opened)
 
-    def subscribe(self, filters: list[str], qos: int, timeout: float) -> list[int]:
+    def subscribe(self, filters: list[str], qos: int) -> Answer:
         raise UsageError("HTTPS publishes only: subscribing needs MQTT")
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone,

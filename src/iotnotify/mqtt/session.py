@@ -36,7 +36,7 @@ from iotnotify.mqtt.outcome import (
     reason,
 )
 from iotnotify.mqtt.retry import Plan, Retry
-from iotnotify.mqtt.transport import OnState, State, Transport
+from iotnotify.mqtt.transport import Answer, OnState, State, Transport
 from iotnotify.properties import Properties
 from iotnotify.proxy import crt_options, proxy_for
 from iotnotify.settings import Protocol as MqttVersion
@@ -56,6 +56,12 @@ TRANSIENT = {0x80, 0x88, 0x89, 0x8B, 0x8D, 0x98, 0x9C, 0x9D, 0x9F, 0xA0}
 missed...); any other reason code means the broker will refuse the same again: the session fails."""
 NODELAY_POLL = (0.0005, 0.02)  # s between looks for the new socket, doubling (Session._nodelay_early)
 TLS_PROBE_AFTER = 1.5  # s: awscrt reports TLS failures only after a long delay; diagnose sooner
+# s a QoS 1 message may wait for its PUBACK on a connection that lasted as long: past it, the broker
+# dropped it (AWS IoT Core discards publishes over 100 a second, with no PUBACK: a network stall that
+# delivers a paced stream in a burst does it), and MQTT lets a client publish it again only on a new
+# connection (MQTT 5, 4.4); awscrt's client would hold it, and its place in the broker's receive
+# maximum, for ever (Session._check_acks)
+ACK_DEADLINE = 10.0
 
 Entry = tuple[str, bytes, int, bool, OnDone, "Properties | None"]  # a QoS 1 message until acknowledged
 
@@ -102,7 +108,10 @@ class Session:
         self._track = self.aws and make.has_client_id and (
             self.retry is not None or not (options.client_id or options.session))
         self._inflight: dict[int, Entry] = {}
+        self._handed: dict[int, float] = {}  # when each was handed to the transport (oldest first)
         self._inflight_lock = threading.Lock()
+        self._ack_timer: threading.Timer | None = None  # checks that the oldest of them is acknowledged
+        self._up_since: float | None = None  # when the current connection was made, while it lasts
         self._tokens = itertools.count()
         self._replacing = threading.Lock()  # held while a transport is replaced (renewal or reconnection)
         self._swap = threading.Lock()  # the transport replaced (renewal) or stopped (disconnect), one at a time
@@ -160,6 +169,7 @@ class Session:
     def connected(self) -> None:
         """A connection was made: no Nagle delay on small messages (crt/nodelay.py)."""
         self._attempt = 0
+        self._up_since = time.monotonic()
         if self.retry is not None:
             self.retry.connected()
         set_nodelay(self.keys.port)
@@ -205,6 +215,7 @@ class Session:
     def lost(self, code: int = 0, text: str | None = None) -> None:
         """The connection ended (the broker's DISCONNECT reason code, 0 if none or MQTT 3.1.1): made
         again by the transport, unless the code says the broker would refuse the same again."""
+        self._up_since = None
         if self.closing or self.fatal is not None:
             return
         if code < 0x80 or code in TRANSIENT:
@@ -335,6 +346,7 @@ class Session:
                 if self.fatal is not None or self.closing or instead_of not in (None, self.transport):
                     return
                 self._retired = old = self.transport  # its callbacks stop counting before anything changes
+                self._up_since = None
                 if new_keys:
                     self.keys, self.client_id = keys, client_id_for(keys)
                 if self.retry is not None and patient is not None:
@@ -384,7 +396,7 @@ class Session:
         """The messages the old transport holds, to publish again on the new one; from now on what
         is tracked is the new one's."""
         with self._inflight_lock:
-            resend, self._inflight = list(self._inflight.values()), {}
+            resend, self._inflight, self._handed = list(self._inflight.values()), {}, {}
         return resend
 
     @staticmethod
@@ -459,29 +471,56 @@ class Session:
 
     # ---- what commands do ----------------------------------------------------------------------------
 
-    def subscribe(self, filters: list[str], qos: int, timeout: float = 20.0) -> list[int]:
+    def subscribe(self, filters: list[str], qos: int, timeout: float = 20.0,
+                  given_up: Callable[[], IotNotifyError | None] = lambda: None) -> list[int]:
         """Subscribe; return the SUBACK's code for each filter (0 or 1 granted, 0x80 or more refused);
-        the granted filters are subscribed again after a clean reconnection. A SUBSCRIBE the
-        connection took with it when the session replaced its transport (a reconnection it made,
-        keys of a new client id) is asked of the new one, within `timeout`."""
+        the granted filters are subscribed again after a clean reconnection. DeliveryError after
+        `timeout` s without a SUBACK; with options.long_running the wait goes on instead, until the
+        session ends or `given_up` names why its caller gave up (--max-reconnects): the time starts again
+        while the connection is away (the SUBSCRIBE goes out again with it), and a connection that
+        stays up without answering (a network that stalls: no SUBACK, no lost connection either until
+        the keep-alive) is made anew. A SUBSCRIBE the connection took with it when the session
+        replaced its transport (a reconnection it made, keys of a new client id, the above) is asked
+        of the new one."""
+        transport, answer = self._ask(filters, qos)
         deadline = time.monotonic() + timeout
         while True:
-            transport = self.transport
-            log.debug("SUBSCRIBE %s (QoS %d)", ", ".join(map(repr, filters)), qos)
             try:
-                codes = transport.subscribe(filters, qos, max(deadline - time.monotonic(), 0.0))
+                codes = answer(min(max(deadline - time.monotonic(), 0.0), 0.5))  # 0.5: a look at the session
                 break
+            except TimeoutError:
+                now = time.monotonic()
+                if now < deadline:
+                    pass
+                elif not self.options.long_running:
+                    raise DeliveryError(f"broker {self.where} did not acknowledge the subscription within "
+                                        f"{timeout:g} s") from None
+                elif self._up_since is None:  # away: its time to answer starts once connected again
+                    deadline = now + timeout
+                else:
+                    log.debug("no SUBACK within %g s on a connection that is up: connecting again", timeout)
+                    deadline = now + timeout
+                    self._connect_again()
             except DeliveryError as e:
-                if self.closing or self.fatal is not None or self.transport is transport \
-                        or time.monotonic() >= deadline:
+                if self.closing or self.fatal is not None or self.transport is transport:
                     raise
                 log.debug("SUBSCRIBE: %s; asking the new connection", e)
+                transport, answer = self._ask(filters, qos)
+            stop = self.fatal or given_up()
+            if stop is not None:
+                raise stop
         for topic_filter, code in zip(filters, codes, strict=False):
             log.debug("SUBACK %r: %s", topic_filter, f"granted QoS {code}" if code < 0x80 else reason(code))
         granted = [f for f, code in zip(filters, codes, strict=False) if code < 0x80]
         if granted:
             self.subscriptions.append((granted, qos))
         return codes
+
+    def _ask(self, filters: list[str], qos: int) -> tuple[Transport, Answer]:
+        """A SUBSCRIBE on the current transport: the transport, and its answer."""
+        transport = self.transport
+        log.debug("SUBSCRIBE %s (QoS %d)", ", ".join(map(repr, filters)), qos)
+        return transport, transport.subscribe(filters, qos)
 
     def ready_in(self, size: int) -> float:
         """Seconds until a message of `size` bytes may be published under AWS IoT Core's limits."""
@@ -521,14 +560,55 @@ class Session:
         token = next(self._tokens)
         with self._inflight_lock:
             self._inflight[token] = entry
+            self._handed[token] = time.monotonic()
+            if self._ack_timer is None:
+                self._check_acks_in(ACK_DEADLINE)
 
         def done(outcome: Outcome) -> None:
             with self._inflight_lock:
+                self._handed.pop(token, None)
                 if self._inflight.pop(token, None) is None:
                     return  # published again on the transport that replaced this one
             entry[4](outcome)
 
         return done
+
+    def _check_acks_in(self, seconds: float) -> None:
+        """Look at the oldest unacknowledged message in `seconds` (under _inflight_lock)."""
+        self._ack_timer = threading.Timer(seconds, self._check_acks)
+        self._ack_timer.daemon = True
+        self._ack_timer.start()
+
+    def _check_acks(self) -> None:
+        """The oldest QoS 1 message still unacknowledged ACK_DEADLINE after it was handed over, on a
+        connection up at least as long: the broker dropped it. Connect again (retry.py's plan, as
+        for a lost connection), which publishes again what is unacknowledged; else look again when
+        the oldest one's time is up. Nothing to look at: no timer until the next message."""
+        with self._inflight_lock:
+            self._ack_timer = None
+            if not self._handed or self.closing or self.fatal is not None:
+                return
+            oldest = next(iter(self._handed.values()))  # tokens grow: the first is the oldest
+            up, now = self._up_since, time.monotonic()
+            since = max(oldest, up if up is not None else now)
+            if now - since < ACK_DEADLINE:
+                self._check_acks_in(max(since + ACK_DEADLINE - now, 1.0))
+                return
+            waiting = len(self._handed)
+        log.debug("%d QoS 1 messages unacknowledged after %.0f s: the broker dropped them; connecting again "
+                  "to publish them again", waiting, now - oldest)
+        self._notice(f"{waiting} messages not acknowledged within {ACK_DEADLINE:g} s (a broker drops publishes "
+                     "over its rate): connecting again to publish them again")
+        self._connect_again()
+
+    def _connect_again(self) -> None:
+        """A new transport in place of one that is connected but does not answer: as for a lost
+        connection (retry.py's plan under AWS's rules, else at once)."""
+        if self.retry is not None:
+            self._follow(self.retry.lost())
+        elif not (self.closing or self.fatal is not None):
+            threading.Thread(target=self._replace, args=(False, None, 0.0, self.transport),
+                             name="iotnotify-reconnect", daemon=True).start()
 
     def disconnect(self, timeout: float = 5.0) -> None:
         self.closing = True  # first: a renewal under way gives up
@@ -536,6 +616,9 @@ class Session:
             transport = self.transport
             if self._retry_timer is not None:
                 self._retry_timer.cancel()
+        with self._inflight_lock:
+            if self._ack_timer is not None:
+                self._ack_timer.cancel()
         transport.stop(timeout)
         self._end(self._taken_over())  # what it did not settle by now (one never started settles nothing)
 

@@ -26,6 +26,9 @@ class State(enum.StrEnum):
 
 
 OnState = Callable[[State, int], None]
+Answer = Callable[[float], list[int]]
+"""A SUBSCRIBE's answer, waited for up to the seconds given: the SUBACK's code for each filter;
+TimeoutError while none came, DeliveryError if the SUBSCRIBE failed (its client stopped, say)."""
 
 
 class Transport(Protocol):
@@ -45,8 +48,8 @@ class Transport(Protocol):
         connected; a transport whose client does not reconnect by itself (MQTT 3.1.1) blocks until
         then, or until the session closes or replaces it."""
 
-    def subscribe(self, filters: list[str], qos: int, timeout: float) -> list[int]:
-        """Subscribe; the SUBACK's code for each filter."""
+    def subscribe(self, filters: list[str], qos: int) -> Answer:
+        """Send a SUBSCRIBE; its Answer."""
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone,
                 properties: Properties | None) -> None:

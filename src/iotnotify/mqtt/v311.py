@@ -24,7 +24,7 @@ from iotnotify.keys.allowance import describe_client
 from iotnotify.messages import Message
 from iotnotify.mqtt.outcome import ACKED, CLOSED, LOST, MQTT311_FAILURE, OnDone
 from iotnotify.mqtt.session import Session
-from iotnotify.mqtt.transport import guarded
+from iotnotify.mqtt.transport import Answer, guarded
 from iotnotify.properties import Properties
 from iotnotify.trace import log
 
@@ -182,18 +182,25 @@ class Mqtt311Transport:
         if on_message is not None:  # registered only when it is
             on_message(Message(topic, bytes(payload), int(qos), bool(retain)))
 
-    def subscribe(self, filters: list[str], qos: int, timeout: float) -> list[int]:
+    def subscribe(self, filters: list[str], qos: int) -> Answer:
         # the Python binding has one filter per SUBSCRIBE: send them all, then collect the SUBACKs
         futures = [self.connection.subscribe(f, mqtt.QoS(qos))[0] for f in filters]
-        codes = []
-        for future in futures:
-            try:
-                codes.append(int(future.result(timeout)["qos"]))
-            except mqtt.SubscribeError:  # a SUBACK with 0x80: refused
-                codes.append(MQTT311_FAILURE)
-            except Exception as e:
-                raise DeliveryError(f"broker {self.session.where} did not acknowledge the subscription: {e}") from None
-        return codes
+        where = self.session.where
+
+        def answer(timeout: float) -> list[int]:
+            deadline, codes = time.monotonic() + timeout, []
+            for future in futures:
+                try:
+                    codes.append(int(future.result(max(deadline - time.monotonic(), 0))["qos"]))
+                except TimeoutError:
+                    raise
+                except mqtt.SubscribeError:  # a SUBACK with 0x80: refused
+                    codes.append(MQTT311_FAILURE)
+                except Exception as e:
+                    raise DeliveryError(f"broker {where} did not acknowledge the subscription: {e}") from None
+            return codes
+
+        return answer
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone,
                 properties: Properties | None) -> None:

@@ -26,7 +26,7 @@ from iotnotify.mqtt.outcome import (
     refused,
 )
 from iotnotify.mqtt.session import Session
-from iotnotify.mqtt.transport import guarded
+from iotnotify.mqtt.transport import Answer, guarded
 from iotnotify.properties import Properties
 from iotnotify.trace import log
 
@@ -227,13 +227,20 @@ class Mqtt5Transport:
 
         return ack
 
-    def subscribe(self, filters: list[str], qos: int, timeout: float) -> list[int]:
+    def subscribe(self, filters: list[str], qos: int) -> Answer:
         packet = mqtt5.SubscribePacket(subscriptions=[mqtt5.Subscription(f, mqtt5.QoS(qos)) for f in filters])
-        try:
-            suback = self.client.subscribe(packet).result(timeout)
-        except Exception as e:
-            raise DeliveryError(f"broker {self.session.where} did not acknowledge the subscription: {e}") from None
-        return [int(code) for code in suback.reason_codes]
+        future, where = self.client.subscribe(packet), self.session.where
+
+        def answer(timeout: float) -> list[int]:
+            try:
+                suback = future.result(timeout)
+            except TimeoutError:  # (concurrent.futures' since Python 3.11)
+                raise
+            except Exception as e:
+                raise DeliveryError(f"broker {where} did not acknowledge the subscription: {e}") from None
+            return [int(code) for code in suback.reason_codes]
+
+        return answer
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool, on_done: OnDone,
                 properties: Properties | None) -> None:
