@@ -372,18 +372,20 @@ def test_messages_the_broker_drops_on_a_live_connection_are_published_again_on_a
     assert {int(line) for line in received.split()} == set(range(lines))
 
 
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 @pytest.mark.parametrize("mode", ["stall", "reset"])
-def test_a_long_running_subscription_waits_out_an_outage_longer_than_its_timeout(tmp_path, mode):
+def test_a_long_running_subscription_waits_out_an_outage_longer_than_its_timeout(tmp_path, mode, protocol):
     """An outage between SUBSCRIBE and SUBACK longer than the wait for a SUBACK (1 s here, 20 s in
-    the commands): a reset is a lost connection, during which the time does not count; a stall
-    leaves the connection up without an answer, so it is made anew. Either way the subscription is
-    granted once the network is back (subscribe, tail and on exited 6 after 20 s, saying nothing
-    after 'did not acknowledge the subscription:')."""
+    the commands): a reset is a lost connection, during which the time does not count (MQTT 3.1.1's
+    client cancels the SUBSCRIBE: it is asked again once connected); a stall leaves the connection
+    up without an answer, so it is made anew. Either way the subscription is granted once the
+    network is back (subscribe, tail and on exited 6 after 20 s, saying nothing after 'did not
+    acknowledge the subscription:')."""
     from iotnotify.keys import endpoint_source
     from iotnotify.mqtt import ConnectOptions, open_session
 
     with stack_behind_relay(tmp_path, one_way=0.2) as (stack, _cli, relay):
-        options = ConnectOptions(ca_file=str(stack.tls.ca_file), long_running=True)
+        options = ConnectOptions(protocol, ca_file=str(stack.tls.ca_file), long_running=True)
         with open_session(endpoint_source(stack.endpoint_url, 5), options) as session:
             cut = threading.Timer(0.1, relay.cut, args=(3, mode))  # the SUBSCRIBE on its way (0.2 s)
             cut.start()
@@ -419,3 +421,25 @@ def test_a_network_reset_at_the_first_connection_is_not_called_a_refusal_of_the_
     assert result.returncode == 5, result.stderr
     assert "closed the connection before it was made (AWS_IO_SOCKET_CLOSED): the network went" in result.stderr
     assert "WebSocket" not in result.stderr
+
+
+def test_a_connection_made_anew_while_it_is_up_says_goodbye_so_its_will_is_not_published(tmp_path):
+    """The stalled SUBSCRIBE of the test above, with a will: the session replaces a connection that
+    is up (no SUBACK within the wait), and stops the old client with a DISCONNECT, as the client goes
+    on under the same id; without it the broker published the will, a death that did not happen."""
+    from iotnotify.keys import endpoint_source
+    from iotnotify.mqtt import ConnectOptions, open_session
+    from iotnotify.mqtt.options import Will
+
+    with stack_behind_relay(tmp_path, one_way=0.2) as (stack, _cli, relay):
+        watcher = subprocess.Popen(["mosquitto_sub", "-p", str(stack.config.mqtt_port), "-t", "t"],
+                                   stdout=subprocess.PIPE)
+        time.sleep(0.5)
+        options = ConnectOptions(ca_file=str(stack.tls.ca_file), long_running=True, will=Will("t", b"gone"))
+        with open_session(endpoint_source(stack.endpoint_url, 5), options) as session:
+            threading.Timer(0.1, relay.cut, args=(3, "stall")).start()
+            assert session.subscribe(["t"], 1, timeout=1) == [1]
+            time.sleep(2)  # a will goes at once (no delay asked)
+        watcher.terminate()
+        seen, _ = watcher.communicate(timeout=30)
+    assert b"gone" not in seen

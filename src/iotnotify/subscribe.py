@@ -138,7 +138,7 @@ def subscribe(source: KeySource, options: ConnectOptions, filters: list[str], qo
               on_state: OnState | None = None, max_reconnects: int | None = None,
               on_refused: OnRefused | None = None, retained_only: bool = False, inbox: Inbox | None = None,
               on_dropped: OnRefused | None = None, on_busy: Callable[[str], None] | None = None,
-              on_notice: Callable[[str], None] | None = None) -> tuple[Session, Inbox]:
+              on_notice: Callable[[str], None] | None = None, patient: bool | None = None) -> tuple[Session, Inbox]:
     """Connect and subscribe (several SUBSCRIBE packets where AWS limits require); return (connection,
     inbox: `inbox`, or a new one). A refused filter raises Refused, unless `on_refused` (--partial)
     hears of it and at least one filter was granted. With `max_reconnects`, the inbox fails with a
@@ -146,7 +146,9 @@ def subscribe(source: KeySource, options: ConnectOptions, filters: list[str], qo
     is lost); it fails with the connection's error when the broker ends it for good (taken over,
     refused; with `options.long_running` only taken over: `on_dropped` hears why it was ended).
     Under AWS IoT Core's rules, `on_busy` hears when messages arrive at its outbound rate (RateWatch);
-    `on_notice`, what the broker settled otherwise than asked (a shorter session expiry)."""
+    `on_notice`, what the broker settled otherwise than asked (a shorter session expiry);
+    `patient`, whether the SUBACKs are waited for through outages (Session.subscribe; default: a
+    long-running command's are, but one with a time limit of its own, -W, passes False)."""
     filters = _check_filters(source, filters, on_refused, retained_only)
     where = "{0.host}:{0.port}".format(source.get())  # as Session.where says it
     inbox = inbox if inbox is not None else Inbox()
@@ -176,7 +178,7 @@ def subscribe(source: KeySource, options: ConnectOptions, filters: list[str], qo
     connection.listen(on_notice)
     opened.append(connection)
     try:
-        _subscribe_all(connection, filters, qos, on_refused, lambda: gave_up[0] if gave_up else None)
+        _subscribe_all(connection, filters, qos, on_refused, patient, lambda: gave_up[0] if gave_up else None)
     except BaseException:
         inbox.stop()
         connection.disconnect()
@@ -222,14 +224,14 @@ def subscribe_shared(source: KeySource, options: ConnectOptions, filters: list[s
 
 
 def _subscribe_all(connection: Session, filters: list[str], qos: int, on_refused: OnRefused | None,
-                   given_up: Callable[[], IotNotifyError | None]) -> None:
+                   patient: bool | None, given_up: Callable[[], IotNotifyError | None]) -> None:
     """Subscribe to `filters` (several SUBSCRIBE packets where AWS limits require); raise the refusal
     of a filter (unless `on_refused` hears of it), Refused if none was granted, the connection's
     own error if the broker ended it meanwhile, or why the caller gave up (`given_up`) during an
     outage before the SUBACKs."""
     granted = 0
     for batch in subscribe_batches(filters):
-        for topic_filter, code in zip(batch, connection.subscribe(batch, qos, given_up=given_up), strict=True):
+        for topic_filter, code in zip(batch, connection.subscribe(batch, qos, patient=patient, given_up=given_up), strict=True):
             if code < 0x80:
                 granted += 1
             elif on_refused is None:

@@ -317,7 +317,8 @@ def subscribe_command(ctx: click.Context, /, filters: tuple[str, ...], dump: str
                                            will_of(flags, settings.protocol), long_running=True)
     more: dict[str, Any] = {"on_state": state_notes(quiet), "max_reconnects": 0 if no_reconnect else max_reconnects,
                             "on_refused": warn if partial else None, "on_dropped": warn_reconnecting,
-                            "on_busy": warn_text, "on_notice": warn_text}
+                            "on_busy": warn_text, "on_notice": warn_text,
+                            "patient": timeout is None}  # -W: the SUBACK within 20 s, as a one-shot command's
     connection: Any
     try:
         if share or connections > 1:  # a group of their own: each message to one of these connections

@@ -108,7 +108,8 @@ def on_command(ctx: click.Context, /, filters: tuple[str, ...], parallel: int, q
     wanted = shared(list(filters), share) if share else list(filters)
     connection, inbox = subscribe_queued(source_of(settings), options, wanted, qos, parallel, queue, dropped,
                                          on_state=state_notes(quiet), on_refused=warn if partial else None,
-                                         on_dropped=warn_reconnecting, on_busy=warn_text, on_notice=warn_text)
+                                         on_dropped=warn_reconnecting, on_busy=warn_text, on_notice=warn_text,
+                                         patient=timeout is None)
     runner = Runner(command, parallel, command_timeout, _reports(command[0], verbose))
     with connection:
         ready_note(quiet)

@@ -70,7 +70,7 @@ def presence_command(ctx: click.Context, /, filters: tuple[str, ...], no_events:
         connection, inbox = subscribe(source_of(settings), options, wanted, qos, on_state=state_notes(quiet or once),
                                       on_refused=None if no_events or not filters else _without_events,
                                       on_dropped=warn_reconnecting,
-                                      on_busy=warn_text, on_notice=warn_text)
+                                      on_busy=warn_text, on_notice=warn_text, patient=timeout is None)
     except errors.Refused as e:
         raise errors.Refused(HINT) if not no_events and EVENTS_FILTER in str(e) else e from None
     board = Board()

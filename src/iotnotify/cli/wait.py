@@ -81,7 +81,7 @@ def wait_command(ctx: click.Context, /, filters: tuple[str, ...], senders: tuple
     options = ConnectOptions.from_settings(settings, session, session_expiry, reconnect_delay, long_running=True)
     connection, inbox = subscribe(source_of(settings), options, list(filters), qos, on_state=state_notes(quiet),
                                   on_refused=warn if partial else None, on_dropped=warn_reconnecting,
-                                  on_busy=warn_text, on_notice=warn_text)
+                                  on_busy=warn_text, on_notice=warn_text, patient=timeout is None)
     writer = MessageWriter(formatter(style), sys.stdout.buffer)
     interactive = sys.stderr.isatty() and not quiet
 

@@ -10,11 +10,12 @@ from iotnotify.shown import shown
 UPGRADE_REFUSED = "AWS_ERROR_HTTP_WEBSOCKET_UPGRADE_FAILURE"
 """awscrt's error for an upgrade answered with anything but 101: AWS IoT Core answers 403 to keys it
 does not accept (as the local front does)."""
-REFUSED = (UPGRADE_REFUSED, "AWS_IO_SOCKET_CLOSED", "AWS_ERROR_HTTP_CONNECTION_CLOSED")
-"""awscrt's errors for a first connection the broker may have refused (the keys, most often): a socket
-closed during the upgrade is said so too, as a server may close it instead of answering. A
-reconnection attempt takes only UPGRADE_REFUSED as a refusal: a socket closed while the network is
-away is no reason to forget the keys (bench/recovery.py)."""
+REFUSED = (UPGRADE_REFUSED, "AWS_ERROR_HTTP_CONNECTION_CLOSED")
+"""awscrt's errors for a first connection the broker refused (the keys, most often). A socket closed
+before the connection was made may be a refusal too (a server may close it instead of answering),
+but the network is likelier: classify() says both, as a KeysRefused, so that cached keys are tried
+again once fetched anew. A reconnection attempt takes only UPGRADE_REFUSED as a refusal: a socket
+closed while the network is away is no reason to forget the keys (bench/recovery.py)."""
 
 
 def classify(error: BaseException, where: str) -> ConnectError:

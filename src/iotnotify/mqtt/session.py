@@ -56,11 +56,12 @@ TRANSIENT = {0x80, 0x88, 0x89, 0x8B, 0x8D, 0x98, 0x9C, 0x9D, 0x9F, 0xA0}
 missed...); any other reason code means the broker will refuse the same again: the session fails."""
 NODELAY_POLL = (0.0005, 0.02)  # s between looks for the new socket, doubling (Session._nodelay_early)
 TLS_PROBE_AFTER = 1.5  # s: awscrt reports TLS failures only after a long delay; diagnose sooner
-# s a QoS 1 message may wait for its PUBACK on a connection that lasted as long: past it, the broker
-# dropped it (AWS IoT Core discards publishes over 100 a second, with no PUBACK: a network stall that
-# delivers a paced stream in a burst does it), and MQTT lets a client publish it again only on a new
-# connection (MQTT 5, 4.4); awscrt's client would hold it, and its place in the broker's receive
-# maximum, for ever (Session._check_acks)
+# s without a single PUBACK, on a connection up as long, while a QoS 1 message handed over as long
+# ago waits for its own: the broker dropped it (AWS IoT Core discards publishes over 100 a second,
+# with no PUBACK: a network stall that delivers a paced stream in a burst does it), and MQTT lets a
+# client publish it again only on a new connection (MQTT 5, 4.4); awscrt's client would hold it, and
+# its place in the broker's receive maximum, for ever (Session._check_acks). PUBACKs still coming
+# (a slow uplink, a backlog after an outage) are progress: no reconnection for those.
 ACK_DEADLINE = 10.0
 
 Entry = tuple[str, bytes, int, bool, OnDone, "Properties | None"]  # a QoS 1 message until acknowledged
@@ -111,6 +112,7 @@ class Session:
         self._handed: dict[int, float] = {}  # when each was handed to the transport (oldest first)
         self._inflight_lock = threading.Lock()
         self._ack_timer: threading.Timer | None = None  # checks that the oldest of them is acknowledged
+        self._last_ack = float("-inf")  # when the broker last answered one of them
         self._up_since: float | None = None  # when the current connection was made, while it lasts
         self._tokens = itertools.count()
         self._replacing = threading.Lock()  # held while a transport is replaced (renewal or reconnection)
@@ -165,6 +167,11 @@ class Session:
             # the command ends with why, awscrt's next try is not news
             self.on_state(State.RECONNECTING if self._outcome.is_set() else State.CONNECTING, self._attempt)
         return self._attempt
+
+    @property
+    def up_since(self) -> float | None:
+        """When the current connection was made (time.monotonic()), while it lasts; None when away."""
+        return self._up_since
 
     def connected(self) -> None:
         """A connection was made: no Nagle delay on small messages (crt/nodelay.py)."""
@@ -471,44 +478,19 @@ class Session:
 
     # ---- what commands do ----------------------------------------------------------------------------
 
-    def subscribe(self, filters: list[str], qos: int, timeout: float = 20.0,
+    def subscribe(self, filters: list[str], qos: int, timeout: float = 20.0, patient: bool | None = None,
                   given_up: Callable[[], IotNotifyError | None] = lambda: None) -> list[int]:
         """Subscribe; return the SUBACK's code for each filter (0 or 1 granted, 0x80 or more refused);
         the granted filters are subscribed again after a clean reconnection. DeliveryError after
-        `timeout` s without a SUBACK; with options.long_running the wait goes on instead, until the
-        session ends or `given_up` names why its caller gave up (--max-reconnects): the time starts again
-        while the connection is away (the SUBSCRIBE goes out again with it), and a connection that
-        stays up without answering (a network that stalls: no SUBACK, no lost connection either until
-        the keep-alive) is made anew. A SUBSCRIBE the connection took with it when the session
-        replaced its transport (a reconnection it made, keys of a new client id, the above) is asked
-        of the new one."""
-        transport, answer = self._ask(filters, qos)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                codes = answer(min(max(deadline - time.monotonic(), 0.0), 0.5))  # 0.5: a look at the session
-                break
-            except TimeoutError:
-                now = time.monotonic()
-                if now < deadline:
-                    pass
-                elif not self.options.long_running:
-                    raise DeliveryError(f"broker {self.where} did not acknowledge the subscription within "
-                                        f"{timeout:g} s") from None
-                elif self._up_since is None:  # away: its time to answer starts once connected again
-                    deadline = now + timeout
-                else:
-                    log.debug("no SUBACK within %g s on a connection that is up: connecting again", timeout)
-                    deadline = now + timeout
-                    self._connect_again()
-            except DeliveryError as e:
-                if self.closing or self.fatal is not None or self.transport is transport:
-                    raise
-                log.debug("SUBSCRIBE: %s; asking the new connection", e)
-                transport, answer = self._ask(filters, qos)
-            stop = self.fatal or given_up()
-            if stop is not None:
-                raise stop
+        `timeout` s without a SUBACK, unless `patient` (default: options.long_running): then the
+        wait goes on until the session ends or `given_up` names why its caller gave up
+        (--max-reconnects), `timeout` counting only while connected (the SUBSCRIBE is asked again
+        once the connection is back), and a connection up `timeout` s without answering (a network
+        that stalls, which the keep-alive notices only later) is made anew. A SUBSCRIBE the
+        connection took with it when the session replaced its transport (a reconnection it made,
+        keys of a new client id, the above) is asked of the new one."""
+        codes = _Asking(self, filters, qos, timeout, self.options.long_running if patient is None else patient,
+                        given_up).codes()
         for topic_filter, code in zip(filters, codes, strict=False):
             log.debug("SUBACK %r: %s", topic_filter, f"granted QoS {code}" if code < 0x80 else reason(code))
         granted = [f for f, code in zip(filters, codes, strict=False) if code < 0x80]
@@ -516,11 +498,19 @@ class Session:
             self.subscriptions.append((granted, qos))
         return codes
 
-    def _ask(self, filters: list[str], qos: int) -> tuple[Transport, Answer]:
-        """A SUBSCRIBE on the current transport: the transport, and its answer."""
+    def send_subscribe(self, filters: list[str], qos: int) -> tuple[Transport, Answer, float]:
+        """A SUBSCRIBE on the current transport: the transport, its answer, when it was asked."""
         transport = self.transport
         log.debug("SUBSCRIBE %s (QoS %d)", ", ".join(map(repr, filters)), qos)
-        return transport, transport.subscribe(filters, qos)
+        return transport, transport.subscribe(filters, qos), time.monotonic()
+
+    def wait_connected_again(self, given_up: Callable[[], IotNotifyError | None]) -> None:
+        """Until a connection is up (looking each half second), the session ends, or the caller gave up."""
+        while self._up_since is None and not self.closing:
+            stop = self.fatal or given_up()
+            if stop is not None:
+                raise stop
+            time.sleep(0.5)
 
     def ready_in(self, size: int) -> float:
         """Seconds until a message of `size` bytes may be published under AWS IoT Core's limits."""
@@ -569,6 +559,8 @@ class Session:
                 self._handed.pop(token, None)
                 if self._inflight.pop(token, None) is None:
                     return  # published again on the transport that replaced this one
+                if outcome.kind is not Kind.LOST:
+                    self._last_ack = time.monotonic()
             entry[4](outcome)
 
         return done
@@ -580,34 +572,38 @@ class Session:
         self._ack_timer.start()
 
     def _check_acks(self) -> None:
-        """The oldest QoS 1 message still unacknowledged ACK_DEADLINE after it was handed over, on a
-        connection up at least as long: the broker dropped it. Connect again (retry.py's plan, as
-        for a lost connection), which publishes again what is unacknowledged; else look again when
-        the oldest one's time is up. Nothing to look at: no timer until the next message."""
+        """ACK_DEADLINE without a PUBACK, on a connection up as long, while the oldest QoS 1 message
+        handed over as long ago waits: the broker dropped what waits. Connect again (retry.py's
+        plan, as for a lost connection), which publishes again what is unacknowledged; else look
+        again when that time may be up. Nothing waiting: no timer until the next message."""
         with self._inflight_lock:
             self._ack_timer = None
             if not self._handed or self.closing or self.fatal is not None:
                 return
             oldest = next(iter(self._handed.values()))  # tokens grow: the first is the oldest
-            up, now = self._up_since, time.monotonic()
-            since = max(oldest, up if up is not None else now)
+            up, now, transport = self._up_since, time.monotonic(), self.transport
+            since = max(oldest, self._last_ack, up if up is not None else now)
             if now - since < ACK_DEADLINE:
                 self._check_acks_in(max(since + ACK_DEADLINE - now, 1.0))
                 return
             waiting = len(self._handed)
-        log.debug("%d QoS 1 messages unacknowledged after %.0f s: the broker dropped them; connecting again "
-                  "to publish them again", waiting, now - oldest)
-        self._notice(f"{waiting} messages not acknowledged within {ACK_DEADLINE:g} s (a broker drops publishes "
-                     "over its rate): connecting again to publish them again")
-        self._connect_again()
+        log.debug("no PUBACK for %.0f s while %d QoS 1 messages wait: the broker dropped them; connecting "
+                  "again to publish them again", now - since, waiting)
+        self._notice(f"no acknowledgement for {ACK_DEADLINE:g} s while {waiting} messages wait (a broker drops "
+                     "publishes over its rate): connecting again to publish them again")
+        self.connect_again(transport)
 
-    def _connect_again(self) -> None:
-        """A new transport in place of one that is connected but does not answer: as for a lost
-        connection (retry.py's plan under AWS's rules, else at once)."""
+    def connect_again(self, transport: Transport) -> None:
+        """A new transport in place of `transport`, connected but not answering, if still the
+        session's: as for a lost connection (retry.py's plan under AWS's rules, else at once)."""
+        if self.closing or self.fatal is not None or not self.current(transport):
+            return
         if self.retry is not None:
-            self._follow(self.retry.lost())
-        elif not (self.closing or self.fatal is not None):
-            threading.Thread(target=self._replace, args=(False, None, 0.0, self.transport),
+            plan = self.retry.lost()
+            threading.Thread(target=self._replace, args=(False, plan.patient, plan.at, transport),
+                             name="iotnotify-reconnect", daemon=True).start()
+        else:
+            threading.Thread(target=self._replace, args=(False, None, 0.0, transport),
                              name="iotnotify-reconnect", daemon=True).start()
 
     def disconnect(self, timeout: float = 5.0) -> None:
@@ -645,3 +641,60 @@ class Session:
             return Refused("broker refused the subscription: "
                            + self.refused_text(f"subscribe to {topic_filter!r}", code) + hedge)
         return DeliveryError(f"broker refused the subscription to {topic_filter!r}: {reason(code)}")
+
+
+class _Asking:
+    """One SUBSCRIBE until its SUBACK (Session.subscribe): on which transport, asked when, waited
+    for until when."""
+
+    def __init__(self, session: Session, filters: list[str], qos: int, timeout: float, patient: bool,
+                 given_up: Callable[[], IotNotifyError | None]) -> None:
+        self.session, self.filters, self.qos, self.timeout = session, filters, qos, timeout
+        self.patient, self.given_up = patient, given_up
+        self._ask()
+
+    def _ask(self) -> None:
+        self.transport, self.answer, self.asked = self.session.send_subscribe(self.filters, self.qos)
+        self.deadline = self.asked + self.timeout
+
+    def codes(self) -> list[int]:
+        """The SUBACK's codes, waited for in half-seconds (a look at the session between)."""
+        session = self.session
+        while True:
+            try:
+                return self.answer(min(max(self.deadline - time.monotonic(), 0.0), 0.5))
+            except TimeoutError:
+                self._not_yet()
+            except DeliveryError as e:
+                self._failed(e)
+            stop = session.fatal or self.given_up()
+            if stop is not None:
+                raise stop
+
+    def _not_yet(self) -> None:
+        session, now, up = self.session, time.monotonic(), self.session.up_since
+        if session.transport is not self.transport:  # replaced: the old client's SUBSCRIBE may never end
+            self._ask()
+        elif now < self.deadline:
+            pass
+        elif not self.patient:
+            raise DeliveryError(f"broker {session.where} did not acknowledge the subscription within "
+                                f"{self.timeout:g} s") from None
+        elif up is None or now - up < self.timeout:  # away, or back only lately: its time starts then
+            self.deadline = (up if up is not None else now) + self.timeout
+        else:
+            log.debug("no SUBACK within %g s on a connection that is up: connecting again", self.timeout)
+            self.deadline = now + self.timeout
+            session.connect_again(self.transport)
+
+    def _failed(self, error: DeliveryError) -> None:
+        session = self.session
+        if session.closing or session.fatal is not None:
+            raise error
+        if session.transport is self.transport:  # the same client (MQTT 3.1.1 cancels what a lost connection had)
+            up = session.up_since
+            if not self.patient or (up is not None and up <= self.asked):  # up all along: a failure of its own
+                raise error
+            session.wait_connected_again(self.given_up)
+        log.debug("SUBSCRIBE: %s; asking the new connection", error)
+        self._ask()

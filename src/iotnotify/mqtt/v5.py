@@ -253,7 +253,9 @@ class Mqtt5Transport:
         future.add_done_callback(completed_future)
 
     def halt(self) -> None:
-        self.client.stop()
+        # a DISCONNECT, where there is a connection: a client replaced while its connection was up
+        # (Session.connect_again) goes on under the same id, so its will is no news
+        self.client.stop(mqtt5.DisconnectPacket())
 
     def stop(self, timeout: float) -> None:
         if not self._started:  # a replacement waiting for its planned start (Session._start_at): nothing to end
