@@ -318,14 +318,15 @@ class Session:
         if self.retry is not None:
             self._follow(self.retry.lost(code))
 
-    def _follow(self, plan: Plan) -> None:
-        """A new transport now in place of the one whose client would try on its own schedule,
-        started at the plan's time (from a thread of its own: not awscrt's, whose callback this is)."""
+    def _follow(self, plan: Plan, instead_of: Transport | None = None) -> None:
+        """A new transport now in place of `instead_of` (the current one, whose client would try on
+        its own schedule), started at the plan's time (from a thread of its own: not awscrt's, whose
+        callback this may be)."""
         if self.closing or self.fatal is not None:
             return
-        log.debug("connecting again with a new client in %.1f s (%s)", max(plan.at - time.monotonic(), 0),
-                  "backing off" if plan.patient else "an attempt a second")
-        threading.Thread(target=self._replace, args=(False, plan.patient, plan.at, self.transport),
+        how = f" ({'backing off' if plan.patient else 'an attempt a second'})" if self.retry is not None else ""
+        log.debug("connecting again with a new client in %.1f s%s", max(plan.at - time.monotonic(), 0), how)
+        threading.Thread(target=self._replace, args=(False, plan.patient, plan.at, instead_of or self.transport),
                          name="iotnotify-reconnect", daemon=True).start()
 
     def _start_later(self, transport: Transport) -> None:
@@ -598,13 +599,7 @@ class Session:
         session's: as for a lost connection (retry.py's plan under AWS's rules, else at once)."""
         if self.closing or self.fatal is not None or not self.current(transport):
             return
-        if self.retry is not None:
-            plan = self.retry.lost()
-            threading.Thread(target=self._replace, args=(False, plan.patient, plan.at, transport),
-                             name="iotnotify-reconnect", daemon=True).start()
-        else:
-            threading.Thread(target=self._replace, args=(False, None, 0.0, transport),
-                             name="iotnotify-reconnect", daemon=True).start()
+        self._follow(self.retry.lost() if self.retry is not None else Plan(0.0, patient=False), transport)
 
     def disconnect(self, timeout: float = 5.0) -> None:
         self.closing = True  # first: a renewal under way gives up
